@@ -1,0 +1,183 @@
+"""The dataset catalog format: one YAML file per dataset, parsed into these pydantic models.
+
+Agencies join the pipeline by writing one of these files; every field has a description so the
+exported JSON Schema gives editors autocompletion and hover help.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
+from ct_pipelines.privacy.config import PrivacyConfig
+from ct_pipelines.publish.config import PortalConfig
+from ct_pipelines.quality.config import QualityConfig, Severity
+from ct_pipelines.rel.config import RelConfig
+
+SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+
+
+class ColumnType(StrEnum):
+    TEXT = "text"
+    INTEGER = "integer"
+    NUMBER = "number"
+    BOOLEAN = "boolean"
+    DATE = "date"
+    DATETIME = "datetime"
+
+    @property
+    def duckdb_type(self) -> str:
+        return {
+            "text": "VARCHAR",
+            "integer": "BIGINT",
+            "number": "DOUBLE",
+            "boolean": "BOOLEAN",
+            "date": "DATE",
+            "datetime": "TIMESTAMP",
+        }[self.value]
+
+    @property
+    def socrata_type(self) -> str:
+        return {
+            "text": "text",
+            "integer": "number",
+            "number": "number",
+            "boolean": "checkbox",
+            "date": "calendar_date",
+            "datetime": "calendar_date",
+        }[self.value]
+
+
+class SourceFormat(StrEnum):
+    AUTO = "auto"
+    CSV = "csv"
+    EXCEL = "excel"
+    JSON = "json"
+    PARQUET = "parquet"
+
+
+class Source(BaseModel):
+    """Where the agency drops its extract and how to read it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    path: str = Field(description="File name or glob in the landing folder; the newest match is read")
+    format: SourceFormat = Field(SourceFormat.AUTO, description="auto picks by file extension")
+    encoding: str = Field("auto", description="auto, or a Python codec name such as utf-8, cp1252, utf-16")
+    sheet: str | int | None = Field(None, description="Excel sheet name or 0-based index; first sheet by default")
+    header_row: int | None = Field(
+        None, ge=1, description="1-based line of the header; detected when empty (title rows are skipped)"
+    )
+    delimiter: Literal[",", "\t", "|", ";"] | None = Field(None, description="Detected when empty")
+
+
+class Column(BaseModel):
+    """One column of the extract, its rules and its portal description."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = Field(description="Column name as it appears in the extract")
+    field_name: str | None = Field(
+        None, description="Portal API field name; derived from the source name when empty"
+    )
+    type: ColumnType = ColumnType.TEXT
+    description: str = Field("", description="Plain-language description shown on the portal")
+    required: bool = Field(False, description="Rows with an empty value are quarantined")
+    unique: bool = Field(False, description="Rows repeating a value are quarantined")
+    allowed_values: list[str] | None = Field(None, description="Values outside the list are quarantined")
+    min: float | None = Field(None, description="Smallest allowed value (numbers, or a date as YYYY-MM-DD)")
+    max: float | None = Field(None, description="Largest allowed value")
+    pattern: str | None = Field(None, description="Regular expression the whole value must match")
+    not_in_future: bool = Field(False, description="Dates after today are quarantined")
+    checks: list[str] = Field(default_factory=list, description="Named custom checks from the registry")
+    severity: Severity = Field(Severity.ERROR, description="Severity of this column's rule failures")
+    pii: bool = Field(False, description="Personally identifiable: never published, masked in samples")
+
+    @field_validator("field_name")
+    @classmethod
+    def _field_name(cls, value: str | None) -> str | None:
+        if value is not None and not FIELD_NAME.match(value):
+            raise ValueError(
+                "must be lowercase letters, digits and underscores, start with a letter or _, "
+                "and be at most 63 characters"
+            )
+        return value
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"is not a valid regular expression: {exc}") from exc
+        return value
+
+
+class Dataset(BaseModel):
+    """One dataset: what it is, where it comes from, how it is checked and where it is published."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: str = Field(description="Slug: lowercase letters, digits and underscores; names the Dagster assets")
+    title: str = Field(min_length=3, description="Plain-language title, no acronyms")
+    description: str = Field(min_length=10)
+    agency: str = Field(min_length=2, description="Publishing agency, e.g. Department of Public Health")
+    category: Category
+    tags: list[str] = Field(default_factory=list)
+    update_frequency: UpdateFrequency
+    license: str = Field("Public Domain", description="Public license type")
+    contact: str = Field(description="Contact e-mail for the dataset owner (not shown publicly)")
+    attribution: str | None = Field(None, description="Data provided by; defaults to the agency")
+    source_link: str | None = None
+    row_label: str | None = Field(None, description="What each row represents")
+    geographic_unit: GeographicUnit | None = None
+    temporal_coverage: str | None = None
+    source: Source
+    columns: list[Column] = Field(default_factory=list)
+    row_identifier: str | None = Field(
+        None, description="API field name that identifies a row; needed for incremental publishing"
+    )
+    quality: QualityConfig = Field(default_factory=QualityConfig)
+    rel: RelConfig | None = None
+    publish: PrivacyConfig = Field(default_factory=PrivacyConfig)
+    portal: PortalConfig = Field(default_factory=PortalConfig)
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG.match(value):
+            raise ValueError("must start with a letter and use only lowercase letters, digits and underscores")
+        return value
+
+    @field_validator("contact")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError("must be an e-mail address such as data.officer@ct.gov")
+        return value
+
+    @model_validator(mode="after")
+    def _cross_field_rules(self) -> Dataset:
+        from ct_pipelines.ingest.naming import field_names_for
+
+        names = field_names_for([c.source for c in self.columns], [c.field_name for c in self.columns])
+        for column, name in zip(self.columns, names, strict=True):
+            column.field_name = name
+        if self.row_identifier and self.columns and self.row_identifier not in names:
+            raise ValueError(f"row_identifier '{self.row_identifier}' is not one of the columns' field names")
+        if self.attribution is None:
+            self.attribution = self.agency
+        return self
+
+    def column(self, field_name: str) -> Column | None:
+        return next((c for c in self.columns if c.field_name == field_name), None)
+
+    @property
+    def pii_fields(self) -> list[str]:
+        return [c.field_name for c in self.columns if c.pii and c.field_name]

@@ -1,0 +1,32 @@
+"""YAML options for sending a dataset to the portal (the ``portal:`` block)."""
+
+from __future__ import annotations
+
+import re
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+FOUR_BY_FOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
+
+
+class PortalConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str | None = Field(None, description="Socrata 4x4 of the target dataset; empty until it is created")
+    create_if_missing: bool = Field(True, description="Create the dataset on the portal on first publish")
+    full_replace: bool = Field(False, description="Replace the whole dataset instead of sending changes")
+    max_shrink: float = Field(
+        0.5, ge=0, le=1, description="Refuse to publish when the row count shrank by more than this share"
+    )
+    allow_empty: bool = False
+    chunk_rows: int = Field(10_000, ge=1)
+    chunk_bytes: int = Field(8_000_000, ge=1024)
+
+    @field_validator("id")
+    @classmethod
+    def _four_by_four(cls, value: str | None) -> str | None:
+        if value in (None, ""):
+            return None
+        if not FOUR_BY_FOUR.match(value):
+            raise ValueError("must be a Socrata 4x4 id like 'abcd-1234' (lowercase letters and digits)")
+        return value
