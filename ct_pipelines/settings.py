@@ -43,13 +43,16 @@ class Settings:
 def load_settings() -> Settings:
     """Read ``CT_PIPELINES_*`` variables; defaults point at the bundled samples and ``./data``."""
     home = _env_path("CT_PIPELINES_HOME", Path.cwd() / "data")
+    catalog_dir = _env_path("CT_PIPELINES_CATALOG", SAMPLE_CATALOG_DIR)
+    # A catalog folder with a sibling ``landing`` folder (like the bundled samples) brings its own landing.
+    sibling_landing = (catalog_dir if catalog_dir.is_dir() else catalog_dir.parent).parent / "landing"
     sql_default = Path.cwd() / "sql"
     if not sql_default.is_dir():
         sql_default = PACKAGE_DIR.parent / "sql"
     return Settings(
         home=home,
-        catalog_dir=_env_path("CT_PIPELINES_CATALOG", SAMPLE_CATALOG_DIR),
-        landing_dir=_env_path("CT_PIPELINES_LANDING", SAMPLE_LANDING_DIR),
+        catalog_dir=catalog_dir,
+        landing_dir=_env_path("CT_PIPELINES_LANDING", sibling_landing if sibling_landing.is_dir() else home / "landing"),
         warehouse_path=_env_path("CT_PIPELINES_WAREHOUSE", home / "warehouse.duckdb"),
         reports_dir=_env_path("CT_PIPELINES_REPORTS", home / "reports"),
         portal_data_dir=_env_path("CT_PIPELINES_PORTAL_DATA", home / "portal"),

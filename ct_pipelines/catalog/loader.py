@@ -1,0 +1,164 @@
+"""Load the dataset catalog: every YAML file in a folder, each one parsed on its own.
+
+A broken file yields a :class:`CatalogError` naming the file, the line, the field and what is allowed,
+while every other dataset still loads; one agency's typo must not stop the state's pipeline.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from ct_pipelines.catalog.models import Dataset
+
+YAML_SUFFIXES = {".yaml", ".yml"}
+
+
+@dataclass
+class CatalogError:
+    path: Path
+    line: int | None
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.path}:{self.line}" if self.line else str(self.path)
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+@dataclass
+class Catalog:
+    datasets: list[Dataset] = field(default_factory=list)
+    errors: list[CatalogError] = field(default_factory=list)
+    sources: dict[str, Path] = field(default_factory=dict)  # dataset id -> YAML file
+
+    def get(self, dataset_id: str) -> Dataset:
+        for dataset in self.datasets:
+            if dataset.id == dataset_id:
+                return dataset
+        raise KeyError(f"no dataset '{dataset_id}' in the catalog (known: {', '.join(self.ids)})")
+
+    @property
+    def ids(self) -> list[str]:
+        return [d.id for d in self.datasets]
+
+
+class _LineLoader(yaml.SafeLoader):
+    """A safe loader that remembers the line of every mapping key and sequence item."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str, Any]:
+    mapping = loader.construct_mapping(node, deep=True)
+    lines = {}
+    for key_node, value_node in node.value:
+        lines[loader.construct_object(key_node)] = (key_node.start_mark.line + 1, value_node.start_mark.line + 1)
+    return _Located(mapping, lines, node.start_mark.line + 1)
+
+
+def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list[Any]:
+    return _LocatedList(loader.construct_sequence(node, deep=True), [n.start_mark.line + 1 for n in node.value],
+                        node.start_mark.line + 1)
+
+
+class _Located(dict):
+    def __init__(self, data: dict[str, Any], lines: dict[Any, tuple[int, int]], line: int) -> None:
+        super().__init__(data)
+        self.lines = lines
+        self.line = line
+
+
+class _LocatedList(list):
+    def __init__(self, data: list[Any], lines: list[int], line: int) -> None:
+        super().__init__(data)
+        self.lines = lines
+        self.line = line
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_sequence)
+
+
+def _line_of(document: Any, loc: tuple[Any, ...]) -> int | None:
+    """Line of the deepest part of ``loc`` present in the parsed document."""
+    node, line = document, getattr(document, "line", None)
+    for part in loc:
+        if isinstance(node, _Located) and part in node:
+            line = node.lines[part][1]
+            node = node[part]
+        elif isinstance(node, _LocatedList) and isinstance(part, int) and part < len(node):
+            line = node.lines[part]
+            node = node[part]
+        elif isinstance(node, _Located) and part in node.lines:
+            line = node.lines[part][0]
+            break
+        else:
+            break
+    return line
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    return value
+
+
+def _describe(error: dict[str, Any]) -> str:
+    message = error["msg"]
+    ctx = error.get("ctx") or {}
+    if error["type"] in ("enum", "literal_error") and "expected" in ctx:
+        return f"{error.get('input')!r} is not allowed; allowed values: {ctx['expected']}"
+    if error["type"] == "extra_forbidden":
+        return "unknown field; check the spelling against the catalog's JSON Schema"
+    if error["type"] == "missing":
+        return "required field is missing"
+    return message.removeprefix("Value error, ")
+
+
+def parse_dataset_file(path: Path) -> tuple[Dataset | None, list[CatalogError]]:
+    """Parse one YAML file into a Dataset, or the list of what is wrong with it (with lines)."""
+    try:
+        document = yaml.load(path.read_text(encoding="utf-8"), Loader=_LineLoader)  # noqa: S506 - safe loader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        return None, [CatalogError(path, mark.line + 1 if mark else None, "", f"not valid YAML: {exc}")]
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, [CatalogError(path, None, "", f"cannot read the file: {exc}")]
+    if not isinstance(document, dict):
+        return None, [CatalogError(path, 1, "", "the file must be a mapping of dataset fields (id, title, ...)")]
+    try:
+        return Dataset.model_validate(_plain(document)), []
+    except ValidationError as exc:
+        errors = []
+        for error in exc.errors():
+            loc = tuple(error["loc"])
+            dotted = ".".join(str(p) for p in loc)
+            errors.append(CatalogError(path, _line_of(document, loc), dotted, _describe(error)))
+        return None, errors
+
+
+def load_catalog(folder: Path) -> Catalog:
+    """Every ``*.yaml`` / ``*.yml`` below ``folder`` (sorted), skipping files whose name starts with '_'."""
+    catalog = Catalog()
+    if not folder.exists():
+        catalog.errors.append(CatalogError(folder, None, "", "catalog folder does not exist"))
+        return catalog
+    files = [folder] if folder.is_file() else sorted(
+        p for p in folder.rglob("*") if p.suffix in YAML_SUFFIXES and not p.name.startswith("_"))
+    for path in files:
+        dataset, errors = parse_dataset_file(path)
+        if dataset is None:
+            catalog.errors.extend(errors)
+            continue
+        if dataset.id in catalog.sources:
+            catalog.errors.append(CatalogError(path, 1, "id", f"'{dataset.id}' is already used by "
+                                               f"{catalog.sources[dataset.id]}; dataset ids must be unique"))
+            continue
+        catalog.datasets.append(dataset)
+        catalog.sources[dataset.id] = path
+    return catalog

@@ -1,0 +1,355 @@
+"""Readers that load one extract into a DuckDB table of text columns, without a whole-file pandas frame.
+
+Every reader produces the same shape: one VARCHAR column per source column (named by its API field
+name), ``_row`` (1-based data row) and ``_line`` (1-based physical line where the record starts, or
+NULL where the format has no lines). Typing happens later, in validation, where a failed cast can be
+quarantined with its line instead of failing the whole load.
+"""
+
+from __future__ import annotations
+
+import codecs
+import hashlib
+import re
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pyarrow as pa
+
+from ct_pipelines.ingest.detect import (
+    CHUNK,
+    Encoding,
+    _is_header,
+    _looks_utf16_without_bom,
+    detect_encoding,
+    detect_layout,
+    read_sample_text,
+)
+from ct_pipelines.ingest.errors import IngestError
+
+ARROW_BATCH_ROWS = 50_000
+NameMapper = Callable[[list[str]], list[str]]
+
+
+@dataclass
+class ReadResult:
+    rows: int
+    source_columns: list[str]
+    field_names: list[str]
+    format: str
+    encoding: str | None = None
+    bom: bool = False
+    delimiter: str | None = None
+    header_line: int | None = None
+    sheet: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+
+def quote_ident(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def unwrap_formula_sql(expr: str) -> str:
+    """SQL that turns Excel's ``="0012345"`` (used to keep leading zeros) into ``0012345``, and '' into NULL."""
+    return f"NULLIF(CASE WHEN {expr} LIKE '=\"%\"' THEN substr({expr}, 3, length({expr}) - 3) ELSE {expr} END, '')"
+
+
+def file_digest(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _count_lines(path: Path) -> tuple[int, int]:
+    """Physical lines, and how many of them at the end are blank (trailing blank lines are not rows)."""
+    lines = 0
+    tail = b""
+    with path.open("rb") as handle:
+        while chunk := handle.read(CHUNK):
+            lines += chunk.count(b"\n")
+            tail = (tail + chunk)[-4096:]
+    if tail and not tail.endswith(b"\n"):
+        lines += 1
+    trailing = 0
+    for line in reversed(tail.split(b"\n")[:-1] if tail.endswith(b"\n") else tail.split(b"\n")):
+        if line.strip(b"\r\t ,;|\"") == b"":
+            trailing += 1
+        else:
+            break
+    return lines, trailing
+
+
+def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
+    """Stream a non-UTF-8 file into a UTF-8 temp file; DuckDB reads only UTF-8 (and not cp1252)."""
+    codec = encoding.codec
+    if codec == "utf-16" or codec.startswith("utf-16"):
+        codec = "utf-16" if encoding.bom else codec
+    decoder = codecs.getincrementaldecoder(codec)(errors="strict")
+    workdir.mkdir(parents=True, exist_ok=True)
+    out = Path(tempfile.mkstemp(prefix=path.stem + ".", suffix=".utf8.csv", dir=workdir)[1])
+    offset = 0
+    with path.open("rb") as src, out.open("wb") as dst:
+        while chunk := src.read(CHUNK):
+            try:
+                dst.write(decoder.decode(chunk).encode("utf-8"))
+            except UnicodeDecodeError as exc:
+                out.unlink(missing_ok=True)
+                raise IngestError(path, f"bytes are not valid {encoding.codec}", "re-export the file as UTF-8, "
+                                  "or set source.encoding to the encoding the agency system uses",
+                                  byte=offset + exc.start) from exc
+            offset += len(chunk)
+        dst.write(decoder.decode(b"", final=True).encode("utf-8"))
+    return out
+
+
+def read_csv_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
+                  encoding: str = "auto", delimiter: str | None = None, header_row: int | None = None,
+                  workdir: Path) -> ReadResult:
+    enc = detect_encoding(path, encoding)
+    text = read_sample_text(path, enc)
+    layout = detect_layout(path, text, delimiter, header_row)
+    header = [h.strip() for h in layout.header]
+    if not any(header):
+        raise IngestError(path, "the header line is empty", "set source.header_row", line=layout.header_line)
+    header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
+    names = names_for(header)
+    utf8_path = path if enc.is_utf8 else _transcode_to_utf8(path, enc, workdir)
+    try:
+        rows = _load_delimited(con, path, utf8_path, table, names, layout.delimiter, layout.header_line)
+    finally:
+        if utf8_path != path:
+            utf8_path.unlink(missing_ok=True)
+    return ReadResult(rows=rows, source_columns=header, field_names=names, format="csv",
+                      encoding=("utf-8-sig" if enc.bom and enc.is_utf8 else enc.codec), bom=enc.bom,
+                      delimiter=layout.delimiter, header_line=layout.header_line)
+
+
+def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, table: str, names: list[str],
+                    delimiter: str, header_line: int) -> int:
+    cols = [f"c{i}" for i in range(len(names))]
+    columns_arg = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
+    not_blank = " OR ".join(f"NULLIF(trim({c}), '') IS NOT NULL" for c in cols)
+    selected = ", ".join(f"{unwrap_formula_sql(c)} AS {quote_ident(n)}" for c, n in zip(cols, names, strict=True))
+
+    def stage(padding: bool) -> None:
+        # Padding short rows needs DuckDB's single-threaded scanner, so it is only the fallback.
+        options = ", null_padding=true, parallel=false" if padding else ""
+        reader = (f"read_csv({_sql_str(str(path))}, delim={_sql_str(delimiter)}, quote='\"', escape='\"', "
+                  f"header=false, skip={header_line}, columns={columns_arg}, auto_detect=false, "
+                  f"strict_mode=true, max_line_size=20000000{options})")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_stage AS SELECT row_number() OVER () AS _row, "
+                    f"{selected} FROM {reader} WHERE {not_blank}")
+
+    try:
+        stage(padding=False)
+    except duckdb.Error as exc:
+        found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", str(exc))
+        if not (found and int(found[2]) < int(found[1])):
+            raise _csv_error(original, exc) from exc
+        try:
+            stage(padding=True)
+        except duckdb.Error as exc2:
+            raise _csv_error(original, exc2) from exc2
+    rows = con.execute("SELECT count(*) FROM _ingest_stage").fetchone()[0]
+    total_lines, trailing_blank = _count_lines(path)
+    expected_rows = total_lines - header_line - trailing_blank
+    if rows == expected_rows:
+        line_sql = f"_row + {header_line} AS _line"
+    else:  # records span lines (quoted newlines) or blank lines in between: count newlines before each row
+        newlines = " + ".join(
+            f"coalesce(length({quote_ident(n)}) - length(replace({quote_ident(n)}, chr(10), '')), 0)" for n in names)
+        line_sql = (f"_row + {header_line} + coalesce(sum({newlines}) OVER (ORDER BY _row ROWS BETWEEN "
+                    f"UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS _line")
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT _row, {line_sql}, "
+                f"{', '.join(quote_ident(n) for n in names)} FROM _ingest_stage ORDER BY _row")
+    con.execute("DROP TABLE _ingest_stage")
+    return rows
+
+
+def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
+                    sheet: str | int | None = None, header_row: int | None = None) -> ReadResult:
+    """Stream rows with openpyxl's read-only mode into DuckDB in Arrow batches."""
+    from openpyxl import load_workbook
+
+    try:
+        workbook = load_workbook(path, read_only=True, data_only=True)
+    except Exception as exc:  # openpyxl raises several types for a damaged or mislabelled file
+        raise IngestError(path, f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})",
+                          "save the file as Excel Workbook (.xlsx), or set source.format to match the file") from exc
+    try:
+        if sheet is None:
+            worksheet = workbook.worksheets[0]
+        elif isinstance(sheet, int):
+            worksheet = workbook.worksheets[sheet]
+        elif sheet in workbook.sheetnames:
+            worksheet = workbook[sheet]
+        else:
+            raise IngestError(path, f"no sheet named '{sheet}' (sheets: {', '.join(workbook.sheetnames)})",
+                              "set source.sheet to one of the sheet names or a 0-based index")
+        rows_iter = worksheet.iter_rows(values_only=True)
+        head: list[tuple[int, list[str | None]]] = []
+        for number, values in enumerate(rows_iter, start=1):
+            head.append((number, [_cell_text(v) for v in values]))
+            if len(head) >= 30:
+                break
+        header_line, header = _excel_header(path, head, header_row)
+        width = len(header)
+        header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
+        names = names_for(header)
+        schema = pa.schema([("_row", pa.int64()), ("_line", pa.int64())] + [(n, pa.string()) for n in names])
+
+        def records() -> Iterator[tuple[int, list[str | None]]]:
+            for number, values in head:
+                if number > header_line:
+                    yield number, values
+            for number, values in enumerate(rows_iter, start=len(head) + 1):
+                yield number, [_cell_text(v) for v in values]
+
+        count = _write_batches(con, table, schema, records(), width)
+    finally:
+        workbook.close()
+    return ReadResult(rows=count, source_columns=header, field_names=names, format="excel",
+                      header_line=header_line, sheet=worksheet.title)
+
+
+def _write_batches(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema,
+                   records: Iterator[tuple[int, list[str | None]]], width: int) -> int:
+    con.execute(f"CREATE OR REPLACE TABLE {table} ("
+                + ", ".join(f"{quote_ident(f.name)} {'BIGINT' if f.name.startswith('_') else 'VARCHAR'}"
+                            for f in schema) + ")")
+    batch: list[list[str | int | None]] = []
+    count = 0
+
+    def flush() -> None:
+        columns = list(zip(*batch, strict=True)) if batch else [[] for _ in schema]
+        arrow_batch = pa.table([pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
+                               schema=schema)
+        con.register("_ingest_batch", arrow_batch)
+        con.execute(f"INSERT INTO {table} SELECT * FROM _ingest_batch")
+        con.unregister("_ingest_batch")
+        batch.clear()
+
+    for line, values in records:
+        cells = (values + [None] * width)[:width]
+        if all(c is None or c.strip() == "" for c in cells):
+            continue
+        count += 1
+        batch.append([count, line, *[_unwrap(c) for c in cells]])
+        if len(batch) >= ARROW_BATCH_ROWS:
+            flush()
+    if batch:
+        flush()
+    return count
+
+
+def _excel_header(path: Path, head: list[tuple[int, list[str | None]]], header_row: int | None
+                  ) -> tuple[int, list[str]]:
+    if not head:
+        raise IngestError(path, "the sheet is empty", "check that the export finished", line=1)
+    if header_row is not None:
+        for number, values in head:
+            if number == header_row:
+                return number, [v.strip() if v else "" for v in values]
+        raise IngestError(path, f"no row {header_row} in the first 30 rows", "set source.header_row", line=header_row)
+    filled = [sum(1 for v in values if v not in (None, "")) for _, values in head]
+    width = max(filled)
+    for number, values in head:
+        cells = [v or "" for v in values]
+        trimmed = cells[: max((i + 1 for i, v in enumerate(cells) if v), default=0)]
+        if _is_header(trimmed, width):
+            return number, [c.strip() for c in trimmed]
+    raise IngestError(path, "could not find a header row among the first 30 rows",
+                      "set source.header_row to the 1-based row number of the column names", line=head[0][0])
+
+
+def _cell_text(value: object) -> str | None:
+    if value is None:
+        return None
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    if hasattr(value, "isoformat"):
+        text = value.isoformat()  # type: ignore[union-attr]
+        return text[:-9] if text.endswith("T00:00:00") else text
+    return str(value)
+
+
+def _unwrap(text: str | None) -> str | None:
+    if text is None:
+        return None
+    if text.startswith('="') and text.endswith('"') and len(text) >= 3:
+        text = text[2:-1]
+    return text if text != "" else None
+
+
+def read_json_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper) -> ReadResult:
+    """JSON arrays or JSON lines, via DuckDB's reader; nested values are kept as JSON text."""
+    with path.open("rb") as handle:
+        start = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
+    lines_format = not start.startswith(b"[")
+    fmt = "newline_delimited" if lines_format else "array"
+    try:
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_json AS SELECT * FROM "
+                    f"read_json({_sql_str(str(path))}, format='{fmt}', sample_size=-1, union_by_name=true)")
+    except duckdb.Error as exc:
+        raise IngestError(path, f"not valid JSON: {_first_line(exc)}",
+                          "export an array of objects or one object per line (JSON lines)") from exc
+    source = [r[0] for r in con.execute("DESCRIBE _ingest_json").fetchall()]
+    names = names_for(source)
+    line = "row_number() OVER ()" if lines_format else "NULL::BIGINT"
+    selected = ", ".join(f"{unwrap_formula_sql(f'CAST({quote_ident(s)} AS VARCHAR)')} AS {quote_ident(n)}"
+                         for s, n in zip(source, names, strict=True))
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT row_number() OVER () AS _row, {line} AS _line, "
+                f"{selected} FROM _ingest_json")
+    con.execute("DROP TABLE _ingest_json")
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return ReadResult(rows=rows, source_columns=source, field_names=names, format="json", encoding="utf-8")
+
+
+def read_parquet_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper) -> ReadResult:
+    try:
+        source = [r[0] for r in con.execute(
+            f"DESCRIBE SELECT * FROM read_parquet({_sql_str(str(path))})").fetchall()]
+    except duckdb.Error as exc:
+        raise IngestError(path, f"not a readable Parquet file: {_first_line(exc)}",
+                          "re-export the file, or set source.format to match the file") from exc
+    names = names_for(source)
+    selected = ", ".join(f"CAST({quote_ident(s)} AS VARCHAR) AS {quote_ident(n)}"
+                         for s, n in zip(source, names, strict=True))
+    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 1 AS _row, NULL::BIGINT AS _line, "
+                f"{selected} FROM read_parquet({_sql_str(str(path))}, file_row_number=true) ORDER BY _row")
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    return ReadResult(rows=rows, source_columns=source, field_names=names, format="parquet")
+
+
+def _csv_error(path: Path, exc: Exception) -> IngestError:
+    """Turn DuckDB's CSV error into one naming the line, what was found, and what to do."""
+    text = str(exc)
+    line = re.search(r"Line: (\d+)", text)
+    found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if found:
+        problem = f"expected {found[1]} fields as in the header, found {found[2]}"
+        fix = "quote fields that contain the delimiter, or remove the extra delimiter on that line"
+    elif "unterminated quotes" in text.lower() or "quote" in text.lower():
+        problem = "a quoted field is never closed"
+        fix = "close the quote, or double any quote character inside a quoted field"
+    else:
+        problem = f"the CSV reader stopped: {_first_line(exc)}"
+        fix = "check the line, or set source.delimiter and source.header_row in the dataset YAML"
+    return IngestError(path, problem, fix, line=int(line[1]) if line else None)
+
+
+def _sql_str(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+def _first_line(exc: Exception) -> str:
+    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+
+
+__all__ = ["ReadResult", "read_csv_into", "read_excel_into", "read_json_into", "read_parquet_into",
+           "file_digest", "quote_ident", "_looks_utf16_without_bom"]
