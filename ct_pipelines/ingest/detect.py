@@ -133,7 +133,7 @@ def detect_delimiter(text: str) -> str:
 def _is_header(record: list[str], width: int) -> bool:
     cells = [c.strip() for c in record]
     filled = [c for c in cells if c]
-    if len(cells) < width or len(filled) < max(2, int(width * 0.8)):
+    if len(cells) < width or len(filled) < max(min(2, width), int(width * 0.8)):
         return False
     if len({c.lower() for c in filled}) != len(filled):
         return False
@@ -164,10 +164,7 @@ def detect_layout(path: Path, text: str, delimiter: str | None = None, header_li
                           "set header_row to the line number of the column names, or remove it to detect it",
                           line=header_line)
     widths = Counter(len(r) for _, r in records if sum(1 for c in r if c.strip()) >= 2)
-    if not widths:
-        raise IngestError(path, f"no line splits into columns with the delimiter {delimiter!r}",
-                          "set source.delimiter in the dataset YAML", line=1)
-    width = widths.most_common(1)[0][0]
+    width = widths.most_common(1)[0][0] if widths else 1  # a one-column file
     for line, record in records[:HEADER_SEARCH_RECORDS]:
         if _is_header(record, width):
             return Layout(delimiter, line, record, len(record))

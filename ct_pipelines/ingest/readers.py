@@ -178,20 +178,27 @@ def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
 
     try:
         workbook = load_workbook(path, read_only=True, data_only=True)
+        # Formulas a tool wrote without a cached value (="0012345" from exports) come back as None with
+        # data_only, so a second read-only pass supplies the formula text where the value is missing.
+        formulas = load_workbook(path, read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises several types for a damaged or mislabelled file
         raise IngestError(path, f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})",
                           "save the file as Excel Workbook (.xlsx), or set source.format to match the file") from exc
     try:
         if sheet is None:
-            worksheet = workbook.worksheets[0]
+            worksheet, formula_sheet = workbook.worksheets[0], formulas.worksheets[0]
         elif isinstance(sheet, int):
-            worksheet = workbook.worksheets[sheet]
+            worksheet, formula_sheet = workbook.worksheets[sheet], formulas.worksheets[sheet]
         elif sheet in workbook.sheetnames:
-            worksheet = workbook[sheet]
+            worksheet, formula_sheet = workbook[sheet], formulas[sheet]
         else:
             raise IngestError(path, f"no sheet named '{sheet}' (sheets: {', '.join(workbook.sheetnames)})",
                               "set source.sheet to one of the sheet names or a 0-based index")
-        rows_iter = worksheet.iter_rows(values_only=True)
+        rows_iter = (
+            tuple(v if v is not None else (f if isinstance(f, str) and f.startswith('="') else None)
+                  for v, f in zip(values, formula_values, strict=False))
+            for values, formula_values in zip(worksheet.iter_rows(values_only=True),
+                                              formula_sheet.iter_rows(values_only=True), strict=False))
         head: list[tuple[int, list[str | None]]] = []
         for number, values in enumerate(rows_iter, start=1):
             head.append((number, [_cell_text(v) for v in values]))
@@ -213,6 +220,7 @@ def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
         count = _write_batches(con, table, schema, records(), width)
     finally:
         workbook.close()
+        formulas.close()
     return ReadResult(rows=count, source_columns=header, field_names=names, format="excel",
                       header_line=header_line, sheet=worksheet.title)
 

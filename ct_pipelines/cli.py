@@ -1,0 +1,165 @@
+"""The ``ct-pipelines`` command: run the pipeline, check catalog files, profile extracts, and more."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import click
+
+from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.ingest.errors import IngestError
+from ct_pipelines.settings import load_settings
+
+
+@click.group()
+@click.version_option(package_name="ct-pipelines")
+def main() -> None:
+    """Publish state agency data to an open data portal: fresh, documented, standardized and safe."""
+
+
+@main.command()
+@click.option("--catalog", "catalog_dir", type=click.Path(exists=True, path_type=Path),
+              help="Folder of dataset YAML files (default: CT_PIPELINES_CATALOG or the bundled samples).")
+@click.option("--dataset", "dataset_ids", multiple=True, help="Only this dataset (repeatable).")
+@click.option("--dry-run", is_flag=True, help="Do everything except write to the portal.")
+def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], dry_run: bool) -> None:
+    """Materialize every dataset's assets once, in process, and print a summary."""
+    from ct_pipelines.runner import format_summary, run_catalog
+
+    if catalog_dir:
+        os.environ["CT_PIPELINES_CATALOG"] = str(catalog_dir.resolve())
+    catalog = load_catalog(load_settings().catalog_dir)
+    for error in catalog.errors:
+        click.echo(f"skipped dataset file: {error}", err=True)
+    summaries, _ = run_catalog(None, list(dataset_ids) or None, dry_run=dry_run)
+    click.echo(format_summary(summaries))
+    urls = {s.portal_url for s in summaries if s.portal_url}
+    settings = load_settings()
+    click.echo(f"\nWarehouse: {settings.warehouse_path}  Reports: {settings.reports_dir}")
+    if urls:
+        click.echo("Published to: " + ", ".join(sorted(urls)))
+    if not os.environ.get("CT_PORTAL_DOMAIN"):
+        click.echo(f"Browse the local portal: ct-pipelines portal serve --data {settings.portal_data_dir}")
+    failed = [s for s in summaries if not s.ok] or catalog.errors
+    sys.exit(1 if failed else 0)
+
+
+@main.group()
+def catalog() -> None:
+    """Check and list the dataset catalog."""
+
+
+@catalog.command("validate")
+@click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
+def catalog_validate(path: Path | None) -> None:
+    """Check dataset YAML files (a file or a folder); errors name the file, line and field."""
+    result = load_catalog(path or load_settings().catalog_dir)
+    for error in result.errors:
+        click.echo(str(error), err=True)
+    click.echo(f"{len(result.datasets)} dataset(s) valid, {len({e.path for e in result.errors})} file(s) with errors")
+    sys.exit(1 if result.errors else 0)
+
+
+@catalog.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON array.")
+@click.option("--catalog", "catalog_dir", type=click.Path(exists=True, path_type=Path))
+def catalog_list(as_json: bool, catalog_dir: Path | None) -> None:
+    """List the datasets in the catalog."""
+    result = load_catalog(catalog_dir or load_settings().catalog_dir)
+    rows = [{"id": d.id, "title": d.title, "agency": d.agency, "category": str(d.category),
+             "update_frequency": str(d.update_frequency), "portal_id": d.portal.id,
+             "file": str(result.sources[d.id])} for d in result.datasets]
+    if as_json:
+        click.echo(json.dumps(rows, indent=2))
+        return
+    for row in rows:
+        click.echo(f"{row['id']:<40} {row['update_frequency']:<16} {row['agency']}")
+
+
+@catalog.command("schema")
+@click.option("--output", type=click.Path(path_type=Path), help="Write to a file instead of standard output.")
+def catalog_schema(output: Path | None) -> None:
+    """Print the JSON Schema of dataset files, for editor autocompletion."""
+    from ct_pipelines.catalog.schema import schema_text
+
+    text = schema_text()
+    if output:
+        output.write_text(text, encoding="utf-8")
+    else:
+        click.echo(text)
+
+
+@main.command()
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@click.option("--encoding", default="auto", show_default=True)
+@click.option("--sheet", default=None, help="Excel sheet name.")
+@click.option("--header-row", type=int, default=None, help="1-based line of the header (detected by default).")
+def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_row: int | None) -> None:
+    """Show what the pipeline sees in a file: encoding, header, rows, columns and a sample."""
+    from ct_pipelines.ingest.profile import profile_file
+
+    try:
+        result = profile_file(file, encoding=encoding, sheet=sheet, header_row=header_row,
+                              workdir=load_settings().home / "tmp")
+    except IngestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    data = result.as_json()
+    if as_json:
+        click.echo(json.dumps(data, indent=2, default=str))
+        return
+    click.echo(f"{file}: {data['format']}, encoding {data['encoding']}{' with BOM' if data['bom'] else ''}, "
+               f"delimiter {data['delimiter']!r}, header on line {data['header_row']}, {data['rows']:,} rows")
+    for column in data["columns"]:
+        click.echo(f"  {column['field_name']:<40} {column['type']:<9} {column['nulls']:>8,} empty  "
+                   f"{column['distinct']:>8,} distinct   ({column['name']})")
+
+
+@main.group()
+def dataset() -> None:
+    """Create dataset files."""
+
+
+@dataset.command("new")
+@click.option("--from", "source", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--id", "dataset_id", default=None, help="Dataset id (default: from the file name).")
+@click.option("--output", type=click.Path(path_type=Path), help="Write here instead of standard output.")
+def dataset_new(source: Path, dataset_id: str | None, output: Path | None) -> None:
+    """Write a starter YAML for an extract (inferred types, TODOs to fill in)."""
+    from ct_pipelines.ingest.profile import profile_file, starter_yaml
+
+    try:
+        text = starter_yaml(profile_file(source, workdir=load_settings().home / "tmp"), dataset_id)
+    except IngestError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if output:
+        output.write_text(text, encoding="utf-8")
+        click.echo(f"wrote {output}; fill in the TODOs and run `ct-pipelines catalog validate {output}`")
+    else:
+        click.echo(text, nl=False)
+
+
+@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@click.pass_context
+def dev(ctx: click.Context) -> None:
+    """Start the Dagster UI and daemon (`dagster dev`) on this project's instance."""
+    env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(Path.cwd()))}
+    command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", *ctx.args]
+    sys.exit(subprocess.call(command, env=env))
+
+
+def _add_optional_groups() -> None:
+    """Sub-commands owned by the domain packages."""
+    from ct_pipelines.portal.cli import portal
+    from ct_pipelines.privacy.cli import privacy
+    from ct_pipelines.rel.cli import rel
+
+    for group in (rel, privacy, portal):
+        main.add_command(group)
+
+
+_add_optional_groups()

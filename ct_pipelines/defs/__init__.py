@@ -1,0 +1,1 @@
+"""Dagster component instances (``defs.yaml`` files) of ct-pipelines."""

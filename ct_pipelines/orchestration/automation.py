@@ -1,0 +1,193 @@
+"""Schedules, sensors and the portal-wide audit, all driven by the catalog.
+
+One job (``publish_datasets``) serves every dataset: schedules and sensors pick the assets of the
+datasets they concern through the run request, so adding a dataset adds no job.
+"""
+
+
+import json
+from collections import defaultdict
+from datetime import UTC, datetime
+from pathlib import Path
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+
+from ct_pipelines.automation.alerts import landing_stale_alerts, overdue_alerts, run_failure_alert
+from ct_pipelines.automation.frequency import SCHEDULE_TIMEZONE, frequency_cron, frequency_timedelta
+from ct_pipelines.automation.notify import select_unsent
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.orchestration.assets import asset_key, dataset_asset_keys
+from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
+from ct_pipelines.orchestration.results import to_metadata
+from ct_pipelines.settings import load_settings
+
+PUBLISH_JOB = "publish_datasets"
+AUDIT_KEY = dg.AssetKey(["portal_audit"])
+MAX_REMEMBERED_ALERTS = 5000
+
+
+def freshness_policy(dataset: Dataset, tolerance: float = 0.2) -> dg.FreshnessPolicy | None:
+    """Fail when the portal copy is older than the declared frequency plus tolerance; warn at the frequency."""
+    gap = frequency_timedelta(dataset.update_frequency)
+    if gap is None:
+        return None
+    return dg.FreshnessPolicy.time_window(fail_window=gap * (1 + tolerance), warn_window=gap)
+
+
+def publish_job(dataset_ids: list[str]) -> "dg.JobDefinition":
+    return dg.define_asset_job(PUBLISH_JOB, selection=dg.AssetSelection.groups(*dataset_ids),
+                               description="Ingest, validate, standardize, protect and publish datasets.")
+
+
+def _slug(text: str) -> str:
+    return "".join(ch if ch.isalnum() else "_" for ch in text.lower()).strip("_")
+
+
+def frequency_schedules(datasets: list[Dataset]) -> list[dg.ScheduleDefinition]:
+    """One schedule per declared frequency (at most ten), each requesting just its datasets' assets."""
+    by_cron: dict[tuple[str, str], list[Dataset]] = defaultdict(list)
+    for dataset in datasets:
+        cron = frequency_cron(dataset.update_frequency)
+        if cron:
+            by_cron[(str(dataset.update_frequency), cron)].append(dataset)
+    schedules = []
+    for (frequency, cron), members in sorted(by_cron.items()):
+        keys = [key for d in members for key in dataset_asset_keys(d.id)]
+        ids = ", ".join(d.id for d in members)
+
+        def _evaluate(context: dg.ScheduleEvaluationContext, keys: list[dg.AssetKey] = keys) -> dg.RunRequest:
+            return dg.RunRequest(asset_selection=keys, tags={"ct/trigger": "schedule"})
+
+        schedules.append(dg.ScheduleDefinition(
+            name=f"{_slug(frequency)}_datasets", cron_schedule=cron, execution_timezone=SCHEDULE_TIMEZONE,
+            job_name=PUBLISH_JOB, execution_fn=_evaluate,
+            description=f"Refresh datasets declared to update {frequency}: {ids}",
+            default_status=dg.DefaultScheduleStatus.STOPPED))
+    return schedules
+
+
+def _load_cursor(raw: str | None) -> dict:
+    return json.loads(raw) if raw else {"files": {}, "alerts": []}
+
+
+def _remember(cursor: dict, keys: list[str]) -> None:
+    cursor["alerts"] = (cursor.get("alerts", []) + keys)[-MAX_REMEMBERED_ALERTS:]
+
+
+def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
+    """A new or changed file in the landing folder starts exactly one run of that dataset's assets
+    (run key = file name, size and modification time), and a stale landing file raises an alert."""
+
+    @dg.sensor(name="landing_files", job_name=PUBLISH_JOB, minimum_interval_seconds=60,
+               description="Starts a dataset's run when its landing file is new or changed.",
+               default_status=dg.DefaultSensorStatus.STOPPED)
+    def _landing(context: dg.SensorEvaluationContext, notifier: NotifierResource) -> dg.SensorResult:
+        settings = load_settings()
+        cursor = _load_cursor(context.cursor)
+        now = datetime.now(UTC)
+        requests, observations, freshness_inputs = [], [], []
+        for dataset in datasets:
+            matches = [p for p in settings.landing_dir.glob(dataset.source.path) if p.is_file()]
+            if not matches:
+                freshness_inputs.append((dataset.id, dataset.update_frequency, None))
+                continue
+            newest = max(matches, key=lambda p: (p.stat().st_mtime_ns, p.name))
+            stat = newest.stat()
+            version = f"{newest.name}:{stat.st_size}:{stat.st_mtime_ns}"
+            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+            freshness_inputs.append((dataset.id, dataset.update_frequency, modified))
+            observations.append(dg.AssetObservation(asset_key=asset_key(dataset.id, "raw"), metadata=to_metadata({
+                "landing_file_path": str(newest), "landing_file_modified": modified.isoformat(),
+                "landing_file_age_hours": round((now - modified).total_seconds() / 3600, 1)})))
+            if cursor["files"].get(dataset.id) != version:
+                cursor["files"][dataset.id] = version
+                requests.append(dg.RunRequest(run_key=f"{dataset.id}:{version}",
+                                              asset_selection=dataset_asset_keys(dataset.id),
+                                              tags={"ct/trigger": "landing_file", "ct/dataset": dataset.id,
+                                                    "ct/landing_file": newest.name}))
+        alerts = select_unsent(landing_stale_alerts(freshness_inputs, now), cursor.get("alerts", []))
+        if alerts:
+            report = notifier.notifier().notify(alerts)
+            _remember(cursor, [a.period_key for a in report.sent])
+        return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=json.dumps(cursor))
+
+    return _landing
+
+
+def overdue_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
+    """Compares each dataset's last portal update (rowsUpdatedAt) with its declared frequency and sends
+    one alert per overdue period (the keys sent are kept in the cursor)."""
+
+    @dg.sensor(name="portal_overdue", minimum_interval_seconds=3600,
+               description="Alerts when a dataset on the portal is older than its update frequency allows.",
+               default_status=dg.DefaultSensorStatus.STOPPED)
+    def _overdue(context: dg.SensorEvaluationContext, portal: PortalResource,
+                 notifier: NotifierResource) -> dg.SkipReason | dg.SensorResult:
+        if portal.is_local:
+            return dg.SkipReason("No portal configured (CT_PORTAL_DOMAIN); the local portal runs only inside runs.")
+        client = portal.connection().client
+        now = datetime.now(UTC)
+        inputs, urls = [], {}
+        for dataset in datasets:
+            four_by_four = _published_id(context.instance, dataset)
+            last = None
+            if four_by_four:
+                view = client.get_metadata(four_by_four)
+                if view.get("rowsUpdatedAt"):
+                    last = datetime.fromtimestamp(int(view["rowsUpdatedAt"]), UTC)
+                urls[dataset.id] = f"{portal.scheme}://{portal.domain}/d/{four_by_four}"
+            inputs.append((dataset.id, dataset.update_frequency, last))
+        cursor = _load_cursor(context.cursor)
+        alerts = select_unsent(overdue_alerts(inputs, now, urls=urls), cursor.get("alerts", []))
+        if not alerts:
+            return dg.SensorResult(cursor=json.dumps(cursor))
+        report = notifier.notifier().notify(alerts)
+        _remember(cursor, [a.period_key for a in report.sent])
+        return dg.SensorResult(cursor=json.dumps(cursor))
+
+    return _overdue
+
+
+def _published_id(instance: dg.DagsterInstance, dataset: Dataset) -> str | None:
+    if dataset.portal.id:
+        return dataset.portal.id
+    event = instance.get_latest_materialization_event(asset_key(dataset.id, "portal"))
+    if event is None or event.asset_materialization is None:
+        return None
+    value = event.asset_materialization.metadata.get("four_by_four")
+    return str(value.value) if value is not None else None
+
+
+@dg.run_failure_sensor(name="run_failures", description="Sends an alert for every failed run.",
+                       default_status=dg.DefaultSensorStatus.STOPPED)
+def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: NotifierResource) -> None:
+    run = context.dagster_run
+    message = context.failure_event.message or "see the run's logs"
+    notifier.notifier().notify([run_failure_alert(run.run_id, run.job_name, message,
+                                                  dataset_id=run.tags.get("ct/dataset", ""))])
+
+
+@dg.asset(key=AUDIT_KEY, group_name="portal_audit", kinds={"socrata", "duckdb"},
+          description="Freshness against each dataset's declared update frequency, metadata completeness, agency "
+                      "attribution and race/ethnicity/gender disaggregation, across the whole portal catalog.")
+def portal_audit(context: dg.AssetExecutionContext, portal: PortalResource,
+                 warehouse: DuckDBResource) -> dg.MaterializeResult:
+    from ct_pipelines.automation.audit import run_audit
+
+    settings = load_settings()
+    settings.ensure_dirs()
+    client = portal.connection().client
+    with warehouse.get_connection() as con:
+        result = run_audit(client, con, Path(settings.reports_dir), context.run_id, datetime.now(UTC))
+    totals = {k: v for k, v in result.totals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    context.log.info(f"Audited {result.totals.get('datasets', 0)} datasets; report at {result.csv_path}")
+    return dg.MaterializeResult(metadata=to_metadata(
+        {"audit_md": result.markdown(), "report_csv_path": str(result.csv_path), **totals}))
+
+
+def audit_schedule() -> dg.ScheduleDefinition:
+    job = dg.define_asset_job("portal_audit_job", selection=dg.AssetSelection.assets(AUDIT_KEY))
+    return dg.ScheduleDefinition(name="daily_portal_audit", cron_schedule="0 7 * * *", job=job,
+                                 execution_timezone=SCHEDULE_TIMEZONE,
+                                 default_status=dg.DefaultScheduleStatus.STOPPED)

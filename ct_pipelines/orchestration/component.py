@@ -1,0 +1,61 @@
+"""The Dagster component that turns the dataset catalog (a folder of YAML files) into definitions.
+
+One ``defs.yaml`` instantiates it for the whole catalog rather than one per dataset: dataset files stay
+plain YAML that agencies can write (and validate with ``ct-pipelines catalog validate``), and a broken
+file is reported and skipped instead of failing the whole code location.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dagster as dg
+
+from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.orchestration.assets import build_dataset_assets
+from ct_pipelines.orchestration.automation import (
+    audit_schedule,
+    frequency_schedules,
+    freshness_policy,
+    landing_sensor,
+    overdue_sensor,
+    portal_audit,
+    publish_job,
+    run_failure_alerts,
+)
+from ct_pipelines.orchestration.resources import NotifierResource, PortalResource, warehouse_resource
+from ct_pipelines.settings import load_settings
+
+
+def build_definitions(catalog_dir: str | None = None, *, with_automation: bool = True) -> dg.Definitions:
+    """Definitions for every valid dataset in the catalog; invalid files are logged, not fatal."""
+    settings = load_settings()
+    catalog = load_catalog(Path(catalog_dir) if catalog_dir else settings.catalog_dir)
+    logger = dg.get_dagster_logger()
+    for error in catalog.errors:
+        logger.error(f"Dataset file skipped: {error}")
+    assets: list[dg.AssetsDefinition] = [portal_audit]
+    for dataset in catalog.datasets:
+        assets.extend(build_dataset_assets(dataset, freshness_policy(dataset)))
+    jobs = [publish_job(catalog.ids)]
+    schedules: list[dg.ScheduleDefinition] = []
+    sensors: list[dg.SensorDefinition] = []
+    if with_automation:
+        schedules = [*frequency_schedules(catalog.datasets), audit_schedule()]
+        sensors = [landing_sensor(catalog.datasets), overdue_sensor(catalog.datasets), run_failure_alerts]
+    return dg.Definitions(
+        assets=assets, jobs=jobs, schedules=schedules, sensors=sensors,
+        resources={"warehouse": warehouse_resource(), "portal": PortalResource.from_env(),
+                   "notifier": NotifierResource()},
+        executor=dg.in_process_executor,
+    )
+
+
+class DatasetCatalogComponent(dg.Component, dg.Model, dg.Resolvable):
+    """Builds one asset graph per dataset YAML in ``catalog_dir`` (default: ``CT_PIPELINES_CATALOG``, or
+    the bundled samples), plus the shared publish job, schedules, sensors and the portal audit."""
+
+    catalog_dir: str | None = None
+
+    def build_defs(self, context: dg.ComponentLoadContext) -> dg.Definitions:
+        return build_definitions(self.catalog_dir)

@@ -1,0 +1,97 @@
+"""Dagster resources: the DuckDB warehouse, the portal, and the alert notifier.
+
+Production credentials come from environment variables through ``dg.EnvVar``, so they are resolved
+at run time, never written in the repository, and shown in the UI only as the variable's name.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import dagster as dg
+from dagster_duckdb import DuckDBResource
+from pydantic import PrivateAttr
+
+from ct_pipelines.settings import load_settings
+
+PORTAL_ENV = {
+    "domain": "CT_PORTAL_DOMAIN",
+    "username": "CT_PORTAL_USERNAME",
+    "password": "CT_PORTAL_PASSWORD",
+    "app_token": "CT_PORTAL_APP_TOKEN",
+    "scheme": "CT_PORTAL_SCHEME",
+}
+
+
+def warehouse_resource() -> DuckDBResource:
+    return DuckDBResource(database=str(load_settings().warehouse_path))
+
+
+class PortalResource(dg.ConfigurableResource):
+    """The Socrata portal to publish to. With no domain configured, each run starts the local
+    SODA-compatible portal on loopback and publishes to it over real HTTP."""
+
+    domain: str | None = None
+    username: str | None = None
+    password: str | None = None
+    app_token: str | None = None
+    scheme: str = "https"
+    timeout_seconds: float = 300.0
+
+    _local: Any = PrivateAttr(default=None)
+
+    @classmethod
+    def from_env(cls) -> PortalResource:
+        """Fields backed by ``EnvVar`` for each variable that is set (values resolve at run time)."""
+        values: dict[str, Any] = {
+            field: dg.EnvVar(var) for field, var in PORTAL_ENV.items() if os.environ.get(var)
+        }
+        return cls(**values)
+
+    @property
+    def is_local(self) -> bool:
+        return not self.domain
+
+    @contextmanager
+    def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[PortalResource]:
+        if not self.is_local:
+            yield self
+            return
+        from ct_pipelines.portal.local import LocalPortal
+
+        settings = load_settings()
+        settings.ensure_dirs()
+        with LocalPortal(settings.portal_data_dir) as portal:
+            self._local = portal
+            yield self
+        self._local = None
+
+    def connection(self) -> Any:
+        """A configured publishing connection (retries, long timeouts) for the portal in force."""
+        from ct_pipelines.publish.connection import PortalConnection
+
+        if self._local is not None:
+            return PortalConnection(self._local.domain, self._local.username, self._local.password,
+                                    scheme="http", timeout=self.timeout_seconds)
+        if self.is_local:
+            raise dg.Failure("The local portal is not running: use the resource inside a run.")
+        return PortalConnection(self.domain or "", self.username, self.password, self.app_token,
+                                scheme=self.scheme, timeout=self.timeout_seconds)
+
+    @property
+    def browse_url(self) -> str | None:
+        if self._local is not None:
+            return self._local.url
+        return f"{self.scheme}://{self.domain}" if self.domain else None
+
+
+class NotifierResource(dg.ConfigurableResource):
+    """Alert delivery (log, webhook, e-mail) configured from ``CT_ALERT_*`` environment variables."""
+
+    def notifier(self) -> Any:
+        from ct_pipelines.automation.notify import notifier_from_env
+
+        return notifier_from_env()

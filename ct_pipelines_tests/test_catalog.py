@@ -1,0 +1,130 @@
+"""The dataset catalog: samples load, broken files are reported precisely, the rest still load."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.catalog.schema import SCHEMA_PATH, schema_text
+from ct_pipelines.cli import main
+from ct_pipelines.settings import SAMPLE_CATALOG_DIR
+
+GOOD = """\
+id: good_one
+title: Good one
+description: A dataset that is fine.
+agency: Department of Testing
+category: Government
+update_frequency: Weekly
+contact: tester@ct.gov
+source:
+  path: good.csv
+columns:
+  - source: Record ID
+"""
+
+
+def test_bundled_samples_are_valid():
+    catalog = load_catalog(SAMPLE_CATALOG_DIR)
+    assert not catalog.errors
+    assert len(catalog.datasets) >= 3
+    assert any(d.pii_fields for d in catalog.datasets)
+
+
+def test_a_broken_file_names_file_line_field_and_allowed_values_and_others_still_load(tmp_path: Path):
+    (tmp_path / "good.yaml").write_text(GOOD, encoding="utf-8")
+    broken = GOOD.replace("id: good_one", "id: broken").replace("category: Government", "category: Health") \
+        .replace("  - source: Record ID", "  - source: Record ID\n    type: texxt")
+    (tmp_path / "broken.yaml").write_text(broken, encoding="utf-8")
+    catalog = load_catalog(tmp_path)
+    assert catalog.ids == ["good_one"]
+    by_field = {e.field: e for e in catalog.errors}
+    assert by_field["category"].line == 5 and by_field["category"].path.name == "broken.yaml"
+    assert "Health and Human Services" in by_field["category"].message
+    assert by_field["columns.0.type"].line == 12 and "integer" in by_field["columns.0.type"].message
+
+
+def test_invalid_yaml_and_duplicate_ids_are_reported(tmp_path: Path):
+    (tmp_path / "a.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "b.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "c.yaml").write_text("id: [unclosed\n", encoding="utf-8")
+    catalog = load_catalog(tmp_path)
+    assert catalog.ids == ["good_one"]
+    messages = " ".join(str(e) for e in catalog.errors)
+    assert "already used" in messages and "not valid YAML" in messages
+
+
+def test_unknown_field_and_bad_row_identifier(tmp_path: Path):
+    text = GOOD + "row_identifier: nope\nupdate_frequncy: Daily\n"
+    (tmp_path / "x.yaml").write_text(text, encoding="utf-8")
+    errors = {e.field: e for e in load_catalog(tmp_path).errors}
+    assert errors["update_frequncy"].line == 13 and "unknown field" in errors["update_frequncy"].message
+
+
+def test_exported_json_schema_is_current():
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), \
+        "run `ct-pipelines catalog schema --output ct_pipelines/catalog/dataset.schema.json`"
+    schema = json.loads(schema_text())
+    assert "Transportation" in json.dumps(schema) and "update_frequency" in schema["properties"]
+
+
+def test_catalog_validate_and_list_commands(tmp_path: Path):
+    runner = CliRunner()
+    result = runner.invoke(main, ["catalog", "list", "--json", "--catalog", str(SAMPLE_CATALOG_DIR)])
+    assert result.exit_code == 0
+    rows = json.loads(result.output)
+    assert {"id", "title", "agency", "update_frequency", "portal_id"} <= set(rows[0])
+    (tmp_path / "x.yaml").write_text(GOOD.replace("Weekly", "Fortnightly"), encoding="utf-8")
+    result = runner.invoke(main, ["catalog", "validate", str(tmp_path)])
+    assert result.exit_code == 1 and "x.yaml:6: update_frequency" in result.output
+
+
+def test_dataset_new_writes_a_file_that_validates(tmp_path: Path):
+    (tmp_path / "Town Counts 2024.csv").write_text(
+        "Title line\n\nTown,Code,Count,When\nHartford,064,3,2024-01-05\nUnion,146,,2024-02-01\n", encoding="utf-8")
+    runner = CliRunner()
+    out = tmp_path / "catalog" / "new.yaml"
+    out.parent.mkdir()
+    result = runner.invoke(main, ["dataset", "new", "--from", str(tmp_path / "Town Counts 2024.csv"),
+                                  "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    catalog = load_catalog(out.parent)
+    assert not catalog.errors
+    dataset = catalog.datasets[0]
+    assert dataset.source.header_row == 3
+    types = {c.field_name: str(c.type) for c in dataset.columns}
+    assert types == {"town": "text", "code": "text", "count": "integer", "when": "date"}
+
+
+def test_profile_json(tmp_path: Path):
+    (tmp_path / "x.csv").write_bytes("\ufeffa|b\n1|x\n2|y\n".encode())
+    result = CliRunner().invoke(main, ["profile", "--json", str(tmp_path / "x.csv")])
+    data = json.loads(result.output)
+    assert (data["encoding"], data["bom"], data["delimiter"], data["header_row"], data["rows"]) == \
+        ("utf-8-sig", True, "|", 1, 2)
+    assert data["columns"][0] == {"name": "a", "field_name": "a", "type": "integer", "nulls": 0, "distinct": 2}
+    assert data["sample"][1] == {"a": "2", "b": "y"}
+
+
+@pytest.mark.parametrize(("name", "rows", "columns", "header"), [
+    ("ct_ocme_accidental_drug_deaths_2012_2018.csv", 5105, 42, 1),
+    ("ct_sde_edsight_enrollment_by_district_race_2016-17.csv", 204, 10, 6),
+])
+def test_profile_and_dataset_new_on_real_files_agree_with_ingest(shared_ct, tmp_path, name, rows, columns, header):
+    import duckdb
+
+    from ct_pipelines.ingest.ingest import ingest_dataset
+
+    runner = CliRunner()
+    data = json.loads(runner.invoke(main, ["profile", "--json", str(shared_ct / name)]).output)
+    assert (data["rows"], len(data["columns"]), data["header_row"]) == (rows, columns, header)
+    out = tmp_path / "d.yaml"
+    assert runner.invoke(main, ["dataset", "new", "--from", str(shared_ct / name), "--output", str(out)]).exit_code == 0
+    dataset = load_catalog(out).datasets[0]
+    con = duckdb.connect()
+    result = ingest_dataset(con, dataset, shared_ct, run_id="t", workdir=tmp_path)
+    assert (result.rows, result.columns) == (rows, columns)
