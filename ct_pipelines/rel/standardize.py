@@ -1,0 +1,362 @@
+"""Standardize REL columns of a DuckDB table, set-based.
+
+Each distinct raw value (or, for race/ethnicity, each distinct combination of a row's
+race/ethnicity columns) is classified once in Python; the results are loaded as a small DuckDB
+mapping table and joined back in SQL. No per-row Python, so a 5M-row table costs one GROUP BY
+plus one join per mapping table, and memory stays flat.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from functools import cache
+
+import duckdb
+import pyarrow as pa
+
+from ct_pipelines.outcomes import CheckOutcome, CheckSpec
+from ct_pipelines.quality.config import Severity
+from ct_pipelines.rel.config import RelColumn, RelConfig, RelField, ReportingRule
+from ct_pipelines.rel.normalize import RACE_FIELDS, RelResult, classify
+from ct_pipelines.rel.reference import Status, code_map_for, race_reference
+
+REPORTING_GROUP_COLUMN = "rel_reporting_group"
+PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS)
+MAX_LISTED_VALUES = 100
+
+OMB_NAMES = {
+    "AIAN": "American Indian or Alaska Native",
+    "ASIAN": "Asian",
+    "BLACK": "Black",
+    "NHPI": "Native Hawaiian or Other Pacific Islander",
+    "WHITE": "White",
+}
+SPD15_NAMES = {
+    **OMB_NAMES,
+    "BLACK": "Black or African American",
+    "HISPANIC": "Hispanic or Latino",
+    "MENA": "Middle Eastern or North African",
+    "NHPI": "Native Hawaiian or Pacific Islander",
+}
+UNKNOWN_GROUP = "Unknown"
+
+
+@dataclass
+class ColumnSummary:
+    """Per REL column: how many rows got each status (for logs and asset metadata)."""
+
+    column: str
+    field: RelField
+    status_counts: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass
+class StandardizeResult:
+    target_table: str
+    row_count: int
+    reference_version: str
+    columns: list[ColumnSummary]
+    added_columns: list[str]
+    reporting_groups: dict[str, int] = field(default_factory=dict)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _as_text(expression: str, duckdb_type: str) -> str:
+    """Raw tables are all VARCHAR; a typed column is compared as text so labels match the map."""
+    return expression if duckdb_type == "VARCHAR" else f"CAST({expression} AS VARCHAR)"
+
+
+def _join_text(values: Iterable[str]) -> str | None:
+    """Sets as text ("ASIAN;WHITE"), since Socrata has no array type; empty set -> NULL."""
+    joined = ";".join(values)
+    return joined or None
+
+
+def output_columns(rel_column: RelColumn) -> dict[str, str]:
+    """Standardized column names and DuckDB types added for one REL column."""
+    c = rel_column.column
+    if rel_column.field in RACE_FIELDS:
+        return {
+            f"{c}_status": "VARCHAR",
+            f"{c}_hispanic": "BOOLEAN",
+            f"{c}_omb1997": "VARCHAR",
+            f"{c}_spd15": "VARCHAR",
+            f"{c}_two_or_more": "BOOLEAN",
+            f"{c}_other_race": "BOOLEAN",
+            f"{c}_detailed": "VARCHAR",
+            f"{c}_candidates": "VARCHAR",
+        }
+    if rel_column.field == RelField.LANGUAGE:
+        return {f"{c}_status": "VARCHAR", f"{c}_iso639_3": "VARCHAR", f"{c}_candidates": "VARCHAR"}
+    return {f"{c}_status": "VARCHAR", f"{c}_value": "VARCHAR"}
+
+
+def _output_values(rel_column: RelColumn, result: RelResult) -> list[object]:
+    if rel_column.field in RACE_FIELDS:
+        return [
+            result.status.value,
+            result.hispanic,
+            _join_text(result.omb1997),
+            _join_text(result.spd15),
+            result.two_or_more,
+            result.other_race,
+            _join_text(result.detailed),
+            _join_text(result.candidates),
+        ]
+    if rel_column.field == RelField.LANGUAGE:
+        return [result.status.value, result.language, _join_text(result.candidates)]
+    return [result.status.value, result.value]
+
+
+def reporting_group(results: list[tuple[RelField, RelResult]], rule: ReportingRule) -> str:
+    """One row's published group from all its race/ethnicity columns.
+
+    CT_DPH (DPH "Single and Two-or-More race-ethnicity"): Hispanic of any race; otherwise
+    non-Hispanic single race or non-Hispanic two or more races. As DPH states on its data.ct.gov
+    tables, a missing ethnicity counts as non-Hispanic. A 1977-style "Asian or Pacific Islander"
+    answer keeps its own group rather than being forced into one race.
+    SPD15_ALONE: each SPD 15 (2024) category alone, or "Multiracial and/or Multiethnic".
+    OMB1997: races alone or two or more races; Hispanic origin is tabulated separately.
+    """
+    ethnicity = [r for f, r in results if f == RelField.ETHNICITY]
+    race_like = [r for f, r in results if f != RelField.ETHNICITY] or ethnicity
+    stated = [r.hispanic for r in ethnicity + [r for f, r in results if f == RelField.RACE_ETHNICITY]]
+    stated += [r.hispanic for f, r in results if f == RelField.RACE]
+    hispanic = next((h for h in stated if h is not None), None)
+    races = set().union(*(r.omb1997 for r in race_like)) if race_like else set()
+    multiracial = any(r.two_or_more for r in race_like) or len(races) >= 2
+    candidates = set().union(*(r.candidates for r in race_like)) if race_like else set()
+    other = any(r.other_race for r in race_like)
+    if rule == ReportingRule.SPD15_ALONE:
+        categories = set().union(*(r.spd15 for r in race_like)) if race_like else set()
+        categories = (categories | {"HISPANIC"}) if hispanic else (categories - {"HISPANIC"})
+        if any(r.two_or_more for r in race_like) or len(categories) >= 2:
+            return "Multiracial and/or Multiethnic"
+        if len(categories) == 1:
+            return f"{SPD15_NAMES[categories.pop()]} alone"
+        return "Another race or ethnicity" if other else UNKNOWN_GROUP
+    if rule == ReportingRule.CT_DPH and hispanic:
+        return "Hispanic"
+    prefix = "Non-Hispanic " if rule == ReportingRule.CT_DPH else ""
+    suffix = "" if rule == ReportingRule.CT_DPH else " alone"
+    if multiracial:
+        return f"{prefix}Two or More Races"
+    if len(races) == 1:
+        return f"{prefix}{OMB_NAMES[races.pop()]}{suffix}"
+    if candidates == {"ASIAN", "NHPI"}:
+        return f"{prefix}Asian or Pacific Islander (not separable)"
+    if other:
+        return f"{prefix}Other Race" if rule == ReportingRule.CT_DPH else "Some Other Race"
+    return UNKNOWN_GROUP
+
+
+@cache
+def _classify_cached(raw: str | None, field: RelField, code_map: tuple[tuple[str, str], ...]) -> RelResult:
+    return classify(raw, field, dict(code_map))
+
+
+def _code_map(config: RelConfig, rel_column: RelColumn) -> tuple[tuple[str, str], ...]:
+    return tuple(sorted(code_map_for(rel_column.field.value, config.source, config.code_map).items()))
+
+
+def _check_columns(
+    con: duckdb.DuckDBPyConnection, source_table: str, config: RelConfig
+) -> tuple[list[str], dict[str, str]]:
+    """Names the standardized columns will take, and the source column types; fails with the fix
+    when a configured column is missing or an output name is taken."""
+    described = {row[0]: row[1] for row in con.execute(f"DESCRIBE {_quote(source_table)}").fetchall()}
+    existing = list(described)
+    missing = [c.column for c in config.columns if c.column not in existing]
+    if missing:
+        raise ValueError(
+            f"rel: column(s) {', '.join(missing)} not found in table '{source_table}'. "
+            f"Fix the rel.columns entries; the table has: {', '.join(existing)}"
+        )
+    added = [name for c in config.columns for name in output_columns(c)]
+    if config.columns and any(c.field in RACE_FIELDS for c in config.columns):
+        added.append(REPORTING_GROUP_COLUMN)
+    clashes = sorted(set(added) & set(existing))
+    if clashes:
+        raise ValueError(
+            f"rel: table '{source_table}' already has column(s) {', '.join(clashes)}, which REL "
+            "standardization adds; rename them in the dataset's columns"
+        )
+    return added, described
+
+
+def _load_mapping(
+    con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str], rows: list[list]
+) -> None:
+    arrow_types = {"VARCHAR": pa.string(), "BOOLEAN": pa.bool_(), "BIGINT": pa.int64()}
+    arrays = {
+        col: pa.array([row[i] for row in rows], type=arrow_types[typ])
+        for i, (col, typ) in enumerate(columns.items())
+    }
+    con.register(f"{name}_arrow", pa.table(arrays))
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS SELECT * FROM {_quote(name + '_arrow')}")
+    con.unregister(f"{name}_arrow")
+
+
+def standardize_table(
+    con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: RelConfig
+) -> StandardizeResult:
+    """Create `target_table` = every source column (raw kept for audit) + standardized columns
+    per REL column (see `output_columns`) + `rel_reporting_group` per the reporting rule."""
+    added, types = _check_columns(con, source_table, config)
+    race_columns = [c for c in config.columns if c.field in RACE_FIELDS]
+    other_columns = [c for c in config.columns if c.field not in RACE_FIELDS]
+    groups: list[tuple[list[RelColumn], bool]] = [([c], False) for c in other_columns]
+    if race_columns:
+        groups.insert(0, (race_columns, True))
+    summaries = {c.column: ColumnSummary(c.column, c.field) for c in config.columns}
+    group_counts: Counter[str] = Counter()
+    joins: list[str] = []
+    selects: list[str] = []
+    temp_tables: list[str] = []
+    for number, (columns, with_group) in enumerate(groups):
+        keys = ", ".join(_as_text(_quote(c.column), types[c.column]) for c in columns)
+        combos = con.execute(f"SELECT {keys}, count(*) FROM {_quote(source_table)} GROUP BY ALL").fetchall()
+        map_columns = {f"_raw_{i}": "VARCHAR" for i in range(len(columns))}
+        for c in columns:
+            map_columns.update(output_columns(c))
+        if with_group:
+            map_columns[REPORTING_GROUP_COLUMN] = "VARCHAR"
+        rows = []
+        for combo in combos:
+            raws, count = combo[:-1], combo[-1]
+            results = [
+                _classify_cached(None if raw is None else str(raw), c.field, _code_map(config, c))
+                for raw, c in zip(raws, columns, strict=True)
+            ]
+            row: list[object] = [None if raw is None else str(raw) for raw in raws]
+            for c, result in zip(columns, results, strict=True):
+                row.extend(_output_values(c, result))
+                summaries[c.column].status_counts[result.status.value] = (
+                    summaries[c.column].status_counts.get(result.status.value, 0) + count
+                )
+            if with_group:
+                group = reporting_group(
+                    [(c.field, r) for c, r in zip(columns, results, strict=True)], config.reporting_rule
+                )
+                row.append(group)
+                group_counts[group] += count
+            rows.append(row)
+        temp = f"_rel_map_{target_table}_{number}"
+        temp_tables.append(temp)
+        _load_mapping(con, temp, map_columns, rows)
+        alias = f"m{number}"
+        condition = " AND ".join(
+            f"{_as_text('s.' + _quote(c.column), types[c.column])} IS NOT DISTINCT FROM {alias}._raw_{i}"
+            for i, c in enumerate(columns)
+        )
+        joins.append(f"LEFT JOIN {_quote(temp)} {alias} ON {condition}")
+        outputs = [name for name in map_columns if not name.startswith("_raw_")]
+        selects.extend(f"{alias}.{_quote(name)}" for name in outputs)
+    select_list = ", ".join(["s.*", *selects])
+    con.execute(
+        f"CREATE OR REPLACE TABLE {_quote(target_table)} AS "
+        f"SELECT {select_list} FROM {_quote(source_table)} s {' '.join(joins)}"
+    )
+    for temp in temp_tables:
+        con.execute(f"DROP TABLE IF EXISTS {_quote(temp)}")
+    row_count = con.execute(f"SELECT count(*) FROM {_quote(target_table)}").fetchone()[0]
+    return StandardizeResult(
+        target_table=target_table,
+        row_count=row_count,
+        reference_version=race_reference().version,
+        columns=list(summaries.values()),
+        added_columns=added,
+        reporting_groups=dict(group_counts),
+    )
+
+
+def check_name(rel_column: RelColumn) -> str:
+    return f"rel_{rel_column.column}_labels_recognized"
+
+
+def rel_check_specs(config: RelConfig) -> list[CheckSpec]:
+    """Check names and descriptions known from the config alone (no I/O), for Dagster."""
+    return [
+        CheckSpec(
+            name=check_name(c),
+            description=(
+                f"Every {c.field.value.replace('_', ' ')} label in '{c.column}' is recognized and "
+                f"unambiguous; fails as an error when more than {config.max_unmapped_share:.0%} of rows are not"
+            ),
+            blocking=True,
+        )
+        for c in config.columns
+    ]
+
+
+def _markdown(rows: list[dict[str, object]]) -> str:
+    lines = ["| raw value | status | candidates | rows |", "|---|---|---|---|"]
+    for row in rows:
+        raw = "(blank)" if row["raw"] is None else str(row["raw"]).replace("|", "\\|")
+        lines.append(f"| {raw} | {row['status']} | {row['candidates'] or ''} | {row['count']} |")
+    return "\n".join(lines)
+
+
+def rel_checks(
+    con: duckdb.DuckDBPyConnection, standardized_table: str, config: RelConfig
+) -> list[CheckOutcome]:
+    """One outcome per REL column listing every distinct unmapped or ambiguous raw value with its
+    row count: WARN when there are any, ERROR when their share exceeds max_unmapped_share."""
+    outcomes = []
+    table = _quote(standardized_table)
+    problem = ", ".join(f"'{s.value}'" for s in PROBLEM_STATUSES)
+    for c in config.columns:
+        status_col = _quote(f"{c.column}_status")
+        cand_col = f"{c.column}_candidates"
+        candidates = _quote(cand_col) if cand_col in output_columns(c) else "NULL"
+        total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        found = con.execute(
+            f"SELECT {_quote(c.column)}, {status_col}, {candidates}, count(*) AS n FROM {table} "
+            f"WHERE {status_col} IN ({problem}) GROUP BY ALL ORDER BY n DESC, 1 LIMIT {MAX_LISTED_VALUES + 1}"
+        ).fetchall()
+        bad_rows, distinct = con.execute(
+            f"SELECT count(*), count(DISTINCT {_quote(c.column)}) FROM {table} WHERE {status_col} IN ({problem})"
+        ).fetchone()
+        share = bad_rows / total if total else 0.0
+        listed = [
+            {"raw": raw, "status": status, "candidates": cands, "count": n} for raw, status, cands, n in found
+        ][:MAX_LISTED_VALUES]
+        too_many = share > config.max_unmapped_share
+        if not bad_rows:
+            summary = f"All {total:,} rows have a recognized {c.field.value.replace('_', ' ')} label in '{c.column}'."
+        else:
+            summary = (
+                f"{bad_rows:,} of {total:,} rows ({share:.1%}) in '{c.column}' have {distinct} label(s) that could "
+                f"not be standardized (unrecognized or ambiguous); "
+                + (
+                    "that is above the allowed share, so publishing is stopped until the labels are added to the reference tables or the dataset's code map."
+                    if too_many
+                    else "they stay in the data as raw values with no standardized category until the labels are added."
+                )
+            )
+        outcomes.append(
+            CheckOutcome(
+                name=check_name(c),
+                passed=not bad_rows,
+                severity=Severity.ERROR if too_many else Severity.WARN,
+                summary=summary,
+                metadata={
+                    "column": c.column,
+                    "field": c.field.value,
+                    "rows": total,
+                    "problem_rows": bad_rows,
+                    "problem_share": round(share, 6),
+                    "max_unmapped_share": config.max_unmapped_share,
+                    "distinct_problem_values": distinct,
+                    "values": listed,
+                    "values_table": _markdown(listed),
+                    "reference_version": race_reference().version,
+                },
+            )
+        )
+    return outcomes

@@ -1,0 +1,209 @@
+"""REL standardization of DuckDB tables: columns added, reporting groups, checks, real OCME file."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ct_pipelines.quality.config import Severity
+from ct_pipelines.rel.config import RelConfig
+from ct_pipelines.rel.standardize import rel_check_specs, rel_checks, standardize_table
+
+OCME = (
+    Path(__file__).resolve().parents[2]
+    / "shared"
+    / "data"
+    / "ct"
+    / "ct_ocme_accidental_drug_deaths_2012_2018.csv"
+)
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+def _table(con, name: str, columns: list[str], rows: list[tuple]) -> None:
+    con.execute(f"CREATE TABLE {name} ({', '.join(f'{c} VARCHAR' for c in columns)})")
+    con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' for _ in columns)})", rows)
+
+
+def _config(**kwargs) -> RelConfig:
+    return RelConfig.model_validate(kwargs)
+
+
+def test_separate_race_and_ethnicity_columns_with_a_source_code_map(con):
+    _table(
+        con,
+        "stops",
+        ["id", "race", "ethnicity"],
+        [
+            ("1", "W", "H"),
+            ("2", "B", "N"),
+            ("3", "A", None),
+            ("4", "W", "M"),
+            ("5", "X", "N"),
+            ("6", None, None),
+        ],
+    )
+    config = _config(
+        columns=[{"column": "race", "field": "race"}, {"column": "ethnicity", "field": "ethnicity"}],
+        source="ct_racial_profiling",
+    )
+    result = standardize_table(con, "stops", "stops_std", config)
+    rows = {
+        r[0]: r[1:]
+        for r in con.execute(
+            "SELECT id, race, race_status, race_omb1997, ethnicity_hispanic, ethnicity_spd15, rel_reporting_group "
+            "FROM stops_std"
+        ).fetchall()
+    }
+    assert rows["1"] == ("W", "reported", "WHITE", True, "HISPANIC", "Hispanic")
+    assert rows["2"] == ("B", "reported", "BLACK", False, None, "Non-Hispanic Black")
+    # DPH: a missing ethnicity is classified as non-Hispanic
+    assert rows["3"][-1] == "Non-Hispanic Asian"
+    # CTRP3 ethnicity M (Middle Eastern) is MENA in 2024 terms but does not add a race
+    assert rows["4"][-2:] == ("MENA", "Non-Hispanic White")
+    assert rows["5"][1] == "unmapped" and rows["5"][-1] == "Unknown"
+    assert rows["6"][1] == "not_collected" and rows["6"][-1] == "Unknown"
+    assert result.row_count == 6
+    assert result.columns[0].status_counts == {"reported": 4, "unmapped": 1, "not_collected": 1}
+    assert sum(result.reporting_groups.values()) == 6
+
+
+def test_raw_columns_are_kept_and_rows_preserved(con):
+    _table(
+        con,
+        "t",
+        ["id", "race"],
+        [(str(i), v) for i, v in enumerate(["White", "Black", "White", None, "Asian"])],
+    )
+    standardize_table(con, "t", "t_std", _config(columns=[{"column": "race", "field": "race_ethnicity"}]))
+    original = con.execute("SELECT id, race FROM t ORDER BY id").fetchall()
+    assert con.execute("SELECT id, race FROM t_std ORDER BY id").fetchall() == original
+    columns = [r[0] for r in con.execute("DESCRIBE t_std").fetchall()]
+    for suffix in ("status", "hispanic", "omb1997", "spd15", "two_or_more", "detailed", "candidates"):
+        assert f"race_{suffix}" in columns
+    assert "rel_reporting_group" in columns
+
+
+def test_language_columns_get_iso_codes(con):
+    _table(con, "p", ["lang"], [("Spanish",), ("Haitian Creole",), ("Creole",), ("Unknown",), ("Spanish",)])
+    standardize_table(con, "p", "p_std", _config(columns=[{"column": "lang", "field": "language"}]))
+    rows = con.execute(
+        "SELECT lang, lang_status, lang_iso639_3, lang_candidates FROM p_std ORDER BY lang"
+    ).fetchall()
+    assert rows[0][:3] == ("Creole", "ambiguous", None) and "hat" in rows[0][3]
+    assert ("Haitian Creole", "reported", "hat", None) in rows
+    assert rows.count(("Spanish", "reported", "spa", None)) == 2
+    assert "rel_reporting_group" not in [r[0] for r in con.execute("DESCRIBE p_std").fetchall()]
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            "ct_dph",
+            {
+                "Hispanic, White": "Hispanic",
+                "White, Black": "Non-Hispanic Two or More Races",
+                "Lebanese": "Non-Hispanic White",
+            },
+        ),
+        (
+            "spd15_alone",
+            {
+                "Hispanic, White": "Multiracial and/or Multiethnic",
+                "White, Black": "Multiracial and/or Multiethnic",
+                "Lebanese": "Middle Eastern or North African alone",
+            },
+        ),
+        (
+            "omb1997",
+            {
+                "Hispanic, White": "White alone",
+                "White, Black": "Two or More Races",
+                "Lebanese": "White alone",
+            },
+        ),
+    ],
+)
+def test_reporting_rules(con, rule, expected):
+    _table(con, "t", ["race"], [(k,) for k in expected])
+    config = _config(columns=[{"column": "race", "field": "race_ethnicity"}], reporting_rule=rule)
+    standardize_table(con, "t", "t_std", config)
+    assert dict(con.execute("SELECT race, rel_reporting_group FROM t_std").fetchall()) == expected
+
+
+def test_check_lists_unmapped_and_ambiguous_values_and_escalates_by_share(con):
+    rows = [("White",)] * 90 + [("Martian",)] * 6 + [("Asian/Pacific Islander",)] * 4
+    _table(con, "t", ["race"], rows)
+    for share, severity in ((0.2, Severity.WARN), (0.05, Severity.ERROR)):
+        config = _config(columns=[{"column": "race", "field": "race_ethnicity"}], max_unmapped_share=share)
+        standardize_table(con, "t", "t_std", config)
+        (outcome,) = rel_checks(con, "t_std", config)
+        assert not outcome.passed and outcome.severity == severity
+        assert outcome.metadata["problem_rows"] == 10
+        values = {v["raw"]: (v["status"], v["count"]) for v in outcome.metadata["values"]}
+        assert values == {"Martian": ("unmapped", 6), "Asian/Pacific Islander": ("ambiguous", 4)}
+        assert "10 of 100 rows" in outcome.summary
+        json.dumps(outcome.metadata)
+    assert outcome.name == rel_check_specs(config)[0].name
+
+
+def test_check_passes_when_everything_is_recognized(con):
+    _table(con, "t", ["race"], [("White",), (None,), ("Unknown",)])
+    config = _config(columns=[{"column": "race", "field": "race"}])
+    standardize_table(con, "t", "t_std", config)
+    (outcome,) = rel_checks(con, "t_std", config)
+    assert outcome.passed and not outcome.blocks
+
+
+def test_specs_come_from_config_alone():
+    config = _config(columns=[{"column": "race", "field": "race"}, {"column": "lang", "field": "language"}])
+    assert [s.name for s in rel_check_specs(config)] == [
+        "rel_race_labels_recognized",
+        "rel_lang_labels_recognized",
+    ]
+
+
+def test_missing_column_error_names_the_column_and_the_fix(con):
+    _table(con, "t", ["race"], [("White",)])
+    with pytest.raises(ValueError, match=r"Race_Ethn.*rel\.columns"):
+        standardize_table(con, "t", "t_std", _config(columns=[{"column": "Race_Ethn", "field": "race"}]))
+
+
+def test_typed_columns_are_matched_as_text(con):
+    con.execute("CREATE TABLE t AS SELECT * FROM (VALUES (1), (2), (NULL)) v(race_code)")
+    config = _config(
+        columns=[{"column": "race_code", "field": "race"}], code_map={"race": {"1": "White", "2": "Black"}}
+    )
+    standardize_table(con, "t", "t_std", config)
+    got = dict(con.execute("SELECT race_code, race_code_omb1997 FROM t_std").fetchall())
+    assert got == {1: "WHITE", 2: "BLACK", None: None}
+
+
+def test_ocme_extract_has_no_unmapped_race_values(con):
+    if not OCME.exists():
+        pytest.skip("shared CT extracts not present")
+    con.execute(f"CREATE TABLE ocme AS SELECT * FROM read_csv('{OCME}', all_varchar=true)")
+    config = _config(columns=[{"column": "Race", "field": "race_ethnicity"}])
+    result = standardize_table(con, "ocme", "ocme_std", config)
+    assert (
+        "unmapped" not in result.columns[0].status_counts
+        and "ambiguous" not in result.columns[0].status_counts
+    )
+    hispanic_white = con.execute(
+        "SELECT DISTINCT Race_hispanic, Race_omb1997 FROM ocme_std WHERE Race = 'Hispanic, White'"
+    ).fetchall()
+    assert hispanic_white == [(True, "WHITE")]
+    asian_other = con.execute(
+        "SELECT DISTINCT Race_omb1997, Race_two_or_more FROM ocme_std WHERE Race = 'Asian, Other'"
+    ).fetchall()
+    assert asian_other == [("ASIAN", False)]
+    assert rel_checks(con, "ocme_std", config)[0].passed
