@@ -1,0 +1,257 @@
+"""PII guard: keep `pii: true` columns out by construction, and scan what is about to be published.
+
+The scan runs inside DuckDB (regexp_matches, one aggregate query per table) so it scales to millions
+of rows; only counts and one masked example per column and pattern come back to Python.
+Patterns aim for few false positives: dashed SSNs only, dates of birth only next to a birth keyword
+or in columns named like a birth date, street addresses only with a capitalised street name and a
+street suffix, record numbers only after a record keyword (MRN, patient id, ...).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import duckdb
+
+from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.privacy.config import PiiExemption
+from ct_pipelines.quality.config import Severity
+
+PII_SCAN_CHECK = "pii_scan"
+
+_DATE = r"(\d{1,2}[/-]\d{1,2}[/-](\d{4}|\d{2})|\d{4}-\d{2}-\d{2})"
+_BIRTH_NAME = re.compile(r"(^|_)(dob|birth|birthdate|birthday|born)(_|$)|date_of_birth|birth_?date")
+_RECORD_NAME = re.compile(
+    r"(^|_)(ssn|social_security|mrn|medical_record|patient_id|client_id|member_id|medicaid_id|inmate_number)(_|$)"
+)
+
+
+@dataclass(frozen=True)
+class PiiPattern:
+    """A kind of identifier, the RE2 regex DuckDB runs, and how an example is masked for reports."""
+
+    name: str
+    label: str
+    regex: str
+    mask: Callable[[str], str]
+
+
+def _last(text: str, keep: int) -> str:
+    digits = re.sub(r"\D", "", text)
+    return digits[-keep:] if len(digits) >= keep else ""
+
+
+def _mask_email(text: str) -> str:
+    local, _, domain = text.partition("@")
+    suffix = domain.rsplit(".", 1)[-1] if "." in domain else "***"
+    return f"{local[:1]}***@***.{suffix}"
+
+
+def _mask_record(text: str) -> str:
+    token = re.split(r"[\s:#]+", text.strip())[-1]
+    return "*" * max(len(token) - 2, 3) + token[-2:]
+
+
+PATTERNS: tuple[PiiPattern, ...] = (
+    PiiPattern(
+        "ssn",
+        "Social Security number",
+        r"(^|[^0-9-])[0-8][0-9]{2}-[0-9]{2}-[0-9]{4}([^0-9-]|$)|(?i)\bssn\W{0,3}[0-9]{9}\b",
+        lambda text: f"***-**-{_last(text, 4)}",
+    ),
+    PiiPattern(
+        "email",
+        "e-mail address",
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",
+        _mask_email,
+    ),
+    PiiPattern(
+        "phone",
+        "phone number",
+        r"(^|[^0-9-])(\+?1[ .-]?)?(\([0-9]{3}\) ?|[0-9]{3}[.-])[0-9]{3}[.-][0-9]{4}([^0-9-]|$)",
+        lambda text: f"(***) ***-{_last(text, 4)}",
+    ),
+    PiiPattern(
+        "date_of_birth",
+        "date of birth",
+        r"(?i)\b(dob|d\.o\.b\.?|born|birth ?date|date of birth|birthday)\W{0,12}" + _DATE,
+        lambda text: "**/**/****",
+    ),
+    PiiPattern(
+        "street_address",
+        "street address",
+        r"\b[0-9]{1,6}[A-Za-z]? +([A-Z][A-Za-z'.-]* +){1,4}"
+        r"(St|Street|Ave|Avenue|Rd|Road|Blvd|Boulevard|Dr|Drive|Ln|Lane|Ct|Court|Way|Pl|Place|Ter|Terrace"
+        r"|Hwy|Highway|Tpke|Turnpike|Pkwy|Parkway|Cir|Circle)\b",
+        lambda text: (
+            "*** "
+            + re.sub(r"[A-Za-z]", "*", text.split(" ", 1)[-1].rsplit(" ", 1)[0])
+            + " "
+            + text.rsplit(" ", 1)[-1]
+        ),
+    ),
+    PiiPattern(
+        "record_id",
+        "medical or case record number",
+        r"(?i)\b(mrn|medical record( number| no\.?| #)?|patient (id|number|no\.?|#)|client (id|number|#)"
+        r"|member (id|number|#)|medicaid (id|number|#)|case (number|no\.?|#))\W{0,4}[A-Za-z]{0,3}[0-9][0-9-]{4,}",
+        _mask_record,
+    ),
+)
+PATTERN_BY_NAME = {p.name: p for p in PATTERNS}
+
+
+class PiiLeakError(ValueError):
+    """A published table would contain a column declared as personally identifiable."""
+
+
+def derived_from_pii(column: str, pii_fields: Iterable[str]) -> str | None:
+    """The PII field a column name equals or is derived from (``ssn_last4``, ``masked_dob``), if any."""
+    lowered = column.lower()
+    for name in pii_fields:
+        name = name.lower()
+        if lowered == name or lowered.startswith(f"{name}_") or lowered.endswith(f"_{name}"):
+            return name
+    return None
+
+
+def assert_no_pii_columns(columns: Sequence[str], pii_fields: Sequence[str], table: str) -> None:
+    """The last gate before a table is published: refuse any column that is or derives from a PII field."""
+    leaks = [(c, derived_from_pii(c, pii_fields)) for c in columns if derived_from_pii(c, pii_fields)]
+    if leaks:
+        described = "; ".join(
+            f"'{column}'" + ("" if column == source else f" (looks derived from '{source}')")
+            for column, source in leaks
+        )
+        raise PiiLeakError(
+            f"table {table} would publish personally identifiable column(s) {described}. Remove them from "
+            "the published table, or rename the column if it holds no personal data."
+        )
+
+
+def quote_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
+    rows = con.execute(f"DESCRIBE {quote_identifier(table)}").fetchall()
+    return [(row[0], str(row[1]).upper()) for row in rows]
+
+
+def _scan_plan(columns: list[tuple[str, str]]) -> list[tuple[str, PiiPattern, str]]:
+    """(column, pattern, SQL predicate) for each text column and pattern, plus name-based birth/id rules."""
+    plan = []
+    for name, column_type in columns:
+        quoted = quote_identifier(name)
+        lowered = name.lower()
+        is_text = column_type.startswith("VARCHAR")
+        if is_text:
+            for pattern in PATTERNS:
+                regex = pattern.regex.replace("'", "''")
+                plan.append((name, pattern, f"regexp_matches({quoted}, '{regex}')"))
+        if _BIRTH_NAME.search(lowered) and (column_type in ("DATE", "TIMESTAMP") or is_text):
+            date_test = f"regexp_matches(CAST({quoted} AS VARCHAR), '{_DATE}')"
+            plan.append((name, PATTERN_BY_NAME["date_of_birth"], date_test))
+        if _RECORD_NAME.search(lowered):
+            plan.append((name, PATTERN_BY_NAME["record_id"], f"{quoted} IS NOT NULL"))
+    return plan
+
+
+def scan_for_pii(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
+    """Hits per column and pattern: count, share of rows and a masked example (never a raw value)."""
+    columns = _table_columns(con, table)
+    plan = _scan_plan(columns)
+    if not plan:
+        return []
+    selects = ["count(*)"]
+    for name, _, predicate in plan:
+        selects.append(f"count(*) FILTER (WHERE {predicate})")
+        selects.append(f"min(CAST({quote_identifier(name)} AS VARCHAR)) FILTER (WHERE {predicate})")
+    row = con.execute(f"SELECT {', '.join(selects)} FROM {quote_identifier(table)}").fetchone()
+    total = row[0]
+    hits: dict[tuple[str, str], dict] = {}
+    for index, (name, pattern, _) in enumerate(plan):
+        count, example = row[1 + 2 * index], row[2 + 2 * index]
+        if not count:
+            continue
+        key = (name, pattern.name)
+        if key in hits and hits[key]["rows"] >= count:
+            continue
+        matched = re.search(_python_regex(pattern.regex), example or "")
+        hits[key] = {
+            "column": name,
+            "pattern": pattern.name,
+            "what": pattern.label,
+            "rows": int(count),
+            "share": round(count / total, 6) if total else 0.0,
+            "example": pattern.mask(matched.group(0) if matched else (example or "")),
+        }
+    return list(hits.values())
+
+
+def _python_regex(regex: str) -> str:
+    """RE2 allows an inline (?i) mid-pattern; Python needs it at the start."""
+    return "(?i)" + regex.replace("(?i)", "") if "(?i)" in regex else regex
+
+
+def pii_scan_outcome(
+    con: duckdb.DuckDBPyConnection, table: str, exemptions: Sequence[PiiExemption] = ()
+) -> CheckOutcome:
+    """Blocking ERROR when a column about to be published holds values that look like PII."""
+    findings = scan_for_pii(con, table)
+    blocking, exempted = [], []
+    for finding in findings:
+        exemption = next(
+            (
+                e
+                for e in exemptions
+                if e.column == finding["column"] and (not e.patterns or finding["pattern"] in e.patterns)
+            ),
+            None,
+        )
+        if exemption:
+            exempted.append({**finding, "reason": exemption.reason})
+        else:
+            blocking.append(finding)
+    if blocking:
+        first = blocking[0]
+        summary = (
+            f"{first['rows']} row{'s' if first['rows'] != 1 else ''} of column '{first['column']}' look like a {first['what']} "
+            f"(e.g. {first['example']}); publishing is stopped"
+            + (
+                f", and {len(blocking) - 1} other column/pattern pair(s) also matched"
+                if len(blocking) > 1
+                else ""
+            )
+            + ". Remove the values, mark the column pii, or add a publish.pii_exemptions entry with a reason."
+        )
+    else:
+        summary = "No values that look like personal information were found in the table to publish" + (
+            f" ({len(exempted)} exempted match(es) with a written reason)." if exempted else "."
+        )
+    return CheckOutcome(
+        name=PII_SCAN_CHECK,
+        passed=not blocking,
+        severity=Severity.ERROR,
+        summary=summary,
+        metadata={
+            "table": table,
+            "hits": blocking,
+            "exempted": exempted,
+            "patterns": [p.name for p in PATTERNS],
+            "report": _markdown(blocking + exempted),
+        },
+    )
+
+
+def _markdown(findings: list[dict]) -> str:
+    if not findings:
+        return "No PII-like values found."
+    lines = ["| column | looks like | rows | masked example | exempted because |", "|---|---|---|---|---|"]
+    for f in findings:
+        lines.append(
+            f"| {f['column']} | {f['what']} | {f['rows']} | `{f['example']}` | {f.get('reason', '')} |"
+        )
+    return "\n".join(lines)

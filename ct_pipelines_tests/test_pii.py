@@ -1,0 +1,122 @@
+"""The PII scanner: real identifiers are found and masked; ordinary public data is left alone."""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pytest
+
+from ct_pipelines.privacy.config import PiiExemption
+from ct_pipelines.privacy.pii import PiiLeakError, assert_no_pii_columns, pii_scan_outcome, scan_for_pii
+
+CT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
+
+
+def table_with(con: duckdb.DuckDBPyConnection, name: str, **columns: list) -> str:
+    """A one-table fixture whose columns are given as lists; types are inferred by DuckDB."""
+    frame = pd.DataFrame(columns)
+    con.register("_frame", frame)
+    con.execute(f'CREATE OR REPLACE TABLE "{name}" AS SELECT * FROM _frame')
+    con.unregister("_frame")
+    return name
+
+
+def hits_by(findings: list[dict]) -> dict[tuple[str, str], dict]:
+    return {(f["column"], f["pattern"]): f for f in findings}
+
+
+def test_planted_ssn_in_free_text_is_reported_masked() -> None:
+    con = duckdb.connect()
+    notes = ["Client seen at clinic"] * 50 + ["Follow-up for SSN 078-05-1120 requested"]
+    table_with(con, "published", town=["Hartford"] * 51, notes=notes)
+    outcome = pii_scan_outcome(con, "published")
+    assert not outcome.passed and outcome.blocks
+    assert "notes" in outcome.summary and "Social Security number" in outcome.summary
+    assert "078-05-1120" not in str(outcome.metadata) and "078-05-1120" not in outcome.summary
+    hit = hits_by(outcome.metadata["hits"])[("notes", "ssn")]
+    assert hit["rows"] == 1 and hit["example"] == "***-**-1120"
+
+
+@pytest.mark.parametrize(
+    ("value", "pattern", "masked"),
+    [
+        ("contact jane.doe@health.ct.gov today", "email", "j***@***.gov"),
+        ("call (860) 555-0147", "phone", "(***) ***-0147"),
+        ("DOB: 04/17/1968, admitted", "date_of_birth", "**/**/****"),
+        ("found at 123 Main Street", "street_address", "*** **** Street"),
+        ("MRN 00482913 transferred", "record_id", "******13"),
+    ],
+)
+def test_each_pattern_is_found_and_masked(value: str, pattern: str, masked: str) -> None:
+    con = duckdb.connect()
+    table_with(con, "t", text=["nothing here", value])
+    hit = hits_by(scan_for_pii(con, "t"))[("text", pattern)]
+    assert hit["example"] == masked
+
+
+def test_ordinary_public_values_are_not_pii() -> None:
+    con = duckdb.connect()
+    values = [
+        "2019-2020 school year",
+        "Rate 12.5 per 100,000",
+        "12 people drive to 3 sites",
+        "District code 2850013",
+        "Fiscal year 2021-22 ends 06/30/2022",
+        "Case 14-0273",
+        "Route 6 and I-84",
+    ]
+    table_with(
+        con,
+        "t",
+        description=values,
+        event_date=[datetime.date(2020, 1, 1)] * len(values),
+        count=list(range(len(values))),
+    )
+    assert scan_for_pii(con, "t") == []
+
+
+def test_columns_named_like_a_birth_date_or_record_number_are_hits() -> None:
+    con = duckdb.connect()
+    table_with(
+        con,
+        "t",
+        date_of_birth=[datetime.date(1970, 5, 1)],
+        patient_id=["A1"],
+        report_date=[datetime.date(2020, 1, 1)],
+    )
+    found = hits_by(scan_for_pii(con, "t"))
+    assert ("date_of_birth", "date_of_birth") in found and ("patient_id", "record_id") in found
+    assert not any(column == "report_date" for column, _ in found)
+
+
+def test_exemption_with_reason_resolves_a_false_positive() -> None:
+    con = duckdb.connect()
+    table_with(con, "t", office_phone=["Main office: 860-509-8000"], town=["Hartford"])
+    exemption = PiiExemption(
+        column="office_phone", patterns=["phone"], reason="Public agency switchboard numbers"
+    )
+    outcome = pii_scan_outcome(con, "t", [exemption])
+    assert outcome.passed
+    assert outcome.metadata["exempted"][0]["reason"] == "Public agency switchboard numbers"
+    other_pattern = PiiExemption(column="office_phone", patterns=["email"], reason="Wrong pattern exempted")
+    assert not pii_scan_outcome(con, "t", [other_pattern]).passed
+
+
+def test_final_assertion_refuses_pii_and_derived_names() -> None:
+    assert_no_pii_columns(["town", "count"], ["ssn", "dob"], "t")
+    with pytest.raises(PiiLeakError, match="dob_year"):
+        assert_no_pii_columns(["town", "dob_year"], ["ssn", "dob"], "t")
+
+
+def test_real_ocme_extract_scan_finds_no_ssn_or_email() -> None:
+    """A real public extract (death records) holds no SSNs or e-mails; the scanner must stay quiet on them."""
+    path = CT_DATA / "ct_ocme_accidental_drug_deaths_2012_2018.csv"
+    if not path.exists():
+        pytest.skip("shared CT extracts not available")
+    con = duckdb.connect()
+    con.execute(f"CREATE TABLE ocme AS SELECT * FROM read_csv('{path}', all_varchar = true)")
+    patterns = {f["pattern"] for f in scan_for_pii(con, "ocme")}
+    assert "ssn" not in patterns and "email" not in patterns and "phone" not in patterns

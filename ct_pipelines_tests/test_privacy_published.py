@@ -1,0 +1,197 @@
+"""The published-table builder: PII columns never reach the output; SQL and aggregate modes are suppressed."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.privacy.pii import PiiLeakError
+from ct_pipelines.privacy.published import (
+    PublishConfigError,
+    build_published_table,
+    privacy_check_specs,
+    privacy_outcomes,
+    render_sql_file,
+)
+
+PROJECT_SQL = Path(__file__).resolve().parents[1] / "sql"
+TOWNS = ["Andover", "Bethel", "Canton", "Darien", "Enfield"]
+RACES = ["White", "Black", "Hispanic", "Asian", "AIAN", "NHPI"]
+
+
+def make_dataset(publish: dict | None = None, pii: tuple[str, ...] = ("full_name", "ssn")) -> Dataset:
+    columns = [
+        {"source": name, "pii": name in pii}
+        for name in ["record_id", "full_name", "ssn", "town", "race_ethnicity", "age", "notes"]
+    ]
+    return Dataset.model_validate(
+        {
+            "id": "sample_people",
+            "title": "Sample people by town",
+            "description": "Made-up people for tests of the privacy stage.",
+            "agency": "Department of Public Health",
+            "category": "Health and Human Services",
+            "update_frequency": "Annually",
+            "contact": "data.officer@ct.gov",
+            "source": {"path": "people.csv"},
+            "columns": columns,
+            "publish": publish or {},
+        }
+    )
+
+
+@pytest.fixture
+def con() -> duckdb.DuckDBPyConnection:
+    """Standardized people: small groups in small towns, and PII columns that must never be published."""
+    connection = duckdb.connect()
+    rng = np.random.default_rng(3)
+    rows = []
+    for town_index, town in enumerate(TOWNS):
+        for race_index, race in enumerate(RACES):
+            size = int(rng.poisson(40 / (1 + race_index) / (1 + town_index % 3)))
+            for k in range(size):
+                rows.append(
+                    (
+                        f"{town[:2]}{race_index}{k}",
+                        f"Person {k}",
+                        f"{100 + k:03d}-12-{1000 + k}",
+                        town,
+                        race,
+                        20 + k % 60,
+                        "ok",
+                    )
+                )
+    connection.execute(
+        "CREATE TABLE standardized (record_id VARCHAR, full_name VARCHAR, ssn VARCHAR, town VARCHAR, "
+        "race_ethnicity VARCHAR, age BIGINT, notes VARCHAR)"
+    )
+    connection.executemany("INSERT INTO standardized VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    return connection
+
+
+def columns_of(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
+    return [row[0] for row in con.execute(f'DESCRIBE "{table}"').fetchall()]
+
+
+def test_rows_mode_publishes_every_row_without_pii_columns(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    result = build_published_table(con, make_dataset(), "standardized", "published", tmp_path)
+    assert set(result.excluded_pii_columns) == {"full_name", "ssn"}
+    assert "ssn" not in columns_of(con, "published") and "full_name" not in columns_of(con, "published")
+    assert result.row_count == con.execute("SELECT count(*) FROM standardized").fetchone()[0]
+    outcomes = privacy_outcomes(con, make_dataset(), result)
+    assert [o.name for o in outcomes] == [s.name for s in privacy_check_specs(make_dataset())]
+    assert outcomes[0].passed, outcomes[0].summary
+
+
+def test_unflagged_ssn_column_is_caught_by_the_scan(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    dataset = make_dataset(pii=("full_name",))
+    result = build_published_table(con, dataset, "standardized", "published", tmp_path)
+    scan = privacy_outcomes(con, dataset, result)[0]
+    assert not scan.passed and scan.blocks
+    assert any(hit["column"] == "ssn" and hit["pattern"] == "ssn" for hit in scan.metadata["hits"])
+
+
+def test_sql_cannot_reach_pii_columns(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    (tmp_path / "leak.sql").write_text("SELECT town, ssn FROM {{ source }}")
+    dataset = make_dataset({"mode": "sql", "sql_file": "leak.sql"})
+    with pytest.raises(PublishConfigError, match="ssn"):
+        build_published_table(con, dataset, "standardized", "published", tmp_path)
+    assert "published" not in [row[0] for row in con.execute("SHOW TABLES").fetchall()]
+
+
+def test_renamed_pii_column_is_refused_by_the_final_assertion(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    (tmp_path / "derived.sql").write_text("SELECT town, record_id AS ssn_last4 FROM {{ source }}")
+    dataset = make_dataset({"mode": "sql", "sql_file": "derived.sql"})
+    with pytest.raises(PiiLeakError, match="ssn_last4"):
+        build_published_table(con, dataset, "standardized", "published", tmp_path)
+
+
+def test_bundled_sql_file_with_suppression(con: duckdb.DuckDBPyConnection) -> None:
+    dataset = make_dataset(
+        {
+            "mode": "sql",
+            "sql_file": "counts_by_town_and_race.sql",
+            "dimensions": ["town", "race_ethnicity"],
+            "suppression": {"count_column": "count", "threshold": 5},
+        }
+    )
+    result = build_published_table(con, dataset, "standardized", "published", PROJECT_SQL)
+    table = con.execute("SELECT * FROM published").df()
+    assert list(table.columns) == ["town", "race_ethnicity", "count", "suppressed"]
+    assert len(table) == (len(TOWNS) + 1) * (len(RACES) + 1)
+    shown = table[~table["suppressed"]]
+    assert not shown["count"].between(1, 5).any()
+    assert table.loc[table["suppressed"], "count"].isna().all()
+    truth = con.execute("SELECT town, race_ethnicity, count(*) FROM standardized GROUP BY ALL").fetchall()
+    by_cell = {(t, r): n for t, r, n in truth}
+    for row in shown.itertuples():
+        if row.town != "Total" and row.race_ethnicity != "Total":
+            assert row.count == by_cell.get((row.town, row.race_ethnicity), 0)
+    audit = privacy_outcomes(con, dataset, result)[1]
+    assert audit.passed and audit.metadata["primary_suppressed"] >= 1
+    assert audit.metadata["complementary_suppressed"] >= 1
+
+
+def test_aggregate_mode_with_margins_rates_and_collapse(
+    con: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    publish = {
+        "mode": "aggregate",
+        "aggregate": {
+            "dimensions": ["town", "race_ethnicity"],
+            "measures": [{"name": "count"}, {"name": "mean_age", "agg": "avg", "column": "age"}],
+        },
+        "suppression": {"threshold": 5, "rate_columns": ["mean_age"]},
+    }
+    build_published_table(con, make_dataset(publish), "standardized", "published", tmp_path)
+    table = con.execute("SELECT * FROM published").df()
+    assert table.loc[table["suppressed"], "mean_age"].isna().all()
+    grand = table[(table["town"] == "Total") & (table["race_ethnicity"] == "Total")]
+    assert grand["count"].iloc[0] == con.execute("SELECT count(*) FROM standardized").fetchone()[0]
+    assert grand["mean_age"].iloc[0] == pytest.approx(
+        con.execute("SELECT avg(age) FROM standardized").fetchone()[0]
+    )
+
+    publish["suppression"]["collapse"] = {"race_ethnicity": ["Asian", "AIAN", "NHPI"]}
+    publish["suppression"]["rate_columns"] = []
+    build_published_table(con, make_dataset(publish), "standardized", "collapsed", tmp_path)
+    categories = set(
+        con.execute("SELECT DISTINCT race_ethnicity FROM collapsed").fetchnumpy()["race_ethnicity"]
+    )
+    assert categories == {"White", "Black", "Hispanic", "Another race/ethnicity", "Total"}
+
+
+def test_sql_template_allows_only_known_names(tmp_path: Path) -> None:
+    (tmp_path / "a.sql").write_text("SELECT *\nFROM {{ source }} JOIN {{ secrets }} USING (id)")
+    with pytest.raises(PublishConfigError, match="line 2.*secrets"):
+        render_sql_file(tmp_path, "a.sql", {"source": "x"})
+    (tmp_path / "b.sql").write_text("SELECT * FROM {{source}};")
+    assert render_sql_file(tmp_path, "b.sql", {"source": 'main.we"ird'}) == 'SELECT * FROM "main"."we""ird"'
+    with pytest.raises(PublishConfigError, match="inside"):
+        render_sql_file(tmp_path, "../a.sql", {"source": "x"})
+
+
+def test_sql_file_must_be_a_single_select(con: duckdb.DuckDBPyConnection, tmp_path: Path) -> None:
+    (tmp_path / "evil.sql").write_text("SELECT town FROM {{ source }}; DROP TABLE standardized")
+    with pytest.raises(PublishConfigError, match="one SELECT"):
+        build_published_table(
+            con, make_dataset({"mode": "sql", "sql_file": "evil.sql"}), "standardized", "p", tmp_path
+        )
+    assert con.execute("SELECT count(*) FROM standardized").fetchone()[0] > 0
+
+
+def test_check_specs_come_from_config_alone() -> None:
+    assert [s.name for s in privacy_check_specs(make_dataset())] == ["pii_scan"]
+    aggregate = make_dataset(
+        {"mode": "aggregate", "aggregate": {"dimensions": ["town"]}, "suppression": {"threshold": 5}}
+    )
+    assert [s.name for s in privacy_check_specs(aggregate)] == ["pii_scan", "suppression_audit"]
+    assert all(s.blocking for s in privacy_check_specs(aggregate))

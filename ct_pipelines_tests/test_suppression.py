@@ -1,0 +1,315 @@
+"""Small-cell suppression: outputs of `privacy suppress` are attacked with an LP written here.
+
+The attacker below is deliberately independent of ct_pipelines.privacy.suppression: it rebuilds the
+additivity relations from the published CSV alone (dense matrices, its own loops).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import itertools
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from click.testing import CliRunner
+from scipy.optimize import linprog
+
+from ct_pipelines.privacy.cli import privacy
+from ct_pipelines.privacy.suppression import SuppressionInputError, collapse_categories, suppress
+
+TOTAL = "Total"
+CT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
+
+
+# ----------------------------------------------------------------------------- helpers (test-only)
+
+
+def write_cells(tmp_path: Path, rows: list[dict], name: str = "cells.csv") -> Path:
+    path = tmp_path / name
+    with path.open("w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
+
+
+def matrix_rows(matrix: list[list[int]]) -> list[dict]:
+    return [{"r": f"r{i}", "c": f"c{j}", "n": v} for i, row in enumerate(matrix) for j, v in enumerate(row)]
+
+
+def run_suppress(path: Path, dims: str, threshold: int, *extra: str) -> list[dict]:
+    result = CliRunner().invoke(
+        privacy,
+        ["suppress", "--dims", dims, "--count", "n", "--threshold", str(threshold), *extra, str(path)],
+    )
+    assert result.exit_code == 0, result.output
+    return list(csv.DictReader(io.StringIO(result.stdout)))
+
+
+def true_table(interior: dict[tuple, int], dims: list[str]) -> dict[tuple, int]:
+    """Interior cells plus every margin, computed independently of the code under test."""
+    levels = [sorted({key[a] for key in interior}) for a in range(len(dims))]
+    full: dict[tuple, int] = {}
+    for mask in itertools.product([False, True], repeat=len(dims)):
+        choices = [[TOTAL] if total else levels[a] for a, total in enumerate(mask)]
+        for key in itertools.product(*choices):
+            full[key] = sum(
+                v for k, v in interior.items() if all(key[a] in (TOTAL, k[a]) for a in range(len(dims)))
+            )
+    return full
+
+
+def attack(published: list[dict], dims: list[str], truth: dict[tuple, int], threshold: int) -> None:
+    """Assert the published table hides every small cell and cannot be solved back into 1..T."""
+    keys = [tuple(row[d] for d in dims) for row in published]
+    assert set(keys) == set(truth), "every interior cell and every margin is published once"
+    assert len(keys) == len(set(keys))
+    value = {k: row["n"] for k, row in zip(keys, published, strict=True)}
+    hidden = [k for k, row in zip(keys, published, strict=True) if row["suppressed"] == "true"]
+    for k, row in zip(keys, published, strict=True):
+        if row["suppressed"] == "false":
+            assert int(value[k]) == truth[k], f"published value for {k} is wrong"
+            assert not 1 <= truth[k] <= threshold, f"small cell {k}={truth[k]} published"
+        else:
+            assert value[k] == ""
+    if not hidden:
+        return
+    column = {k: i for i, k in enumerate(hidden)}
+    rows, rhs = [], []
+    for key in truth:  # each cell with a total coordinate is the sum over that axis
+        for axis, coordinate in enumerate(key):
+            if coordinate != TOTAL:
+                continue
+            members = [
+                k
+                for k in truth
+                if k[axis] != TOTAL and all(k[b] == key[b] for b in range(len(key)) if b != axis)
+            ]
+            coefficients = np.zeros(len(hidden))
+            constant = 0.0
+            for cell, sign in [(key, -1.0)] + [(m, 1.0) for m in members]:
+                if cell in column:
+                    coefficients[column[cell]] += sign
+                else:
+                    constant -= sign * int(value[cell])
+            if coefficients.any():
+                rows.append(coefficients)
+                rhs.append(constant)
+            else:
+                assert abs(constant) < 1e-9
+    for k in hidden:
+        if not 1 <= truth[k] <= threshold:
+            continue
+        objective = np.zeros(len(hidden))
+        objective[column[k]] = 1.0
+        bounds = []
+        for sign in (1.0, -1.0):
+            if not rows:
+                bounds.append(0.0 if sign > 0 else np.inf)
+                continue
+            solved = linprog(
+                sign * objective, A_eq=np.array(rows), b_eq=np.array(rhs), bounds=(0, None), method="highs"
+            )
+            assert solved.status in (0, 3)
+            bounds.append(np.inf if solved.status == 3 else solved.x[column[k]])
+        low, high = bounds
+        assert high > threshold + 1e-6, f"{k}={truth[k]} can be confined to [{low}, {high}]"
+        assert high - low > 1e-6, f"{k}={truth[k]} is pinned at {low}"
+
+
+def check_matrix(tmp_path: Path, matrix: list[list[int]], threshold: int, *extra: str) -> list[dict]:
+    published = run_suppress(write_cells(tmp_path, matrix_rows(matrix)), "r,c", threshold, *extra)
+    interior = {(f"r{i}", f"c{j}"): v for i, row in enumerate(matrix) for j, v in enumerate(row)}
+    attack(published, ["r", "c"], true_table(interior, ["r", "c"]), threshold)
+    return published
+
+
+def check_one_way(tmp_path: Path, counts: list[int], threshold: int) -> list[dict]:
+    rows = [{"k": f"k{i}", "n": v} for i, v in enumerate(counts)]
+    published = run_suppress(write_cells(tmp_path, rows), "k", threshold)
+    truth = true_table({(f"k{i}",): v for i, v in enumerate(counts)}, ["k"])
+    attack(published, ["k"], truth, threshold)
+    return published
+
+
+def status(published: list[dict], *key: str) -> bool:
+    dims = ["r", "c"] if len(key) == 2 else ["k"]
+    return next(row["suppressed"] == "true" for row in published if tuple(row[d] for d in dims) == key)
+
+
+# ----------------------------------------------------------------------------- behaviour
+
+
+def test_zeros_are_never_complements_in_the_known_counterexample(tmp_path: Path) -> None:
+    published = check_matrix(tmp_path, [[3, 7, 20], [0, 0, 30], [40, 50, 60]], 5)
+    assert status(published, "r0", "c0")
+    assert not status(published, "r1", "c0") and not status(published, "r1", "c1")
+
+
+def test_one_way_table_with_a_single_small_cell_gets_one_complement(tmp_path: Path) -> None:
+    published = check_one_way(tmp_path, [3, 40, 12, 80], 5)
+    assert [row["suppressed"] for row in published] == ["true", "false", "true", "false", "false"]
+
+
+def test_one_complement_is_not_enough_when_the_hidden_sum_stays_small(tmp_path: Path) -> None:
+    # 1 and 2 are both small: hiding just them confines each to 0..3 given the total.
+    published = check_one_way(tmp_path, [1, 2, 50, 60], 5)
+    assert sum(row["suppressed"] == "true" for row in published) == 3
+
+
+def test_small_total_hides_the_whole_line_and_is_itself_protected(tmp_path: Path) -> None:
+    published = check_matrix(tmp_path, [[1, 2, 0], [30, 40, 50], [25, 35, 45]], 5)
+    assert status(published, "r0", TOTAL)
+    check_one_way(tmp_path, [1, 2, 0], 5)
+
+
+def test_two_way_tables_with_zeros(tmp_path: Path) -> None:
+    check_matrix(tmp_path, [[0, 4, 0, 9], [0, 0, 0, 12], [6, 0, 2, 0], [20, 13, 0, 1]], 5)
+    check_matrix(tmp_path, [[0, 0], [0, 3]], 5)
+
+
+def test_protected_zeros_are_hidden_and_protected(tmp_path: Path) -> None:
+    published = check_matrix(tmp_path, [[0, 8, 20], [9, 10, 30], [40, 50, 60]], 5, "--protect-zeros")
+    assert status(published, "r0", "c0")
+
+
+@pytest.mark.parametrize(
+    ("seed", "shape", "zero_share", "scale"),
+    [
+        (1, (6,), 0.3, 8),
+        (2, (12,), 0.5, 4),
+        (3, (4, 3), 0.4, 6),
+        (4, (7, 5), 0.5, 5),
+        (5, (12, 8), 0.3, 10),
+        (6, (9, 9), 0.6, 3),
+        (7, (3, 12), 0.2, 20),
+        (8, (20, 6), 0.5, 6),
+    ],
+)
+def test_random_tables_resist_the_attacker(
+    tmp_path: Path, seed: int, shape: tuple, zero_share: float, scale: int
+) -> None:
+    rng = np.random.default_rng(seed)
+    counts = rng.geometric(1 / scale, size=shape)
+    counts[rng.random(shape) < zero_share] = 0
+    for threshold in (5, 10):
+        if len(shape) == 1:
+            check_one_way(tmp_path, counts.tolist(), threshold)
+        else:
+            check_matrix(tmp_path, counts.tolist(), threshold)
+
+
+def test_other_columns_pass_through_on_interior_rows_only(tmp_path: Path) -> None:
+    rows = [{"k": "a", "n": 12, "note": "first"}, {"k": "b", "n": 30, "note": "second"}]
+    published = run_suppress(write_cells(tmp_path, rows), "k", 5)
+    assert [row["note"] for row in published] == ["first", "second", ""]
+    assert published[-1]["k"] == TOTAL and published[-1]["n"] == "42"
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("k,n\na,3\nb,x\n", "line 3"),
+        ("k,n\na,3\nb,-2\n", "line 3"),
+        ("k,n\na,3\nb,\n", "line 3"),
+        ("k,n\na,3\nb,2.5\n", "line 3"),
+        ("k,n\na,3\na,4\n", "more than once"),
+        ("k,count\na,3\n", "column(s) n"),
+    ],
+)
+def test_bad_input_gives_a_clear_error_without_traceback(tmp_path: Path, content: str, message: str) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    result = CliRunner().invoke(
+        privacy, ["suppress", "--dims", "k", "--count", "n", "--threshold", "5", str(path)]
+    )
+    assert result.exit_code != 0
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_counts_with_thousands_separators_are_read(tmp_path: Path) -> None:
+    path = tmp_path / "commas.csv"
+    path.write_text('k,n\na,"1,204"\nb,30\n')
+    published = run_suppress(path, "k", 5)
+    assert [row["n"] for row in published] == ["1204", "30", "1234"]
+
+
+def test_core_api_reports_primary_and_complementary_counts() -> None:
+    cells = pd.DataFrame(matrix_rows([[3, 7, 20], [0, 0, 30], [40, 50, 60]]))
+    result = suppress(cells, ["r", "c"], "n", threshold=5)
+    assert result.audit_passed
+    assert result.primary_count == 1
+    assert result.complementary_count == int(result.table["suppressed"].sum()) - 1 >= 3
+    assert result.table["n"].isna().sum() == result.table["suppressed"].sum()
+
+
+def test_core_api_rejects_labels_that_clash_with_the_total() -> None:
+    with pytest.raises(SuppressionInputError, match="total label"):
+        suppress(pd.DataFrame({"k": ["Total", "b"], "n": [9, 9]}), ["k"], "n", threshold=5)
+
+
+def test_collapsing_small_categories_reduces_suppression() -> None:
+    rng = np.random.default_rng(11)
+    rows = []
+    for town in range(30):
+        for race, mean in [
+            ("White", 80),
+            ("Black", 30),
+            ("Hispanic", 40),
+            ("AIAN", 1),
+            ("NHPI", 1),
+            ("Other", 2),
+        ]:
+            rows.append({"town": f"t{town}", "race": race, "n": int(rng.poisson(mean))})
+    cells = pd.DataFrame(rows)
+    plain = suppress(cells, ["town", "race"], "n", threshold=5)
+    merged = collapse_categories(cells, ["town", "race"], "n", {"race": ["AIAN", "NHPI", "Other"]}, "Another")
+    collapsed = suppress(merged, ["town", "race"], "n", threshold=5)
+    assert set(merged["race"]) == {"White", "Black", "Hispanic", "Another"}
+    assert merged["n"].sum() == cells["n"].sum()
+    assert collapsed.table["suppressed"].sum() < plain.table["suppressed"].sum()
+
+
+def test_169_towns_by_8_categories_takes_seconds() -> None:
+    rng = np.random.default_rng(2024)
+    sizes = rng.lognormal(7, 1.3, size=169)
+    shares = rng.dirichlet([8, 2, 3, 1, 0.3, 0.2, 0.5, 0.6], size=169)
+    counts = rng.poisson(sizes[:, None] * shares / 20)
+    cells = pd.DataFrame(
+        [
+            {"town": f"town{t}", "race": f"race{r}", "n": int(counts[t, r])}
+            for t in range(169)
+            for r in range(8)
+        ]
+    )
+    started = time.perf_counter()
+    result = suppress(cells, ["town", "race"], "n", threshold=5)
+    assert time.perf_counter() - started < 5
+    assert result.audit_passed and result.primary_count > 100
+
+
+def test_real_edsight_enrollment_table_resists_the_attacker(tmp_path: Path) -> None:
+    """Districts x race from a real SDE file; its '*' cells are replaced by small made-up counts."""
+    path = CT_DATA / "ct_sde_edsight_enrollment_by_district_race_2016-17.csv"
+    if not path.exists():
+        pytest.skip("shared CT extracts not available")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    header_at = next(i for i, line in enumerate(lines) if "District" in line and "Code" in line)
+    table = list(csv.reader(lines[header_at:]))
+    header, body = table[0], [row for row in table[1:] if row and row[0] and "Total" not in row[0]]
+    race_columns = [i for i, name in enumerate(header) if i >= 2 and name and "Total" not in name]
+    rng = np.random.default_rng(5)
+    rows = []
+    for row in body[:60]:
+        for i in race_columns:
+            text = row[i].replace(",", "").strip()
+            count = int(rng.integers(1, 6)) if text == "*" else int(text or 0)
+            rows.append({"r": row[0], "c": header[i], "n": count})
+    published = run_suppress(write_cells(tmp_path, rows), "r,c", 5)
+    interior = {(row["r"], row["c"]): row["n"] for row in rows}
+    attack(published, ["r", "c"], true_table(interior, ["r", "c"]), 5)
