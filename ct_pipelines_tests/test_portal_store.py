@@ -1,0 +1,209 @@
+"""PortalStore without HTTP: SoQL edge cases, write semantics, the CLI guard rails, browse pages and
+a performance sanity check."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import requests
+from click.testing import CliRunner
+
+from ct_pipelines.portal.cli import is_loopback
+from ct_pipelines.portal.cli import portal as portal_group
+from ct_pipelines.portal.errors import PortalError
+from ct_pipelines.portal.local import LocalPortal
+from ct_pipelines.portal.store import PortalStore, parse_csv_rows
+
+COLUMNS = [
+    {"fieldName": "id", "dataTypeName": "number"},
+    {"fieldName": "name", "dataTypeName": "text"},
+    {"fieldName": "score", "dataTypeName": "number"},
+    {"fieldName": "active", "dataTypeName": "checkbox"},
+]
+PEOPLE = [
+    {"id": 1, "name": "O'Brien", "score": 10.25, "active": True},
+    {"id": 2, "name": "Nguyen", "score": None, "active": False},
+    {"id": 3, "name": "Garcia", "score": 30},
+]
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[PortalStore]:
+    opened = PortalStore(tmp_path)
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def people(store: PortalStore) -> str:
+    view_id = store.create_view({"name": "People", "columns": COLUMNS, "metadata": {"rowIdentifier": "id"}})[
+        "id"
+    ]
+    store.upsert(view_id, PEOPLE)
+    return view_id
+
+
+def names(store: PortalStore, view_id: str, **params: str) -> list[str]:
+    return [r["name"] for r in store.query(view_id, {"$order": "id", **params}).records()]
+
+
+def test_where_operators(store: PortalStore, people: str) -> None:
+    assert names(store, people, **{"$where": "name = 'O''Brien'"}) == ["O'Brien"]
+    assert names(store, people, **{"$where": "score IS NULL"}) == ["Nguyen"]
+    assert names(store, people, **{"$where": "NOT (score IS NULL) AND active != true"}) == []
+    assert names(store, people, **{"$where": "score IS NOT NULL AND name NOT IN ('Garcia')"}) == ["O'Brien"]
+    assert names(store, people, **{"$where": "starts_with(name, 'Ng') OR score > 20"}) == ["Nguyen", "Garcia"]
+    assert names(store, people, **{"$where": "upper(name) like '%CIA'"}) == ["Garcia"]
+    assert names(store, people, **{"$q": "brien"}) == ["O'Brien"]
+
+
+def test_quotes_cannot_escape_a_literal(store: PortalStore, people: str) -> None:
+    assert names(store, people, **{"$where": "name = 'x'' OR 1=1 --'"}) == []
+    with pytest.raises(PortalError) as caught:
+        store.query(people, {"$where": "name = 'x'; DROP TABLE views; --'"})
+    assert caught.value.code == "query.compiler.malformed"
+    assert store.get_view(people)["name"] == "People"
+
+
+def test_numbers_and_nulls_are_shaped_like_socrata(store: PortalStore, people: str) -> None:
+    rows = store.query(people, {"$order": "id"}).records()
+    assert rows[0] == {"id": "1", "name": "O'Brien", "score": "10.25", "active": True}
+    assert rows[1] == {"id": "2", "name": "Nguyen", "active": False}  # null score omitted
+    result = store.query(
+        people, {"$select": "active, sum(score) AS total", "$group": "active", "$order": "total"}
+    )
+    assert result.fields == ["active", "total"]
+    assert result.records() == [{"active": True, "total": "10.25"}, {"total": "30"}, {"active": False}]
+
+
+def test_id_order_survives_updates_deletes_and_replaces(store: PortalStore) -> None:
+    view_id = store.create_view({"name": "Order", "columns": COLUMNS, "metadata": {"rowIdentifier": "id"}})[
+        "id"
+    ]
+    store.upsert(view_id, [{"id": i, "name": f"n{i}"} for i in range(3_000)])
+    store.upsert(view_id, [{"id": i, "name": "changed"} for i in range(0, 3_000, 7)])
+    store.upsert(view_id, [{"id": i, ":deleted": True} for i in range(0, 3_000, 5)])
+    store.upsert(view_id, [{"id": -i, "name": "late"} for i in range(1, 500)])
+    params = {"$select": ":id, id", "$limit": "100000"}
+    default_order = store.query(view_id, params).records()
+    explicit = sorted(default_order, key=lambda r: r[":id"])
+    assert default_order == explicit and len(default_order) == 3_000 - 600 + 499
+    paged = [
+        r
+        for page in range(0, 2_899, 1000)
+        for r in store.query(
+            view_id, {**params, "$order": ":id", "$limit": "1000", "$offset": str(page)}
+        ).records()
+    ]
+    assert paged == explicit
+    descending = store.query(view_id, {**params, "$order": ":id DESC"}).records()
+    assert descending == explicit[::-1]
+
+
+def test_limit_and_offset_validation(store: PortalStore, people: str) -> None:
+    assert names(store, people, **{"$limit": "1", "$offset": "1"}) == ["Nguyen"]
+    with pytest.raises(PortalError) as caught:
+        store.query(people, {"$limit": "many"})
+    assert caught.value.status == 400
+
+
+def test_replace_counts_rows_without_identifier_as_errors(store: PortalStore, people: str) -> None:
+    result = store.replace(people, [{"id": 9, "name": "New"}, {"name": "no id"}, {"id": 9, "name": "Newer"}])
+    assert result["Rows Created"] == 1 and result["Errors"] == 1
+    assert names(store, people) == ["Newer"]
+
+
+def test_row_identifier_change_requires_unique_values(store: PortalStore, people: str) -> None:
+    store.upsert(people, [{"id": 4, "name": "Garcia"}])
+    with pytest.raises(PortalError) as caught:
+        store.update_view(people, {"metadata": {"rowIdentifier": "name"}})
+    assert "repeat" in caught.value.message
+    store.upsert(people, [{"id": 4, ":deleted": True}])
+    view = store.update_view(people, {"metadata": {"rowIdentifier": "name"}})
+    assert view["rowIdentifierColumnId"] == next(c["id"] for c in view["columns"] if c["fieldName"] == "name")
+    assert store.upsert(people, [{"name": "Garcia", "score": 1}])["Rows Updated"] == 1
+
+
+def test_create_rejects_bad_definitions(store: PortalStore) -> None:
+    bad = [
+        {"columns": COLUMNS},
+        {"name": "x", "columns": [{"fieldName": "Bad Name"}]},
+        {"name": "x", "columns": [{"fieldName": "a", "dataTypeName": "blob"}]},
+        {"name": "x", "columns": COLUMNS, "metadata": {"rowIdentifier": "missing"}},
+        {"name": "x", "category": "Sports"},
+    ]
+    for payload in bad:
+        with pytest.raises(PortalError) as caught:
+            store.create_view(payload)
+        assert caught.value.status == 400
+    assert store.list_views() == []
+
+
+def test_csv_rows_report_the_broken_line() -> None:
+    assert parse_csv_rows("a,b\n1,\n") == [{"a": "1", "b": None}]
+    with pytest.raises(PortalError) as caught:
+        parse_csv_rows("a,b\n1,2\n3,4,5\n")
+    assert "line 3" in caught.value.message
+
+
+def test_a_failed_write_leaves_the_table_unchanged(store: PortalStore, people: str) -> None:
+    with pytest.raises(PortalError):
+        store.upsert(people, [{"id": 1, "name": "changed"}, {"id": 5, "unknown": 1}])
+    assert names(store, people) == ["O'Brien", "Nguyen", "Garcia"]
+
+
+def test_upsert_of_100k_rows_is_fast(tmp_path: Path) -> None:
+    with LocalPortal(tmp_path) as portal:
+        client = portal.socrata_client(timeout=60)
+        view_id = client.create("Big", columns=COLUMNS, row_identifier="id")["id"]
+        rows = [
+            {"id": i, "name": f"person {i}", "score": i / 4, "active": i % 2 == 0} for i in range(100_000)
+        ]
+        started = time.perf_counter()
+        assert client.upsert(view_id, rows)["Rows Created"] == 100_000
+        assert client.upsert(view_id, rows[:50_000])["Rows Updated"] == 50_000
+        elapsed = time.perf_counter() - started
+        assert elapsed < 10, f"150k upserted rows took {elapsed:.1f} s"
+        assert client.get(view_id, select="count(*)") == [{"count": "100000"}]
+
+
+def test_browse_pages_list_and_show_datasets(tmp_path: Path) -> None:
+    with LocalPortal(tmp_path) as portal:
+        client = portal.socrata_client()
+        view_id = client.create("Bridges <&>", columns=COLUMNS)["id"]
+        client.upsert(view_id, [{"name": "Arrigoni"}])
+        home = requests.get(portal.url + "/", timeout=5)
+        assert (
+            home.status_code == 200 and f"/d/{view_id}" in home.text and "Bridges &lt;&amp;&gt;" in home.text
+        )
+        page = requests.get(f"{portal.url}/d/{view_id}", timeout=5)
+        assert "Arrigoni" in page.text
+        assert requests.get(f"{portal.url}/d/none-none", timeout=5).status_code == 404
+
+
+def test_catalog_limit_is_capped(tmp_path: Path) -> None:
+    with LocalPortal(tmp_path) as portal:
+        answer = requests.get(f"{portal.url}/api/catalog/v1?limit=10001", timeout=5)
+        assert answer.status_code == 400 and answer.json()["error"] is True
+
+
+def test_serve_refuses_a_remote_host_without_allow_remote(tmp_path: Path) -> None:
+    result = CliRunner().invoke(portal_group, ["serve", "--host", "0.0.0.0", "--data", str(tmp_path)])
+    assert result.exit_code != 0
+    assert "--allow-remote" in result.output and "Traceback" not in result.output
+    assert is_loopback("127.0.0.1") and is_loopback("::1") and is_loopback("localhost")
+    assert not is_loopback("10.0.0.5")
+
+
+def test_local_portal_never_shows_its_password(tmp_path: Path) -> None:
+    portal = LocalPortal(tmp_path)
+    try:
+        assert portal.password and portal.password not in repr(portal)
+        other = LocalPortal(tmp_path / "other")
+        other.stop()
+        assert other.password != portal.password
+    finally:
+        portal.stop()
