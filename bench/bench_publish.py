@@ -1,0 +1,179 @@
+"""Publishing cost against the local portal: sodapy's usual path vs ours, first publish and republish.
+
+    .venv/bin/python bench/bench_publish.py --rows 1000000
+
+Stages (each client runs in a spawned child process so its peak RSS is its own):
+- sodapy baseline: ``to_dict('records')`` + ``Socrata.upsert`` in 10,000-row chunks into a new dataset;
+- first publish: ``publish_table`` into a new dataset (DuckDB writes the JSON, chunked upserts);
+- republish after 1% of rows changed (updates, inserts, deletes): only the changes are sent.
+Seconds are the stage's own work (after imports; the sodapy stage includes reading the table into
+pandas and ``to_dict``). Prints a markdown table; ratios are against the sodapy baseline (first two rows) and against our first
+publish (the republish row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import resource
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+USERNAME, PASSWORD = "bench", "bench-password"
+COLUMNS = [
+    {"fieldName": "id", "name": "id", "dataTypeName": "number"},
+    {"fieldName": "town", "name": "town", "dataTypeName": "text"},
+    {"fieldName": "amount", "name": "amount", "dataTypeName": "number"},
+    {"fieldName": "event_date", "name": "event_date", "dataTypeName": "calendar_date"},
+    {"fieldName": "flag", "name": "flag", "dataTypeName": "checkbox"},
+    {"fieldName": "note", "name": "note", "dataTypeName": "text"},
+]
+
+
+def make_table(warehouse: str, rows: int) -> None:
+    import duckdb
+
+    con = duckdb.connect(warehouse)
+    con.execute(
+        f"""CREATE OR REPLACE TABLE bench_rows AS SELECT i::BIGINT AS id, 'Town ' || (i % 169) AS town,
+            round(random() * 1000, 2)::DOUBLE AS amount, DATE '2015-01-01' + (i % 3000)::INTEGER AS event_date,
+            i % 3 = 0 AS flag, 'note number ' || i AS note FROM range({rows}) r(i)"""
+    )
+    con.close()
+
+
+def change_one_percent(warehouse: str, rows: int) -> int:
+    """0.5% updated, 0.25% deleted, 0.25% new rows: 1% of the table changes."""
+    import duckdb
+
+    con = duckdb.connect(warehouse)
+    step = 200  # every 200th row updated = 0.5%
+    con.execute(f"UPDATE bench_rows SET amount = amount + 1 WHERE id % {step} = 1")
+    con.execute(f"DELETE FROM bench_rows WHERE id % {step * 2} = 3")
+    con.execute(
+        f"""INSERT INTO bench_rows SELECT ({rows} + i)::BIGINT, 'Town new', 1.0, DATE '2024-01-01', false, 'new'
+            FROM range({rows // 400}) r(i)"""
+    )
+    changed = con.execute(f"SELECT count(*) FROM bench_rows WHERE id % {step} = 1").fetchone()[0]
+    con.close()
+    return changed + rows // 400 + rows // 400
+
+
+def _child(target: Any, queue: Any, *args: Any) -> None:
+    started = time.perf_counter()
+    extra = target(*args)
+    seconds = time.perf_counter() - started
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    extra["cpu"] = usage.ru_utime + usage.ru_stime  # the client's own CPU, without the portal's
+    queue.put((seconds, usage.ru_maxrss / 1024, extra))
+
+
+def run_in_child(target: Any, *args: Any) -> tuple[float, float, Any]:
+    """(wall seconds, peak RSS MB, target's return value) of ``target`` run in a spawned process."""
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    process = ctx.Process(target=_child, args=(target, queue, *args))
+    process.start()
+    result = queue.get()
+    process.join()
+    if process.exitcode:
+        raise SystemExit(f"stage {target.__name__} failed with exit code {process.exitcode}")
+    return result
+
+
+def sodapy_baseline(domain: str, warehouse: str) -> dict[str, int]:
+    import duckdb
+    from requests.adapters import HTTPAdapter
+    from sodapy import Socrata
+
+    started = time.perf_counter()
+    con = duckdb.connect(warehouse, read_only=True)
+    frame = con.execute("SELECT * FROM bench_rows ORDER BY id").fetchdf()
+    con.close()
+    frame["event_date"] = frame["event_date"].astype(str) + "T00:00:00.000"  # what users do before json.dumps
+    client = Socrata(
+        domain, None, username=USERNAME, password=PASSWORD, timeout=300,
+        session_adapter={"prefix": "http://", "adapter": HTTPAdapter()},
+    )  # fmt: skip
+    four_by_four = client.create("sodapy baseline", columns=COLUMNS, row_identifier="id")["id"]
+    client.publish(four_by_four)
+    created = 0
+    for start in range(0, len(frame), 10_000):
+        answer = client.upsert(four_by_four, frame.iloc[start : start + 10_000].to_dict("records"))
+        created += answer["Rows Created"]
+    client.close()
+    return {"rows_sent": len(frame), "created": created, "seconds": time.perf_counter() - started}
+
+
+def ours(domain: str, warehouse: str, run_id: str) -> dict[str, int]:
+    import duckdb
+
+    from ct_pipelines.catalog.models import Dataset
+    from ct_pipelines.publish.connection import PortalConnection
+    from ct_pipelines.publish.publisher import publish_table
+
+    dataset = Dataset.model_validate(
+        {
+            "id": "bench_rows",
+            "title": "Benchmark rows",
+            "description": "Synthetic rows for the publishing benchmark.",
+            "agency": "Office of Policy and Management",
+            "category": "Government",
+            "update_frequency": "Daily",
+            "contact": "bench@ct.gov",
+            "source": {"path": "bench.csv"},
+            "row_identifier": "id",
+        }
+    )
+    con = duckdb.connect(warehouse)
+    started = time.perf_counter()
+    with PortalConnection(domain, USERNAME, PASSWORD, scheme="http") as portal:
+        result = publish_table(con, dataset, "bench_rows", portal, run_id=run_id, sync_metadata_fields=False)
+    con.close()
+    return {
+        "rows_sent": result.rows_sent,
+        "created": result.rows_created,
+        "chunks": result.chunks,
+        "seconds": time.perf_counter() - started,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=1_000_000)
+    args = parser.parse_args()
+
+    from ct_pipelines.portal.local import LocalPortal
+
+    with tempfile.TemporaryDirectory() as tmp:
+        warehouse = str(Path(tmp) / "bench.duckdb")
+        make_table(warehouse, args.rows)
+        with LocalPortal(Path(tmp) / "portal", username=USERNAME, password=PASSWORD) as portal:
+            _, base_mb, base = run_in_child(sodapy_baseline, portal.domain, warehouse)
+            _, first_mb, first = run_in_child(ours, portal.domain, warehouse, "bench-1")
+            changed = change_one_percent(warehouse, args.rows)
+            _, again_mb, again = run_in_child(ours, portal.domain, warehouse, "bench-2")
+    base_s, first_s, again_s = base["seconds"], first["seconds"], again["seconds"]
+
+    print(f"\n{args.rows:,} rows; republish after {changed:,} rows changed ({changed / args.rows:.2%})\n")
+    print("| stage | wall seconds | peak RSS MB | client CPU s | rows sent | ratio |")
+    print("|---|---:|---:|---:|---:|---|")
+    print(
+        f"| sodapy to_dict + upsert (10k chunks) | {base_s:.2f} | {base_mb:.0f} | {base['cpu']:.2f} | "
+        f"{base['rows_sent']:,} | 1.00 |"
+    )
+    print(
+        f"| publish_table first publish | {first_s:.2f} | {first_mb:.0f} | {first['cpu']:.2f} | "
+        f"{first['rows_sent']:,} | {base_s / first_s:.2f}x faster wall, "
+        f"{base['cpu'] / first['cpu']:.2f}x less client CPU than sodapy |"
+    )
+    print(
+        f"| publish_table republish (1% changed) | {again_s:.2f} | {again_mb:.0f} | {again['cpu']:.2f} | "
+        f"{again['rows_sent']:,} ({again['rows_sent'] / args.rows:.2%}) | {again_s / first_s:.1%} of first publish |"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Dataset metadata on the portal: create the dataset, check its columns, sync catalog fields.
+
+The Metadata API (PATCH with ``validateOnly=true&strict=true``) gives a real dry run, so the catalog
+YAML is validated by the portal itself before anything changes. Column descriptions are not covered
+by that API and go through sodapy ``update_metadata`` with only the ``columns`` key.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from typing import Any
+
+import requests
+
+from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.catalog.portal_fields import custom_fields
+from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.publish.connection import PortalConnection
+from ct_pipelines.publish.serialize import TableColumn
+from ct_pipelines.quality.config import Severity
+
+METADATA_API = "/api/views/metadata/v1/"
+DRIFT_CHECK = "portal_schema_drift"
+METADATA_CHECK = "portal_metadata"
+_PERMITTED: dict[str, type[Enum]] = {
+    "category": Category,
+    "update_frequency": UpdateFrequency,
+    "geographic_unit": GeographicUnit,
+}
+
+
+def _plain(value: Any) -> Any:
+    return value.value if isinstance(value, Enum) else value
+
+
+def desired_metadata(dataset: Dataset) -> dict[str, Any]:
+    """The Metadata API body the catalog YAML asks for (empty fields are left out, not cleared)."""
+    body: dict[str, Any] = {
+        "name": dataset.title,
+        "description": dataset.description,
+        "category": _plain(dataset.category),
+        "tags": list(dataset.tags),
+        "license": dataset.license,
+        "attribution": dataset.attribution,
+    }
+    if dataset.source_link:
+        body["attributionLink"] = dataset.source_link
+    fieldsets: dict[str, dict[str, Any]] = {}
+    for fieldset, fields in custom_fields().items():
+        for field, attribute in fields.items():
+            value = _plain(getattr(dataset, attribute, None))
+            if value not in (None, ""):
+                fieldsets.setdefault(fieldset, {})[field] = value
+    if fieldsets:
+        body["customFields"] = fieldsets
+    return body
+
+
+def handbook_problems(dataset: Dataset) -> list[str]:
+    """Values outside the CT Open Data Handbook lists (the YAML model normally catches these first,
+    but a dataset built in code can bypass it)."""
+    problems = []
+    for attribute, permitted in _PERMITTED.items():
+        value = _plain(getattr(dataset, attribute, None))
+        allowed = [member.value for member in permitted]  # type: ignore[attr-defined]
+        if value is not None and value not in allowed:
+            problems.append(f"{attribute} '{value}' is not one of: {', '.join(allowed)}")
+    return problems
+
+
+def column_specs(dataset: Dataset, columns: list[TableColumn]) -> list[dict[str, str]]:
+    """Socrata column definitions for creating the dataset, with YAML descriptions where known."""
+    specs = []
+    for column in columns:
+        yaml_column = dataset.column(column.name)
+        spec = {
+            "fieldName": column.name,
+            "name": yaml_column.source if yaml_column else column.name,
+            "dataTypeName": column.socrata_type,
+        }
+        if yaml_column and yaml_column.description:
+            spec["description"] = yaml_column.description
+        specs.append(spec)
+    return specs
+
+
+def create_dataset(portal: PortalConnection, dataset: Dataset, columns: list[TableColumn]) -> str:
+    """Create and publish a new dataset; returns its 4x4. Not retried blindly (a retried create
+    after a lost answer would make a second dataset)."""
+    body = desired_metadata(dataset)
+    try:
+        with portal.without_write_retries() as client:
+            created = client.create(
+                body["name"],
+                description=body["description"],
+                columns=column_specs(dataset, columns),
+                category=body["category"],
+                tags=body["tags"],
+                row_identifier=dataset.row_identifier,
+            )
+        four_by_four = created["id"]
+        published = portal.client.publish(four_by_four)
+    except requests.exceptions.RequestException as exc:
+        raise portal.describe_failure(f"Creating dataset '{dataset.title}' on {portal.domain}", exc) from None
+    if isinstance(published, dict) and published.get("id"):
+        four_by_four = published["id"]
+    return four_by_four
+
+
+def drift_outcome(portal: PortalConnection, four_by_four: str, columns: list[TableColumn]) -> CheckOutcome:
+    """ERROR when the portal's columns differ from the table's (names or types): upserting into a
+    different schema either fails per row or silently drops values."""
+    try:
+        view = portal.client.get_metadata(four_by_four)
+    except requests.exceptions.RequestException as exc:
+        raise portal.describe_failure(f"Reading the columns of {four_by_four}", exc) from None
+    portal_types = {
+        c["fieldName"]: c.get("dataTypeName")
+        for c in view.get("columns", [])
+        if not str(c.get("fieldName", "")).startswith(":")
+    }
+    table_types = {c.name: c.socrata_type for c in columns}
+    missing = sorted(set(table_types) - set(portal_types))
+    extra = sorted(set(portal_types) - set(table_types))
+    mismatched = [
+        {"field": name, "table": table_types[name], "portal": portal_types[name]}
+        for name in sorted(set(table_types) & set(portal_types))
+        if portal_types[name] != table_types[name]
+    ]
+    passed = not (missing or extra or mismatched)
+    if passed:
+        summary = f"The portal dataset {four_by_four} has the same {len(table_types)} columns as the table."
+    else:
+        parts = []
+        if missing:
+            parts.append(f"missing on the portal: {', '.join(missing)}")
+        if extra:
+            parts.append(f"only on the portal: {', '.join(extra)}")
+        if mismatched:
+            parts.append(
+                "different types: "
+                + ", ".join(f"{m['field']} ({m['table']} vs {m['portal']})" for m in mismatched)
+            )
+        summary = (
+            f"The portal dataset {four_by_four} does not match the table ({'; '.join(parts)}); "
+            "nothing was published. Add the columns on the portal or fix the catalog."
+        )
+    return CheckOutcome(
+        name=DRIFT_CHECK,
+        passed=passed,
+        severity=Severity.ERROR,
+        summary=summary,
+        metadata={"missing_on_portal": missing, "extra_on_portal": extra, "type_mismatches": mismatched},
+    )
+
+
+def _server_problems(answer: Any) -> list[str]:
+    """Errors (and, under strict, warnings) listed in a Metadata API answer."""
+    if not isinstance(answer, dict):
+        return []
+    problems = []
+    for key in ("errors", "warnings"):
+        for item in answer.get(key) or []:
+            if isinstance(item, dict):
+                field = item.get("field") or item.get("fieldName") or ""
+                message = item.get("message") or item.get("error") or str(item)
+                problems.append(f"{field}: {message}" if field else str(message))
+            else:
+                problems.append(str(item))
+    return problems
+
+
+def _error_detail(exc: requests.exceptions.RequestException) -> list[str]:
+    response = getattr(exc, "response", None)
+    if response is not None:
+        try:
+            body = response.json()
+        except ValueError:
+            body = None
+        listed = _server_problems(body) or _server_problems(
+            body.get("data") if isinstance(body, dict) else None
+        )
+        if listed:
+            return listed
+        if isinstance(body, dict) and body.get("message"):
+            return [str(body["message"])]
+    return [str(exc)]
+
+
+def _column_description_updates(
+    portal: PortalConnection, dataset: Dataset, four_by_four: str
+) -> list[dict[str, Any]] | None:
+    """The ``columns`` list to PUT when a YAML description differs from the portal, else None.
+    Every column is sent (PUT replaces the key) with only its identity, type and description."""
+    view = portal.client.get_metadata(four_by_four)
+    portal_columns = [c for c in view.get("columns", []) if not str(c.get("fieldName", "")).startswith(":")]
+    changed = False
+    update = []
+    for column in portal_columns:
+        yaml_column = dataset.column(column["fieldName"])
+        description = column.get("description") or ""
+        if yaml_column and yaml_column.description and yaml_column.description != description:
+            description, changed = yaml_column.description, True
+        entry = {k: column[k] for k in ("id", "fieldName", "name", "dataTypeName") if k in column}
+        entry["description"] = description
+        update.append(entry)
+    return update if changed else None
+
+
+def sync_metadata(
+    portal: PortalConnection, dataset: Dataset, four_by_four: str, *, apply: bool
+) -> CheckOutcome:
+    """Validate the catalog fields with the portal (validateOnly + strict), then apply them when
+    ``apply``; failures come back as an ERROR outcome with the portal's own words."""
+    body = desired_metadata(dataset)
+    problems = handbook_problems(dataset)
+    fields_sent = sorted(body) + [
+        f"{fs}/{f}" for fs, fields in body.get("customFields", {}).items() for f in fields
+    ]
+    if not problems:
+        try:
+            answer = portal.patch_json(
+                METADATA_API + four_by_four, body, params={"validateOnly": "true", "strict": "true"}
+            )
+            problems = _server_problems(answer)
+        except requests.exceptions.HTTPError as exc:
+            problems = _error_detail(exc)
+        except requests.exceptions.RequestException as exc:
+            raise portal.describe_failure(f"Validating the metadata of {four_by_four}", exc) from None
+    if problems:
+        return CheckOutcome(
+            name=METADATA_CHECK,
+            passed=False,
+            severity=Severity.ERROR,
+            summary=portal.scrub(
+                f"The portal rejected the catalog metadata for '{dataset.title}': {'; '.join(problems)}. "
+                "Fix the dataset YAML; nothing was changed on the portal."
+            ),
+            metadata={"problems": [portal.scrub(p) for p in problems], "fields": fields_sent},
+        )
+    columns_updated = 0
+    if apply:
+        try:
+            portal.patch_json(METADATA_API + four_by_four, body)
+            columns = _column_description_updates(portal, dataset, four_by_four)
+            if columns:
+                portal.client.update_metadata(four_by_four, {"columns": columns})
+                columns_updated = len(columns)
+        except requests.exceptions.RequestException as exc:
+            raise portal.describe_failure(f"Updating the metadata of {four_by_four}", exc) from None
+    verb = "was applied" if apply else "is valid (dry run: not applied)"
+    return CheckOutcome(
+        name=METADATA_CHECK,
+        passed=True,
+        severity=Severity.ERROR,
+        summary=f"The catalog metadata for '{dataset.title}' {verb}.",
+        metadata={"fields": fields_sent, "column_descriptions_sent": columns_updated, "applied": apply},
+    )

@@ -1,0 +1,90 @@
+"""Turn a DuckDB table into Socrata-ready JSON text inside DuckDB.
+
+Building one Python dict per row was most of sodapy's cost, and ``json.dumps`` writes bare ``NaN``
+(invalid JSON). Here DuckDB writes each row's JSON text itself, with every value already in the form
+Socrata accepts, so Python only glues finished chunks together.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import duckdb
+
+# Integers beyond 2**53 lose digits in JavaScript parsers, so they travel as strings (Socrata accepts
+# numeric strings in number columns).
+_SAFE_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
+_STRING_NUMBER_TYPES = {"HUGEINT", "UHUGEINT", "UBIGINT"}
+_FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
+SOCRATA_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%g"
+SOCRATA_DATE_FORMAT = "%Y-%m-%dT00:00:00.000"
+
+
+def quote_identifier(name: str) -> str:
+    """Double-quote a DuckDB identifier so any field name is safe in generated SQL."""
+    return '"' + name.replace('"', '""') + '"'
+
+
+def quote_literal(value: str) -> str:
+    return "'" + value.replace("'", "''") + "'"
+
+
+@dataclass(frozen=True)
+class TableColumn:
+    """One column of the table to publish, with its DuckDB and Socrata types."""
+
+    name: str
+    duckdb_type: str
+
+    @property
+    def socrata_type(self) -> str:
+        base = self.duckdb_type.split("(")[0].upper()
+        if base in _SAFE_INTEGER_TYPES | _STRING_NUMBER_TYPES | _FLOAT_TYPES or base == "DECIMAL":
+            return "number"
+        if base == "BOOLEAN":
+            return "checkbox"
+        if base == "DATE" or base.startswith("TIMESTAMP"):
+            return "calendar_date"
+        return "text"
+
+    def json_value_sql(self) -> str:
+        """SQL expression giving the value as Socrata wants it (NaN/inf/infinite dates become null)."""
+        ident = quote_identifier(self.name)
+        base = self.duckdb_type.split("(")[0].upper()
+        if base in _FLOAT_TYPES:
+            return f"CASE WHEN isfinite({ident}) THEN {ident} END"
+        if base in _STRING_NUMBER_TYPES:
+            return f"CAST({ident} AS VARCHAR)"
+        if base == "DECIMAL" or base in _SAFE_INTEGER_TYPES or base in ("BOOLEAN", "VARCHAR"):
+            return ident
+        if base == "DATE":
+            return f"CASE WHEN isfinite({ident}) THEN strftime({ident}, '{SOCRATA_DATE_FORMAT}') END"
+        if base.startswith("TIMESTAMP"):
+            # Socrata stores floating timestamps: drop the zone after converting to local wall time.
+            value = f"CAST({ident} AS TIMESTAMP)"
+            return f"CASE WHEN isfinite({ident}) THEN strftime({value}, '{SOCRATA_TIMESTAMP_FORMAT}') END"
+        return f"CAST({ident} AS VARCHAR)"
+
+
+def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[TableColumn]:
+    """Columns of ``table`` in order (raises duckdb.CatalogException when it does not exist)."""
+    rows = con.execute(f"DESCRIBE {quote_identifier(table)}").fetchall()
+    return [TableColumn(name=row[0], duckdb_type=row[1]) for row in rows]
+
+
+def row_json_sql(columns: list[TableColumn]) -> str:
+    """Expression producing one row's JSON object text, keys in table order."""
+    members = ", ".join(f"{quote_identifier(c.name)} := {c.json_value_sql()}" for c in columns)
+    return f"CAST(to_json(struct_pack({members})) AS VARCHAR)"
+
+
+def key_json_sql(column: TableColumn) -> str:
+    """The row identifier's JSON text; used both as the diff key and inside ``:deleted`` bodies."""
+    return f"CAST(to_json({column.json_value_sql()}) AS VARCHAR)"
+
+
+def delete_body_sql(key_field: str, key_json_column: str) -> str:
+    """``{"<key>": <value>, ":deleted": true}`` built from the stored key JSON."""
+    key_name = quote_literal('{"' + key_field.replace('"', '\\"') + '":')
+    deleted_suffix = quote_literal(',":deleted":true}')
+    return f"{key_name} || {key_json_column} || {deleted_suffix}"

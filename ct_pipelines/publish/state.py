@@ -1,0 +1,192 @@
+"""The publisher's memory in DuckDB: targets, snapshots, the chunk ledger and the publish log.
+
+Keeping this next to the data (not in the portal, not in files) is what makes publishing
+incremental (diff against the last snapshot), resumable (skip chunks the ledger says were applied)
+and auditable (one log row per publish).
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from ct_pipelines.publish.serialize import quote_identifier
+
+SCHEMA_SQL = """
+CREATE TABLE IF NOT EXISTS portal_targets (
+    dataset_id VARCHAR, domain VARCHAR, four_by_four VARCHAR, created_at TIMESTAMP,
+    PRIMARY KEY (dataset_id, domain));
+CREATE TABLE IF NOT EXISTS publish_state (
+    dataset_id VARCHAR PRIMARY KEY, domain VARCHAR, four_by_four VARCHAR, row_count BIGINT,
+    publish_id VARCHAR, updated_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS publish_runs (
+    publish_id VARCHAR PRIMARY KEY, run_id VARCHAR, dataset_id VARCHAR, domain VARCHAR,
+    four_by_four VARCHAR, mode VARCHAR, status VARCHAR, chunks INTEGER, planned_created BIGINT,
+    planned_updated BIGINT, planned_deleted BIGINT, expected_count BIGINT, key_field VARCHAR,
+    started_at TIMESTAMP, finished_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS publish_chunks (
+    publish_id VARCHAR, chunk_index INTEGER, first_seq BIGINT, last_seq BIGINT, row_count BIGINT,
+    byte_count BIGINT, first_key VARCHAR, last_key VARCHAR, PRIMARY KEY (publish_id, chunk_index));
+CREATE TABLE IF NOT EXISTS publish_ledger (
+    publish_id VARCHAR, run_id VARCHAR, dataset_id VARCHAR, chunk_index INTEGER, first_key VARCHAR,
+    last_key VARCHAR, row_count BIGINT, rows_created BIGINT, rows_updated BIGINT, rows_deleted BIGINT,
+    errors BIGINT, request_id VARCHAR, status VARCHAR, applied_at TIMESTAMP);
+CREATE TABLE IF NOT EXISTS publish_log (
+    run_id VARCHAR, publish_id VARCHAR, dataset_id VARCHAR, four_by_four VARCHAR,
+    started_at TIMESTAMP, finished_at TIMESTAMP, mode VARCHAR, chunks INTEGER, chunks_resumed INTEGER,
+    rows_created BIGINT, rows_updated BIGINT, rows_deleted BIGINT, errors BIGINT, duration_s DOUBLE,
+    request_ids VARCHAR, status VARCHAR, message VARCHAR);
+"""
+
+LOG_COLUMNS = (
+    "run_id",
+    "publish_id",
+    "dataset_id",
+    "four_by_four",
+    "started_at",
+    "finished_at",
+    "mode",
+    "chunks",
+    "chunks_resumed",
+    "rows_created",
+    "rows_updated",
+    "rows_deleted",
+    "errors",
+    "duration_s",
+    "request_ids",
+    "status",
+    "message",
+)
+
+
+def ensure_schema(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(SCHEMA_SQL)
+
+
+def snapshot_table(dataset_id: str) -> str:
+    return f"publish_snapshot__{dataset_id}"
+
+
+def staged_table(dataset_id: str) -> str:
+    return f"publish_staged__{dataset_id}"
+
+
+def pending_table(dataset_id: str) -> str:
+    return f"publish_pending__{dataset_id}"
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    found = con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = ? AND NOT temporary", [name]
+    ).fetchone()
+    return bool(found and found[0])
+
+
+def find_target(con: duckdb.DuckDBPyConnection, dataset_id: str, domain: str) -> str | None:
+    row = con.execute(
+        "SELECT four_by_four FROM portal_targets WHERE dataset_id = ? AND domain = ?", [dataset_id, domain]
+    ).fetchone()
+    return row[0] if row else None
+
+
+def record_target(con: duckdb.DuckDBPyConnection, dataset_id: str, domain: str, four_by_four: str) -> None:
+    con.execute(
+        "INSERT OR REPLACE INTO portal_targets VALUES (?, ?, ?, ?)",
+        [dataset_id, domain, four_by_four, datetime.now()],
+    )
+
+
+def published_row_count(
+    con: duckdb.DuckDBPyConnection, dataset_id: str, domain: str, four_by_four: str
+) -> int | None:
+    """Rows in the last promoted snapshot for this exact target, or None if there is none."""
+    row = con.execute(
+        "SELECT row_count FROM publish_state WHERE dataset_id = ? AND domain = ? AND four_by_four = ?",
+        [dataset_id, domain, four_by_four],
+    ).fetchone()
+    if row is None or not table_exists(con, snapshot_table(dataset_id)):
+        return None
+    return int(row[0])
+
+
+def unfinished_publish(con: duckdb.DuckDBPyConnection, dataset_id: str) -> dict[str, Any] | None:
+    """The publish that was interrupted for this dataset, if any (at most one exists)."""
+    cursor = con.execute(
+        "SELECT * FROM publish_runs WHERE dataset_id = ? AND status = 'sending' ORDER BY started_at LIMIT 1",
+        [dataset_id],
+    )
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def applied_chunks(con: duckdb.DuckDBPyConnection, publish_id: str) -> set[int]:
+    rows = con.execute(
+        "SELECT chunk_index FROM publish_ledger WHERE publish_id = ? AND status = 'applied'", [publish_id]
+    ).fetchall()
+    return {int(r[0]) for r in rows}
+
+
+def promote_snapshot(con: duckdb.DuckDBPyConnection, run: dict[str, Any], finished_at: datetime) -> None:
+    """Make the staged state the published snapshot, in one transaction, only after every chunk."""
+    dataset_id = run["dataset_id"]
+    snapshot, staged, pending = (
+        snapshot_table(dataset_id),
+        staged_table(dataset_id),
+        pending_table(dataset_id),
+    )
+    con.execute("BEGIN TRANSACTION")
+    try:
+        con.execute(f"DROP TABLE IF EXISTS {quote_identifier(snapshot)}")
+        con.execute(f"ALTER TABLE {quote_identifier(staged)} RENAME TO {quote_identifier(snapshot)}")
+        con.execute(f"DROP TABLE IF EXISTS {quote_identifier(pending)}")
+        con.execute(
+            "INSERT OR REPLACE INTO publish_state VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                dataset_id,
+                run["domain"],
+                run["four_by_four"],
+                run["expected_count"],
+                run["publish_id"],
+                finished_at,
+            ],
+        )
+        con.execute(
+            "UPDATE publish_runs SET status = 'applied', finished_at = ? WHERE publish_id = ?",
+            [finished_at, run["publish_id"]],
+        )
+        con.execute("COMMIT")
+    except Exception:
+        con.execute("ROLLBACK")
+        raise
+
+
+def write_log(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
+    values = [json.dumps(row[c]) if c == "request_ids" else row.get(c) for c in LOG_COLUMNS]
+    con.execute(f"INSERT INTO publish_log VALUES ({', '.join('?' * len(LOG_COLUMNS))})", values)
+
+
+def publish_log(
+    con: duckdb.DuckDBPyConnection, dataset_id: str | None = None, limit: int = 20
+) -> list[dict[str, Any]]:
+    """Most recent publishes first, JSON-ready (timestamps as ISO text), for asset metadata and the CLI."""
+    ensure_schema(con)
+    where = "WHERE dataset_id = ?" if dataset_id else ""
+    params: list[Any] = [dataset_id] if dataset_id else []
+    rows = con.execute(
+        f"SELECT {', '.join(LOG_COLUMNS)} FROM publish_log {where} ORDER BY started_at DESC LIMIT {int(limit)}",
+        params,
+    ).fetchall()
+    result = []
+    for row in rows:
+        entry = dict(zip(LOG_COLUMNS, row, strict=True))
+        entry["request_ids"] = json.loads(entry["request_ids"] or "[]")
+        for key in ("started_at", "finished_at"):
+            if entry[key] is not None:
+                entry[key] = entry[key].isoformat(timespec="seconds")
+        result.append(entry)
+    return result

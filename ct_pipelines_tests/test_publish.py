@@ -1,0 +1,233 @@
+"""Publisher pieces that need no portal: serialization, chunking, guards, dry run, secrets."""
+
+from __future__ import annotations
+
+import json
+
+import duckdb
+import pytest
+import requests
+
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.publish import state
+from ct_pipelines.publish.connection import PortalConnection, PublishError, RetryPolicy
+from ct_pipelines.publish.metadata import desired_metadata, handbook_problems
+from ct_pipelines.publish.publisher import (
+    GUARD_CHECK,
+    _cut_chunks,
+    publish_check_specs,
+    publish_table,
+    read_counters,
+)
+from ct_pipelines.publish.serialize import row_json_sql, table_columns
+
+
+def make_dataset(**portal: object) -> Dataset:
+    return Dataset.model_validate(
+        {
+            "id": "test_rows",
+            "title": "Test rows for publishing",
+            "description": "Rows made up inside a test.",
+            "agency": "Department of Testing",
+            "category": "Government",
+            "update_frequency": "Daily",
+            "contact": "data.officer@ct.gov",
+            "source": {"path": "rows.csv"},
+            "columns": [
+                {"source": "id", "type": "integer", "description": "Row number"},
+                {"source": "name", "description": "A made-up name"},
+                {"source": "ssn", "pii": True},
+            ],
+            "row_identifier": "id",
+            "portal": portal,
+        }
+    )
+
+
+@pytest.fixture()
+def con() -> duckdb.DuckDBPyConnection:
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+# An unreachable portal: any request it makes fails, so tests prove the portal was not contacted.
+OFFLINE = PortalConnection("127.0.0.1:9", "user", "pw-secret-123", "token-secret-456", scheme="http")
+
+
+def rows_json(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
+    sql = row_json_sql(table_columns(con, table))
+    return [json.loads(r[0]) for r in con.execute(f"SELECT {sql} FROM {table}").fetchall()]
+
+
+def test_values_are_serialized_as_socrata_accepts(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """CREATE TABLE t AS SELECT * FROM (VALUES
+           (1, 'nan'::DOUBLE, DATE '2024-02-29', TIMESTAMP '2024-03-01 13:45:10.250', true, 'say "hi"'),
+           (2, 'inf'::DOUBLE, 'infinity'::DATE, NULL, false, NULL),
+           (3, 2.5, NULL, TIMESTAMP '1999-12-31 00:00:00', NULL, 'ümlaut')) v(id, x, d, ts, flag, s)"""
+    )
+    first, second, third = rows_json(con, "t")
+    assert first == {
+        "id": 1,
+        "x": None,
+        "d": "2024-02-29T00:00:00.000",
+        "ts": "2024-03-01T13:45:10.250",
+        "flag": True,
+        "s": 'say "hi"',
+    }
+    assert second["x"] is None and second["d"] is None and second["flag"] is False
+    assert third["x"] == 2.5 and third["ts"] == "1999-12-31T00:00:00.000" and third["s"] == "ümlaut"
+
+
+def test_huge_integers_travel_as_text(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE t AS SELECT 123456789012345678901::HUGEINT AS big")
+    assert rows_json(con, "t") == [{"big": "123456789012345678901"}]
+
+
+def test_chunks_are_bounded_by_rows_and_bytes(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE p AS SELECT i AS seq, i::VARCHAR AS row_key, repeat('x', CASE WHEN i = 7 THEN 500 ELSE 9 END) "
+        "AS body FROM range(25) r(i)"
+    )
+    chunks = _cut_chunks(con, "p", chunk_rows=4, chunk_bytes=50, single=False)
+    assert [c["first_seq"] for c in chunks][0] == 0
+    covered = [s for c in chunks for s in range(c["first_seq"], c["last_seq"] + 1)]
+    assert covered == list(range(25))  # every row exactly once, in order
+    for chunk in chunks:
+        assert chunk["row_count"] <= 4
+        assert chunk["byte_count"] <= 50 + 1 or chunk["row_count"] == 1  # an oversized row goes alone
+    assert any(c["first_seq"] == c["last_seq"] == 7 for c in chunks)
+    single = _cut_chunks(con, "p", chunk_rows=4, chunk_bytes=50, single=True)
+    assert len(single) == 1 and single[0]["row_count"] == 25
+
+
+def test_counters_accept_both_key_styles() -> None:
+    legacy = {"Rows Created": 2, "Rows Updated": 1, "Rows Deleted": 3, "Errors": 0, "By SID": 0}
+    newer = {"rows_created": 2, "rows_updated": 1, "rows_deleted": 3}
+    expected = {"created": 2, "updated": 1, "deleted": 3, "errors": 0}
+    assert read_counters(legacy) == expected
+    assert read_counters(newer) == expected
+    with pytest.raises(PublishError):
+        read_counters("<html>oops</html>")
+
+
+def test_empty_table_is_refused_without_touching_the_portal(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE out AS SELECT 1::BIGINT AS id, 'a' AS name WHERE false")
+    result = publish_table(con, make_dataset(), "out", OFFLINE, run_id="r1")
+    guard = next(o for o in result.outcomes if o.name == GUARD_CHECK)
+    assert guard.blocks and "empty" in guard.summary and "not changed" in guard.summary
+    assert result.mode == "refused" and not result.published
+    assert state.publish_log(con, "test_rows")[0]["status"] == "refused"
+
+
+def test_empty_table_allowed_by_yaml_gets_past_the_guard(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE out AS SELECT 1::BIGINT AS id, 'a' AS name WHERE false")
+    result = publish_table(con, make_dataset(allow_empty=True), "out", OFFLINE, run_id="r1", dry_run=True)
+    assert not result.refused and result.plan["would_create_dataset"]
+
+
+def test_pii_columns_and_duplicate_keys_are_refused(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE out AS SELECT * FROM (VALUES (1, 'a', '123-45-6789'), (1, 'b', NULL)) v(id, name, ssn)"
+    )
+    guard = publish_table(con, make_dataset(), "out", OFFLINE, run_id="r1").outcomes[0]
+    assert guard.blocks
+    assert "ssn" in guard.summary and "repeat" in guard.summary
+    assert "123-45-6789" not in json.dumps(guard.metadata)
+
+
+def test_dry_run_of_a_first_publish_plans_without_writing(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE out AS SELECT i::BIGINT AS id, 'name ' || i AS name FROM range(25) r(i)")
+    tables_before = set(con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+    result = publish_table(con, make_dataset(chunk_rows=10), "out", OFFLINE, run_id="r1", dry_run=True)
+    assert result.dry_run and not result.published
+    assert result.plan["would_create_dataset"] is True
+    assert result.plan["rows_to_create"] == 25 and result.plan["chunks"] == 3
+    assert result.plan["mode"] == "upsert_all"
+    tables_after = set(con.execute("SELECT table_name FROM duckdb_tables()").fetchall())
+    assert tables_after - tables_before <= {
+        (t,)
+        for t in (
+            "portal_targets",
+            "publish_state",
+            "publish_runs",
+            "publish_chunks",
+            "publish_ledger",
+            "publish_log",
+        )
+    }
+    assert state.publish_log(con) == []  # a dry run records nothing
+
+
+def test_unreachable_portal_error_is_readable_and_secret_free(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE out AS SELECT i::BIGINT AS id, 'n' AS name FROM range(3) r(i)")
+    quick = PortalConnection(
+        "127.0.0.1:9", "user", "pw-secret-123", "token-secret-456", scheme="http", timeout=2,
+        retries=RetryPolicy(attempts=1, backoff_factor=0),
+    )  # fmt: skip
+    with pytest.raises(PublishError) as caught:
+        publish_table(con, make_dataset(id="abcd-1234"), "out", quick, run_id="r1")
+    text = str(caught.value) + repr(caught.value)
+    assert "could not be reached" in text
+    assert "pw-secret-123" not in text and "token-secret-456" not in text
+    assert "pw-secret-123" not in repr(quick)
+
+
+def test_describe_failure_scrubs_secrets_from_server_messages() -> None:
+    response = requests.Response()
+    response.status_code = 500
+    response.headers["X-Socrata-RequestId"] = "req-1"
+    exc = requests.exceptions.HTTPError(
+        "500 Server Error: echo pw-secret-123 token-secret-456", response=response
+    )
+    error = OFFLINE.describe_failure("Sending chunk 1", exc)
+    assert "***" in str(error) and "req-1" in str(error)
+    assert "pw-secret-123" not in str(error) and "token-secret-456" not in str(error)
+
+
+def test_metadata_body_follows_the_catalog() -> None:
+    dataset = make_dataset()
+    body = desired_metadata(dataset)
+    assert body["category"] == "Government" and body["attribution"] == "Department of Testing"
+    assert body["customFields"]["Publishing Details"]["Update Frequency"] == "Daily"
+    assert body["customFields"]["Dataset Information"]["Agency"] == "Department of Testing"
+    assert handbook_problems(dataset) == []
+    bad = dataset.model_copy(update={"category": "Fun Stuff"})
+    assert "Fun Stuff" in handbook_problems(bad)[0]
+
+
+def test_check_specs_need_no_io() -> None:
+    names = [spec.name for spec in publish_check_specs(make_dataset(id="abcd-1234"))]
+    assert names == ["publish_guard", "portal_schema_drift", "portal_metadata", "publish_verified"]
+
+
+def test_cli_dry_run_and_log(tmp_path) -> None:
+    from click.testing import CliRunner
+
+    from ct_pipelines.publish.cli import publish_group
+
+    warehouse = tmp_path / "w.duckdb"
+    with duckdb.connect(str(warehouse)) as connection:
+        connection.execute("CREATE TABLE out AS SELECT i::BIGINT AS id, 'n' || i AS name FROM range(12) r(i)")
+    dataset_file = tmp_path / "test_rows.yaml"
+    dataset_file.write_text(json.dumps(make_dataset().model_dump(mode="json", exclude={"portal": {"id"}})))
+    runner = CliRunner()
+    args = [
+        "run",
+        str(dataset_file),
+        "--table",
+        "out",
+        "--warehouse",
+        str(warehouse),
+        "--domain",
+        "127.0.0.1:9",
+    ]
+    dry = runner.invoke(publish_group, [*args, "--dry-run"])
+    assert dry.exit_code == 0, dry.output
+    assert "would create 12" in dry.output and "create the dataset" in dry.output
+    logged = runner.invoke(publish_group, ["log", "--warehouse", str(warehouse)])
+    assert logged.exit_code == 0 and "no publishes recorded yet" in logged.output
+    dataset_file.write_text("title: [unclosed")
+    broken = runner.invoke(publish_group, [*args, "--dry-run"])
+    assert broken.exit_code != 0 and str(dataset_file) in broken.output and "Traceback" not in broken.output

@@ -1,0 +1,331 @@
+"""The publisher against the local portal over real HTTP on 127.0.0.1: faults, crashes and resume,
+incremental sends, guards, dry runs, metadata and secrets."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.portal.faults import FaultPlan, FaultRule
+from ct_pipelines.portal.local import LocalPortal
+from ct_pipelines.publish import metadata as publish_metadata
+from ct_pipelines.publish import state
+from ct_pipelines.publish.connection import PortalConnection, PublishError, RetryPolicy
+from ct_pipelines.publish.publisher import GUARD_CHECK, publish_table
+
+PASSWORD = "pw-Secret-9f3k2"
+APP_TOKEN = "tok-Secret-71hq0"
+QUICK = RetryPolicy(attempts=6, backoff_factor=0.01, backoff_max=0.05, accepted_wait=0.01)
+
+
+def make_dataset(**portal: object) -> Dataset:
+    return Dataset.model_validate(
+        {
+            "id": "portal_rows",
+            "title": "Rows for portal tests",
+            "description": "Rows made up inside a test.",
+            "agency": "Department of Testing",
+            "category": "Health and Human Services",
+            "update_frequency": "Weekly",
+            "contact": "data.officer@ct.gov",
+            "source": {"path": "rows.csv"},
+            "columns": [
+                {"source": "id", "type": "integer", "description": "Row number"},
+                {"source": "town", "description": "Town of the event"},
+                {"source": "amount", "type": "number"},
+                {"source": "day", "type": "date"},
+            ],
+            "row_identifier": "id",
+            "portal": {"chunk_rows": 10, **portal},
+        }
+    )
+
+
+class Harness:
+    """A warehouse, a local portal and a publisher connection wired together for one test."""
+
+    def __init__(self, tmp_path: Path, faults: FaultPlan) -> None:
+        self.con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        self.portal = LocalPortal(tmp_path / "portal", password=PASSWORD, faults=faults).start()
+        self.faults = faults
+        self.connection = PortalConnection(
+            self.portal.domain,
+            self.portal.username,
+            PASSWORD,
+            APP_TOKEN,
+            scheme="http",
+            timeout=10,
+            retries=QUICK,
+        )
+
+    def make_rows(self, count: int) -> None:
+        self.con.execute(
+            f"""CREATE OR REPLACE TABLE out AS SELECT i::BIGINT AS id, 'Town ' || (i % 7) AS town,
+                (i * 1.25)::DOUBLE AS amount, DATE '2024-01-01' + i::INTEGER AS day FROM range({count}) r(i)"""
+        )
+
+    def publish(self, dataset: Dataset | None = None, **kwargs: object):
+        return publish_table(
+            self.con, dataset or make_dataset(), "out", self.connection, run_id="test", **kwargs
+        )
+
+    def portal_rows(self, four_by_four: str) -> list[tuple]:
+        client = self.portal.socrata_client()
+        rows = client.get(four_by_four, order="id", limit=100_000)
+        return sorted((int(r["id"]), r.get("town"), float(r["amount"]), r.get("day")) for r in rows)
+
+    def table_rows(self) -> list[tuple]:
+        return sorted(
+            (i, t, a, f"{d.isoformat()}T00:00:00.000")
+            for i, t, a, d in self.con.execute("SELECT id, town, amount, day FROM out").fetchall()
+        )
+
+    def writes(self) -> list[tuple[str, str, int]]:
+        return [
+            r for r in self.portal.request_log if r[0] in ("POST", "PUT", "DELETE") or "validateOnly" in r[1]
+        ]
+
+    def data_writes(self) -> list[tuple[str, str, int]]:
+        return [
+            r for r in self.portal.request_log if r[0] in ("POST", "PUT") and r[1].startswith("/resource/")
+        ]
+
+    def close(self) -> None:
+        self.connection.close()
+        self.portal.stop()
+        self.con.close()
+
+
+@pytest.fixture()
+def harness(tmp_path: Path) -> Iterator[Harness]:
+    h = Harness(tmp_path, FaultPlan())
+    yield h
+    h.close()
+
+
+class Killed(Exception):
+    """Stands in for the process dying between two chunks."""
+
+
+def test_faults_and_a_crash_still_converge_to_exact_rows(harness: Harness) -> None:
+    harness.make_rows(95)  # 10 chunks of at most 10 rows
+    first = harness.publish(dataset=make_dataset(chunk_rows=95))  # one replace creates a baseline
+    four_by_four = first.four_by_four
+    # change most rows so the next publish is a long chunked upsert, then break it in every way
+    harness.con.execute("UPDATE out SET amount = amount + 1000 WHERE id % 10 != 0")
+    harness.con.execute("DELETE FROM out WHERE id IN (5, 15)")
+    harness.con.execute(
+        "INSERT INTO out SELECT 1000 + i, 'New town', 1.0, DATE '2025-01-01' FROM range(12) r(i)"
+    )
+    resource = f"/resource/{four_by_four}.json"
+    for kind, at in (
+        ("429", [2]),
+        ("500", [4]),
+        ("503", [6]),
+        ("reset", [8]),
+        ("reset_after_apply", [10]),
+        ("202", [12]),
+    ):
+        harness.faults.add(FaultRule(kind=kind, at=at, methods=["POST"], path_prefix=resource, retry_after=0))
+
+    def crash_after_three(index: int) -> None:
+        if index == 2:
+            raise Killed
+
+    with pytest.raises(Killed):
+        harness.publish(after_chunk=crash_after_three)
+    interrupted = state.unfinished_publish(harness.con, "portal_rows")
+    assert interrupted is not None and interrupted["chunks"] == 10
+    assert state.applied_chunks(harness.con, interrupted["publish_id"]) == {0, 1, 2}
+    # the extract changes again before the restart: the restart must finish the old plan, then send this
+    harness.con.execute("UPDATE out SET town = 'Moved' WHERE id = 90")
+    harness.portal.request_log.clear()
+    second = harness.publish()
+
+    assert harness.faults.fired >= 5
+    assert second.published and second.chunks_resumed > 0
+    assert harness.portal_rows(four_by_four) == harness.table_rows()  # none missing, none duplicated
+    assert second.portal_row_count == len(harness.table_rows())
+    applied = harness.con.execute(
+        "SELECT publish_id, chunk_index, count(*) FROM publish_ledger WHERE status = 'applied' GROUP BY ALL "
+        "HAVING count(*) > 1"
+    ).fetchall()
+    assert applied == []  # each chunk recorded once
+    assert state.unfinished_publish(harness.con, "portal_rows") is None
+
+
+def test_small_replace_survives_a_reset_after_apply(harness: Harness) -> None:
+    harness.make_rows(8)
+    harness.faults.add(FaultRule(kind="reset_after_apply", at=[1], methods=["PUT"], path_prefix="/resource/"))
+    result = harness.publish()
+    assert result.mode == "replace" and result.published
+    assert harness.portal_rows(result.four_by_four) == harness.table_rows()
+    assert harness.faults.fired == 1
+
+
+def test_second_publish_sends_only_changes(harness: Harness) -> None:
+    harness.make_rows(50)
+    first = harness.publish()
+    assert first.mode == "upsert_all" and first.rows_created == 50
+    harness.con.execute("UPDATE out SET town = 'Changed' WHERE id IN (3, 30)")
+    harness.con.execute("DELETE FROM out WHERE id = 7")
+    harness.con.execute("INSERT INTO out VALUES (500, 'Added', 2.0, DATE '2024-06-01')")
+    harness.portal.request_log.clear()
+
+    second = harness.publish()
+
+    assert second.mode == "incremental"
+    assert (second.rows_created, second.rows_updated, second.rows_deleted) == (1, 2, 1)
+    assert second.rows_sent == 4
+    assert len(harness.data_writes()) == 1
+    assert harness.portal_rows(first.four_by_four) == harness.table_rows()
+    log = state.publish_log(harness.con, "portal_rows")
+    assert [e["mode"] for e in log] == ["incremental", "upsert_all"]
+    assert log[0]["rows_deleted"] == 1 and log[0]["request_ids"]
+
+
+def test_unchanged_table_sends_no_rows(harness: Harness) -> None:
+    harness.make_rows(20)
+    harness.publish()
+    harness.portal.request_log.clear()
+    again = harness.publish()
+    assert again.rows_sent == 0 and harness.data_writes() == []
+    assert again.published and again.portal_row_count == 20
+
+
+@pytest.mark.parametrize("keep", [0, 10])
+def test_empty_or_truncated_extract_is_refused_and_portal_untouched(harness: Harness, keep: int) -> None:
+    harness.make_rows(50)
+    first = harness.publish()
+    harness.con.execute(f"DELETE FROM out WHERE id >= {keep}")
+    harness.portal.request_log.clear()
+
+    refused = harness.publish()
+
+    guard = next(o for o in refused.outcomes if o.name == GUARD_CHECK)
+    assert guard.blocks and not refused.published
+    assert ("empty" if keep == 0 else "80% fewer than the 50 last published") in guard.summary
+    assert harness.writes() == []
+    assert len(harness.portal_rows(first.four_by_four)) == 50
+    overridden = harness.publish(allow_shrink=True)
+    assert overridden.published and len(harness.portal_rows(first.four_by_four)) == keep
+
+
+def test_dry_run_writes_nothing(harness: Harness) -> None:
+    harness.make_rows(30)
+    first = harness.publish()
+    harness.con.execute("UPDATE out SET amount = -1 WHERE id < 12")
+    snapshot_before = harness.con.execute(
+        "SELECT * FROM publish_snapshot__portal_rows ORDER BY row_key"
+    ).fetchall()
+    harness.portal.request_log.clear()
+
+    plan = harness.publish(dry_run=True)
+
+    assert plan.dry_run and not plan.published
+    assert plan.plan["rows_to_update"] == 12 and plan.plan["chunks"] == 2
+    assert [r for r in harness.portal.request_log if r[0] in ("POST", "PUT", "DELETE")] == []
+    assert [m for m, _, _ in harness.portal.request_log].count("PATCH") == 1  # the validateOnly check
+    after = harness.con.execute("SELECT * FROM publish_snapshot__portal_rows ORDER BY row_key").fetchall()
+    assert after == snapshot_before
+    assert harness.portal_rows(first.four_by_four)[0][2] == 0.0  # amount of id 0 unchanged on the portal
+    assert harness.publish().rows_updated == 12  # the real run still sends what the dry run showed
+
+
+def test_metadata_is_applied_with_column_descriptions(harness: Harness) -> None:
+    harness.make_rows(5)
+    result = harness.publish()
+    dataset = make_dataset()
+    dataset.columns[1].description = "Connecticut town where it happened"
+    harness.publish(dataset=dataset)
+    view = harness.portal.socrata_client().get_metadata(result.four_by_four)
+    assert view["category"] == "Health and Human Services"
+    assert view["metadata"]["custom_fields"]["Publishing Details"]["Update Frequency"] == "Weekly"
+    assert view["metadata"]["custom_fields"]["Dataset Information"]["Agency"] == "Department of Testing"
+    descriptions = {c["fieldName"]: c.get("description") for c in view["columns"]}
+    assert descriptions["town"] == "Connecticut town where it happened"
+    assert descriptions["id"] == "Row number"
+
+
+def test_portal_rejection_of_metadata_is_reported_readably(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    harness.make_rows(5)
+    first = harness.publish()
+    monkeypatch.setattr(publish_metadata, "handbook_problems", lambda dataset: [])  # let the portal judge it
+    bad = make_dataset().model_copy(update={"category": "Fun Stuff"})
+    harness.con.execute("UPDATE out SET town = 'Other' WHERE id = 1")
+    harness.portal.request_log.clear()
+
+    result = harness.publish(dataset=bad)
+
+    outcome = next(o for o in result.outcomes if o.name == "portal_metadata")
+    assert outcome.blocks and "Fun Stuff" in outcome.summary and "not one of" in outcome.summary
+    assert not result.published and harness.data_writes() == []
+    assert (
+        harness.portal.socrata_client().get_metadata(first.four_by_four)["category"]
+        == "Health and Human Services"
+    )
+
+
+def test_schema_drift_is_refused(harness: Harness) -> None:
+    harness.make_rows(5)
+    harness.publish()
+    harness.con.execute("ALTER TABLE out ADD COLUMN extra VARCHAR")
+    harness.portal.request_log.clear()
+    result = harness.publish()
+    drift = next(o for o in result.outcomes if o.name == "portal_schema_drift")
+    assert drift.blocks and "extra" in drift.summary
+    assert harness.data_writes() == []
+
+
+def test_secrets_never_leak(harness: Harness, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG)
+    harness.make_rows(25)
+    result = harness.publish()
+    harness.con.execute("UPDATE out SET amount = 0")
+    harness.faults.add(FaultRule(kind="500", methods=["POST"], path_prefix="/resource/"))  # always fails
+    with pytest.raises(PublishError) as caught:
+        harness.publish()
+    texts = [
+        str(caught.value),
+        repr(caught.value),
+        str(caught.value.__cause__),
+        str(caught.value.__context__),
+        json.dumps(result.metadata()),
+        json.dumps(result.log_row),
+        json.dumps(state.publish_log(harness.con)),
+        caplog.text,
+        repr(harness.connection),
+    ]
+    assert "500" in str(caught.value) and "chunk 1 of" in str(caught.value)
+    for text in texts:
+        assert PASSWORD not in text and APP_TOKEN not in text
+    assert state.publish_log(harness.con)[0]["status"] == "failed"
+
+
+def test_first_publish_to_an_existing_dataset_resyncs_it(harness: Harness) -> None:
+    client = harness.portal.socrata_client()
+    columns = [
+        {"fieldName": "id", "name": "id", "dataTypeName": "number"},
+        {"fieldName": "town", "name": "town", "dataTypeName": "text"},
+        {"fieldName": "amount", "name": "amount", "dataTypeName": "number"},
+        {"fieldName": "day", "name": "day", "dataTypeName": "calendar_date"},
+    ]
+    four_by_four = client.create("Existing", columns=columns, row_identifier="id")["id"]
+    client.publish(four_by_four)
+    stale = [{"id": i, "town": "Stale", "amount": 9, "day": "2020-01-01T00:00:00.000"} for i in range(15, 40)]
+    client.upsert(four_by_four, stale)
+    harness.make_rows(25)
+
+    result = harness.publish(dataset=make_dataset(id=four_by_four))
+
+    assert result.mode == "resync"
+    assert (result.rows_created, result.rows_updated, result.rows_deleted) == (15, 10, 15)
+    assert harness.portal_rows(four_by_four) == harness.table_rows()
