@@ -57,11 +57,21 @@ def catalog() -> None:
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 def catalog_validate(path: Path | None) -> None:
     """Check dataset YAML files (a file or a folder); errors name the file, line and field."""
+    from ct_pipelines.pipeline import STAGES, stage_check_specs
+
     result = load_catalog(path or load_settings().catalog_dir)
-    for error in result.errors:
-        click.echo(str(error), err=True)
-    click.echo(f"{len(result.datasets)} dataset(s) valid, {len({e.path for e in result.errors})} file(s) with errors")
-    sys.exit(1 if result.errors else 0)
+    problems = [str(error) for error in result.errors]
+    for dataset in list(result.datasets):
+        try:  # rules are compiled the way the pipeline will use them (custom checks exist, ranges fit types)
+            for stage in STAGES:
+                stage_check_specs(dataset, stage)
+        except ValueError as exc:
+            problems.append(f"{result.sources[dataset.id]}: {exc}")
+            result.datasets.remove(dataset)
+    for problem in problems:
+        click.echo(problem, err=True)
+    click.echo(f"{len(result.datasets)} dataset(s) valid, {len(problems)} problem(s)")
+    sys.exit(1 if problems else 0)
 
 
 @catalog.command("list")
@@ -154,11 +164,12 @@ def dev(ctx: click.Context) -> None:
 
 def _add_optional_groups() -> None:
     """Sub-commands owned by the domain packages."""
+    from ct_pipelines.automation.cli import automation
     from ct_pipelines.portal.cli import portal
     from ct_pipelines.privacy.cli import privacy
     from ct_pipelines.rel.cli import rel
 
-    for group in (rel, privacy, portal):
+    for group in (rel, privacy, portal, automation):
         main.add_command(group)
 
 

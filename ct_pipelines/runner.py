@@ -88,7 +88,7 @@ def summarize(result: dg.ExecuteInProcessResult) -> list[DatasetSummary]:
             if duration:
                 step_times[event.step_key] += duration / 1000
     for event in result.get_asset_materialization_events():
-        materialization = event.asset_materialization
+        materialization = event.event_specific_data.materialization  # type: ignore[union-attr]
         if materialization is None:
             continue
         path = materialization.asset_key.path

@@ -14,7 +14,11 @@ from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.ingest import ingest_dataset
 from ct_pipelines.ingest.naming import field_names_for
 
-TEXT_ROWS = [["Name", "Town", "Note"], ["José Núñez", "Hartford", "“quoted” café"], ["Zoë", "Bristol", "naïve—dash"]]
+TEXT_ROWS = [
+    ["Name", "Town", "Note"],
+    ["José Núñez", "Hartford", "“quoted” café"],
+    ["Zoë", "Bristol", "naïve—dash"],
+]
 
 
 def csv_text(rows: list[list[str]], delimiter: str = ",", newline: str = "\r\n") -> str:
@@ -25,16 +29,19 @@ def ingest(tmp_path: Path, make_dataset, name: str, **dataset_fields):
     con = duckdb.connect()
     dataset = make_dataset(name, **dataset_fields)
     result = ingest_dataset(con, dataset, tmp_path, run_id="test", workdir=tmp_path / "work")
-    rows = con.execute(f'SELECT * FROM raw."{dataset.id}" ORDER BY _row').fetchall()
+    rows = con.execute(f'SELECT * FROM raw__{dataset.id} ORDER BY _row').fetchall()
     return con, result, rows
 
 
-@pytest.mark.parametrize(("encoding", "bom", "expected"), [
-    ("utf-8", b"", "utf-8"),
-    ("utf-8", b"\xef\xbb\xbf", "utf-8-sig"),
-    ("cp1252", b"", "cp1252"),
-    ("utf-16-le", b"\xff\xfe", "utf-16"),
-])
+@pytest.mark.parametrize(
+    ("encoding", "bom", "expected"),
+    [
+        ("utf-8", b"", "utf-8"),
+        ("utf-8", b"\xef\xbb\xbf", "utf-8-sig"),
+        ("cp1252", b"", "cp1252"),
+        ("utf-16-le", b"\xff\xfe", "utf-16"),
+    ],
+)
 def test_encodings_come_out_as_the_same_unicode_text(tmp_path, make_dataset, encoding, bom, expected):
     (tmp_path / "x.csv").write_bytes(bom + csv_text(TEXT_ROWS).encode(encoding))
     _, result, rows = ingest(tmp_path, make_dataset, "x.csv")
@@ -52,7 +59,11 @@ def test_latin1_bytes_that_cp1252_leaves_undefined_fall_back_to_latin1(tmp_path,
 
 @pytest.mark.parametrize("delimiter", [",", "\t", "|"])
 def test_delimiters_are_detected(tmp_path, make_dataset, delimiter):
-    rows = [["id", "town", "count"], ["1", "Hartford, CT" if delimiter != "," else "Hartford", "3"], ["2", "Union", "4"]]
+    rows = [
+        ["id", "town", "count"],
+        ["1", "Hartford, CT" if delimiter != "," else "Hartford", "3"],
+        ["2", "Union", "4"],
+    ]
     (tmp_path / "x.txt").write_text(csv_text(rows, delimiter), encoding="utf-8")
     _, result, got = ingest(tmp_path, make_dataset, "x.txt")
     assert result.delimiter == delimiter
@@ -98,7 +109,9 @@ def test_short_rows_are_padded_but_long_rows_name_their_line(tmp_path, make_data
     with pytest.raises(IngestError) as info:
         ingest(tmp_path, make_dataset, "long.csv")
     assert info.value.line == 3
-    assert "long.csv" in str(info.value) and "expected 3 fields" in str(info.value) and "Fix:" in str(info.value)
+    assert (
+        "long.csv" in str(info.value) and "expected 3 fields" in str(info.value) and "Fix:" in str(info.value)
+    )
 
 
 def test_unclosed_quote_is_reported_with_the_file(tmp_path, make_dataset):
@@ -136,7 +149,10 @@ def test_excel_first_and_named_sheet_with_formula_text(tmp_path, make_dataset):
 
 
 def test_json_array_and_json_lines(tmp_path, make_dataset):
-    records = [{"Town Name": "Hartford", "n": 1, "tags": ["a"]}, {"Town Name": "Union", "n": None, "tags": []}]
+    records = [
+        {"Town Name": "Hartford", "n": 1, "tags": ["a"]},
+        {"Town Name": "Union", "n": None, "tags": []},
+    ]
     (tmp_path / "a.json").write_text(json.dumps(records), encoding="utf-8")
     (tmp_path / "b.jsonl").write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
     _, result, rows = ingest(tmp_path, make_dataset, "a.json")
@@ -153,7 +169,9 @@ def test_parquet(tmp_path, make_dataset):
 
 
 def test_field_names_are_socrata_style_unique_and_short():
-    names = field_names_for(["Date of Death", "date-of death", "2020 Count", "x" * 80, "x" * 80, "Revenue ($)", ""])
+    names = field_names_for(
+        ["Date of Death", "date-of death", "2020 Count", "x" * 80, "x" * 80, "Revenue ($)", ""]
+    )
     assert names[:3] == ["date_of_death", "date_of_death_2", "_2020_count"]
     assert len(set(names)) == len(names)
     assert all(len(n) <= 63 and n == n.lower() for n in names)
@@ -191,16 +209,30 @@ def test_declared_column_missing_from_the_file_is_named(tmp_path, make_dataset):
 
 def test_real_ocme_extract(shared_ct, make_dataset):
     con = duckdb.connect()
-    result = ingest_dataset(con, make_dataset("ct_ocme_accidental_drug_deaths_2012_2018.csv"), shared_ct,
-                            run_id="t", workdir=Path("/tmp"))
+    result = ingest_dataset(
+        con,
+        make_dataset("ct_ocme_accidental_drug_deaths_2012_2018.csv"),
+        shared_ct,
+        run_id="t",
+        workdir=Path("/tmp"),
+    )
     assert (result.rows, result.columns, result.bom, result.encoding) == (5105, 42, True, "utf-8-sig")
 
 
 def test_real_edsight_extract(shared_ct, make_dataset):
     con = duckdb.connect()
-    result = ingest_dataset(con, make_dataset("ct_sde_edsight_enrollment_by_district_race_2016-17.csv"), shared_ct,
-                            run_id="t", workdir=Path("/tmp"))
+    result = ingest_dataset(
+        con,
+        make_dataset("ct_sde_edsight_enrollment_by_district_race_2016-17.csv"),
+        shared_ct,
+        run_id="t",
+        workdir=Path("/tmp"),
+    )
     assert (result.header_line, result.rows) == (6, 204)
-    codes = [r[0] for r in con.execute('SELECT district_code FROM raw."sample" WHERE district_code IS NOT NULL')
-             .fetchall()]
+    codes = [
+        r[0]
+        for r in con.execute(
+            'SELECT district_code FROM raw__sample WHERE district_code IS NOT NULL'
+        ).fetchall()
+    ]
     assert "2880013" in codes and not any("=" in c or '"' in c for c in codes)

@@ -35,8 +35,12 @@ def build_definitions(catalog_dir: str | None = None, *, with_automation: bool =
     for error in catalog.errors:
         logger.error(f"Dataset file skipped: {error}")
     assets: list[dg.AssetsDefinition] = [portal_audit]
-    for dataset in catalog.datasets:
-        assets.extend(build_dataset_assets(dataset, freshness_policy(dataset)))
+    for dataset in list(catalog.datasets):
+        try:
+            assets.extend(build_dataset_assets(dataset, freshness_policy(dataset)))
+        except ValueError as exc:  # a rule that cannot work (unknown custom check, min on text, ...)
+            logger.error(f"Dataset file skipped: {catalog.sources[dataset.id]}: {exc}")
+            catalog.datasets.remove(dataset)
     jobs = [publish_job(catalog.ids)]
     schedules: list[dg.ScheduleDefinition] = []
     sensors: list[dg.SensorDefinition] = []
