@@ -5,7 +5,7 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 
 class Severity(StrEnum):
@@ -13,6 +13,40 @@ class Severity(StrEnum):
 
     ERROR = "ERROR"
     WARN = "WARN"
+
+
+# Row-level rule groups (one check each), in the order they are reported.
+ROW_RULE_GROUPS: tuple[str, ...] = (
+    "required",
+    "unique",
+    "types",
+    "ranges",
+    "allowed_values",
+    "patterns",
+    "not_in_future",
+    "custom_checks",
+)
+# Dataset-level checks computed after the row-level rules.
+DATASET_CHECKS: tuple[str, ...] = (
+    "row_count_change",
+    "null_share_change",
+    "quarantine_share",
+    "conservation",
+)
+# Singular or short spellings people write in YAML, mapped to the check names above.
+SEVERITY_KEY_ALIASES: dict[str, str] = {
+    "type": "types",
+    "range": "ranges",
+    "allowed": "allowed_values",
+    "allowed_value": "allowed_values",
+    "pattern": "patterns",
+    "custom": "custom_checks",
+    "custom_check": "custom_checks",
+    "future": "not_in_future",
+    "row_count": "row_count_change",
+    "null_share": "null_share_change",
+    "quarantine": "quarantine_share",
+}
 
 
 class Expectation(BaseModel):
@@ -34,12 +68,32 @@ class QualityConfig(BaseModel):
         0.05, ge=0, le=1, description="ERROR when more than this share of rows is quarantined"
     )
     max_row_count_drop: float = Field(
-        0.5, ge=0, le=1, description="ERROR when the row count fell by more than this share since the last run"
+        0.5,
+        ge=0,
+        le=1,
+        description="ERROR when the row count fell by more than this share since the last run",
     )
     max_null_share_increase: float = Field(
-        0.2, ge=0, le=1, description="WARN when a column's share of nulls grows by more than this since the last run"
+        0.2,
+        ge=0,
+        le=1,
+        description="WARN when a column's share of nulls grows by more than this since the last run",
     )
     severities: dict[str, Severity] = Field(
-        default_factory=dict, description="Override the severity of a named rule group, e.g. {'range': 'WARN'}"
+        default_factory=dict,
+        description="Override the severity of a named rule group, e.g. {'range': 'WARN'}",
     )
     expectations: list[Expectation] = Field(default_factory=list)
+
+    @field_validator("severities")
+    @classmethod
+    def _known_rule_groups(cls, value: dict[str, Severity]) -> dict[str, Severity]:
+        """Normalise aliases so a typo cannot silently leave a rule at its default severity."""
+        known = set(ROW_RULE_GROUPS) | set(DATASET_CHECKS)
+        normalised: dict[str, Severity] = {}
+        for key, severity in value.items():
+            name = SEVERITY_KEY_ALIASES.get(key, key)
+            if name not in known:
+                raise ValueError(f"unknown rule group '{key}'; use one of: {', '.join(sorted(known))}")
+            normalised[name] = severity
+        return normalised

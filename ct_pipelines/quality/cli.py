@@ -1,0 +1,125 @@
+"""``ct-pipelines quality ...``: list a dataset's checks, validate an ingested table, read the quarantine."""
+
+from __future__ import annotations
+
+import uuid
+from pathlib import Path
+
+import click
+import duckdb
+
+from ct_pipelines.catalog.loader import parse_dataset_file
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.quality.rules import DatasetRuleError, quote
+from ct_pipelines.quality.validate import quality_check_specs, validate_dataset
+from ct_pipelines.settings import load_settings
+
+
+def _load(path: Path) -> Dataset:
+    dataset, errors = parse_dataset_file(path)
+    if dataset is None:
+        lines = [f"{e.path}:{e.line or '?'}: {e.field or 'file'}: {e.message}" for e in errors]
+        raise click.ClickException("the dataset file has problems:\n" + "\n".join(lines))
+    return dataset
+
+
+def _warehouse_option(function):  # type: ignore[no-untyped-def]
+    return click.option(
+        "--warehouse",
+        type=click.Path(dir_okay=False, path_type=Path),
+        default=None,
+        help="DuckDB file; defaults to CT_PIPELINES_WAREHOUSE or ./data/warehouse.duckdb",
+    )(function)
+
+
+@click.group(name="quality")
+def quality() -> None:
+    """Data-quality gates: column rules (pandera), Great Expectations suites and the quarantine."""
+
+
+@quality.command(name="checks")
+@click.argument("dataset_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+def list_checks(dataset_file: Path) -> None:
+    """List the checks DATASET_FILE declares and whether each blocks publishing."""
+    dataset = _load(dataset_file)
+    try:
+        specs = quality_check_specs(dataset)
+    except DatasetRuleError as exc:
+        raise click.ClickException(f"{dataset_file}: {exc}") from None
+    for spec in specs:
+        click.echo(f"{spec.name:<40} {'blocks' if spec.blocking else 'warns '}  {spec.description}")
+
+
+@quality.command(name="validate")
+@click.argument("dataset_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@_warehouse_option
+@click.option("--raw-table", default=None, help="Ingested table; defaults to raw__<dataset id>")
+@click.option("--run-id", default=None, help="Run id recorded in the quarantine and history tables")
+def validate(dataset_file: Path, warehouse: Path | None, raw_table: str | None, run_id: str | None) -> None:
+    """Validate the ingested table of DATASET_FILE; exits with status 1 when an ERROR check fails."""
+    dataset = _load(dataset_file)
+    settings = load_settings()
+    path = warehouse or settings.warehouse_path
+    if not path.exists():
+        raise click.ClickException(f"no warehouse at {path}; run ingest first or pass --warehouse")
+    con = duckdb.connect(str(path))
+    try:
+        result = validate_dataset(
+            con,
+            dataset,
+            raw_table or f"raw__{dataset.id}",
+            f"valid__{dataset.id}",
+            f"quarantine__{dataset.id}",
+            run_id=run_id or f"cli-{uuid.uuid4().hex[:12]}",
+            reports_dir=settings.reports_dir,
+            progress=lambda message: click.echo(f"  {message}...", err=True),
+        )
+    except (DatasetRuleError, duckdb.CatalogException) as exc:
+        raise click.ClickException(f"{dataset_file}: {exc}") from None
+    finally:
+        con.close()
+    for outcome in result.outcomes:
+        mark = "ok  " if outcome.passed else ("FAIL" if outcome.severity == "ERROR" else "warn")
+        click.echo(f"[{mark}] {outcome.name}: {outcome.summary}")
+    click.echo(
+        f"{result.rows_ingested:,} rows in, {result.rows_valid:,} valid, {result.rows_quarantined:,} quarantined"
+        + (f"; Great Expectations report: {result.data_docs_index}" if result.data_docs_index else "")
+    )
+    if result.blocked:
+        raise SystemExit(1)
+
+
+@quality.command(name="quarantine")
+@click.argument("dataset_id")
+@_warehouse_option
+@click.option("--run-id", default=None, help="Only this run (default: the latest run)")
+@click.option("--limit", default=20, show_default=True, help="Rows to show")
+def show_quarantine(dataset_id: str, warehouse: Path | None, run_id: str | None, limit: int) -> None:
+    """Show why rows of DATASET_ID were set aside (values of pii columns are masked)."""
+    path = warehouse or load_settings().warehouse_path
+    table = quote(f"quarantine__{dataset_id}")
+    try:
+        con = duckdb.connect(str(path), read_only=True)
+    except duckdb.Error as exc:
+        raise click.ClickException(f"cannot open the warehouse {path}: {exc}") from None
+    try:
+        run = (
+            run_id
+            or con.execute(f"SELECT run_id FROM {table} ORDER BY quarantined_at DESC LIMIT 1").fetchone()[0]
+        )  # type: ignore[index]
+        summary = con.execute(
+            f"SELECT reason, count(*) FROM {table} WHERE run_id = ? GROUP BY 1 ORDER BY 2 DESC", [run]
+        ).fetchall()
+        rows = con.execute(
+            f"SELECT source_line, _row, column_name, rule, value FROM {table} WHERE run_id = ? ORDER BY _row LIMIT ?",
+            [run, limit],
+        ).fetchall()
+    except (duckdb.CatalogException, TypeError):
+        raise click.ClickException(f"no quarantine recorded for '{dataset_id}' in {path}") from None
+    finally:
+        con.close()
+    click.echo(f"Run {run}:")
+    for reason, count in summary:
+        click.echo(f"  {count:>8,} rows {reason}")
+    for line, row, column, rule, value in rows:
+        click.echo(f"  line {line if line is not None else '-'} (row {row}): {column} {rule}: {value!r}")

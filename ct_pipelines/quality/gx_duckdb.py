@@ -1,0 +1,111 @@
+"""Make Great Expectations 1.x run on DuckDB, scoped to a ``with`` block.
+
+Two GX problems on the duckdb-engine SQLAlchemy dialect (see /work/shared/reference/gx-duckdb.md):
+
+1. ``SqlAlchemyExecutionEngine.execute_query`` returns the cursor result *after* its ``with
+   self.get_connection()`` block has released the connection. Drivers that buffer rows client-side
+   (psycopg2, sqlite3) still answer ``fetchall()``; DuckDB's does not, so every metric comes back
+   empty and GX raises ``MetricResolutionError: list index out of range``. We buffer the rows with
+   ``result.freeze()`` while the connection is still held.
+2. ``get_dialect_regex_expression`` has no DuckDB branch, so regex expectations fail with
+   "Regex is not supported for dialect duckdb" and return no unexpected count. We add DuckDB's
+   ``regexp_matches`` (search semantics, as GX's pandas engine uses).
+
+Both are patched only while :func:`duckdb_patches` is active (a lock serialises nested/parallel use),
+so GX behaves as shipped everywhere else in the process.
+
+Connection choice: DuckDB allows one read-write process per database file, and a second
+``duckdb.connect(path)`` in the same process with different settings conflicts with the open one.
+So GX does not open the file itself: :func:`engine_kwargs` hands SQLAlchemy a ``creator`` that
+returns a *cursor* of the pipeline's own connection (``con.cursor()`` is a new connection to the
+same database instance). GX thus sees exactly the committed tables the pipeline wrote, including
+in-memory databases used by tests, with no file locking or snapshot copy.
+"""
+
+from __future__ import annotations
+
+import importlib
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import duckdb
+import sqlalchemy as sa
+from duckdb_engine import ConnectionWrapper
+from great_expectations.execution_engine.sqlalchemy_execution_engine import SqlAlchemyExecutionEngine
+
+# Modules that import get_dialect_regex_expression by name, so each binding must be patched.
+_REGEX_USERS = (
+    "great_expectations.expectations.metrics.util",
+    "great_expectations.expectations.metrics.column_map_metrics.column_values_match_regex",
+    "great_expectations.expectations.metrics.column_map_metrics.column_values_not_match_regex",
+    "great_expectations.expectations.metrics.column_map_metrics.column_values_match_regex_list",
+    "great_expectations.expectations.metrics.column_map_metrics.column_values_not_match_regex_list",
+    "great_expectations.expectations.metrics.column_aggregate_metrics.column_values_match_regex_values",
+    "great_expectations.expectations.metrics.column_aggregate_metrics.column_values_not_match_regex_values",
+)
+_PATCH_LOCK = threading.RLock()
+
+BUG_REPORT_TITLE = (
+    "SqlAlchemyExecutionEngine.execute_query returns an unbuffered result after releasing the connection"
+)
+
+
+def _buffered_execute_query(self: SqlAlchemyExecutionEngine, query: Any) -> Any:
+    """Same as GX's execute_query, but the rows are fetched before the connection goes back to the pool."""
+    with self.get_connection() as connection:
+        result = self._execute_query_with_recovery(connection, query)
+        return result.freeze()()
+
+
+def _is_duckdb(dialect: Any) -> bool:
+    name = getattr(dialect, "name", None) or getattr(getattr(dialect, "dialect", None), "name", None)
+    return name == "duckdb"
+
+
+def _with_duckdb_regex(original: Any) -> Any:
+    def get_dialect_regex_expression(column: Any, regex: str, dialect: Any, positive: bool = True) -> Any:
+        expression = original(column, regex, dialect, positive)
+        if expression is None and _is_duckdb(dialect):
+            matches = sa.func.regexp_matches(column, sa.literal(regex))
+            return matches if positive else sa.not_(matches)
+        return expression
+
+    return get_dialect_regex_expression
+
+
+@contextmanager
+def duckdb_patches() -> Iterator[None]:
+    """Apply the two fixes above for the duration of the block, then restore GX exactly."""
+    with _PATCH_LOCK:
+        saved: list[tuple[Any, str, Any]] = [
+            (SqlAlchemyExecutionEngine, "execute_query", SqlAlchemyExecutionEngine.__dict__["execute_query"])
+        ]
+        SqlAlchemyExecutionEngine.execute_query = _buffered_execute_query  # type: ignore[method-assign]
+        util = importlib.import_module(_REGEX_USERS[0])
+        patched = _with_duckdb_regex(util.get_dialect_regex_expression)
+        for module_name in _REGEX_USERS:
+            module = importlib.import_module(module_name)
+            saved.append((module, "get_dialect_regex_expression", module.get_dialect_regex_expression))
+            module.get_dialect_regex_expression = patched
+        try:
+            yield
+        finally:
+            for owner, attribute, value in reversed(saved):
+                setattr(owner, attribute, value)
+
+
+def engine_kwargs(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, Any]:
+    """SQLAlchemy ``create_engine`` arguments that reuse ``con``'s database with ``schema`` on the search path.
+
+    The search path matters: GX's column-type metric ignores the asset's ``schema_name`` and queries the
+    bare table name, so the table must resolve without a schema prefix.
+    """
+
+    def creator() -> ConnectionWrapper:
+        cursor = con.cursor()
+        cursor.execute(f"SET search_path = '{schema}'")
+        return ConnectionWrapper(cursor)
+
+    return {"creator": creator}

@@ -1,0 +1,210 @@
+"""Run a dataset's Great Expectations suite (from ``quality.expectations`` in its YAML) inside DuckDB.
+
+One CheckOutcome per expectation, so a program manager sees "gx_column_values_to_be_between_age failed:
+4 of 1,000 rows" rather than a single opaque suite result. Data Docs HTML is written to a local folder
+so the full GX report can be opened from the check's metadata.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from pathlib import Path
+from typing import Any
+
+import duckdb
+
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.quality.config import Expectation
+from ct_pipelines.quality.gx_duckdb import duckdb_patches, engine_kwargs
+
+MASK = "***"
+SAMPLE_SIZE = 20
+_RESULT_KEYS = (
+    "element_count",
+    "unexpected_count",
+    "unexpected_percent",
+    "missing_count",
+    "observed_value",
+    "partial_unexpected_list",
+)
+
+
+def gx_check_names(dataset: Dataset) -> list[tuple[str, Expectation]]:
+    """Stable check names from the YAML alone: ``gx_<expectation without expect_>[_<column>]``, de-duplicated."""
+    names: list[tuple[str, Expectation]] = []
+    taken: set[str] = set()
+    for expectation in dataset.quality.expectations:
+        base = "gx_" + expectation.expectation.removeprefix("expect_")
+        column = expectation.kwargs.get("column")
+        if isinstance(column, str):
+            base += "_" + column
+        base = re.sub(r"[^A-Za-z0-9_]", "_", base)
+        name, n = base, 1
+        while name in taken:
+            n += 1
+            name = f"{base}_{n}"
+        taken.add(name)
+        names.append((name, expectation))
+    return names
+
+
+def _expectation_class(snake_name: str) -> type | None:
+    import great_expectations as gx
+
+    camel = "".join(part.capitalize() for part in snake_name.split("_"))
+    return getattr(gx.expectations, camel, None)
+
+
+def _touches(expectation: Expectation, columns: set[str]) -> bool:
+    """Whether any argument names one of ``columns`` (column, column_A, column_list, ...)."""
+    for key, value in expectation.kwargs.items():
+        if not key.startswith("column"):
+            continue
+        values = value if isinstance(value, list) else [value]
+        if any(v in columns for v in values if isinstance(v, str)):
+            return True
+    return False
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def _summary(expectation: Expectation, success: bool, result: dict[str, Any]) -> str:
+    what = expectation.expectation.removeprefix("expect_").replace("_", " ")
+    column = expectation.kwargs.get("column")
+    subject = f"{column}: " if column else ""
+    if success:
+        return f"Passed: {subject}{what}."
+    unexpected, total = result.get("unexpected_count"), result.get("element_count")
+    if unexpected is not None and total is not None:
+        return f"{unexpected:,} of {total:,} rows break the rule '{subject}{what}'."
+    observed = result.get("observed_value")
+    if observed is not None:
+        return f"The rule '{subject}{what}' failed; the value found was {observed}."
+    return f"The rule '{subject}{what}' failed."
+
+
+def run_gx_suite(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    schema: str,
+    table: str,
+    docs_dir: Path,
+    run_id: str,
+) -> tuple[list[CheckOutcome], Path | None]:
+    """Validate ``schema.table`` against the dataset's expectations; returns outcomes and the Data Docs index.
+
+    Expectations whose name GX does not know become failed outcomes that say how to fix the YAML, so one
+    typo does not hide the results of the others.
+    """
+    named = gx_check_names(dataset)
+    if not named:
+        return [], None
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    logging.getLogger("great_expectations").setLevel(logging.WARNING)
+    outcomes: dict[str, CheckOutcome] = {}
+    pii = set(dataset.pii_fields)
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    source = context.data_sources.add_sql(
+        name="warehouse", connection_string="duckdb:///:memory:", kwargs=engine_kwargs(con, schema)
+    )
+    batch = source.add_table_asset(name=table, table_name=table).add_batch_definition_whole_table(
+        "whole_table"
+    )
+    suite = context.suites.add(gx.ExpectationSuite(name=dataset.id))
+    by_id: dict[str, tuple[str, Expectation]] = {}
+    for name, expectation in named:
+        cls = _expectation_class(expectation.expectation)
+        try:
+            if cls is None:
+                raise ValueError("Great Expectations has no expectation with that name")
+            added = suite.add_expectation(cls(**expectation.kwargs, meta={"check": name}))
+        except Exception as exc:  # a bad YAML entry is reported, not raised
+            outcomes[name] = CheckOutcome(
+                name=name,
+                passed=False,
+                severity=expectation.severity,
+                summary=f"The expectation '{expectation.expectation}' in the quality section could not be used; "
+                "check its name and arguments against the Great Expectations gallery.",
+                metadata={"expectation": expectation.expectation, "error": str(exc).splitlines()[0][:300]},
+            )
+            continue
+        by_id[str(added.id)] = (name, expectation)
+
+    docs_dir = Path(docs_dir)
+    shutil.rmtree(docs_dir, ignore_errors=True)  # one report per run; history lives in the DuckDB tables
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    context.add_data_docs_site(
+        site_name="ct_pipelines",
+        site_config={
+            "class_name": "SiteBuilder",
+            "store_backend": {"class_name": "TupleFilesystemStoreBackend", "base_directory": str(docs_dir)},
+            "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+        },
+    )
+    definition = context.validation_definitions.add(
+        gx.ValidationDefinition(name=f"{dataset.id}_{table}", data=batch, suite=suite)
+    )
+    checkpoint = context.checkpoints.add(
+        gx.Checkpoint(
+            name=f"{dataset.id}_checkpoint",
+            validation_definitions=[definition],
+            actions=[gx.checkpoint.UpdateDataDocsAction(name="data_docs", site_names=["ct_pipelines"])],
+            # GX applies the checkpoint's result format to every expectation, so when any expectation
+            # looks at a pii column, unexpected values are left out of the whole report (Data Docs included).
+            result_format={
+                "result_format": "SUMMARY",
+                "partial_unexpected_count": SAMPLE_SIZE,
+                "exclude_unexpected_values": any(_touches(e, pii) for _, e in named),
+            },
+        )
+    )
+    with duckdb_patches():
+        run = checkpoint.run(run_id=gx.core.run_identifier.RunIdentifier(run_name=run_id))
+    index = docs_dir / "index.html"
+    docs_path = index if index.exists() else None
+
+    for validation in run.run_results.values():
+        for result in validation.results:
+            name, expectation = by_id[str(result.expectation_config.id)]
+            details = {k: result.result[k] for k in _RESULT_KEYS if k in result.result}
+            if _touches(expectation, pii) and "partial_unexpected_list" in details:
+                details["partial_unexpected_list"] = [MASK for _ in details["partial_unexpected_list"]]
+            metadata: dict[str, Any] = {
+                "expectation": expectation.expectation,
+                "kwargs": _json_safe(expectation.kwargs),
+                **_json_safe(details),
+                "data_docs_index": str(docs_path) if docs_path else None,
+            }
+            error = (result.exception_info or {}).get("exception_message")
+            if error is None and isinstance(result.exception_info, dict):
+                nested = [v for v in result.exception_info.values() if isinstance(v, dict)]
+                error = next((v.get("exception_message") for v in nested if v.get("raised_exception")), None)
+            if error:
+                metadata["error"] = str(error).splitlines()[0][:300]
+            summary = (
+                f"Great Expectations could not evaluate '{expectation.expectation}': {metadata['error']}"
+                if error
+                else _summary(expectation, bool(result.success), details)
+            )
+            outcomes[name] = CheckOutcome(
+                name=name,
+                passed=bool(result.success),
+                severity=expectation.severity,
+                summary=summary,
+                metadata=metadata,
+            )
+    return [outcomes[name] for name, _ in named if name in outcomes], docs_path
