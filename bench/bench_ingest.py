@@ -18,12 +18,13 @@ def ours(path: str, db: str) -> str:
 
     from ct_pipelines.catalog.models import Dataset
     from ct_pipelines.ingest.ingest import ingest_dataset
+    from ct_pipelines.settings import load_settings
 
     dataset = Dataset.model_validate({
         "id": "bench", "title": "Bench extract", "description": "Generated benchmark extract.",
         "agency": "Bench", "category": "Government", "update_frequency": "Daily", "contact": "b@ct.gov",
         "source": {"path": Path(path).name}})
-    con = duckdb.connect(db)
+    con = duckdb.connect(db, config=load_settings().duckdb_config)
     result = ingest_dataset(con, dataset, Path(path).parent, run_id="bench", workdir=Path(db).parent, force=True)
     return f"{result.rows:,} rows"
 

@@ -33,6 +33,13 @@ class Settings:
     reports_dir: Path
     portal_data_dir: Path
     sql_dir: Path
+    duckdb_memory_limit: str = "1GB"
+
+    @property
+    def duckdb_config(self) -> dict[str, str]:
+        """DuckDB settings for the warehouse: a memory cap (DuckDB spills to disk past it), so memory
+        stays flat as extracts grow instead of taking most of the machine."""
+        return {"memory_limit": self.duckdb_memory_limit}
 
     def ensure_dirs(self) -> None:
         """Create the writable folders; called by commands and assets, never at import time."""
@@ -57,4 +64,5 @@ def load_settings() -> Settings:
         reports_dir=_env_path("CT_PIPELINES_REPORTS", home / "reports"),
         portal_data_dir=_env_path("CT_PIPELINES_PORTAL_DATA", home / "portal"),
         sql_dir=_env_path("CT_PIPELINES_SQL", sql_default),
+        duckdb_memory_limit=os.environ.get("CT_PIPELINES_DUCKDB_MEMORY", "1GB"),
     )

@@ -42,8 +42,12 @@ class Layout:
     field_count: int
 
 
-def detect_encoding(path: Path, declared: str = "auto") -> Encoding:
-    """BOM first, then a strict UTF-8 scan of the whole file, then cp1252 or latin-1."""
+def detect_encoding(path: Path, declared: str = "auto", *, full_scan: bool = True) -> Encoding:
+    """BOM first, then a strict UTF-8 scan, then cp1252 or latin-1.
+
+    With ``full_scan=False`` only the first bytes are checked; the caller must then let a strict
+    UTF-8 reader (DuckDB) confirm the rest and come back with ``full_scan=True`` if it refuses.
+    """
     with path.open("rb") as handle:
         head = handle.read(4)
     if head.startswith(codecs.BOM_UTF8):
@@ -59,6 +63,14 @@ def detect_encoding(path: Path, declared: str = "auto") -> Encoding:
         return Encoding("utf-8" if codec == "utf-8" else codec, False)
     if _looks_utf16_without_bom(head):
         return Encoding("utf-16-le" if head[1] == 0 else "utf-16-be", False)
+    if not full_scan:
+        with path.open("rb") as handle:
+            sample = handle.read(SAMPLE_BYTES)
+        try:
+            codecs.getincrementaldecoder("utf-8")().decode(sample)  # a cut multi-byte tail is fine
+            return Encoding("utf-8", False)
+        except UnicodeDecodeError:
+            pass
     decoder = codecs.getincrementaldecoder("utf-8")()
     seen_high: set[int] = set()
     offset = 0

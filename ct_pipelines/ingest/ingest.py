@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,12 +16,13 @@ from ct_pipelines.catalog.models import Dataset, SourceFormat
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.naming import field_names_for
 from ct_pipelines.ingest.readers import (
+    FileScan,
     ReadResult,
-    file_digest,
     read_csv_into,
     read_excel_into,
     read_json_into,
     read_parquet_into,
+    scan_file,
 )
 
 EXTENSIONS = {
@@ -32,7 +35,9 @@ LEDGER = "meta.ingest_log"
 
 
 def raw_table(dataset_id: str) -> str:
-    return f'raw."{dataset_id}"'
+    """Stage tables live in the main schema as ``<stage>__<dataset id>``: one plain identifier that every
+    module can quote the same way."""
+    return f"raw__{dataset_id}"
 
 
 @dataclass
@@ -81,11 +86,11 @@ def source_format(path: Path, declared: SourceFormat) -> SourceFormat:
 
 
 def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("CREATE SCHEMA IF NOT EXISTS raw")
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
         dataset_id VARCHAR, path VARCHAR, sha256 VARCHAR, size_bytes BIGINT, rows BIGINT, columns INTEGER,
-        format VARCHAR, encoding VARCHAR, run_id VARCHAR, ingested_at TIMESTAMP, duration_s DOUBLE)""")
+        format VARCHAR, encoding VARCHAR, run_id VARCHAR, ingested_at TIMESTAMP, duration_s DOUBLE,
+        mtime_ns BIGINT)""")
 
 
 def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], list[str]], dict[str, str]]:
@@ -115,44 +120,72 @@ def _norm(name: str) -> str:
 
 def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir: Path, *, run_id: str,
                    workdir: Path, force: bool = False, path: Path | None = None) -> IngestResult:
-    """Load the dataset's newest landing file; a file whose SHA-256 was already ingested is skipped."""
+    """Load the dataset's newest landing file; a file whose SHA-256 was already ingested is skipped.
+
+    The hash is computed on a thread while DuckDB reads (both release the GIL), so checking for a
+    repeated file costs no extra pass; an unchanged path, size and mtime skips without reading at all.
+    """
     ensure_meta(con)
     started = time.perf_counter()
     path = path or newest_file(landing_dir, dataset.source.path)
-    size = path.stat().st_size
-    digest = file_digest(path)
+    stat = path.stat()
     table = raw_table(dataset.id)
-    previous = con.execute(f"SELECT rows FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? "
-                           "ORDER BY ingested_at DESC LIMIT 1", [dataset.id, digest]).fetchone()
-    table_exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'raw' AND table_name = ?",
-                               [dataset.id]).fetchone()[0]
-    if previous and table_exists and not force:
-        columns = len(con.execute(f"DESCRIBE {table}").fetchall()) - 2
-        return IngestResult(dataset.id, str(path), size, digest, True, previous[0], columns, "unchanged", None,
+    table_exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
+                               [table]).fetchone()[0]
+
+    def skipped(digest: str, rows: int) -> IngestResult:
+        columns = len(con.execute(f'DESCRIBE "{table}"').fetchall()) - 2
+        return IngestResult(dataset.id, str(path), stat.st_size, digest, True, rows, columns, "unchanged", None,
                             False, None, None, None, round(time.perf_counter() - started, 3))
+
+    if table_exists and not force:
+        same = con.execute(f"SELECT sha256, rows FROM {LEDGER} WHERE dataset_id = ? AND path = ? AND size_bytes = ? "
+                           "AND mtime_ns = ? ORDER BY ingested_at DESC LIMIT 1",
+                           [dataset.id, str(path), stat.st_size, stat.st_mtime_ns]).fetchone()
+        if same:
+            return skipped(same[0], same[1])
     names_for, mapping = _name_mapper(dataset, path)
     fmt = source_format(path, dataset.source.format)
-    staging = f'raw."_staging_{dataset.id}"'
-    read: ReadResult
-    if fmt == SourceFormat.CSV:
-        read = read_csv_into(con, path, staging, names_for, encoding=dataset.source.encoding,
-                             delimiter=dataset.source.delimiter, header_row=dataset.source.header_row,
-                             workdir=workdir)
-    elif fmt == SourceFormat.EXCEL:
-        read = read_excel_into(con, path, staging, names_for, sheet=dataset.source.sheet,
-                               header_row=dataset.source.header_row)
-    elif fmt == SourceFormat.JSON:
-        read = read_json_into(con, path, staging, names_for)
-    else:
-        read = read_parquet_into(con, path, staging, names_for)
-    con.execute(f"DROP TABLE IF EXISTS {table}")
-    con.execute(f'ALTER TABLE {staging} RENAME TO "{dataset.id}"')
+    staging = f"_staging__{dataset.id}"
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-scan") as pool:
+        scanning = pool.submit(scan_file, path)
+        try:
+            read = _read(con, dataset, path, fmt, staging, names_for, workdir, scanning.result)
+        finally:
+            scan = scanning.result()
+    previous = con.execute(f"SELECT rows FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? "
+                           "ORDER BY ingested_at DESC LIMIT 1", [dataset.id, scan.sha256]).fetchone()
+    if previous and table_exists and not force:
+        con.execute(f'DROP TABLE IF EXISTS "{staging}"')
+        _log(con, dataset, path, stat, scan.sha256, read, run_id, time.perf_counter() - started)
+        return skipped(scan.sha256, previous[0])
+    con.execute(f'DROP TABLE IF EXISTS "{table}"')
+    con.execute(f'ALTER TABLE "{staging}" RENAME TO "{table}"')
     duration = round(time.perf_counter() - started, 3)
+    _log(con, dataset, path, stat, scan.sha256, read, run_id, duration)
     declared = {c.field_name for c in dataset.columns}
     undeclared = [n for n in read.field_names if declared and n not in declared]
-    con.execute(f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [dataset.id, str(path), digest, size, read.rows, len(read.field_names), read.format,
-                 read.encoding, run_id, datetime.now(UTC).replace(tzinfo=None), duration])
-    return IngestResult(dataset.id, str(path), size, digest, False, read.rows, len(read.field_names), read.format,
-                        read.encoding, read.bom, read.delimiter, read.header_line, read.sheet, duration,
+    return IngestResult(dataset.id, str(path), stat.st_size, scan.sha256, False, read.rows, len(read.field_names),
+                        read.format, read.encoding, read.bom, read.delimiter, read.header_line, read.sheet, duration,
                         dict(mapping), undeclared)
+
+
+def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: SourceFormat, table: str,
+          names_for: Callable[[list[str]], list[str]], workdir: Path, scan: Callable[[], FileScan]) -> ReadResult:
+    if fmt == SourceFormat.CSV:
+        return read_csv_into(con, path, table, names_for, encoding=dataset.source.encoding,
+                             delimiter=dataset.source.delimiter, header_row=dataset.source.header_row,
+                             workdir=workdir, scan=scan)
+    if fmt == SourceFormat.EXCEL:
+        return read_excel_into(con, path, table, names_for, sheet=dataset.source.sheet,
+                               header_row=dataset.source.header_row)
+    if fmt == SourceFormat.JSON:
+        return read_json_into(con, path, table, names_for)
+    return read_parquet_into(con, path, table, names_for)
+
+
+def _log(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, stat: os.stat_result, digest: str,
+         read: ReadResult, run_id: str, duration: float) -> None:
+    con.execute(f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [dataset.id, str(path), digest, stat.st_size, read.rows, len(read.field_names), read.format,
+                 read.encoding, run_id, datetime.now(UTC).replace(tzinfo=None), round(duration, 3), stat.st_mtime_ns])

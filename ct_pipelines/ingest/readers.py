@@ -54,23 +54,26 @@ def quote_ident(name: str) -> str:
 
 def unwrap_formula_sql(expr: str) -> str:
     """SQL that turns Excel's ``="0012345"`` (used to keep leading zeros) into ``0012345``, and '' into NULL."""
-    return f"NULLIF(CASE WHEN {expr} LIKE '=\"%\"' THEN substr({expr}, 3, length({expr}) - 3) ELSE {expr} END, '')"
+    return (f"CASE WHEN starts_with({expr}, '=\"') AND ends_with({expr}, '\"') AND length({expr}) >= 3 "
+            f"THEN NULLIF(substr({expr}, 3, length({expr}) - 3), '') WHEN {expr} = '' THEN NULL ELSE {expr} END")
 
 
-def file_digest(path: Path) -> str:
+@dataclass(frozen=True)
+class FileScan:
+    sha256: str
+    lines: int  # physical lines (a last line without a newline counts)
+    trailing_blank: int  # blank lines at the end, which are not rows
+
+
+def scan_file(path: Path) -> FileScan:
+    """SHA-256 and line counts in one streaming pass; hashlib releases the GIL, so this runs on a
+    thread next to DuckDB's reader at little extra wall time."""
     digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        while chunk := handle.read(CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
-def _count_lines(path: Path) -> tuple[int, int]:
-    """Physical lines, and how many of them at the end are blank (trailing blank lines are not rows)."""
     lines = 0
     tail = b""
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
+            digest.update(chunk)
             lines += chunk.count(b"\n")
             tail = (tail + chunk)[-4096:]
     if tail and not tail.endswith(b"\n"):
@@ -81,7 +84,11 @@ def _count_lines(path: Path) -> tuple[int, int]:
             trailing += 1
         else:
             break
-    return lines, trailing
+    return FileScan(digest.hexdigest(), lines, trailing)
+
+
+def file_digest(path: Path) -> str:
+    return scan_file(path).sha256
 
 
 def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
@@ -109,8 +116,31 @@ def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
 
 def read_csv_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
                   encoding: str = "auto", delimiter: str | None = None, header_row: int | None = None,
-                  workdir: Path) -> ReadResult:
-    enc = detect_encoding(path, encoding)
+                  workdir: Path, scan: Callable[[], FileScan] | None = None) -> ReadResult:
+    """Load a delimited file. UTF-8 is assumed from a sample and confirmed by DuckDB's strict reader;
+    anything else (or a late non-UTF-8 byte) is detected on the whole file and transcoded first.
+    ``scan`` supplies the file's line counts (computed alongside, by the caller)."""
+    enc = detect_encoding(path, encoding, full_scan=False)
+    try:
+        return _read_delimited(con, path, table, names_for, enc, delimiter, header_row, workdir, scan)
+    except _NotUtf8:
+        enc = detect_encoding(path, encoding, full_scan=True)
+        try:
+            return _read_delimited(con, path, table, names_for, enc, delimiter, header_row, workdir, None)
+        except _NotUtf8 as exc:  # only when the YAML declares UTF-8 for a file that is not
+            line = re.search(r"Line: (\d+)", str(exc.__cause__))
+            raise IngestError(path, "bytes are not valid UTF-8 as source.encoding declares",
+                              "set source.encoding to auto or to the encoding the agency system uses",
+                              line=int(line[1]) if line else None) from exc
+
+
+class _NotUtf8(Exception):
+    """DuckDB found bytes that are not UTF-8 after the sample said the file was."""
+
+
+def _read_delimited(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, enc: Encoding,
+                    delimiter: str | None, header_row: int | None, workdir: Path,
+                    scan: Callable[[], FileScan] | None) -> ReadResult:
     text = read_sample_text(path, enc)
     layout = detect_layout(path, text, delimiter, header_row)
     header = [h.strip() for h in layout.header]
@@ -119,8 +149,11 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_
     header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
     names = names_for(header)
     utf8_path = path if enc.is_utf8 else _transcode_to_utf8(path, enc, workdir)
+    if utf8_path != path or scan is None:
+        def scan() -> FileScan:
+            return scan_file(utf8_path)
     try:
-        rows = _load_delimited(con, path, utf8_path, table, names, layout.delimiter, layout.header_line)
+        rows = _load_delimited(con, path, utf8_path, table, names, layout.delimiter, layout.header_line, scan)
     finally:
         if utf8_path != path:
             utf8_path.unlink(missing_ok=True)
@@ -130,44 +163,48 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_
 
 
 def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, table: str, names: list[str],
-                    delimiter: str, header_line: int) -> int:
+                    delimiter: str, header_line: int, scan: Callable[[], FileScan]) -> int:
     cols = [f"c{i}" for i in range(len(names))]
     columns_arg = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
-    not_blank = " OR ".join(f"NULLIF(trim({c}), '') IS NOT NULL" for c in cols)
     selected = ", ".join(f"{unwrap_formula_sql(c)} AS {quote_ident(n)}" for c, n in zip(cols, names, strict=True))
+    not_blank = f"coalesce({', '.join(cols)}) IS NOT NULL" if len(cols) > 1 else f"{cols[0]} IS NOT NULL"
 
-    def stage(padding: bool) -> None:
+    def load(padding: bool) -> None:
         # Padding short rows needs DuckDB's single-threaded scanner, so it is only the fallback.
         options = ", null_padding=true, parallel=false" if padding else ""
         reader = (f"read_csv({_sql_str(str(path))}, delim={_sql_str(delimiter)}, quote='\"', escape='\"', "
                   f"header=false, skip={header_line}, columns={columns_arg}, auto_detect=false, "
                   f"strict_mode=true, max_line_size=20000000{options})")
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_stage AS SELECT row_number() OVER () AS _row, "
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT NULL::BIGINT AS _row, NULL::BIGINT AS _line, "
                     f"{selected} FROM {reader} WHERE {not_blank}")
+        # rowid follows insertion (file) order; numbering afterwards is far cheaper than row_number().
+        con.execute(f"UPDATE {table} SET _row = rowid + 1, _line = rowid + 1 + {header_line}")
 
     try:
-        stage(padding=False)
+        load(padding=False)
     except duckdb.Error as exc:
+        if "Invalid unicode" in str(exc):
+            raise _NotUtf8 from exc
         found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", str(exc))
         if not (found and int(found[2]) < int(found[1])):
             raise _csv_error(original, exc) from exc
         try:
-            stage(padding=True)
+            load(padding=True)
         except duckdb.Error as exc2:
             raise _csv_error(original, exc2) from exc2
-    rows = con.execute("SELECT count(*) FROM _ingest_stage").fetchone()[0]
-    total_lines, trailing_blank = _count_lines(path)
-    expected_rows = total_lines - header_line - trailing_blank
-    if rows == expected_rows:
-        line_sql = f"_row + {header_line} AS _line"
-    else:  # records span lines (quoted newlines) or blank lines in between: count newlines before each row
-        newlines = " + ".join(
-            f"coalesce(length({quote_ident(n)}) - length(replace({quote_ident(n)}, chr(10), '')), 0)" for n in names)
-        line_sql = (f"_row + {header_line} + coalesce(sum({newlines}) OVER (ORDER BY _row ROWS BETWEEN "
-                    f"UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS _line")
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT _row, {line_sql}, "
-                f"{', '.join(quote_ident(n) for n in names)} FROM _ingest_stage ORDER BY _row")
-    con.execute("DROP TABLE _ingest_stage")
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    counts = scan()
+    if rows != counts.lines - header_line - counts.trailing_blank:
+        # Records span lines (quoted newlines): shift each row by the newlines inside earlier rows. Only rows
+        # holding a newline are summed, then an ASOF join finds the running total in force for every row.
+        text = "concat_ws('', " + ", ".join(quote_ident(n) for n in names) + ")"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_newlines AS SELECT _row, sum(n) OVER (ORDER BY _row) "
+                    f"AS before_next FROM (SELECT _row, length({text}) - length(replace({text}, chr(10), '')) AS n "
+                    f"FROM {table} WHERE contains({text}, chr(10)))")
+        con.execute(f"UPDATE {table} SET _line = {table}._row + {header_line} + shift.before_next FROM "
+                    f"(SELECT r._row AS at_row, n.before_next FROM {table} r ASOF JOIN _ingest_newlines n "
+                    f"ON r._row > n._row) shift WHERE {table}._row = shift.at_row")
+        con.execute("DROP TABLE _ingest_newlines")
     return rows
 
 

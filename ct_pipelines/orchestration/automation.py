@@ -7,10 +7,12 @@ datasets they concern through the run request, so adding a dataset adds no job.
 
 import json
 from collections import defaultdict
+from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
+import requests
 from dagster_duckdb import DuckDBResource
 
 from ct_pipelines.automation.alerts import landing_stale_alerts, overdue_alerts, run_failure_alert
@@ -20,11 +22,25 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.orchestration.assets import asset_key, dataset_asset_keys
 from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
 from ct_pipelines.orchestration.results import to_metadata
+from ct_pipelines.publish.connection import RetryPolicy
 from ct_pipelines.settings import load_settings
 
 PUBLISH_JOB = "publish_datasets"
 AUDIT_KEY = dg.AssetKey(["portal_audit"])
 MAX_REMEMBERED_ALERTS = 5000
+#: A sensor tick must finish well inside Dagster's 60 s evaluation limit, so portal reads from sensors
+#: use a short timeout and give up on a dataset (retrying next tick) instead of waiting out the
+#: publisher's long retry policy.
+SENSOR_PORTAL_TIMEOUT_SECONDS = 15.0
+SENSOR_PORTAL_RETRIES = RetryPolicy(attempts=1, backoff_factor=0.5, backoff_max=2.0)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+#: The sensors' and the audit's notion of "now"; tests replace it to tick at chosen times.
+clock: Callable[[], datetime] = _utc_now
 
 
 def freshness_policy(dataset: Dataset, tolerance: float = 0.2) -> dg.FreshnessPolicy | None:
@@ -85,8 +101,8 @@ def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
     def _landing(context: dg.SensorEvaluationContext, notifier: NotifierResource) -> dg.SensorResult:
         settings = load_settings()
         cursor = _load_cursor(context.cursor)
-        now = datetime.now(UTC)
-        requests, observations, freshness_inputs = [], [], []
+        now = clock()
+        run_requests, observations, freshness_inputs = [], [], []
         for dataset in datasets:
             matches = [p for p in settings.landing_dir.glob(dataset.source.path) if p.is_file()]
             if not matches:
@@ -102,7 +118,7 @@ def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
                 "landing_file_age_hours": round((now - modified).total_seconds() / 3600, 1)})))
             if cursor["files"].get(dataset.id) != version:
                 cursor["files"][dataset.id] = version
-                requests.append(dg.RunRequest(run_key=f"{dataset.id}:{version}",
+                run_requests.append(dg.RunRequest(run_key=f"{dataset.id}:{version}",
                                               asset_selection=dataset_asset_keys(dataset.id),
                                               tags={"ct/trigger": "landing_file", "ct/dataset": dataset.id,
                                                     "ct/landing_file": newest.name}))
@@ -110,7 +126,7 @@ def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
         if alerts:
             report = notifier.notifier().notify(alerts)
             _remember(cursor, [a.period_key for a in report.sent])
-        return dg.SensorResult(run_requests=requests, asset_events=observations, cursor=json.dumps(cursor))
+        return dg.SensorResult(run_requests=run_requests, asset_events=observations, cursor=json.dumps(cursor))
 
     return _landing
 
@@ -126,14 +142,22 @@ def overdue_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
                  notifier: NotifierResource) -> dg.SkipReason | dg.SensorResult:
         if portal.is_local:
             return dg.SkipReason("No portal configured (CT_PORTAL_DOMAIN); the local portal runs only inside runs.")
-        client = portal.connection().client
-        now = datetime.now(UTC)
+        client = portal.connection(timeout=SENSOR_PORTAL_TIMEOUT_SECONDS, retries=SENSOR_PORTAL_RETRIES).client
+        now = clock()
         inputs, urls = [], {}
         for dataset in datasets:
             four_by_four = _published_id(context.instance, dataset)
             last = None
             if four_by_four:
-                view = client.get_metadata(four_by_four)
+                try:
+                    view = client.get_metadata(four_by_four)
+                except requests.RequestException as exc:
+                    # One unreachable or deleted view must not hide the other datasets' alerts.
+                    status = getattr(exc.response, "status_code", None)
+                    context.log.warning(f"{dataset.id}: could not read portal dataset {four_by_four} "
+                                        f"({type(exc).__name__}{f', status {status}' if status else ''}); "
+                                        "skipped this tick")
+                    continue
                 if view.get("rowsUpdatedAt"):
                     last = datetime.fromtimestamp(int(view["rowsUpdatedAt"]), UTC)
                 urls[dataset.id] = f"{portal.scheme}://{portal.domain}/d/{four_by_four}"
@@ -163,9 +187,34 @@ def _published_id(instance: dg.DagsterInstance, dataset: Dataset) -> str | None:
                        default_status=dg.DefaultSensorStatus.STOPPED)
 def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: NotifierResource) -> None:
     run = context.dagster_run
-    message = context.failure_event.message or "see the run's logs"
-    notifier.notifier().notify([run_failure_alert(run.run_id, run.job_name, message,
-                                                  dataset_id=run.tags.get("ct/dataset", ""))])
+    notifier.notifier().notify([run_failure_alert(run.run_id, run.job_name, _failure_reasons(context),
+                                                  dataset_id=_run_dataset(run))])
+
+
+def _failure_reasons(context: dg.RunFailureSensorContext) -> str:
+    """Why each step failed, in the words our stages wrote for people (``dg.Failure`` descriptions).
+
+    Unexpected exceptions are named by class only: their text may quote URLs or values that do not
+    belong in an e-mail, and the run's log has the full traceback."""
+    reasons = []
+    for event in context.get_step_failure_events():
+        data = event.step_failure_data
+        if data.user_failure_data and data.user_failure_data.description:
+            reason = data.user_failure_data.description
+        elif data.error:
+            reason = f"unexpected {data.error.cls_name}; see the run's logs"
+        else:
+            reason = "see the run's logs"
+        reasons.append(f"{event.step_key}: {reason}")
+    return "; ".join(reasons) or context.failure_event.message or "see the run's logs"
+
+
+def _run_dataset(run: dg.DagsterRun) -> str:
+    """The dataset a run concerns: its tag, or the one asset group its selection covers."""
+    if run.tags.get("ct/dataset"):
+        return run.tags["ct/dataset"]
+    groups = {key.path[0] for key in run.asset_selection or ()}
+    return groups.pop() if len(groups) == 1 else ""
 
 
 @dg.asset(key=AUDIT_KEY, group_name="portal_audit", kinds={"socrata", "duckdb"},
@@ -179,11 +228,12 @@ def portal_audit(context: dg.AssetExecutionContext, portal: PortalResource,
     settings.ensure_dirs()
     client = portal.connection().client
     with warehouse.get_connection() as con:
-        result = run_audit(client, con, Path(settings.reports_dir), context.run_id, datetime.now(UTC))
+        result = run_audit(client, con, Path(settings.reports_dir), context.run_id, clock())
     totals = {k: v for k, v in result.totals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     context.log.info(f"Audited {result.totals.get('datasets', 0)} datasets; report at {result.csv_path}")
     return dg.MaterializeResult(metadata=to_metadata(
-        {"audit_md": result.markdown(), "report_csv_path": str(result.csv_path), **totals}))
+        {"audit_md": result.markdown(), "report_csv_path": str(result.csv_path), **totals,
+         "by_agency": result.totals.get("by_agency", [])[:50]}))
 
 
 def audit_schedule() -> dg.ScheduleDefinition:

@@ -27,7 +27,8 @@ PORTAL_ENV = {
 
 
 def warehouse_resource() -> DuckDBResource:
-    return DuckDBResource(database=str(load_settings().warehouse_path))
+    settings = load_settings()
+    return DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config)
 
 
 class PortalResource(dg.ConfigurableResource):
@@ -69,17 +70,21 @@ class PortalResource(dg.ConfigurableResource):
             yield self
         self._local = None
 
-    def connection(self) -> Any:
-        """A configured publishing connection (retries, long timeouts) for the portal in force."""
+    def connection(self, timeout: float | None = None, retries: Any = None) -> Any:
+        """A configured publishing connection (retries, long timeouts) for the portal in force.
+
+        Sensors pass a short ``timeout`` and a small ``retries`` policy (a ``RetryPolicy``): a tick
+        must end within Dagster's evaluation limit, unlike a publishing run."""
         from ct_pipelines.publish.connection import PortalConnection
 
+        timeout = self.timeout_seconds if timeout is None else timeout
         if self._local is not None:
             return PortalConnection(self._local.domain, self._local.username, self._local.password,
-                                    scheme="http", timeout=self.timeout_seconds)
+                                    scheme="http", timeout=timeout, retries=retries)
         if self.is_local:
             raise dg.Failure("The local portal is not running: use the resource inside a run.")
         return PortalConnection(self.domain or "", self.username, self.password, self.app_token,
-                                scheme=self.scheme, timeout=self.timeout_seconds)
+                                scheme=self.scheme, timeout=timeout, retries=retries)
 
     @property
     def browse_url(self) -> str | None:

@@ -18,7 +18,6 @@ import duckdb
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.outcomes import CheckOutcome
 from ct_pipelines.quality.config import Expectation
-from ct_pipelines.quality.gx_duckdb import duckdb_patches, engine_kwargs
 
 MASK = "***"
 SAMPLE_SIZE = 20
@@ -104,6 +103,9 @@ def run_gx_suite(
 ) -> tuple[list[CheckOutcome], Path | None]:
     """Validate ``schema.table`` against the dataset's expectations; returns outcomes and the Data Docs index.
 
+    GX and its DuckDB adapter are imported here, not at module level: importing GX takes seconds, and
+    loading Dagster definitions only needs the check names.
+
     Expectations whose name GX does not know become failed outcomes that say how to fix the YAML, so one
     typo does not hide the results of the others.
     """
@@ -112,6 +114,8 @@ def run_gx_suite(
         return [], None
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    from ct_pipelines.quality.gx_duckdb import duckdb_patches, engine_kwargs
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     outcomes: dict[str, CheckOutcome] = {}
