@@ -28,6 +28,7 @@ class DatasetSummary:
     checks_passed: int = 0
     checks_failed: int = 0
     failed_checks: list[str] = field(default_factory=list)
+    blocking_summaries: list[str] = field(default_factory=list)
     failed_step: str | None = None
     error: str | None = None
     stages_done: list[str] = field(default_factory=list)
@@ -61,12 +62,11 @@ def run_catalog(catalog_dir: str | None = None, dataset_ids: list[str] | None = 
     if dataset_ids:
         selection = [dg.AssetKey([d, s]) for d in dataset_ids
                      for s in ("raw", "validated", "standardized", "published_table", "portal")]
-    run_config: dict[str, Any] = {}
+    run_config: dict[str, Any] = {"loggers": {"console": {"config": {"log_level": "INFO"}}}}
     instance = instance or project_instance()
     started = time.perf_counter()
     if dry_run:
-        portal_ops = [node.name for node in job.nodes if node.name.endswith("portal")]
-        run_config = {"ops": {name: {"config": {"dry_run": True}} for name in portal_ops}}
+        run_config["ops"] = {node.name: {"config": {"dry_run": True}} for node in job.nodes}
     result = job.execute_in_process(instance=instance, raise_on_error=False, asset_selection=selection,
                                     run_config=run_config)
     summaries = summarize(result)
@@ -117,9 +117,12 @@ def summarize(result: dg.ExecuteInProcessResult) -> list[DatasetSummary]:
         else:
             s.checks_failed += 1
             s.failed_checks.append(f"{path[1]}.{evaluation.check_name} ({evaluation.severity.value})")
+            if evaluation.severity == dg.AssetCheckSeverity.ERROR:
+                said = evaluation.metadata.get("summary")
+                s.blocking_summaries.append(f"{path[1]}.{evaluation.check_name}: {_value(said) if said else ''}")
     for event in result.all_events:
-        if event.is_step_failure and event.step_key:
-            dataset_id = event.step_key.rsplit("__", 1)[0]
+        if event.is_step_failure and event.step_key and not _blocked_by_checks(event):
+            dataset_id = event.step_key
             s = summary(dataset_id)
             if s.error is None:
                 s.failed_step = event.step_key
@@ -128,12 +131,18 @@ def summarize(result: dg.ExecuteInProcessResult) -> list[DatasetSummary]:
                            and data.user_failure_data.description else
                            (data.error.message.strip() if data and data.error else "step failed"))
     for step_key, seconds in step_times.items():
-        dataset_id = step_key.rsplit("__", 1)[0]
+        dataset_id = step_key
         if dataset_id in by_id:
             by_id[dataset_id].duration_s += seconds
     for s in by_id.values():
         s.duration_s = round(s.duration_s, 2)
     return sorted(by_id.values(), key=lambda s: s.dataset_id)
+
+
+def _blocked_by_checks(event: dg.DagsterEvent) -> bool:
+    """Dagster fails the step of a multi-asset whose blocking checks failed; that is a block, not an error."""
+    data = event.step_failure_data
+    return bool(data and data.error and "DagsterAssetCheckFailedError" in (data.error.cls_name or ""))
 
 
 def format_summary(summaries: list[DatasetSummary]) -> str:
@@ -151,8 +160,12 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
     for s in summaries:
         if s.error:
             out.append(f"\n{s.dataset_id}: {s.failed_step} failed: {s.error}")
-        if s.failed_checks:
-            out.append(f"\n{s.dataset_id}: failed checks: {', '.join(s.failed_checks)}")
+        if s.blocking_summaries:
+            out.append(f"\n{s.dataset_id}: not published; these ERROR checks failed:")
+            out.extend(f"  - {line}" for line in s.blocking_summaries)
+        warnings = [c for c in s.failed_checks if c.endswith("(WARN)")]
+        if warnings:
+            out.append(f"\n{s.dataset_id}: warnings: {', '.join(warnings)}")
     return "\n".join(out)
 
 

@@ -24,9 +24,14 @@ def shared_ct() -> Path:
 def make_dataset() -> Callable[..., Dataset]:
     def build(path: str = "extract.csv", **fields: Any) -> Dataset:
         base: dict[str, Any] = {
-            "id": "sample", "title": "Sample dataset", "description": "A dataset made in a test.",
-            "agency": "Department of Testing", "category": "Government", "update_frequency": "Weekly",
-            "contact": "tester@ct.gov", "source": {"path": path},
+            "id": "sample",
+            "title": "Sample dataset",
+            "description": "A dataset made in a test.",
+            "agency": "Department of Testing",
+            "category": "Government",
+            "update_frequency": "Weekly",
+            "contact": "tester@ct.gov",
+            "source": {"path": path},
         }
         source = fields.pop("source", {})
         base["source"].update(source)

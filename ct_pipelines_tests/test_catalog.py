@@ -37,8 +37,11 @@ def test_bundled_samples_are_valid():
 
 def test_a_broken_file_names_file_line_field_and_allowed_values_and_others_still_load(tmp_path: Path):
     (tmp_path / "good.yaml").write_text(GOOD, encoding="utf-8")
-    broken = GOOD.replace("id: good_one", "id: broken").replace("category: Government", "category: Health") \
+    broken = (
+        GOOD.replace("id: good_one", "id: broken")
+        .replace("category: Government", "category: Health")
         .replace("  - source: Record ID", "  - source: Record ID\n    type: texxt")
+    )
     (tmp_path / "broken.yaml").write_text(broken, encoding="utf-8")
     catalog = load_catalog(tmp_path)
     assert catalog.ids == ["good_one"]
@@ -66,8 +69,9 @@ def test_unknown_field_and_bad_row_identifier(tmp_path: Path):
 
 
 def test_exported_json_schema_is_current():
-    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), \
+    assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), (
         "run `ct-pipelines catalog schema --output ct_pipelines/catalog/dataset.schema.json`"
+    )
     schema = json.loads(schema_text())
     assert "Transportation" in json.dumps(schema) and "update_frequency" in schema["properties"]
 
@@ -85,12 +89,15 @@ def test_catalog_validate_and_list_commands(tmp_path: Path):
 
 def test_dataset_new_writes_a_file_that_validates(tmp_path: Path):
     (tmp_path / "Town Counts 2024.csv").write_text(
-        "Title line\n\nTown,Code,Count,When\nHartford,064,3,2024-01-05\nUnion,146,,2024-02-01\n", encoding="utf-8")
+        "Title line\n\nTown,Code,Count,When\nHartford,064,3,2024-01-05\nUnion,146,,2024-02-01\n",
+        encoding="utf-8",
+    )
     runner = CliRunner()
     out = tmp_path / "catalog" / "new.yaml"
     out.parent.mkdir()
-    result = runner.invoke(main, ["dataset", "new", "--from", str(tmp_path / "Town Counts 2024.csv"),
-                                  "--output", str(out)])
+    result = runner.invoke(
+        main, ["dataset", "new", "--from", str(tmp_path / "Town Counts 2024.csv"), "--output", str(out)]
+    )
     assert result.exit_code == 0, result.output
     catalog = load_catalog(out.parent)
     assert not catalog.errors
@@ -104,17 +111,33 @@ def test_profile_json(tmp_path: Path):
     (tmp_path / "x.csv").write_bytes("\ufeffa|b\n1|x\n2|y\n".encode())
     result = CliRunner().invoke(main, ["profile", "--json", str(tmp_path / "x.csv")])
     data = json.loads(result.output)
-    assert (data["encoding"], data["bom"], data["delimiter"], data["header_row"], data["rows"]) == \
-        ("utf-8-sig", True, "|", 1, 2)
-    assert data["columns"][0] == {"name": "a", "field_name": "a", "type": "integer", "nulls": 0, "distinct": 2}
+    assert (data["encoding"], data["bom"], data["delimiter"], data["header_row"], data["rows"]) == (
+        "utf-8-sig",
+        True,
+        "|",
+        1,
+        2,
+    )
+    assert data["columns"][0] == {
+        "name": "a",
+        "field_name": "a",
+        "type": "integer",
+        "nulls": 0,
+        "distinct": 2,
+    }
     assert data["sample"][1] == {"a": "2", "b": "y"}
 
 
-@pytest.mark.parametrize(("name", "rows", "columns", "header"), [
-    ("ct_ocme_accidental_drug_deaths_2012_2018.csv", 5105, 42, 1),
-    ("ct_sde_edsight_enrollment_by_district_race_2016-17.csv", 204, 10, 6),
-])
-def test_profile_and_dataset_new_on_real_files_agree_with_ingest(shared_ct, tmp_path, name, rows, columns, header):
+@pytest.mark.parametrize(
+    ("name", "rows", "columns", "header"),
+    [
+        ("ct_ocme_accidental_drug_deaths_2012_2018.csv", 5105, 42, 1),
+        ("ct_sde_edsight_enrollment_by_district_race_2016-17.csv", 204, 10, 6),
+    ],
+)
+def test_profile_and_dataset_new_on_real_files_agree_with_ingest(
+    shared_ct, tmp_path, name, rows, columns, header
+):
     import duckdb
 
     from ct_pipelines.ingest.ingest import ingest_dataset
@@ -123,7 +146,12 @@ def test_profile_and_dataset_new_on_real_files_agree_with_ingest(shared_ct, tmp_
     data = json.loads(runner.invoke(main, ["profile", "--json", str(shared_ct / name)]).output)
     assert (data["rows"], len(data["columns"]), data["header_row"]) == (rows, columns, header)
     out = tmp_path / "d.yaml"
-    assert runner.invoke(main, ["dataset", "new", "--from", str(shared_ct / name), "--output", str(out)]).exit_code == 0
+    assert (
+        runner.invoke(
+            main, ["dataset", "new", "--from", str(shared_ct / name), "--output", str(out)]
+        ).exit_code
+        == 0
+    )
     dataset = load_catalog(out).datasets[0]
     con = duckdb.connect()
     result = ingest_dataset(con, dataset, shared_ct, run_id="t", workdir=tmp_path)

@@ -297,7 +297,7 @@ def test_failed_run_sends_one_alert(receivers, env: Path, instance: dg.DagsterIn
     assert body["kind"] == "run_failure" and body["dataset_id"] == "weekly_requests"
     assert result.run_id in body["message"] and automation.PUBLISH_JOB in body["title"]
     # The alert says why, in the stage's own words: the landing file pattern that matched nothing.
-    assert "weekly_requests__raw" in body["message"] and "weekly_requests*.csv" in body["message"]
+    assert "weekly_requests:" in body["message"] and "weekly_requests*.csv" in body["message"]
     (message,) = inbox.messages
     assert message["X-CT-Alert-Key"] == f"run_failure:{result.run_id}"
 

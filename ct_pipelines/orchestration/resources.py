@@ -43,6 +43,7 @@ class PortalResource(dg.ConfigurableResource):
     timeout_seconds: float = 300.0
 
     _local: Any = PrivateAttr(default=None)
+    _in_run: bool = PrivateAttr(default=False)
 
     @classmethod
     def from_env(cls) -> PortalResource:
@@ -58,17 +59,26 @@ class PortalResource(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[PortalResource]:
-        if not self.is_local:
+        """Inside a run, a local portal is started on first use (so steps that never publish don't
+        pay for it) and stopped when the run's resources are torn down."""
+        self._in_run = True
+        try:
             yield self
-            return
-        from ct_pipelines.portal.local import LocalPortal
+        finally:
+            if self._local is not None:
+                self._local.stop()
+            self._local = None
+            self._in_run = False
 
-        settings = load_settings()
-        settings.ensure_dirs()
-        with LocalPortal(settings.portal_data_dir) as portal:
-            self._local = portal
-            yield self
-        self._local = None
+    def _local_portal(self) -> Any:
+        if self._local is None and self._in_run:
+            from ct_pipelines.portal.local import LocalPortal
+
+            settings = load_settings()
+            settings.ensure_dirs()
+            self._local = LocalPortal(settings.portal_data_dir)
+            self._local.start()
+        return self._local
 
     def connection(self, timeout: float | None = None, retries: Any = None) -> Any:
         """A configured publishing connection (retries, long timeouts) for the portal in force.
@@ -78,9 +88,10 @@ class PortalResource(dg.ConfigurableResource):
         from ct_pipelines.publish.connection import PortalConnection
 
         timeout = self.timeout_seconds if timeout is None else timeout
-        if self._local is not None:
+        if self.is_local and self._local_portal() is not None:
             return PortalConnection(self._local.domain, self._local.username, self._local.password,
-                                    scheme="http", timeout=timeout, retries=retries)
+                                    scheme="http", timeout=timeout, retries=retries,
+                                    target=f"local:{load_settings().portal_data_dir}")
         if self.is_local:
             raise dg.Failure("The local portal is not running: use the resource inside a run.")
         return PortalConnection(self.domain or "", self.username, self.password, self.app_token,

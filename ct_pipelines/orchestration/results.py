@@ -22,6 +22,8 @@ def to_metadata(values: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
             continue
         if key.endswith("_md"):
             out[key.removesuffix("_md")] = dg.MetadataValue.md(str(value))
+        elif isinstance(value, str) and "\n|" in value and "|---" in value:  # a markdown table
+            out[key] = dg.MetadataValue.md(value)
         elif key.endswith("_path") or isinstance(value, Path):
             out[key] = dg.MetadataValue.path(str(value))
         elif key.endswith("_url"):

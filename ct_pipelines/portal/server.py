@@ -199,17 +199,16 @@ def create_app(
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise bad_request(f"The body is not valid JSON: {exc}") from exc
 
-    async def read_rows(request: Request) -> list[dict[str, Any]]:
-        if request.headers.get("content-type", "").lower().startswith("text/csv"):
-            body = await request.body()
-            try:
-                return parse_csv_rows(body.decode("utf-8-sig"))
-            except UnicodeDecodeError as exc:
+    def is_csv(request: Request) -> bool:
+        return request.headers.get("content-type", "").lower().startswith("text/csv")
+
+    async def read_body_text(request: Request) -> str:
+        try:
+            return (await request.body()).decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            if is_csv(request):
                 raise bad_request("The CSV body must be UTF-8 encoded") from exc
-        rows = await read_json(request)
-        if isinstance(rows, dict):
-            rows = [rows]
-        return rows
+            raise bad_request(f"The body is not valid JSON: {exc}") from exc
 
     def view_id_of(request: Request) -> str:
         return request.path_params["view_id"]
@@ -301,9 +300,15 @@ def create_app(
         view_id = view_id_of(request)
         if request.path_params["fmt"] not in ("json", "csv"):
             raise bad_request("Send rows to /resource/{id}.json")
-        rows = await read_rows(request)
-        write = store.replace if request.method == "PUT" else store.upsert
-        return _json(await run_in_threadpool(write, view_id, rows))
+        replace = request.method == "PUT"
+        body = await read_body_text(request)
+        if is_csv(request):
+            rows = parse_csv_rows(body)
+            write = store.replace if replace else store.upsert
+            return _json(await run_in_threadpool(write, view_id, rows))
+        # DuckDB parses the JSON text in the store: no Python object per row
+        write_json = store.replace_json if replace else store.upsert_json
+        return _json(await run_in_threadpool(write_json, view_id, body))
 
     async def get_row(request: Request) -> Response:
         row = await run_in_threadpool(store.get_row, view_id_of(request), request.path_params["row"])

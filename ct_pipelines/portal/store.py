@@ -16,7 +16,8 @@ import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,6 +29,7 @@ from ct_pipelines.portal import discovery, metadata_api, soql
 from ct_pipelines.portal.errors import PortalError, bad_request, dataset_missing, view_missing
 
 DEFAULT_LIMIT = 1000
+NOT_ROWS = "The body must be a JSON array of row objects keyed by API field names"
 FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]*$")
 _ID_ALPHABET = "23456789abcdefghijkmnpqrstuvwxyz"
 # dataTypeName -> DuckDB storage type; the types in JSON_TYPES hold JSON text
@@ -87,17 +89,32 @@ def _is_true(value: Any) -> bool:
     return bool(value)
 
 
-def _as_text(value: Any) -> str | None:
-    """Payload value -> text for staging; SQL casts it to the column's type afterwards."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, str):
-        return value
-    if isinstance(value, int | float):
-        return repr(value)
-    return json.dumps(value)
+def _rows_json(rows: Any) -> str:
+    """Rows given as Python objects -> the JSON body they stand for (one write path for both)."""
+    if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
+        raise bad_request(NOT_ROWS)
+    return json.dumps(rows, default=str)
+
+
+def _json_path(field: str) -> str:
+    return soql.quote_literal('$."' + field.replace('"', '\\"') + '"')
+
+
+def _is_true_sql(value: str) -> str:
+    """SQL twin of :func:`_is_true` for a JSON value (``:deleted``)."""
+    return f"""coalesce(CASE json_type({value})
+        WHEN 'VARCHAR' THEN lower(trim({value} ->> '$')) IN ('true', '1', 't', 'yes')
+        WHEN 'BOOLEAN' THEN CAST({value} AS VARCHAR) = 'true'
+        WHEN 'NULL' THEN FALSE
+        WHEN 'OBJECT' THEN CAST({value} AS VARCHAR) <> '{{}}'
+        WHEN 'ARRAY' THEN CAST({value} AS VARCHAR) <> '[]'
+        ELSE TRY_CAST(CAST({value} AS VARCHAR) AS DOUBLE) <> 0 END, FALSE)"""
+
+
+def _first_line(exc: Exception) -> str:
+    """DuckDB's parse error without its prefix and without the echo of the body."""
+    message = str(exc).splitlines()[0].split("  Input:")[0]
+    return message.removeprefix("Conversion Error: ").removeprefix("Invalid Input Error: ")
 
 
 def _format_sql(expression: str, soql_type: str) -> str:
@@ -485,44 +502,89 @@ class PortalStore:
     def upsert(self, view_id: str, rows: list[Mapping[str, Any]]) -> dict[str, int]:
         """``POST /resource/{id}.json``: update or create by row identifier (or ``:id``), delete rows
         marked ``:deleted``; append when the dataset has no row identifier."""
-        return self._write(view_id, rows, replace=False)
+        return self._write(view_id, _rows_json(rows), replace=False)
 
     def replace(self, view_id: str, rows: list[Mapping[str, Any]]) -> dict[str, int]:
         """``PUT /resource/{id}.json``: truncate, then load the payload."""
-        return self._write(view_id, rows, replace=True)
+        return self._write(view_id, _rows_json(rows), replace=True)
 
-    def _write(self, view_id: str, rows: list[Mapping[str, Any]], replace: bool) -> dict[str, int]:
-        if not isinstance(rows, list) or not all(isinstance(r, Mapping) for r in rows):
-            raise bad_request("The body must be a JSON array of row objects keyed by API field names")
+    def upsert_json(self, view_id: str, body: str) -> dict[str, int]:
+        """:meth:`upsert` of a request body as sent (a JSON array of row objects, or one object),
+        parsed by DuckDB: no Python object per row, which made JSON parsing the portal's main cost."""
+        return self._write(view_id, body, replace=False)
+
+    def replace_json(self, view_id: str, body: str) -> dict[str, int]:
+        """:meth:`replace` of a request body as sent."""
+        return self._write(view_id, body, replace=True)
+
+    def _write(self, view_id: str, body: str, replace: bool) -> dict[str, int]:
         with self._lock:
             view = self._view(view_id, dataset_missing(view_id))
             table = self._ensure_table(view)
             types = {c["fieldName"]: c["dataTypeName"] for c in view["columns"]}
-            fields = self._payload_fields(rows, types)
-            self._con.execute("BEGIN TRANSACTION")
+            row_identifier = view["metadata"].get("rowIdentifier")
             try:
-                row_identifier = view["metadata"].get("rowIdentifier")
-                partial, has_sid = self._stage(rows, fields, types, row_identifier)
-                if replace:
-                    counts = self._apply_replace(table, fields, row_identifier)
-                else:
-                    counts = self._apply_upsert(table, fields, partial, row_identifier, has_sid)
-                self._con.execute("COMMIT")
-            except BaseException:
-                self._con.execute("ROLLBACK")
-                raise
+                # staging only fills temp tables, so it runs before the transaction: a reader that
+                # fails there (and falls back) must not abort the write
+                with self._payload_file(body) as source:
+                    fields, seen = self._payload_fields(source, types)
+                    partial = self._stage(source, fields, seen, types, row_identifier)
+                self._con.execute("BEGIN TRANSACTION")
+                try:
+                    if replace:
+                        counts = self._apply_replace(table, fields, row_identifier)
+                    else:
+                        counts = self._apply_upsert(table, fields, partial, row_identifier, ":id" in seen)
+                    self._con.execute("COMMIT")
+                except BaseException:
+                    self._con.execute("ROLLBACK")
+                    raise
             finally:
-                self._con.execute("DROP TABLE IF EXISTS _stage")
-                self._con.execute("DROP TABLE IF EXISTS _final")
+                for temp in ("_ct_raw", "_ct_has", "_stage", "_final"):
+                    self._con.execute(f"DROP TABLE IF EXISTS {temp}")
             self._touch_rows(view)
             return counts
 
-    @staticmethod
-    def _payload_fields(rows: list[Mapping[str, Any]], types: dict[str, str]) -> list[str]:
-        seen: dict[str, None] = {}
-        for row in rows:
-            seen.update(dict.fromkeys(row))
-        unknown = [f for f in seen if f not in types and f not in (":deleted", *SYSTEM_COLUMNS)]
+    @contextmanager
+    def _payload_file(self, body: str) -> Iterator[str]:
+        """The body, validated, in a scratch file that DuckDB's JSON readers take: yields the reader
+        options (file, format) as SQL. The body is validated strictly first because the readers
+        accept a truncated array; a file is the fastest input DuckDB offers (unnesting a parsed
+        value is several times slower)."""
+        text = body.strip()
+        if not text:
+            raise bad_request(NOT_ROWS)
+        if not self._con.execute("SELECT json_valid(?)", [text]).fetchone()[0]:
+            try:  # parse again only to get DuckDB's description of the problem
+                self._con.execute("SELECT CAST(? AS JSON)", [text]).fetchone()
+            except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
+                raise bad_request(f"The body is not valid JSON: {_first_line(exc)}") from exc
+            raise bad_request("The body is not valid JSON")
+        if text[0] not in "[{":
+            raise bad_request(NOT_ROWS)
+        scratch = self.data_dir / "_ct_payload.json"
+        scratch.write_text(text, encoding="utf-8")
+        try:
+            fmt = "array" if text[0] == "[" else "unstructured"  # a lone object is one row
+            yield f"{soql.quote_literal(str(scratch))}, format = '{fmt}', maximum_object_size = {1 << 30}"
+        finally:
+            scratch.unlink(missing_ok=True)
+
+    def _payload_fields(self, source: str, types: dict[str, str]) -> tuple[list[str], dict[str, bool]]:
+        """Dataset fields the payload names (in the dataset's order) and, for every name it uses,
+        whether all rows carry it. Rows that are not objects and unknown names are a 400."""
+        # read_json_objects gives each row's own text, so an object is one that starts with "{"
+        groups = self._con.execute(
+            "SELECT json_keys(json) AS keys, count(*), bool_and(starts_with(json, '{')) "
+            f"FROM read_json_objects({source}) GROUP BY keys"
+        ).fetchall()
+        if not all(is_object for _, _, is_object in groups):
+            raise bad_request(NOT_ROWS)
+        rows_with: dict[str, int] = {}
+        for keys, rows, _ in groups:
+            for key in set(keys):
+                rows_with[key] = rows_with.get(key, 0) + rows
+        unknown = sorted(f for f in rows_with if f not in types and f not in (":deleted", *SYSTEM_COLUMNS))
         if unknown:
             raise PortalError(
                 400,
@@ -531,28 +593,51 @@ class PortalStore:
                 f"use the dataset's API field names: {', '.join(types)}",
                 {"columns": unknown},
             )
-        return [f for f in seen if f in types]
+        total = sum(rows for _, rows, _ in groups)
+        return [f for f in types if f in rows_with], {f: rows == total for f, rows in rows_with.items()}
+
+    def _read_values(self, source: str, fields: list[str], with_deleted: bool) -> None:
+        """Payload -> temp table ``_ct_raw``: each field's text (strings unquoted, JSON null as NULL,
+        other values as JSON text) and ``:deleted`` as JSON, one row per payload row in order."""
+        names = [":id", *fields]
+        columns = {name: "VARCHAR" for name in names} | ({":deleted": "JSON"} if with_deleted else {})
+        spec = "{" + ", ".join(f"{soql.quote_literal(n)}: '{t}'" for n, t in columns.items()) + "}"
+        try:
+            self._con.execute(
+                f"CREATE TEMP TABLE _ct_raw AS SELECT * FROM read_json({source}, columns = {spec})"
+            )
+        except duckdb.InvalidInputException:
+            # read_json refuses objects with a repeated key; the slower per-path extraction does not
+            extracted = [
+                f"json_extract_string(json, {_json_path(n)}) AS {soql.quote_identifier(n)}" for n in names
+            ]
+            if with_deleted:
+                extracted.append(f'json_extract(json, {_json_path(":deleted")}) AS ":deleted"')
+            self._con.execute(
+                f"CREATE TEMP TABLE _ct_raw AS SELECT {', '.join(extracted)} FROM read_json_objects({source})"
+            )
 
     def _stage(
         self,
-        rows: list[Mapping[str, Any]],
+        source: str,
         fields: list[str],
+        seen: dict[str, bool],
         types: dict[str, str],
         row_identifier: str | None,
-    ) -> tuple[set[int], bool]:
+    ) -> set[int]:
         """Payload -> temp table ``_stage``: typed columns, ``_ct_bad`` for cells that did not parse,
         ``_ct_has<i>`` where only some rows carry field i (absent = leave unchanged on update).
-        Returns the indexes of those partly present fields and whether any row names an ``:id``."""
-        arrays: dict[str, pa.Array] = {
-            "_ct_n": pa.array(range(len(rows)), pa.int64()),
-            "_ct_deleted": pa.array([_is_true(r.get(":deleted")) for r in rows], pa.bool_()),
-            "_ct_sid": pa.array([_as_text(r.get(":id")) for r in rows], pa.string()),
-        }
-        typed, failures, partial = ["_ct_n", "_ct_deleted", "_ct_sid"], [], set()
+        Returns the indexes of those partly present fields."""
+        self._read_values(source, fields, ":deleted" in seen)
+        typed = [
+            "r.rowid AS _ct_n",
+            f"{_is_true_sql('r.' + soql.quote_identifier(':deleted')) if ':deleted' in seen else 'FALSE'} AS _ct_deleted",
+            '":id" AS _ct_sid',
+        ]
+        failures, presence, partial = [], [], set()
         key_sql = "CAST(NULL AS VARCHAR)"
         for index, field in enumerate(fields):
-            arrays[f"_ct_v{index}"] = pa.array([_as_text(r.get(field)) for r in rows], pa.string())
-            raw = f"_ct_v{index}"
+            raw = f"r.{soql.quote_identifier(field)}"
             storage = STORAGE_TYPES[types[field]]
             cast = raw if storage == "VARCHAR" else f"TRY_CAST({raw} AS {storage})"
             typed.append(f"{cast} AS {soql.quote_identifier(field)}")
@@ -560,47 +645,64 @@ class PortalStore:
                 failures.append(f"({raw} IS NOT NULL AND {cast} IS NULL)")
             if field == row_identifier:
                 key_sql = f"CAST({cast} AS VARCHAR)"
-            if not all(field in r for r in rows):
-                arrays[f"_ct_has{index}"] = pa.array([field in r for r in rows], pa.bool_())
+            if not seen[field]:
+                presence.append(
+                    f"list_contains(json_keys(json), {soql.quote_literal(field)}) AS _ct_has{index}"
+                )
                 typed.append(f"_ct_has{index}")
                 partial.add(index)
         typed.append(f"{key_sql} AS _ct_key")
         typed.append(f"({' OR '.join(failures) or 'FALSE'}) AS _ct_bad")
-        self._con.register("_ct_raw", pa.table(arrays))
-        try:
-            self._con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(typed)} FROM _ct_raw")
-        finally:
-            self._con.unregister("_ct_raw")
-        return partial, arrays["_ct_sid"].null_count < len(rows)
+        source_sql = "_ct_raw r"
+        if presence:  # which rows carry the partly present fields, row for row with _ct_raw
+            self._con.execute(
+                f"CREATE TEMP TABLE _ct_has AS SELECT {', '.join(presence)} FROM read_json_objects({source})"
+            )
+            source_sql += " POSITIONAL JOIN _ct_has"
+        self._con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(typed)} FROM {source_sql}")
+        return partial
 
     def _apply_upsert(
         self, table: str, fields: list[str], partial: set[int], row_identifier: str | None, has_sid: bool
     ) -> dict[str, int]:
         rowid_sql = soql.quote_identifier(row_identifier) if row_identifier else None
         kind = "CASE WHEN _ct_key IS NOT NULL THEN 'rowid' WHEN _ct_sid IS NOT NULL THEN 'sid' END"
-        exists_rowid = (
-            f"EXISTS (SELECT 1 FROM {table} t WHERE t.{rowid_sql} = s.{rowid_sql})" if rowid_sql else "FALSE"
-        )
-        # each lookup scans the dataset, so skip the :id one when no row names an :id
-        exists_sid = f'EXISTS (SELECT 1 FROM {table} t WHERE t.":id" = s._ct_sid)' if has_sid else "FALSE"
+        # existing rows are looked up with the payload's keys as the hash-join build side, so a write
+        # costs one scan of the key column instead of hashing the whole dataset (EXISTS did that)
+        lookups, exists = [], []
+        if rowid_sql:
+            lookups.append(
+                f"LEFT JOIN (SELECT DISTINCT {rowid_sql} AS _ct_found FROM {table} WHERE {rowid_sql} IN "
+                f"(SELECT {rowid_sql} FROM latest WHERE _ct_kind = 'rowid')) r "
+                f"ON s._ct_kind = 'rowid' AND r._ct_found = s.{rowid_sql}"
+            )
+            exists.append("WHEN 'rowid' THEN r._ct_found IS NOT NULL")
+        if has_sid:  # skip the :id lookup when no row names an :id
+            lookups.append(
+                f'LEFT JOIN (SELECT ":id" AS _ct_found FROM {table} WHERE ":id" IN '
+                "(SELECT _ct_sid FROM latest WHERE _ct_kind = 'sid')) d "
+                "ON s._ct_kind = 'sid' AND d._ct_found = s._ct_sid"
+            )
+            exists.append("WHEN 'sid' THEN d._ct_found IS NOT NULL")
         # without a row identifier, rows without :id are appended; with one, they are errors
         keep_unkeyed = "FALSE" if rowid_sql else "TRUE"
         self._con.execute(
             f"""CREATE TEMP TABLE _final AS
             WITH keyed AS (SELECT *, {kind} AS _ct_kind FROM _stage WHERE NOT _ct_bad),
             usable AS (SELECT * FROM keyed WHERE _ct_kind IS NOT NULL OR {keep_unkeyed}),
+            -- the last row of each key wins; a GROUP BY is much cheaper here than a window over
+            -- thousands of one-row partitions
+            last_of_key AS (
+                SELECT max(_ct_n) AS _ct_last, count(*) - 1 AS _ct_superseded FROM usable
+                WHERE _ct_kind IS NOT NULL GROUP BY _ct_kind, coalesce(_ct_key, _ct_sid)
+            ),
             latest AS (
-                SELECT *, CASE WHEN _ct_kind IS NULL THEN 0 ELSE count(*) OVER same_row - 1 END AS _ct_superseded
-                FROM usable
-                WINDOW same_row AS (PARTITION BY _ct_kind, coalesce(_ct_key, _ct_sid))
-                QUALIFY _ct_kind IS NULL
-                    OR row_number() OVER (PARTITION BY _ct_kind, coalesce(_ct_key, _ct_sid) ORDER BY _ct_n DESC) = 1
+                SELECT u.*, w._ct_superseded FROM usable u JOIN last_of_key w ON u._ct_n = w._ct_last
+                UNION ALL
+                SELECT *, 0 AS _ct_superseded FROM usable WHERE _ct_kind IS NULL
             )
-            SELECT s.*, CASE s._ct_kind
-                WHEN 'rowid' THEN {exists_rowid}
-                WHEN 'sid' THEN {exists_sid}
-                ELSE FALSE END AS _ct_exists
-            FROM latest s"""
+            SELECT s.*, {f"CASE s._ct_kind {' '.join(exists)} ELSE FALSE END" if exists else "FALSE"} AS _ct_exists
+            FROM latest s {" ".join(lookups)}"""
         )
         staged, final_rows, superseded, deleted, missing_deletes, sid_missing, by_rowid, by_sid, updated = (
             self._con.execute(

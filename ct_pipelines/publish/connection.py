@@ -74,10 +74,14 @@ class PortalConnection:
         scheme: str = "https",
         timeout: float = 300.0,
         retries: RetryPolicy | None = None,
+        target: str | None = None,
     ) -> None:
         if scheme not in ("http", "https"):
             raise ValueError("scheme must be 'http' (local portal) or 'https'")
         self.domain = domain.removeprefix("https://").removeprefix("http://").rstrip("/")
+        # What publish state is keyed by: the domain, or a stable name for a portal whose address changes
+        # between runs (the local portal listens on a fresh port each time).
+        self.target = target or self.domain
         self.username = username
         self._password = password
         self._app_token = app_token

@@ -670,7 +670,7 @@ def publish_table(
             f"The row identifier '{dataset.row_identifier}' of '{dataset.id}' is not a column of '{table}'; "
             "fix row_identifier in the dataset YAML."
         )
-    four_by_four = dataset.portal.id or state.find_target(con, dataset.id, portal.domain)
+    four_by_four = dataset.portal.id or state.find_target(con, dataset.id, portal.target)
     result = PublishResult(dataset.id, four_by_four, mode="", dry_run=dry_run, published=False)
     tally = _Tally()
 
@@ -703,7 +703,7 @@ def publish_table(
         interrupted = state.unfinished_publish(con, dataset.id)
         if interrupted and (interrupted["four_by_four"], interrupted["domain"]) != (
             four_by_four,
-            portal.domain,
+            portal.target,
         ):
             _discard_run(con, interrupted)
             interrupted = None
@@ -724,12 +724,12 @@ def publish_table(
         row_count, byte_count = _table_size(con, table, columns, dataset.portal.chunk_rows)
         has_snapshot = (
             bool(four_by_four)
-            and state.published_row_count(con, dataset.id, portal.domain, four_by_four) is not None
+            and state.published_row_count(con, dataset.id, portal.target, four_by_four) is not None
         )
         if interrupted and dry_run:
             previous_count: int | None = int(interrupted["expected_count"])
         elif has_snapshot:
-            previous_count = state.published_row_count(con, dataset.id, portal.domain, four_by_four)
+            previous_count = state.published_row_count(con, dataset.id, portal.target, four_by_four)
         elif four_by_four:
             previous_count = _portal_count(portal, four_by_four)
         else:
@@ -751,7 +751,7 @@ def publish_table(
                 result.plan["would_create_dataset"] = True
             else:
                 four_by_four = create_dataset(portal, dataset, columns)
-                state.record_target(con, dataset.id, portal.domain, four_by_four)
+                state.record_target(con, dataset.id, portal.target, four_by_four)
                 result.four_by_four, newly_created = four_by_four, True
                 if progress:
                     progress(f"created dataset {four_by_four} on {portal.domain}")
@@ -797,7 +797,7 @@ def publish_table(
             return result
 
         # 5. send, promote, verify, apply metadata
-        run = _register_plan(con, plan, dataset, run_id, portal.domain, four_by_four)
+        run = _register_plan(con, plan, dataset, run_id, portal.target, four_by_four)
         if progress:
             progress(f"{mode} publish of {four_by_four}: {len(plan.chunks)} chunks, {plan.summary()}")
         _send_run(con, portal, run, run_id, tally, progress, after_chunk)
