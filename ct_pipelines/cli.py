@@ -37,13 +37,13 @@ def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], dry_run: bool) -
         click.echo(f"skipped dataset file: {error}", err=True)
     summaries, _ = run_catalog(None, list(dataset_ids) or None, dry_run=dry_run)
     click.echo(format_summary(summaries))
-    urls = {s.portal_url for s in summaries if s.portal_url}
     settings = load_settings()
     click.echo(f"\nWarehouse: {settings.warehouse_path}  Reports: {settings.reports_dir}")
-    if urls:
-        click.echo("Published to: " + ", ".join(sorted(urls)))
-    if not os.environ.get("CT_PORTAL_DOMAIN"):
-        click.echo(f"Browse the local portal: ct-pipelines portal serve --data {settings.portal_data_dir}")
+    if os.environ.get("CT_PORTAL_DOMAIN"):
+        click.echo(f"Published to: {os.environ.get('CT_PORTAL_SCHEME', 'https')}://{os.environ['CT_PORTAL_DOMAIN']}")
+    else:
+        click.echo(f"Published to the local portal in {settings.portal_data_dir}; browse it with:\n"
+                   f"  ct-pipelines portal serve --data {settings.portal_data_dir}")
     failed = [s for s in summaries if not s.ok] or catalog.errors
     sys.exit(1 if failed else 0)
 
@@ -167,9 +167,11 @@ def _add_optional_groups() -> None:
     from ct_pipelines.automation.cli import automation
     from ct_pipelines.portal.cli import portal
     from ct_pipelines.privacy.cli import privacy
+    from ct_pipelines.publish.cli import publish_group
+    from ct_pipelines.quality.cli import quality
     from ct_pipelines.rel.cli import rel
 
-    for group in (rel, privacy, portal, automation):
+    for group in (quality, rel, privacy, publish_group, portal, automation):
         main.add_command(group)
 
 
