@@ -89,8 +89,10 @@ class PortalResource(dg.ConfigurableResource):
 
         timeout = self.timeout_seconds if timeout is None else timeout
         if self.is_local and self._local_portal() is not None:
+            # The local portal ignores app tokens; sending a placeholder keeps sodapy's "no app_token"
+            # throttling warning (meant for real portals) out of every local run.
             return PortalConnection(self._local.domain, self._local.username, self._local.password,
-                                    scheme="http", timeout=timeout, retries=retries,
+                                    app_token="local-portal", scheme="http", timeout=timeout, retries=retries,
                                     target=f"local:{load_settings().portal_data_dir}")
         if self.is_local:
             raise dg.Failure("The local portal is not running: use the resource inside a run.")
