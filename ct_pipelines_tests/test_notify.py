@@ -2,20 +2,12 @@
 
 from __future__ import annotations
 
-import email
-import json
 import logging
-import socket
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email import policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import duckdb
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from ct_pipelines.automation.alerts import check_failure_alerts, overdue_alerts, run_failure_alert
 from ct_pipelines.automation.notify import (
@@ -32,79 +24,27 @@ from ct_pipelines.automation.notify import (
 )
 from ct_pipelines.outcomes import CheckOutcome
 from ct_pipelines.quality.config import Severity
+from ct_pipelines_tests.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
 
 SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-smtp-pw"
 WEBHOOK_TOKEN = "T0KEN-in-path-9f8e7d"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-        self.logins: list[tuple[bytes, bytes]] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook name
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data):
-        if isinstance(auth_data, LoginPassword):
-            self.logins.append((auth_data.login, auth_data.password))
-            return AuthResult(success=auth_data.password == SMTP_PASSWORD.encode())
-        return AuthResult(success=False)
-
-
 @pytest.fixture
-def smtp_inbox() -> Iterator[tuple[_Inbox, int]]:
-    inbox = _Inbox()
-    port = _free_port()
-    controller = Controller(
-        inbox, hostname="127.0.0.1", port=port, authenticator=inbox.authenticate, auth_require_tls=False
-    )
-    controller.start()
-    try:
+def smtp_inbox() -> Iterator[tuple[SmtpInbox, int]]:
+    inbox = SmtpInbox(password=SMTP_PASSWORD)
+    with smtp_server(inbox) as port:
         yield inbox, port
-    finally:
-        controller.stop()
-
-
-class _WebhookServer(ThreadingHTTPServer):
-    received: list[tuple[str, dict, dict]]
-
-
-class _WebhookHandler(BaseHTTPRequestHandler):
-    server: _WebhookServer
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server hook name
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        self.server.received.append((self.path, dict(self.headers), body))
-        self.send_response(500 if self.path.startswith("/broken") else 200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
 
 
 @pytest.fixture
-def webhook() -> Iterator[_WebhookServer]:
-    server = _WebhookServer(("127.0.0.1", 0), _WebhookHandler)
-    server.received = []
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+def webhook() -> Iterator[WebhookServer]:
+    with webhook_server() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
-def _url(server: _WebhookServer, path: str) -> str:
-    return f"http://127.0.0.1:{server.server_address[1]}{path}"
+def _url(server: WebhookServer, path: str) -> str:
+    return server.url(path)
 
 
 def _alert(key: str) -> Alert:
@@ -144,13 +84,13 @@ def test_overdue_dataset_alerts_once_per_overdue_period_by_email_and_webhook(smt
     assert "Weekly" in body and "2026-01-05" in body and "8 days ago" in body
     assert set(inbox.logins) == {(SMTP_USER.encode(), SMTP_PASSWORD.encode())}
 
-    assert len(webhook.received) == 3
-    path, headers, payload = webhook.received[0]
+    assert len(webhook.requests) == 3
+    path, headers, payload = webhook.requests[0]
     assert path == f"/hooks/{WEBHOOK_TOKEN}"
     assert headers["Content-Type"] == "application/json"
     assert payload["dataset_id"] == "covid_cases" and payload["kind"] == "overdue"
     assert payload["title"] in payload["text"] and "Weekly" in payload["message"]
-    assert len({p["period_key"] for _, _, p in webhook.received}) == 3
+    assert len({p["period_key"] for _, _, p in webhook.requests}) == 3
 
 
 def test_failing_backend_is_logged_without_secrets_and_others_still_deliver(smtp_inbox, webhook, caplog):

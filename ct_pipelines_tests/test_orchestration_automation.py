@@ -4,18 +4,12 @@ portal, SMTP receiver and webhook receiver."""
 
 from __future__ import annotations
 
-import email
-import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
-import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from email import policy
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -24,7 +18,6 @@ from zoneinfo import ZoneInfo
 import dagster as dg
 import pytest
 import yaml
-from aiosmtpd.controller import Controller
 from dagster._utils.schedules import cron_string_iterator
 from dagster_duckdb import DuckDBResource
 
@@ -35,6 +28,7 @@ from ct_pipelines.orchestration.assets import dataset_asset_keys
 from ct_pipelines.orchestration.component import build_definitions
 from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
 from ct_pipelines.portal.local import LocalPortal
+from ct_pipelines_tests.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 NEW_YORK = ZoneInfo("America/New_York")
@@ -92,58 +86,17 @@ def _set_clock(monkeypatch: pytest.MonkeyPatch, moment: datetime) -> None:
     monkeypatch.setattr(automation, "clock", lambda: moment)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-class _Inbox:
-    def __init__(self) -> None:
-        self.messages: list[email.message.EmailMessage] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd hook name
-        self.messages.append(email.message_from_bytes(envelope.content, policy=policy.default))
-        return "250 OK"
-
-
-class _WebhookServer(ThreadingHTTPServer):
-    received: list[dict[str, Any]]
-
-
-class _WebhookHandler(BaseHTTPRequestHandler):
-    server: _WebhookServer
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server hook name
-        self.server.received.append(json.loads(self.rfile.read(int(self.headers["Content-Length"]))))
-        self.send_response(200)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
-def receivers(env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[_Inbox, _WebhookServer]]:
+def receivers(env: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[tuple[SmtpInbox, WebhookServer]]:
     """A loopback SMTP server and webhook, wired into the notifier through the CT_ALERT_* variables."""
-    inbox, port = _Inbox(), _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    hook = _WebhookServer(("127.0.0.1", 0), _WebhookHandler)
-    hook.received = []
-    thread = threading.Thread(target=hook.serve_forever, daemon=True)
-    thread.start()
-    monkeypatch.setenv("CT_ALERT_WEBHOOK_URL", f"http://127.0.0.1:{hook.server_address[1]}/hooks/T0KEN")
-    monkeypatch.setenv("CT_ALERT_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("CT_ALERT_SMTP_PORT", str(port))
-    monkeypatch.setenv("CT_ALERT_EMAIL_TO", "data.officer@ct.gov")
-    monkeypatch.setenv("CT_ALERT_EMAIL_FROM", "ct-pipelines@ct.gov")
-    try:
+    inbox = SmtpInbox()
+    with smtp_server(inbox) as port, webhook_server() as hook:
+        monkeypatch.setenv("CT_ALERT_WEBHOOK_URL", hook.url("/hooks/T0KEN"))
+        monkeypatch.setenv("CT_ALERT_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("CT_ALERT_SMTP_PORT", str(port))
+        monkeypatch.setenv("CT_ALERT_EMAIL_TO", "data.officer@ct.gov")
+        monkeypatch.setenv("CT_ALERT_EMAIL_FROM", "ct-pipelines@ct.gov")
         yield inbox, hook
-    finally:
-        hook.shutdown()
-        hook.server_close()
-        controller.stop()
 
 
 def _sensor(defs: dg.Definitions, name: str) -> dg.SensorDefinition:
@@ -254,15 +207,15 @@ def test_overdue_dataset_alerts_once_per_overdue_period(receivers, env: Path, in
         for moment, expected in [(T0, 1), (T0 + timedelta(hours=1), 0), (T0 + timedelta(days=7), 1),
                                  (T0 + timedelta(days=7, hours=1), 0)]:
             _set_clock(monkeypatch, moment)
-            before = len(hook.received)
+            before = len(hook.bodies)
             # PortalResource is a context-manager resource, so the context must be entered.
             with dg.build_sensor_context(cursor=cursor, instance=instance, resources=resources) as context:
                 result = sensor.evaluate_tick(context)
             cursor = result.cursor
-            assert len(hook.received) - before == expected, moment
-            delivered.extend(hook.received[before:])
+            assert len(hook.bodies) - before == expected, moment
+            delivered.extend(hook.bodies[before:])
 
-    assert len(inbox.messages) == 2 and len(hook.received) == 2
+    assert len(inbox.messages) == 2 and len(hook.bodies) == 2
     assert {body["dataset_id"] for body in delivered} == {"late_weekly"}
     assert len({body["period_key"] for body in delivered}) == 2
     assert {m["X-CT-Alert-Key"] for m in inbox.messages} == {body["period_key"] for body in delivered}
@@ -293,7 +246,7 @@ def test_failed_run_sends_one_alert(receivers, env: Path, instance: dg.DagsterIn
         dagster_run=result.dagster_run, resources={"notifier": NotifierResource()}).for_run_failure()
     automation.run_failure_alerts(context)
 
-    (body,) = hook.received
+    (body,) = hook.bodies
     assert body["kind"] == "run_failure" and body["dataset_id"] == "weekly_requests"
     assert result.run_id in body["message"] and automation.PUBLISH_JOB in body["title"]
     # The alert says why, in the stage's own words: the landing file pattern that matched nothing.
