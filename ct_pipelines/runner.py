@@ -34,11 +34,12 @@ class DatasetSummary:
     stages_done: list[str] = field(default_factory=list)
     duration_s: float = 0.0
     portal_url: str | None = None
+    dry_run_plan: dict | None = None
 
     @property
     def ok(self) -> bool:
         return self.error is None and not any(c.endswith("(ERROR)") for c in self.failed_checks) \
-            and "portal" in self.stages_done
+            and ("portal" in self.stages_done or self.dry_run_plan is not None)
 
 
 def project_instance() -> dg.DagsterInstance:
@@ -82,6 +83,10 @@ def summarize(result: dg.ExecuteInProcessResult) -> list[DatasetSummary]:
     def summary(dataset_id: str) -> DatasetSummary:
         return by_id.setdefault(dataset_id, DatasetSummary(dataset_id))
 
+    for event in result.get_asset_observation_events():
+        observation = event.event_specific_data.asset_observation  # type: ignore[union-attr]
+        if observation.asset_key.path[-1] == "portal" and "plan" in observation.metadata:
+            summary(observation.asset_key.path[0]).dry_run_plan = _value(observation.metadata["plan"])
     for event in result.all_events:
         if event.is_step_success and event.step_key:
             duration = getattr(event.event_specific_data, "duration_ms", None)
@@ -158,6 +163,8 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
     out = [line, "  ".join("-" * w for w in widths)]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     for s in summaries:
+        if s.dry_run_plan is not None:
+            out.append(f"\n{s.dataset_id}: dry run, nothing sent; the plan: {s.dry_run_plan}")
         if s.error:
             out.append(f"\n{s.dataset_id}: {s.failed_step} failed: {s.error}")
         if s.blocking_summaries:

@@ -159,3 +159,11 @@ def test_a_truncated_extract_is_refused_and_the_portal_keeps_its_rows(home: Path
         assert store.row_count(view["id"]) == 40
     finally:
         store.close()
+
+
+def test_dry_run_reports_the_plan_and_leaves_the_portal_untouched(home: Path):
+    shutil.copy(DEFECTS / "fixed" / "dph_clinic_visits.csv", home / "landing")
+    summaries, result = run_catalog(str(DEFECTS / "catalog"), dry_run=True, instance=dg.DagsterInstance.ephemeral())
+    assert summaries[0].ok and summaries[0].dry_run_plan["rows_to_create"] == 200
+    assert "portal" not in _materialized(result)
+    assert _portal_views(home) == []

@@ -104,9 +104,9 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                     raise dg.Failure(description=str(exc), allow_retries=False) from exc
                 failed = [o for o in result.outcomes if o.blocks]
                 results = check_results(key, specs_by_stage[stage], result.outcomes)
-                if stage == "portal" and failed:
-                    # A refused publish left the portal as it was: report the checks, but no new
-                    # materialization, so freshness keeps counting from the last real update.
+                if stage == "portal" and (failed or config.dry_run):
+                    # A refused publish or a dry run left the portal as it was: report the checks and the
+                    # plan, but no new materialization, so freshness counts from the last real update.
                     yield from results
                     yield dg.AssetObservation(asset_key=key, metadata=to_metadata(result.metadata))
                 else:
