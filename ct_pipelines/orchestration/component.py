@@ -41,7 +41,7 @@ def build_definitions(catalog_dir: str | None = None, *, with_automation: bool =
         except ValueError as exc:  # a rule that cannot work (unknown custom check, min on text, ...)
             logger.error(f"Dataset file skipped: {catalog.sources[dataset.id]}: {exc}")
             catalog.datasets.remove(dataset)
-    jobs = [publish_job(catalog.ids)]
+    jobs = [publish_job()]
     schedules: list[dg.ScheduleDefinition] = []
     sensors: list[dg.SensorDefinition] = []
     if with_automation:
