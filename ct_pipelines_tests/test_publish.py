@@ -14,7 +14,9 @@ from ct_pipelines.publish.connection import PortalConnection, PublishError, Retr
 from ct_pipelines.publish.metadata import desired_metadata, handbook_problems
 from ct_pipelines.publish.publisher import (
     GUARD_CHECK,
+    _build_plan,
     _cut_chunks,
+    _Plan,
     publish_check_specs,
     publish_table,
     read_counters,
@@ -231,3 +233,42 @@ def test_cli_dry_run_and_log(tmp_path) -> None:
     dataset_file.write_text("title: [unclosed")
     broken = runner.invoke(publish_group, [*args, "--dry-run"])
     assert broken.exit_code != 0 and str(dataset_file) in broken.output and "Traceback" not in broken.output
+
+
+def pending_rows(con: duckdb.DuckDBPyConnection, plan: _Plan) -> list[tuple[str, str, dict]]:
+    rows = con.execute(f'SELECT row_key, op, body FROM "{plan.pending}" ORDER BY seq').fetchall()
+    return [(key, op, json.loads(body)) for key, op, body in rows]
+
+
+def test_plan_orders_chunks_by_key_value_not_key_text(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        "CREATE TABLE out AS SELECT i::BIGINT AS id, 'name ' || i AS name FROM range(25) r(i) ORDER BY random()"
+    )
+    dataset = make_dataset(chunk_rows=10)
+    plan = _build_plan(con, dataset, "out", table_columns(con, "out"), "upsert_all", None, temporary=True)
+    assert [key for key, _, _ in pending_rows(con, plan)] == [str(i) for i in range(25)]
+    assert [(c["first_key"], c["last_key"]) for c in plan.chunks] == [("0", "9"), ("10", "19"), ("20", "24")]
+    assert plan.counts == {"create": 25} and plan.expected_count == 25
+
+
+def test_incremental_plan_holds_only_changed_rows(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute("CREATE TABLE out AS SELECT i::BIGINT AS id, 'name ' || i AS name FROM range(12) r(i)")
+    dataset = make_dataset()
+    columns = table_columns(con, "out")
+    first = _build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
+    con.execute(f'CREATE TABLE previous AS SELECT * FROM "{first.staged}"')
+    con.execute("UPDATE out SET name = 'changed' WHERE id = 11")
+    con.execute("DELETE FROM out WHERE id = 2")
+    con.execute("INSERT INTO out VALUES (100, 'new')")
+    plan = _build_plan(con, dataset, "out", columns, "incremental", "previous", temporary=True)
+    assert pending_rows(con, plan) == [
+        ("2", "delete", {"id": 2, ":deleted": True}),
+        ("11", "update", {"id": 11, "name": "changed"}),
+        ("100", "create", {"id": 100, "name": "new"}),
+    ]
+    assert plan.expected_count == 12
+    staged = dict(con.execute(f'SELECT row_key, row_hash FROM "{plan.staged}"').fetchall())
+    unchanged = dict(
+        con.execute("SELECT row_key, row_hash FROM previous WHERE row_key NOT IN ('2', '11')").fetchall()
+    )
+    assert {k: staged[k] for k in unchanged} == unchanged and "2" not in staged

@@ -16,7 +16,8 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -311,29 +312,55 @@ def _build_plan(
     key_name = dataset.row_identifier
     key_column = next((c for c in columns if c.name == key_name), None)
     key_sql = key_json_sql(key_column) if key_column else "CAST(NULL AS VARCHAR)"
-    current = "publish_tmp_current"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {current} AS SELECT row_key, body, md5(body) AS row_hash FROM "
-        f"(SELECT {key_sql} AS row_key, {row_json_sql(columns)} AS body FROM {quote_identifier(table)})"
+    typed_key = quote_identifier(key_column.name) if key_column else "NULL"
+    rows = (
+        f"SELECT {key_sql} AS row_key, {typed_key} AS key_value, {row_json_sql(columns)} AS body "
+        f"FROM {quote_identifier(table)}"
     )
-    con.execute(f"{create} {quote_identifier(staged)} AS SELECT row_key, row_hash FROM {current}")
-    order = "row_key, op" if key_column else "body"
+    # ordered by the key's own value (numbers numerically, not as JSON text), so each chunk is one
+    # narrow key range: the portal then finds existing rows by skipping most of the dataset
+    order = "key_value NULLS LAST, row_key, op" if key_column else "body"
+    staged_sql, pending_sql = quote_identifier(staged), quote_identifier(pending)
+    numbered = f"SELECT row_number() OVER (ORDER BY {order}) - 1 AS seq, row_key, op, body, row_hash FROM"
     if previous is None or mode == "replace":
-        changes = f"SELECT row_key, 'create' AS op, body FROM {current}"
+        # every row is sent: the JSON is written once, straight into the change set with its hash,
+        # and the snapshot is read back from it (no copy of all bodies in a temp table)
+        con.execute(
+            f"{create} {pending_sql} AS {numbered} "
+            f"(SELECT row_key, key_value, 'create' AS op, body, md5(body) AS row_hash FROM ({rows}))"
+        )
+        con.execute(f"{create} {staged_sql} AS SELECT row_key, row_hash FROM {pending_sql}")
     else:
-        changes = f"""
-            SELECT c.row_key, CASE WHEN p.row_key IS NULL THEN 'create' ELSE 'update' END AS op, c.body
-            FROM {current} c LEFT JOIN {quote_identifier(previous)} p ON c.row_key = p.row_key
+        # only changed rows are sent: hash every row without keeping its JSON, then write the JSON
+        # again for the changed keys only
+        con.execute(f"{create} {staged_sql} AS SELECT row_key, md5(body) AS row_hash FROM ({rows})")
+        changes = "publish_tmp_changes"
+        # deletes exist only as key JSON, so their sort value is read back from it
+        key_value = (
+            f"TRY_CAST(json_extract_string(ch.row_key, '$') AS {key_column.duckdb_type})"
+            if key_column
+            else "NULL"
+        )
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {changes} AS
+            SELECT c.row_key, CASE WHEN p.row_key IS NULL THEN 'create' ELSE 'update' END AS op, c.row_hash
+            FROM {staged_sql} c LEFT JOIN {quote_identifier(previous)} p ON c.row_key = p.row_key
             WHERE p.row_key IS NULL OR p.row_hash IS DISTINCT FROM c.row_hash
             UNION ALL
-            SELECT p.row_key, 'delete' AS op, {delete_body_sql(key_name or "", "p.row_key")} AS body
-            FROM {quote_identifier(previous)} p ANTI JOIN {current} c ON c.row_key = p.row_key"""
-    con.execute(
-        f"{create} {quote_identifier(pending)} AS SELECT row_number() OVER (ORDER BY {order}) - 1 AS seq, "
-        f"row_key, op, body FROM ({changes}) ORDER BY seq"
-    )
-    expected = con.execute(f"SELECT count(*) FROM {current}").fetchone()[0]
-    con.execute(f"DROP TABLE {current}")
+            SELECT p.row_key, 'delete' AS op, NULL AS row_hash FROM {quote_identifier(previous)} p ANTI JOIN {staged_sql} c
+            ON c.row_key = p.row_key"""
+        )
+        changed_rows = (
+            f"SELECT * FROM ({rows}) WHERE row_key IN (SELECT row_key FROM {changes} WHERE op <> 'delete')"
+        )
+        con.execute(
+            f"""{create} {pending_sql} AS {numbered} (
+            SELECT ch.row_key, {key_value} AS key_value, ch.op, CASE WHEN ch.op = 'delete'
+                THEN {delete_body_sql(key_name or "", "ch.row_key")} ELSE r.body END AS body, ch.row_hash
+            FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.row_key = ch.row_key AND ch.op <> 'delete')"""
+        )
+        con.execute(f"DROP TABLE {changes}")
+    expected = con.execute(f"SELECT count(*) FROM {staged_sql}").fetchone()[0]
     counts = dict(con.execute(f"SELECT op, count(*) FROM {quote_identifier(pending)} GROUP BY op").fetchall())
     chunks = _cut_chunks(
         con,
@@ -513,6 +540,31 @@ def _already_deleted(
     return errors
 
 
+def _chunk_bodies(
+    con: duckdb.DuckDBPyConnection, pending: str, seq_ranges: list[tuple[int, int]]
+) -> Iterator[bytes]:
+    """Request bodies of the chunks, in order. DuckDB writes each one on a cursor of its own while
+    the previous chunk is in flight, so building bodies costs the publish no wall time."""
+    if not seq_ranges:
+        return
+    reader = con.cursor()
+    sql = f"SELECT '[' || string_agg(body, ',' ORDER BY seq) || ']' FROM {pending} WHERE seq BETWEEN ? AND ?"
+
+    def build(first_seq: int, last_seq: int) -> bytes:
+        return reader.execute(sql, [first_seq, last_seq]).fetchone()[0].encode("utf-8")
+
+    try:
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            ahead = pool.submit(build, *seq_ranges[0])
+            for following in [*seq_ranges[1:], None]:
+                body = ahead.result()
+                if following is not None:
+                    ahead = pool.submit(build, *following)  # built while ``body`` is being sent
+                yield body
+    finally:
+        reader.close()
+
+
 def _send_run(
     con: duckdb.DuckDBPyConnection,
     portal: PortalConnection,
@@ -531,15 +583,13 @@ def _send_run(
         [publish_id],
     ).fetchall()
     done = state.applied_chunks(con, publish_id)
-    for index, first_seq, last_seq, row_count, first_key, last_key in chunks:
-        if index in done:
-            continue
-        body = con.execute(
-            f"SELECT '[' || string_agg(body, ',' ORDER BY seq) || ']' FROM {pending} WHERE seq BETWEEN ? AND ?",
-            [first_seq, last_seq],
-        ).fetchone()[0]
+    to_send = [chunk for chunk in chunks if chunk[0] not in done]
+    bodies = _chunk_bodies(con, pending, [(chunk[1], chunk[2]) for chunk in to_send])
+    for (index, first_seq, last_seq, row_count, first_key, last_key), body in zip(
+        to_send, bodies, strict=True
+    ):
         try:
-            answer = _send_body(portal, four_by_four, run["mode"], body.encode("utf-8"))
+            answer = _send_body(portal, four_by_four, run["mode"], body)
         except requests.exceptions.RequestException as exc:
             raise portal.describe_failure(
                 f"Sending chunk {index + 1} of {len(chunks)} ({row_count:,} rows) to {four_by_four}", exc
