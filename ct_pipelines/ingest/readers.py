@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 
 from ct_pipelines.ingest.detect import (
@@ -63,18 +64,44 @@ class FileScan:
     sha256: str
     lines: int  # physical lines (a last line without a newline counts)
     trailing_blank: int  # blank lines at the end, which are not rows
+    quoted_newlines: np.ndarray  # positions (among all newlines) of newlines inside double quotes
+
+    def record_start_shifts(self, header_line: int, rows: int) -> pa.Table | None:
+        """For data rows whose first line is pushed down by quoted newlines in earlier rows: (row index,
+        extra lines). None when the quote-parity view of the file disagrees with the parser's row count
+        (a stray quote, blank lines between rows), so the caller falls back to counting in DuckDB."""
+        if not len(self.quoted_newlines):
+            return None
+        breaks = np.ones(self.lines, dtype=bool)  # a newline ends a record unless it sits inside quotes
+        breaks[self.quoted_newlines[self.quoted_newlines < self.lines]] = False
+        ends = np.flatnonzero(breaks)  # newline index that ends each line-level record
+        starts = ends[header_line - 1:] + 2  # 1-based line after each ending newline
+        if len(starts) - self.trailing_blank not in (rows, rows + 1):
+            return None
+        shift = starts[:rows] - (np.arange(rows, dtype=np.int64) + header_line + 1)
+        changed = np.flatnonzero(np.diff(shift, prepend=0))
+        return pa.table({"at_rowid": changed.astype(np.int64), "shift": shift[changed].astype(np.int64)})
 
 
 def scan_file(path: Path) -> FileScan:
-    """SHA-256 and line counts in one streaming pass; hashlib releases the GIL, so this runs on a
-    thread next to DuckDB's reader at little extra wall time."""
+    """SHA-256, line counts and the newlines that sit inside quotes, in one streaming pass. hashlib and
+    numpy release the GIL, so this runs on a thread next to DuckDB's reader at little extra wall time."""
     digest = hashlib.sha256()
     lines = 0
     tail = b""
+    inside_quotes = 0  # parity of double quotes seen so far
+    quoted: list[np.ndarray] = []
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-            lines += chunk.count(b"\n")
+            data = np.frombuffer(chunk, dtype=np.uint8)
+            quotes = np.flatnonzero(data == 34)
+            newlines = np.flatnonzero(data == 10)
+            if len(quotes):
+                parity = (inside_quotes + np.searchsorted(quotes, newlines)) & 1
+                quoted.append(np.flatnonzero(parity) + lines)
+            inside_quotes = (inside_quotes + len(quotes)) & 1
+            lines += len(newlines)
             tail = (tail + chunk)[-4096:]
     if tail and not tail.endswith(b"\n"):
         lines += 1
@@ -84,7 +111,8 @@ def scan_file(path: Path) -> FileScan:
             trailing += 1
         else:
             break
-    return FileScan(digest.hexdigest(), lines, trailing)
+    return FileScan(digest.hexdigest(), lines, trailing,
+                    np.concatenate(quoted) if quoted else np.empty(0, dtype=np.int64))
 
 
 def file_digest(path: Path) -> str:
@@ -190,14 +218,23 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
             load(padding=True)
         except duckdb.Error as exc2:
             raise _csv_error(original, exc2) from exc2
-    rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+    rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     counts = scan()
     # Rows are numbered after loading from rowid, which follows file order: far cheaper than row_number().
     if rows == counts.lines - header_line - counts.trailing_blank:
         con.execute(f"UPDATE {table} SET _row = rowid + 1, _line = rowid + 1 + {header_line}")
+    elif (shifts := counts.record_start_shifts(header_line, rows)) is not None:
+        # Records span lines (quoted newlines): the scan found where each row starts; apply the shifts with an
+        # ASOF join so each row takes the shift of the last change at or before it.
+        con.register("_ingest_shifts", shifts)
+        con.execute(f"UPDATE {table} SET _row = moved.at_rowid + 1, "
+                    f"_line = moved.at_rowid + 1 + {header_line} + coalesce(moved.shift, 0) FROM "
+                    f"(SELECT r.rowid AS at_rowid, n.shift FROM {table} r ASOF LEFT JOIN _ingest_shifts n "
+                    f"ON r.rowid >= n.at_rowid) moved WHERE {table}.rowid = moved.at_rowid")
+        con.unregister("_ingest_shifts")
     else:
-        # Records span lines (quoted newlines): shift each row by the newlines inside earlier rows. Only the
-        # rows holding a newline are summed; an ASOF join finds the running total in force for every row.
+        # The quote scan and the parser disagree (stray quotes, blank lines between rows): count newlines
+        # inside the loaded rows instead.
         has_newline = " OR ".join(f"contains({quote_ident(n)}, chr(10))" for n in names)
         newlines = " + ".join(
             f"coalesce(length({quote_ident(n)}) - length(replace({quote_ident(n)}, chr(10), '')), 0)" for n in names)
