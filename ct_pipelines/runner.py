@@ -85,7 +85,8 @@ def summarize(result: dg.ExecuteInProcessResult) -> list[DatasetSummary]:
 
     for event in result.get_asset_observation_events():
         observation = event.event_specific_data.asset_observation  # type: ignore[union-attr]
-        if observation.asset_key.path[-1] == "portal" and "plan" in observation.metadata:
+        dry_run = observation.metadata.get("dry_run")
+        if observation.asset_key.path[-1] == "portal" and dry_run is not None and _value(dry_run):
             summary(observation.asset_key.path[0]).dry_run_plan = _value(observation.metadata["plan"])
     for event in result.all_events:
         if event.is_step_success and event.step_key:

@@ -167,3 +167,27 @@ def test_dry_run_reports_the_plan_and_leaves_the_portal_untouched(home: Path):
     assert summaries[0].ok and summaries[0].dry_run_plan["rows_to_create"] == 200
     assert "portal" not in _materialized(result)
     assert _portal_views(home) == []
+
+
+def test_portal_credentials_from_the_environment_never_reach_logs_or_metadata(
+        home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture):
+    from ct_pipelines.portal.local import LocalPortal
+
+    password, token = "Pa55-never-shown-7781", "app-token-never-shown-9913"
+    shutil.copy(DEFECTS / "fixed" / "dph_clinic_visits.csv", home / "landing")
+    with LocalPortal(home / "prod_portal", username="svc-dph", password=password) as portal:
+        monkeypatch.setenv("CT_PORTAL_DOMAIN", portal.domain)
+        monkeypatch.setenv("CT_PORTAL_SCHEME", "http")
+        monkeypatch.setenv("CT_PORTAL_USERNAME", "svc-dph")
+        monkeypatch.setenv("CT_PORTAL_APP_TOKEN", token)
+        for attempt_password in (password, "wrong-" + password):  # a good run and a refused login
+            monkeypatch.setenv("CT_PORTAL_PASSWORD", attempt_password)
+            summaries, result = _run(DEFECTS / "catalog")
+            texts = [str(event) for event in result.all_events] + [caplog.text]
+            captured = capfd.readouterr()
+            texts += [captured.out, captured.err]
+            for secret in (password, token, attempt_password):
+                assert not any(secret in text for text in texts), secret
+        # The refused login fails the publish step with a message that says what to check, without secrets.
+        assert not summaries[0].ok and "401" in summaries[0].error and "CT_PORTAL_PASSWORD" in summaries[0].error
+        assert portal.store.row_count(portal.store.list_views()[0]["id"]) == 200

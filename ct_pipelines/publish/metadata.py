@@ -225,6 +225,12 @@ def sync_metadata(
             )
             problems = _server_problems(answer)
         except requests.exceptions.HTTPError as exc:
+            status = exc.response.status_code if exc.response is not None else None
+            if status in (401, 403):  # not a metadata problem: the YAML is not what needs fixing
+                raise portal.describe_failure(
+                    f"The portal refused the credentials (HTTP {status}) while validating the metadata of "
+                    f"{four_by_four}; check CT_PORTAL_USERNAME and CT_PORTAL_PASSWORD (or the API key pair)",
+                    exc) from None
             problems = _error_detail(exc)
         except requests.exceptions.RequestException as exc:
             raise portal.describe_failure(f"Validating the metadata of {four_by_four}", exc) from None
