@@ -3,8 +3,10 @@ a performance sanity check."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -293,3 +295,84 @@ def test_raw_json_body_over_http_matches_the_python_path(tmp_path: Path) -> None
         latin1 = requests.post(url, data='[{"name": "caf\xe9"}]'.encode("latin-1"), auth=auth, timeout=10)
         assert latin1.status_code == 400
         assert client.get(view_id) == [{"id": "1", "name": "BOM first"}]
+
+
+def test_a_write_stages_its_body_while_another_holds_the_store(
+    store: PortalStore, people: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing a body must not wait for the lock (so two uploads overlap); only the apply does."""
+    staged = threading.Event()
+    stage = PortalStore._stage_payload
+
+    def stage_and_signal(self: PortalStore, *args: object) -> object:
+        result = stage(self, *args)
+        staged.set()
+        return result
+
+    monkeypatch.setattr(PortalStore, "_stage_payload", stage_and_signal)
+    answers: list[dict[str, int]] = []
+    with store._lock:  # another request is busy inside the store
+        writer = threading.Thread(
+            target=lambda: answers.append(store.upsert_json(people, '[{"id": 4, "name": "Khan"}]'))
+        )
+        writer.start()
+        assert staged.wait(10), "the body was not staged while the store was busy"
+        time.sleep(0.05)
+        assert answers == []  # but it is not applied until the store is free
+    writer.join(10)
+    assert answers[0]["Rows Created"] == 1
+    assert names(store, people) == ["O'Brien", "Nguyen", "Garcia", "Khan"]
+    assert not list(store.data_dir.glob("_ct_payload*"))  # scratch files are removed
+
+
+def test_a_write_staged_before_the_row_identifier_changed_uses_the_new_one(
+    store: PortalStore, people: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    staged = threading.Event()
+    stage = PortalStore._stage_payload
+
+    def stage_and_signal(self: PortalStore, *args: object) -> object:
+        result = stage(self, *args)
+        staged.set()
+        return result
+
+    monkeypatch.setattr(PortalStore, "_stage_payload", stage_and_signal)
+    answers: list[dict[str, int]] = []
+    with store._lock:
+        writer = threading.Thread(
+            target=lambda: answers.append(
+                store.upsert_json(people, '[{"id": 9, "name": "Nguyen", "score": 5}]')
+            )
+        )
+        writer.start()
+        assert staged.wait(10)
+        store.update_view(people, {"metadata": {"rowIdentifier": "name"}})
+    writer.join(10)
+    # keyed by name, the row updates Nguyen (keyed by id it would have created row 9)
+    assert (answers[0]["Rows Created"], answers[0]["Rows Updated"]) == (0, 1)
+    rows = store.query(people, {"$order": "name"}).records()
+    assert [(r["name"], r["id"]) for r in rows] == [("Garcia", "3"), ("Nguyen", "9"), ("O'Brien", "1")]
+
+
+def test_concurrent_uploads_to_one_dataset_all_land(tmp_path: Path) -> None:
+    with LocalPortal(tmp_path) as portal:
+        setup = portal.socrata_client()
+        view_id = setup.create("Concurrent", columns=COLUMNS, row_identifier="id")["id"]
+
+        def upload(start: int) -> dict[str, int]:
+            client = portal.socrata_client()  # one session per thread
+            try:
+                rows = [{"id": i, "name": f"n{i}", "score": i / 2} for i in range(start, start + 500)]
+                return client.upsert(view_id, rows)
+            finally:
+                client.close()
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            answers = list(pool.map(upload, range(0, 8000, 500)))
+        assert sum(a["Rows Created"] for a in answers) == 8000
+        assert all(a["Errors"] == 0 for a in answers)
+        assert setup.get(view_id, select="count(*) AS n, sum(score) AS s")[0] == {
+            "n": "8000",
+            "s": str(sum(i / 2 for i in range(8000))).removesuffix(".0"),
+        }
+        assert not list(tmp_path.glob("_ct_payload*"))

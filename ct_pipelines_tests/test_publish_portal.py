@@ -113,7 +113,8 @@ class Killed(Exception):
     """Stands in for the process dying between two chunks."""
 
 
-def test_faults_and_a_crash_still_converge_to_exact_rows(harness: Harness) -> None:
+@pytest.mark.parametrize("in_flight", [1, 2])
+def test_faults_and_a_crash_still_converge_to_exact_rows(harness: Harness, in_flight: int) -> None:
     harness.make_rows(95)  # 10 chunks of at most 10 rows
     first = harness.publish(dataset=make_dataset(chunk_rows=95))  # one replace creates a baseline
     four_by_four = first.four_by_four
@@ -134,19 +135,26 @@ def test_faults_and_a_crash_still_converge_to_exact_rows(harness: Harness) -> No
     ):
         harness.faults.add(FaultRule(kind=kind, at=at, methods=["POST"], path_prefix=resource, retry_after=0))
 
+    recorded: list[int] = []
+
     def crash_after_three(index: int) -> None:
-        if index == 2:
+        recorded.append(index)
+        if len(recorded) == 3:
             raise Killed
 
+    dataset = make_dataset(max_in_flight=in_flight)
     with pytest.raises(Killed):
-        harness.publish(after_chunk=crash_after_three)
+        harness.publish(dataset=dataset, after_chunk=crash_after_three)
     interrupted = state.unfinished_publish(harness.con, "portal_rows")
     assert interrupted is not None and interrupted["chunks"] == 10
-    assert state.applied_chunks(harness.con, interrupted["publish_id"]) == {0, 1, 2}
+    # chunks in flight at the crash are not recorded (they are sent again on resume)
+    assert state.applied_chunks(harness.con, interrupted["publish_id"]) == set(recorded)
+    if in_flight == 1:
+        assert recorded == [0, 1, 2]
     # the extract changes again before the restart: the restart must finish the old plan, then send this
     harness.con.execute("UPDATE out SET town = 'Moved' WHERE id = 90")
     harness.portal.request_log.clear()
-    second = harness.publish()
+    second = harness.publish(dataset=dataset)
 
     assert harness.faults.fired >= 5
     assert second.published and second.chunks_resumed > 0
@@ -158,6 +166,43 @@ def test_faults_and_a_crash_still_converge_to_exact_rows(harness: Harness) -> No
     ).fetchall()
     assert applied == []  # each chunk recorded once
     assert state.unfinished_publish(harness.con, "portal_rows") is None
+
+
+def test_four_chunks_in_flight_with_random_faults_and_crashes_land_exactly(harness: Harness) -> None:
+    harness.make_rows(400)  # 40 chunks of 10 rows
+    dataset = make_dataset(max_in_flight=4)
+    resource = "/resource/"
+    for seed, kind in enumerate(("429", "500", "503", "reset", "reset_after_apply", "202")):
+        harness.faults.add(
+            FaultRule(
+                kind=kind, probability=0.06, seed=seed, methods=["POST"], path_prefix=resource, retry_after=0
+            )
+        )
+    progress: list[str] = []
+    crashes = 0
+
+    def crash_every_twelfth(index: int) -> None:
+        nonlocal crashes
+        if len(progress) % 12 == 11 and crashes < 2:
+            crashes += 1
+            raise Killed
+
+    for _ in range(2):
+        with pytest.raises(Killed):
+            harness.publish(dataset=dataset, progress=progress.append, after_chunk=crash_every_twelfth)
+    result = harness.publish(dataset=dataset, progress=progress.append)
+
+    assert result.published and harness.faults.fired > 0
+    assert harness.portal_rows(result.four_by_four) == harness.table_rows()
+    assert result.portal_row_count == 400
+    ledger = harness.con.execute(
+        "SELECT chunk_index, count(*) FROM publish_ledger WHERE status = 'applied' GROUP BY chunk_index"
+    ).fetchall()
+    assert sorted(index for index, _ in ledger) == list(range(40))  # every chunk recorded ...
+    assert {count for _, count in ledger} == {1}  # ... exactly once
+    assert sum(message.startswith("chunk ") and " of 40: " in message for message in progress) == 40
+    # the last run only resumed what was left, then found nothing new to send
+    assert result.mode == "incremental" and result.chunks_resumed == result.chunks
 
 
 def test_small_replace_survives_a_reset_after_apply(harness: Harness) -> None:

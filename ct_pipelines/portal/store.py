@@ -177,9 +177,18 @@ class QueryResult:
         return out
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What staging a payload depends on: the dataset's (field, type) pairs and row identifier."""
+
+    types: tuple[tuple[str, str], ...]
+    row_identifier: str | None
+
+
 class PortalStore:
     """Datasets of the local portal in one DuckDB file under ``data_dir``; one lock serialises access
-    (a DuckDB connection is not safe to share across threads unlocked)."""
+    to the shared connection and every change to a dataset (a DuckDB connection is not safe to share
+    across threads unlocked). Writes stage their payloads on connections of their own, unlocked."""
 
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = Path(data_dir)
@@ -187,6 +196,12 @@ class PortalStore:
         self.path = self.data_dir / "portal.duckdb"
         self._lock = threading.RLock()
         self._con = duckdb.connect(str(self.path))
+        # idle connections for writes, each staging payloads in temp tables of its own; they are
+        # opened from a connection nothing else uses, so opening one never waits for the lock
+        self._spawner = self._con.cursor()
+        self._writers: list[duckdb.DuckDBPyConnection] = []
+        self._writers_lock = threading.Lock()
+        self._active_writes = 0
         # reads ordered by :id rely on rows coming back in insertion order (see _run_query)
         self._con.execute("SET preserve_insertion_order = true")
         self._con.execute("CREATE TABLE IF NOT EXISTS views (id VARCHAR PRIMARY KEY, doc VARCHAR NOT NULL)")
@@ -205,7 +220,10 @@ class PortalStore:
         )
 
     def close(self) -> None:
-        with self._lock:
+        with self._lock, self._writers_lock:
+            for writer in [*self._writers, self._spawner]:
+                writer.close()
+            self._writers.clear()
             self._con.close()
 
     # ------------------------------------------------------------------ views
@@ -519,39 +537,84 @@ class PortalStore:
         return self._write(view_id, body, replace=True)
 
     def _write(self, view_id: str, body: str, replace: bool) -> dict[str, int]:
-        with self._lock:
-            view = self._view(view_id, dataset_missing(view_id))
-            table = self._ensure_table(view)
-            types = {c["fieldName"]: c["dataTypeName"] for c in view["columns"]}
-            row_identifier = view["metadata"].get("rowIdentifier")
-            # one request's rows are too few for a second thread to pay for its coordination (measured:
-            # about 15% less time per 10,000-row write); reads of a whole dataset keep every thread
-            self._con.execute("SET threads = 1")
-            try:
-                # staging only fills temp tables, so it runs before the transaction: a reader that
-                # fails there (and falls back) must not abort the write
-                with self._payload_file(body) as source:
-                    fields, seen = self._payload_fields(source, types)
-                    partial = self._stage(source, fields, seen, types, row_identifier)
-                self._con.execute("BEGIN TRANSACTION")
-                try:
-                    if replace:
-                        counts = self._apply_replace(table, fields, row_identifier)
-                    else:
-                        counts = self._apply_upsert(table, fields, partial, row_identifier, ":id" in seen)
-                    self._con.execute("COMMIT")
-                except BaseException:
-                    self._con.execute("ROLLBACK")
-                    raise
-            finally:
-                for temp in ("_ct_raw", "_ct_has", "_stage", "_final"):
-                    self._con.execute(f"DROP TABLE IF EXISTS {temp}")
-                self._con.execute("RESET threads")
-            self._touch_rows(view)
-            return counts
+        """Validate and stage the payload outside the lock, on a connection of its own (its temp
+        tables are its own), so concurrent writes parse their bodies in parallel; only the apply, a
+        short transaction on the dataset table, holds the lock."""
+        # a view is replaced, never edited in its layout, so reading it unlocked gives a consistent
+        # snapshot; it is checked again under the lock before the apply
+        layout = self._layout(self._view(view_id, dataset_missing(view_id)))
+        with self._writers_lock:
+            writer = self._writers.pop() if self._writers else self._spawner.cursor()
+        try:
+            with self._one_thread_per_write(writer), self._payload_file(writer, body) as source:
+                staged = self._stage_payload(writer, source, layout)
+                with self._lock:
+                    view = self._view(view_id, dataset_missing(view_id))
+                    table = self._ensure_table(view)
+                    if self._layout(view) != layout:  # the columns changed while this body was staged
+                        layout = self._layout(view)
+                        self._drop_staging(writer)
+                        staged = self._stage_payload(writer, source, layout)
+                    fields, partial, has_sid = staged
+                    writer.execute("BEGIN TRANSACTION")
+                    try:
+                        if replace:
+                            counts = self._apply_replace(writer, table, fields, layout.row_identifier)
+                        else:
+                            counts = self._apply_upsert(
+                                writer, table, fields, partial, layout.row_identifier, has_sid
+                            )
+                        writer.execute("COMMIT")
+                    except BaseException:
+                        writer.execute("ROLLBACK")
+                        raise
+                    self._touch_rows(view)
+                    return counts
+        finally:
+            self._drop_staging(writer)
+            with self._writers_lock:
+                self._writers.append(writer)
+
+    @staticmethod
+    def _layout(view: dict[str, Any]) -> _Layout:
+        types = tuple((c["fieldName"], c["dataTypeName"]) for c in view["columns"])
+        return _Layout(types, view["metadata"].get("rowIdentifier"))
+
+    def _stage_payload(
+        self, con: duckdb.DuckDBPyConnection, source: str, layout: _Layout
+    ) -> tuple[list[str], set[int], bool]:
+        """Payload -> ``con``'s temp table ``_stage``; returns (fields named, partly present field
+        indexes, whether any row names an ``:id``)."""
+        types = dict(layout.types)
+        fields, seen = self._payload_fields(con, source, types)
+        partial = self._stage(con, source, fields, seen, types, layout.row_identifier)
+        return fields, partial, ":id" in seen
+
+    @staticmethod
+    def _drop_staging(con: duckdb.DuckDBPyConnection) -> None:
+        for temp in ("_ct_raw", "_ct_has", "_stage", "_final"):
+            con.execute(f"DROP TABLE IF EXISTS {temp}")
 
     @contextmanager
-    def _payload_file(self, body: str) -> Iterator[str]:
+    def _one_thread_per_write(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+        """One request's rows are too few for a second DuckDB thread to pay for its coordination
+        (measured: about 15% less time per 10,000-row write), and concurrent writes use the other
+        cores. ``threads`` is a database-wide setting, so it is restored when the last write ends
+        (reads of a whole dataset keep every thread)."""
+        with self._writers_lock:
+            self._active_writes += 1
+            if self._active_writes == 1:
+                con.execute("SET threads = 1")
+        try:
+            yield
+        finally:
+            with self._writers_lock:
+                self._active_writes -= 1
+                if self._active_writes == 0:
+                    con.execute("RESET threads")
+
+    @contextmanager
+    def _payload_file(self, con: duckdb.DuckDBPyConnection, body: str) -> Iterator[str]:
         """The body, validated, in a scratch file that DuckDB's JSON readers take: yields the reader
         options (file, format) as SQL. The body is validated strictly first because the readers
         accept a truncated array; a file is the fastest input DuckDB offers (unnesting a parsed
@@ -559,15 +622,15 @@ class PortalStore:
         text = body.strip()
         if not text:
             raise bad_request(NOT_ROWS)
-        if not self._con.execute("SELECT json_valid(?)", [text]).fetchone()[0]:
+        if not con.execute("SELECT json_valid(?)", [text]).fetchone()[0]:
             try:  # parse again only to get DuckDB's description of the problem
-                self._con.execute("SELECT CAST(? AS JSON)", [text]).fetchone()
+                con.execute("SELECT CAST(? AS JSON)", [text]).fetchone()
             except (duckdb.ConversionException, duckdb.InvalidInputException) as exc:
                 raise bad_request(f"The body is not valid JSON: {_first_line(exc)}") from exc
             raise bad_request("The body is not valid JSON")
         if text[0] not in "[{":
             raise bad_request(NOT_ROWS)
-        scratch = self.data_dir / "_ct_payload.json"
+        scratch = self.data_dir / f"_ct_payload_{secrets.token_hex(8)}.json"  # one per request
         scratch.write_text(text, encoding="utf-8")
         try:
             fmt = "array" if text[0] == "[" else "unstructured"  # a lone object is one row
@@ -575,11 +638,13 @@ class PortalStore:
         finally:
             scratch.unlink(missing_ok=True)
 
-    def _payload_fields(self, source: str, types: dict[str, str]) -> tuple[list[str], dict[str, bool]]:
+    def _payload_fields(
+        self, con: duckdb.DuckDBPyConnection, source: str, types: dict[str, str]
+    ) -> tuple[list[str], dict[str, bool]]:
         """Dataset fields the payload names (in the dataset's order) and, for every name it uses,
         whether all rows carry it. Rows that are not objects and unknown names are a 400."""
         # read_json_objects gives each row's own text, so an object is one that starts with "{"
-        groups = self._con.execute(
+        groups = con.execute(
             "SELECT json_keys(json) AS keys, count(*), bool_and(starts_with(json, '{')) "
             f"FROM read_json_objects({source}) GROUP BY keys"
         ).fetchall()
@@ -601,16 +666,16 @@ class PortalStore:
         total = sum(rows for _, rows, _ in groups)
         return [f for f in types if f in rows_with], {f: rows == total for f, rows in rows_with.items()}
 
-    def _read_values(self, source: str, fields: list[str], with_deleted: bool) -> None:
+    def _read_values(
+        self, con: duckdb.DuckDBPyConnection, source: str, fields: list[str], with_deleted: bool
+    ) -> None:
         """Payload -> temp table ``_ct_raw``: each field's text (strings unquoted, JSON null as NULL,
         other values as JSON text) and ``:deleted`` as JSON, one row per payload row in order."""
         names = [":id", *fields]
         columns = {name: "VARCHAR" for name in names} | ({":deleted": "JSON"} if with_deleted else {})
         spec = "{" + ", ".join(f"{soql.quote_literal(n)}: '{t}'" for n, t in columns.items()) + "}"
         try:
-            self._con.execute(
-                f"CREATE TEMP TABLE _ct_raw AS SELECT * FROM read_json({source}, columns = {spec})"
-            )
+            con.execute(f"CREATE TEMP TABLE _ct_raw AS SELECT * FROM read_json({source}, columns = {spec})")
         except duckdb.InvalidInputException:
             # read_json refuses objects with a repeated key; the slower per-path extraction does not
             extracted = [
@@ -618,12 +683,13 @@ class PortalStore:
             ]
             if with_deleted:
                 extracted.append(f'json_extract(json, {_json_path(":deleted")}) AS ":deleted"')
-            self._con.execute(
+            con.execute(
                 f"CREATE TEMP TABLE _ct_raw AS SELECT {', '.join(extracted)} FROM read_json_objects({source})"
             )
 
     def _stage(
         self,
+        con: duckdb.DuckDBPyConnection,
         source: str,
         fields: list[str],
         seen: dict[str, bool],
@@ -633,7 +699,7 @@ class PortalStore:
         """Payload -> temp table ``_stage``: typed columns, ``_ct_bad`` for cells that did not parse,
         ``_ct_has<i>`` where only some rows carry field i (absent = leave unchanged on update).
         Returns the indexes of those partly present fields."""
-        self._read_values(source, fields, ":deleted" in seen)
+        self._read_values(con, source, fields, ":deleted" in seen)
         typed = [
             "r.rowid AS _ct_n",
             f"{_is_true_sql('r.' + soql.quote_identifier(':deleted')) if ':deleted' in seen else 'FALSE'} AS _ct_deleted",
@@ -660,15 +726,21 @@ class PortalStore:
         typed.append(f"({' OR '.join(failures) or 'FALSE'}) AS _ct_bad")
         source_sql = "_ct_raw r"
         if presence:  # which rows carry the partly present fields, row for row with _ct_raw
-            self._con.execute(
+            con.execute(
                 f"CREATE TEMP TABLE _ct_has AS SELECT {', '.join(presence)} FROM read_json_objects({source})"
             )
             source_sql += " POSITIONAL JOIN _ct_has"
-        self._con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(typed)} FROM {source_sql}")
+        con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(typed)} FROM {source_sql}")
         return partial
 
     def _apply_upsert(
-        self, table: str, fields: list[str], partial: set[int], row_identifier: str | None, has_sid: bool
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        fields: list[str],
+        partial: set[int],
+        row_identifier: str | None,
+        has_sid: bool,
     ) -> dict[str, int]:
         rowid_sql = soql.quote_identifier(row_identifier) if row_identifier else None
         kind = "CASE WHEN _ct_key IS NOT NULL THEN 'rowid' WHEN _ct_sid IS NOT NULL THEN 'sid' END"
@@ -691,7 +763,7 @@ class PortalStore:
             exists.append("WHEN 'sid' THEN d._ct_found IS NOT NULL")
         # without a row identifier, rows without :id are appended; with one, they are errors
         keep_unkeyed = "FALSE" if rowid_sql else "TRUE"
-        self._con.execute(
+        con.execute(
             f"""CREATE TEMP TABLE _final AS
             WITH keyed AS (SELECT *, {kind} AS _ct_kind FROM _stage WHERE NOT _ct_bad),
             usable AS (SELECT * FROM keyed WHERE _ct_kind IS NOT NULL OR {keep_unkeyed}),
@@ -710,7 +782,7 @@ class PortalStore:
             FROM latest s {" ".join(lookups)}"""
         )
         staged, final_rows, superseded, deleted, missing_deletes, sid_missing, by_rowid, by_sid, updated = (
-            self._con.execute(
+            con.execute(
                 """SELECT (SELECT count(*) FROM _stage), count(*), coalesce(sum(_ct_superseded), 0),
                 count(*) FILTER (WHERE _ct_deleted AND _ct_exists),
                 count(*) FILTER (WHERE _ct_deleted AND NOT _ct_exists),
@@ -722,11 +794,14 @@ class PortalStore:
             ).fetchone()
         )
         if deleted:
-            self._delete_matched(table, rowid_sql)
+            self._delete_matched(con, table, rowid_sql)
         if updated:
-            self._update_matched(table, fields, partial, rowid_sql, has_sid)
+            self._update_matched(con, table, fields, partial, rowid_sql, has_sid)
         created = self._insert_new(
-            table, fields, "NOT _ct_deleted AND NOT _ct_exists AND (_ct_kind IS NULL OR _ct_kind = 'rowid')"
+            con,
+            table,
+            fields,
+            "NOT _ct_deleted AND NOT _ct_exists AND (_ct_kind IS NULL OR _ct_kind = 'rowid')",
         )
         return {
             "Rows Created": created,
@@ -737,18 +812,24 @@ class PortalStore:
             "Errors": staged - final_rows - superseded + missing_deletes + sid_missing,
         }
 
-    def _delete_matched(self, table: str, rowid_sql: str | None) -> None:
+    def _delete_matched(self, con: duckdb.DuckDBPyConnection, table: str, rowid_sql: str | None) -> None:
         matched = "_ct_deleted AND _ct_exists AND _ct_kind"
         if rowid_sql:
-            self._con.execute(
+            con.execute(
                 f"DELETE FROM {table} WHERE {rowid_sql} IN (SELECT {rowid_sql} FROM _final WHERE {matched} = 'rowid')"
             )
-        self._con.execute(
+        con.execute(
             f"DELETE FROM {table} WHERE \":id\" IN (SELECT _ct_sid FROM _final WHERE {matched} = 'sid')"
         )
 
     def _update_matched(
-        self, table: str, fields: list[str], partial: set[int], rowid_sql: str | None, has_sid: bool
+        self,
+        con: duckdb.DuckDBPyConnection,
+        table: str,
+        fields: list[str],
+        partial: set[int],
+        rowid_sql: str | None,
+        has_sid: bool,
     ) -> None:
         assignments = []
         for index, field in enumerate(fields):
@@ -764,12 +845,14 @@ class PortalStore:
         if rowid_sql:
             matches.insert(0, ("rowid", f"{table}.{rowid_sql} = s.{rowid_sql}"))
         for kind, condition in matches:
-            self._con.execute(
+            con.execute(
                 f"UPDATE {table} SET {', '.join(assignments)} FROM _final s "
                 f"WHERE s._ct_kind = '{kind}' AND s._ct_exists AND NOT s._ct_deleted AND {condition}"
             )
 
-    def _insert_new(self, table: str, fields: list[str], condition: str) -> int:
+    def _insert_new(
+        self, con: duckdb.DuckDBPyConnection, table: str, fields: list[str], condition: str
+    ) -> int:
         """Insert the chosen ``_final`` rows in payload order with new ``row-xxxx~xxxx.xxxx`` ids
         (fixed-width hex of a sequence, so ordering by ``:id`` is insertion order)."""
         columns = ", ".join(soql.quote_identifier(f) for f in fields)
@@ -779,21 +862,23 @@ class PortalStore:
                 now()::TIMESTAMP, now()::TIMESTAMP
             FROM (SELECT *, nextval('seq_{table}') AS _ct_id
                   FROM (SELECT * FROM _final WHERE {condition} ORDER BY _ct_n))"""
-        return self._con.execute(sql).fetchone()[0]
+        return con.execute(sql).fetchone()[0]
 
-    def _apply_replace(self, table: str, fields: list[str], row_identifier: str | None) -> dict[str, int]:
+    def _apply_replace(
+        self, con: duckdb.DuckDBPyConnection, table: str, fields: list[str], row_identifier: str | None
+    ) -> dict[str, int]:
         keyed = "_ct_key IS NOT NULL" if row_identifier else "TRUE"
-        self._con.execute(
+        con.execute(
             f"""CREATE TEMP TABLE _final AS SELECT * FROM _stage
             WHERE NOT _ct_bad AND NOT _ct_deleted AND {keyed}
             QUALIFY _ct_key IS NULL OR row_number() OVER (PARTITION BY _ct_key ORDER BY _ct_n DESC) = 1"""
         )
-        self._con.execute(f"DELETE FROM {table}")
-        staged, marked_deleted, usable = self._con.execute(
+        con.execute(f"DELETE FROM {table}")
+        staged, marked_deleted, usable = con.execute(
             f"""SELECT count(*), count(*) FILTER (WHERE _ct_deleted AND NOT _ct_bad),
             count(*) FILTER (WHERE NOT _ct_bad AND NOT _ct_deleted AND {keyed}) FROM _stage"""
         ).fetchone()
-        created = self._insert_new(table, fields, "TRUE")
+        created = self._insert_new(con, table, fields, "TRUE")
         return {
             "Rows Created": created,
             "Rows Updated": usable - created,

@@ -21,6 +21,13 @@ class PortalConfig(BaseModel):
     allow_empty: bool = False
     chunk_rows: int = Field(10_000, ge=1)
     chunk_bytes: int = Field(8_000_000, ge=1024)
+    max_in_flight: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Upsert chunks sent at once, so the portal applies one while the next travels "
+        "(1 sends them one by one; a full replace is always one request)",
+    )
 
     @field_validator("id")
     @classmethod

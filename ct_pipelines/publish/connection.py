@@ -100,19 +100,25 @@ class PortalConnection:
     @property
     def client(self) -> PublishingClient:
         if self._client is None:
-            self._client = PublishingClient(
-                self.domain,
-                self._app_token,
-                username=self.username,
-                password=self._password,
-                session_adapter={"prefix": self.prefix, "adapter": self._adapter(writes_retry=True)},
-                timeout=self.timeout,
-            )
-            # sodapy sends JSON without a Content-Type; Socrata documents application/json.
-            self._client.session.headers.update(
-                {"Content-Type": "application/json", "User-Agent": "ct-pipelines publisher"}
-            )
+            self._client = self.new_client()
         return self._client
+
+    def new_client(self) -> PublishingClient:
+        """A separately configured client (own session): requests.Session is not guaranteed
+        thread-safe, so each thread sending chunks at the same time gets one. The caller closes it."""
+        client = PublishingClient(
+            self.domain,
+            self._app_token,
+            username=self.username,
+            password=self._password,
+            session_adapter={"prefix": self.prefix, "adapter": self._adapter(writes_retry=True)},
+            timeout=self.timeout,
+        )
+        # sodapy sends JSON without a Content-Type; Socrata documents application/json.
+        client.session.headers.update(
+            {"Content-Type": "application/json", "User-Agent": "ct-pipelines publisher"}
+        )
+        return client
 
     def _adapter(self, writes_retry: bool) -> HTTPAdapter:
         """Retry 429/5xx, timeouts and resets for every method (our writes are idempotent upserts or
@@ -160,8 +166,9 @@ class PortalConnection:
             sodapy_utils.raise_for_status(response)
         return response.json() if response.text else {}
 
-    def last_request_id(self) -> str | None:
-        response = self.client.last_response
+    def last_request_id(self, client: PublishingClient | None = None) -> str | None:
+        """Request id of the last answer ``client`` (default: this connection's own) received."""
+        response = (client or self.client).last_response
         return response.headers.get(REQUEST_ID_HEADER) if response is not None else None
 
     def scrub(self, text: str) -> str:

@@ -6,7 +6,8 @@ How a publish goes:
    columns still match (drift) and that the portal accepts the catalog metadata (validateOnly);
 3. diff the table against the last published snapshot (row hashes in DuckDB) and materialize the
    change set, ordered by row key and cut into chunks, before sending anything;
-4. send each chunk (upsert, or one PUT for a small full replace), recording it in the ledger;
+4. send the chunks, up to ``portal.max_in_flight`` upserts at once (one PUT for a small full
+   replace), recording each in the ledger as its answer arrives;
 5. promote the new snapshot only when every chunk landed, verify the portal's row count, apply the
    metadata, and write one publish-log row.
 """
@@ -14,10 +15,11 @@ How a publish goes:
 from __future__ import annotations
 
 import json
+import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Generator
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -29,7 +31,12 @@ import requests
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.outcomes import CheckOutcome, CheckSpec
 from ct_pipelines.publish import state
-from ct_pipelines.publish.connection import PortalConnection, PublishError, sleep_before_poll
+from ct_pipelines.publish.connection import (
+    PortalConnection,
+    PublishError,
+    PublishingClient,
+    sleep_before_poll,
+)
 from ct_pipelines.publish.metadata import (
     DRIFT_CHECK,
     METADATA_CHECK,
@@ -475,21 +482,70 @@ class _Tally:
         return f"created {self.created:,}, updated {self.updated:,}, deleted {self.deleted:,}, errors {self.errors:,}"
 
 
-def _send_body(portal: PortalConnection, four_by_four: str, mode: str, body: bytes) -> Any:
+@dataclass(frozen=True)
+class _Answer:
+    """What one chunk's request brought back (read on the worker thread that sent it)."""
+
+    counters: dict[str, int]
+    request_id: str | None
+
+
+def _send_body(
+    portal: PortalConnection, client: PublishingClient, four_by_four: str, mode: str, body: bytes
+) -> _Answer:
     """One upsert (or replace) with the bounded 202 loop sodapy lacks; HTTP retries live in the adapter."""
-    client = portal.client
     send = client.replace if mode == "replace" else client.upsert
     for attempt in range(portal.retries.accepted_polls + 1):
         answer = send(four_by_four, body)
         last = client.last_response
         if last is None or last.status_code != 202:
-            return answer
+            return _Answer(read_counters(answer), portal.last_request_id(client))
         if attempt < portal.retries.accepted_polls:
             sleep_before_poll(portal.retries, attempt)
     raise PublishError(
         f"The portal kept answering '202 still processing' for {four_by_four} after "
         f"{portal.retries.accepted_polls} tries; run the publish again to resume."
     )
+
+
+class _ChunkSender:
+    """Sends up to ``workers`` chunks at once so the portal applies one while the next is built and
+    travels. Each worker thread has its own sodapy client (a requests.Session is not guaranteed
+    thread-safe); DuckDB is never touched here."""
+
+    def __init__(self, portal: PortalConnection, four_by_four: str, mode: str, workers: int) -> None:
+        self._portal, self._four_by_four, self._mode = portal, four_by_four, mode
+        self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="publish-chunk")
+        self._local = threading.local()
+        self._clients: list[PublishingClient] = []
+        self._clients_lock = threading.Lock()
+
+    def _client(self) -> PublishingClient:
+        client = getattr(self._local, "client", None)
+        if client is None:
+            client = self._local.client = self._portal.new_client()
+            with self._clients_lock:
+                self._clients.append(client)
+        return client
+
+    def _send(self, body: bytes) -> _Answer:
+        return _send_body(self._portal, self._client(), self._four_by_four, self._mode, body)
+
+    def submit(self, body: bytes) -> Future[_Answer]:
+        return self._pool.submit(self._send, body)
+
+    def close(self) -> None:
+        """Wait for requests still in flight (an interrupted publish must not leave a late write that
+        could land after the resumed one), then close every worker's session."""
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        for client in self._clients:
+            client.close()
+
+    def __enter__(self) -> _ChunkSender:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _soql_literal(key_json: str) -> str:
@@ -542,7 +598,7 @@ def _already_deleted(
 
 def _chunk_bodies(
     con: duckdb.DuckDBPyConnection, pending: str, seq_ranges: list[tuple[int, int]]
-) -> Iterator[bytes]:
+) -> Generator[bytes, None, None]:
     """Request bodies of the chunks, in order. DuckDB writes each one on a cursor of its own while
     the previous chunk is in flight, so building bodies costs the publish no wall time."""
     if not seq_ranges:
@@ -565,6 +621,16 @@ def _chunk_bodies(
         reader.close()
 
 
+@dataclass(frozen=True)
+class _Chunk:
+    index: int
+    first_seq: int
+    last_seq: int
+    row_count: int
+    first_key: str | None
+    last_key: str | None
+
+
 def _send_run(
     con: duckdb.DuckDBPyConnection,
     portal: PortalConnection,
@@ -573,67 +639,120 @@ def _send_run(
     tally: _Tally,
     progress: Progress | None,
     after_chunk: Callable[[int], None] | None,
+    max_in_flight: int = 1,
 ) -> int:
-    """Send every chunk of ``run`` the ledger does not list as applied; returns how many were skipped."""
+    """Send every chunk of ``run`` the ledger does not list as applied; returns how many were skipped.
+
+    Upsert chunks touch disjoint row keys and resending one is harmless, so up to ``max_in_flight``
+    travel at once and each is recorded (on this thread, which owns ``con``) as its answer arrives:
+    after a crash, recorded chunks are skipped and those that were in flight are sent again. After a
+    failure no new chunk starts, the answers still in flight are recorded, and the failure of the
+    lowest chunk is raised."""
     publish_id, four_by_four = run["publish_id"], run["four_by_four"]
     pending = quote_identifier(state.pending_table(run["dataset_id"]))
-    chunks = con.execute(
-        "SELECT chunk_index, first_seq, last_seq, row_count, first_key, last_key FROM publish_chunks "
-        "WHERE publish_id = ? ORDER BY chunk_index",
-        [publish_id],
-    ).fetchall()
+    chunks = [
+        _Chunk(*row)
+        for row in con.execute(
+            "SELECT chunk_index, first_seq, last_seq, row_count, first_key, last_key FROM publish_chunks "
+            "WHERE publish_id = ? ORDER BY chunk_index",
+            [publish_id],
+        ).fetchall()
+    ]
     done = state.applied_chunks(con, publish_id)
-    to_send = [chunk for chunk in chunks if chunk[0] not in done]
-    bodies = _chunk_bodies(con, pending, [(chunk[1], chunk[2]) for chunk in to_send])
-    for (index, first_seq, last_seq, row_count, first_key, last_key), body in zip(
-        to_send, bodies, strict=True
-    ):
-        try:
-            answer = _send_body(portal, four_by_four, run["mode"], body)
-        except requests.exceptions.RequestException as exc:
-            raise portal.describe_failure(
-                f"Sending chunk {index + 1} of {len(chunks)} ({row_count:,} rows) to {four_by_four}", exc
-            ) from None
-        counters = read_counters(answer)
-        request_id = portal.last_request_id()
-        if counters["errors"]:
-            counters["errors"] -= _already_deleted(
-                con, portal, run, pending, first_seq, last_seq, counters["errors"]
-            )
-        status = "applied" if counters["errors"] == 0 else "error"
-        con.execute(
-            "INSERT INTO publish_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                publish_id,
-                run_id,
-                run["dataset_id"],
-                index,
-                first_key,
-                last_key,
-                row_count,
-                counters["created"],
-                counters["updated"],
-                counters["deleted"],
-                counters["errors"],
-                request_id,
-                status,
-                datetime.now(),
-            ],
-        )
-        tally.add(counters, row_count, request_id)
-        if status == "error":
-            raise PublishVerificationError(
-                f"The portal reported {counters['errors']:,} row errors in chunk {index + 1} of {len(chunks)} "
-                f"for {four_by_four} (rows {first_key} to {last_key}; {tally.describe()} so far"
-                + (f"; request id {request_id}" if request_id else "")
-                + "). Fix those rows and publish again; applied chunks are not resent."
-            )
-        if progress:
-            progress(f"chunk {index + 1} of {len(chunks)}: {row_count:,} rows sent ({tally.describe()})")
-        if after_chunk:
-            after_chunk(index)
+    to_send = [chunk for chunk in chunks if chunk.index not in done]
+    workers = 1 if run["mode"] == "replace" else max(1, min(max_in_flight, len(to_send)))
+    bodies = _chunk_bodies(con, pending, [(chunk.first_seq, chunk.last_seq) for chunk in to_send])
+    queued = zip(to_send, bodies, strict=True)
+    failures: list[tuple[int, PublishError]] = []
+    try:
+        with _ChunkSender(portal, four_by_four, run["mode"], workers) as sender:
+            in_flight: dict[Future[_Answer], _Chunk] = {}
+            while True:
+                while not failures and len(in_flight) < workers:
+                    following = next(queued, None)
+                    if following is None:
+                        break
+                    in_flight[sender.submit(following[1])] = following[0]
+                if not in_flight:
+                    break
+                finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in sorted(finished, key=lambda f: in_flight[f].index):
+                    chunk = in_flight.pop(future)
+                    action = f"Sending chunk {chunk.index + 1} of {len(chunks)} ({chunk.row_count:,} rows) to {four_by_four}"
+                    try:
+                        answer = future.result()
+                    except requests.exceptions.RequestException as exc:
+                        failures.append((chunk.index, portal.describe_failure(action, exc)))
+                        continue
+                    except PublishError as exc:
+                        failures.append((chunk.index, exc))
+                        continue
+                    problem = _record_chunk(
+                        con, portal, run, run_id, pending, chunk, answer, tally, len(chunks)
+                    )
+                    if problem:
+                        failures.append((chunk.index, problem))
+                        continue
+                    if progress:
+                        progress(
+                            f"chunk {chunk.index + 1} of {len(chunks)}: {chunk.row_count:,} rows sent ({tally.describe()})"
+                        )
+                    if after_chunk:
+                        after_chunk(chunk.index)
+    finally:
+        bodies.close()
+    if failures:
+        raise min(failures, key=lambda failure: failure[0])[1]
     state.promote_snapshot(con, run, datetime.now())
     return len(done)
+
+
+def _record_chunk(
+    con: duckdb.DuckDBPyConnection,
+    portal: PortalConnection,
+    run: dict[str, Any],
+    run_id: str,
+    pending: str,
+    chunk: _Chunk,
+    answer: _Answer,
+    tally: _Tally,
+    chunk_total: int,
+) -> PublishVerificationError | None:
+    """Write the chunk's answer to the ledger; returns the error to raise when rows were refused."""
+    counters = dict(answer.counters)
+    if counters["errors"]:
+        counters["errors"] -= _already_deleted(
+            con, portal, run, pending, chunk.first_seq, chunk.last_seq, counters["errors"]
+        )
+    status = "applied" if counters["errors"] == 0 else "error"
+    con.execute(
+        "INSERT INTO publish_ledger VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            run["publish_id"],
+            run_id,
+            run["dataset_id"],
+            chunk.index,
+            chunk.first_key,
+            chunk.last_key,
+            chunk.row_count,
+            counters["created"],
+            counters["updated"],
+            counters["deleted"],
+            counters["errors"],
+            answer.request_id,
+            status,
+            datetime.now(),
+        ],
+    )
+    tally.add(counters, chunk.row_count, answer.request_id)
+    if status == "applied":
+        return None
+    return PublishVerificationError(
+        f"The portal reported {counters['errors']:,} row errors in chunk {chunk.index + 1} of {chunk_total} "
+        f"for {run['four_by_four']} (rows {chunk.first_key} to {chunk.last_key}; {tally.describe()} so far"
+        + (f"; request id {answer.request_id}" if answer.request_id else "")
+        + "). Fix those rows and publish again; applied chunks are not resent."
+    )
 
 
 def _portal_count(portal: PortalConnection, four_by_four: str) -> int:
@@ -761,7 +880,9 @@ def publish_table(
             if progress:
                 progress(f"resuming the interrupted publish {interrupted['publish_id']} of {four_by_four}")
             before = tally.chunks_sent
-            _send_run(con, portal, interrupted, run_id, tally, progress, after_chunk)
+            _send_run(
+                con, portal, interrupted, run_id, tally, progress, after_chunk, dataset.portal.max_in_flight
+            )
             result.chunks_resumed = tally.chunks_sent - before
         elif interrupted:
             result.plan["interrupted_publish"] = {
@@ -850,7 +971,7 @@ def publish_table(
         run = _register_plan(con, plan, dataset, run_id, portal.target, four_by_four)
         if progress:
             progress(f"{mode} publish of {four_by_four}: {len(plan.chunks)} chunks, {plan.summary()}")
-        _send_run(con, portal, run, run_id, tally, progress, after_chunk)
+        _send_run(con, portal, run, run_id, tally, progress, after_chunk, dataset.portal.max_in_flight)
         result.chunks = tally.chunks_sent
         if previous and previous.startswith("publish_tmp_"):
             con.execute(f"DROP TABLE IF EXISTS {previous}")
