@@ -54,6 +54,12 @@ def _catalog(folder: Path, n: int) -> None:
 
 
 def load_catalog_defs(folder: str) -> str:
+    # Libraries the stages use (ibis, pandera, scipy, sodapy) are imported first: a fixed cost, not one
+    # that grows with the catalog; the process time in the table still includes them.
+    import ct_pipelines.privacy.published  # noqa: F401
+    import ct_pipelines.publish.publisher  # noqa: F401
+    import ct_pipelines.quality.validate  # noqa: F401
+    import ct_pipelines.rel.standardize  # noqa: F401
     from ct_pipelines.orchestration.component import build_definitions
 
     started = time.perf_counter()
@@ -112,8 +118,12 @@ def main() -> None:
         for stage in ("ingest", "catalog load"):
             base = next(m for m in results if m.stage == stage and "baseline" in m.variant)
             ours_m = next(m for m in results if m.stage == stage and m.variant.startswith("ct-pipelines"))
-            print(f"- {stage}: ct-pipelines takes {ours_m.seconds / base.seconds:.2f}x the baseline's time, "
-                  f"peak RSS {ours_m.peak_rss_mb:.0f} MB")
+            print(f"- {stage}: ct-pipelines takes {ours_m.seconds / base.seconds:.2f}x the baseline's time "
+                  f"(whole process), peak RSS {ours_m.peak_rss_mb:.0f} MB")
+        in_process = [float(m.note.split(", ")[1].removesuffix("s in-process"))
+                      for m in results if m.stage == "catalog load"]
+        print(f"- catalog load, definitions only (libraries already imported): "
+              f"{in_process[1] / in_process[0]:.2f}x Dagster's time for the same number of bare assets")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
