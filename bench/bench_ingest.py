@@ -25,6 +25,7 @@ def ours(path: str, db: str) -> str:
         "agency": "Bench", "category": "Government", "update_frequency": "Daily", "contact": "b@ct.gov",
         "source": {"path": Path(path).name}})
     con = duckdb.connect(db, config=load_settings().duckdb_config)
+    con.execute("SET enable_progress_bar = false")
     result = ingest_dataset(con, dataset, Path(path).parent, run_id="bench", workdir=Path(db).parent, force=True)
     return f"{result.rows:,} rows"
 
@@ -33,6 +34,7 @@ def duckdb_read_csv(path: str, db: str) -> str:
     import duckdb
 
     con = duckdb.connect(db)
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"CREATE OR REPLACE TABLE t AS SELECT * FROM read_csv('{path}')")
     return f"{con.execute('SELECT count(*) FROM t').fetchone()[0]:,} rows"
 

@@ -24,6 +24,7 @@ def _list(values: list[str]) -> str:
 def generate(path: Path, rows: int = 5_000_000, seed: float = 0.42) -> Path:
     towns = [t for t, _ in TOWNS]
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     con.execute(f"SELECT setseed({seed})")
     con.execute(f"""
         COPY (

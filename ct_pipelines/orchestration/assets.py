@@ -91,6 +91,7 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         selected = [stage for stage in pipeline.STAGES if asset_key(dataset.id, stage) in context.selected_asset_keys]
         blocked_by: str | None = None
         with warehouse.get_connection() as con:
+            con.execute("SET enable_progress_bar = false")  # progress goes to the run log, not a terminal bar
             for stage in selected:
                 key = asset_key(dataset.id, stage)
                 if blocked_by:
