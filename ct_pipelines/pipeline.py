@@ -7,7 +7,6 @@ whole pipeline can also be driven and tested without Dagster.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,10 +34,6 @@ class StageResult:
     metadata: dict[str, Any]
     outcomes: list[CheckOutcome] = field(default_factory=list)
     rows: int | None = None
-
-    @property
-    def blocked(self) -> bool:
-        return any(o.blocks for o in self.outcomes)
 
 
 def _quiet(_: str) -> None:
@@ -84,13 +79,6 @@ def stage_check_specs(dataset: Dataset, stage: str) -> list[CheckSpec]:
 
         return publish_check_specs(dataset)
     return []
-
-
-def timed(fn: Callable[[], StageResult]) -> StageResult:
-    started = time.perf_counter()
-    result = fn()
-    result.metadata.setdefault("duration_s", round(time.perf_counter() - started, 3))
-    return result
 
 
 def run_validate(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,

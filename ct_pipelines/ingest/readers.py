@@ -24,7 +24,6 @@ from ct_pipelines.ingest.detect import (
     CHUNK,
     Encoding,
     _is_header,
-    _looks_utf16_without_bom,
     detect_encoding,
     detect_layout,
     read_sample_text,
@@ -113,10 +112,6 @@ def scan_file(path: Path) -> FileScan:
             break
     return FileScan(digest.hexdigest(), lines, trailing,
                     np.concatenate(quoted) if quoted else np.empty(0, dtype=np.int64))
-
-
-def file_digest(path: Path) -> str:
-    return scan_file(path).sha256
 
 
 def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
@@ -434,7 +429,3 @@ def _sql_str(value: str) -> str:
 
 def _first_line(exc: Exception) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
-
-
-__all__ = ["ReadResult", "read_csv_into", "read_excel_into", "read_json_into", "read_parquet_into",
-           "file_digest", "quote_ident", "_looks_utf16_without_bom"]
