@@ -21,7 +21,7 @@ from ct_pipelines.publish.publisher import (
     publish_table,
     read_counters,
 )
-from ct_pipelines.publish.serialize import row_json_sql, table_columns
+from ct_pipelines.publish.serialize import row_hash_sql, row_json_sql, table_columns
 
 
 def make_dataset(**portal: object) -> Dataset:
@@ -267,8 +267,76 @@ def test_incremental_plan_holds_only_changed_rows(con: duckdb.DuckDBPyConnection
         ("100", "create", {"id": 100, "name": "new"}),
     ]
     assert plan.expected_count == 12
-    staged = dict(con.execute(f'SELECT row_key, row_hash FROM "{plan.staged}"').fetchall())
-    unchanged = dict(
-        con.execute("SELECT row_key, row_hash FROM previous WHERE row_key NOT IN ('2', '11')").fetchall()
+    # the snapshot with the change set applied equals the hashes a full publish of the table gives
+    applied = dict(
+        con.execute(
+            f'SELECT row_key, row_hash FROM previous WHERE row_key NOT IN (SELECT row_key FROM "{plan.pending}") '
+            f"UNION ALL SELECT row_key, row_hash FROM \"{plan.pending}\" WHERE op <> 'delete'"
+        ).fetchall()
     )
-    assert {k: staged[k] for k in unchanged} == unchanged and "2" not in staged
+    full = _build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
+    assert applied == dict(con.execute(f'SELECT row_key, row_hash FROM "{full.staged}"').fetchall())
+    assert len(applied) == 12 and "2" not in applied
+
+
+def row_hashes(con: duckdb.DuckDBPyConnection, table: str) -> dict[int, int]:
+    return dict(con.execute(f"SELECT id, {row_hash_sql(table_columns(con, table))} FROM {table}").fetchall())
+
+
+def make_hash_table(con: duckdb.DuckDBPyConnection) -> None:
+    con.execute(
+        """CREATE OR REPLACE TABLE t AS SELECT * FROM (VALUES
+        (0, NULL, 'Hartford', TIMESTAMPTZ '2024-01-01 10:00:00+00', 1.5::DOUBLE),
+        (1, 'a', 'b', NULL, 2.0), (2, '', 'Hartford', TIMESTAMPTZ '2024-05-01 10:00:00+00', NULL))
+        t(id, name, town, "at", amount)"""
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "changed_id"),
+    [
+        ("UPDATE t SET name = '' WHERE id = 0", 0),  # NULL and empty text are sent differently
+        ("UPDATE t SET name = NULL WHERE id = 2", 2),
+        ("UPDATE t SET name = town, town = name WHERE id = 1", 1),  # values swapped between columns
+        ('UPDATE t SET "at" = "at" + INTERVAL 1 SECOND WHERE id = 2', 2),
+        ("UPDATE t SET amount = 0.0 WHERE id = 2", 2),
+        ("UPDATE t SET amount = amount + 1e-9 WHERE id = 0", 0),
+    ],
+)
+def test_row_hash_changes_for_exactly_the_changed_row(
+    con: duckdb.DuckDBPyConnection, change: str, changed_id: int
+) -> None:
+    make_hash_table(con)
+    before = row_hashes(con, "t")
+    con.execute(change)
+    after = row_hashes(con, "t")
+    assert {key for key in before if before[key] != after[key]} == {changed_id}
+
+
+@pytest.mark.parametrize(
+    "schema_change",
+    [
+        "ALTER TABLE t ADD COLUMN extra VARCHAR",  # a new, empty column is still sent (as null)
+        "ALTER TABLE t DROP COLUMN amount",
+        "ALTER TABLE t RENAME COLUMN town TO city",
+        "ALTER TABLE t ALTER id TYPE BIGINT",  # same values, another type
+        "ALTER TABLE t ALTER amount TYPE DECIMAL(10, 2)",
+    ],
+)
+def test_row_hash_changes_for_every_row_when_the_columns_change(
+    con: duckdb.DuckDBPyConnection, schema_change: str
+) -> None:
+    make_hash_table(con)
+    before = row_hashes(con, "t")
+    con.execute(schema_change)
+    after = row_hashes(con, "t")
+    assert all(before[key] != after[key] for key in before)
+
+
+def test_zoned_timestamps_hash_as_the_wall_time_sent(con: duckdb.DuckDBPyConnection) -> None:
+    make_hash_table(con)
+    con.execute("SET TimeZone = 'UTC'")
+    before = row_hashes(con, "t")
+    con.execute("SET TimeZone = 'America/New_York'")
+    after = row_hashes(con, "t")
+    assert {key for key in before if before[key] != after[key]} == {0, 2}  # the rows with a time

@@ -374,3 +374,65 @@ def test_first_publish_to_an_existing_dataset_resyncs_it(harness: Harness) -> No
     assert result.mode == "resync"
     assert (result.rows_created, result.rows_updated, result.rows_deleted) == (15, 10, 15)
     assert harness.portal_rows(four_by_four) == harness.table_rows()
+
+
+def test_dry_run_during_an_interrupted_incremental_publish_plans_from_where_it_will_end(
+    harness: Harness,
+) -> None:
+    harness.make_rows(40)
+    first = harness.publish()
+    harness.con.execute("UPDATE out SET amount = -1 WHERE id < 25")  # 3 chunks of at most 10 rows
+
+    def crash_after_first(index: int) -> None:
+        raise Killed
+
+    with pytest.raises(Killed):
+        harness.publish(dataset=make_dataset(max_in_flight=1), after_chunk=crash_after_first)
+    harness.con.execute("UPDATE out SET town = 'Moved' WHERE id = 39")
+
+    plan = harness.publish(dry_run=True)
+
+    assert plan.plan["interrupted_publish"]["chunks_applied"] == 1
+    assert (plan.rows_created, plan.rows_updated, plan.rows_deleted) == (0, 1, 0)  # only id 39 is new
+    resumed = harness.publish()
+    assert resumed.chunks_resumed == 2 and resumed.rows_updated == 15 + 1
+    assert harness.portal_rows(first.four_by_four) == harness.table_rows()
+    assert harness.publish().rows_sent == 0  # the snapshot edited in place matches the table
+
+
+def test_snapshot_with_old_hashes_resends_every_row_once(harness: Harness) -> None:
+    harness.make_rows(30)
+    first = harness.publish()
+    harness.con.execute(
+        "CREATE OR REPLACE TABLE publish_snapshot__portal_rows AS "
+        "SELECT row_key, md5(row_key) AS row_hash FROM publish_snapshot__portal_rows"
+    )  # what an earlier version kept: md5 text of the row JSON
+    harness.con.execute("DELETE FROM out WHERE id = 4")
+
+    upgraded = harness.publish()
+
+    assert upgraded.mode == "incremental"
+    assert (upgraded.rows_created, upgraded.rows_updated, upgraded.rows_deleted) == (0, 29, 1)
+    assert harness.portal_rows(first.four_by_four) == harness.table_rows()
+    assert state.has_current_hash_format(harness.con, "publish_snapshot__portal_rows")
+    assert harness.publish().rows_sent == 0
+
+
+def test_unchanged_metadata_is_validated_but_not_rewritten(harness: Harness) -> None:
+    harness.make_rows(5)
+    first = harness.publish()
+    harness.portal.request_log.clear()
+
+    again = harness.publish()
+
+    patches = [method for method, _, _ in harness.portal.request_log if method == "PATCH"]
+    assert patches == ["PATCH"]  # validated (validateOnly), not written again
+    outcome = next(o for o in again.outcomes if o.name == publish_metadata.METADATA_CHECK)
+    assert outcome.passed and outcome.metadata["metadata_written"] is False
+    changed = make_dataset()
+    changed.description = "A new description."
+    harness.portal.request_log.clear()
+    harness.publish(dataset=changed)
+    assert [m for m, _, _ in harness.portal.request_log if m == "PATCH"] == ["PATCH", "PATCH"]
+    view = harness.portal.socrata_client().get_metadata(first.four_by_four)
+    assert view["description"] == "A new description."

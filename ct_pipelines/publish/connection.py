@@ -166,6 +166,15 @@ class PortalConnection:
             sodapy_utils.raise_for_status(response)
         return response.json() if response.text else {}
 
+    def get_json(self, path: str) -> Any:
+        """GET a JSON document sodapy has no call for (the Metadata API), with its status handling."""
+        response = self.client.session.get(
+            self.url(path), headers={"X-Socrata-Host": self.domain}, timeout=self.timeout
+        )
+        if response.status_code != 200:
+            sodapy_utils.raise_for_status(response)
+        return response.json() if response.text else {}
+
     def last_request_id(self, client: PublishingClient | None = None) -> str | None:
         """Request id of the last answer ``client`` (default: this connection's own) received."""
         response = (client or self.client).last_response

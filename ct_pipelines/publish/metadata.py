@@ -208,17 +208,37 @@ def _column_description_updates(
     return update if changed else None
 
 
+def _already_on_portal(current: Any, desired: dict[str, Any]) -> bool:
+    """Whether every field we would PATCH already has that value (a PATCH merges, so fields we leave
+    out do not matter); a publish then skips the write instead of rewriting identical metadata."""
+    if not isinstance(current, dict):
+        return False
+    for key, value in desired.items():
+        if key != "customFields":
+            if (current.get(key) or None) != (value or None):  # the portal shows no tags as null
+                return False
+            continue
+        portal_fieldsets = current.get("customFields") or {}
+        for fieldset, fields in value.items():
+            on_portal = portal_fieldsets.get(fieldset) or {}
+            if any(on_portal.get(field) != wanted for field, wanted in fields.items()):
+                return False
+    return True
+
+
 def sync_metadata(
-    portal: PortalConnection, dataset: Dataset, four_by_four: str, *, apply: bool
+    portal: PortalConnection, dataset: Dataset, four_by_four: str, *, apply: bool, validate: bool = True
 ) -> CheckOutcome:
     """Validate the catalog fields with the portal (validateOnly + strict), then apply them when
-    ``apply``; failures come back as an ERROR outcome with the portal's own words."""
+    ``apply`` and the portal does not already hold them; failures come back as an ERROR outcome with
+    the portal's own words. ``validate=False`` skips the validateOnly request when this publish
+    already made it before sending rows."""
     body = desired_metadata(dataset)
     problems = handbook_problems(dataset)
     fields_sent = sorted(body) + [
         f"{fs}/{f}" for fs, fields in body.get("customFields", {}).items() for f in fields
     ]
-    if not problems:
+    if not problems and validate:
         try:
             answer = portal.patch_json(
                 METADATA_API + four_by_four, body, params={"validateOnly": "true", "strict": "true"}
@@ -246,9 +266,12 @@ def sync_metadata(
             metadata={"problems": [portal.scrub(p) for p in problems], "fields": fields_sent},
         )
     columns_updated = 0
+    metadata_written = False
     if apply:
         try:
-            portal.patch_json(METADATA_API + four_by_four, body)
+            metadata_written = not _already_on_portal(portal.get_json(METADATA_API + four_by_four), body)
+            if metadata_written:
+                portal.patch_json(METADATA_API + four_by_four, body)
             columns = _column_description_updates(portal, dataset, four_by_four)
             if columns:
                 portal.client.update_metadata(four_by_four, {"columns": columns})
@@ -261,5 +284,10 @@ def sync_metadata(
         passed=True,
         severity=Severity.ERROR,
         summary=f"The catalog metadata for '{dataset.title}' {verb}.",
-        metadata={"fields": fields_sent, "column_descriptions_sent": columns_updated, "applied": apply},
+        metadata={
+            "fields": fields_sent,
+            "column_descriptions_sent": columns_updated,
+            "applied": apply,
+            "metadata_written": metadata_written,
+        },
     )

@@ -49,6 +49,7 @@ from ct_pipelines.publish.serialize import (
     delete_body_sql,
     key_json_sql,
     quote_identifier,
+    row_hash_sql,
     row_json_sql,
     table_columns,
 )
@@ -250,7 +251,7 @@ def _portal_keys_table(
     typed = TableColumn(key.name, key.duckdb_type)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {keys} AS SELECT {key_json_sql(typed)} AS row_key, "
-        f"CAST(NULL AS VARCHAR) AS row_hash FROM (SELECT TRY_CAST(value AS {key.duckdb_type}) AS "
+        f"CAST(NULL AS UBIGINT) AS row_hash FROM (SELECT TRY_CAST(value AS {key.duckdb_type}) AS "
         f"{quote_identifier(key.name)} FROM {raw} WHERE value IS NOT NULL)"
     )
     con.execute(f"DROP TABLE {raw}")
@@ -321,8 +322,8 @@ def _build_plan(
     key_sql = key_json_sql(key_column) if key_column else "CAST(NULL AS VARCHAR)"
     typed_key = quote_identifier(key_column.name) if key_column else "NULL"
     rows = (
-        f"SELECT {key_sql} AS row_key, {typed_key} AS key_value, {row_json_sql(columns)} AS body "
-        f"FROM {quote_identifier(table)}"
+        f"SELECT {key_sql} AS row_key, {typed_key} AS key_value, {row_json_sql(columns)} AS body, "
+        f"{row_hash_sql(columns)} AS row_hash FROM {quote_identifier(table)}"
     )
     # ordered by the key's own value (numbers numerically, not as JSON text), so each chunk is one
     # narrow key range: the portal then finds existing rows by skipping most of the dataset
@@ -334,14 +335,18 @@ def _build_plan(
         # and the snapshot is read back from it (no copy of all bodies in a temp table)
         con.execute(
             f"{create} {pending_sql} AS {numbered} "
-            f"(SELECT row_key, key_value, 'create' AS op, body, md5(body) AS row_hash FROM ({rows}))"
+            f"(SELECT row_key, key_value, 'create' AS op, body, row_hash FROM ({rows}))"
         )
         con.execute(f"{create} {staged_sql} AS SELECT row_key, row_hash FROM {pending_sql}")
     else:
-        # only changed rows are sent: hash every row without keeping its JSON, then write the JSON
-        # again for the changed keys only
-        con.execute(f"{create} {staged_sql} AS SELECT row_key, md5(body) AS row_hash FROM ({rows})")
+        # only changed rows are sent: diff the typed-row hashes against the snapshot without writing
+        # any JSON or a new snapshot (promotion applies the change set to the snapshot instead), then
+        # write the JSON for the changed keys only
+        con.execute(f"DROP TABLE IF EXISTS {staged_sql}")
         changes = "publish_tmp_changes"
+        previous_sql = quote_identifier(previous)
+        # a snapshot from an older hash format compares unequal everywhere: every row is resent
+        previous_hash = "p.row_hash" if state.has_current_hash_format(con, previous) else "NULL"
         # deletes exist only as key JSON, so their sort value is read back from it
         key_value = (
             f"TRY_CAST(json_extract_string(ch.row_key, '$') AS {key_column.duckdb_type})"
@@ -350,12 +355,12 @@ def _build_plan(
         )
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {changes} AS
-            SELECT c.row_key, CASE WHEN p.row_key IS NULL THEN 'create' ELSE 'update' END AS op, c.row_hash
-            FROM {staged_sql} c LEFT JOIN {quote_identifier(previous)} p ON c.row_key = p.row_key
-            WHERE p.row_key IS NULL OR p.row_hash IS DISTINCT FROM c.row_hash
-            UNION ALL
-            SELECT p.row_key, 'delete' AS op, NULL AS row_hash FROM {quote_identifier(previous)} p ANTI JOIN {staged_sql} c
-            ON c.row_key = p.row_key"""
+            SELECT coalesce(c.row_key, p.row_key) AS row_key, CASE WHEN p.row_key IS NULL THEN 'create'
+                WHEN c.row_key IS NULL THEN 'delete' ELSE 'update' END AS op, c.row_hash
+            FROM (SELECT {key_sql} AS row_key, {row_hash_sql(columns)} AS row_hash
+                  FROM {quote_identifier(table)}) c
+            FULL JOIN {previous_sql} p ON c.row_key = p.row_key
+            WHERE p.row_key IS NULL OR c.row_key IS NULL OR {previous_hash} IS DISTINCT FROM c.row_hash"""
         )
         changed_rows = (
             f"SELECT * FROM ({rows}) WHERE row_key IN (SELECT row_key FROM {changes} WHERE op <> 'delete')"
@@ -367,7 +372,7 @@ def _build_plan(
             FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.row_key = ch.row_key AND ch.op <> 'delete')"""
         )
         con.execute(f"DROP TABLE {changes}")
-    expected = con.execute(f"SELECT count(*) FROM {staged_sql}").fetchone()[0]
+    expected = con.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()[0]
     counts = dict(con.execute(f"SELECT op, count(*) FROM {quote_identifier(pending)} GROUP BY op").fetchall())
     chunks = _cut_chunks(
         con,
@@ -949,7 +954,7 @@ def publish_table(
         previous: str | None = None
         if mode == "incremental":
             previous = (
-                state.staged_table(dataset.id)
+                state.planned_snapshot(con, interrupted)
                 if interrupted and dry_run
                 else state.snapshot_table(dataset.id)
             )
@@ -958,7 +963,9 @@ def publish_table(
         plan = _build_plan(con, dataset, table, columns, mode, previous, temporary=dry_run)
         result.mode, result.plan = mode, {**result.plan, **plan.summary()}
         if dry_run:
-            for name in (plan.pending, plan.staged):
+            for name in (plan.pending, plan.staged, *([previous] if previous else [])):
+                if name == state.snapshot_table(dataset.id):
+                    continue
                 con.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
             finish("dry_run")
             result.chunks = len(plan.chunks)
@@ -997,7 +1004,9 @@ def publish_table(
                 f"Publishing '{dataset.id}' to {four_by_four} did not verify: {summary}"
             )
         if sync_metadata_fields:
-            result.outcomes.append(sync_metadata(portal, dataset, four_by_four, apply=True))
+            result.outcomes.append(
+                sync_metadata(portal, dataset, four_by_four, apply=True, validate=False)  # checked in step 3
+            )
         result.published = True
         return finish("published", summary, plan.publish_id)
     except PublishError as exc:

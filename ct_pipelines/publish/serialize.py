@@ -7,6 +7,7 @@ Socrata accepts, so Python only glues finished chunks together.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import duckdb
@@ -88,3 +89,22 @@ def delete_body_sql(key_field: str, key_json_column: str) -> str:
     key_name = quote_literal('{"' + key_field.replace('"', '\\"') + '":')
     deleted_suffix = quote_literal(',":deleted":true}')
     return f"{key_name} || {key_json_column} || {deleted_suffix}"
+
+
+def row_hash_sql(columns: list[TableColumn]) -> str:
+    """A 64-bit hash of the row's typed values, for the snapshot diff.
+
+    Hashing the typed columns is ~8x cheaper than md5 of the JSON text. It still sees every change
+    that alters what is sent: DuckDB hashes NULL apart from '' and values in column order, and the
+    first argument (every column's name and type) changes every row's hash when a column is added,
+    removed, renamed, reordered or retyped, so such a change resends all rows. Zoned timestamps are
+    hashed as the wall time that is sent, so a session time zone change counts too.
+    """
+    signature = json.dumps([[c.name, c.duckdb_type] for c in columns])
+    values = [
+        f"CAST({quote_identifier(c.name)} AS TIMESTAMP)"
+        if c.duckdb_type.upper().startswith("TIMESTAMP WITH TIME ZONE")
+        else quote_identifier(c.name)
+        for c in columns
+    ]
+    return f"hash({', '.join([quote_literal(signature), *values])})"

@@ -131,19 +131,80 @@ def applied_chunks(con: duckdb.DuckDBPyConnection, publish_id: str) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def promote_snapshot(con: duckdb.DuckDBPyConnection, run: dict[str, Any], finished_at: datetime) -> None:
-    """Make the staged state the published snapshot, in one transaction, only after every chunk."""
+def has_current_hash_format(con: duckdb.DuckDBPyConnection, table: str) -> bool:
+    """Whether ``table``'s row hashes are the typed-value hashes of ``serialize.row_hash_sql``
+    (UBIGINT); older snapshots held md5 text and must count every row as changed."""
+    found = con.execute(
+        "SELECT data_type FROM duckdb_columns() WHERE table_name = ? AND column_name = 'row_hash'", [table]
+    ).fetchall()
+    return bool(found) and all(row[0] == "UBIGINT" for row in found)
+
+
+def _promotion(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
+    """How ``run``'s snapshot comes about: ``rename`` its staged copy (plans sending every row stage
+    one), ``apply`` its change set to the snapshot (incremental: the change set holds every changed
+    key with its new hash), or ``rebuild`` from the change set (a resync against the portal's keys
+    or an old-format snapshot made every row count as changed, so the change set holds them all)."""
+    dataset_id = run["dataset_id"]
+    if table_exists(con, staged_table(dataset_id)):
+        return "rename"
+    if run["mode"] == "incremental" and has_current_hash_format(con, snapshot_table(dataset_id)):
+        return "apply"
+    return "rebuild"
+
+
+def _snapshot_rows_sql(dataset_id: str, promotion: str) -> str:
+    """The rows the snapshot holds after an ``apply`` or ``rebuild`` promotion."""
+    snapshot, pending = (
+        quote_identifier(snapshot_table(dataset_id)),
+        quote_identifier(pending_table(dataset_id)),
+    )
+    sent = f"SELECT row_key, row_hash FROM {pending} WHERE op <> 'delete'"
+    if promotion == "rebuild":
+        return sent
+    kept = f"SELECT row_key, row_hash FROM {snapshot} WHERE row_key NOT IN (SELECT row_key FROM {pending})"
+    return f"{kept} UNION ALL {sent}"
+
+
+def planned_snapshot(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
+    """The table holding what the snapshot will be once ``run`` (interrupted) is finished; a dry run
+    plans against it. Without a staged copy it is built as a temp table."""
+    promotion = _promotion(con, run)
+    if promotion == "rename":
+        return staged_table(run["dataset_id"])
+    planned = "publish_tmp_planned_snapshot"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {planned} AS {_snapshot_rows_sql(run['dataset_id'], promotion)}"
+    )
+    return planned
+
+
+def _promote_rows(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    """Edit the snapshot in place for an incremental publish, so a 1% change writes 1% of it."""
     dataset_id = run["dataset_id"]
     snapshot, staged, pending = (
-        snapshot_table(dataset_id),
-        staged_table(dataset_id),
-        pending_table(dataset_id),
+        quote_identifier(snapshot_table(dataset_id)),
+        quote_identifier(staged_table(dataset_id)),
+        quote_identifier(pending_table(dataset_id)),
     )
+    promotion = _promotion(con, run)
+    if promotion == "rename":
+        con.execute(f"DROP TABLE IF EXISTS {snapshot}")
+        con.execute(f"ALTER TABLE {staged} RENAME TO {snapshot}")
+    elif promotion == "apply":
+        con.execute(f"DELETE FROM {snapshot} WHERE row_key IN (SELECT row_key FROM {pending})")
+        con.execute(f"INSERT INTO {snapshot} SELECT row_key, row_hash FROM {pending} WHERE op <> 'delete'")
+    else:
+        con.execute(f"CREATE OR REPLACE TABLE {snapshot} AS {_snapshot_rows_sql(dataset_id, promotion)}")
+    con.execute(f"DROP TABLE IF EXISTS {pending}")
+
+
+def promote_snapshot(con: duckdb.DuckDBPyConnection, run: dict[str, Any], finished_at: datetime) -> None:
+    """Make the planned state the published snapshot, in one transaction, only after every chunk."""
+    dataset_id = run["dataset_id"]
     con.execute("BEGIN TRANSACTION")
     try:
-        con.execute(f"DROP TABLE IF EXISTS {quote_identifier(snapshot)}")
-        con.execute(f"ALTER TABLE {quote_identifier(staged)} RENAME TO {quote_identifier(snapshot)}")
-        con.execute(f"DROP TABLE IF EXISTS {quote_identifier(pending)}")
+        _promote_rows(con, run)
         con.execute(
             "INSERT OR REPLACE INTO publish_state VALUES (?, ?, ?, ?, ?, ?)",
             [
