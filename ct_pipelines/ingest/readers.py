@@ -68,18 +68,26 @@ class FileScan:
     def record_start_shifts(self, header_line: int, rows: int) -> pa.Table | None:
         """For data rows whose first line is pushed down by quoted newlines in earlier rows: (row index,
         extra lines). None when the quote-parity view of the file disagrees with the parser's row count
-        (a stray quote, blank lines between rows), so the caller falls back to counting in DuckDB."""
-        if not len(self.quoted_newlines):
+        (a stray quote, blank lines between rows), so the caller falls back to counting in DuckDB.
+
+        The k-th quoted newline (0-based), at newline position q, lies in line-level record q - k; every
+        data row after that record starts k + 1 lines further down. Only these positions are kept, so
+        memory follows the number of quoted newlines, not the size of the file."""
+        quoted = self.quoted_newlines
+        if not len(quoted):
             return None
-        breaks = np.ones(self.lines, dtype=bool)  # a newline ends a record unless it sits inside quotes
-        breaks[self.quoted_newlines[self.quoted_newlines < self.lines]] = False
-        ends = np.flatnonzero(breaks)  # newline index that ends each line-level record
-        starts = ends[header_line - 1:] + 2  # 1-based line after each ending newline
-        if len(starts) - self.trailing_blank not in (rows, rows + 1):
+        records = self.lines - len(quoted) - header_line - self.trailing_blank
+        if records not in (rows, rows + 1):
             return None
-        shift = starts[:rows] - (np.arange(rows, dtype=np.int64) + header_line + 1)
-        changed = np.flatnonzero(np.diff(shift, prepend=0))
-        return pa.table({"at_rowid": changed.astype(np.int64), "shift": shift[changed].astype(np.int64)})
+        k = np.arange(len(quoted), dtype=np.int64)
+        data_row = quoted - k - header_line  # 0-based data row holding the quoted newline
+        if len(data_row) and data_row[0] < 0:
+            return None  # a quoted newline in the title or header lines: let DuckDB count
+        at_rowid = data_row + 1
+        last = np.ones(len(at_rowid), dtype=bool)  # several quoted newlines in one row: keep the last total
+        last[:-1] = at_rowid[1:] != at_rowid[:-1]
+        keep = last & (at_rowid < rows)
+        return pa.table({"at_rowid": at_rowid[keep], "shift": (k + 1)[keep]})
 
 
 def scan_file(path: Path) -> FileScan:
