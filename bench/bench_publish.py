@@ -1,6 +1,6 @@
 """Publishing cost against the local portal: sodapy's usual path vs ours, first publish and republish.
 
-    .venv/bin/python bench/bench_publish.py --rows 1000000 [--repeat 3]
+    .venv/bin/python -m bench.bench_publish --rows 1000000 [--repeat 3]
 
 Stages (each client runs in a spawned child process so its peak RSS is its own):
 - sodapy baseline: ``to_dict('records')`` + ``Socrata.upsert`` in 10,000-row chunks into a new dataset;
@@ -15,14 +15,13 @@ publish (the republish row).
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import statistics
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
+from bench.harness import run_in_child
 from ct_pipelines.publish.config import PortalConfig
 
 USERNAME, PASSWORD = "bench", "bench-password"
@@ -65,26 +64,11 @@ def change_one_percent(warehouse: str, rows: int) -> int:
     return changed + rows // 400 + rows // 400
 
 
-def _child(target: Any, queue: Any, *args: Any) -> None:
-    started = time.perf_counter()
-    extra = target(*args)
-    seconds = time.perf_counter() - started
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    extra["cpu"] = usage.ru_utime + usage.ru_stime  # the client's own CPU, without the portal's
-    queue.put((seconds, usage.ru_maxrss / 1024, extra))
-
-
-def run_in_child(target: Any, *args: Any) -> tuple[float, float, Any]:
-    """(wall seconds, peak RSS MB, target's return value) of ``target`` run in a spawned process."""
-    ctx = mp.get_context("spawn")
-    queue = ctx.Queue()
-    process = ctx.Process(target=_child, args=(target, queue, *args))
-    process.start()
-    result = queue.get()
-    process.join()
-    if process.exitcode:
-        raise SystemExit(f"stage {target.__name__} failed with exit code {process.exitcode}")
-    return result
+def run_client(target: Any, *args: Any) -> tuple[float, dict[str, Any]]:
+    """(peak RSS MB, target's figures) of a client run in a spawned process, with its own CPU seconds."""
+    run = run_in_child(target, *args)
+    run.value["cpu"] = run.cpu_seconds  # the client's own CPU, without the portal's
+    return run.peak_rss_mb, run.value
 
 
 def sodapy_baseline(domain: str, warehouse: str) -> dict[str, int]:
@@ -153,10 +137,10 @@ def run_once(rows: int, in_flight: int) -> dict[str, Any]:
         warehouse = str(Path(tmp) / "bench.duckdb")
         make_table(warehouse, rows)
         with LocalPortal(Path(tmp) / "portal", username=USERNAME, password=PASSWORD) as portal:
-            _, base_mb, base = run_in_child(sodapy_baseline, portal.domain, warehouse)
-            _, first_mb, first = run_in_child(ours, portal.domain, warehouse, "bench-1", in_flight)
+            base_mb, base = run_client(sodapy_baseline, portal.domain, warehouse)
+            first_mb, first = run_client(ours, portal.domain, warehouse, "bench-1", in_flight)
             changed = change_one_percent(warehouse, rows)
-            _, again_mb, again = run_in_child(ours, portal.domain, warehouse, "bench-2", in_flight)
+            again_mb, again = run_client(ours, portal.domain, warehouse, "bench-2", in_flight)
     return {
         "changed": changed,
         "base": {**base, "mb": base_mb},

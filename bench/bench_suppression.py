@@ -1,15 +1,15 @@
 """Benchmark: suppression + LP audit of town x category tables, and the PII scan on a large table.
 
 Each stage runs in a fresh 'spawn' child so its peak RSS is its own. Prints a markdown table.
-Run: .venv/bin/python bench/bench_suppression.py [--rows 1000000]
+Run: .venv/bin/python -m bench.bench_suppression [--rows 1000000]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing
-import resource
 import time
+
+from bench.harness import run_in_child
 
 
 def realistic_cells(towns: int, categories: int, seed: int):
@@ -32,23 +32,21 @@ def realistic_cells(towns: int, categories: int, seed: int):
     )
 
 
-def suppress_stage(towns: int, categories: int, seed: int, queue) -> None:
+def suppress_stage(towns: int, categories: int, seed: int) -> tuple[float, str]:
     from ct_pipelines.privacy.suppression import suppress
 
     cells = realistic_cells(towns, categories, seed)
     started = time.perf_counter()
     result = suppress(cells, ["town", "race"], "n", threshold=5)
     elapsed = time.perf_counter() - started
-    queue.put(
-        (
-            elapsed,
-            f"{result.primary_count} primary, {result.complementary_count} complementary, "
-            f"{result.lp_solves} LPs, audit {'passed' if result.audit_passed else 'FAILED'}",
-        )
+    return (
+        elapsed,
+        f"{result.primary_count} primary, {result.complementary_count} complementary, "
+        f"{result.lp_solves} LPs, audit {'passed' if result.audit_passed else 'FAILED'}",
     )
 
 
-def pii_scan_stage(rows: int, queue) -> None:
+def pii_scan_stage(rows: int) -> tuple[float, str]:
     import duckdb
 
     from ct_pipelines.privacy.pii import scan_for_pii
@@ -62,33 +60,7 @@ def pii_scan_stage(rows: int, queue) -> None:
     )
     started = time.perf_counter()
     hits = scan_for_pii(con, "t")
-    queue.put((time.perf_counter() - started, f"{len(hits)} hit(s) over {rows:,} rows x 3 text columns"))
-
-
-def _child(target, args, queue) -> None:
-    """Run one stage and report its own peak RSS (RUSAGE_CHILDREN would mix all earlier stages)."""
-    inner = _ListQueue()
-    target(*args, inner)
-    elapsed, note = inner.items[0]
-    queue.put((elapsed, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, note))
-
-
-class _ListQueue:
-    def __init__(self) -> None:
-        self.items: list = []
-
-    def put(self, item) -> None:
-        self.items.append(item)
-
-
-def measure(target, *args) -> tuple[float, float, str]:
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_child, args=(target, args, queue))
-    process.start()
-    elapsed, peak_mb, note = queue.get()
-    process.join()
-    return elapsed, peak_mb, note
+    return time.perf_counter() - started, f"{len(hits)} hit(s) over {rows:,} rows x 3 text columns"
 
 
 def main() -> None:
@@ -105,7 +77,8 @@ def main() -> None:
     print("|---|---|---|---|---|")
     baseline = None
     for name, target, stage_args in stages:
-        elapsed, peak, note = measure(target, *stage_args)
+        run = run_in_child(target, *stage_args)  # stages time their own work, without building inputs
+        (elapsed, note), peak = run.value, run.peak_rss_mb
         baseline = baseline or elapsed
         print(f"| {name} | {elapsed:.2f} | {peak:.0f} | {elapsed / baseline:.1f} | {note} |")
 

@@ -19,22 +19,41 @@ class Measure:
     note: str = ""
 
 
+@dataclass
+class ChildRun:
+    """What one function did in its own process: wall seconds (after imports), peak RSS, CPU, return value."""
+
+    seconds: float
+    peak_rss_mb: float
+    cpu_seconds: float
+    value: Any
+
+
 def _child(queue: mp.Queue, fn: Callable[..., Any], args: tuple[Any, ...]) -> None:
     started = time.perf_counter()
-    note = fn(*args)
+    value = fn(*args)
     seconds = time.perf_counter() - started
-    queue.put((seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, note or ""))
+    usage = resource.getrusage(resource.RUSAGE_SELF)  # the child's own peak, not earlier stages'
+    queue.put(ChildRun(seconds, usage.ru_maxrss / 1024, usage.ru_utime + usage.ru_stime, value))
 
 
-def measure(stage: str, variant: str, fn: Callable[..., Any], *args: Any) -> Measure:
-    """Run ``fn(*args)`` in a spawned process (module-level functions only); its return value is a note."""
+def run_in_child(fn: Callable[..., Any], *args: Any) -> ChildRun:
+    """Run ``fn(*args)`` in a spawned process (module-level functions only) so its memory is its own."""
     ctx = mp.get_context("spawn")
     queue = ctx.Queue()
     process = ctx.Process(target=_child, args=(queue, fn, args))
     process.start()
-    seconds, rss, note = queue.get()
+    run = queue.get()
     process.join()
-    return Measure(stage, variant, seconds, rss, str(note))
+    if process.exitcode:
+        raise SystemExit(f"stage {fn.__name__} failed with exit code {process.exitcode}")
+    return run
+
+
+def measure(stage: str, variant: str, fn: Callable[..., Any], *args: Any) -> Measure:
+    """Run ``fn(*args)`` in a spawned process; its return value is a note."""
+    run = run_in_child(fn, *args)
+    return Measure(stage, variant, run.seconds, run.peak_rss_mb, str(run.value or ""))
 
 
 def markdown(measures: list[Measure]) -> str:

@@ -4,17 +4,17 @@ and a 10,000-dataset catalog audit through sodapy's ``datasets()``.
 Each stage runs in its own spawned process (server thread + sodapy client together), whose peak RSS
 is read from ``getrusage``. ``ratio`` = wall seconds / the stage's target from the issue.
 
-    .venv/bin/python bench/portal_bench.py [--rows 1000000] [--datasets 10000]
+    .venv/bin/python -m bench.portal_bench [--rows 1000000] [--datasets 10000]
 """
 
 from __future__ import annotations
 
 import argparse
-import multiprocessing as mp
-import resource
 import tempfile
 import time
 from pathlib import Path
+
+from bench.harness import run_in_child
 
 COLUMNS = [
     {"fieldName": "id", "dataTypeName": "number"},
@@ -99,20 +99,10 @@ def stage_catalog(data_dir: str, datasets: int) -> dict:
     return {"seed": seeded, "wall": audit, "big": big}
 
 
-def _run(target, queue, *args) -> None:
-    result = target(*args)
-    result["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    queue.put(result)
-
-
 def in_child(target, *args) -> dict:
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    process = context.Process(target=_run, args=(target, queue, *args))
-    process.start()
-    result = queue.get()
-    process.join()
-    return result
+    """The stage's figures plus its own peak RSS, from a spawned process."""
+    run = run_in_child(target, *args)
+    return {**run.value, "rss_mb": run.peak_rss_mb}
 
 
 def main() -> None:

@@ -214,27 +214,19 @@ def test_declared_column_missing_from_the_file_is_named(tmp_path, make_dataset):
     assert info.value.column == "Missing One"
 
 
-def test_real_ocme_extract(shared_ct, make_dataset):
+def ingest_shared(shared_ct: Path, make_dataset, name: str):
+    """Ingest a real extract in place (it is read-only, never copied); scratch goes to /tmp."""
     con = duckdb.connect()
-    result = ingest_dataset(
-        con,
-        make_dataset("ct_ocme_accidental_drug_deaths_2012_2018.csv"),
-        shared_ct,
-        run_id="t",
-        workdir=Path("/tmp"),
-    )
+    return con, ingest_dataset(con, make_dataset(name), shared_ct, run_id="t", workdir=Path("/tmp"))
+
+
+def test_real_ocme_extract(shared_ct, make_dataset):
+    _, result = ingest_shared(shared_ct, make_dataset, "ct_ocme_accidental_drug_deaths_2012_2018.csv")
     assert (result.rows, result.columns, result.bom, result.encoding) == (5105, 42, True, "utf-8-sig")
 
 
 def test_real_edsight_extract(shared_ct, make_dataset):
-    con = duckdb.connect()
-    result = ingest_dataset(
-        con,
-        make_dataset("ct_sde_edsight_enrollment_by_district_race_2016-17.csv"),
-        shared_ct,
-        run_id="t",
-        workdir=Path("/tmp"),
-    )
+    con, result = ingest_shared(shared_ct, make_dataset, "ct_sde_edsight_enrollment_by_district_race_2016-17.csv")
     assert (result.header_line, result.rows) == (6, 204)
     codes = [
         r[0]

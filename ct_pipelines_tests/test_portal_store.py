@@ -7,6 +7,7 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -297,10 +298,12 @@ def test_raw_json_body_over_http_matches_the_python_path(tmp_path: Path) -> None
         assert client.get(view_id) == [{"id": "1", "name": "BOM first"}]
 
 
-def test_a_write_stages_its_body_while_another_holds_the_store(
-    store: PortalStore, people: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Parsing a body must not wait for the lock (so two uploads overlap); only the apply does."""
+@contextmanager
+def upload_staged_while_store_busy(
+    store: PortalStore, view_id: str, body: str, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[list[dict[str, int]]]:
+    """Hold the store as another request would, start an upsert of ``body`` in a thread and hand over
+    once its body is staged; the upsert's answer lands in the yielded list after the block."""
     staged = threading.Event()
     stage = PortalStore._stage_payload
 
@@ -312,14 +315,20 @@ def test_a_write_stages_its_body_while_another_holds_the_store(
     monkeypatch.setattr(PortalStore, "_stage_payload", stage_and_signal)
     answers: list[dict[str, int]] = []
     with store._lock:  # another request is busy inside the store
-        writer = threading.Thread(
-            target=lambda: answers.append(store.upsert_json(people, '[{"id": 4, "name": "Khan"}]'))
-        )
+        writer = threading.Thread(target=lambda: answers.append(store.upsert_json(view_id, body)))
         writer.start()
         assert staged.wait(10), "the body was not staged while the store was busy"
+        yield answers
+    writer.join(10)
+
+
+def test_a_write_stages_its_body_while_another_holds_the_store(
+    store: PortalStore, people: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Parsing a body must not wait for the lock (so two uploads overlap); only the apply does."""
+    with upload_staged_while_store_busy(store, people, '[{"id": 4, "name": "Khan"}]', monkeypatch) as answers:
         time.sleep(0.05)
         assert answers == []  # but it is not applied until the store is free
-    writer.join(10)
     assert answers[0]["Rows Created"] == 1
     assert names(store, people) == ["O'Brien", "Nguyen", "Garcia", "Khan"]
     assert not list(store.data_dir.glob("_ct_payload*"))  # scratch files are removed
@@ -328,26 +337,9 @@ def test_a_write_stages_its_body_while_another_holds_the_store(
 def test_a_write_staged_before_the_row_identifier_changed_uses_the_new_one(
     store: PortalStore, people: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    staged = threading.Event()
-    stage = PortalStore._stage_payload
-
-    def stage_and_signal(self: PortalStore, *args: object) -> object:
-        result = stage(self, *args)
-        staged.set()
-        return result
-
-    monkeypatch.setattr(PortalStore, "_stage_payload", stage_and_signal)
-    answers: list[dict[str, int]] = []
-    with store._lock:
-        writer = threading.Thread(
-            target=lambda: answers.append(
-                store.upsert_json(people, '[{"id": 9, "name": "Nguyen", "score": 5}]')
-            )
-        )
-        writer.start()
-        assert staged.wait(10)
+    body = '[{"id": 9, "name": "Nguyen", "score": 5}]'
+    with upload_staged_while_store_busy(store, people, body, monkeypatch) as answers:
         store.update_view(people, {"metadata": {"rowIdentifier": "name"}})
-    writer.join(10)
     # keyed by name, the row updates Nguyen (keyed by id it would have created row 9)
     assert (answers[0]["Rows Created"], answers[0]["Rows Updated"]) == (0, 1)
     rows = store.query(people, {"$order": "name"}).records()

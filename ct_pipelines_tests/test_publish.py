@@ -22,27 +22,21 @@ from ct_pipelines.publish.publisher import (
     read_counters,
 )
 from ct_pipelines.publish.serialize import row_hash_sql, row_json_sql, table_columns
+from ct_pipelines_tests.publish_helpers import rows_dataset
 
 
 def make_dataset(**portal: object) -> Dataset:
-    return Dataset.model_validate(
-        {
-            "id": "test_rows",
-            "title": "Test rows for publishing",
-            "description": "Rows made up inside a test.",
-            "agency": "Department of Testing",
-            "category": "Government",
-            "update_frequency": "Daily",
-            "contact": "data.officer@ct.gov",
-            "source": {"path": "rows.csv"},
-            "columns": [
-                {"source": "id", "type": "integer", "description": "Row number"},
-                {"source": "name", "description": "A made-up name"},
-                {"source": "ssn", "pii": True},
-            ],
-            "row_identifier": "id",
-            "portal": portal,
-        }
+    return rows_dataset(
+        id="test_rows",
+        title="Test rows for publishing",
+        category="Government",
+        update_frequency="Daily",
+        columns=[
+            {"source": "id", "type": "integer", "description": "Row number"},
+            {"source": "name", "description": "A made-up name"},
+            {"source": "ssn", "pii": True},
+        ],
+        portal=portal,
     )
 
 

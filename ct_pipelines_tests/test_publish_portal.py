@@ -18,6 +18,7 @@ from ct_pipelines.publish import metadata as publish_metadata
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PortalConnection, PublishError, RetryPolicy
 from ct_pipelines.publish.publisher import GUARD_CHECK, publish_table
+from ct_pipelines_tests.publish_helpers import rows_dataset
 
 PASSWORD = "pw-Secret-9f3k2"
 APP_TOKEN = "tok-Secret-71hq0"
@@ -25,25 +26,18 @@ QUICK = RetryPolicy(attempts=6, backoff_factor=0.01, backoff_max=0.05, accepted_
 
 
 def make_dataset(**portal: object) -> Dataset:
-    return Dataset.model_validate(
-        {
-            "id": "portal_rows",
-            "title": "Rows for portal tests",
-            "description": "Rows made up inside a test.",
-            "agency": "Department of Testing",
-            "category": "Health and Human Services",
-            "update_frequency": "Weekly",
-            "contact": "data.officer@ct.gov",
-            "source": {"path": "rows.csv"},
-            "columns": [
-                {"source": "id", "type": "integer", "description": "Row number"},
-                {"source": "town", "description": "Town of the event"},
-                {"source": "amount", "type": "number"},
-                {"source": "day", "type": "date"},
-            ],
-            "row_identifier": "id",
-            "portal": {"chunk_rows": 10, **portal},
-        }
+    return rows_dataset(
+        id="portal_rows",
+        title="Rows for portal tests",
+        category="Health and Human Services",
+        update_frequency="Weekly",
+        columns=[
+            {"source": "id", "type": "integer", "description": "Row number"},
+            {"source": "town", "description": "Town of the event"},
+            {"source": "amount", "type": "number"},
+            {"source": "day", "type": "date"},
+        ],
+        portal={"chunk_rows": 10, **portal},
     )
 
 

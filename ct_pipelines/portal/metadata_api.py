@@ -7,6 +7,7 @@ Pure functions: the store owns persistence, these own the shape and the merge ru
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -92,6 +93,11 @@ def metadata_v1(view: dict[str, Any], base_url: str, domain: str) -> dict[str, A
     }
 
 
+def _unknown_name_warning(field: str, problem: str, known: Iterable[str]) -> dict[str, str]:
+    """A warning for a name the domain does not define; listing the names it does makes the fix plain."""
+    return {"field": field, "message": f"{problem} (known: {', '.join(known)})"}
+
+
 def _merge_custom_fields(
     current: dict[str, dict[str, Any]] | None,
     patch: Any,
@@ -109,11 +115,11 @@ def _merge_custom_fields(
     for fieldset, fields in patch.items():
         if fieldset not in domain_fieldsets:
             warnings.append(
-                {
-                    "field": f"customFields.{fieldset}",
-                    "message": f"Fieldset {fieldset!r} does not exist on this domain "
-                    f"(known: {', '.join(domain_fieldsets)})",
-                }
+                _unknown_name_warning(
+                    f"customFields.{fieldset}",
+                    f"Fieldset {fieldset!r} does not exist on this domain",
+                    domain_fieldsets,
+                )
             )
         if fields is None:
             merged.pop(fieldset, None)
@@ -127,11 +133,11 @@ def _merge_custom_fields(
         for field, value in fields.items():
             if fieldset in domain_fieldsets and field not in domain_fieldsets[fieldset]:
                 warnings.append(
-                    {
-                        "field": f"customFields.{fieldset}.{field}",
-                        "message": f"Field {field!r} does not exist in fieldset {fieldset!r} "
-                        f"(known: {', '.join(domain_fieldsets[fieldset])})",
-                    }
+                    _unknown_name_warning(
+                        f"customFields.{fieldset}.{field}",
+                        f"Field {field!r} does not exist in fieldset {fieldset!r}",
+                        domain_fieldsets[fieldset],
+                    )
                 )
             if value is None:
                 target.pop(field, None)
