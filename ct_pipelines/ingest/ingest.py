@@ -18,6 +18,7 @@ from ct_pipelines.ingest.naming import field_names_for
 from ct_pipelines.ingest.readers import (
     FileScan,
     ReadResult,
+    create_rows_view,
     read_csv_into,
     read_excel_into,
     read_json_into,
@@ -36,7 +37,7 @@ LEDGER = "meta.ingest_log"
 
 def raw_table(dataset_id: str) -> str:
     """Stage tables live in the main schema as ``<stage>__<dataset id>``: one plain identifier that every
-    module can quote the same way."""
+    module can quote the same way. ``raw__<id>`` is a view over ``raw_data__<id>`` (see create_rows_view)."""
     return f"raw__{dataset_id}"
 
 
@@ -130,8 +131,8 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
     path = path or newest_file(landing_dir, dataset.source.path)
     stat = path.stat()
     table = raw_table(dataset.id)
-    table_exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = ?",
-                               [table]).fetchone()[0]
+    table_exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+                               "AND table_name = ?", [table]).fetchall()[0][0]
 
     def skipped(digest: str, rows: int) -> IngestResult:
         columns = len(con.execute(f'DESCRIBE "{table}"').fetchall()) - 2
@@ -159,8 +160,14 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
         _log(con, dataset, path, stat, scan.sha256, read, run_id, time.perf_counter() - started)
         return skipped(scan.sha256, previous[0])
-    con.execute(f'DROP TABLE IF EXISTS "{table}"')
-    con.execute(f'ALTER TABLE "{staging}" RENAME TO "{table}"')
+    data_table = f"raw_data__{dataset.id}"
+    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
+                       "AND table_name = ?", [table]).fetchall()
+    if kind:  # a view now; a table in warehouses written before raw became a view
+        con.execute(f'DROP {"VIEW" if kind[0][0] == "VIEW" else "TABLE"} "{table}"')
+    con.execute(f'DROP TABLE IF EXISTS "{data_table}"')
+    con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
+    create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")
     duration = round(time.perf_counter() - started, 3)
     _log(con, dataset, path, stat, scan.sha256, read, run_id, duration)
     declared = {c.field_name for c in dataset.columns}

@@ -20,6 +20,7 @@ from ct_pipelines.ingest.ingest import source_format
 from ct_pipelines.ingest.naming import field_names_for
 from ct_pipelines.ingest.readers import (
     ReadResult,
+    create_rows_view,
     quote_ident,
     read_csv_into,
     read_excel_into,
@@ -101,6 +102,8 @@ def profile_file(path: Path, *, encoding: str = "auto", sheet: str | int | None 
         read = read_json_into(con, path, table, names_for)
     else:
         read = read_parquet_into(con, path, table, names_for)
+    create_rows_view(con, "profiled_rows", table, read, "profiled_lines")
+    table = "profiled_rows"
     columns = []
     for source, name in zip(read.source_columns, read.field_names, strict=True):
         nulls, distinct = con.execute(

@@ -1,9 +1,9 @@
 """Readers that load one extract into a DuckDB table of text columns, without a whole-file pandas frame.
 
-Every reader produces the same shape: one VARCHAR column per source column (named by its API field
-name), ``_row`` (1-based data row) and ``_line`` (1-based physical line where the record starts, or
-NULL where the format has no lines). Typing happens later, in validation, where a failed cast can be
-quarantined with its line instead of failing the whole load.
+Every reader produces the same shape once :func:`create_rows_view` exposes it: one VARCHAR column per
+source column (named by its API field name), ``_row`` (1-based data row) and ``_line`` (1-based physical
+line where the record starts, or NULL where the format has no lines). Typing happens later, in
+validation, where a failed cast can be quarantined with its line instead of failing the whole load.
 """
 
 from __future__ import annotations
@@ -46,6 +46,10 @@ class ReadResult:
     header_line: int | None = None
     sheet: str | None = None
     notes: list[str] = field(default_factory=list)
+    # Delimited files store no row numbers: they derive from rowid (file order), plus these line shifts
+    # for rows after quoted newlines. Other formats store _row and _line columns (``numbered``).
+    numbered: bool = True
+    line_shifts: pa.Table | None = None
 
 
 def quote_ident(name: str) -> str:
@@ -184,17 +188,21 @@ def _read_delimited(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
         def scan() -> FileScan:
             return scan_file(utf8_path)
     try:
-        rows = _load_delimited(con, path, utf8_path, table, names, layout.delimiter, layout.header_line, scan)
+        rows, shifts = _load_delimited(con, path, utf8_path, table, names, layout.delimiter, layout.header_line,
+                                       scan)
     finally:
         if utf8_path != path:
             utf8_path.unlink(missing_ok=True)
     return ReadResult(rows=rows, source_columns=header, field_names=names, format="csv",
                       encoding=("utf-8-sig" if enc.bom and enc.is_utf8 else enc.codec), bom=enc.bom,
-                      delimiter=layout.delimiter, header_line=layout.header_line)
+                      delimiter=layout.delimiter, header_line=layout.header_line, numbered=False,
+                      line_shifts=shifts)
 
 
 def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, table: str, names: list[str],
-                    delimiter: str, header_line: int, scan: Callable[[], FileScan]) -> int:
+                    delimiter: str, header_line: int, scan: Callable[[], FileScan]) -> tuple[int, pa.Table | None]:
+    """Load the records as text columns (no row numbers: see :func:`create_rows_view`); returns the row
+    count and, when records span lines, where the source lines of later rows shift."""
     cols = [f"c{i}" for i in range(len(names))]
     columns_arg = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
     selected = ", ".join(f"{unwrap_formula_sql(c)} AS {quote_ident(n)}" for c, n in zip(cols, names, strict=True))
@@ -206,8 +214,7 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
         reader = (f"read_csv({_sql_str(str(path))}, delim={_sql_str(delimiter)}, quote='\"', escape='\"', "
                   f"header=false, skip={header_line}, columns={columns_arg}, auto_detect=false, "
                   f"strict_mode=true, max_line_size=20000000{options})")
-        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT NULL::BIGINT AS _row, NULL::BIGINT AS _line, "
-                    f"{selected} FROM {reader} WHERE {not_blank}")
+        con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {selected} FROM {reader} WHERE {not_blank}")
 
     try:
         load(padding=False)
@@ -223,32 +230,44 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
             raise _csv_error(original, exc2) from exc2
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     counts = scan()
-    # Rows are numbered after loading from rowid, which follows file order: far cheaper than row_number().
     if rows == counts.lines - header_line - counts.trailing_blank:
-        con.execute(f"UPDATE {table} SET _row = rowid + 1, _line = rowid + 1 + {header_line}")
-    elif (shifts := counts.record_start_shifts(header_line, rows)) is not None:
-        # Records span lines (quoted newlines): the scan found where each row starts; apply the shifts with an
-        # ASOF join so each row takes the shift of the last change at or before it.
-        con.register("_ingest_shifts", shifts)
-        con.execute(f"UPDATE {table} SET _row = moved.at_rowid + 1, "
-                    f"_line = moved.at_rowid + 1 + {header_line} + coalesce(moved.shift, 0) FROM "
-                    f"(SELECT r.rowid AS at_rowid, n.shift FROM {table} r ASOF LEFT JOIN _ingest_shifts n "
-                    f"ON r.rowid >= n.at_rowid) moved WHERE {table}.rowid = moved.at_rowid")
-        con.unregister("_ingest_shifts")
-    else:
-        # The quote scan and the parser disagree (stray quotes, blank lines between rows): count newlines
-        # inside the loaded rows instead.
+        return rows, None
+    shifts = counts.record_start_shifts(header_line, rows)
+    if shifts is None:
+        # The quote scan and the parser disagree (a stray quote, blank lines between rows): count the
+        # newlines inside the loaded rows instead.
         has_newline = " OR ".join(f"contains({quote_ident(n)}, chr(10))" for n in names)
         newlines = " + ".join(
             f"coalesce(length({quote_ident(n)}) - length(replace({quote_ident(n)}, chr(10), '')), 0)" for n in names)
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_newlines AS SELECT rowid AS at_rowid, "
-                    f"sum({newlines}) OVER (ORDER BY rowid) AS before_next FROM {table} WHERE {has_newline}")
-        con.execute(f"UPDATE {table} SET _row = shift.at_rowid + 1, "
-                    f"_line = shift.at_rowid + 1 + {header_line} + coalesce(shift.before_next, 0) FROM "
-                    f"(SELECT r.rowid AS at_rowid, n.before_next FROM {table} r ASOF LEFT JOIN _ingest_newlines n "
-                    f"ON r.rowid > n.at_rowid) shift WHERE {table}.rowid = shift.at_rowid")
-        con.execute("DROP TABLE _ingest_newlines")
-    return rows
+        shifts = con.sql(f"SELECT rowid + 1 AS at_rowid, sum({newlines}) OVER (ORDER BY rowid) AS shift "
+                             f"FROM {table} WHERE {has_newline} ORDER BY at_rowid").to_arrow_table()
+    return rows, shifts
+
+
+def create_rows_view(con: duckdb.DuckDBPyConnection, view: str, data_table: str, read: ReadResult,
+                     shifts_table: str) -> None:
+    """Expose the loaded rows with ``_row`` and ``_line`` without a second pass over the data.
+
+    A raw table is written once and never changed, so rowid keeps file order and numbering by rowid in a
+    view is free. Quoted newlines push later rows down: those shifts are a small table (one row per record
+    holding a newline) joined with ASOF, so each row takes the last shift at or before it. The join is paid
+    when a later stage reads the view in full (validation reads it once), and only for such files; storing
+    the numbers at ingest instead cost a pass over every row of every file."""
+    con.execute(f'DROP TABLE IF EXISTS "{shifts_table}"')
+    if read.numbered:
+        con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT * FROM "{data_table}"')
+        return
+    first_line = (read.header_line or 0) + 1
+    if read.line_shifts is None:
+        con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT rowid + 1 AS _row, rowid + {first_line} AS _line, * '
+                    f'FROM "{data_table}"')
+        return
+    con.register("_ingest_shifts", read.line_shifts)
+    con.execute(f'CREATE TABLE "{shifts_table}" AS SELECT at_rowid, shift FROM _ingest_shifts')
+    con.unregister("_ingest_shifts")
+    con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT d.rowid + 1 AS _row, '
+                f'd.rowid + {first_line} + coalesce(s.shift, 0) AS _line, d.* FROM "{data_table}" d '
+                f'ASOF LEFT JOIN "{shifts_table}" s ON d.rowid >= s.at_rowid')
 
 
 def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
