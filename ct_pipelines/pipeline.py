@@ -63,19 +63,19 @@ def run_ingest_stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings:
 def stage_check_specs(dataset: Dataset, stage: str) -> list[CheckSpec]:
     """Every check a stage may report for this dataset, known from the YAML alone."""
     if stage == "validated":
-        from ct_pipelines.quality.validate import quality_check_specs
+        from ct_pipelines.quality.specs import quality_check_specs
 
         return quality_check_specs(dataset)
     if stage == "standardized":
-        from ct_pipelines.rel.standardize import rel_check_specs
+        from ct_pipelines.rel.specs import rel_check_specs
 
         return rel_check_specs(dataset.rel) if dataset.rel else []
     if stage == "published_table":
-        from ct_pipelines.privacy.published import privacy_check_specs
+        from ct_pipelines.privacy.specs import privacy_check_specs
 
         return privacy_check_specs(dataset)
     if stage == "portal":
-        from ct_pipelines.publish.publisher import publish_check_specs
+        from ct_pipelines.publish.specs import publish_check_specs
 
         return publish_check_specs(dataset)
     return []

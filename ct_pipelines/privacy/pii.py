@@ -17,9 +17,8 @@ import duckdb
 
 from ct_pipelines.outcomes import CheckOutcome
 from ct_pipelines.privacy.config import PiiExemption
+from ct_pipelines.privacy.specs import PII_SCAN_CHECK
 from ct_pipelines.quality.config import Severity
-
-PII_SCAN_CHECK = "pii_scan"
 
 _DATE = r"(\d{1,2}[/-]\d{1,2}[/-](\d{4}|\d{2})|\d{4}-\d{2}-\d{2})"
 _BIRTH_NAME = re.compile(r"(^|_)(dob|birth|birthdate|birthday|born)(_|$)|date_of_birth|birth_?date")

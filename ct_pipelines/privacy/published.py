@@ -16,19 +16,22 @@ import duckdb
 import pandas as pd
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome, CheckSpec
+from ct_pipelines.outcomes import CheckOutcome
 from ct_pipelines.privacy.config import AggregateConfig, Measure, PublishMode, SuppressionConfig
 from ct_pipelines.privacy.pii import (
-    PII_SCAN_CHECK,
     assert_no_pii_columns,
     derived_from_pii,
     pii_scan_outcome,
     quote_identifier,
 )
+from ct_pipelines.privacy.specs import (  # noqa: F401 - privacy_check_specs re-exported
+    SUPPRESSION_AUDIT_CHECK,
+    privacy_check_specs,
+    suppression_applies,
+)
 from ct_pipelines.privacy.suppression import SuppressionResult, collapse_categories, suppress
 from ct_pipelines.quality.config import Severity
 
-SUPPRESSION_AUDIT_CHECK = "suppression_audit"
 NOT_REPORTED = "Not reported"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
 _TEMPLATE_SYNTAX = re.compile(r"\{\{|\}\}|\{%|%\}")
@@ -48,31 +51,6 @@ class PublishedTableResult:
     columns: list[str]
     excluded_pii_columns: list[str] = field(default_factory=list)
     suppression: SuppressionResult | None = None
-
-
-def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
-    """Checks the privacy stage reports for a dataset, known from its configuration alone (no I/O)."""
-    specs = [
-        CheckSpec(
-            PII_SCAN_CHECK,
-            "No value in the published table looks like an SSN, e-mail, phone number, date of birth, "
-            "street address or record number (unless exempted in YAML with a reason).",
-            blocking=True,
-        )
-    ]
-    if _suppression_applies(dataset):
-        specs.append(
-            CheckSpec(
-                SUPPRESSION_AUDIT_CHECK,
-                "Small counts are hidden and cannot be worked out from totals or other published cells.",
-                blocking=True,
-            )
-        )
-    return specs
-
-
-def _suppression_applies(dataset: Dataset) -> bool:
-    return dataset.publish.suppression is not None and dataset.publish.mode != PublishMode.ROWS
 
 
 def build_published_table(
@@ -361,6 +339,6 @@ def privacy_outcomes(
 ) -> list[CheckOutcome]:
     """All privacy checks for a built table, in the order of ``privacy_check_specs``."""
     outcomes = [pii_scan_outcome(con, result.target_table, dataset.publish.pii_exemptions)]
-    if _suppression_applies(dataset):
+    if suppression_applies(dataset):
         outcomes.append(suppression_audit_outcome(result.suppression))
     return outcomes

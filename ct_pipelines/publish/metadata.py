@@ -18,11 +18,10 @@ from ct_pipelines.catalog.portal_fields import custom_fields
 from ct_pipelines.outcomes import CheckOutcome
 from ct_pipelines.publish.connection import PortalConnection
 from ct_pipelines.publish.serialize import TableColumn
+from ct_pipelines.publish.specs import DRIFT_CHECK, METADATA_CHECK
 from ct_pipelines.quality.config import Severity
 
 METADATA_API = "/api/views/metadata/v1/"
-DRIFT_CHECK = "portal_schema_drift"
-METADATA_CHECK = "portal_metadata"
 _PERMITTED: dict[str, type[Enum]] = {
     "category": Category,
     "update_frequency": UpdateFrequency,

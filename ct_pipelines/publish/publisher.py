@@ -29,7 +29,7 @@ import numpy as np
 import requests
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome, CheckSpec
+from ct_pipelines.outcomes import CheckOutcome
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import (
     PortalConnection,
@@ -38,8 +38,6 @@ from ct_pipelines.publish.connection import (
     sleep_before_poll,
 )
 from ct_pipelines.publish.metadata import (
-    DRIFT_CHECK,
-    METADATA_CHECK,
     create_dataset,
     drift_outcome,
     sync_metadata,
@@ -53,10 +51,15 @@ from ct_pipelines.publish.serialize import (
     row_json_sql,
     table_columns,
 )
+from ct_pipelines.publish.specs import (  # noqa: F401 - publish_check_specs re-exported
+    DRIFT_CHECK,
+    GUARD_CHECK,
+    METADATA_CHECK,
+    VERIFY_CHECK,
+    publish_check_specs,
+)
 from ct_pipelines.quality.config import Severity
 
-GUARD_CHECK = "publish_guard"
-VERIFY_CHECK = "publish_verified"
 PORTAL_KEY_PAGE = 50_000
 DELETE_CHECK_BATCH = 200
 
@@ -116,21 +119,6 @@ class PublishResult:
                 for o in self.outcomes
             ],
         }
-
-
-def publish_check_specs(dataset: Dataset) -> list[CheckSpec]:
-    """The checks every publish reports, known from the config alone (Dagster needs them up front)."""
-    target = dataset.portal.id or "the dataset created on first publish"
-    return [
-        CheckSpec(
-            GUARD_CHECK,
-            f"Refuses to publish an empty table, or one that shrank by more than "
-            f"{dataset.portal.max_shrink:.0%} since the last publish, or one that still has PII columns.",
-        ),
-        CheckSpec(DRIFT_CHECK, f"The columns of {target} on the portal match the table to publish."),
-        CheckSpec(METADATA_CHECK, "The portal accepts the catalog metadata (validated before any change)."),
-        CheckSpec(VERIFY_CHECK, "After publishing, the portal's row count equals the table's and no errors."),
-    ]
 
 
 # --------------------------------------------------------------------------------------------------

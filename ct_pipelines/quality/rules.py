@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
-import pandera.ibis as pa
 
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
 from ct_pipelines.quality.config import Severity
 from ct_pipelines.quality.custom_checks import get_check
+
+if TYPE_CHECKING:
+    import pandera.ibis as pa
 
 TEXT_SUFFIX = "__text"
 SAMPLE_SIZE = 20
@@ -262,6 +265,8 @@ def build_rules(dataset: Dataset, now: datetime) -> list[Rule]:
 
 def pandera_schema(dataset: Dataset, rules: list[Rule]) -> pa.DataFrameSchema:
     """The declared schema: typed columns with their dtypes, and every rule as a table-level check."""
+    import pandera.ibis as pa  # only validation needs pandera; definitions loading does not
+
     columns: dict[str, pa.Column] = {}
     for column in dataset.columns:
         name = column.field_name or column.source

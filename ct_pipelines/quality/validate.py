@@ -23,9 +23,9 @@ import ibis
 import pandera.errors
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome, CheckSpec
-from ct_pipelines.quality.config import DATASET_CHECKS, ROW_RULE_GROUPS, Severity
-from ct_pipelines.quality.gx_suite import MASK, gx_check_names, run_gx_suite
+from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.quality.config import ROW_RULE_GROUPS, Severity
+from ct_pipelines.quality.gx_suite import MASK, run_gx_suite
 from ct_pipelines.quality.rules import (
     SAMPLE_SIZE,
     TEXT_SUFFIX,
@@ -36,32 +36,18 @@ from ct_pipelines.quality.rules import (
     quote,
     typed_select_sql,
 )
+from ct_pipelines.quality.specs import (  # noqa: F401 - quality_check_specs re-exported
+    DATASET_CHECK_DEFAULT_SEVERITY,
+    DATASET_CHECK_DESCRIPTIONS,
+    GROUP_LABELS,
+    _group_severity,
+    _severity,
+    quality_check_specs,
+)
 
 HISTORY_TABLE = "quality.history"
 ROW_COLUMNS = ("_row", "_line")
 
-GROUP_LABELS = {
-    "required": "required-value",
-    "unique": "uniqueness",
-    "types": "data type",
-    "ranges": "range",
-    "allowed_values": "allowed-value",
-    "patterns": "pattern",
-    "not_in_future": "no-future-date",
-    "custom_checks": "named custom",
-}
-DATASET_CHECK_DESCRIPTIONS = {
-    "row_count_change": "The number of rows did not fall by more than the allowed share since the last run.",
-    "null_share_change": "No column's share of empty values grew by more than the allowed amount since the last run.",
-    "quarantine_share": "No more than the allowed share of rows was set aside.",
-    "conservation": "Every ingested row was either passed on or set aside: none lost, none duplicated.",
-}
-DATASET_CHECK_DEFAULT_SEVERITY = {
-    "row_count_change": Severity.ERROR,
-    "null_share_change": Severity.WARN,
-    "quarantine_share": Severity.ERROR,
-    "conservation": Severity.ERROR,
-}
 
 
 @dataclass
@@ -80,52 +66,6 @@ class ValidationResult:
     def blocked(self) -> bool:
         """True when a failed ERROR check must stop standardize/publish."""
         return any(outcome.blocks for outcome in self.outcomes)
-
-
-def _severity(dataset: Dataset, check: str) -> Severity:
-    return dataset.quality.severities.get(check, DATASET_CHECK_DEFAULT_SEVERITY[check])
-
-
-def _group_severity(rules: list[Rule]) -> Severity:
-    return Severity.ERROR if any(r.severity == Severity.ERROR for r in rules) else Severity.WARN
-
-
-def quality_check_specs(dataset: Dataset) -> list[CheckSpec]:
-    """Every check name the stage emits for this dataset, from its YAML alone (Dagster needs them up front).
-
-    Raises :class:`DatasetRuleError` for rules that cannot work (unknown custom check, min on text...),
-    so a bad YAML is caught when definitions load rather than mid-run.
-    """
-    rules = build_rules(dataset, datetime.now())
-    specs: list[CheckSpec] = []
-    for group in ROW_RULE_GROUPS:
-        in_group = [r for r in rules if r.group == group]
-        columns = sorted({r.column for r in in_group})
-        scope = f" Columns: {', '.join(columns)}." if columns else " No column declares this rule."
-        specs.append(
-            CheckSpec(
-                name=group,
-                description=f"Rows pass the {GROUP_LABELS[group]} rules from the dataset file.{scope}",
-                blocking=_group_severity(in_group) == Severity.ERROR if in_group else False,
-            )
-        )
-    for name, expectation in gx_check_names(dataset):
-        specs.append(
-            CheckSpec(
-                name=name,
-                description=f"Great Expectations: {expectation.expectation} {json.dumps(expectation.kwargs, default=str)}",
-                blocking=expectation.severity == Severity.ERROR,
-            )
-        )
-    for check in DATASET_CHECKS:
-        specs.append(
-            CheckSpec(
-                name=check,
-                description=DATASET_CHECK_DESCRIPTIONS[check],
-                blocking=_severity(dataset, check) == Severity.ERROR,
-            )
-        )
-    return specs
 
 
 def split_table_name(name: str) -> tuple[str | None, str]:

@@ -16,11 +16,12 @@ from functools import cache
 import duckdb
 import pyarrow as pa
 
-from ct_pipelines.outcomes import CheckOutcome, CheckSpec
+from ct_pipelines.outcomes import CheckOutcome
 from ct_pipelines.quality.config import Severity
 from ct_pipelines.rel.config import RelColumn, RelConfig, RelField, ReportingRule
 from ct_pipelines.rel.normalize import RACE_FIELDS, RelResult, classify
 from ct_pipelines.rel.reference import Status, code_map_for, race_reference
+from ct_pipelines.rel.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
 
 REPORTING_GROUP_COLUMN = "rel_reporting_group"
 PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS)
@@ -273,25 +274,6 @@ def standardize_table(
         added_columns=added,
         reporting_groups=dict(group_counts),
     )
-
-
-def check_name(rel_column: RelColumn) -> str:
-    return f"rel_{rel_column.column}_labels_recognized"
-
-
-def rel_check_specs(config: RelConfig) -> list[CheckSpec]:
-    """Check names and descriptions known from the config alone (no I/O), for Dagster."""
-    return [
-        CheckSpec(
-            name=check_name(c),
-            description=(
-                f"Every {c.field.value.replace('_', ' ')} label in '{c.column}' is recognized and "
-                f"unambiguous; fails as an error when more than {config.max_unmapped_share:.0%} of rows are not"
-            ),
-            blocking=True,
-        )
-        for c in config.columns
-    ]
 
 
 def _markdown(rows: list[dict[str, object]]) -> str:

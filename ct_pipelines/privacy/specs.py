@@ -1,0 +1,38 @@
+"""The privacy stage's check names and descriptions, from the config alone.
+
+Kept apart from the table builder so that loading Dagster definitions does not import pandas and scipy.
+"""
+
+from __future__ import annotations
+
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.outcomes import CheckSpec
+from ct_pipelines.privacy.config import PublishMode
+
+PII_SCAN_CHECK = "pii_scan"
+SUPPRESSION_AUDIT_CHECK = "suppression_audit"
+
+
+def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
+    """Checks the privacy stage reports for a dataset, known from its configuration alone (no I/O)."""
+    specs = [
+        CheckSpec(
+            PII_SCAN_CHECK,
+            "No value in the published table looks like an SSN, e-mail, phone number, date of birth, "
+            "street address or record number (unless exempted in YAML with a reason).",
+            blocking=True,
+        )
+    ]
+    if suppression_applies(dataset):
+        specs.append(
+            CheckSpec(
+                SUPPRESSION_AUDIT_CHECK,
+                "Small counts are hidden and cannot be worked out from totals or other published cells.",
+                blocking=True,
+            )
+        )
+    return specs
+
+
+def suppression_applies(dataset: Dataset) -> bool:
+    return dataset.publish.suppression is not None and dataset.publish.mode != PublishMode.ROWS
