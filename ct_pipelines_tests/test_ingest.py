@@ -108,6 +108,15 @@ def test_formula_quoted_codes_are_unwrapped(tmp_path, make_dataset):
     assert [r[2] for r in rows] == ["2850013", "0010011", None]
 
 
+def test_a_formula_value_only_at_the_end_of_a_large_file_is_still_unwrapped(tmp_path, make_dataset):
+    rows = "".join(f"{n},x{n}\n" for n in range(200_000))
+    (tmp_path / "x.csv").write_text("code,other\n" + rows + '="0010011",last\n', encoding="utf-8")
+    con, result, _ = ingest(tmp_path, make_dataset, "x.csv")
+    assert result.rows == 200_001
+    assert con.execute("SELECT code FROM raw__sample WHERE other = 'last'").fetchall() == [("0010011",)]
+    assert con.execute("SELECT count(*) FROM raw__sample WHERE code LIKE '=%'").fetchall() == [(0,)]
+
+
 def test_short_rows_are_padded_but_long_rows_name_their_line(tmp_path, make_dataset):
     (tmp_path / "short.csv").write_text("a,b,c\n1,2,3\n4,5\n", encoding="utf-8")
     _, _, rows = ingest(tmp_path, make_dataset, "short.csv")

@@ -68,6 +68,7 @@ class FileScan:
     lines: int  # physical lines (a last line without a newline counts)
     trailing_blank: int  # blank lines at the end, which are not rows
     quoted_newlines: np.ndarray  # positions (among all newlines) of newlines inside double quotes
+    has_formula: bool = False  # the bytes '="' occur: some value may be written as an Excel formula
 
     def record_start_shifts(self, header_line: int, rows: int) -> pa.Table | None:
         """For data rows whose first line is pushed down by quoted newlines in earlier rows: (row index,
@@ -102,9 +103,11 @@ def scan_file(path: Path) -> FileScan:
     tail = b""
     inside_quotes = 0  # parity of double quotes seen so far
     quoted: list[np.ndarray] = []
+    has_formula = False
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
+            has_formula = has_formula or b'="' in tail[-1:] + chunk
             data = np.frombuffer(chunk, dtype=np.uint8)
             quotes = np.flatnonzero(data == 34)
             newlines = np.flatnonzero(data == 10)
@@ -123,7 +126,7 @@ def scan_file(path: Path) -> FileScan:
         else:
             break
     return FileScan(digest.hexdigest(), lines, trailing,
-                    np.concatenate(quoted) if quoted else np.empty(0, dtype=np.int64))
+                    np.concatenate(quoted) if quoted else np.empty(0, dtype=np.int64), has_formula)
 
 
 def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
@@ -205,7 +208,9 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
     count and, when records span lines, where the source lines of later rows shift."""
     cols = [f"c{i}" for i in range(len(names))]
     columns_arg = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
-    selected = ", ".join(f"{unwrap_formula_sql(c)} AS {quote_ident(n)}" for c, n in zip(cols, names, strict=True))
+    # Excel-formula values ("=""0012345""") are unwrapped after the load, and only when the file's bytes hold
+    # '="' at all (the scan alongside tells): most extracts never pay for it.
+    selected = ", ".join(f"NULLIF({c}, '') AS {quote_ident(n)}" for c, n in zip(cols, names, strict=True))
     not_blank = f"coalesce({', '.join(cols)}) IS NOT NULL" if len(cols) > 1 else f"{cols[0]} IS NOT NULL"
 
     def load(padding: bool) -> None:
@@ -230,6 +235,11 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
             raise _csv_error(original, exc2) from exc2
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     counts = scan()
+    if counts.has_formula:
+        for name in names:
+            column = quote_ident(name)
+            con.execute(f"UPDATE {table} SET {column} = {unwrap_formula_sql(column)} "
+                        f"WHERE starts_with({column}, '=\"')")
     if rows == counts.lines - header_line - counts.trailing_blank:
         return rows, None
     shifts = counts.record_start_shifts(header_line, rows)
