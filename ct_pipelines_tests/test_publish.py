@@ -250,7 +250,7 @@ def test_incremental_plan_holds_only_changed_rows(con: duckdb.DuckDBPyConnection
     dataset = make_dataset()
     columns = table_columns(con, "out")
     first = _build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
-    con.execute(f'CREATE TABLE previous AS SELECT * FROM "{first.staged}"')
+    con.execute(f'CREATE TABLE previous AS SELECT row_key, row_hash FROM "{first.pending}"')
     con.execute("UPDATE out SET name = 'changed' WHERE id = 11")
     con.execute("DELETE FROM out WHERE id = 2")
     con.execute("INSERT INTO out VALUES (100, 'new')")
@@ -269,7 +269,7 @@ def test_incremental_plan_holds_only_changed_rows(con: duckdb.DuckDBPyConnection
         ).fetchall()
     )
     full = _build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
-    assert applied == dict(con.execute(f'SELECT row_key, row_hash FROM "{full.staged}"').fetchall())
+    assert applied == dict(con.execute(f'SELECT row_key, row_hash FROM "{full.pending}"').fetchall())
     assert len(applied) == 12 and "2" not in applied
 
 

@@ -18,8 +18,9 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable, Generator
+from collections.abc import Callable, Generator, Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -197,7 +198,6 @@ def _guard_outcome(
 class _Plan:
     mode: str
     publish_id: str
-    staged: str
     pending: str
     temporary: bool
     expected_count: int
@@ -291,6 +291,18 @@ def _cut_chunks(
     return chunks
 
 
+@contextmanager
+def _uncompressed_writes(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The change set lives for one publish, so compressing its JSON bodies buys nothing and costs
+    about as much as building them (measured: 1M rows written in ~0.9 s instead of ~2 s).
+    ``force_compression`` is database-wide, so it is restored at once."""
+    con.execute("SET force_compression = 'uncompressed'")
+    try:
+        yield
+    finally:
+        con.execute("RESET force_compression")
+
+
 def _build_plan(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
@@ -300,9 +312,8 @@ def _build_plan(
     previous: str | None,
     temporary: bool,
 ) -> _Plan:
-    """Stage the new snapshot and the pending change set in DuckDB, deterministically ordered."""
+    """Materialize the change set (row key, op, JSON body, row hash) in DuckDB, ordered by key."""
     prefix = "publish_dryrun_" if temporary else ""
-    staged = prefix + state.staged_table(dataset.id)
     pending = prefix + state.pending_table(dataset.id)
     create = "CREATE OR REPLACE TEMP TABLE" if temporary else "CREATE OR REPLACE TABLE"
     key_name = dataset.row_identifier
@@ -316,21 +327,27 @@ def _build_plan(
     # ordered by the key's own value (numbers numerically, not as JSON text), so each chunk is one
     # narrow key range: the portal then finds existing rows by skipping most of the dataset
     order = "key_value NULLS LAST, row_key, op" if key_column else "body"
-    staged_sql, pending_sql = quote_identifier(staged), quote_identifier(pending)
-    numbered = f"SELECT row_number() OVER (ORDER BY {order}) - 1 AS seq, row_key, op, body, row_hash FROM"
-    if previous is None or mode == "replace":
-        # every row is sent: the JSON is written once, straight into the change set with its hash,
-        # and the snapshot is read back from it (no copy of all bodies in a temp table)
-        con.execute(
-            f"{create} {pending_sql} AS {numbered} "
-            f"(SELECT row_key, key_value, 'create' AS op, body, row_hash FROM ({rows}))"
+    pending_sql = quote_identifier(pending)
+
+    def numbered(change_set: str) -> str:
+        # sorting first and numbering the sorted stream costs less than row_number() OVER (ORDER BY)
+        return (
+            "SELECT row_number() OVER () - 1 AS seq, row_key, op, body, row_hash "
+            f"FROM (SELECT * FROM ({change_set}) ORDER BY {order})"
         )
-        con.execute(f"{create} {staged_sql} AS SELECT row_key, row_hash FROM {pending_sql}")
+
+    if previous is None or mode == "replace":
+        # every row is sent: the JSON is written once, straight into the change set with its hash;
+        # promotion turns this table itself into the snapshot (see state.promote_snapshot)
+        with _uncompressed_writes(con):
+            con.execute(
+                f"{create} {pending_sql} AS "
+                + numbered(f"SELECT row_key, key_value, 'create' AS op, body, row_hash FROM ({rows})")
+            )
     else:
         # only changed rows are sent: diff the typed-row hashes against the snapshot without writing
         # any JSON or a new snapshot (promotion applies the change set to the snapshot instead), then
         # write the JSON for the changed keys only
-        con.execute(f"DROP TABLE IF EXISTS {staged_sql}")
         changes = "publish_tmp_changes"
         previous_sql = quote_identifier(previous)
         # a snapshot from an older hash format compares unequal everywhere: every row is resent
@@ -353,12 +370,15 @@ def _build_plan(
         changed_rows = (
             f"SELECT * FROM ({rows}) WHERE row_key IN (SELECT row_key FROM {changes} WHERE op <> 'delete')"
         )
-        con.execute(
-            f"""{create} {pending_sql} AS {numbered} (
-            SELECT ch.row_key, {key_value} AS key_value, ch.op, CASE WHEN ch.op = 'delete'
-                THEN {delete_body_sql(key_name or "", "ch.row_key")} ELSE r.body END AS body, ch.row_hash
-            FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.row_key = ch.row_key AND ch.op <> 'delete')"""
-        )
+        with _uncompressed_writes(con):
+            con.execute(
+                f"{create} {pending_sql} AS "
+                + numbered(
+                    f"""SELECT ch.row_key, {key_value} AS key_value, ch.op, CASE WHEN ch.op = 'delete'
+                    THEN {delete_body_sql(key_name or "", "ch.row_key")} ELSE r.body END AS body, ch.row_hash
+                    FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.row_key = ch.row_key AND ch.op <> 'delete'"""
+                )
+            )
         con.execute(f"DROP TABLE {changes}")
     expected = con.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()[0]
     counts = dict(con.execute(f"SELECT op, count(*) FROM {quote_identifier(pending)} GROUP BY op").fetchall())
@@ -372,7 +392,6 @@ def _build_plan(
     return _Plan(
         mode=mode,
         publish_id=uuid.uuid4().hex[:16],
-        staged=staged,
         pending=pending,
         temporary=temporary,
         expected_count=int(expected),
@@ -425,8 +444,7 @@ def _register_plan(
 def _discard_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     """Drop an interrupted publish aimed at a target that is no longer the dataset's target."""
     con.execute("UPDATE publish_runs SET status = 'abandoned' WHERE publish_id = ?", [run["publish_id"]])
-    for name in (state.pending_table(run["dataset_id"]), state.staged_table(run["dataset_id"])):
-        con.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+    con.execute(f"DROP TABLE IF EXISTS {quote_identifier(state.pending_table(run['dataset_id']))}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -951,7 +969,7 @@ def publish_table(
         plan = _build_plan(con, dataset, table, columns, mode, previous, temporary=dry_run)
         result.mode, result.plan = mode, {**result.plan, **plan.summary()}
         if dry_run:
-            for name in (plan.pending, plan.staged, *([previous] if previous else [])):
+            for name in (plan.pending, *([previous] if previous else [])):
                 if name == state.snapshot_table(dataset.id):
                     continue
                 con.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")

@@ -70,10 +70,6 @@ def snapshot_table(dataset_id: str) -> str:
     return f"publish_snapshot__{dataset_id}"
 
 
-def staged_table(dataset_id: str) -> str:
-    return f"publish_staged__{dataset_id}"
-
-
 def pending_table(dataset_id: str) -> str:
     return f"publish_pending__{dataset_id}"
 
@@ -140,15 +136,19 @@ def has_current_hash_format(con: duckdb.DuckDBPyConnection, table: str) -> bool:
     return bool(found) and all(row[0] == "UBIGINT" for row in found)
 
 
+# plans that send every row as a create: their change set holds the whole new snapshot
+_EVERY_ROW_MODES = ("replace", "upsert_all")
+
+
 def _promotion(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
-    """How ``run``'s snapshot comes about: ``rename`` its staged copy (plans sending every row stage
-    one), ``apply`` its change set to the snapshot (incremental: the change set holds every changed
-    key with its new hash), or ``rebuild`` from the change set (a resync against the portal's keys
-    or an old-format snapshot made every row count as changed, so the change set holds them all)."""
-    dataset_id = run["dataset_id"]
-    if table_exists(con, staged_table(dataset_id)):
-        return "rename"
-    if run["mode"] == "incremental" and has_current_hash_format(con, snapshot_table(dataset_id)):
+    """How ``run``'s snapshot comes about: ``adopt`` its change set as the snapshot (plans sending
+    every row: dropping the send-only columns is free, a copy of 1M keys is not), ``apply`` the
+    change set to the snapshot (incremental: it holds every changed key with its new hash), or
+    ``rebuild`` from the change set (a resync against the portal's keys or an old-format snapshot
+    made every row count as changed, so the change set holds them all)."""
+    if run["mode"] in _EVERY_ROW_MODES:
+        return "adopt"
+    if run["mode"] == "incremental" and has_current_hash_format(con, snapshot_table(run["dataset_id"])):
         return "apply"
     return "rebuild"
 
@@ -160,7 +160,7 @@ def _snapshot_rows_sql(dataset_id: str, promotion: str) -> str:
         quote_identifier(pending_table(dataset_id)),
     )
     sent = f"SELECT row_key, row_hash FROM {pending} WHERE op <> 'delete'"
-    if promotion == "rebuild":
+    if promotion != "apply":
         return sent
     kept = f"SELECT row_key, row_hash FROM {snapshot} WHERE row_key NOT IN (SELECT row_key FROM {pending})"
     return f"{kept} UNION ALL {sent}"
@@ -168,10 +168,8 @@ def _snapshot_rows_sql(dataset_id: str, promotion: str) -> str:
 
 def planned_snapshot(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
     """The table holding what the snapshot will be once ``run`` (interrupted) is finished; a dry run
-    plans against it. Without a staged copy it is built as a temp table."""
+    plans against it (a temp table)."""
     promotion = _promotion(con, run)
-    if promotion == "rename":
-        return staged_table(run["dataset_id"])
     planned = "publish_tmp_planned_snapshot"
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {planned} AS {_snapshot_rows_sql(run['dataset_id'], promotion)}"
@@ -180,18 +178,21 @@ def planned_snapshot(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str
 
 
 def _promote_rows(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
-    """Edit the snapshot in place for an incremental publish, so a 1% change writes 1% of it."""
+    """Turn the change set into the snapshot without copying it (every row sent) or edit the
+    snapshot in place (incremental, so a 1% change writes 1% of it)."""
     dataset_id = run["dataset_id"]
-    snapshot, staged, pending = (
+    snapshot, pending = (
         quote_identifier(snapshot_table(dataset_id)),
-        quote_identifier(staged_table(dataset_id)),
         quote_identifier(pending_table(dataset_id)),
     )
     promotion = _promotion(con, run)
-    if promotion == "rename":
+    if promotion == "adopt":
         con.execute(f"DROP TABLE IF EXISTS {snapshot}")
-        con.execute(f"ALTER TABLE {staged} RENAME TO {snapshot}")
-    elif promotion == "apply":
+        for column in ("seq", "op", "body"):
+            con.execute(f"ALTER TABLE {pending} DROP COLUMN {column}")
+        con.execute(f"ALTER TABLE {pending} RENAME TO {snapshot}")
+        return
+    if promotion == "apply":
         con.execute(f"DELETE FROM {snapshot} WHERE row_key IN (SELECT row_key FROM {pending})")
         con.execute(f"INSERT INTO {snapshot} SELECT row_key, row_hash FROM {pending} WHERE op <> 'delete'")
     else:
