@@ -423,19 +423,11 @@ def _register_plan(
     }
     con.execute("BEGIN TRANSACTION")
     con.execute(f"INSERT INTO publish_runs VALUES ({', '.join('?' * len(run))})", list(run.values()))
-    for chunk in plan.chunks:
-        con.execute(
+    if plan.chunks:
+        columns = ("chunk_index", "first_seq", "last_seq", "row_count", "byte_count", "first_key", "last_key")
+        con.executemany(
             "INSERT INTO publish_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-            [
-                plan.publish_id,
-                chunk["chunk_index"],
-                chunk["first_seq"],
-                chunk["last_seq"],
-                chunk["row_count"],
-                chunk["byte_count"],
-                chunk["first_key"],
-                chunk["last_key"],
-            ],
+            [[plan.publish_id, *(chunk[c] for c in columns)] for chunk in plan.chunks],
         )
     con.execute("COMMIT")
     return run
@@ -678,26 +670,29 @@ def _send_run(
     try:
         with _ChunkSender(portal, four_by_four, run["mode"], workers) as sender:
             in_flight: dict[Future[_Answer], _Chunk] = {}
-            while True:
+
+            def refill() -> None:
                 while not failures and len(in_flight) < workers:
                     following = next(queued, None)
                     if following is None:
-                        break
+                        return
                     in_flight[sender.submit(following[1])] = following[0]
-                if not in_flight:
-                    break
+
+            refill()
+            while in_flight:
                 finished, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                answered: list[tuple[_Chunk, _Answer]] = []
                 for future in sorted(finished, key=lambda f: in_flight[f].index):
                     chunk = in_flight.pop(future)
                     action = f"Sending chunk {chunk.index + 1} of {len(chunks)} ({chunk.row_count:,} rows) to {four_by_four}"
                     try:
-                        answer = future.result()
+                        answered.append((chunk, future.result()))
                     except requests.exceptions.RequestException as exc:
                         failures.append((chunk.index, portal.describe_failure(action, exc)))
-                        continue
                     except PublishError as exc:
                         failures.append((chunk.index, exc))
-                        continue
+                refill()  # the next chunks travel while these answers are written to the ledger
+                for chunk, answer in answered:
                     problem = _record_chunk(
                         con, portal, run, run_id, pending, chunk, answer, tally, len(chunks)
                     )
