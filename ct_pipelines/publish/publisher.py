@@ -320,10 +320,13 @@ def _build_plan(
     key_column = next((c for c in columns if c.name == key_name), None)
     key_sql = key_json_sql(key_column) if key_column else "CAST(NULL AS VARCHAR)"
     typed_key = quote_identifier(key_column.name) if key_column else "NULL"
-    rows = (
-        f"SELECT {key_sql} AS row_key, {typed_key} AS key_value, {row_json_sql(columns)} AS body, "
-        f"{row_hash_sql(columns)} AS row_hash FROM {quote_identifier(table)}"
-    )
+
+    def rows(source: str) -> str:
+        return (
+            f"SELECT {key_sql} AS row_key, {typed_key} AS key_value, {row_json_sql(columns)} AS body, "
+            f"{row_hash_sql(columns)} AS row_hash FROM {source}"
+        )
+
     # ordered by the key's own value (numbers numerically, not as JSON text), so each chunk is one
     # narrow key range: the portal then finds existing rows by skipping most of the dataset
     order = "key_value NULLS LAST, row_key, op" if key_column else "body"
@@ -342,7 +345,9 @@ def _build_plan(
         with _uncompressed_writes(con):
             con.execute(
                 f"{create} {pending_sql} AS "
-                + numbered(f"SELECT row_key, key_value, 'create' AS op, body, row_hash FROM ({rows})")
+                + numbered(
+                    f"SELECT row_key, key_value, 'create' AS op, body, row_hash FROM ({rows(quote_identifier(table))})"
+                )
             )
     else:
         # only changed rows are sent: diff the typed-row hashes against the snapshot without writing
@@ -367,8 +372,11 @@ def _build_plan(
             FULL JOIN {previous_sql} p ON c.row_key = p.row_key
             WHERE p.row_key IS NULL OR c.row_key IS NULL OR {previous_hash} IS DISTINCT FROM c.row_hash"""
         )
-        changed_rows = (
-            f"SELECT * FROM ({rows}) WHERE row_key IN (SELECT row_key FROM {changes} WHERE op <> 'delete')"
+        # the table is filtered before any JSON is written: filtering the JSON rows made DuckDB write
+        # all of them (0.24 s instead of 0.03 s for 10,000 changes in 1M rows)
+        changed_rows = rows(
+            f"(SELECT * FROM {quote_identifier(table)} "
+            f"WHERE {key_sql} IN (SELECT row_key FROM {changes} WHERE op <> 'delete'))"
         )
         with _uncompressed_writes(con):
             con.execute(
