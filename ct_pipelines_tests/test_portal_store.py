@@ -268,6 +268,36 @@ def test_absent_fields_stay_unchanged_but_explicit_nulls_clear(store: PortalStor
     assert scores(store, people) == {"O'Brien": "10.25", "Nguyen": None, "Garcia": None}
 
 
+def test_uniform_payloads_count_like_mixed_ones(store: PortalStore, people: str) -> None:
+    """Rows sharing the first row's keys take a shorter path; its counters must match the general
+    one's: bad cells and missing keys are errors, and new rows mixed with existing ones."""
+    body = (
+        '[{"id": 4, "score": 1}, {"id": null, "score": 2}, {"id": 5, "score": "lots"}, {"id": 6, "score": 3}]'
+    )
+    first = store.upsert_json(people, body)
+    assert (first["Rows Created"], first["Rows Updated"], first["Errors"]) == (2, 0, 2)
+    again = store.upsert_json(people, body)
+    assert (again["Rows Created"], again["Rows Updated"], again["By RowIdentifier"], again["Errors"]) == (
+        0,
+        2,
+        2,
+        2,
+    )
+    mixed = store.upsert_json(people, '[{"id": 6, "name": "Six"}, {"id": 7, "name": "Seven"}]')
+    assert (mixed["Rows Created"], mixed["Rows Updated"], mixed["By RowIdentifier"]) == (1, 1, 1)
+    # rows that do not name the row identifier at all are errors (this once failed with a 500)
+    assert store.upsert_json(people, '[{"name": "nobody"}]')["Errors"] == 1
+    # the same keys in another order are the same fields
+    reordered = store.upsert_json(people, '[{"id": 7, "score": 8}, {"score": 9, "id": 6}]')
+    assert reordered["Rows Updated"] == 2
+    rows = {r["id"]: r for r in store.query(people, {"$where": "id >= 4"}).records()}
+    assert rows == {
+        "4": {"id": "4", "score": "1"},
+        "6": {"id": "6", "name": "Six", "score": "9"},
+        "7": {"id": "7", "name": "Seven", "score": "8"},
+    }
+
+
 def test_deleted_flag_accepts_socrata_truthy_values(store: PortalStore, people: str) -> None:
     body = '[{"id": 1, ":deleted": "TRUE"}, {"id": 2, ":deleted": 0}, {"id": 3, ":deleted": "yes"}]'
     result = store.upsert_json(people, body)
@@ -368,3 +398,10 @@ def test_concurrent_uploads_to_one_dataset_all_land(tmp_path: Path) -> None:
             "s": str(sum(i / 2 for i in range(8000))).removesuffix(".0"),
         }
         assert not list(tmp_path.glob("_ct_payload*"))
+
+
+def test_empty_objects_append_empty_rows_without_a_row_identifier(store: PortalStore) -> None:
+    view_id = store.create_view({"name": "Log", "columns": COLUMNS})["id"]
+    assert store.upsert_json(view_id, "[{}, {}]")["Rows Created"] == 2
+    assert store.upsert_json(view_id, '[{"name": "x"}, {}]')["Rows Created"] == 2
+    assert store.row_count(view_id) == 4

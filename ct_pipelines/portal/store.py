@@ -4,7 +4,10 @@ directly); the HTTP layer in ``server.py`` only parses requests and shapes answe
 
 Writes never make a Python object per row: DuckDB parses the request body itself (``read_json``
 from a scratch file), casts each field in SQL, and applies the rows with one DELETE, one
-UPDATE ... FROM and one INSERT ... SELECT, so a 10,000-row upsert costs tens of milliseconds.
+UPDATE ... FROM and one INSERT ... SELECT. Most payloads' rows all carry the first row's keys: for
+those one statement stages the typed rows and checks that, and when they only create or only update
+rows they go straight from the staging table to the dataset, so a 10,000-row upsert costs about
+30 ms. Other payloads have every row's keys read first and their rows sorted out in ``_final``.
 """
 
 from __future__ import annotations
@@ -112,6 +115,28 @@ def _is_true_sql(value: str) -> str:
         ELSE TRY_CAST(CAST({value} AS VARCHAR) AS DOUBLE) <> 0 END, FALSE)"""
 
 
+def _unknown_fields(names: Iterable[str], types: Mapping[str, str]) -> list[str]:
+    """Names a payload may not use: neither the dataset's fields nor ``:deleted``/system fields."""
+    return sorted(f for f in names if f not in types and f not in (":deleted", *SYSTEM_COLUMNS))
+
+
+_JSON_SPACE = re.compile(r"[ \t\n\r]*")
+# parses an object to its keys in order, repeats kept
+_KEYS_DECODER = json.JSONDecoder(object_pairs_hook=lambda pairs: [key for key, _ in pairs])
+
+
+def _first_row_keys(text: str) -> list[str] | None:
+    """Keys of a valid body's first row, parsing only that row; None when it is not an object."""
+    start = _JSON_SPACE.match(text, 1).end() if text[0] == "[" else 0
+    if not text.startswith("{", start):
+        return None
+    try:
+        keys, _ = _KEYS_DECODER.raw_decode(text, start)
+    except ValueError:  # DuckDB accepts a few things Python's parser does not (NaN, say)
+        return None
+    return keys
+
+
 def _first_line(exc: Exception) -> str:
     """DuckDB's parse error without its prefix and without the echo of the body."""
     message = str(exc).splitlines()[0].split("  Input:")[0]
@@ -185,6 +210,31 @@ class _Layout:
     row_identifier: str | None
 
 
+@dataclass(frozen=True)
+class _Payload:
+    """A validated body in a scratch file: the readers' options (file, format) as SQL, and the keys
+    of its first row, which the rows of most payloads share."""
+
+    source: str
+    first_keys: list[str] | None
+
+
+@dataclass(frozen=True)
+class _Staged:
+    """What staging learned about ``_stage``: the dataset fields named (in the dataset's order),
+    indexes of those only some rows carry, whether any row names an ``:id`` or ``:deleted``, the
+    rows, the usable ones (cells parsed; keyed, where the dataset has a row identifier) and the
+    distinct row identifier values among the parsed rows."""
+
+    fields: list[str]
+    partial: set[int]
+    has_sid: bool
+    has_deleted: bool
+    rows: int
+    usable: int
+    distinct_keys: int
+
+
 class PortalStore:
     """Datasets of the local portal in one DuckDB file under ``data_dir``; one lock serialises access
     to the shared connection and every change to a dataset (a DuckDB connection is not safe to share
@@ -202,6 +252,7 @@ class PortalStore:
         self._writers: list[duckdb.DuckDBPyConnection] = []
         self._writers_lock = threading.Lock()
         self._active_writes = 0
+        self._one_thread = False  # whether writes have set DuckDB's threads to 1 (see _one_thread_per_write)
         # reads ordered by :id rely on rows coming back in insertion order (see _run_query)
         self._con.execute("SET preserve_insertion_order = true")
         self._con.execute("CREATE TABLE IF NOT EXISTS views (id VARCHAR PRIMARY KEY, doc VARCHAR NOT NULL)")
@@ -546,24 +597,21 @@ class PortalStore:
         with self._writers_lock:
             writer = self._writers.pop() if self._writers else self._spawner.cursor()
         try:
-            with self._one_thread_per_write(writer), self._payload_file(writer, body) as source:
-                staged = self._stage_payload(writer, source, layout)
+            with self._one_thread_per_write(writer), self._payload_file(writer, body) as payload:
+                staged = self._stage_payload(writer, payload, layout)
                 with self._lock:
                     view = self._view(view_id, dataset_missing(view_id))
                     table = self._ensure_table(view)
                     if self._layout(view) != layout:  # the columns changed while this body was staged
                         layout = self._layout(view)
                         self._drop_staging(writer)
-                        staged = self._stage_payload(writer, source, layout)
-                    fields, partial, has_sid = staged
+                        staged = self._stage_payload(writer, payload, layout)
                     writer.execute("BEGIN TRANSACTION")
                     try:
                         if replace:
-                            counts = self._apply_replace(writer, table, fields, layout.row_identifier)
+                            counts = self._apply_replace(writer, table, staged.fields, layout.row_identifier)
                         else:
-                            counts = self._apply_upsert(
-                                writer, table, fields, partial, layout.row_identifier, has_sid
-                            )
+                            counts = self._apply_upsert(writer, table, staged, layout.row_identifier)
                         writer.execute("COMMIT")
                     except BaseException:
                         writer.execute("ROLLBACK")
@@ -580,45 +628,55 @@ class PortalStore:
         types = tuple((c["fieldName"], c["dataTypeName"]) for c in view["columns"])
         return _Layout(types, view["metadata"].get("rowIdentifier"))
 
-    def _stage_payload(
-        self, con: duckdb.DuckDBPyConnection, source: str, layout: _Layout
-    ) -> tuple[list[str], set[int], bool]:
-        """Payload -> ``con``'s temp table ``_stage``; returns (fields named, partly present field
-        indexes, whether any row names an ``:id``)."""
+    def _stage_payload(self, con: duckdb.DuckDBPyConnection, payload: _Payload, layout: _Layout) -> _Staged:
+        """Payload -> ``con``'s temp table ``_stage``. A payload whose rows all carry the first row's
+        keys (the usual case) is staged in one pass that also checks that; any other needs a pass
+        over every row's keys first."""
         types = dict(layout.types)
-        fields, seen = self._payload_fields(con, source, types)
-        partial = self._stage(con, source, fields, seen, types, layout.row_identifier)
-        return fields, partial, ":id" in seen
+        keys = payload.first_keys
+        if keys is not None and len(set(keys)) == len(keys) and not _unknown_fields(keys, types):
+            staged = self._stage(con, payload.source, {key: True for key in keys}, layout, keys)
+            if staged is not None:
+                return staged
+            self._drop_staging(con)
+        staged = self._stage(con, payload.source, self._payload_fields(con, payload.source, types), layout)
+        assert staged is not None  # only a check of the first row's keys can fail
+        return staged
 
     @staticmethod
     def _drop_staging(con: duckdb.DuckDBPyConnection) -> None:
-        for temp in ("_ct_raw", "_ct_has", "_stage", "_final"):
-            con.execute(f"DROP TABLE IF EXISTS {temp}")
+        con.execute("DROP TABLE IF EXISTS _stage; DROP TABLE IF EXISTS _final")
 
     @contextmanager
     def _one_thread_per_write(self, con: duckdb.DuckDBPyConnection) -> Iterator[None]:
         """One request's rows are too few for a second DuckDB thread to pay for its coordination
-        (measured: about 15% less time per 10,000-row write), and concurrent writes use the other
-        cores. ``threads`` is a database-wide setting, so it is restored when the last write ends
-        (reads of a whole dataset keep every thread)."""
+        (measured: each statement of a 10,000-row write takes about 30% less time), and concurrent
+        writes use the other cores. ``threads`` is a database-wide setting that costs a millisecond or
+        two to change, so it stays at 1 across writes until a read of a whole dataset needs every
+        thread (:meth:`_all_threads`)."""
         with self._writers_lock:
             self._active_writes += 1
-            if self._active_writes == 1:
+            if not self._one_thread:
                 con.execute("SET threads = 1")
+                self._one_thread = True
         try:
             yield
         finally:
             with self._writers_lock:
                 self._active_writes -= 1
-                if self._active_writes == 0:
-                    con.execute("RESET threads")
+
+    def _all_threads(self) -> None:
+        """Give DuckDB every thread back for a read, unless a write is running."""
+        with self._writers_lock:
+            if self._one_thread and not self._active_writes:
+                self._con.execute("RESET threads")
+                self._one_thread = False
 
     @contextmanager
-    def _payload_file(self, con: duckdb.DuckDBPyConnection, body: str) -> Iterator[str]:
-        """The body, validated, in a scratch file that DuckDB's JSON readers take: yields the reader
-        options (file, format) as SQL. The body is validated strictly first because the readers
-        accept a truncated array; a file is the fastest input DuckDB offers (unnesting a parsed
-        value is several times slower)."""
+    def _payload_file(self, con: duckdb.DuckDBPyConnection, body: str) -> Iterator[_Payload]:
+        """The body, validated, in a scratch file that DuckDB's JSON readers take. The body is
+        validated strictly first because the readers accept a truncated array; a file is the fastest
+        input DuckDB offers (unnesting a parsed value is several times slower)."""
         text = body.strip()
         if not text:
             raise bad_request(NOT_ROWS)
@@ -630,19 +688,24 @@ class PortalStore:
             raise bad_request("The body is not valid JSON")
         if text[0] not in "[{":
             raise bad_request(NOT_ROWS)
+        data = text.encode("utf-8")
         scratch = self.data_dir / f"_ct_payload_{secrets.token_hex(8)}.json"  # one per request
-        scratch.write_text(text, encoding="utf-8")
+        scratch.write_bytes(data)
         try:
             fmt = "array" if text[0] == "[" else "unstructured"  # a lone object is one row
-            yield f"{soql.quote_literal(str(scratch))}, format = '{fmt}', maximum_object_size = {1 << 30}"
+            # no row is longer than the body; a larger bound costs a larger buffer per read
+            source = (
+                f"{soql.quote_literal(str(scratch))}, format = '{fmt}', maximum_object_size = {len(data)}"
+            )
+            yield _Payload(source, _first_row_keys(text))
         finally:
             scratch.unlink(missing_ok=True)
 
     def _payload_fields(
         self, con: duckdb.DuckDBPyConnection, source: str, types: dict[str, str]
-    ) -> tuple[list[str], dict[str, bool]]:
-        """Dataset fields the payload names (in the dataset's order) and, for every name it uses,
-        whether all rows carry it. Rows that are not objects and unknown names are a 400."""
+    ) -> dict[str, bool]:
+        """For every name the payload uses, whether all rows carry it. Rows that are not objects
+        and unknown names are a 400."""
         # read_json_objects gives each row's own text, so an object is one that starts with "{"
         groups = con.execute(
             "SELECT json_keys(json) AS keys, count(*), bool_and(starts_with(json, '{')) "
@@ -654,8 +717,7 @@ class PortalStore:
         for keys, rows, _ in groups:
             for key in set(keys):
                 rows_with[key] = rows_with.get(key, 0) + rows
-        unknown = sorted(f for f in rows_with if f not in types and f not in (":deleted", *SYSTEM_COLUMNS))
-        if unknown:
+        if unknown := _unknown_fields(rows_with, types):
             raise PortalError(
                 400,
                 "invalid_request",
@@ -664,18 +726,64 @@ class PortalStore:
                 {"columns": unknown},
             )
         total = sum(rows for _, rows, _ in groups)
-        return [f for f in types if f in rows_with], {f: rows == total for f, rows in rows_with.items()}
+        return {f: rows == total for f, rows in rows_with.items()}
 
-    def _read_values(
-        self, con: duckdb.DuckDBPyConnection, source: str, fields: list[str], with_deleted: bool
-    ) -> None:
-        """Payload -> temp table ``_ct_raw``: each field's text (strings unquoted, JSON null as NULL,
-        other values as JSON text) and ``:deleted`` as JSON, one row per payload row in order."""
-        names = [":id", *fields]
+    def _stage(
+        self,
+        con: duckdb.DuckDBPyConnection,
+        source: str,
+        seen: dict[str, bool],
+        layout: _Layout,
+        same_keys: list[str] | None = None,
+    ) -> _Staged | None:
+        """Payload -> temp table ``_stage`` in one statement: typed columns, ``_ct_bad`` for cells
+        that did not parse, ``_ct_key`` (the typed row identifier), ``_ct_has<i>`` where only some
+        rows carry field i (absent = leave unchanged on update). ``seen`` maps each name the payload
+        uses to whether every row carries it. With ``same_keys``, every row must have exactly those
+        keys: None when one does not."""
+        types = dict(layout.types)
+        fields = [f for f in types if f in seen]
+        with_deleted = ":deleted" in seen
+        with_sid = ":id" in seen
+        names = [":id", *fields] if with_sid or not fields else fields  # read_json needs a column
+        typed = [
+            f"{_is_true_sql('r.' + soql.quote_identifier(':deleted')) if with_deleted else 'FALSE'} AS _ct_deleted",
+            f"{'r.' + soql.quote_identifier(':id') if with_sid else 'CAST(NULL AS VARCHAR)'} AS _ct_sid",
+        ]
+        failures, per_row, partial = [], [], set()
+        key_sql = "NULL"
+        for index, field in enumerate(fields):
+            raw = f"r.{soql.quote_identifier(field)}"
+            storage = STORAGE_TYPES[types[field]]
+            cast = raw if storage == "VARCHAR" else f"TRY_CAST({raw} AS {storage})"
+            typed.append(f"{cast} AS {soql.quote_identifier(field)}")
+            if storage != "VARCHAR":
+                failures.append(f"({raw} IS NOT NULL AND {cast} IS NULL)")
+            if field == layout.row_identifier:
+                key_sql = cast
+            if not seen[field]:
+                per_row.append(
+                    f"list_contains(json_keys(json), {soql.quote_literal(field)}) AS _ct_has{index}"
+                )
+                typed.append(f"_ct_has{index}")
+                partial.add(index)
+        typed.append(f"{key_sql} AS _ct_key")
+        typed.append(f"({' OR '.join(failures) or 'FALSE'}) AS _ct_bad")
+        if same_keys is not None:
+            listed = ", ".join(soql.quote_literal(key) for key in same_keys)
+            per_row.append(f"starts_with(json, '{{') AND json_keys(json) = [{listed}]::VARCHAR[] AS _ct_same")
+            typed.append("_ct_same")
+        # the rows' own keys come from a second reader, row for row with the values
+        keys_sql = (
+            f" POSITIONAL JOIN (SELECT {', '.join(per_row)} FROM read_json_objects({source}))"
+            if per_row
+            else ""
+        )
         columns = {name: "VARCHAR" for name in names} | ({":deleted": "JSON"} if with_deleted else {})
         spec = "{" + ", ".join(f"{soql.quote_literal(n)}: '{t}'" for n, t in columns.items()) + "}"
+        stage_sql = f"CREATE TEMP TABLE _stage AS SELECT {', '.join(typed)} FROM "
         try:
-            con.execute(f"CREATE TEMP TABLE _ct_raw AS SELECT * FROM read_json({source}, columns = {spec})")
+            con.execute(f"{stage_sql}read_json({source}, records = true, columns = {spec}) r{keys_sql}")
         except duckdb.InvalidInputException:
             # read_json refuses objects with a repeated key; the slower per-path extraction does not
             extracted = [
@@ -684,65 +792,55 @@ class PortalStore:
             if with_deleted:
                 extracted.append(f'json_extract(json, {_json_path(":deleted")}) AS ":deleted"')
             con.execute(
-                f"CREATE TEMP TABLE _ct_raw AS SELECT {', '.join(extracted)} FROM read_json_objects({source})"
+                f"{stage_sql}(SELECT {', '.join(extracted)} FROM read_json_objects({source})) r{keys_sql}"
             )
-
-    def _stage(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        source: str,
-        fields: list[str],
-        seen: dict[str, bool],
-        types: dict[str, str],
-        row_identifier: str | None,
-    ) -> set[int]:
-        """Payload -> temp table ``_stage``: typed columns, ``_ct_bad`` for cells that did not parse,
-        ``_ct_has<i>`` where only some rows carry field i (absent = leave unchanged on update).
-        Returns the indexes of those partly present fields."""
-        self._read_values(con, source, fields, ":deleted" in seen)
-        typed = [
-            "r.rowid AS _ct_n",
-            f"{_is_true_sql('r.' + soql.quote_identifier(':deleted')) if ':deleted' in seen else 'FALSE'} AS _ct_deleted",
-            '":id" AS _ct_sid',
-        ]
-        failures, presence, partial = [], [], set()
-        key_sql = "CAST(NULL AS VARCHAR)"
-        for index, field in enumerate(fields):
-            raw = f"r.{soql.quote_identifier(field)}"
-            storage = STORAGE_TYPES[types[field]]
-            cast = raw if storage == "VARCHAR" else f"TRY_CAST({raw} AS {storage})"
-            typed.append(f"{cast} AS {soql.quote_identifier(field)}")
-            if storage != "VARCHAR":
-                failures.append(f"({raw} IS NOT NULL AND {cast} IS NULL)")
-            if field == row_identifier:
-                key_sql = f"CAST({cast} AS VARCHAR)"
-            if not seen[field]:
-                presence.append(
-                    f"list_contains(json_keys(json), {soql.quote_literal(field)}) AS _ct_has{index}"
-                )
-                typed.append(f"_ct_has{index}")
-                partial.add(index)
-        typed.append(f"{key_sql} AS _ct_key")
-        typed.append(f"({' OR '.join(failures) or 'FALSE'}) AS _ct_bad")
-        source_sql = "_ct_raw r"
-        if presence:  # which rows carry the partly present fields, row for row with _ct_raw
-            con.execute(
-                f"CREATE TEMP TABLE _ct_has AS SELECT {', '.join(presence)} FROM read_json_objects({source})"
-            )
-            source_sql += " POSITIONAL JOIN _ct_has"
-        con.execute(f"CREATE TEMP TABLE _stage AS SELECT {', '.join(typed)} FROM {source_sql}")
-        return partial
+        keyed = "_ct_key IS NOT NULL" if layout.row_identifier else "TRUE"
+        rows, usable, distinct_keys, same = con.execute(
+            f"""SELECT count(*), count(*) FILTER (WHERE NOT _ct_bad AND {keyed}),
+            count(DISTINCT _ct_key) FILTER (WHERE NOT _ct_bad),
+            {"coalesce(bool_and(_ct_same), TRUE)" if same_keys is not None else "TRUE"} FROM _stage"""
+        ).fetchone()
+        if not same:
+            return None
+        return _Staged(fields, partial, with_sid, with_deleted, rows, usable, distinct_keys)
 
     def _apply_upsert(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        fields: list[str],
-        partial: set[int],
-        row_identifier: str | None,
-        has_sid: bool,
+        self, con: duckdb.DuckDBPyConnection, table: str, staged: _Staged, row_identifier: str | None
     ) -> dict[str, int]:
+        """Rows that only create or only update (no ``:id``, no ``:deleted``, no key twice: the
+        usual upload) go straight from ``_stage`` to the table; any other payload needs ``_final``."""
         rowid_sql = soql.quote_identifier(row_identifier) if row_identifier else None
+        plain = not staged.has_sid and not staged.has_deleted
+        if plain and (rowid_sql is None or staged.distinct_keys == staged.usable):
+            usable = "NOT _ct_bad" + (" AND _ct_key IS NOT NULL" if rowid_sql else "")
+            matched = 0
+            if rowid_sql and staged.usable:
+                matched = con.execute(
+                    f"SELECT count(DISTINCT {rowid_sql}) FROM {table} "
+                    f"WHERE {rowid_sql} IN (SELECT _ct_key FROM _stage WHERE {usable})"
+                ).fetchone()[0]
+            if matched in (0, staged.usable):
+                counts = dict.fromkeys(
+                    ("Rows Created", "Rows Updated", "Rows Deleted", "By RowIdentifier", "By SID"), 0
+                )
+                counts["Errors"] = staged.rows - staged.usable
+                if matched:
+                    self._update_matched(
+                        con, table, staged, "_stage s", f"{usable} AND {table}.{rowid_sql} = s._ct_key"
+                    )
+                    counts["Rows Updated"] = counts["By RowIdentifier"] = matched
+                else:
+                    counts["Rows Created"] = self._insert_new(
+                        con, table, staged.fields, "(SELECT *, rowid AS _ct_n FROM _stage)", usable
+                    )
+                return counts
+        return self._apply_through_final(con, table, staged, rowid_sql)
+
+    def _apply_through_final(
+        self, con: duckdb.DuckDBPyConnection, table: str, staged: _Staged, rowid_sql: str | None
+    ) -> dict[str, int]:
+        """Any upsert: the rows that count (the last of each key) with whether they exist, in
+        ``_final``, then one DELETE, UPDATE and INSERT as needed."""
         kind = "CASE WHEN _ct_key IS NOT NULL THEN 'rowid' WHEN _ct_sid IS NOT NULL THEN 'sid' END"
         # existing rows are looked up with the payload's keys as the hash-join build side, so a write
         # costs one scan of the key column instead of hashing the whole dataset (EXISTS did that)
@@ -750,11 +848,11 @@ class PortalStore:
         if rowid_sql:
             lookups.append(
                 f"LEFT JOIN (SELECT DISTINCT {rowid_sql} AS _ct_found FROM {table} WHERE {rowid_sql} IN "
-                f"(SELECT {rowid_sql} FROM latest WHERE _ct_kind = 'rowid')) r "
-                f"ON s._ct_kind = 'rowid' AND r._ct_found = s.{rowid_sql}"
+                f"(SELECT _ct_key FROM latest WHERE _ct_kind = 'rowid')) r "
+                f"ON s._ct_kind = 'rowid' AND r._ct_found = s._ct_key"
             )
             exists.append("WHEN 'rowid' THEN r._ct_found IS NOT NULL")
-        if has_sid:  # skip the :id lookup when no row names an :id
+        if staged.has_sid:  # skip the :id lookup when no row names an :id
             lookups.append(
                 f'LEFT JOIN (SELECT ":id" AS _ct_found FROM {table} WHERE ":id" IN '
                 "(SELECT _ct_sid FROM latest WHERE _ct_kind = 'sid')) d "
@@ -765,13 +863,13 @@ class PortalStore:
         keep_unkeyed = "FALSE" if rowid_sql else "TRUE"
         con.execute(
             f"""CREATE TEMP TABLE _final AS
-            WITH keyed AS (SELECT *, {kind} AS _ct_kind FROM _stage WHERE NOT _ct_bad),
+            WITH keyed AS (SELECT *, rowid AS _ct_n, {kind} AS _ct_kind FROM _stage WHERE NOT _ct_bad),
             usable AS (SELECT * FROM keyed WHERE _ct_kind IS NOT NULL OR {keep_unkeyed}),
             -- the last row of each key wins; a GROUP BY is much cheaper here than a window over
             -- thousands of one-row partitions
             last_of_key AS (
                 SELECT max(_ct_n) AS _ct_last, count(*) - 1 AS _ct_superseded FROM usable
-                WHERE _ct_kind IS NOT NULL GROUP BY _ct_kind, coalesce(_ct_key, _ct_sid)
+                WHERE _ct_kind IS NOT NULL GROUP BY _ct_kind, coalesce(CAST(_ct_key AS VARCHAR), _ct_sid)
             ),
             latest AS (
                 SELECT u.*, w._ct_superseded FROM usable u JOIN last_of_key w ON u._ct_n = w._ct_last
@@ -781,26 +879,37 @@ class PortalStore:
             SELECT s.*, {f"CASE s._ct_kind {' '.join(exists)} ELSE FALSE END" if exists else "FALSE"} AS _ct_exists
             FROM latest s {" ".join(lookups)}"""
         )
-        staged, final_rows, superseded, deleted, missing_deletes, sid_missing, by_rowid, by_sid, updated = (
+        final_rows, superseded, deleted, missing_deletes, sid_missing, by_rowid, by_sid, updated = (
             con.execute(
-                """SELECT (SELECT count(*) FROM _stage), count(*), coalesce(sum(_ct_superseded), 0),
-                count(*) FILTER (WHERE _ct_deleted AND _ct_exists),
-                count(*) FILTER (WHERE _ct_deleted AND NOT _ct_exists),
-                count(*) FILTER (WHERE _ct_kind = 'sid' AND NOT _ct_exists AND NOT _ct_deleted),
-                count(*) FILTER (WHERE _ct_kind = 'rowid' AND _ct_exists),
-                count(*) FILTER (WHERE _ct_kind = 'sid' AND _ct_exists),
-                count(*) FILTER (WHERE _ct_exists AND NOT _ct_deleted)
-                FROM _final"""
+                """SELECT count(*), coalesce(sum(_ct_superseded), 0),
+            count(*) FILTER (WHERE _ct_deleted AND _ct_exists),
+            count(*) FILTER (WHERE _ct_deleted AND NOT _ct_exists),
+            count(*) FILTER (WHERE _ct_kind = 'sid' AND NOT _ct_exists AND NOT _ct_deleted),
+            count(*) FILTER (WHERE _ct_kind = 'rowid' AND _ct_exists),
+            count(*) FILTER (WHERE _ct_kind = 'sid' AND _ct_exists),
+            count(*) FILTER (WHERE _ct_exists AND NOT _ct_deleted)
+            FROM _final"""
             ).fetchone()
         )
         if deleted:
             self._delete_matched(con, table, rowid_sql)
         if updated:
-            self._update_matched(con, table, fields, partial, rowid_sql, has_sid)
+            matches = [("sid", f'{table}.":id" = s._ct_sid')] if staged.has_sid else []
+            if rowid_sql:
+                matches.insert(0, ("rowid", f"{table}.{rowid_sql} = s._ct_key"))
+            for kind_name, condition in matches:
+                self._update_matched(
+                    con,
+                    table,
+                    staged,
+                    "_final s",
+                    f"s._ct_kind = '{kind_name}' AND s._ct_exists AND NOT s._ct_deleted AND {condition}",
+                )
         created = self._insert_new(
             con,
             table,
-            fields,
+            staged.fields,
+            "_final",
             "NOT _ct_deleted AND NOT _ct_exists AND (_ct_kind IS NULL OR _ct_kind = 'rowid')",
         )
         return {
@@ -809,59 +918,51 @@ class PortalStore:
             "Rows Deleted": deleted,
             "By RowIdentifier": by_rowid,
             "By SID": by_sid,
-            "Errors": staged - final_rows - superseded + missing_deletes + sid_missing,
+            "Errors": staged.rows - final_rows - superseded + missing_deletes + sid_missing,
         }
 
     def _delete_matched(self, con: duckdb.DuckDBPyConnection, table: str, rowid_sql: str | None) -> None:
         matched = "_ct_deleted AND _ct_exists AND _ct_kind"
         if rowid_sql:
             con.execute(
-                f"DELETE FROM {table} WHERE {rowid_sql} IN (SELECT {rowid_sql} FROM _final WHERE {matched} = 'rowid')"
+                f"DELETE FROM {table} WHERE {rowid_sql} IN (SELECT _ct_key FROM _final WHERE {matched} = 'rowid')"
             )
         con.execute(
             f"DELETE FROM {table} WHERE \":id\" IN (SELECT _ct_sid FROM _final WHERE {matched} = 'sid')"
         )
 
+    @staticmethod
     def _update_matched(
-        self,
-        con: duckdb.DuckDBPyConnection,
-        table: str,
-        fields: list[str],
-        partial: set[int],
-        rowid_sql: str | None,
-        has_sid: bool,
+        con: duckdb.DuckDBPyConnection, table: str, staged: _Staged, source: str, condition: str
     ) -> None:
+        """UPDATE the rows ``condition`` pairs with ``source`` (aliased ``s``); fields a row does
+        not carry keep their value."""
         assignments = []
-        for index, field in enumerate(fields):
+        for index, field in enumerate(staged.fields):
             column = soql.quote_identifier(field)
-            if index in partial:
+            if index in staged.partial:
                 assignments.append(
                     f"{column} = CASE WHEN s._ct_has{index} THEN s.{column} ELSE {table}.{column} END"
                 )
             else:
                 assignments.append(f"{column} = s.{column}")
         assignments.append('":updated_at" = now()::TIMESTAMP')
-        matches = [("sid", f'{table}.":id" = s._ct_sid')] if has_sid else []
-        if rowid_sql:
-            matches.insert(0, ("rowid", f"{table}.{rowid_sql} = s.{rowid_sql}"))
-        for kind, condition in matches:
-            con.execute(
-                f"UPDATE {table} SET {', '.join(assignments)} FROM _final s "
-                f"WHERE s._ct_kind = '{kind}' AND s._ct_exists AND NOT s._ct_deleted AND {condition}"
-            )
+        con.execute(f"UPDATE {table} SET {', '.join(assignments)} FROM {source} WHERE {condition}")
 
+    @staticmethod
     def _insert_new(
-        self, con: duckdb.DuckDBPyConnection, table: str, fields: list[str], condition: str
+        con: duckdb.DuckDBPyConnection, table: str, fields: list[str], source: str, condition: str
     ) -> int:
-        """Insert the chosen ``_final`` rows in payload order with new ``row-xxxx~xxxx.xxxx`` ids
-        (fixed-width hex of a sequence, so ordering by ``:id`` is insertion order)."""
+        """Insert the chosen ``source`` rows in payload order (``_ct_n``) with new
+        ``row-xxxx~xxxx.xxxx`` ids (fixed-width hex of a sequence, so ordering by ``:id`` is
+        insertion order); slices of one hex number cost half of a three-argument printf."""
         columns = ", ".join(soql.quote_identifier(f) for f in fields)
         lead = f"{columns}, " if columns else ""
         sql = f"""INSERT INTO {table} ({lead}":id", ":created_at", ":updated_at")
-            SELECT {lead}printf('row-%04x~%04x.%04x', (_ct_id >> 32) & 65535, (_ct_id >> 16) & 65535, _ct_id & 65535),
+            SELECT {lead}concat('row-', _ct_hex[2:5], '~', _ct_hex[6:9], '.', _ct_hex[10:13]),
                 now()::TIMESTAMP, now()::TIMESTAMP
-            FROM (SELECT *, nextval('seq_{table}') AS _ct_id
-                  FROM (SELECT * FROM _final WHERE {condition} ORDER BY _ct_n))"""
+            FROM (SELECT *, lower(to_hex((nextval('seq_{table}') & 281474976710655) | 281474976710656)) AS _ct_hex
+                  FROM (SELECT * FROM {source} WHERE {condition} ORDER BY _ct_n))"""
         return con.execute(sql).fetchone()[0]
 
     def _apply_replace(
@@ -869,16 +970,17 @@ class PortalStore:
     ) -> dict[str, int]:
         keyed = "_ct_key IS NOT NULL" if row_identifier else "TRUE"
         con.execute(
-            f"""CREATE TEMP TABLE _final AS SELECT * FROM _stage
+            f"""CREATE TEMP TABLE _final AS SELECT *, rowid AS _ct_n FROM _stage
             WHERE NOT _ct_bad AND NOT _ct_deleted AND {keyed}
-            QUALIFY _ct_key IS NULL OR row_number() OVER (PARTITION BY _ct_key ORDER BY _ct_n DESC) = 1"""
+            QUALIFY _ct_key IS NULL
+                OR row_number() OVER (PARTITION BY CAST(_ct_key AS VARCHAR) ORDER BY rowid DESC) = 1"""
         )
         con.execute(f"DELETE FROM {table}")
         staged, marked_deleted, usable = con.execute(
             f"""SELECT count(*), count(*) FILTER (WHERE _ct_deleted AND NOT _ct_bad),
             count(*) FILTER (WHERE NOT _ct_bad AND NOT _ct_deleted AND {keyed}) FROM _stage"""
         ).fetchone()
-        created = self._insert_new(con, table, fields, "TRUE")
+        created = self._insert_new(con, table, fields, "_final", "TRUE")
         return {
             "Rows Created": created,
             "Rows Updated": usable - created,
@@ -945,6 +1047,7 @@ class PortalStore:
         extra_params: list[Any] | None = None,
         limit: int | None = None,
     ) -> QueryResult:
+        self._all_threads()
         table = self._ensure_table(view)
         types = {c["fieldName"]: c["dataTypeName"] for c in view["columns"]}
         columns = {**types, **soql.SYSTEM_FIELDS}
