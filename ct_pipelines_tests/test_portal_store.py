@@ -405,3 +405,30 @@ def test_empty_objects_append_empty_rows_without_a_row_identifier(store: PortalS
     assert store.upsert_json(view_id, "[{}, {}]")["Rows Created"] == 2
     assert store.upsert_json(view_id, '[{"name": "x"}, {}]')["Rows Created"] == 2
     assert store.row_count(view_id) == 4
+
+
+def test_updates_write_changed_columns_and_stamp_every_matched_row(store: PortalStore, people: str) -> None:
+    """Only columns with a differing value are rewritten, but every matched row counts as updated
+    and gets a new :updated_at, in the uniform and the mixed (with a delete) paths alike."""
+    before = {r["id"]: r for r in store.query(people, {"$select": ":id, :updated_at, id, name"}).records()}
+    time.sleep(0.01)
+    same_names = store.upsert_json(
+        people, '[{"id": 1, "name": "O\'Brien", "score": 11}, {"id": 2, "name": "Nguyen"}]'
+    )
+    assert same_names["Rows Updated"] == 2
+    mixed = store.upsert_json(
+        people, '[{"id": 2, "name": "Nguyen-Smith"}, {"id": 3, ":deleted": true}, {"id": 9, "name": "New"}]'
+    )
+    assert (mixed["Rows Updated"], mixed["Rows Deleted"], mixed["Rows Created"]) == (1, 1, 1)
+    after = {
+        r["id"]: r for r in store.query(people, {"$select": ":id, :updated_at, id, name, score"}).records()
+    }
+    assert {k: (r.get("name"), r.get("score")) for k, r in after.items()} == {
+        "1": ("O'Brien", "11"),
+        "2": ("Nguyen-Smith", None),
+        "9": ("New", None),
+    }
+    for key in ("1", "2"):
+        assert (
+            after[key][":id"] == before[key][":id"] and after[key][":updated_at"] > before[key][":updated_at"]
+        )

@@ -255,6 +255,10 @@ class PortalStore:
         self._one_thread = False  # whether writes have set DuckDB's threads to 1 (see _one_thread_per_write)
         # reads ordered by :id rely on rows coming back in insertion order (see _run_query)
         self._con.execute("SET preserve_insertion_order = true")
+        # DuckDB checkpoints inside the commit that pushes its log past the threshold (16 MB by
+        # default), so every ~100,000 uploaded rows one request stalled ~0.6 s while the whole file
+        # was rewritten. A development portal can replay a larger log at start; it checkpoints on close.
+        self._con.execute("SET checkpoint_threshold = '1GB'")
         self._con.execute("CREATE TABLE IF NOT EXISTS views (id VARCHAR PRIMARY KEY, doc VARCHAR NOT NULL)")
         self._views: dict[str, dict[str, Any]] = {
             view_id: json.loads(doc)
@@ -936,16 +940,29 @@ class PortalStore:
         con: duckdb.DuckDBPyConnection, table: str, staged: _Staged, source: str, condition: str
     ) -> None:
         """UPDATE the rows ``condition`` pairs with ``source`` (aliased ``s``); fields a row does
-        not carry keep their value."""
-        assignments = []
+        not carry keep their value. Only columns where some row's value differs are written: DuckDB
+        rewrites every updated cell, and a text column costs ~20x a number (5,000 scattered rows of
+        a 1M-row dataset: ~0.3 s for a unique text column), so republishing a changed number column
+        must not rewrite the text beside it."""
+        values: dict[str, str] = {}
         for index, field in enumerate(staged.fields):
             column = soql.quote_identifier(field)
-            if index in staged.partial:
-                assignments.append(
-                    f"{column} = CASE WHEN s._ct_has{index} THEN s.{column} ELSE {table}.{column} END"
-                )
-            else:
-                assignments.append(f"{column} = s.{column}")
+            values[column] = (
+                f"CASE WHEN s._ct_has{index} THEN s.{column} ELSE {table}.{column} END"
+                if index in staged.partial
+                else f"s.{column}"
+            )
+        if values:
+            differs = ", ".join(
+                f"bool_or(({value}) IS DISTINCT FROM {table}.{column})" for column, value in values.items()
+            )
+            changed = con.execute(f"SELECT {differs} FROM {table}, {source} WHERE {condition}").fetchone()
+            values = {
+                column: value
+                for (column, value), differ in zip(values.items(), changed, strict=True)
+                if differ
+            }
+        assignments = [f"{column} = {value}" for column, value in values.items()]
         assignments.append('":updated_at" = now()::TIMESTAMP')
         con.execute(f"UPDATE {table} SET {', '.join(assignments)} FROM {source} WHERE {condition}")
 
