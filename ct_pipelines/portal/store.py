@@ -126,13 +126,17 @@ _KEYS_DECODER = json.JSONDecoder(object_pairs_hook=lambda pairs: [key for key, _
 
 
 def _first_row_keys(text: str) -> list[str] | None:
-    """Keys of a valid body's first row, parsing only that row; None when it is not an object."""
+    """Keys of a valid body's first row, parsing only that row; None when it is not an object, or
+    when a later row plainly names ``:deleted`` or ``:id`` and the first does not (a publisher's
+    change set: updates, then deletes), so the one-pass staging would fail its key check anyway."""
     start = _JSON_SPACE.match(text, 1).end() if text[0] == "[" else 0
     if not text.startswith("{", start):
         return None
     try:
         keys, _ = _KEYS_DECODER.raw_decode(text, start)
     except ValueError:  # DuckDB accepts a few things Python's parser does not (NaN, say)
+        return None
+    if any(marker not in keys and f'"{marker}"' in text for marker in (":deleted", ":id")):
         return None
     return keys
 
