@@ -5,6 +5,10 @@ from __future__ import annotations
 
 import json
 import logging
+import multiprocessing
+import os
+import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -430,3 +434,58 @@ def test_unchanged_metadata_is_validated_but_not_rewritten(harness: Harness) -> 
     assert [m for m, _, _ in harness.portal.request_log if m == "PATCH"] == ["PATCH", "PATCH"]
     view = harness.portal.socrata_client().get_metadata(first.four_by_four)
     assert view["description"] == "A new description."
+
+
+def publish_in_child(warehouse: str, domain: str, username: str) -> None:
+    """A publishing process the test kills with SIGKILL: no ``finally`` block, no ledger flush."""
+    con = duckdb.connect(warehouse)
+    connection = PortalConnection(
+        domain, username, PASSWORD, APP_TOKEN, scheme="http", timeout=10, retries=QUICK
+    )
+    publish_table(con, make_dataset(max_in_flight=2), "out", connection, run_id="killed")
+
+
+def test_a_publishing_process_killed_mid_run_resumes_to_exact_rows(tmp_path: Path) -> None:
+    harness = Harness(tmp_path, FaultPlan())
+    try:
+        harness.make_rows(600)
+        first = harness.publish(dataset=make_dataset(chunk_rows=600))  # one replace creates a baseline
+        harness.con.execute("UPDATE out SET amount = -amount WHERE id % 3 <> 0")  # 400 updates
+        harness.con.execute("DELETE FROM out WHERE id % 50 = 7")  # 12 deletes
+        harness.con.execute(
+            "INSERT INTO out SELECT 1000 + i, 'New', 1.0, DATE '2025-01-01' FROM range(30) r(i)"
+        )
+        expected = harness.table_rows()
+        harness.con.close()  # the child process takes the warehouse's file lock
+        resource = f"/resource/{first.four_by_four}.json"
+        harness.faults.add(FaultRule(kind="slow", delay=0.05, methods=["POST"], path_prefix=resource))
+        harness.portal.request_log.clear()
+        child = multiprocessing.get_context("spawn").Process(
+            target=publish_in_child,
+            args=(str(tmp_path / "warehouse.duckdb"), harness.portal.domain, harness.portal.username),
+        )
+        child.start()
+        deadline = time.monotonic() + 60
+        while sum(r[1] == resource for r in harness.portal.request_log) < 10 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.kill(child.pid, signal.SIGKILL)
+        child.join(10)
+        assert child.exitcode == -signal.SIGKILL  # killed mid-run, not finished
+        landed_before_restart = sum(r[1] == resource for r in harness.portal.request_log)
+        assert 10 <= landed_before_restart < 45  # 45 chunks were planned
+
+        harness.faults.clear()
+        harness.con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+        resumed = harness.publish()
+
+        assert resumed.published and resumed.chunks_resumed > 0
+        assert harness.portal_rows(first.four_by_four) == expected  # none missing, none duplicated
+        assert resumed.portal_row_count == len(expected)
+        twice = harness.con.execute(
+            "SELECT chunk_index FROM publish_ledger WHERE status = 'applied' GROUP BY publish_id, chunk_index "
+            "HAVING count(*) > 1"
+        ).fetchall()
+        assert twice == [] and state.unfinished_publish(harness.con, "portal_rows") is None
+        assert harness.publish().rows_sent == 0  # the snapshot matches what the portal holds
+    finally:
+        harness.close()
