@@ -250,7 +250,7 @@ def test_incremental_plan_holds_only_changed_rows(con: duckdb.DuckDBPyConnection
     dataset = make_dataset()
     columns = table_columns(con, "out")
     first = _build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
-    con.execute(f'CREATE TABLE previous AS SELECT row_key, row_hash FROM "{first.pending}"')
+    con.execute(f'CREATE TABLE previous AS SELECT row_key, key_value, row_hash FROM "{first.pending}"')
     con.execute("UPDATE out SET name = 'changed' WHERE id = 11")
     con.execute("DELETE FROM out WHERE id = 2")
     con.execute("INSERT INTO out VALUES (100, 'new')")

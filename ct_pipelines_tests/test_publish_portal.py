@@ -398,13 +398,20 @@ def test_dry_run_during_an_interrupted_incremental_publish_plans_from_where_it_w
     assert harness.publish().rows_sent == 0  # the snapshot edited in place matches the table
 
 
-def test_snapshot_with_old_hashes_resends_every_row_once(harness: Harness) -> None:
+@pytest.mark.parametrize(
+    "older_columns",
+    [
+        "row_key, md5(row_key) AS row_hash",  # md5 text of the row JSON
+        "row_key, row_hash",  # typed-value hashes, but no typed key to join on
+    ],
+)
+def test_snapshot_in_an_older_format_resends_every_row_once(harness: Harness, older_columns: str) -> None:
     harness.make_rows(30)
     first = harness.publish()
     harness.con.execute(
         "CREATE OR REPLACE TABLE publish_snapshot__portal_rows AS "
-        "SELECT row_key, md5(row_key) AS row_hash FROM publish_snapshot__portal_rows"
-    )  # what an earlier version kept: md5 text of the row JSON
+        f"SELECT {older_columns} FROM publish_snapshot__portal_rows"
+    )  # what earlier versions kept
     harness.con.execute("DELETE FROM out WHERE id = 4")
 
     upgraded = harness.publish()
@@ -412,7 +419,22 @@ def test_snapshot_with_old_hashes_resends_every_row_once(harness: Harness) -> No
     assert upgraded.mode == "incremental"
     assert (upgraded.rows_created, upgraded.rows_updated, upgraded.rows_deleted) == (0, 29, 1)
     assert harness.portal_rows(first.four_by_four) == harness.table_rows()
-    assert state.has_current_hash_format(harness.con, "publish_snapshot__portal_rows")
+    assert state.has_current_format(harness.con, "publish_snapshot__portal_rows", "BIGINT")
+    assert harness.publish().rows_sent == 0
+
+
+def test_a_retyped_key_resends_every_row_once_and_deletes_by_the_old_key(harness: Harness) -> None:
+    harness.make_rows(20)
+    first = harness.publish()
+    # same numbers on the portal, but the snapshot's typed key no longer matches the table's
+    harness.con.execute("CREATE OR REPLACE TABLE out AS SELECT id::INTEGER AS id, town, amount, day FROM out")
+    harness.con.execute("DELETE FROM out WHERE id = 7")
+
+    retyped = harness.publish()
+
+    assert (retyped.rows_created, retyped.rows_updated, retyped.rows_deleted) == (0, 19, 1)
+    assert harness.portal_rows(first.four_by_four) == harness.table_rows()
+    assert state.has_current_format(harness.con, "publish_snapshot__portal_rows", "INTEGER")
     assert harness.publish().rows_sent == 0
 
 

@@ -239,7 +239,8 @@ def _portal_keys_table(
     typed = TableColumn(key.name, key.duckdb_type)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {keys} AS SELECT {key_json_sql(typed)} AS row_key, "
-        f"CAST(NULL AS UBIGINT) AS row_hash FROM (SELECT TRY_CAST(value AS {key.duckdb_type}) AS "
+        f"{quote_identifier(key.name)} AS key_value, CAST(NULL AS UBIGINT) AS row_hash "
+        f"FROM (SELECT TRY_CAST(value AS {key.duckdb_type}) AS "
         f"{quote_identifier(key.name)} FROM {raw} WHERE value IS NOT NULL)"
     )
     con.execute(f"DROP TABLE {raw}")
@@ -335,11 +336,11 @@ def _build_plan(
     def numbered(change_set: str) -> str:
         # sorting first and numbering the sorted stream costs less than row_number() OVER (ORDER BY)
         return (
-            "SELECT row_number() OVER () - 1 AS seq, row_key, op, body, row_hash "
+            "SELECT row_number() OVER () - 1 AS seq, row_key, key_value, op, body, row_hash "
             f"FROM (SELECT * FROM ({change_set}) ORDER BY {order})"
         )
 
-    if previous is None or mode == "replace":
+    if previous is None or mode == "replace" or key_column is None:
         # every row is sent: the JSON is written once, straight into the change set with its hash;
         # promotion turns this table itself into the snapshot (see state.promote_snapshot)
         with _uncompressed_writes(con):
@@ -350,41 +351,47 @@ def _build_plan(
                 )
             )
     else:
-        # only changed rows are sent: diff the typed-row hashes against the snapshot without writing
-        # any JSON or a new snapshot (promotion applies the change set to the snapshot instead), then
-        # write the JSON for the changed keys only
+        # only changed rows are sent: diff the typed-row hashes against the snapshot by the typed key
+        # (a join on the key's JSON text cost ~1.5x), without writing any JSON or a new snapshot
+        # (promotion applies the change set to the snapshot instead), then write the JSON of the
+        # changed keys only
         changes = "publish_tmp_changes"
         previous_sql = quote_identifier(previous)
-        # a snapshot from an older hash format compares unequal everywhere: every row is resent
-        previous_hash = "p.row_hash" if state.has_current_hash_format(con, previous) else "NULL"
-        # deletes exist only as key JSON, so their sort value is read back from it
-        key_value = (
-            f"TRY_CAST(json_extract_string(ch.row_key, '$') AS {key_column.duckdb_type})"
-            if key_column
-            else "NULL"
-        )
+        key_type = key_column.duckdb_type
+        if state.has_current_format(con, previous, key_type):
+            previous_key, previous_hash = "p.key_value", "p.row_hash"
+        else:
+            # an older snapshot (md5 hashes, no typed key, or a retyped key) compares unequal
+            # everywhere, so every row is resent once; its keys are read back from their JSON
+            previous_key, previous_hash = (
+                f"TRY_CAST(json_extract_string(p.row_key, '$') AS {key_type})",
+                "NULL",
+            )
         con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {changes} AS
-            SELECT coalesce(c.row_key, p.row_key) AS row_key, CASE WHEN p.row_key IS NULL THEN 'create'
-                WHEN c.row_key IS NULL THEN 'delete' ELSE 'update' END AS op, c.row_hash
-            FROM (SELECT {key_sql} AS row_key, {row_hash_sql(columns)} AS row_hash
+            SELECT coalesce(c.key_value, {previous_key}) AS key_value, p.row_key AS previous_row_key,
+                CASE WHEN p.row_key IS NULL THEN 'create' WHEN c.key_value IS NULL THEN 'delete'
+                ELSE 'update' END AS op, c.row_hash
+            FROM (SELECT {typed_key} AS key_value, {row_hash_sql(columns)} AS row_hash
                   FROM {quote_identifier(table)}) c
-            FULL JOIN {previous_sql} p ON c.row_key = p.row_key
-            WHERE p.row_key IS NULL OR c.row_key IS NULL OR {previous_hash} IS DISTINCT FROM c.row_hash"""
+            FULL JOIN {previous_sql} p ON c.key_value = {previous_key}
+            WHERE p.row_key IS NULL OR c.key_value IS NULL OR {previous_hash} IS DISTINCT FROM c.row_hash"""
         )
         # the table is filtered before any JSON is written: filtering the JSON rows made DuckDB write
         # all of them (0.24 s instead of 0.03 s for 10,000 changes in 1M rows)
         changed_rows = rows(
             f"(SELECT * FROM {quote_identifier(table)} "
-            f"WHERE {key_sql} IN (SELECT row_key FROM {changes} WHERE op <> 'delete'))"
+            f"WHERE {typed_key} IN (SELECT key_value FROM {changes} WHERE op <> 'delete'))"
         )
+        # a delete names the row by the key JSON the portal was sent
         with _uncompressed_writes(con):
             con.execute(
                 f"{create} {pending_sql} AS "
                 + numbered(
-                    f"""SELECT ch.row_key, {key_value} AS key_value, ch.op, CASE WHEN ch.op = 'delete'
-                    THEN {delete_body_sql(key_name or "", "ch.row_key")} ELSE r.body END AS body, ch.row_hash
-                    FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.row_key = ch.row_key AND ch.op <> 'delete'"""
+                    f"""SELECT coalesce(r.row_key, ch.previous_row_key) AS row_key, ch.key_value, ch.op,
+                    CASE WHEN ch.op = 'delete' THEN {delete_body_sql(key_name or "", "ch.previous_row_key")}
+                    ELSE r.body END AS body, ch.row_hash
+                    FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.key_value = ch.key_value AND ch.op <> 'delete'"""
                 )
             )
         con.execute(f"DROP TABLE {changes}")

@@ -127,13 +127,17 @@ def applied_chunks(con: duckdb.DuckDBPyConnection, publish_id: str) -> set[int]:
     return {int(r[0]) for r in rows}
 
 
-def has_current_hash_format(con: duckdb.DuckDBPyConnection, table: str) -> bool:
-    """Whether ``table``'s row hashes are the typed-value hashes of ``serialize.row_hash_sql``
-    (UBIGINT); older snapshots held md5 text and must count every row as changed."""
-    found = con.execute(
-        "SELECT data_type FROM duckdb_columns() WHERE table_name = ? AND column_name = 'row_hash'", [table]
-    ).fetchall()
-    return bool(found) and all(row[0] == "UBIGINT" for row in found)
+def _column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    rows = con.execute("SELECT column_name, data_type FROM duckdb_columns() WHERE table_name = ?", [table])
+    return dict(rows.fetchall())
+
+
+def has_current_format(con: duckdb.DuckDBPyConnection, table: str, key_type: str) -> bool:
+    """Whether ``table`` (a snapshot) holds the typed-value hashes of ``serialize.row_hash_sql``
+    (UBIGINT) and the row key typed as ``key_type``, so a diff can join on the key itself. Older
+    snapshots (md5 text, key JSON only) and those of a retyped key count every row as changed."""
+    found = _column_types(con, table)
+    return found.get("row_hash") == "UBIGINT" and found.get("key_value") == key_type
 
 
 # plans that send every row as a create: their change set holds the whole new snapshot
@@ -148,7 +152,12 @@ def _promotion(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
     made every row count as changed, so the change set holds them all)."""
     if run["mode"] in _EVERY_ROW_MODES:
         return "adopt"
-    if run["mode"] == "incremental" and has_current_hash_format(con, snapshot_table(run["dataset_id"])):
+    key_type = _column_types(con, pending_table(run["dataset_id"])).get("key_value")
+    if (
+        run["mode"] == "incremental"
+        and key_type
+        and has_current_format(con, snapshot_table(run["dataset_id"]), key_type)
+    ):
         return "apply"
     return "rebuild"
 
@@ -159,10 +168,10 @@ def _snapshot_rows_sql(dataset_id: str, promotion: str) -> str:
         quote_identifier(snapshot_table(dataset_id)),
         quote_identifier(pending_table(dataset_id)),
     )
-    sent = f"SELECT row_key, row_hash FROM {pending} WHERE op <> 'delete'"
+    sent = f"SELECT row_key, key_value, row_hash FROM {pending} WHERE op <> 'delete'"
     if promotion != "apply":
         return sent
-    kept = f"SELECT row_key, row_hash FROM {snapshot} WHERE row_key NOT IN (SELECT row_key FROM {pending})"
+    kept = f"SELECT row_key, key_value, row_hash FROM {snapshot} WHERE row_key NOT IN (SELECT row_key FROM {pending})"
     return f"{kept} UNION ALL {sent}"
 
 
@@ -194,7 +203,9 @@ def _promote_rows(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
         return
     if promotion == "apply":
         con.execute(f"DELETE FROM {snapshot} WHERE row_key IN (SELECT row_key FROM {pending})")
-        con.execute(f"INSERT INTO {snapshot} SELECT row_key, row_hash FROM {pending} WHERE op <> 'delete'")
+        con.execute(
+            f"INSERT INTO {snapshot} SELECT row_key, key_value, row_hash FROM {pending} WHERE op <> 'delete'"
+        )
     else:
         con.execute(f"CREATE OR REPLACE TABLE {snapshot} AS {_snapshot_rows_sql(dataset_id, promotion)}")
     con.execute(f"DROP TABLE IF EXISTS {pending}")
