@@ -620,11 +620,14 @@ class PortalStore:
                             counts = self._apply_replace(writer, table, staged.fields, layout.row_identifier)
                         else:
                             counts = self._apply_upsert(writer, table, staged, layout.row_identifier)
+                        # the dataset's rowsUpdatedAt changes in the same commit as its rows
+                        touched = {**view, "rowsUpdatedAt": now_epoch()}
+                        writer.execute("UPDATE views SET doc = ? WHERE id = ?", [json.dumps(touched), view_id])
                         writer.execute("COMMIT")
                     except BaseException:
                         writer.execute("ROLLBACK")
                         raise
-                    self._touch_rows(view)
+                    self._views[view_id] = touched
                     return counts
         finally:
             self._drop_staging(writer)
