@@ -618,10 +618,7 @@ class PortalStore:
                         else:
                             counts = self._apply_upsert(writer, table, staged, layout.row_identifier)
                         # the dataset's rowsUpdatedAt changes in the same commit as its rows
-                        touched = {**view, "rowsUpdatedAt": now_epoch()}
-                        writer.execute(
-                            "UPDATE views SET doc = ? WHERE id = ?", [json.dumps(touched), view_id]
-                        )
+                        touched = self._stamp_rows_updated(writer, view)
                         writer.execute("COMMIT")
                     except BaseException:
                         writer.execute("ROLLBACK")
@@ -1017,9 +1014,13 @@ class PortalStore:
             "Errors": staged - usable - marked_deleted,
         }
 
-    def _touch_rows(self, view: dict[str, Any]) -> None:
-        view["rowsUpdatedAt"] = now_epoch()
-        self._save_view(view)
+    @staticmethod
+    def _stamp_rows_updated(con: duckdb.DuckDBPyConnection, view: dict[str, Any]) -> dict[str, Any]:
+        """The view with a new ``rowsUpdatedAt``, saved through ``con`` (inside the caller's
+        transaction when it has one); the caller installs it in ``_views`` once that commits."""
+        touched = {**view, "rowsUpdatedAt": now_epoch()}
+        con.execute("UPDATE views SET doc = ? WHERE id = ?", [json.dumps(touched), view["id"]])
+        return touched
 
     def _row_condition(self, view: dict[str, Any], row_key: str) -> tuple[str, list[Any]]:
         """A row named by its row identifier value or by its internal ``row-...`` id."""
@@ -1044,7 +1045,7 @@ class PortalStore:
                 raise PortalError(
                     404, "row.missing", f"Row {row_key} not found", {"id": view_id, "row": row_key}
                 )
-            self._touch_rows(view)
+            self._views[view_id] = self._stamp_rows_updated(self._con, view)
             return [{"typ": "delete", "id": found[0][0]}]
 
     def get_row(self, view_id: str, row_key: str) -> dict[str, Any]:
