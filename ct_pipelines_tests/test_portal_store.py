@@ -432,3 +432,19 @@ def test_updates_write_changed_columns_and_stamp_every_matched_row(store: Portal
         assert (
             after[key][":id"] == before[key][":id"] and after[key][":updated_at"] > before[key][":updated_at"]
         )
+
+
+def test_rows_updated_at_moves_with_applied_writes_only(
+    store: PortalStore, people: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("ct_pipelines.portal.store.now_epoch", lambda: 2_000_000_000)
+    with pytest.raises(PortalError):
+        store.upsert_json(people, '[{"id": 9, "nickname": "unknown column"}]')
+    assert store.get_view(people)["rowsUpdatedAt"] != 2_000_000_000  # a refused write changes nothing
+    store.upsert_json(people, '[{"id": 9, "name": "Nine"}]')
+    assert store.get_view(people)["rowsUpdatedAt"] == 2_000_000_000
+    monkeypatch.setattr("ct_pipelines.portal.store.now_epoch", lambda: 2_000_000_100)
+    store.delete_row(people, "9")
+    reopened = PortalStore(store.data_dir)  # saved, not only held in memory
+    assert reopened.get_view(people)["rowsUpdatedAt"] == 2_000_000_100
+    reopened.close()
