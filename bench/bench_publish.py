@@ -1,6 +1,6 @@
 """Publishing cost against the local portal: sodapy's usual path vs ours, first publish and republish.
 
-    .venv/bin/python -m bench.bench_publish --rows 1000000 [--repeat 3]
+    .venv/bin/python -m bench.bench_publish --rows 1000000 [--repeat 3]  (3 is the default)
 
 Stages (each client runs in a spawned child process so its peak RSS is its own):
 - sodapy baseline: ``to_dict('records')`` + ``Socrata.upsert`` in 10,000-row chunks into a new dataset;
@@ -171,7 +171,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument(
-        "--repeat", type=int, default=1, help="runs (fresh portal each); the machine is shared, so repeat"
+        "--repeat",
+        type=int,
+        default=3,
+        help="runs (fresh portal each), summarized by their median: single runs on a shared machine vary a lot",
     )
     parser.add_argument(
         "--in-flight",
