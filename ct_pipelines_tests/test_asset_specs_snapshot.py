@@ -17,8 +17,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from ct_pipelines.core.settings import SAMPLE_CATALOG_DIR
 from ct_pipelines.orchestration.component import build_definitions
-from ct_pipelines.settings import SAMPLE_CATALOG_DIR
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "asset_specs.json"
 UPDATE_ENV = "CT_UPDATE_SNAPSHOTS"

@@ -16,12 +16,11 @@ from functools import cache
 import duckdb
 import pyarrow as pa
 
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import Severity
-from ct_pipelines.rel.config import RelColumn, RelConfig, RelField, ReportingRule
-from ct_pipelines.rel.normalize import RACE_FIELDS, RelResult, classify
-from ct_pipelines.rel.reference import Status, code_map_for, race_reference
-from ct_pipelines.rel.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
+from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, ReportingRule, StandardizeConfig
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
+from ct_pipelines.standardize.reference import Status, code_map_for, race_reference
+from ct_pipelines.standardize.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
 
 REPORTING_GROUP_COLUMN = "rel_reporting_group"
 PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS)
@@ -161,12 +160,12 @@ def _classify_cached(raw: str | None, field: RelField, code_map: tuple[tuple[str
     return classify(raw, field, dict(code_map))
 
 
-def _code_map(config: RelConfig, rel_column: RelColumn) -> tuple[tuple[str, str], ...]:
+def _code_map(config: StandardizeConfig, rel_column: RelColumn) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(code_map_for(rel_column.field.value, config.source, config.code_map).items()))
 
 
 def _check_columns(
-    con: duckdb.DuckDBPyConnection, source_table: str, config: RelConfig
+    con: duckdb.DuckDBPyConnection, source_table: str, config: StandardizeConfig
 ) -> tuple[list[str], dict[str, str]]:
     """Names the standardized columns will take, and the source column types; fails with the fix
     when a configured column is missing or an output name is taken."""
@@ -204,7 +203,7 @@ def _load_mapping(
 
 
 def standardize_table(
-    con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: RelConfig
+    con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: StandardizeConfig
 ) -> StandardizeResult:
     """Create `target_table` = every source column (raw kept for audit) + standardized columns
     per REL column (see `output_columns`) + `rel_reporting_group` per the reporting rule."""
@@ -285,7 +284,7 @@ def _markdown(rows: list[dict[str, object]]) -> str:
 
 
 def rel_checks(
-    con: duckdb.DuckDBPyConnection, standardized_table: str, config: RelConfig
+    con: duckdb.DuckDBPyConnection, standardized_table: str, config: StandardizeConfig
 ) -> list[CheckOutcome]:
     """One outcome per REL column listing every distinct unmapped or ambiguous raw value with its
     row count: WARN when there are any, ERROR when their share exceeds max_unmapped_share."""

@@ -1,0 +1,33 @@
+"""The ingest stage: the newest landing file into ``ingest__<id>``, as text, with lineage."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import duckdb
+
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.results import Progress, RunOptions, StageError, StageResult, quiet
+from ct_pipelines.core.settings import Settings
+from ct_pipelines.ingest.errors import IngestError
+from ct_pipelines.ingest.ingest import ingest_dataset, raw_table
+
+
+def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *, run_id: str,
+        options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None) -> StageResult:
+    """Load the extract (or keep the table when this exact file version was already loaded)."""
+    try:
+        result = ingest_dataset(con, dataset, settings.landing_dir, run_id=run_id, workdir=settings.home / "tmp")
+    except IngestError as exc:
+        raise StageError(str(exc)) from exc
+    if result.skipped:
+        progress(f"{dataset.id}: {result.path} was already ingested (same SHA-256); kept the existing table")
+    else:
+        progress(f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
+                 f"({result.encoding or result.format}) in {result.duration_s:.2f}s")
+    markdown = {}
+    if result.field_map:
+        markdown["field_names"] = "| source column | API field name |\n|---|---|\n" + "\n".join(
+            f"| {src} | `{dst}` |" for src, dst in result.field_map.items())
+    return StageResult(table=raw_table(dataset.id), rows_in=result.rows, rows_out=result.rows,
+                       facts=result.lineage(), markdown=markdown)

@@ -1,0 +1,131 @@
+"""Run every dataset's assets once, in process, and say per dataset what happened.
+
+This is what ``ct-pipelines run`` does: the same Dagster definitions as the UI, the project's own
+instance (so runs show up in ``dagster dev`` afterwards). The per-dataset summary comes from the stage
+results the assets keep in the warehouse (``meta.stage_results``), not from parsing Dagster events.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import duckdb
+
+from ct_pipelines.core.results import RunOptions
+from ct_pipelines.core.settings import Settings
+from ct_pipelines.orchestration.assets import asset_key
+from ct_pipelines.orchestration.automation import PUBLISH_JOB
+from ct_pipelines.orchestration.component import build_definitions
+from ct_pipelines.pipeline import RESULTS_TABLE, stages_until
+
+
+@dataclass
+class DatasetSummary:
+    dataset_id: str
+    rows_in: int | None = None
+    rows_set_aside: int | None = None
+    rows_published: int | None = None
+    checks_passed: int = 0
+    failed_checks: list[str] = field(default_factory=list)  # "stage: name (SEVERITY): summary"
+    stages_done: list[str] = field(default_factory=list)
+    error: str | None = None
+    failed_stage: str | None = None
+    blocked_stage: str | None = None
+    dry_run_plan: Any = None
+    quarantine_table: str | None = None
+    duration_s: float = 0.0
+
+    @property
+    def checks_failed(self) -> int:
+        return len(self.failed_checks)
+
+    @property
+    def status(self) -> str:
+        if self.error:
+            return "FAILED"
+        if self.blocked_stage:
+            return "blocked"
+        return "ok"
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+def project_instance() -> dg.DagsterInstance:
+    """The instance under DAGSTER_HOME; when unset and the working folder has dagster.yaml, that folder."""
+    if not os.environ.get("DAGSTER_HOME") and Path("dagster.yaml").is_file():
+        os.environ["DAGSTER_HOME"] = str(Path.cwd())
+    if os.environ.get("DAGSTER_HOME"):
+        return dg.DagsterInstance.get()
+    return dg.DagsterInstance.ephemeral()
+
+
+def run_catalog(settings: Settings, catalog_dir: str | None = None, dataset_ids: list[str] | None = None, *,
+                options: RunOptions = RunOptions(), until: str | None = None,
+                instance: dg.DagsterInstance | None = None) -> tuple[list[DatasetSummary], dg.ExecuteInProcessResult]:
+    """Materialize the catalog's assets (all, or the named datasets up to ``until``) and summarize them."""
+    defs = build_definitions(catalog_dir, with_automation=False)
+    job = defs.resolve_job_def(PUBLISH_JOB)
+    selection = None
+    if dataset_ids or until:
+        ids = dataset_ids or [key.path[0] for key in defs.resolve_all_asset_keys() if len(key.path) == 2]
+        selection = [asset_key(d, s.name) for d in dict.fromkeys(ids) for s in stages_until(until)]
+    run_config: dict[str, Any] = {
+        "loggers": {"console": {"config": {"log_level": "INFO"}}},
+        "ops": {node.name: {"config": options.__dict__} for node in job.nodes},
+    }
+    tags = {"datasets": ",".join(dataset_ids)[:200]} if dataset_ids else {}
+    result = job.execute_in_process(instance=instance or project_instance(), raise_on_error=False,
+                                    asset_selection=selection, run_config=run_config, tags=tags)
+    return summarize(settings, result), result
+
+
+def summarize(settings: Settings, result: dg.ExecuteInProcessResult) -> list[DatasetSummary]:
+    """Per dataset: counts, checks and the first failure, read from the run's stage results."""
+    by_id: dict[str, DatasetSummary] = {}
+    rows: list[tuple] = []
+    if settings.warehouse_path.exists():  # the run's own configuration: DuckDB shares one instance per file
+        with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as con:
+            exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+                                 "AND table_name = 'stage_results'").fetchone()[0]
+            if exists:
+                rows = con.execute(
+                    f"SELECT dataset_id, stage, status, message, rows_in, rows_out, rows_set_aside, checks_passed, "
+                    f"checks_failed, facts, seconds FROM {RESULTS_TABLE} WHERE run_id = ? "
+                    "ORDER BY recorded_at", [result.run_id]).fetchall()
+    for dataset_id, stage, status, message, rows_in, rows_out, set_aside, passed, failed, facts, seconds in rows:
+        s = by_id.setdefault(dataset_id, DatasetSummary(dataset_id))
+        s.duration_s = round(s.duration_s + (seconds or 0), 2)
+        s.checks_passed += passed or 0
+        s.failed_checks += [f"{stage}: {line}" for line in json.loads(failed or "[]")]
+        if stage == "ingest" and rows_in is not None:
+            s.rows_in = rows_in
+        if set_aside:
+            s.rows_set_aside = (s.rows_set_aside or 0) + set_aside
+        facts_value = json.loads(facts or "{}")
+        if stage == "validate":
+            s.quarantine_table = facts_value.get("quarantine_table")
+        if status in ("ok", "refused", "blocked"):
+            s.stages_done.append(stage)
+        if status == "failed" and s.error is None:
+            s.error, s.failed_stage = message, stage
+        if status == "blocked" and s.blocked_stage is None:
+            s.blocked_stage = stage
+        if stage == "publish":
+            if facts_value.get("dry_run"):
+                s.dry_run_plan = facts_value.get("plan")
+            elif status == "ok":
+                s.rows_published = rows_out
+    for event in result.all_events:  # a step that failed before any stage recorded a result
+        if event.is_step_failure and event.step_key and event.step_key not in by_id:
+            data = event.step_failure_data
+            by_id[event.step_key] = DatasetSummary(
+                event.step_key, error=(data.user_failure_data.description if data and data.user_failure_data
+                                       else "the run stopped before its first stage; see the Dagster run log"))
+    return sorted(by_id.values(), key=lambda s: s.dataset_id)
