@@ -121,7 +121,7 @@ def run_standardize(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: 
         result = standardize_table(con, source, target, dataset.rel)
     except ValueError as exc:
         raise StageError(str(exc)) from exc
-    outcomes = rel_checks(con, target, dataset.rel)
+    outcomes = rel_checks(con, target, dataset.rel, pii_columns=dataset.pii_fields)
     pii = set(dataset.pii_fields)
     for outcome in outcomes:  # raw labels of a column marked pii must not reach the UI
         if any(c.column in pii for c in dataset.rel.columns if outcome.name.endswith(f"_{c.column}_labels_recognized")):
@@ -133,6 +133,7 @@ def run_standardize(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: 
         "table": target, "rows": result.row_count, "dagster/row_count": result.row_count,
         "reference_version": result.reference_version, "added_columns": result.added_columns,
         "reporting_groups": result.reporting_groups, "status_counts_md": columns_md,
+        "not_collected": result.not_collected,
     }, outcomes, rows=result.row_count)
 
 
