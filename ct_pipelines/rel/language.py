@@ -154,10 +154,10 @@ def _language(label: str) -> Part | None:
 def _pieces(key: str) -> list[str]:
     """Parts of a label naming several languages: "/", ";", "and", "or" split first; a comma
     or spaced dash splits only when nothing stronger is there ("Spanish, English")."""
-    strong = [p for p in _MULTIPLE_SEPARATOR.split(key) if p]
+    strong = [p.strip(" ,;") for p in _MULTIPLE_SEPARATOR.split(key) if p.strip(" ,;")]
     if len(strong) > 1:
         return strong
-    return [p for p in _WEAK_SEPARATOR.split(key) if p]
+    return [p.strip(" ,;") for p in _WEAK_SEPARATOR.split(key) if p.strip(" ,;")]
 
 
 def read_language(raw: str, key: str) -> LanguageReading:
