@@ -48,7 +48,9 @@ def test_iso_codes_in_any_case(raw, code):
         assert (status, language) == ("reported", code)
 
 
-@pytest.mark.parametrize("raw", ["Yes", "YES", "All", "any", "New", "Old", "non", "per", "may", "See", "tbd", "sun"])
+@pytest.mark.parametrize(
+    "raw", ["Yes", "YES", "All", "any", "New", "Old", "non", "per", "may", "See", "tbd", "sun"]
+)
 def test_english_words_that_are_rare_iso_codes_are_not_read_as_languages(raw):
     """ISO 639-3 gives 'yes' to Nyankpa and 'all' to Allar: in an agency file they are words."""
     assert _read(raw)[:2] == ("unmapped", None)
@@ -105,7 +107,9 @@ def test_sign_languages(raw, code):
     assert _read(raw)[:2] == (("reported", code) if code else ("unmapped", None))
 
 
-@pytest.mark.parametrize("raw", ["Sign Language", "Signed Exact English", "Pidgin Signed English", "Protactile"])
+@pytest.mark.parametrize(
+    "raw", ["Sign Language", "Signed Exact English", "Pidgin Signed English", "Protactile"]
+)
 def test_signing_without_a_639_3_code_is_flagged_with_the_collective(raw):
     result = classify(raw, L)
     assert result.status.value == "ambiguous" and result.language is None
