@@ -31,11 +31,16 @@ class ProblemLabel:
 def _candidate_name(code: str, field: RelField) -> str:
     """A label the reference tables read back: a category name, or a language code (name)."""
     if field != RelField.LANGUAGE:
-        return SPD15_NAMES.get(code, code.title())
+        return json.dumps(SPD15_NAMES.get(code, code.title()))
     try:
-        return f"{code} ({Language.from_part3(code).name})"
+        return f'"{code}" ({Language.from_part3(code).name})'
     except LanguageNotFoundError:
-        return code
+        return json.dumps(code)
+
+
+def field_words(field: RelField) -> str:
+    """How a field is named in a sentence."""
+    return "race/ethnicity" if field == RelField.RACE_ETHNICITY else field.value.replace("_", " ")
 
 
 def _why(label: ProblemLabel, field: RelField) -> str:
@@ -70,7 +75,7 @@ def problem_summary(
     share = bad_rows / total if total else 0.0
     head = (
         f"{bad_rows:,} of {total:,} rows ({share:.1%}) in '{column.column}' have {distinct:,} "
-        f"{field.value.replace('_', ' ')} label{'s' if distinct != 1 else ''} that could not be standardized"
+        f"{field_words(field)} label{'s' if distinct != 1 else ''} that could not be standardized"
     )
     if pii:
         return (
