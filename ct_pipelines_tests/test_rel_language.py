@@ -76,6 +76,7 @@ def test_no_is_flagged_not_read_as_norwegian():
         ("Serbo-Croatian", "hbs"), ("Serbo Croatian", "hbs"), ("Bosnian/Croatian/Serbian", "hbs"),
         ("Serbian (Cyrillic)", "srp"), ("Serbian (Latin)", "srp"), ("Kurdish - Sorani", "ckb"),
         ("Kurdish (Kurmanji)", "kmr"), ("Persian (Farsi)", "fas"), ("Farsi (Dari)", "prs"),
+        ("Spanish (preferred)", "spa"), ("Portuguese - written", "por"), ("English Braille", "eng"),
     ],
 )  # fmt: skip
 def test_names_with_script_region_or_variety_qualifiers(raw, code):
