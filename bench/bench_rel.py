@@ -79,12 +79,11 @@ def build(path: str, rows: int, seed: int) -> None:
 def stage_plain_join(path: str) -> None:
     """Baseline: the same output width, joined from prebuilt mapping tables (no classification)."""
     import duckdb
-
-    from ct_pipelines.rel.config import RelConfig
-    from ct_pipelines.rel.standardize import standardize_table
+    from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+    from ct_pipelines.standardize.standardize import standardize_table
 
     con = duckdb.connect(path)
-    config = RelConfig.model_validate(
+    config = StandardizeConfig.model_validate(
         {"columns": [{"column": "race", "field": "race_ethnicity"}, {"column": "lang", "field": "language"}]}
     )
     # prebuild the mapping tables outside the timed part
@@ -109,12 +108,11 @@ def stage_plain_join(path: str) -> None:
 
 def stage_standardize(path: str) -> None:
     import duckdb
-
-    from ct_pipelines.rel.config import RelConfig
-    from ct_pipelines.rel.standardize import rel_checks, standardize_table
+    from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+    from ct_pipelines.standardize.standardize import rel_checks, standardize_table
 
     con = duckdb.connect(path)
-    config = RelConfig.model_validate(
+    config = StandardizeConfig.model_validate(
         {"columns": [{"column": "race", "field": "race_ethnicity"}, {"column": "lang", "field": "language"}]}
     )
     start = time.perf_counter()

@@ -5,8 +5,7 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
-
-from ct_pipelines.rel.cli import rel
+from ct_pipelines.standardize.cli import rel
 
 
 def _run(args: list[str], stdin: str | bytes = "") -> list[dict]:

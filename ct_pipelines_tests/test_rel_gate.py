@@ -6,10 +6,9 @@ from __future__ import annotations
 import duckdb
 import pytest
 import yaml
-
-from ct_pipelines.quality.config import Severity
-from ct_pipelines.rel.config import RelConfig
-from ct_pipelines.rel.standardize import rel_checks, standardize_table
+from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.core.outcomes import Severity
+from ct_pipelines.standardize.standardize import rel_checks, standardize_table
 
 PROBLEMS = [("Wht", 90), ("Blk", 50), ("Asian/Pacific Islander", 30), ("HISP", 20), ("Wh", 10), ("Oth Race", 5),
             ("AMIND", 4)]  # fmt: skip
@@ -27,7 +26,7 @@ def con():
 
 
 def _check(con, config: dict, pii_columns: tuple[str, ...] = ()):
-    rel = RelConfig.model_validate(config)
+    rel = StandardizeConfig.model_validate(config)
     standardize_table(con, "t", "t_std", rel)
     (outcome,) = rel_checks(con, "t_std", rel, pii_columns=pii_columns)
     return outcome

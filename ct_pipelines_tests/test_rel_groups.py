@@ -10,9 +10,8 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from ct_pipelines.rel.config import RelConfig
-from ct_pipelines.rel.standardize import standardize_table
+from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.standardize.standardize import standardize_table
 
 
 @pytest.fixture
@@ -28,7 +27,7 @@ def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, text: str) -> None:
 
 
 def _groups(con: duckdb.DuckDBPyConnection, config: dict) -> tuple[dict[str, str], object]:
-    result = standardize_table(con, "src", "std", RelConfig.model_validate(config))
+    result = standardize_table(con, "src", "std", StandardizeConfig.model_validate(config))
     rows = con.execute("SELECT respondent, rel_reporting_group FROM std ORDER BY respondent").fetchall()
     return dict(rows), result
 
@@ -205,7 +204,7 @@ def test_ethnicity_only_source_gets_no_race_groups(con, tmp_path):
 def test_language_only_source_says_race_and_origin_were_not_collected(con, tmp_path):
     _load_csv(con, tmp_path / "lang.csv", "respondent,lang\n01,Spanish\n02,pt-BR\n")
     result = standardize_table(
-        con, "src", "std", RelConfig.model_validate({"columns": [{"column": "lang", "field": "language"}]})
+        con, "src", "std", StandardizeConfig.model_validate({"columns": [{"column": "lang", "field": "language"}]})
     )
     assert result.not_collected == ["race", "hispanic_origin"]
     assert con.execute("SELECT lang_iso639_3 FROM std ORDER BY respondent").fetchall() == [("spa",), ("por",)]

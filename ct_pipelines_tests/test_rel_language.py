@@ -7,12 +7,11 @@ from __future__ import annotations
 import re
 
 import pytest
+from ct_pipelines.catalog.blocks.standardize import RelField
+from ct_pipelines.standardize.language import iso_code
+from ct_pipelines.standardize.normalize import classify
+from ct_pipelines.standardize.reference import language_reference
 from iso639 import Language, LanguageNotFoundError
-
-from ct_pipelines.rel.config import RelField
-from ct_pipelines.rel.language import iso_code
-from ct_pipelines.rel.normalize import classify
-from ct_pipelines.rel.reference import language_reference
 
 L = RelField.LANGUAGE
 

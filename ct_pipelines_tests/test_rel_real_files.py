@@ -15,10 +15,9 @@ from pathlib import Path
 import duckdb
 import pytest
 from click.testing import CliRunner
-
-from ct_pipelines.rel.cli import rel
-from ct_pipelines.rel.config import RelConfig
-from ct_pipelines.rel.standardize import rel_checks, standardize_table
+from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.standardize.cli import rel
+from ct_pipelines.standardize.standardize import rel_checks, standardize_table
 
 SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
 DCF = SHARED / "ct_dcf_children_in_placement_by_race_ethnicity_tnyk-6fv7.csv"
@@ -57,7 +56,7 @@ def test_dcf_labels_map_across_snapshots():
 def test_dcf_file_standardizes_to_one_set_of_groups():
     con = duckdb.connect()
     con.execute(f"CREATE TABLE dcf AS SELECT * FROM read_csv('{_need(DCF)}', all_varchar=true)")
-    config = RelConfig.model_validate({"columns": [{"column": "Demographic", "field": "race_ethnicity"}]})
+    config = StandardizeConfig.model_validate({"columns": [{"column": "Demographic", "field": "race_ethnicity"}]})
     result = standardize_table(con, "dcf", "dcf_std", config)
     assert result.row_count == 1758
     assert result.reporting_groups == {
@@ -106,7 +105,7 @@ def test_sde_counts_unpivoted_keep_the_state_total_per_group():
         f"CREATE TABLE long AS SELECT District, race, count FROM "
         f"(UNPIVOT (SELECT * FROM wide WHERE District = 'Total') ON {listed} INTO NAME race VALUE count)"
     )
-    config = RelConfig.model_validate({"columns": [{"column": "race", "field": "race_ethnicity"}]})
+    config = StandardizeConfig.model_validate({"columns": [{"column": "race", "field": "race_ethnicity"}]})
     standardize_table(con, "long", "long_std", config)
     got = dict(con.execute("SELECT rel_reporting_group, CAST(count AS INTEGER) FROM long_std").fetchall())
     assert got == {

@@ -7,10 +7,9 @@ from pathlib import Path
 
 import duckdb
 import pytest
-
-from ct_pipelines.quality.config import Severity
-from ct_pipelines.rel.config import RelConfig
-from ct_pipelines.rel.standardize import rel_check_specs, rel_checks, standardize_table
+from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.core.outcomes import Severity
+from ct_pipelines.standardize.standardize import rel_check_specs, rel_checks, standardize_table
 
 OCME = (
     Path(__file__).resolve().parents[2]
@@ -33,8 +32,8 @@ def _table(con, name: str, columns: list[str], rows: list[tuple]) -> None:
     con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' for _ in columns)})", rows)
 
 
-def _config(**kwargs) -> RelConfig:
-    return RelConfig.model_validate(kwargs)
+def _config(**kwargs) -> StandardizeConfig:
+    return StandardizeConfig.model_validate(kwargs)
 
 
 def test_separate_race_and_ethnicity_columns_with_a_source_code_map(con):

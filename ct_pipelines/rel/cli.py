@@ -8,9 +8,9 @@ from typing import BinaryIO
 
 import click
 
-from ct_pipelines.rel.config import RelField
-from ct_pipelines.rel.normalize import classify
-from ct_pipelines.rel.reference import code_map_for, load_code_map_file, named_code_maps
+from ct_pipelines.catalog.blocks.standardize import RelField
+from ct_pipelines.standardize.normalize import classify
+from ct_pipelines.standardize.reference import code_map_for, load_code_map_file, named_code_maps
 
 MAP_FIELDS = ("race", "ethnicity", "race_ethnicity", "language", "english_proficiency", "interpreter_needed")
 

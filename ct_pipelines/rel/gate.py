@@ -13,9 +13,9 @@ from dataclasses import dataclass
 
 from iso639 import Language, LanguageNotFoundError
 
-from ct_pipelines.rel.config import RelColumn, RelField
-from ct_pipelines.rel.groups import SPD15_NAMES
-from ct_pipelines.rel.reference import Status
+from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField
+from ct_pipelines.standardize.groups import SPD15_NAMES
+from ct_pipelines.standardize.reference import Status
 
 TOP_LABELS = 5
 

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ct_pipelines.rel.config import RelConfig, RelField, ReportingRule
-from ct_pipelines.rel.normalize import RelResult
+from ct_pipelines.catalog.blocks.standardize import RelField, ReportingRule, StandardizeConfig
+from ct_pipelines.standardize.normalize import RelResult
 
 REL_ATTRIBUTES = ("race", "hispanic_origin", "language")
 ORIGIN_UNKNOWN = "Hispanic origin unknown"
@@ -37,7 +37,7 @@ SPD15_NAMES = {
 }
 
 
-def not_collected(config: RelConfig) -> list[str]:
+def not_collected(config: StandardizeConfig) -> list[str]:
     """REL attributes no configured column asks about: race (race or race_ethnicity column),
     hispanic_origin (ethnicity or race_ethnicity column) and language."""
     fields = {c.field for c in config.columns}

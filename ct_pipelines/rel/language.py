@@ -25,7 +25,7 @@ from functools import cache
 
 from iso639 import Language, LanguageNotFoundError
 
-from ct_pipelines.rel.reference import Part, PartKind, language_reference
+from ct_pipelines.standardize.reference import Part, PartKind, language_reference
 
 _TAG = re.compile(
     r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{3}))?(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|\d{3}))?$"

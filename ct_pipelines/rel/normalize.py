@@ -27,9 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ct_pipelines.rel.config import RelField
-from ct_pipelines.rel.language import read_language
-from ct_pipelines.rel.reference import (
+from ct_pipelines.catalog.blocks.standardize import RelField
+from ct_pipelines.standardize.language import read_language
+from ct_pipelines.standardize.reference import (
     HISPANIC_UNKNOWN,
     NOT_HISPANIC_CODE,
     SEPARATOR_PATTERN,

@@ -1,4 +1,4 @@
-"""The REL reference tables (ct_pipelines/rel/data/*.yaml) loaded into lookup indices.
+"""The REL reference tables (ct_pipelines/standardize/data/*.yaml) loaded into lookup indices.
 
 The tables are data, not code, so reviewers can check codes and roll-ups against the standards
 without reading Python, and a new spelling is a one-line YAML change.
@@ -133,12 +133,12 @@ def label_keys(alias: str) -> set[str]:
 
 
 def _load(name: str) -> dict[str, Any]:
-    text = resources.files("ct_pipelines.rel").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("ct_pipelines.standardize").joinpath("data", name).read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
 def _version(name: str) -> str:
-    text = resources.files("ct_pipelines.rel").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("ct_pipelines.standardize").joinpath("data", name).read_text(encoding="utf-8")
     match = re.search(r"^# version: (\S+)", text, re.MULTILINE)
     return match.group(1) if match else "unversioned"
 

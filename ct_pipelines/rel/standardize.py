@@ -16,14 +16,13 @@ from functools import cache
 import duckdb
 import pyarrow as pa
 
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import Severity
-from ct_pipelines.rel.config import RelColumn, RelConfig, RelField
-from ct_pipelines.rel.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
-from ct_pipelines.rel.groups import UNKNOWN_GROUP, not_collected, reporting_group  # noqa: F401 - re-exported
-from ct_pipelines.rel.normalize import RACE_FIELDS, RelResult, classify
-from ct_pipelines.rel.reference import Status, code_map_for, race_reference
-from ct_pipelines.rel.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
+from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, StandardizeConfig
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
+from ct_pipelines.standardize.groups import UNKNOWN_GROUP, not_collected, reporting_group  # noqa: F401 - re-exported
+from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
+from ct_pipelines.standardize.reference import Status, code_map_for, race_reference
+from ct_pipelines.standardize.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
 
 REPORTING_GROUP_COLUMN = "rel_reporting_group"
 PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS, Status.MULTIPLE)
@@ -108,12 +107,12 @@ def _classify_cached(raw: str | None, field: RelField, code_map: tuple[tuple[str
     return classify(raw, field, dict(code_map))
 
 
-def _code_map(config: RelConfig, rel_column: RelColumn) -> tuple[tuple[str, str], ...]:
+def _code_map(config: StandardizeConfig, rel_column: RelColumn) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(code_map_for(rel_column.field.value, config.source, config.code_map).items()))
 
 
 def _check_columns(
-    con: duckdb.DuckDBPyConnection, source_table: str, config: RelConfig
+    con: duckdb.DuckDBPyConnection, source_table: str, config: StandardizeConfig
 ) -> tuple[list[str], dict[str, str]]:
     """Names the standardized columns will take, and the source column types; fails with the fix
     when a configured column is missing or an output name is taken."""
@@ -151,7 +150,7 @@ def _load_mapping(
 
 
 def standardize_table(
-    con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: RelConfig
+    con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: StandardizeConfig
 ) -> StandardizeResult:
     """Create `target_table` = every source column (raw kept for audit) + standardized columns
     per REL column (see `output_columns`) + `rel_reporting_group` per the reporting rule."""
@@ -233,7 +232,7 @@ def _markdown(rows: list[dict[str, object]]) -> str:
 
 
 def _check_metadata(
-    c: RelColumn, config: RelConfig, labels: list[ProblemLabel], counts: tuple[int, int, int], *, pii: bool
+    c: RelColumn, config: StandardizeConfig, labels: list[ProblemLabel], counts: tuple[int, int, int], *, pii: bool
 ) -> dict[str, object]:
     """Figures for engineers; the labels themselves only for a column not marked PII."""
     total, bad_rows, distinct = counts
@@ -261,7 +260,7 @@ def _check_metadata(
 def rel_checks(
     con: duckdb.DuckDBPyConnection,
     standardized_table: str,
-    config: RelConfig,
+    config: StandardizeConfig,
     pii_columns: Collection[str] = (),
 ) -> list[CheckOutcome]:
     """One outcome per REL column naming its most frequent unmapped, ambiguous or multi-language
