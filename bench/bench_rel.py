@@ -54,7 +54,8 @@ RACE_LABELS = [
     "Martian",
 ]
 LANGUAGE_LABELS = ["English", "Spanish", "Spanish or Spanish Creole", "Portuguese", "Haitian Creole", "Polish",
-                   "Creole", "Karen", "Unknown", "Declined", "", "Bangla", "Mandarin"]  # fmt: skip
+                   "Creole", "Karen", "Unknown", "Declined", "", "Bangla", "Mandarin",
+                   "Chinese (Mandarin)", "pt-BR", "Spanish/English", "ASL", "Portuguese (Brazil)"]  # fmt: skip
 
 
 def build(path: str, rows: int, seed: int) -> None:

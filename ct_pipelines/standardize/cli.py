@@ -55,6 +55,8 @@ def map_values(
 
     An empty line is the empty value. Keys: raw, status, hispanic, omb1997, spd15, two_or_more,
     detailed, candidates, language (plus other_race, language_collective, value, code_mapped_to).
+    Status is one of reported, declined, unknown, not_collected, ambiguous, unmapped, or (for
+    languages) multiple: a label naming several languages, each one in candidates.
     """
     if source and source not in named_code_maps():
         raise click.BadParameter(

@@ -33,13 +33,14 @@ class Status(StrEnum):
     NOT_COLLECTED = "not_collected"
     AMBIGUOUS = "ambiguous"
     UNMAPPED = "unmapped"
+    MULTIPLE = "multiple"  # languages: the label names more than one language
 
 
 class PartKind(StrEnum):
     GROUP = "group"  # a race, ethnicity or detailed group
     STATUS = "status"  # declined / unknown / not collected
     OTHER = "other"  # "Other", "Some other race": a real answer that names no category
-    MULTIRACIAL = "multiracial"  # "Two or more races": more than one race, which ones unknown
+    MULTIRACIAL = "multiracial"  # "Two or more races" / "Multiple languages": more than one, which unknown
     AMBIGUOUS = "ambiguous"  # fits several categories
 
 
@@ -87,6 +88,8 @@ class LanguageReference:
     codes: frozenset[str]
     english_proficiency: dict[str, str]
     interpreter_needed: dict[str, str]
+    qualifiers: frozenset[str] = frozenset()  # script/region/form words that keep the language
+    not_codes: frozenset[str] = frozenset()  # words never read as bare ISO codes
 
 
 _TAGS = re.compile(r"<[^>]*>")
@@ -213,8 +216,11 @@ def language_reference() -> LanguageReference:
         _add(index, entry["alias"], part, table)
     for alias in data["other_labels"]:
         _add(index, alias, Part(kind=PartKind.OTHER), table)
+    for alias in data["multiple_labels"]:
+        _add(index, alias, Part(kind=PartKind.MULTIRACIAL), table)
     race_data = _load("race_ethnicity.yaml")
-    for status, aliases in race_data["status_labels"].items():
+    statuses = [*race_data["status_labels"].items(), *data["status_labels"].items()]
+    for status, aliases in statuses:
         for alias in aliases:
             _add(index, alias, Part(kind=PartKind.STATUS, status=Status(status)), table)
     codes = frozenset(e["code"] for e in data["languages"]) | frozenset(
@@ -230,6 +236,8 @@ def language_reference() -> LanguageReference:
         codes,
         flatten(data["english_proficiency"]),
         flatten(data["interpreter_needed"]),
+        frozenset(normalize_label(str(q)) for group in data["qualifiers"].values() for q in group),
+        frozenset(str(w) for w in data["not_codes"]),
     )
 
 

@@ -28,7 +28,7 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
         result = standardize_table(con, source, target, config)
     except ValueError as exc:
         raise StageError(str(exc)) from exc
-    outcomes = rel_checks(con, target, config)
+    outcomes = rel_checks(con, target, config, pii_columns=dataset.pii_fields)
     pii = set(dataset.pii_fields)
     for outcome in outcomes:  # raw labels of a column marked pii must not reach the UI
         if any(c.column in pii for c in config.columns if outcome.name.endswith(f"_{c.column}_labels_recognized")):
@@ -39,6 +39,6 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
     return StageResult(
         table=target, rows_in=result.row_count, rows_out=result.row_count, outcomes=outcomes,
         facts={"reference_version": result.reference_version, "added_columns": result.added_columns,
-               "reporting_groups": result.reporting_groups},
+               "reporting_groups": result.reporting_groups, "not_collected": result.not_collected},
         markdown={"status_counts": status_md},
     )

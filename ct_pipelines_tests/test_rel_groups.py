@@ -1,0 +1,211 @@
+"""Reporting groups only from what the source collected (issue 12.1).
+
+Inputs are CSV files written the way agencies export them (BOM, CRLF, a survey's own wording)
+and read by DuckDB; every row's published group is asserted.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.standardize.standardize import standardize_table
+
+
+@pytest.fixture
+def con():
+    connection = duckdb.connect()
+    yield connection
+    connection.close()
+
+
+def _load_csv(con: duckdb.DuckDBPyConnection, path: Path, text: str) -> None:
+    path.write_bytes(b"\xef\xbb\xbf" + text.replace("\n", "\r\n").encode("utf-8"))
+    con.execute(f"CREATE TABLE src AS SELECT * FROM read_csv('{path}', all_varchar=true, header=true)")
+
+
+def _groups(con: duckdb.DuckDBPyConnection, config: dict) -> tuple[dict[str, str], object]:
+    result = standardize_table(con, "src", "std", StandardizeConfig.model_validate(config))
+    rows = con.execute("SELECT respondent, rel_reporting_group FROM std ORDER BY respondent").fetchall()
+    return dict(rows), result
+
+
+SURVEY = """respondent,What is your race? (Select all that apply),County
+01,White,Hartford
+02,Black or African American,New Haven
+03,Asian,Fairfield
+04,"White, Black or African American",Hartford
+05,American Indian or Alaska Native,New London
+06,Some other race,Hartford
+07,Prefer not to answer,Tolland
+08,,Windham
+09,Native Hawaiian or Other Pacific Islander,Hartford
+10,White,Litchfield
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            "ct_dph",
+            {
+                "01": "White (Hispanic origin unknown)",
+                "02": "Black (Hispanic origin unknown)",
+                "03": "Asian (Hispanic origin unknown)",
+                "04": "Two or More Races (Hispanic origin unknown)",
+                "05": "American Indian or Alaska Native (Hispanic origin unknown)",
+                "06": "Other Race (Hispanic origin unknown)",
+                "07": "Unknown",
+                "08": "Unknown",
+                "09": "Native Hawaiian or Other Pacific Islander (Hispanic origin unknown)",
+                "10": "White (Hispanic origin unknown)",
+            },
+        ),
+        (
+            "spd15_alone",
+            {
+                "01": "White (Hispanic origin unknown)",
+                "02": "Black or African American (Hispanic origin unknown)",
+                "03": "Asian (Hispanic origin unknown)",
+                "04": "Multiracial and/or Multiethnic",
+                "05": "American Indian or Alaska Native (Hispanic origin unknown)",
+                "06": "Another race (Hispanic origin unknown)",
+                "07": "Unknown",
+                "08": "Unknown",
+                "09": "Native Hawaiian or Pacific Islander (Hispanic origin unknown)",
+                "10": "White (Hispanic origin unknown)",
+            },
+        ),
+        (
+            # OMB 1997 tabulates race apart from origin, so race groups stay as they are
+            "omb1997",
+            {
+                "01": "White alone",
+                "02": "Black alone",
+                "03": "Asian alone",
+                "04": "Two or More Races",
+                "05": "American Indian or Alaska Native alone",
+                "06": "Some Other Race",
+                "07": "Unknown",
+                "08": "Unknown",
+                "09": "Native Hawaiian or Other Pacific Islander alone",
+                "10": "White alone",
+            },
+        ),
+    ],
+)
+def test_race_only_survey_never_becomes_non_hispanic(con, tmp_path, rule, expected):
+    _load_csv(con, tmp_path / "survey.csv", SURVEY)
+    column = "What is your race? (Select all that apply)"
+    groups, result = _groups(con, {"columns": [{"column": column, "field": "race"}], "reporting_rule": rule})
+    assert groups == expected
+    assert result.row_count == 10
+    assert result.not_collected == ["hispanic_origin", "language"]
+    hispanic = con.execute(f'SELECT count(*) FROM std WHERE "{column}_hispanic" IS NOT NULL').fetchone()[0]
+    assert hispanic == 0
+    assert not any(g.startswith("Non-Hispanic") for g in groups.values())
+
+
+COMBINED = """respondent,race_eth
+01,"Hispanic, White"
+02,White
+03,Non-Hispanic Black
+04,"White, Unknown"
+05,Black (ethnicity unknown)
+06,WHITE - ETHNICITY UNKNOWN
+07,Multiple race/ethnicity
+08,Asian/Pacific Islander
+09,Unknown
+10,Other
+11,"Asian, Declined"
+12,White (Hispanic origin unknown)
+"""
+
+
+def test_combined_column_labels_that_leave_origin_open_keep_it_unknown(con, tmp_path):
+    _load_csv(con, tmp_path / "combined.csv", COMBINED)
+    groups, result = _groups(con, {"columns": [{"column": "race_eth", "field": "race_ethnicity"}]})
+    assert groups == {
+        "01": "Hispanic",
+        # a combined question offered Hispanic and it was not chosen (SPD 15 / 1977 format)
+        "02": "Non-Hispanic White",
+        "03": "Non-Hispanic Black",
+        # the label's own words leave origin open: race kept, origin unknown
+        "04": "White (Hispanic origin unknown)",
+        "05": "Black (Hispanic origin unknown)",
+        "06": "White (Hispanic origin unknown)",
+        "07": "Two or More Races (Hispanic origin unknown)",
+        "08": "Non-Hispanic Asian or Pacific Islander (not separable)",
+        "09": "Unknown",
+        "10": "Non-Hispanic Other Race",
+        "11": "Asian (Hispanic origin unknown)",
+        # our own published wording reads back to the same group
+        "12": "White (Hispanic origin unknown)",
+    }
+    assert result.not_collected == ["language"]
+    nulls = con.execute("SELECT respondent FROM std WHERE race_eth_hispanic IS NULL ORDER BY 1").fetchall()
+    assert [r[0] for r in nulls] == ["04", "05", "06", "07", "09", "11", "12"]
+
+
+def test_race_and_ethnicity_columns_with_blank_or_unknown_ethnicity(con, tmp_path):
+    text = """respondent,race,hispanic_latino
+01,White,No
+02,White,Yes
+03,Black,
+04,Asian,Unknown
+05,Black,Declined
+06,"White, Asian",No
+"""
+    _load_csv(con, tmp_path / "two_questions.csv", text)
+    config = {
+        "columns": [
+            {"column": "race", "field": "race"},
+            {"column": "hispanic_latino", "field": "ethnicity"},
+        ]
+    }
+    groups, result = _groups(con, config)
+    assert groups == {
+        "01": "Non-Hispanic White",
+        "02": "Hispanic",
+        "03": "Black (Hispanic origin unknown)",
+        "04": "Asian (Hispanic origin unknown)",
+        "05": "Black (Hispanic origin unknown)",
+        "06": "Non-Hispanic Two or More Races",
+    }
+    assert result.not_collected == ["language"]
+
+
+def test_ethnicity_only_source_gets_no_race_groups(con, tmp_path):
+    text = "respondent,ethnicity\n01,Hispanic or Latino\n02,Not Hispanic or Latino\n03,Unknown\n"
+    _load_csv(con, tmp_path / "eth.csv", text)
+    for rule, expected in (
+        ("ct_dph", ["Hispanic", "Non-Hispanic (race not collected)", "Unknown"]),
+        (
+            "spd15_alone",
+            [
+                "Hispanic or Latino (race not collected)",
+                "Not Hispanic or Latino (race not collected)",
+                "Unknown",
+            ],
+        ),
+        ("omb1997", ["Race not collected"] * 3),
+    ):
+        con.execute("DROP TABLE IF EXISTS std")
+        groups, result = _groups(
+            con, {"columns": [{"column": "ethnicity", "field": "ethnicity"}], "reporting_rule": rule}
+        )
+        assert list(groups.values()) == expected, rule
+        assert result.not_collected == ["race", "language"]
+
+
+def test_language_only_source_says_race_and_origin_were_not_collected(con, tmp_path):
+    _load_csv(con, tmp_path / "lang.csv", "respondent,lang\n01,Spanish\n02,pt-BR\n")
+    result = standardize_table(
+        con, "src", "std", StandardizeConfig.model_validate({"columns": [{"column": "lang", "field": "language"}]})
+    )
+    assert result.not_collected == ["race", "hispanic_origin"]
+    assert con.execute("SELECT lang_iso639_3 FROM std ORDER BY respondent").fetchall() == [("spa",), ("por",)]
