@@ -199,7 +199,8 @@ def insert_new(
     sql = f"""INSERT INTO {target.table} ({lead}":id", ":created_at", ":updated_at")
         SELECT {lead}concat('row-', _ct_hex[2:5], '~', _ct_hex[6:9], '.', _ct_hex[10:13]),
             now()::TIMESTAMP, now()::TIMESTAMP
-        FROM (SELECT *, lower(to_hex((nextval({target.sequence}) & 281474976710655) | 281474976710656)) AS _ct_hex
+        FROM (SELECT *,
+                lower(to_hex((nextval({target.sequence}) & 281474976710655) | 281474976710656)) AS _ct_hex
               FROM (SELECT * FROM {source} WHERE {condition} ORDER BY _ct_n))"""
     return con.execute(sql).fetchone()[0]
 

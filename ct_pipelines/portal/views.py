@@ -155,7 +155,8 @@ class ViewsMixin(StoreCore):
                 )
             if data_type not in STORAGE_TYPES:
                 raise bad_request(
-                    f"Column {field!r} has the unknown type {data_type!r}; use one of {', '.join(STORAGE_TYPES)}",
+                    f"Column {field!r} has the unknown type {data_type!r}; "
+                    f"use one of {', '.join(STORAGE_TYPES)}",
                     column=field,
                 )
             if any(c["fieldName"] == field for c in columns):

@@ -74,7 +74,8 @@ class WritesMixin(ReadsMixin):
         layout: Layout,
         replace: bool,
     ) -> dict[str, int]:
-        """One transaction: the rows, and the dataset's rowsUpdatedAt in the same commit. Caller holds the lock."""
+        """One transaction: the rows, and the dataset's rowsUpdatedAt in the same commit (the
+        caller holds the lock)."""
         writer.execute("BEGIN TRANSACTION")
         try:
             if replace:
