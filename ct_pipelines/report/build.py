@@ -298,8 +298,8 @@ def write_reports(
 ) -> ReportResult:
     """Write the site to ``out_dir`` (default ``settings.reports_dir / "site"``) and data.json to the portal.
 
-    Reads only the warehouse (``con``; read-only is enough apart from creating ``meta.check_results`` if
-    missing) and the catalog, so it can run after a pipeline run or on its own."""
+    Reads only the warehouse (``con`` may be read-only) and the catalog, so it can run after a pipeline run
+    or on its own. Raises ``ValueError`` (before writing data.json) if data.json would not be valid."""
     out = out_dir or settings.reports_dir / "site"
     datasets_dir = out / "datasets"
     datasets_dir.mkdir(parents=True, exist_ok=True)

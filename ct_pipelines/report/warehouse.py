@@ -14,7 +14,7 @@ from typing import Any
 
 import duckdb
 
-from ct_pipelines.report.checks import CHECK_RESULTS, ensure_check_results
+from ct_pipelines.report.checks import CHECK_RESULTS
 
 MASK = "***"
 
@@ -97,6 +97,8 @@ def last_validation_run(con: duckdb.DuckDBPyConnection, dataset_id: str) -> str 
 
 
 def _checks(con: duckdb.DuckDBPyConnection, dataset_id: str) -> tuple[str | None, list[CheckRow]]:
+    if not table_exists(con, "meta", "check_results"):
+        return None, []
     latest = con.execute(
         f"SELECT run_id FROM {CHECK_RESULTS} WHERE dataset_id = ? ORDER BY recorded_at DESC LIMIT 1",
         [dataset_id],
@@ -184,6 +186,8 @@ def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[R
             [dataset_id, *ids],
         ).fetchall():
             runs[run_id].published = n
+    if not table_exists(con, "meta", "check_results"):
+        return sorted(runs.values(), key=lambda r: r.at or datetime.min)
     for run_id, n in con.execute(
         f"SELECT run_id, count(*) FILTER (WHERE NOT passed) FROM {CHECK_RESULTS} "
         f"WHERE dataset_id = ? AND run_id IN ({marks}) GROUP BY 1",
@@ -194,8 +198,7 @@ def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[R
 
 
 def read_recorded(con: duckdb.DuckDBPyConnection, dataset_id: str, history: int = 10) -> Recorded:
-    """Everything the reports show about one dataset."""
-    ensure_check_results(con)
+    """Everything the reports show about one dataset (works on a read-only connection)."""
     recorded = Recorded()
     if table_exists(con, "meta", "ingest_log"):
         recorded.last_ingest = _one(
