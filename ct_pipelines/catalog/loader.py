@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.catalog.models import Dataset, upgrade_legacy_blocks
 
 YAML_SUFFIXES = {".yaml", ".yml"}
 
@@ -135,9 +135,15 @@ def parse_dataset_file(path: Path) -> tuple[Dataset | None, list[CatalogError]]:
         return Dataset.model_validate(document), []
     except ValidationError as exc:
         located = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - safe loader subclass
+        try:  # errors name the block as the file spells it, old layout or new
+            as_written = {new: old for old, new in upgrade_legacy_blocks(document)[1].items()}
+        except ValueError:
+            as_written = {}
         errors = []
         for error in exc.errors():
             loc = tuple(error["loc"])
+            if loc and loc[0] in as_written:
+                loc = (as_written[loc[0]], *loc[1:])
             dotted = ".".join(str(p) for p in loc)
             errors.append(CatalogError(path, _line_of(located, loc), dotted, _describe(error)))
         return None, errors

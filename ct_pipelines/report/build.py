@@ -22,12 +22,12 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ct_pipelines.automation.frequency import UNSCHEDULED, is_overdue, overdue_deadline, parse_frequency
 from ct_pipelines.catalog.loader import Catalog
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.settings import Settings
 from ct_pipelines.report import dcat
 from ct_pipelines.report.chart import trend_svg
 from ct_pipelines.report.dictionary import HEADERS, dictionary_rows, write_dictionary
 from ct_pipelines.report.warehouse import Recorded, masked_set_aside_sql, read_recorded, table_exists
 from ct_pipelines.report.words import STAGE_LABELS, RuleText, rules_in_words
-from ct_pipelines.settings import Settings
 
 HERE = Path(__file__).resolve().parent
 LOCAL_PORTAL_URL = "http://127.0.0.1:8765"
@@ -202,7 +202,7 @@ def _write_set_aside(con: duckdb.DuckDBPyConnection, dataset: Dataset, folder: P
 
 
 def _published_columns(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[tuple[str, str]] | None:
-    name = f"published__{dataset.id}"
+    name = f"protect__{dataset.id}"
     if not table_exists(con, "main", name):
         return None
     return [(r[0], r[1]) for r in con.execute(f'DESCRIBE "{name}"').fetchall()]

@@ -15,7 +15,7 @@ from typing import Any
 
 import duckdb
 
-from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.core.outcomes import CheckOutcome
 
 CHECK_RESULTS = "meta.check_results"
 _COLUMNS = (
@@ -89,7 +89,7 @@ def record_dagster_checks(con: duckdb.DuckDBPyConnection, result: Any) -> int:
 
     For runs made before the pipeline called :func:`record_check_results` itself, and for tests that
     run the real Dagster job in process."""
-    from ct_pipelines.quality.config import Severity
+    from ct_pipelines.core.outcomes import Severity
 
     grouped: dict[tuple[str, str], list[CheckOutcome]] = {}
     for evaluation in result.get_asset_check_evaluations():

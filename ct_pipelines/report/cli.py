@@ -37,8 +37,8 @@ def build(catalog_dir: Path | None, out_dir: Path | None, portal_url: str | None
     import duckdb
 
     from ct_pipelines.catalog.loader import load_catalog
+    from ct_pipelines.core.settings import load_settings
     from ct_pipelines.report.build import write_reports
-    from ct_pipelines.settings import load_settings
 
     settings = load_settings()
     catalog = load_catalog(catalog_dir or settings.catalog_dir)
@@ -95,8 +95,8 @@ def make_server(folder: Path, host: str, port: int) -> http.server.ThreadingHTTP
 )
 def serve(host: str, port: int, folder: Path | None, allow_remote: bool) -> None:
     """Serve the report site until Ctrl+C."""
+    from ct_pipelines.core.settings import load_settings
     from ct_pipelines.portal.cli import is_loopback
-    from ct_pipelines.settings import load_settings
 
     if not is_loopback(host) and not allow_remote:
         raise click.BadParameter(

@@ -56,7 +56,7 @@ def _allowed(column: Column) -> str:
 
 
 def _suppression(dataset: Dataset, field: str) -> str:
-    rule = dataset.publish.suppression
+    rule = dataset.protect.suppression
     if rule is None:
         return ""
     if field == rule.count_column:
@@ -76,7 +76,7 @@ def dictionary_rows(
     dataset: Dataset, published_columns: list[tuple[str, str]] | None = None
 ) -> list[dict[str, str]]:
     """One row per source column, then one per computed field of the published table (when known)."""
-    rel = {c.column: str(c.field) for c in (dataset.rel.columns if dataset.rel else [])}
+    rel = {c.column: str(c.field) for c in (dataset.standardize.columns if dataset.standardize else [])}
     published = {name for name, _ in published_columns} if published_columns is not None else None
     rows: list[dict[str, str]] = []
     for column in dataset.columns:
@@ -109,7 +109,7 @@ def dictionary_rows(
                 "field_name": name,
                 "source_name": "",
                 "type": kind.lower(),
-                "description": f"computed by the publish step ({dataset.publish.mode})",
+                "description": f"computed by the publish step ({dataset.protect.mode})",
                 "allowed": "",
                 "rel_mapping": "reporting group from the standardized race and ethnicity"
                 if "race" in name

@@ -20,7 +20,7 @@ MASK = "***"
 
 
 def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    """A table or a view (ingest exposes ``raw__<id>`` as a view over its table)."""
+    """A table or a view (ingest exposes ``ingest__<id>`` as a view over its table)."""
     row = con.execute(
         "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2 AND NOT temporary)"
         " + (SELECT count(*) FROM duckdb_views() WHERE schema_name = $1 AND view_name = $2 AND NOT temporary)",
@@ -220,13 +220,13 @@ def masked_set_aside_sql(
 ) -> str | None:
     """A SELECT of the latest run's set-aside rows with every PII value masked, or None if nothing was set aside.
 
-    Each row carries its source line, the rules it broke and the whole record from ``raw__<id>``; columns
+    Each row carries its source line, the rules it broke and the whole record from ``ingest__<id>``; columns
     marked ``pii`` show ``***``, and in every other text value an SSN, e-mail, phone number, date of birth,
     street address or record number (the privacy scanner's patterns) is replaced by ``***``."""
-    from ct_pipelines.privacy.pii import PATTERNS
+    from ct_pipelines.protect.pii import PATTERNS
 
     run_id = last_validation_run(con, dataset_id)
-    quarantine, raw = f"quarantine__{dataset_id}", f"raw__{dataset_id}"
+    quarantine, raw = f"quarantine__{dataset_id}", f"ingest__{dataset_id}"
     if run_id is None or not table_exists(con, "main", quarantine):
         return None
     raw_columns = (

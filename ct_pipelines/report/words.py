@@ -11,8 +11,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from ct_pipelines.catalog.blocks.validate import Expectation
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.quality.config import Expectation, Severity
+from ct_pipelines.core.outcomes import Severity
 
 STAGE_LABELS = {
     "validated": "Validate",
@@ -70,7 +71,7 @@ def expectation_words(expectation: Expectation) -> str:
 
 
 def _dataset_check_words(dataset: Dataset, name: str) -> str:
-    q = dataset.quality
+    q = dataset.validate
     return {
         "row_count_change": f"The row count may not fall by more than {q.max_row_count_drop:.0%} since the last run.",
         "null_share_change": "No column's share of empty values may grow by more than "
@@ -82,11 +83,11 @@ def _dataset_check_words(dataset: Dataset, name: str) -> str:
 
 def rules_in_words(dataset: Dataset, now: datetime | None = None) -> list[RuleText]:
     """All checks the dataset gets, in the order the stages run them."""
+    from ct_pipelines.catalog.blocks.validate import DATASET_CHECKS
     from ct_pipelines.pipeline import stage_check_specs
-    from ct_pipelines.quality.config import DATASET_CHECKS
-    from ct_pipelines.quality.gx_suite import gx_check_names
-    from ct_pipelines.quality.rules import build_rules
-    from ct_pipelines.quality.specs import _severity
+    from ct_pipelines.validate.gx_suite import gx_check_names
+    from ct_pipelines.validate.rules import build_rules
+    from ct_pipelines.validate.specs import _severity
 
     out: list[RuleText] = []
     for rule in build_rules(dataset, now or datetime.now()):

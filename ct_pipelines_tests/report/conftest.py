@@ -11,12 +11,12 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from ct_pipelines.core.settings import SAMPLES_DIR, Settings, load_settings
 
 from ct_pipelines.catalog.loader import load_catalog
 from ct_pipelines.report.build import ReportResult, write_reports
 from ct_pipelines.report.checks import record_dagster_checks
 from ct_pipelines.runner import DatasetSummary, run_catalog
-from ct_pipelines.settings import SAMPLES_DIR, Settings, load_settings
 
 DEFECTS = SAMPLES_DIR / "defects"
 

@@ -13,15 +13,14 @@ import dagster as dg
 import duckdb
 import pytest
 from click.testing import CliRunner
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.core.settings import load_settings
 from openpyxl import load_workbook
 
 from ct_pipelines.catalog.loader import load_catalog
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import Severity
 from ct_pipelines.report.build import write_reports
 from ct_pipelines.report.checks import record_check_results
 from ct_pipelines.report.cli import report_group
-from ct_pipelines.settings import load_settings
 from ct_pipelines_tests.report.conftest import DEFECTS, Site, run_and_record
 
 REPO = Path(__file__).resolve().parents[2]

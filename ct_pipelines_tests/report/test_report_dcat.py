@@ -9,12 +9,12 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from ct_pipelines.core.settings import SAMPLE_CATALOG_DIR
 from referencing import Registry, Resource
 from referencing.jsonschema import DRAFT4
 
 from ct_pipelines.catalog.loader import load_catalog
 from ct_pipelines.report.dcat import SCHEMA_DIR, PortalFacts, build_data_json, dcat_gaps, validate_data_json
-from ct_pipelines.settings import SAMPLE_CATALOG_DIR
 from ct_pipelines_tests.report.conftest import Site
 
 REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference" / "dcat-us-1.1-schema"
