@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ct_pipelines.catalog.loader import load_catalog
-from ct_pipelines.core.settings import load_settings
+from ct_pipelines.core.settings import Settings, load_settings
 from ct_pipelines.pipeline import STAGE_NAMES
 
 if TYPE_CHECKING:
@@ -54,6 +54,7 @@ def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], until: str | Non
                          allow_deletes=allow_deletes, reingest=reingest)
     summaries, _ = run_catalog(settings, None, list(dataset_ids) or None, options=options, until=until)
     click.echo(format_summary(summaries))
+    _write_staff_reports(settings)
     click.echo(f"\nWarehouse: {settings.warehouse_path}  Reports: {settings.reports_dir}")
     if os.environ.get("CT_PORTAL_DOMAIN"):
         click.echo(f"Published to: {os.environ.get('CT_PORTAL_SCHEME', 'https')}://{os.environ['CT_PORTAL_DOMAIN']}")
@@ -62,6 +63,20 @@ def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], until: str | Non
                    f"  ct-pipelines portal serve --data {settings.portal_data_dir}")
     failed = [s for s in summaries if not s.ok] or catalog.errors
     sys.exit(1 if failed else 0)
+
+
+def _write_staff_reports(settings: Settings) -> None:
+    """Every run refreshes the staff report site; a report problem is said, never fatal to the run."""
+    import duckdb
+
+    from ct_pipelines.report.build import write_reports
+
+    try:
+        with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as con:
+            site = write_reports(settings, load_catalog(settings.catalog_dir), con)
+        click.echo(f"\nReports for agency staff: {site.index}  (serve them with `ct-pipelines report serve`)")
+    except (OSError, ValueError, duckdb.Error) as exc:
+        click.echo(f"\nThe staff reports were not refreshed: {exc}", err=True)
 
 
 def format_summary(summaries: list[DatasetSummary]) -> str:
@@ -216,12 +231,14 @@ def _add_stage_groups() -> None:
     from ct_pipelines.portal.cli import portal
     from ct_pipelines.protect.cli import privacy
     from ct_pipelines.publish.cli import publish_group
+    from ct_pipelines.report.cli import report_group
     from ct_pipelines.standardize.cli import rel
     from ct_pipelines.validate.cli import quality
 
     for group, name, alias in ((quality, "validate", "quality"), (rel, "standardize", "rel"),
                                (privacy, "protect", "privacy"), (publish_group, "publish", None),
-                               (portal, "portal", None), (automation, "automation", None)):
+                               (portal, "portal", None), (automation, "automation", None),
+                               (report_group, "report", None)):
         main.add_command(group, name=name)
         if alias:  # a hidden copy, so help lists each group once
             old_name = copy.copy(group)

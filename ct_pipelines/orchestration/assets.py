@@ -22,6 +22,7 @@ from ct_pipelines.core.results import RunOptions, StageError, StageResult
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.orchestration.resources import PortalResource, SettingsResource
 from ct_pipelines.orchestration.results import check_results, check_specs, stage_metadata
+from ct_pipelines.report.checks import record_check_results
 
 KINDS = {"publish": {"socrata"}}
 
@@ -114,7 +115,10 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                     said = _internal_error(resolved, context.run_id, dataset.id, stage.name, exc)
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
                     raise dg.Failure(description=said, allow_retries=False) from exc
+                if stage.name == "publish":
+                    result.links["report"] = str(resolved.reports_dir / "site" / "datasets" / f"{dataset.id}.html")
                 yield from _report(context, key, specs_by_stage[stage.name], result, portal)
+                record_check_results(con, dataset.id, stage.name, context.run_id, result.outcomes)
                 failed = result.blocking_failures
                 status = "blocked" if failed else ("refused" if result.refused else "ok")
                 pipeline.record(con, context.run_id, dataset.id, stage.name, status, result,

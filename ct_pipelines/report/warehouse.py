@@ -1,0 +1,263 @@
+"""Read what the pipeline recorded in the DuckDB warehouse, for the reports.
+
+Every reader tolerates a missing table (a dataset that never ran, a warehouse made before a stage
+existed) and answers "nothing recorded" instead of failing, because a report must cover the whole
+catalog even when half of it has not run yet.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import duckdb
+
+from ct_pipelines.report.checks import CHECK_RESULTS
+
+MASK = "***"
+
+
+def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    """A table or a view (ingest exposes ``ingest__<id>`` as a view over its table)."""
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2 AND NOT temporary)"
+        " + (SELECT count(*) FROM duckdb_views() WHERE schema_name = $1 AND view_name = $2 AND NOT temporary)",
+        [schema, name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
+def _q(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+@dataclass
+class CheckRow:
+    stage: str
+    check: str
+    passed: bool
+    severity: str
+    summary: str
+    failing_rows: int | None
+
+
+@dataclass
+class SetAsideRule:
+    rule_group: str
+    column: str
+    reason: str
+    rows: int
+
+
+@dataclass
+class RunRow:
+    run_id: str
+    at: datetime | None
+    rows_in: int | None = None
+    set_aside: int | None = None
+    published: int | None = None
+    checks_failed: int | None = None
+
+
+@dataclass
+class Recorded:
+    """What the warehouse knows about one dataset."""
+
+    last_ingest: dict[str, Any] | None = None
+    last_publish: dict[str, Any] | None = None
+    portal_rows: int | None = None
+    four_by_four: str | None = None
+    last_run_id: str | None = None
+    checks: list[CheckRow] = field(default_factory=list)
+    set_aside_rows: int = 0
+    set_aside_rules: list[SetAsideRule] = field(default_factory=list)
+    last_plan: dict[str, Any] | None = None
+    runs: list[RunRow] = field(default_factory=list)
+
+
+def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> dict[str, Any] | None:
+    cursor = con.execute(sql, params)
+    row = cursor.fetchone()
+    if row is None:
+        return None
+    return dict(zip([d[0] for d in cursor.description], row, strict=True))
+
+
+def last_validation_run(con: duckdb.DuckDBPyConnection, dataset_id: str) -> str | None:
+    """The run id of the latest validation (``quality.history``), the run whose set-aside rows are shown."""
+    if not table_exists(con, "quality", "history"):
+        return None
+    row = con.execute(
+        "SELECT run_id FROM quality.history WHERE dataset_id = ? ORDER BY recorded_at DESC LIMIT 1",
+        [dataset_id],
+    ).fetchone()
+    return row[0] if row else None
+
+
+def _checks(con: duckdb.DuckDBPyConnection, dataset_id: str) -> tuple[str | None, list[CheckRow]]:
+    if not table_exists(con, "meta", "check_results"):
+        return None, []
+    latest = con.execute(
+        f"SELECT run_id FROM {CHECK_RESULTS} WHERE dataset_id = ? ORDER BY recorded_at DESC LIMIT 1",
+        [dataset_id],
+    ).fetchone()
+    if not latest:
+        return None, []
+    rows = con.execute(
+        f"SELECT stage, check_name, passed, severity, summary, failing_rows FROM {CHECK_RESULTS} "
+        "WHERE dataset_id = ? AND run_id = ? ORDER BY passed, stage, check_name",
+        [dataset_id, latest[0]],
+    ).fetchall()
+    return latest[0], [CheckRow(*row) for row in rows]
+
+
+def _set_aside(
+    con: duckdb.DuckDBPyConnection, dataset_id: str, run_id: str | None
+) -> tuple[int, list[SetAsideRule]]:
+    table = f"quarantine__{dataset_id}"
+    if run_id is None or not table_exists(con, "main", table):
+        return 0, []
+    total = con.execute(
+        f"SELECT count(DISTINCT _row) FROM {_q(table)} WHERE run_id = ?", [run_id]
+    ).fetchone()[0]
+    rules = con.execute(
+        f"SELECT rule_group, column_name, any_value(reason), count(DISTINCT _row) FROM {_q(table)} "
+        "WHERE run_id = ? GROUP BY ALL ORDER BY 4 DESC, 1, 2",
+        [run_id],
+    ).fetchall()
+    return int(total), [SetAsideRule(*r) for r in rules]
+
+
+def _publish(con: duckdb.DuckDBPyConnection, dataset_id: str, recorded: Recorded) -> None:
+    if table_exists(con, "main", "publish_log"):
+        recorded.last_publish = _one(
+            con,
+            "SELECT * FROM publish_log WHERE dataset_id = ? AND status = 'published' "
+            "ORDER BY finished_at DESC LIMIT 1",
+            [dataset_id],
+        )
+    if table_exists(con, "main", "publish_state"):
+        state = _one(
+            con, "SELECT four_by_four, row_count FROM publish_state WHERE dataset_id = ?", [dataset_id]
+        )
+        if state:
+            recorded.four_by_four, recorded.portal_rows = state["four_by_four"], state["row_count"]
+    if table_exists(con, "main", "publish_runs"):
+        recorded.last_plan = _one(
+            con,
+            "SELECT mode, status, chunks, planned_created, planned_updated, "
+            "planned_deleted, expected_count, key_field, started_at FROM publish_runs "
+            "WHERE dataset_id = ? ORDER BY started_at DESC LIMIT 1",
+            [dataset_id],
+        )
+
+
+def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[RunRow]:
+    """One row per run that validated this dataset, newest last; figures from each stage's own record."""
+    if not table_exists(con, "quality", "history"):
+        return []
+    runs = {
+        r[0]: RunRow(r[0], r[1], rows_in=r[2])
+        for r in con.execute(
+            "SELECT run_id, recorded_at, row_count FROM quality.history WHERE dataset_id = ? "
+            f"ORDER BY recorded_at DESC LIMIT {int(limit)}",
+            [dataset_id],
+        ).fetchall()
+    }
+    if not runs:
+        return []
+    ids = list(runs)
+    marks = ", ".join("?" * len(ids))
+    quarantine = f"quarantine__{dataset_id}"
+    if table_exists(con, "main", quarantine):
+        for run_id, n in con.execute(
+            f"SELECT run_id, count(DISTINCT _row) FROM {_q(quarantine)} WHERE run_id IN ({marks}) GROUP BY 1",
+            ids,
+        ).fetchall():
+            runs[run_id].set_aside = n
+    for run in runs.values():
+        run.set_aside = run.set_aside or 0
+    if table_exists(con, "main", "publish_runs"):
+        for run_id, n in con.execute(
+            f"SELECT run_id, max(expected_count) FROM publish_runs WHERE dataset_id = ? "
+            f"AND status = 'applied' AND run_id IN ({marks}) GROUP BY 1",
+            [dataset_id, *ids],
+        ).fetchall():
+            runs[run_id].published = n
+    if not table_exists(con, "meta", "check_results"):
+        return sorted(runs.values(), key=lambda r: r.at or datetime.min)
+    for run_id, n in con.execute(
+        f"SELECT run_id, count(*) FILTER (WHERE NOT passed) FROM {CHECK_RESULTS} "
+        f"WHERE dataset_id = ? AND run_id IN ({marks}) GROUP BY 1",
+        [dataset_id, *ids],
+    ).fetchall():
+        runs[run_id].checks_failed = n
+    return sorted(runs.values(), key=lambda r: r.at or datetime.min)
+
+
+def read_recorded(con: duckdb.DuckDBPyConnection, dataset_id: str, history: int = 10) -> Recorded:
+    """Everything the reports show about one dataset (works on a read-only connection)."""
+    recorded = Recorded()
+    if table_exists(con, "meta", "ingest_log"):
+        recorded.last_ingest = _one(
+            con,
+            "SELECT path, rows, format, encoding, run_id, ingested_at "
+            "FROM meta.ingest_log WHERE dataset_id = ? ORDER BY ingested_at DESC LIMIT 1",
+            [dataset_id],
+        )
+    recorded.last_run_id, recorded.checks = _checks(con, dataset_id)
+    validation_run = last_validation_run(con, dataset_id)
+    recorded.set_aside_rows, recorded.set_aside_rules = _set_aside(con, dataset_id, validation_run)
+    _publish(con, dataset_id, recorded)
+    recorded.runs = _runs(con, dataset_id, history)
+    return recorded
+
+
+def masked_set_aside_sql(
+    con: duckdb.DuckDBPyConnection, dataset_id: str, pii_fields: list[str]
+) -> str | None:
+    """A SELECT of the latest run's set-aside rows with every PII value masked, or None if nothing was set aside.
+
+    Each row carries its source line, the rules it broke and the whole record from ``ingest__<id>``; columns
+    marked ``pii`` show ``***``, and in every other text value an SSN, e-mail, phone number, date of birth,
+    street address or record number (the privacy scanner's patterns) is replaced by ``***``."""
+    from ct_pipelines.protect.pii import PATTERNS
+
+    run_id = last_validation_run(con, dataset_id)
+    quarantine, raw = f"quarantine__{dataset_id}", f"ingest__{dataset_id}"
+    if run_id is None or not table_exists(con, "main", quarantine):
+        return None
+    raw_columns = (
+        [r[0] for r in con.execute(f"DESCRIBE {_q(raw)}").fetchall()]
+        if table_exists(con, "main", raw)
+        else []
+    )
+    pii = set(pii_fields)
+    selected = []
+    for column in raw_columns:
+        if column in ("_row", "_line"):
+            continue
+        expr = f"r.{_q(column)}::VARCHAR"
+        if column in pii:
+            expr = f"CASE WHEN r.{_q(column)} IS NULL THEN NULL ELSE '{MASK}' END"
+        else:
+            for pattern in PATTERNS:
+                expr = (
+                    f"regexp_replace({expr}, '{pattern.regex.replace(chr(39), chr(39) * 2)}', '{MASK}', 'g')"
+                )
+        selected.append(f"{expr} AS {_q(column)}")
+    run = run_id.replace("'", "''")
+    body = "".join(", " + s for s in selected)
+    joined = f" LEFT JOIN {_q(raw)} r ON r._row = q._row" if raw_columns else ""
+    return (
+        f"WITH q AS (SELECT _row, min(source_line) AS source_line, string_agg(rule_group || ' (' || "
+        f"column_name || '): ' || reason, '; ' ORDER BY rule_group, column_name) AS rules_broken "
+        f"FROM {_q(quarantine)} WHERE run_id = '{run}' GROUP BY _row) "
+        f"SELECT q.source_line, q.rules_broken{body} FROM q{joined} ORDER BY q.source_line, q._row"
+    )
+
+
+def json_figures(value: str | None) -> dict[str, Any]:
+    return json.loads(value) if value else {}
