@@ -53,7 +53,7 @@ def record_check_results(
     """Store one stage's outcomes for a run (replacing that run and stage's earlier rows); returns the count.
 
     Call after each stage with ``StageResult.outcomes``, e.g.
-    ``record_check_results(con, dataset.id, "validated", run_id, result.outcomes)``.
+    ``record_check_results(con, dataset.id, "validate", run_id, result.outcomes)``.
     """
     ensure_check_results(con)
     when = recorded_at or datetime.now(UTC).replace(tzinfo=None)

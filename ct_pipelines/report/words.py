@@ -16,10 +16,10 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import Severity
 
 STAGE_LABELS = {
-    "validated": "Validate",
-    "standardized": "Standardize race, ethnicity and language",
-    "published_table": "Protect (privacy)",
-    "portal": "Publish",
+    "validate": "Validate",
+    "standardize": "Standardize race, ethnicity and language",
+    "protect": "Protect (privacy)",
+    "publish": "Publish",
 }
 _GX_WORDS = {
     "expect_column_values_to_not_be_null": "{column} is never empty",
@@ -84,7 +84,7 @@ def _dataset_check_words(dataset: Dataset, name: str) -> str:
 def rules_in_words(dataset: Dataset, now: datetime | None = None) -> list[RuleText]:
     """All checks the dataset gets, in the order the stages run them."""
     from ct_pipelines.catalog.blocks.validate import DATASET_CHECKS
-    from ct_pipelines.pipeline import stage_check_specs
+    from ct_pipelines.pipeline import STAGES
     from ct_pipelines.validate.gx_suite import gx_check_names
     from ct_pipelines.validate.rules import build_rules
     from ct_pipelines.validate.specs import _severity
@@ -92,7 +92,7 @@ def rules_in_words(dataset: Dataset, now: datetime | None = None) -> list[RuleTe
     out: list[RuleText] = []
     for rule in build_rules(dataset, now or datetime.now()):
         words = f"Rows that {rule.phrase} are {_consequence(rule.severity)}."
-        out.append(RuleText("validated", rule.group, rule.column, words, str(rule.severity), "pandera"))
+        out.append(RuleText("validate", rule.group, rule.column, words, str(rule.severity), "pandera"))
     for name, expectation in gx_check_names(dataset):
         column = expectation.kwargs.get("column")
         words = f"Check that {expectation_words(expectation)}."
@@ -100,7 +100,7 @@ def rules_in_words(dataset: Dataset, now: datetime | None = None) -> list[RuleTe
             words += " If not, nothing is published."
         out.append(
             RuleText(
-                "validated",
+                "validate",
                 name,
                 column if isinstance(column, str) else None,
                 words,
@@ -113,9 +113,9 @@ def rules_in_words(dataset: Dataset, now: datetime | None = None) -> list[RuleTe
         words = _dataset_check_words(dataset, name)
         if severity == Severity.ERROR:
             words += " If not, nothing is published."
-        out.append(RuleText("validated", name, None, words, str(severity), "pipeline"))
-    for stage in ("standardized", "published_table", "portal"):
-        for spec in stage_check_specs(dataset, stage):
+        out.append(RuleText("validate", name, None, words, str(severity), "pipeline"))
+    for stage in STAGES[2:]:  # the checks of the stages after validate
+        for spec in stage.check_specs(dataset):
             severity = "ERROR" if spec.blocking else "WARN"
-            out.append(RuleText(stage, spec.name, None, spec.description, severity, "pipeline"))
+            out.append(RuleText(stage.name, spec.name, None, spec.description, severity, "pipeline"))
     return out

@@ -11,10 +11,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
-from ct_pipelines.runner import DatasetSummary, run_catalog
 
 from ct_pipelines.catalog.loader import load_catalog
 from ct_pipelines.core.settings import SAMPLES_DIR, Settings, load_settings
+from ct_pipelines.orchestration.runner import DatasetSummary, run_catalog
 from ct_pipelines.report.build import ReportResult, write_reports
 from ct_pipelines.report.checks import record_dagster_checks
 
@@ -30,7 +30,7 @@ class Site:
 
 def run_and_record(catalog: Path, settings: Settings) -> list[DatasetSummary]:
     """Run the catalog's job in process and persist its check results, as the pipeline will after each stage."""
-    summaries, result = run_catalog(str(catalog), instance=dg.DagsterInstance.ephemeral())
+    summaries, result = run_catalog(settings, str(catalog), instance=dg.DagsterInstance.ephemeral())
     con = duckdb.connect(str(settings.warehouse_path))
     try:
         record_dagster_checks(con, result)

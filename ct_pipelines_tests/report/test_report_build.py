@@ -164,8 +164,8 @@ def test_check_results_are_replaced_per_run_and_stage_and_keep_only_numbers(tmp_
         "3 rows have an age outside 0 to 120.",
         {"failing_rows": 3, "sample": [{"name": "Pat Doe"}], "share": 0.015},
     )
-    assert record_check_results(con, "ds", "validated", "run1", [outcome]) == 1
-    assert record_check_results(con, "ds", "validated", "run1", [outcome]) == 1
+    assert record_check_results(con, "ds", "validate", "run1", [outcome]) == 1
+    assert record_check_results(con, "ds", "validate", "run1", [outcome]) == 1
     rows = con.execute(
         "SELECT check_name, passed, severity, failing_rows, figures FROM meta.check_results"
     ).fetchall()
