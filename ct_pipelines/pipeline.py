@@ -52,6 +52,9 @@ def run_ingest_stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings:
     else:
         progress(f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
                  f"({result.encoding or result.format}) in {result.duration_s:.2f}s")
+    if result.rows_left_out:
+        progress(f"{dataset.id}: left out by rule: " + ", ".join(f"{name} {n:,}" for name, n in
+                                                                  result.rows_left_out.items()))
     metadata: dict[str, Any] = {**result.lineage(), "table": table("raw", dataset.id)}
     metadata["dagster/row_count"] = result.rows
     if result.field_map:
