@@ -68,8 +68,16 @@ class Profile:
             "header_row": self.read.header_line,
             "sheet": self.read.sheet,
             "rows": self.read.rows,
-            "columns": [{"name": c.name, "field_name": c.field_name, "type": c.type, "nulls": c.nulls,
-                         "distinct": c.distinct} for c in self.columns],
+            "columns": [
+                {
+                    "name": c.name,
+                    "field_name": c.field_name,
+                    "type": c.type,
+                    "nulls": c.nulls,
+                    "distinct": c.distinct,
+                }
+                for c in self.columns
+            ],
             "sample": self.sample,
             "leave_out": self.leave_out,
         }
@@ -82,7 +90,10 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
     `integer` never has a value validation would quarantine as "not an integer" (0.5 makes it `number`).
     """
     text = f"NULLIF(trim({quote_ident(column)}), '')"
-    casts = {kind: cast_sql(ColumnType(kind), text) for kind in ("boolean", "integer", "number", "date", "datetime")}
+    casts = {
+        kind: cast_sql(ColumnType(kind), text)
+        for kind in ("boolean", "integer", "number", "date", "datetime")
+    }
     selects = ", ".join(f"count({expr})" for expr in casts.values())
     row = con.execute(
         f"SELECT count(*), count({text}), count(DISTINCT {text}), {selects}, "
@@ -91,7 +102,8 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
         f"count_if(regexp_matches({text}, '[0-9]')), "  # numbers hold a digit ('nan', 'inf' do not)
         f"count_if(regexp_matches({text}, '[0-9]:[0-5][0-9]')), "  # a time of day
         f"count_if(regexp_full_match({text}, '[+-]?[0-9.,]+')) "  # plain digits, not yes/no words
-        f"FROM {table}").fetchone()
+        f"FROM {table}"
+    ).fetchone()
     total, filled, distinct = row[0], row[1], row[2]
     found = dict(zip(casts, row[3:8], strict=True))
     digits, leading, with_digit, with_time, numeric = row[8:13]
@@ -113,8 +125,9 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
     return "text", empty, distinct, False
 
 
-def _footer_rules(con: duckdb.DuckDBPyConnection, table: str, read: ReadResult) -> tuple[list[dict[str, Any]],
-                                                                                           list[int]]:
+def _footer_rules(
+    con: duckdb.DuckDBPyConnection, table: str, read: ReadResult
+) -> tuple[list[dict[str, Any]], list[int]]:
     """Leave-out rules for trailing rows that are not data: a ``Total`` row, notes lines (only the first cell
     filled). Returns the rules (with ``max_rows`` set to what was found, so a surprise is refused) and rows."""
     if len(read.field_names) < 2:
@@ -134,24 +147,45 @@ def _footer_rules(con: duckdb.DuckDBPyConnection, table: str, read: ReadResult) 
             break
     rules: list[dict[str, Any]] = []
     if total_rows:
-        rules.append({"name": "footer total", "column": read.source_columns[0], "equals": total_rows[0][1],
-                      "max_rows": 1})
+        rules.append(
+            {
+                "name": "footer total",
+                "column": read.source_columns[0],
+                "equals": total_rows[0][1],
+                "max_rows": 1,
+            }
+        )
     if notes:
         words = sorted({re.escape(text.split()[0]) for _, text in notes})
         rules.append({"name": "notes", "matches": "^(" + "|".join(words) + ")", "max_rows": len(notes)})
     return rules, [r for r, _ in total_rows + notes]
 
 
-def profile_file(path: Path, *, encoding: str = "auto", sheet: str | int | None = None,
-                 header_row: int | None = None, delimiter: str | None = None, workdir: Path | None = None) -> Profile:
+def profile_file(
+    path: Path,
+    *,
+    encoding: str = "auto",
+    sheet: str | int | None = None,
+    header_row: int | None = None,
+    delimiter: str | None = None,
+    workdir: Path | None = None,
+) -> Profile:
     """Read the file with the ingest readers, then count what every column holds (footer rows excluded)."""
     con = duckdb.connect()
     table = "profiled"
     fmt = source_format(path, SourceFormat.AUTO)
     names_for = field_names_for
     if fmt == SourceFormat.CSV:
-        read = read_csv_into(con, path, table, names_for, encoding=encoding, delimiter=delimiter,
-                             header_row=header_row, workdir=workdir or path.parent)
+        read = read_csv_into(
+            con,
+            path,
+            table,
+            names_for,
+            encoding=encoding,
+            delimiter=delimiter,
+            header_row=header_row,
+            workdir=workdir or path.parent,
+        )
     elif fmt == SourceFormat.EXCEL:
         read = read_excel_into(con, path, table, names_for, sheet=sheet, header_row=header_row)
     elif fmt == SourceFormat.JSON:
@@ -171,8 +205,12 @@ def profile_file(path: Path, *, encoding: str = "auto", sheet: str | int | None 
     sample_rows = con.execute(f"SELECT {names} FROM {table} ORDER BY _row LIMIT 5").fetchall()
     sample = [dict(zip(read.field_names, row, strict=True)) for row in sample_rows]
     con.close()
-    given = {"encoding": None if encoding == "auto" else encoding, "sheet": sheet, "header_row": header_row,
-             "delimiter": delimiter}
+    given = {
+        "encoding": None if encoding == "auto" else encoding,
+        "sheet": sheet,
+        "header_row": header_row,
+        "delimiter": delimiter,
+    }
     return Profile(path, read, columns, sample, {k: v for k, v in given.items() if v is not None}, leave_out)
 
 
@@ -192,8 +230,9 @@ def _header(profile: Profile, dataset_id: str) -> dict[str, Any]:
     return {
         "id": dataset_id,
         "title": todo(f"a plain-language title without acronyms, e.g. {suggested}"),
-        "description": todo(f"what each row of {profile.path.name} represents, where it comes from and how it "
-                            "is collected"),
+        "description": todo(
+            f"what each row of {profile.path.name} represents, where it comes from and how it is collected"
+        ),
         "agency": todo("the publishing agency's full name, e.g. Department of Public Health"),
         "category": todo("one of " + ", ".join(c.value for c in Category)),
         "tags": [],
@@ -247,8 +286,10 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
     if codes and CODE_TYPE == "text":
         notes.append(f"# Codes with leading zeros, kept as text so the zeros survive: {', '.join(codes)}.")
     if profile.leave_out:
-        notes.append("# source.leave_out: trailing rows found that are not data (a total or notes); they are left "
-                     "out and counted.")
+        notes.append(
+            "# source.leave_out: trailing rows found that are not data (a total or notes); they are left "
+            "out and counted."
+        )
     return "\n".join(notes) + "\n" + body
 
 

@@ -59,9 +59,13 @@ def _field_of(path: Path, read: ReadResult, name: str, what: str) -> str:
         return by_source[_norm(name)]
     if name in read.field_names:
         return name
-    raise IngestError(path, f"{what} names column '{name}', which is not in the file "
-                      f"(the file has: {', '.join(read.source_columns)})",
-                      f"correct the column name in the dataset YAML's {what}", column=name)
+    raise IngestError(
+        path,
+        f"{what} names column '{name}', which is not in the file "
+        f"(the file has: {', '.join(read.source_columns)})",
+        f"correct the column name in the dataset YAML's {what}",
+        column=name,
+    )
 
 
 def _rule_sql(path: Path, read: ReadResult, rule: LeaveOutRule) -> tuple[str, str]:
@@ -76,8 +80,9 @@ def _rule_sql(path: Path, read: ReadResult, rule: LeaveOutRule) -> tuple[str, st
     return value, f"coalesce(regexp_matches({value}, {_sql_str(rule.matches or '')}), false)"
 
 
-def apply_quirks(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, raw_view: str,
-                 read: ReadResult) -> QuirkResult:
+def apply_quirks(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, raw_view: str, read: ReadResult
+) -> QuirkResult:
     """Leave out rows by rule and unpivot; then ``raw_view`` shows the shaped rows. A no-op without quirks."""
     source, left, shaped = dataset.source, left_out_table(dataset.id), shaped_table(dataset.id)
     result = QuirkResult(source_rows=read.rows, rows=read.rows)
@@ -85,8 +90,9 @@ def apply_quirks(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, r
     if not has_quirks(source):
         con.execute(f'DROP TABLE IF EXISTS "{shaped}"')
         return result
-    con.execute(f'CREATE TABLE "{left}" (_row BIGINT, _line BIGINT, rule VARCHAR, column_name VARCHAR, '
-                'value VARCHAR)')
+    con.execute(
+        f'CREATE TABLE "{left}" (_row BIGINT, _line BIGINT, rule VARCHAR, column_name VARCHAR, value VARCHAR)'
+    )
     pii = set(dataset.pii_fields)
     taken: list[str] = []  # tests of earlier rules: a row is counted under the first rule it meets
     for rule in source.leave_out:
@@ -94,13 +100,19 @@ def apply_quirks(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, r
         column = _field_of(path, read, rule.column, "source.leave_out") if rule.column else None
         shown = "'***'" if column in pii else f"left({value}, 200)"
         earlier = f" AND NOT ({' OR '.join(taken)})" if taken else ""
-        con.execute(f'INSERT INTO "{left}" SELECT _row, _line, ?, ?, {shown} FROM "{raw_view}" '
-                    f"WHERE {test}{earlier}", [rule.name, column])
+        con.execute(
+            f'INSERT INTO "{left}" SELECT _row, _line, ?, ?, {shown} FROM "{raw_view}" WHERE {test}{earlier}',
+            [rule.name, column],
+        )
         count = con.execute(f'SELECT count(*) FROM "{left}" WHERE rule = ?', [rule.name]).fetchone()[0]
         if rule.max_rows is not None and count > rule.max_rows:
-            raise IngestError(path, f"the leave-out rule '{rule.name}' matches {count:,} rows, more than its "
-                              f"max_rows of {rule.max_rows:,}", "narrow the rule (column, equals or matches) or "
-                              "raise max_rows if these rows really are not data")
+            raise IngestError(
+                path,
+                f"the leave-out rule '{rule.name}' matches {count:,} rows, more than its "
+                f"max_rows of {rule.max_rows:,}",
+                "narrow the rule (column, equals or matches) or "
+                "raise max_rows if these rows really are not data",
+            )
         result.left_out[rule.name] = count
         taken.append(test)
     kept = f'SELECT * FROM "{raw_view}" v WHERE NOT EXISTS (SELECT 1 FROM "{left}" l WHERE l._row = v._row)'
@@ -122,16 +134,23 @@ def _unpivot_sql(path: Path, read: ReadResult, source: Source, kept: str) -> tup
     labels = {f: s for s, f in zip(read.source_columns, read.field_names, strict=True)}
     clash = {spec.name, spec.value} & (set(read.field_names) - set(wide))
     if clash or spec.name == spec.value:
-        raise IngestError(path, f"source.unpivot would create column(s) {', '.join(sorted(clash or {spec.name}))} "
-                          "that the file already has", "choose other names for source.unpivot.name and value")
+        raise IngestError(
+            path,
+            f"source.unpivot would create column(s) {', '.join(sorted(clash or {spec.name}))} "
+            "that the file already has",
+            "choose other names for source.unpivot.name and value",
+        )
     kept_columns = [n for n in read.field_names if n not in wide]
-    items = ", ".join(f"{{'i': {i}, 'n': {_sql_str(labels[f])}, 'v': {quote_ident(f)}}}"
-                      for i, f in enumerate(wide))
+    items = ", ".join(
+        f"{{'i': {i}, 'n': {_sql_str(labels[f])}, 'v': {quote_ident(f)}}}" for i, f in enumerate(wide)
+    )
     ids = ", ".join(quote_ident(n) for n in kept_columns)
     inner = f"SELECT _row AS _wide_row, _line, {ids + ', ' if ids else ''}unnest([{items}]) AS _cell FROM ({kept})"
-    sql = (f"SELECT row_number() OVER (ORDER BY _wide_row, _cell.i) AS _row, _line, {ids + ', ' if ids else ''}"
-           f"_cell.n AS {quote_ident(spec.name)}, CAST(_cell.v AS VARCHAR) AS {quote_ident(spec.value)} "
-           f"FROM ({inner}) ORDER BY _row")
+    sql = (
+        f"SELECT row_number() OVER (ORDER BY _wide_row, _cell.i) AS _row, _line, {ids + ', ' if ids else ''}"
+        f"_cell.n AS {quote_ident(spec.name)}, CAST(_cell.v AS VARCHAR) AS {quote_ident(spec.value)} "
+        f"FROM ({inner}) ORDER BY _row"
+    )
     return sql, len(wide)
 
 
@@ -139,15 +158,23 @@ def _sql_str(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
 
 
-def recorded_quirks(con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_view: str, source_rows: int) -> QuirkResult:
+def recorded_quirks(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_view: str, source_rows: int
+) -> QuirkResult:
     """The counts of an earlier ingest of the same file (kept in the warehouse), for a skipped re-ingest."""
     result = QuirkResult(source_rows=source_rows, rows=source_rows)
-    tables = {r[0] for r in con.execute("SELECT table_name FROM information_schema.tables "
-                                        "WHERE table_schema = 'main'").fetchall()}
+    tables = {
+        r[0]
+        for r in con.execute(
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main'"
+        ).fetchall()
+    }
     if shaped_table(dataset.id) not in tables:
         return result
     if left_out_table(dataset.id) in tables:
-        counts = con.execute(f'SELECT rule, count(*) FROM "{left_out_table(dataset.id)}" GROUP BY rule').fetchall()
+        counts = con.execute(
+            f'SELECT rule, count(*) FROM "{left_out_table(dataset.id)}" GROUP BY rule'
+        ).fetchall()
         result.left_out = {r.name: 0 for r in dataset.source.leave_out} | {r: int(n) for r, n in counts}
     result.rows = con.execute(f'SELECT count(*) FROM "{raw_view}"').fetchone()[0]
     result.unpivoted_columns = len(dataset.source.unpivot.columns) if dataset.source.unpivot else 0
