@@ -410,3 +410,73 @@ def test_real_extract_from_starter_to_portal_accounts_for_every_row(
         assert store.row_count(view["id"]) == published == summary.rows_published
     finally:
         store.close()
+
+
+SDE_WIDE = """id: sde_enrollment_by_race
+title: Student enrollment by district and race, 2016-17
+description: One row per district and race/ethnicity group with the October 1 enrollment count.
+agency: Department of Education
+category: Education
+update_frequency: Annually
+contact: data.officer@ct.gov
+source:
+  path: ct_sde_edsight_enrollment_by_district_race_2016-17.csv
+  header_row: 6
+  leave_out: [{name: footer total, column: District, equals: Total, max_rows: 1}]
+  unpivot:
+    columns: [American Indian or Alaska Native, Asian, Black or African American, Hispanic/Latino of any race,
+              Native Hawaiian or Other Pacific Islander, Two or More Races, White]
+    name: race_ethnicity
+    value: count
+columns:
+- {source: District, required: true}
+- {source: District Code, required: true}
+- {source: race_ethnicity, required: true}
+- {source: count, type: text}  # '*' marks the agency's own suppression of 1-5
+rel:
+  columns: [{column: race_ethnicity, field: race_ethnicity}]
+"""
+
+
+def test_real_wide_sde_table_unpivoted_gets_rel_groups_and_reaches_the_portal(
+    shared_ct: Path, tmp_path: Path, monkeypatch
+):
+    import dagster as dg
+
+    from ct_pipelines.runner import run_catalog
+
+    name = "ct_sde_edsight_enrollment_by_district_race_2016-17.csv"
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CT_PIPELINES_CATALOG", str(tmp_path / "catalog"))
+    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
+    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "landing" / name).symlink_to(shared_ct / name)
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "sde.yaml").write_text(SDE_WIDE, encoding="utf-8")
+    (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())
+    assert summary.ok, summary.error or summary.blocking_summaries
+    assert (summary.rows_in, summary.rows_quarantined, summary.rows_published) == (203 * 7, 0, 203 * 7)
+    con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
+    groups = con.execute(
+        "SELECT rel_reporting_group, count(*), count_if(race_ethnicity_status = 'reported') "
+        "FROM std__sde_enrollment_by_race GROUP BY ALL ORDER BY 1"
+    ).fetchall()
+    assert [g[0] for g in groups] == [
+        "Hispanic",
+        "Non-Hispanic American Indian or Alaska Native",
+        "Non-Hispanic Asian",
+        "Non-Hispanic Black",
+        "Non-Hispanic Native Hawaiian or Other Pacific Islander",
+        "Non-Hispanic Two or More Races",
+        "Non-Hispanic White",
+    ]
+    assert all(g[1:] == (203, 203) for g in groups)
+    assert con.execute(
+        "SELECT district, district_code, race_ethnicity, count FROM published__sde_enrollment_by_race "
+        "WHERE district = 'Andover School District' ORDER BY race_ethnicity"
+    ).fetchall()[:2] == [
+        ("Andover School District", "0010011", "American Indian or Alaska Native", "0"),
+        ("Andover School District", "0010011", "Asian", "*"),
+    ]
+    assert con.execute("SELECT count(*) FROM left_out__sde_enrollment_by_race").fetchone()[0] == 1
