@@ -11,8 +11,8 @@ from pathlib import Path
 import click
 
 from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.core.settings import load_settings
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.settings import load_settings
 
 
 @click.group()
@@ -81,7 +81,7 @@ def catalog_list(as_json: bool, catalog_dir: Path | None) -> None:
     """List the datasets in the catalog."""
     result = load_catalog(catalog_dir or load_settings().catalog_dir)
     rows = [{"id": d.id, "title": d.title, "agency": d.agency, "category": str(d.category),
-             "update_frequency": str(d.update_frequency), "portal_id": d.portal.id,
+             "update_frequency": str(d.update_frequency), "portal_id": d.publish.id,
              "file": str(result.sources[d.id])} for d in result.datasets]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -197,10 +197,10 @@ def _add_optional_groups() -> None:
     """Sub-commands owned by the domain packages."""
     from ct_pipelines.automation.cli import automation
     from ct_pipelines.portal.cli import portal
-    from ct_pipelines.privacy.cli import privacy
+    from ct_pipelines.protect.cli import privacy
     from ct_pipelines.publish.cli import publish_group
-    from ct_pipelines.quality.cli import quality
-    from ct_pipelines.rel.cli import rel
+    from ct_pipelines.standardize.cli import rel
+    from ct_pipelines.validate.cli import quality
 
     for group in (quality, rel, privacy, publish_group, portal, automation):
         main.add_command(group)

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from ct_pipelines.core.settings import SAMPLE_CATALOG_DIR
 
 from ct_pipelines.catalog.loader import load_catalog
 from ct_pipelines.catalog.schema import SCHEMA_PATH, schema_text
 from ct_pipelines.cli import main
 from ct_pipelines.ingest.profile import CODE_TYPE
-from ct_pipelines.settings import SAMPLE_CATALOG_DIR
 from ct_pipelines_tests.test_starter import fill_todos
 
 GOOD = """\
@@ -106,7 +106,7 @@ def test_dataset_new_writes_a_file_that_validates(tmp_path: Path):
     catalog = load_catalog(out.parent)
     assert not catalog.errors
     dataset = catalog.datasets[0]
-    assert dataset.source.header_row == 3
+    assert dataset.ingest.header_row == 3
     types = {c.field_name: str(c.type) for c in dataset.columns}
     assert types == {"town": "text", "code": CODE_TYPE, "count": "integer", "when": "date"}
 

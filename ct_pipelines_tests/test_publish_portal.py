@@ -16,13 +16,13 @@ import duckdb
 import pytest
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.portal.faults import FaultPlan, FaultRule
 from ct_pipelines.portal.local import LocalPortal
 from ct_pipelines.publish import metadata as publish_metadata
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PortalConnection, PublishError, RetryPolicy
 from ct_pipelines.publish.publisher import GUARD_CHECK, publish_table
 from ct_pipelines_tests.publish_helpers import rows_dataset
+from ct_pipelines_tests.support.faults import FaultPlan, FaultRule
 
 PASSWORD = "pw-Secret-9f3k2"
 APP_TOKEN = "tok-Secret-71hq0"
@@ -50,7 +50,7 @@ class Harness:
 
     def __init__(self, tmp_path: Path, faults: FaultPlan) -> None:
         self.con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-        self.portal = LocalPortal(tmp_path / "portal", password=PASSWORD, faults=faults).start()
+        self.portal = LocalPortal(tmp_path / "portal", password=PASSWORD, interceptor=faults).start()
         self.faults = faults
         self.connection = PortalConnection(
             self.portal.domain,

@@ -249,7 +249,7 @@ def test_footer_total_and_notes_are_left_out_by_name_counted_and_kept(tmp_path: 
     assert result.source_rows == result.rows + sum(result.rows_left_out.values())
     assert result.lineage()["rows_left_out"] == {"footer total": 1, "notes": 2}
     assert con.execute(
-        "SELECT _row, _line, district, code, count FROM raw__sample ORDER BY _row"
+        "SELECT _row, _line, district, code, count FROM ingest__sample ORDER BY _row"
     ).fetchall() == [(1, 2, "Andover", "0010011", "12"), (2, 3, "Ansonia", "0020011", "*")]
     assert con.execute("SELECT _row, _line, rule, value FROM left_out__sample ORDER BY _row").fetchall() == [
         (3, 4, "footer total", "Total"),
@@ -320,7 +320,7 @@ def test_wide_race_columns_become_rows_so_rel_and_suppression_can_apply(tmp_path
         3,
         6,
     )
-    assert con.execute("SELECT * FROM raw__sample ORDER BY _row").fetchall() == [
+    assert con.execute("SELECT * FROM ingest__sample ORDER BY _row").fetchall() == [
         (1, 2, "Andover", "Asian", "*"),
         (2, 2, "Andover", "Black or African American", "0"),
         (3, 2, "Andover", "White", "208"),
@@ -391,9 +391,9 @@ def test_real_extract_from_starter_to_portal_accounts_for_every_row(
     dataset_id = summary.dataset_id
     con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
     raw, valid, quarantined, published = con.execute(
-        f"SELECT (SELECT count(*) FROM raw__{dataset_id}), (SELECT count(*) FROM valid__{dataset_id}), "
+        f"SELECT (SELECT count(*) FROM ingest__{dataset_id}), (SELECT count(*) FROM validate__{dataset_id}), "
         f"(SELECT count(DISTINCT _row) FROM quarantine__{dataset_id}), "
-        f"(SELECT count(*) FROM published__{dataset_id})"
+        f"(SELECT count(*) FROM protect__{dataset_id})"
     ).fetchone()
     left = (
         dict(con.execute(f"SELECT rule, count(*) FROM left_out__{dataset_id} GROUP BY rule").fetchall())
@@ -460,7 +460,7 @@ def test_real_wide_sde_table_unpivoted_gets_rel_groups_and_reaches_the_portal(
     con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
     groups = con.execute(
         "SELECT rel_reporting_group, count(*), count_if(race_ethnicity_status = 'reported') "
-        "FROM std__sde_enrollment_by_race GROUP BY ALL ORDER BY 1"
+        "FROM standardize__sde_enrollment_by_race GROUP BY ALL ORDER BY 1"
     ).fetchall()
     assert [g[0] for g in groups] == [
         "Hispanic",
@@ -473,7 +473,7 @@ def test_real_wide_sde_table_unpivoted_gets_rel_groups_and_reaches_the_portal(
     ]
     assert all(g[1:] == (203, 203) for g in groups)
     assert con.execute(
-        "SELECT district, district_code, race_ethnicity, count FROM published__sde_enrollment_by_race "
+        "SELECT district, district_code, race_ethnicity, count FROM protect__sde_enrollment_by_race "
         "WHERE district = 'Andover School District' ORDER BY race_ethnicity"
     ).fetchall()[:2] == [
         ("Andover School District", "0010011", "American Indian or Alaska Native", "0"),

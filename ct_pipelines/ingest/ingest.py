@@ -38,8 +38,8 @@ LEDGER = "meta.ingest_log"
 
 def raw_table(dataset_id: str) -> str:
     """Stage tables live in the main schema as ``<stage>__<dataset id>``: one plain identifier that every
-    module can quote the same way. ``raw__<id>`` is a view over ``raw_data__<id>`` (see create_rows_view)."""
-    return f"raw__{dataset_id}"
+    module can quote the same way. ``ingest__<id>`` is a view over ``ingest_rows__<id>`` (see create_rows_view)."""
+    return f"ingest__{dataset_id}"
 
 
 @dataclass
@@ -107,7 +107,7 @@ def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], li
         explicit = [declared.get(_norm(h)) for h in header]
         names = field_names_for(header, explicit)
         found = {_norm(h) for h in header}
-        made = produced_columns(dataset.source)  # exist only after unpivoting
+        made = produced_columns(dataset.ingest)  # exist only after unpivoting
         missing = [c.source for c in dataset.columns if _norm(c.source) not in found and c.field_name not in made]
         if missing:
             raise IngestError(path, f"columns declared in the dataset YAML are missing from the file: "
@@ -133,7 +133,7 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
     """
     ensure_meta(con)
     started = time.perf_counter()
-    path = path or newest_file(landing_dir, dataset.source.path)
+    path = path or newest_file(landing_dir, dataset.ingest.path)
     stat = path.stat()
     table = raw_table(dataset.id)
     table_exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
@@ -154,7 +154,7 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
         if same:
             return skipped(same[0], same[1])
     names_for, mapping = _name_mapper(dataset, path)
-    fmt = source_format(path, dataset.source.format)
+    fmt = source_format(path, dataset.ingest.format)
     staging = f"_staging__{dataset.id}"
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-scan") as pool:
         scanning = pool.submit(scan_file, path)
@@ -168,7 +168,7 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
         _log(con, dataset, path, stat, scan.sha256, read, run_id, time.perf_counter() - started)
         return skipped(scan.sha256, previous[0])
-    data_table = f"raw_data__{dataset.id}"
+    data_table = f"ingest_rows__{dataset.id}"
     kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
                        "AND table_name = ?", [table]).fetchall()
     if kind:  # a view now; a table in warehouses written before raw became a view
@@ -190,12 +190,12 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
 def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: SourceFormat, table: str,
           names_for: Callable[[list[str]], list[str]], workdir: Path, scan: Callable[[], FileScan]) -> ReadResult:
     if fmt == SourceFormat.CSV:
-        return read_csv_into(con, path, table, names_for, encoding=dataset.source.encoding,
-                             delimiter=dataset.source.delimiter, header_row=dataset.source.header_row,
+        return read_csv_into(con, path, table, names_for, encoding=dataset.ingest.encoding,
+                             delimiter=dataset.ingest.delimiter, header_row=dataset.ingest.header_row,
                              workdir=workdir, scan=scan)
     if fmt == SourceFormat.EXCEL:
-        return read_excel_into(con, path, table, names_for, sheet=dataset.source.sheet,
-                               header_row=dataset.source.header_row)
+        return read_excel_into(con, path, table, names_for, sheet=dataset.ingest.sheet,
+                               header_row=dataset.ingest.header_row)
     if fmt == SourceFormat.JSON:
         return read_json_into(con, path, table, names_for)
     return read_parquet_into(con, path, table, names_for)

@@ -28,7 +28,7 @@ from ct_pipelines.ingest.readers import (
     read_json_into,
     read_parquet_into,
 )
-from ct_pipelines.quality.rules import cast_sql
+from ct_pipelines.validate.rules import cast_sql
 
 # The catalog's type for codes whose leading zeros matter (ZIP, FIPS, district codes). Until the catalog
 # has a `code` type such columns are written as `text`, which also keeps the zeros.

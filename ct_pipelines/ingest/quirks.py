@@ -23,7 +23,7 @@ def left_out_table(dataset_id: str) -> str:
 
 
 def shaped_table(dataset_id: str) -> str:
-    """The rows kept (and unpivoted) that ``raw__<id>`` shows when the dataset declares quirks."""
+    """The rows kept (and unpivoted) that ``ingest__<id>`` shows when the dataset declares quirks."""
     return f"raw_shaped__{dataset_id}"
 
 
@@ -31,7 +31,7 @@ def shaped_table(dataset_id: str) -> str:
 class QuirkResult:
     source_rows: int  # records read from the file
     left_out: dict[str, int] = field(default_factory=dict)  # rule name -> rows left out
-    rows: int = 0  # rows in raw__<id> afterwards
+    rows: int = 0  # rows in ingest__<id> afterwards
     unpivoted_columns: int = 0  # wide columns turned into rows (0 when no unpivot)
 
     @property
@@ -84,7 +84,7 @@ def apply_quirks(
     con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, raw_view: str, read: ReadResult
 ) -> QuirkResult:
     """Leave out rows by rule and unpivot; then ``raw_view`` shows the shaped rows. A no-op without quirks."""
-    source, left, shaped = dataset.source, left_out_table(dataset.id), shaped_table(dataset.id)
+    source, left, shaped = dataset.ingest, left_out_table(dataset.id), shaped_table(dataset.id)
     result = QuirkResult(source_rows=read.rows, rows=read.rows)
     con.execute(f'DROP TABLE IF EXISTS "{left}"')
     if not has_quirks(source):
@@ -175,7 +175,7 @@ def recorded_quirks(
         counts = con.execute(
             f'SELECT rule, count(*) FROM "{left_out_table(dataset.id)}" GROUP BY rule'
         ).fetchall()
-        result.left_out = {r.name: 0 for r in dataset.source.leave_out} | {r: int(n) for r, n in counts}
+        result.left_out = {r.name: 0 for r in dataset.ingest.leave_out} | {r: int(n) for r, n in counts}
     result.rows = con.execute(f'SELECT count(*) FROM "{raw_view}"').fetchone()[0]
-    result.unpivoted_columns = len(dataset.source.unpivot.columns) if dataset.source.unpivot else 0
+    result.unpivoted_columns = len(dataset.ingest.unpivot.columns) if dataset.ingest.unpivot else 0
     return result

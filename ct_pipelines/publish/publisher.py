@@ -30,7 +30,7 @@ import numpy as np
 import requests
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import (
     PortalConnection,
@@ -59,7 +59,6 @@ from ct_pipelines.publish.specs import (  # noqa: F401 - publish_check_specs re-
     VERIFY_CHECK,
     publish_check_specs,
 )
-from ct_pipelines.quality.config import Severity
 
 PORTAL_KEY_PAGE = 50_000
 DELETE_CHECK_BATCH = 200
@@ -135,7 +134,7 @@ def _guard_outcome(
     previous_count: int | None,
     allow_shrink: bool,
 ) -> CheckOutcome:
-    config = dataset.portal
+    config = dataset.publish
     problems: list[str] = []
     names = {c.name for c in columns}
     leaked = sorted(set(dataset.pii_fields) & names)
@@ -400,8 +399,8 @@ def _build_plan(
     chunks = _cut_chunks(
         con,
         quote_identifier(pending),
-        dataset.portal.chunk_rows,
-        dataset.portal.chunk_bytes,
+        dataset.publish.chunk_rows,
+        dataset.publish.chunk_bytes,
         mode == "replace",
     )
     return _Plan(
@@ -802,7 +801,7 @@ def _choose_mode(
     chunked upserts into a new dataset, or a resync (upsert all, delete what the portal has extra)."""
     if key is None:
         return "replace"  # without a row identifier nothing but a full replace is idempotent
-    wants_full = force_full_replace or dataset.portal.full_replace
+    wants_full = force_full_replace or dataset.publish.full_replace
     if has_snapshot and not wants_full:
         return "incremental"
     if fits_one_request:
@@ -860,7 +859,7 @@ def publish_table(
             f"The row identifier '{dataset.row_identifier}' of '{dataset.id}' is not a column of '{table}'; "
             "fix row_identifier in the dataset YAML."
         )
-    four_by_four = dataset.portal.id or state.find_target(con, dataset.id, portal.target)
+    four_by_four = dataset.publish.id or state.find_target(con, dataset.id, portal.target)
     result = PublishResult(dataset.id, four_by_four, mode="", dry_run=dry_run, published=False)
     tally = _Tally()
 
@@ -902,7 +901,7 @@ def publish_table(
                 progress(f"resuming the interrupted publish {interrupted['publish_id']} of {four_by_four}")
             before = tally.chunks_sent
             _send_run(
-                con, portal, interrupted, run_id, tally, progress, after_chunk, dataset.portal.max_in_flight
+                con, portal, interrupted, run_id, tally, progress, after_chunk, dataset.publish.max_in_flight
             )
             result.chunks_resumed = tally.chunks_sent - before
         elif interrupted:
@@ -913,7 +912,7 @@ def publish_table(
             }
 
         # 2. guards
-        row_count, byte_count = _table_size(con, table, columns, dataset.portal.chunk_rows)
+        row_count, byte_count = _table_size(con, table, columns, dataset.publish.chunk_rows)
         has_snapshot = (
             bool(four_by_four)
             and state.published_row_count(con, dataset.id, portal.target, four_by_four) is not None
@@ -935,7 +934,7 @@ def publish_table(
         # 3. target, drift and metadata validation, all before any row moves
         newly_created = False
         if four_by_four is None:
-            if not dataset.portal.create_if_missing:
+            if not dataset.publish.create_if_missing:
                 raise PublishError(
                     f"'{dataset.id}' has no portal.id and create_if_missing is off; set portal.id to the 4x4."
                 )
@@ -961,7 +960,7 @@ def publish_table(
                 return finish("refused", validation.summary)
 
         # 4. plan the change set
-        fits = 0 <= byte_count <= dataset.portal.chunk_bytes
+        fits = 0 <= byte_count <= dataset.publish.chunk_bytes
         if interrupted and dry_run:
             has_snapshot = True  # the plan is relative to what the resumed publish will leave
         mode = _choose_mode(
@@ -994,7 +993,7 @@ def publish_table(
         run = _register_plan(con, plan, dataset, run_id, portal.target, four_by_four)
         if progress:
             progress(f"{mode} publish of {four_by_four}: {len(plan.chunks)} chunks, {plan.summary()}")
-        _send_run(con, portal, run, run_id, tally, progress, after_chunk, dataset.portal.max_in_flight)
+        _send_run(con, portal, run, run_id, tally, progress, after_chunk, dataset.publish.max_in_flight)
         result.chunks = tally.chunks_sent
         if previous and previous.startswith("publish_tmp_"):
             con.execute(f"DROP TABLE IF EXISTS {previous}")
