@@ -52,7 +52,7 @@ def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], until: str | Non
         click.echo(f"skipped dataset file: {error}", err=True)
     options = RunOptions(dry_run=dry_run, full_replace=full_replace, allow_shrink=allow_shrink,
                          allow_deletes=allow_deletes, reingest=reingest)
-    summaries, _ = run_catalog(settings, None, list(dataset_ids) or None, options=options, until=until)
+    summaries, _ = run_catalog(None, list(dataset_ids) or None, options=options, until=until, settings=settings)
     click.echo(format_summary(summaries))
     _write_staff_reports(settings)
     click.echo(f"\nWarehouse: {settings.warehouse_path}  Reports: {settings.reports_dir}")
@@ -166,18 +166,42 @@ def catalog_schema(output: Path | None) -> None:
         click.echo(text)
 
 
+DELIMITERS = {",": ",", "comma": ",", "\t": "\t", "\\t": "\t", "tab": "\t", "|": "|", "pipe": "|", ";": ";",
+              "semicolon": ";"}
+
+
+def _delimiter(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in DELIMITERS:
+        raise click.BadParameter(f"{value!r} is not a delimiter ingest reads; use one of , tab | ;")
+    return DELIMITERS[value.lower()]
+
+
+def _reader_options(command: click.decorators.FC) -> click.decorators.FC:
+    """The reader options `profile` and `dataset new` share, so a starter file reads the file as profiled."""
+    for option in reversed([
+        click.option("--encoding", default="auto", show_default=True, help="A Python codec name such as cp1252."),
+        click.option("--sheet", default=None, help="Excel sheet name."),
+        click.option("--header-row", type=click.IntRange(min=1), default=None,
+                     help="1-based line of the header (detected by default)."),
+        click.option("--delimiter", default=None, callback=_delimiter, help="One of , tab | ; (detected by default)."),
+    ]):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--encoding", default="auto", show_default=True)
-@click.option("--sheet", default=None, help="Excel sheet name.")
-@click.option("--header-row", type=int, default=None, help="1-based line of the header (detected by default).")
-def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_row: int | None) -> None:
+@_reader_options
+def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_row: int | None,
+            delimiter: str | None) -> None:
     """Show what the pipeline sees in a file: encoding, header, rows, columns and a sample."""
     from ct_pipelines.ingest.profile import profile_file
 
     try:
-        result = profile_file(file, encoding=encoding, sheet=sheet, header_row=header_row,
+        result = profile_file(file, encoding=encoding, sheet=sheet, header_row=header_row, delimiter=delimiter,
                               workdir=load_settings().home / "tmp")
     except IngestError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -190,6 +214,8 @@ def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_
     for column in data["columns"]:
         click.echo(f"  {column['field_name']:<40} {column['type']:<9} {column['nulls']:>8,} empty  "
                    f"{column['distinct']:>8,} distinct   ({column['name']})")
+    for rule in data["leave_out"]:
+        click.echo(f"  trailing rows that are not data ({rule['name']}): `dataset new` proposes leaving them out")
 
 
 @main.group()
@@ -201,17 +227,22 @@ def dataset() -> None:
 @click.option("--from", "source", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--id", "dataset_id", default=None, help="Dataset id (default: from the file name).")
 @click.option("--output", type=click.Path(path_type=Path), help="Write here instead of standard output.")
-def dataset_new(source: Path, dataset_id: str | None, output: Path | None) -> None:
-    """Write a starter YAML for an extract (inferred types, TODOs to fill in)."""
+@_reader_options
+def dataset_new(source: Path, dataset_id: str | None, output: Path | None, encoding: str, sheet: str | None,
+                header_row: int | None, delimiter: str | None) -> None:
+    """Write a starter YAML for an extract (inferred types, <<TODO: ...>> markers to fill in)."""
     from ct_pipelines.ingest.profile import profile_file, starter_yaml
 
     try:
-        text = starter_yaml(profile_file(source, workdir=load_settings().home / "tmp"), dataset_id)
+        profiled = profile_file(source, encoding=encoding, sheet=sheet, header_row=header_row, delimiter=delimiter,
+                                workdir=load_settings().home / "tmp")
     except IngestError as exc:
         raise click.ClickException(str(exc)) from exc
+    text = starter_yaml(profiled, dataset_id)
     if output:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}; fill in the TODOs and run `ct-pipelines catalog validate {output}`")
+        click.echo(f"wrote {output}; replace each <<TODO: ...>> marker, then run "
+                   f"`ct-pipelines catalog validate {output}`")
     else:
         click.echo(text, nl=False)
 

@@ -11,7 +11,7 @@ import duckdb
 import pytest
 
 from ct_pipelines.core.results import RunOptions
-from ct_pipelines.core.settings import SAMPLES_DIR, load_settings
+from ct_pipelines.core.settings import SAMPLES_DIR
 from ct_pipelines.orchestration.runner import run_catalog
 from ct_pipelines.portal.store import PortalStore
 
@@ -28,7 +28,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 
 def _run(catalog: Path) -> tuple[list, dg.ExecuteInProcessResult]:
-    return run_catalog(load_settings(), str(catalog), instance=dg.DagsterInstance.ephemeral())
+    return run_catalog(str(catalog), instance=dg.DagsterInstance.ephemeral())
 
 
 def _checks(result: dg.ExecuteInProcessResult, stage: str) -> dict[str, dg.AssetCheckEvaluation]:
@@ -164,7 +164,7 @@ def test_a_truncated_extract_is_refused_and_the_portal_keeps_its_rows(home: Path
 
 def test_dry_run_reports_the_plan_and_leaves_the_portal_untouched(home: Path):
     shutil.copy(DEFECTS / "fixed" / "dph_clinic_visits.csv", home / "landing")
-    summaries, result = run_catalog(load_settings(), str(DEFECTS / "catalog"), options=RunOptions(dry_run=True), instance=dg.DagsterInstance.ephemeral())
+    summaries, result = run_catalog(str(DEFECTS / "catalog"), options=RunOptions(dry_run=True), instance=dg.DagsterInstance.ephemeral())
     assert summaries[0].ok and summaries[0].dry_run_plan["rows_to_create"] == 200
     assert "publish" not in _materialized(result)
     assert _portal_views(home) == []

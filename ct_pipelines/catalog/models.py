@@ -64,6 +64,50 @@ class SourceFormat(StrEnum):
     PARQUET = "parquet"
 
 
+class LeaveOutRule(BaseModel):
+    """Rows that are not data (a footer ``Total`` row, a notes line), left out at ingest and counted by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Named in lineage: rows left out by this rule are counted under it")
+    column: str | None = Field(
+        None, description="Source column whose trimmed value is tested; the row's first non-empty cell when empty"
+    )
+    equals: str | None = Field(None, description="Leave the row out when the value is exactly this text")
+    matches: str | None = Field(None, description="Leave the row out when the value matches this regular expression")
+    max_rows: int | None = Field(
+        None, ge=1, description="Refuse the file when the rule would leave out more rows than this"
+    )
+
+    @model_validator(mode="after")
+    def _one_test(self) -> LeaveOutRule:
+        if (self.equals is None) == (self.matches is None):
+            raise ValueError("give exactly one of `equals` or `matches`")
+        if self.matches is not None:
+            try:
+                re.compile(self.matches)
+            except re.error as exc:
+                raise ValueError(f"`matches` is not a valid regular expression: {exc}") from exc
+        return self
+
+
+class Unpivot(BaseModel):
+    """A wide table whose columns are values of one dimension (one count column per race group), made long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: list[str] = Field(min_length=2, description="Source column names that become values of `name`")
+    name: str = Field(description="Field name of the new column holding the former column names")
+    value: str = Field(description="Field name of the new column holding the cells")
+
+    @field_validator("name", "value")
+    @classmethod
+    def _field_name(cls, value: str) -> str:
+        if not FIELD_NAME.match(value):
+            raise ValueError("must be lowercase letters, digits and underscores, start with a letter or _")
+        return value
+
+
 class Source(BaseModel):
     """Where the agency drops its extract and how to read it."""
 
@@ -77,6 +121,19 @@ class Source(BaseModel):
         None, ge=1, description="1-based line of the header; detected when empty (title rows are skipped)"
     )
     delimiter: Literal[",", "\t", "|", ";"] | None = Field(None, description="Detected when empty")
+    leave_out: list[LeaveOutRule] = Field(
+        default_factory=list, description="Rows that are not data, left out at ingest and counted per rule"
+    )
+    unpivot: Unpivot | None = Field(None, description="Turn one-column-per-category into rows (wide to long)")
+
+    @field_validator("leave_out")
+    @classmethod
+    def _unique_rule_names(cls, rules: list[LeaveOutRule]) -> list[LeaveOutRule]:
+        names = [r.name for r in rules]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(repeated)}")
+        return rules
 
 
 class Column(BaseModel):
@@ -219,6 +276,13 @@ class Dataset(BaseModel):
         names = field_names_for([c.source for c in self.columns], [c.field_name for c in self.columns])
         for column, name in zip(self.columns, names, strict=True):
             column.field_name = name
+        if self.ingest.unpivot:  # the wide columns are gone after ingest; declare `value` instead
+            wide = {" ".join(c.split()).casefold() for c in self.ingest.unpivot.columns}
+            clash = [c.source for c in self.columns if " ".join(c.source.split()).casefold() in wide]
+            if clash:
+                raise ValueError(f"columns {', '.join(clash)} are listed in ingest.unpivot.columns, so they do not "
+                                 f"exist after ingest; remove them from columns: and declare "
+                                 f"'{self.ingest.unpivot.value}' (and '{self.ingest.unpivot.name}') instead")
         if self.row_identifier and self.columns and self.row_identifier not in names:
             raise ValueError(f"row_identifier '{self.row_identifier}' is not one of the columns' field names")
         if self.attribution is None:

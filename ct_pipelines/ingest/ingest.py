@@ -16,6 +16,7 @@ from ct_pipelines.catalog.models import Dataset, SourceFormat
 from ct_pipelines.core.sql import stage_table
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.naming import field_names_for
+from ct_pipelines.ingest.quirks import apply_quirks, produced_columns, recorded_quirks
 from ct_pipelines.ingest.readers import (
     FileScan,
     ReadResult,
@@ -60,6 +61,9 @@ class IngestResult:
     duration_s: float
     field_map: dict[str, str] = field(default_factory=dict)  # source name -> API field name
     undeclared_columns: list[str] = field(default_factory=list)
+    source_rows: int | None = None  # records in the file; = rows + rows left out when nothing is unpivoted
+    rows_left_out: dict[str, int] = field(default_factory=dict)  # "left out by rule": rule name -> rows
+    unpivoted_columns: int = 0
 
     def lineage(self) -> dict[str, object]:
         """Flat lineage for asset metadata and the ingest log."""
@@ -72,8 +76,8 @@ def newest_file(landing_dir: Path, pattern: str) -> Path:
     """The most recently modified file matching the dataset's source path (a name or a glob)."""
     candidates = [p for p in landing_dir.glob(pattern) if p.is_file()]
     if not candidates:
-        raise IngestError(landing_dir / pattern, "no file in the landing folder matches source.path",
-                          f"drop the extract into {landing_dir} or correct source.path in the dataset YAML")
+        raise IngestError(landing_dir / pattern, "no file in the landing folder matches ingest.path",
+                          f"drop the extract into {landing_dir} or correct ingest.path in the dataset YAML")
     return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
@@ -83,7 +87,7 @@ def source_format(path: Path, declared: SourceFormat) -> SourceFormat:
     fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
         raise IngestError(path, f"cannot tell the format from the extension '{path.suffix}'",
-                          "set source.format to csv, excel, json or parquet")
+                          "set ingest.format to csv, excel, json or parquet")
     return fmt
 
 
@@ -104,7 +108,8 @@ def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], li
         explicit = [declared.get(_norm(h)) for h in header]
         names = field_names_for(header, explicit)
         found = {_norm(h) for h in header}
-        missing = [c.source for c in dataset.columns if _norm(c.source) not in found]
+        made = produced_columns(dataset.ingest)  # exist only after unpivoting
+        missing = [c.source for c in dataset.columns if _norm(c.source) not in found and c.field_name not in made]
         if missing:
             raise IngestError(path, f"columns declared in the dataset YAML are missing from the file: "
                               f"{', '.join(missing)} (the file has: {', '.join(header)})",
@@ -137,8 +142,11 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
 
     def skipped(digest: str, rows: int) -> IngestResult:
         columns = len(con.execute(f'DESCRIBE "{table}"').fetchall()) - 2
-        return IngestResult(dataset.id, str(path), stat.st_size, digest, True, rows, columns, "unchanged", None,
-                            False, None, None, None, round(time.perf_counter() - started, 3))
+        quirks = recorded_quirks(con, dataset, table, rows)
+        return IngestResult(dataset.id, str(path), stat.st_size, digest, True, quirks.rows, columns, "unchanged",
+                            None, False, None, None, None, round(time.perf_counter() - started, 3),
+                            source_rows=rows, rows_left_out=quirks.left_out,
+                            unpivoted_columns=quirks.unpivoted_columns)
 
     if table_exists and not force:
         same = con.execute(f"SELECT sha256, rows FROM {LEDGER} WHERE dataset_id = ? AND path = ? AND size_bytes = ? "
@@ -169,13 +177,15 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
     con.execute(f'DROP TABLE IF EXISTS "{data_table}"')
     con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
     create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")
+    quirks = apply_quirks(con, dataset, path, table, read)
     duration = round(time.perf_counter() - started, 3)
     _log(con, dataset, path, stat, scan.sha256, read, run_id, duration)
     declared = {c.field_name for c in dataset.columns}
-    undeclared = [n for n in read.field_names if declared and n not in declared]
-    return IngestResult(dataset.id, str(path), stat.st_size, scan.sha256, False, read.rows, len(read.field_names),
+    names = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in ("_row", "_line")]
+    undeclared = [n for n in names if declared and n not in declared]
+    return IngestResult(dataset.id, str(path), stat.st_size, scan.sha256, False, quirks.rows, len(names),
                         read.format, read.encoding, read.bom, read.delimiter, read.header_line, read.sheet, duration,
-                        dict(mapping), undeclared)
+                        dict(mapping), undeclared, read.rows, quirks.left_out, quirks.unpivoted_columns)
 
 
 def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: SourceFormat, table: str,

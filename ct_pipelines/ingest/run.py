@@ -25,9 +25,14 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
     else:
         progress(f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
                  f"({result.encoding or result.format}) in {result.duration_s:.2f}s")
+    left_out = sum(result.rows_left_out.values()) if result.rows_left_out else 0
+    if left_out:
+        progress(f"{dataset.id}: left out by rule: " + ", ".join(f"{name} {n:,}" for name, n in
+                                                                  result.rows_left_out.items()))
     markdown = {}
     if result.field_map:
         markdown["field_names"] = "| source column | API field name |\n|---|---|\n" + "\n".join(
             f"| {src} | `{dst}` |" for src, dst in result.field_map.items())
-    return StageResult(table=raw_table(dataset.id), rows_in=result.rows, rows_out=result.rows,
+    return StageResult(table=raw_table(dataset.id), rows_in=result.source_rows or result.rows, rows_out=result.rows,
+                       rows_set_aside=left_out or None,
                        facts=result.lineage(), markdown=markdown)

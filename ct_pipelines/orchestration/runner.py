@@ -17,7 +17,7 @@ import dagster as dg
 import duckdb
 
 from ct_pipelines.core.results import RunOptions
-from ct_pipelines.core.settings import Settings
+from ct_pipelines.core.settings import Settings, load_settings
 from ct_pipelines.orchestration.assets import asset_key
 from ct_pipelines.orchestration.automation import PUBLISH_JOB
 from ct_pipelines.orchestration.component import build_definitions
@@ -53,6 +53,11 @@ class DatasetSummary:
         return "ok"
 
     @property
+    def blocking_summaries(self) -> list[str]:
+        """The failed ERROR checks that stopped publishing, each with its one-sentence summary."""
+        return [line for line in self.failed_checks if "(ERROR)" in line]
+
+    @property
     def ok(self) -> bool:
         return self.status == "ok"
 
@@ -66,10 +71,11 @@ def project_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def run_catalog(settings: Settings, catalog_dir: str | None = None, dataset_ids: list[str] | None = None, *,
-                options: RunOptions = RunOptions(), until: str | None = None,
+def run_catalog(catalog_dir: str | None = None, dataset_ids: list[str] | None = None, *,
+                options: RunOptions = RunOptions(), until: str | None = None, settings: Settings | None = None,
                 instance: dg.DagsterInstance | None = None) -> tuple[list[DatasetSummary], dg.ExecuteInProcessResult]:
     """Materialize the catalog's assets (all, or the named datasets up to ``until``) and summarize them."""
+    settings = settings or load_settings()
     defs = build_definitions(catalog_dir, with_automation=False)
     job = defs.resolve_job_def(PUBLISH_JOB)
     selection = None

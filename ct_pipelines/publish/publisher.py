@@ -6,7 +6,7 @@ How a publish goes:
    columns still match (drift) and that the portal accepts the catalog metadata (validateOnly);
 3. diff the table against the last published snapshot (row hashes in DuckDB) and materialize the
    change set, ordered by row key and cut into chunks, before sending anything;
-4. send the chunks, up to ``portal.max_in_flight`` upserts at once (one PUT for a small full
+4. send the chunks, up to ``publish.max_in_flight`` upserts at once (one PUT for a small full
    replace), recording each in the ledger as its answer arrives;
 5. promote the new snapshot only when every chunk landed, verify the portal's row count, apply the
    metadata, and write one publish-log row.
@@ -143,7 +143,7 @@ def _guard_outcome(
     if row_count == 0 and not (config.allow_empty or allow_shrink):
         problems.append(
             "the table is empty; publishing it would wipe the portal dataset "
-            "(set portal.allow_empty: true or pass the override if that is intended)"
+            "(set publish.allow_empty: true or pass the override if that is intended)"
         )
     shrink = None
     if previous_count and row_count < previous_count:
@@ -151,7 +151,7 @@ def _guard_outcome(
         if row_count > 0 and shrink > config.max_shrink and not allow_shrink:
             problems.append(
                 f"it has {row_count:,} rows, {shrink:.0%} fewer than the {previous_count:,} last published "
-                f"(limit {config.max_shrink:.0%}); check the extract, or raise portal.max_shrink or pass the override"
+                f"(limit {config.max_shrink:.0%}); check the extract, or raise publish.max_shrink or pass the override"
             )
     key = dataset.row_identifier
     if key and key in names and row_count:
@@ -936,7 +936,7 @@ def publish_table(
         if four_by_four is None:
             if not dataset.publish.create_if_missing:
                 raise PublishError(
-                    f"'{dataset.id}' has no portal.id and create_if_missing is off; set portal.id to the 4x4."
+                    f"'{dataset.id}' has no publish.id and create_if_missing is off; set publish.id to the 4x4."
                 )
             if dry_run:
                 result.plan["would_create_dataset"] = True

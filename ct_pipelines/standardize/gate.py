@@ -81,7 +81,7 @@ def problem_summary(
         return (
             f"{head}. '{column.column}' is marked pii, so its labels are not shown here: run "
             f"`ct-pipelines rel map --field {field.value}` on its distinct values where the data may be "
-            f"viewed, then map them under rel.code_map.{field.value} in the dataset's YAML."
+            f"viewed, then map them under standardize.code_map.{field.value} in the dataset's YAML."
         )
     top = labels[:TOP_LABELS]
     listed = "; ".join(f"{_shown(t.raw)} ({t.count:,} rows, {_why(t, field)})" for t in top)

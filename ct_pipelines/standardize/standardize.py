@@ -122,7 +122,7 @@ def _check_columns(
     if missing:
         raise ValueError(
             f"rel: column(s) {', '.join(missing)} not found in table '{source_table}'. "
-            f"Fix the rel.columns entries; the table has: {', '.join(existing)}"
+            f"Fix the standardize.columns entries; the table has: {', '.join(existing)}"
         )
     added = [name for c in config.columns for name in output_columns(c)]
     if config.columns and any(c.field in RACE_FIELDS for c in config.columns):

@@ -1,4 +1,4 @@
-"""Run a dataset's Great Expectations suite (from ``quality.expectations`` in its YAML) inside DuckDB.
+"""Run a dataset's Great Expectations suite (from ``validate.expectations`` in its YAML) inside DuckDB.
 
 One CheckOutcome per expectation, so a program manager sees "gx_column_values_to_be_between_age failed:
 4 of 1,000 rows" rather than a single opaque suite result. Data Docs HTML is written to a local folder

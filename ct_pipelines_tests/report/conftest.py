@@ -30,7 +30,7 @@ class Site:
 
 def run_and_record(catalog: Path, settings: Settings) -> list[DatasetSummary]:
     """Run the catalog's job in process and persist its check results, as the pipeline will after each stage."""
-    summaries, result = run_catalog(settings, str(catalog), instance=dg.DagsterInstance.ephemeral())
+    summaries, result = run_catalog(str(catalog), settings=settings, instance=dg.DagsterInstance.ephemeral())
     con = duckdb.connect(str(settings.warehouse_path))
     try:
         record_dagster_checks(con, result)
