@@ -16,10 +16,10 @@ import yaml
 from pydantic import ValidationError
 
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.settings import load_settings
 from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.publisher import publish_table
 from ct_pipelines.publish.state import publish_log
-from ct_pipelines.settings import load_settings
 
 
 def _load_dataset(path: Path) -> Dataset:

@@ -14,10 +14,9 @@ from dataclasses import dataclass
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.publish.serialize import TableColumn, quote_identifier, row_json_sql
 from ct_pipelines.publish.specs import GUARD_CHECK
-from ct_pipelines.quality.config import Severity
 
 
 def _percent(share: float) -> str:
@@ -65,7 +64,7 @@ def table_problems(
     facts: GuardFacts,
 ) -> list[str]:
     """Why the table itself must not be published (empty, shrunk, PII, bad row identifier)."""
-    config = dataset.portal
+    config = dataset.publish
     problems: list[str] = []
     names = {c.name for c in columns}
     leaked = sorted(set(dataset.pii_fields) & names)
@@ -117,7 +116,7 @@ def delete_problems(dataset: Dataset, mode: str, facts: GuardFacts) -> list[str]
         return []
     explained = previous - facts.row_count if facts.allow_shrink and facts.shrink else 0
     counted = max(facts.rows_to_delete - explained, 0)
-    limit = dataset.portal.max_delete_share
+    limit = dataset.publish.max_delete_share
     if counted / previous <= limit:
         return []
     beyond = f", {counted:,} of them beyond the shrink accepted by --allow-shrink" if explained else ""
@@ -150,10 +149,10 @@ def guard_outcome(dataset: Dataset, problems: list[str], facts: GuardFacts) -> C
             "row_count": facts.row_count,
             "previous_row_count": previous if previous is not None else -1,
             "shrink_share": round(shrink, 4) if shrink is not None else 0.0,
-            "max_shrink_share": dataset.portal.max_shrink_share,
+            "max_shrink_share": dataset.publish.max_shrink_share,
             "rows_to_delete": facts.rows_to_delete,
             "delete_share": round(facts.rows_to_delete / previous, 4) if previous else 0.0,
-            "max_delete_share": dataset.portal.max_delete_share,
+            "max_delete_share": dataset.publish.max_delete_share,
             "allow_shrink": facts.allow_shrink,
             "allow_deletes": facts.allow_deletes,
         },

@@ -260,8 +260,8 @@ def build_plan(
     chunks = cut_chunks(
         con,
         quote_identifier(pending),
-        dataset.portal.chunk_rows,
-        dataset.portal.chunk_bytes,
+        dataset.publish.chunk_rows,
+        dataset.publish.chunk_bytes,
         mode == "replace",
     )
     return Plan(
@@ -326,7 +326,7 @@ def choose_mode(
     chunked upserts into a new dataset, or a resync (upsert all, delete what the portal has extra)."""
     if key is None:
         return "replace"  # without a row identifier nothing but a full replace is idempotent
-    wants_full = force_full_replace or dataset.portal.full_replace
+    wants_full = force_full_replace or dataset.publish.full_replace
     if has_snapshot and not wants_full:
         return "incremental"
     if fits_one_request:

@@ -28,7 +28,7 @@ from typing import Any
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.core.outcomes import CheckOutcome
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.guards import (
@@ -141,7 +141,7 @@ class _Job:
         self.run_id, self.dry_run, self.send = run_id, dry_run, send
         self.started, self.started_at = time.monotonic(), datetime.now()
         self.columns, self.key = _columns_and_key(con, dataset, table)
-        self.four_by_four = dataset.portal.id or state.find_target(con, dataset.id, portal.target)
+        self.four_by_four = dataset.publish.id or state.find_target(con, dataset.id, portal.target)
         self.result = PublishResult(dataset.id, self.four_by_four, mode="", dry_run=dry_run, published=False)
         self.tally = Tally()
 
@@ -229,7 +229,7 @@ def publish_table(
     simulate a crash).
     """
     state.ensure_schema(con)
-    send = SendOptions(dataset.portal.max_in_flight, progress, after_chunk)
+    send = SendOptions(dataset.publish.max_in_flight, progress, after_chunk)
     job = _Job(con, dataset, table, portal, run_id, dry_run, send)
     try:
         interrupted = _finish_interrupted(job)  # 1
@@ -293,7 +293,7 @@ def _guard_table(
     """Step 2's inputs: the table's size and the row count it is compared with (the snapshot's, the
     one an interrupted publish will leave, or the portal's when there is no snapshot)."""
     con, dataset, four_by_four = job.con, job.dataset, job.four_by_four
-    row_count, byte_count = table_size(con, job.table, job.columns, dataset.portal.chunk_rows)
+    row_count, byte_count = table_size(con, job.table, job.columns, dataset.publish.chunk_rows)
     previous_count = (
         state.published_row_count(con, dataset.id, job.portal.target, four_by_four) if four_by_four else None
     )
@@ -309,7 +309,7 @@ def _guard_table(
 def _adopt_marked_dataset(job: _Job) -> bool:
     """With no known target, use a dataset an earlier run created but never heard back about (it
     carries our marker) instead of creating a second one. Not in a dry run, which reads nothing."""
-    if job.four_by_four or job.dry_run or not job.dataset.portal.create_if_missing:
+    if job.four_by_four or job.dry_run or not job.dataset.publish.create_if_missing:
         return False
     found = find_marked_views(job.portal, job.dataset)
     if not found:
@@ -330,7 +330,7 @@ def _plan(
     """Step 3: choose the mode and materialize the change set; returns it with the table it was
     compared with (a snapshot, or a temporary one to drop afterwards)."""
     con, dataset, four_by_four = job.con, job.dataset, job.four_by_four
-    fits = 0 <= byte_count <= dataset.portal.chunk_bytes
+    fits = 0 <= byte_count <= dataset.publish.chunk_bytes
     if interrupted and job.dry_run:
         has_snapshot = True  # the plan is relative to what the resumed publish will leave
     mode = choose_mode(dataset, job.key, force_full_replace, has_snapshot, not four_by_four, fits)
@@ -353,7 +353,7 @@ def _prepare_target(job: _Job, sync_metadata_fields: bool) -> CheckOutcome | Non
     columns and the catalog metadata; returns the outcome that refuses the publish, if any."""
     dataset, portal = job.dataset, job.portal
     if job.four_by_four is None:
-        if not dataset.portal.create_if_missing:
+        if not dataset.publish.create_if_missing:
             raise PublishError(
                 f"'{dataset.id}' has no portal.id and create_if_missing is off; set portal.id to the 4x4."
             )

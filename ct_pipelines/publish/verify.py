@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import requests
 
-from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.specs import VERIFY_CHECK
-from ct_pipelines.quality.config import Severity
 
 
 class PublishVerificationError(PublishError):

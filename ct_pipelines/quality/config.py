@@ -1,19 +1,12 @@
-"""YAML options for data-quality gates (the ``quality:`` block of a dataset file)."""
+"""YAML options for data-quality gates (the ``validate:`` block of a dataset file)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-
-class Severity(StrEnum):
-    """ERROR blocks publishing; WARN is shown in the UI and the run goes on."""
-
-    ERROR = "ERROR"
-    WARN = "WARN"
-
+from ct_pipelines.core.outcomes import Severity
 
 # Row-level rule groups (one check each), in the order they are reported.
 ROW_RULE_GROUPS: tuple[str, ...] = (
@@ -59,7 +52,7 @@ class Expectation(BaseModel):
     severity: Severity = Severity.WARN
 
 
-class QualityConfig(BaseModel):
+class ValidateConfig(BaseModel):
     """Dataset-level rules and severities; row-level rules live on the columns."""
 
     model_config = ConfigDict(extra="forbid")

@@ -22,11 +22,11 @@ import duckdb
 import ibis
 import pandera.errors
 
+from ct_pipelines.catalog.blocks.validate import ROW_RULE_GROUPS
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import ROW_RULE_GROUPS, Severity
-from ct_pipelines.quality.gx_suite import MASK, run_gx_suite
-from ct_pipelines.quality.rules import (
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.validate.gx_suite import MASK, run_gx_suite
+from ct_pipelines.validate.rules import (
     SAMPLE_SIZE,
     TEXT_SUFFIX,
     DatasetRuleError,
@@ -36,7 +36,7 @@ from ct_pipelines.quality.rules import (
     quote,
     typed_select_sql,
 )
-from ct_pipelines.quality.specs import (  # noqa: F401 - quality_check_specs re-exported
+from ct_pipelines.validate.specs import (  # noqa: F401 - quality_check_specs re-exported
     DATASET_CHECK_DEFAULT_SEVERITY,
     DATASET_CHECK_DESCRIPTIONS,
     GROUP_LABELS,
@@ -249,7 +249,7 @@ def _history_outcomes(
         f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?)",
         [dataset.id, run_id, now, rows, json.dumps(null_shares)],
     )
-    config = dataset.quality
+    config = dataset.validate
     if previous is None:
         first = f"This is the first recorded run ({rows:,} rows); there is nothing to compare with yet."
         return [
@@ -429,7 +429,7 @@ def validate_dataset(
         _history_outcomes(con, dataset, run_id, now, rows_ingested, _null_shares(con, raw_ref, data_columns))
     )
     share = rows_quarantined / rows_ingested if rows_ingested else 0.0
-    limit = dataset.quality.max_quarantine_share
+    limit = dataset.validate.max_quarantine_share
     outcomes.append(
         CheckOutcome(
             "quarantine_share",
