@@ -23,7 +23,8 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
     try:
         result = publish_table(con, dataset, stage_table("protect", dataset.id), portal, run_id=run_id,
                                dry_run=options.dry_run, force_full_replace=options.full_replace,
-                               allow_shrink=options.allow_shrink, progress=progress)
+                               allow_shrink=options.allow_shrink, allow_deletes=options.allow_deletes,
+                               progress=progress)
     except PublishError as exc:
         raise StageError(str(exc)) from exc
     facts = result.metadata()

@@ -20,8 +20,9 @@ def publish_check_specs(dataset: Dataset) -> list[CheckSpec]:
     return [
         CheckSpec(
             GUARD_CHECK,
-            f"Refuses to publish an empty table, or one that shrank by more than "
-            f"{dataset.publish.max_shrink:.0%} since the last publish, or one that still has PII columns.",
+            f"Refuses to publish an empty table, one that shrank by more than "
+            f"{dataset.publish.max_shrink_share:.0%} since the last publish, one that still has PII columns, "
+            f"or changes that would delete more than {dataset.publish.max_delete_share:.0%} of the portal's rows.",
         ),
         CheckSpec(DRIFT_CHECK, f"The columns of {target} on the portal match the table to publish."),
         CheckSpec(METADATA_CHECK, "The portal accepts the catalog metadata (validated before any change)."),

@@ -1,0 +1,334 @@
+"""Step 3 of a publish: decide the mode and materialize the change set in DuckDB before sending.
+
+The change set (row key, op, JSON body, row hash) is written once, ordered by the key and cut into
+chunks bounded by rows and bytes, and registered with its chunks so an interrupted publish can be
+finished exactly as planned.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import duckdb
+import numpy as np
+import requests
+
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.publish import state
+from ct_pipelines.publish.connection import PortalConnection
+from ct_pipelines.publish.serialize import (
+    TableColumn,
+    delete_body_sql,
+    key_json_sql,
+    quote_identifier,
+    row_hash_sql,
+    row_json_sql,
+)
+
+PORTAL_KEY_PAGE = 50_000
+
+
+@dataclass
+class Plan:
+    """A materialized change set: its table (``pending``), counts per op and chunk bounds."""
+
+    mode: str
+    publish_id: str
+    pending: str
+    temporary: bool
+    expected_count: int
+    counts: dict[str, int]
+    chunks: list[dict[str, Any]]
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "mode": self.mode,
+            "rows_to_create": self.counts.get("create", 0),
+            "rows_to_update": self.counts.get("update", 0),
+            "rows_to_delete": self.counts.get("delete", 0),
+            "chunks": len(self.chunks),
+            "bytes": int(sum(c["byte_count"] for c in self.chunks)),
+            "expected_row_count": self.expected_count,
+        }
+
+    @property
+    def deletes(self) -> int:
+        return self.counts.get("delete", 0)
+
+    def drop(self, con: duckdb.DuckDBPyConnection, previous: str | None) -> None:
+        """Drop the change set (and a temporary comparison table) of a plan that will not be sent."""
+        for name in (self.pending, *([previous] if previous else [])):
+            if not name.startswith(state.snapshot_table("")):  # the published snapshot stays
+                con.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+
+
+def portal_keys_table(
+    con: duckdb.DuckDBPyConnection, portal: PortalConnection, four_by_four: str, key: TableColumn
+) -> str:
+    """Row keys currently on the portal (for a full resync without a snapshot), as key JSON text."""
+    raw, keys = "publish_tmp_portal_keys_raw", "publish_tmp_portal_keys"
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {raw} (value VARCHAR)")
+    offset = 0
+    while True:
+        try:
+            page = portal.client.get(
+                four_by_four, select=key.name, order=key.name, limit=PORTAL_KEY_PAGE, offset=offset
+            )
+        except requests.exceptions.RequestException as exc:
+            raise portal.describe_failure(f"Reading the row keys of {four_by_four}", exc) from None
+        values = [[None if row.get(key.name) is None else str(row.get(key.name))] for row in page]
+        if values:
+            con.executemany(f"INSERT INTO {raw} VALUES (?)", values)
+        if len(page) < PORTAL_KEY_PAGE:
+            break
+        offset += PORTAL_KEY_PAGE
+    typed = TableColumn(key.name, key.duckdb_type)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {keys} AS SELECT {key_json_sql(typed)} AS row_key, "
+        f"{quote_identifier(key.name)} AS key_value, CAST(NULL AS UBIGINT) AS row_hash "
+        f"FROM (SELECT TRY_CAST(value AS {key.duckdb_type}) AS "
+        f"{quote_identifier(key.name)} FROM {raw} WHERE value IS NOT NULL)"
+    )
+    con.execute(f"DROP TABLE {raw}")
+    return keys
+
+
+def cut_chunks(
+    con: duckdb.DuckDBPyConnection, pending: str, chunk_rows: int, chunk_bytes: int, single: bool
+) -> list[dict[str, Any]]:
+    """Consecutive seq ranges bounded by rows and bytes (a replace is always one chunk)."""
+    lengths = con.execute(f"SELECT strlen(body) + 1 FROM {pending} ORDER BY seq").fetchnumpy()
+    sizes = next(iter(lengths.values())) if lengths else np.array([], dtype=np.int64)
+    sizes = np.asarray(sizes, dtype=np.int64)
+    total = len(sizes)
+    if total == 0:
+        return []
+    cumulative = np.cumsum(sizes)
+    bounds: list[tuple[int, int]] = []
+    if single:
+        bounds.append((0, total - 1))
+    else:
+        start = 0
+        while start < total:
+            before = cumulative[start - 1] if start else 0
+            by_bytes = int(np.searchsorted(cumulative, before + chunk_bytes, side="right"))
+            end = max(start + 1, min(start + chunk_rows, by_bytes))  # at least one row per chunk
+            bounds.append((start, end - 1))
+            start = end
+    edge_seqs = sorted({s for pair in bounds for s in pair})
+    keys = dict(
+        con.execute(
+            f"SELECT seq, row_key FROM {pending} WHERE seq IN (SELECT unnest(?))", [edge_seqs]
+        ).fetchall()
+    )
+    chunks = []
+    for index, (first, last) in enumerate(bounds):
+        byte_count = int(cumulative[last] - (cumulative[first - 1] if first else 0)) + 1
+        chunks.append(
+            {
+                "chunk_index": index,
+                "first_seq": first,
+                "last_seq": last,
+                "row_count": last - first + 1,
+                "byte_count": byte_count,
+                "first_key": keys.get(first),
+                "last_key": keys.get(last),
+            }
+        )
+    return chunks
+
+
+@contextmanager
+def _uncompressed_writes(con: duckdb.DuckDBPyConnection) -> Iterator[None]:
+    """The change set lives for one publish, so compressing its JSON bodies buys nothing and costs
+    about as much as building them (measured: 1M rows written in ~0.9 s instead of ~2 s).
+    ``force_compression`` is database-wide, so it is restored at once."""
+    con.execute("SET force_compression = 'uncompressed'")
+    try:
+        yield
+    finally:
+        con.execute("RESET force_compression")
+
+
+class _ChangeSetSql:
+    """The SQL that writes one change set: every row (``write_all``) or only the rows that differ
+    from a snapshot (``write_changes``), numbered in key order."""
+
+    def __init__(
+        self, dataset: Dataset, table: str, columns: list[TableColumn], pending: str, temporary: bool
+    ) -> None:
+        self.columns, self.table = columns, quote_identifier(table)
+        self.create = "CREATE OR REPLACE TEMP TABLE" if temporary else "CREATE OR REPLACE TABLE"
+        self.pending = quote_identifier(pending)
+        self.key_name = dataset.row_identifier
+        self.key_column = next((c for c in columns if c.name == self.key_name), None)
+        self.key_sql = key_json_sql(self.key_column) if self.key_column else "CAST(NULL AS VARCHAR)"
+        self.typed_key = quote_identifier(self.key_column.name) if self.key_column else "NULL"
+        # ordered by the key's own value (numbers numerically, not as JSON text), so each chunk is one
+        # narrow key range: the portal then finds existing rows by skipping most of the dataset
+        self.order = "key_value NULLS LAST, row_key, op" if self.key_column else "body"
+
+    def rows(self, source: str) -> str:
+        return (
+            f"SELECT {self.key_sql} AS row_key, {self.typed_key} AS key_value, "
+            f"{row_json_sql(self.columns)} AS body, {row_hash_sql(self.columns)} AS row_hash FROM {source}"
+        )
+
+    def numbered(self, change_set: str) -> str:
+        # sorting first and numbering the sorted stream costs less than row_number() OVER (ORDER BY)
+        return (
+            "SELECT row_number() OVER () - 1 AS seq, row_key, key_value, op, body, row_hash "
+            f"FROM (SELECT * FROM ({change_set}) ORDER BY {self.order})"
+        )
+
+    def write_all(self, con: duckdb.DuckDBPyConnection) -> None:
+        """Every row is sent: the JSON is written once, straight into the change set with its hash;
+        promotion turns this table itself into the snapshot (see state.promote_snapshot)."""
+        every_row = (
+            f"SELECT row_key, key_value, 'create' AS op, body, row_hash FROM ({self.rows(self.table)})"
+        )
+        with _uncompressed_writes(con):
+            con.execute(f"{self.create} {self.pending} AS " + self.numbered(every_row))
+
+    def write_changes(self, con: duckdb.DuckDBPyConnection, previous: str) -> None:
+        """Only changed rows are sent: diff the typed-row hashes against the snapshot by the typed key
+        (a join on the key's JSON text cost ~1.5x), without writing any JSON or a new snapshot
+        (promotion applies the change set to the snapshot instead), then write the JSON of the
+        changed keys only."""
+        assert self.key_column is not None
+        changes, key_type = "publish_tmp_changes", self.key_column.duckdb_type
+        if state.has_current_format(con, previous, key_type):
+            previous_key, previous_hash = "p.key_value", "p.row_hash"
+        else:
+            # an older snapshot (md5 hashes, no typed key, or a retyped key) compares unequal
+            # everywhere, so every row is resent once; its keys are read back from their JSON
+            previous_key = f"TRY_CAST(json_extract_string(p.row_key, '$') AS {key_type})"
+            previous_hash = "NULL"
+        con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {changes} AS
+            SELECT coalesce(c.key_value, {previous_key}) AS key_value, p.row_key AS previous_row_key,
+                CASE WHEN p.row_key IS NULL THEN 'create' WHEN c.key_value IS NULL THEN 'delete'
+                ELSE 'update' END AS op, c.row_hash
+            FROM (SELECT {self.typed_key} AS key_value, {row_hash_sql(self.columns)} AS row_hash
+                  FROM {self.table}) c
+            FULL JOIN {quote_identifier(previous)} p ON c.key_value = {previous_key}
+            WHERE p.row_key IS NULL OR c.key_value IS NULL OR {previous_hash} IS DISTINCT FROM c.row_hash"""
+        )
+        # the table is filtered before any JSON is written: filtering the JSON rows made DuckDB write
+        # all of them (0.24 s instead of 0.03 s for 10,000 changes in 1M rows)
+        changed_rows = self.rows(
+            f"(SELECT * FROM {self.table} "
+            f"WHERE {self.typed_key} IN (SELECT key_value FROM {changes} WHERE op <> 'delete'))"
+        )
+        # a delete names the row by the key JSON the portal was sent
+        delete_body = delete_body_sql(self.key_name or "", "ch.previous_row_key")
+        with _uncompressed_writes(con):
+            con.execute(
+                f"{self.create} {self.pending} AS "
+                + self.numbered(
+                    f"""SELECT coalesce(r.row_key, ch.previous_row_key) AS row_key, ch.key_value, ch.op,
+                    CASE WHEN ch.op = 'delete' THEN {delete_body} ELSE r.body END AS body, ch.row_hash
+                    FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.key_value = ch.key_value AND ch.op <> 'delete'"""
+                )
+            )
+        con.execute(f"DROP TABLE {changes}")
+
+
+def build_plan(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    table: str,
+    columns: list[TableColumn],
+    mode: str,
+    previous: str | None,
+    temporary: bool,
+) -> Plan:
+    """Materialize the change set (row key, op, JSON body, row hash) in DuckDB, ordered by key."""
+    pending = ("publish_dryrun_" if temporary else "") + state.pending_table(dataset.id)
+    sql = _ChangeSetSql(dataset, table, columns, pending, temporary)
+    if previous is None or mode == "replace" or sql.key_column is None:
+        sql.write_all(con)
+    else:
+        sql.write_changes(con, previous)
+    expected = con.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()[0]
+    counts = dict(con.execute(f"SELECT op, count(*) FROM {quote_identifier(pending)} GROUP BY op").fetchall())
+    chunks = cut_chunks(
+        con,
+        quote_identifier(pending),
+        dataset.publish.chunk_rows,
+        dataset.publish.chunk_bytes,
+        mode == "replace",
+    )
+    return Plan(
+        mode=mode,
+        publish_id=uuid.uuid4().hex[:16],
+        pending=pending,
+        temporary=temporary,
+        expected_count=int(expected),
+        counts={k: int(v) for k, v in counts.items()},
+        chunks=chunks,
+    )
+
+
+def register_plan(
+    con: duckdb.DuckDBPyConnection, plan: Plan, dataset: Dataset, run_id: str, domain: str, four_by_four: str
+) -> dict[str, Any]:
+    """Record the plan so an interrupted run can be resumed; returns the publish_runs row."""
+    run = {
+        "publish_id": plan.publish_id,
+        "run_id": run_id,
+        "dataset_id": dataset.id,
+        "domain": domain,
+        "four_by_four": four_by_four,
+        "mode": plan.mode,
+        "status": "sending",
+        "chunks": len(plan.chunks),
+        "planned_created": plan.counts.get("create", 0),
+        "planned_updated": plan.counts.get("update", 0),
+        "planned_deleted": plan.counts.get("delete", 0),
+        "expected_count": plan.expected_count,
+        "key_field": dataset.row_identifier,
+        "started_at": datetime.now(),
+        "finished_at": None,
+    }
+    con.execute("BEGIN TRANSACTION")
+    con.execute(f"INSERT INTO publish_runs VALUES ({', '.join('?' * len(run))})", list(run.values()))
+    if plan.chunks:
+        columns = ("chunk_index", "first_seq", "last_seq", "row_count", "byte_count", "first_key", "last_key")
+        con.executemany(
+            "INSERT INTO publish_chunks VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            [[plan.publish_id, *(chunk[c] for c in columns)] for chunk in plan.chunks],
+        )
+    con.execute("COMMIT")
+    return run
+
+
+def discard_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
+    """Drop an interrupted publish aimed at a target that is no longer the dataset's target."""
+    con.execute("UPDATE publish_runs SET status = 'abandoned' WHERE publish_id = ?", [run["publish_id"]])
+    con.execute(f"DROP TABLE IF EXISTS {quote_identifier(state.pending_table(run['dataset_id']))}")
+
+
+def choose_mode(
+    dataset: Dataset,
+    key: TableColumn | None,
+    force_full_replace: bool,
+    has_snapshot: bool,
+    newly_created: bool,
+    fits_one_request: bool,
+) -> str:
+    """incremental when we know what the portal holds; otherwise a single replace when it is small,
+    chunked upserts into a new dataset, or a resync (upsert all, delete what the portal has extra)."""
+    if key is None:
+        return "replace"  # without a row identifier nothing but a full replace is idempotent
+    wants_full = force_full_replace or dataset.publish.full_replace
+    if has_snapshot and not wants_full:
+        return "incremental"
+    if fits_one_request:
+        return "replace"
+    return "upsert_all" if newly_created else "resync"
