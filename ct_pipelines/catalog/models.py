@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
 from ct_pipelines.privacy.config import PrivacyConfig
 from ct_pipelines.publish.config import PortalConfig
-from ct_pipelines.quality.config import QualityConfig, Severity
+from ct_pipelines.quality.config import QualityConfig, Severity, ValueFormat
 from ct_pipelines.rel.config import RelConfig
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
@@ -29,6 +29,7 @@ class ColumnType(StrEnum):
     BOOLEAN = "boolean"
     DATE = "date"
     DATETIME = "datetime"
+    CODE = "code"  # text that keeps leading zeros (ZIP, FIPS, town codes)
 
     @property
     def duckdb_type(self) -> str:
@@ -39,6 +40,7 @@ class ColumnType(StrEnum):
             "boolean": "BOOLEAN",
             "date": "DATE",
             "datetime": "TIMESTAMP",
+            "code": "VARCHAR",
         }[self.value]
 
     @property
@@ -50,6 +52,7 @@ class ColumnType(StrEnum):
             "boolean": "checkbox",
             "date": "calendar_date",
             "datetime": "calendar_date",
+            "code": "text",
         }[self.value]
 
 
@@ -97,6 +100,16 @@ class Column(BaseModel):
     checks: list[str] = Field(default_factory=list, description="Named custom checks from the registry")
     severity: Severity = Field(Severity.ERROR, description="Severity of this column's rule failures")
     pii: bool = Field(False, description="Personally identifiable: never published, masked in samples")
+    width: int | None = Field(
+        None, ge=1, le=64, description="type code: numeric cells are left-padded with zeros to this width"
+    )
+    format: ValueFormat | None = Field(None, description="How numbers or dates are written in this column")
+    null_values: list[str] | None = Field(
+        None, description="Cells meaning 'no value' in this column; replaces quality.null_values"
+    )
+    suppressed_values: list[str] | None = Field(
+        None, description="Markers of values suppressed at the source; replaces quality.suppressed_values"
+    )
 
     @field_validator("field_name")
     @classmethod
