@@ -98,6 +98,7 @@ def run_validate(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Set
         "rows_ingested": result.rows_ingested, "rows_valid": result.rows_valid,
         "rows_quarantined": result.rows_quarantined, "dagster/row_count": result.rows_valid,
         "checks_failed": [o.name for o in result.outcomes if not o.passed],
+        "null_tokens_by_column": result.null_tokens, "suppressed_at_source_by_column": result.suppressed,
     }
     if result.data_docs_index:
         metadata["data_docs_path"] = str(result.data_docs_index)
