@@ -47,6 +47,12 @@ class StageRun:
     def outcome(self, name: str) -> Any:
         return next(o for o in self.results["validated"].outcomes if o.name == name)
 
+    def valid(self, column: str) -> list[object]:
+        return [
+            r[0]
+            for r in self.con.execute(f'SELECT "{column}" FROM "valid__{self.id}" ORDER BY _row').fetchall()
+        ]
+
     def quarantine(self) -> list[tuple]:
         return self.con.execute(
             f'SELECT source_line, rule, column_name, value, reason FROM "{pipeline.table("quarantine", self.id)}" '
@@ -71,14 +77,16 @@ def settings_for(tmp_path: Path, portal: LocalPortal) -> Settings:
     )
 
 
-def run_stages(tmp_path: Path, portal: LocalPortal, dataset: Dataset, csv_text: str) -> StageRun:
+def run_stages(
+    tmp_path: Path, portal: LocalPortal, dataset: Dataset, csv_text: str, *, publish: bool = True
+) -> StageRun:
     """Ingest, validate, and (unless a check blocks) standardize, protect and publish to ``portal``."""
     settings = settings_for(tmp_path, portal)
     (settings.landing_dir / dataset.source.path).write_text(csv_text, encoding="utf-8")
     run = StageRun(duckdb.connect(str(settings.warehouse_path)))
     run.results["raw"] = pipeline.run_ingest_stage(run.con, dataset, settings, "run-1")
     run.results["validated"] = pipeline.run_validate(run.con, dataset, settings, "run-1")
-    if run.blocked:
+    if run.blocked or not publish:
         return run
     run.results["standardized"] = pipeline.run_standardize(run.con, dataset, settings, "run-1")
     run.results["published_table"] = pipeline.run_protect(run.con, dataset, settings, "run-1")

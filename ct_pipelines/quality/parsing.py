@@ -179,16 +179,20 @@ class Quirks:
 
 
 def column_quirks(dataset: Dataset, column: Column) -> Quirks:
-    """Column lists replace the dataset's; dataset suppression markers apply to integer and number columns."""
+    """Column lists replace the dataset's; dataset suppression markers apply to integer and number
+    columns other than the row identifier (counts and rates, where agencies suppress small cells)."""
     nulls = column.null_values if column.null_values is not None else dataset.quality.null_values
     if column.suppressed_values is not None:
         markers = column.suppressed_values
-    elif column.type in (ColumnType.INTEGER, ColumnType.NUMBER):
+    elif (
+        column.type in (ColumnType.INTEGER, ColumnType.NUMBER) and column.field_name != dataset.row_identifier
+    ):
         markers = dataset.quality.suppressed_values
     else:
         markers = []
     clean = lambda values: tuple(dict.fromkeys(v.strip().lower() for v in values if v.strip()))  # noqa: E731
-    return Quirks(clean(nulls), clean(markers))
+    suppressed = clean(markers)
+    return Quirks(tuple(v for v in clean(nulls) if v not in suppressed), suppressed)  # a marker wins
 
 
 def suppressed_field(column: Column) -> str:
