@@ -47,7 +47,7 @@ def build(con: duckdb.DuckDBPyConnection, columns: int, rows: int) -> None:
     values = ["CAST(i % 900 AS VARCHAR)", "'x' || i", "['A','B','C'][1 + i % 3]", "'2024-01-15'", "'1,234.5'"]
     select = ", ".join(f"{values[c % len(values)]} AS c{c}" for c in range(columns))
     con.execute(
-        f"CREATE TABLE raw__wide AS SELECT i + 1 AS _row, i + 2 AS _line, {select} FROM range({rows}) r(i)"
+        f"CREATE TABLE ingest__wide AS SELECT i + 1 AS _row, i + 2 AS _line, {select} FROM range({rows}) r(i)"
     )
 
 
@@ -56,8 +56,8 @@ def main() -> None:
     parser.add_argument("--columns", type=int, default=3000)
     parser.add_argument("--rows", type=int, default=10_000)
     args = parser.parse_args()
-    from ct_pipelines.quality.rules import build_rules
-    from ct_pipelines.quality.validate import validate_dataset
+    from ct_pipelines.validate.rules import build_rules
+    from ct_pipelines.validate.validate import validate_dataset
 
     dataset = wide_dataset(args.columns)
     with tempfile.TemporaryDirectory() as tmp:
@@ -67,8 +67,8 @@ def main() -> None:
         result = validate_dataset(
             con,
             dataset,
-            "raw__wide",
-            "valid__wide",
+            "ingest__wide",
+            "validate__wide",
             "quarantine__wide",
             run_id="bench",
             reports_dir=Path(tmp) / "reports",

@@ -4,9 +4,15 @@ an asset check result the same way, and the CLI can print them without Dagster."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from ct_pipelines.quality.config import Severity
+
+class Severity(StrEnum):
+    """ERROR blocks publishing; WARN is shown in the UI and the run goes on."""
+
+    ERROR = "ERROR"
+    WARN = "WARN"
 
 
 @dataclass(frozen=True)

@@ -7,12 +7,12 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
+from ct_pipelines.core.settings import Settings
 
 from ct_pipelines import pipeline
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.portal.local import LocalPortal
 from ct_pipelines.publish.connection import PortalConnection
-from ct_pipelines.settings import Settings
 
 
 def make_dataset(dataset_id: str, columns: list[dict[str, Any]], **fields: Any) -> Dataset:
@@ -50,7 +50,7 @@ class StageRun:
     def valid(self, column: str) -> list[object]:
         return [
             r[0]
-            for r in self.con.execute(f'SELECT "{column}" FROM "valid__{self.id}" ORDER BY _row').fetchall()
+            for r in self.con.execute(f'SELECT "{column}" FROM "validate__{self.id}" ORDER BY _row').fetchall()
         ]
 
     def quarantine(self) -> list[tuple]:
@@ -61,7 +61,7 @@ class StageRun:
 
     @property
     def id(self) -> str:
-        return str(self.results["validated"].metadata["table"]).removeprefix("valid__")
+        return str(self.results["validated"].metadata["table"]).removeprefix("validate__")
 
 
 def settings_for(tmp_path: Path, portal: LocalPortal) -> Settings:
@@ -82,7 +82,7 @@ def run_stages(
 ) -> StageRun:
     """Ingest, validate, and (unless a check blocks) standardize, protect and publish to ``portal``."""
     settings = settings_for(tmp_path, portal)
-    (settings.landing_dir / dataset.source.path).write_text(csv_text, encoding="utf-8")
+    (settings.landing_dir / dataset.ingest.path).write_text(csv_text, encoding="utf-8")
     run = StageRun(duckdb.connect(str(settings.warehouse_path)))
     run.results["raw"] = pipeline.run_ingest_stage(run.con, dataset, settings, "run-1")
     run.results["validated"] = pipeline.run_validate(run.con, dataset, settings, "run-1")

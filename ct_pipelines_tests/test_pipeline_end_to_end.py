@@ -9,10 +9,10 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from ct_pipelines.core.settings import SAMPLES_DIR
 
 from ct_pipelines.portal.store import PortalStore
 from ct_pipelines.runner import run_catalog
-from ct_pipelines.settings import SAMPLES_DIR
 
 DEFECTS = SAMPLES_DIR / "defects"
 
@@ -73,8 +73,8 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
                            (21, "ranges", "age"), (22, "ranges", "age"), (23, "ranges", "age"),
                            (31, "types", "visit_date"), (32, "not_in_future", "visit_date"),
                            (41, "allowed_values", "vaccine"), (42, "allowed_values", "vaccine")]
-    ingested, valid = con.execute("SELECT (SELECT count(*) FROM raw__dph_clinic_visits), "
-                                  "(SELECT count(*) FROM valid__dph_clinic_visits)").fetchone()
+    ingested, valid = con.execute("SELECT (SELECT count(*) FROM ingest__dph_clinic_visits), "
+                                  "(SELECT count(*) FROM validate__dph_clinic_visits)").fetchone()
     assert ingested == valid + len(quarantined)
 
 

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.privacy.pii import PiiLeakError
-from ct_pipelines.privacy.published import (
+from ct_pipelines.protect.pii import PiiLeakError
+from ct_pipelines.protect.published import (
     PublishConfigError,
     build_published_table,
     privacy_check_specs,

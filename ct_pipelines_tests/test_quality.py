@@ -8,12 +8,13 @@ from pathlib import Path
 
 import duckdb
 import pytest
+from ct_pipelines.catalog.blocks.validate import ROW_RULE_GROUPS
+from ct_pipelines.core.outcomes import Severity
+from ct_pipelines.validate.custom_checks import CT_TOWNS
+from ct_pipelines.validate.rules import DatasetRuleError
+from ct_pipelines.validate.validate import quality_check_specs, validate_dataset
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.quality.config import ROW_RULE_GROUPS, Severity
-from ct_pipelines.quality.custom_checks import CT_TOWNS
-from ct_pipelines.quality.rules import DatasetRuleError
-from ct_pipelines.quality.validate import quality_check_specs, validate_dataset
 
 NOW = datetime(2024, 6, 30, 12, 0, 0)
 TOWNS = ["Hartford", "New Haven", "Stamford", "Windsor Locks", "Bridgeport"]
@@ -332,8 +333,7 @@ def test_ct_town_list_is_complete():
 
 def test_cli_lists_checks_validates_and_shows_quarantine(tmp_path, monkeypatch):
     from click.testing import CliRunner
-
-    from ct_pipelines.quality.cli import quality
+    from ct_pipelines.validate.cli import quality
 
     dataset_file = tmp_path / "clients.yaml"
     dataset_file.write_text(json.dumps(make_dataset().model_dump(mode="json", exclude_none=True)))
@@ -347,7 +347,7 @@ def test_cli_lists_checks_validates_and_shows_quarantine(tmp_path, monkeypatch):
     rows[3]["name"] = ""
     connection = duckdb.connect(str(warehouse))
     load_raw(connection, rows)
-    connection.execute('CREATE TABLE raw__clients AS SELECT * FROM raw."clients"')  # the pipeline's naming
+    connection.execute('CREATE TABLE ingest__clients AS SELECT * FROM raw."clients"')  # the pipeline's naming
     connection.close()
     monkeypatch.setenv("CT_PIPELINES_REPORTS", str(tmp_path / "reports"))
     validated = runner.invoke(

@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from ct_pipelines.core.outcomes import Severity
 
 from ct_pipelines.pipeline import StageError
 from ct_pipelines.portal.local import LocalPortal
-from ct_pipelines.quality.config import Severity
 from ct_pipelines_tests.quality_stages import make_dataset, portal_rows, portal_types, run_stages
 
 

@@ -12,11 +12,12 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from ct_pipelines.catalog.blocks.protect import ProtectConfig
+from ct_pipelines.catalog.blocks.publish import PublishConfig
+from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.catalog.blocks.validate import ValidateConfig, ValueFormat
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
-from ct_pipelines.privacy.config import PrivacyConfig
-from ct_pipelines.publish.config import PortalConfig
-from ct_pipelines.quality.config import QualityConfig, Severity, ValueFormat
-from ct_pipelines.rel.config import RelConfig
+from ct_pipelines.core.outcomes import Severity
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -156,10 +157,10 @@ class Dataset(BaseModel):
     row_identifier: str | None = Field(
         None, description="API field name that identifies a row; needed for incremental publishing"
     )
-    quality: QualityConfig = Field(default_factory=QualityConfig)
-    rel: RelConfig | None = None
-    publish: PrivacyConfig = Field(default_factory=PrivacyConfig)
-    portal: PortalConfig = Field(default_factory=PortalConfig)
+    quality: ValidateConfig = Field(default_factory=ValidateConfig)
+    rel: StandardizeConfig | None = None
+    publish: ProtectConfig = Field(default_factory=ProtectConfig)
+    portal: PublishConfig = Field(default_factory=PublishConfig)
 
     @field_validator("id")
     @classmethod

@@ -7,7 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 
-class PublishMode(StrEnum):
+class ProtectMode(StrEnum):
     ROWS = "rows"  # standardized rows minus PII columns
     SQL = "sql"  # an aggregate defined by a SQL file in sql/
     AGGREGATE = "aggregate"  # a declarative aggregate
@@ -55,10 +55,10 @@ class PiiExemption(BaseModel):
     reason: str = Field(min_length=10, description="Why this is not PII, for the audit trail")
 
 
-class PrivacyConfig(BaseModel):
+class ProtectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: PublishMode = PublishMode.ROWS
+    mode: ProtectMode = ProtectMode.ROWS
     sql_file: str | None = Field(None, description="File in sql/ when mode is sql")
     aggregate: AggregateConfig | None = None
     dimensions: list[str] = Field(

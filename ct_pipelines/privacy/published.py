@@ -15,22 +15,21 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 
+from ct_pipelines.catalog.blocks.protect import AggregateConfig, Measure, ProtectMode, SuppressionConfig
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.privacy.config import AggregateConfig, Measure, PublishMode, SuppressionConfig
-from ct_pipelines.privacy.pii import (
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.protect.pii import (
     assert_no_pii_columns,
     derived_from_pii,
     pii_scan_outcome,
     quote_identifier,
 )
-from ct_pipelines.privacy.specs import (  # noqa: F401 - privacy_check_specs re-exported
+from ct_pipelines.protect.specs import (  # noqa: F401 - privacy_check_specs re-exported
     SUPPRESSION_AUDIT_CHECK,
     privacy_check_specs,
     suppression_applies,
 )
-from ct_pipelines.privacy.suppression import SuppressionResult, collapse_categories, suppress
-from ct_pipelines.quality.config import Severity
+from ct_pipelines.protect.suppression import SuppressionResult, collapse_categories, suppress
 
 NOT_REPORTED = "Not reported"
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -46,7 +45,7 @@ class PublishedTableResult:
     """What was built: the table name, its shape, what was kept out and the suppression figures."""
 
     target_table: str
-    mode: PublishMode
+    mode: ProtectMode
     row_count: int
     columns: list[str]
     excluded_pii_columns: list[str] = field(default_factory=list)
@@ -65,7 +64,7 @@ def build_published_table(
 
     ``tables`` adds other table names a SQL file may use as ``{{ name }}`` besides ``{{ source }}``.
     """
-    config = dataset.publish
+    config = dataset.protect
     pii_fields = dataset.pii_fields
     source_columns = [row[0] for row in con.execute(f"DESCRIBE {quote_identifier(source_table)}").fetchall()]
     excluded = [c for c in source_columns if derived_from_pii(c, pii_fields)]
@@ -80,9 +79,9 @@ def build_published_table(
     target = quote_identifier(target_table)
     suppression: SuppressionResult | None = None
     try:
-        if config.mode == PublishMode.ROWS:
+        if config.mode == ProtectMode.ROWS:
             con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {quote_identifier(public_view)}")
-        elif config.mode == PublishMode.SQL:
+        elif config.mode == ProtectMode.SQL:
             query = render_sql_file(sql_dir, config.sql_file, {"source": public_view, **(tables or {})})
             _require_one_select(con, query, config.sql_file or "")
             if config.suppression:
@@ -338,7 +337,7 @@ def privacy_outcomes(
     con: duckdb.DuckDBPyConnection, dataset: Dataset, result: PublishedTableResult
 ) -> list[CheckOutcome]:
     """All privacy checks for a built table, in the order of ``privacy_check_specs``."""
-    outcomes = [pii_scan_outcome(con, result.target_table, dataset.publish.pii_exemptions)]
+    outcomes = [pii_scan_outcome(con, result.target_table, dataset.protect.pii_exemptions)]
     if suppression_applies(dataset):
         outcomes.append(suppression_audit_outcome(result.suppression))
     return outcomes

@@ -126,7 +126,7 @@ class ValueFormat(BaseModel):
         return self
 
 
-class QualityConfig(BaseModel):
+class ValidateConfig(BaseModel):
     """Dataset-level rules and severities; row-level rules live on the columns."""
 
     model_config = ConfigDict(extra="forbid")

@@ -8,9 +8,9 @@ from datetime import datetime
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.rules import quote
-from ct_pipelines.quality.specs import _severity
+from ct_pipelines.core.outcomes import CheckOutcome
+from ct_pipelines.validate.rules import quote
+from ct_pipelines.validate.specs import _severity
 
 HISTORY_TABLE = "quality.history"
 
@@ -49,7 +49,7 @@ def _history_outcomes(
         f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?)",
         [dataset.id, run_id, now, rows, json.dumps(null_shares)],
     )
-    config = dataset.quality
+    config = dataset.validate
     if previous is None:
         first = f"This is the first recorded run ({rows:,} rows); there is nothing to compare with yet."
         return [

@@ -15,8 +15,8 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 
+from ct_pipelines.catalog.blocks.validate import DEFAULT_DATE_FLOOR, ValueFormat
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
-from ct_pipelines.quality.config import DEFAULT_DATE_FLOOR, ValueFormat
 
 # Without a declared format only these forms are read: a four-digit year is required, and month
 # comes before day in slashed dates as in every Connecticut extract seen so far.
@@ -181,13 +181,13 @@ class Quirks:
 def column_quirks(dataset: Dataset, column: Column) -> Quirks:
     """Column lists replace the dataset's; dataset suppression markers apply to integer and number
     columns other than the row identifier (counts and rates, where agencies suppress small cells)."""
-    nulls = column.null_values if column.null_values is not None else dataset.quality.null_values
+    nulls = column.null_values if column.null_values is not None else dataset.validate.null_values
     if column.suppressed_values is not None:
         markers = column.suppressed_values
     elif (
         column.type in (ColumnType.INTEGER, ColumnType.NUMBER) and column.field_name != dataset.row_identifier
     ):
-        markers = dataset.quality.suppressed_values
+        markers = dataset.validate.suppressed_values
     else:
         markers = []
     clean = lambda values: tuple(dict.fromkeys(v.strip().lower() for v in values if v.strip()))  # noqa: E731
@@ -203,4 +203,4 @@ def date_floor(dataset: Dataset, column: Column) -> dt.date:
     """The earliest believable date for a column (its format's floor, else the dataset's)."""
     if column.format and column.format.floor:
         return column.format.floor
-    return dataset.quality.date_floor or DEFAULT_DATE_FLOOR
+    return dataset.validate.date_floor or DEFAULT_DATE_FLOOR

@@ -21,9 +21,9 @@ import ibis
 import ibis.expr.types as ir
 
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
-from ct_pipelines.quality.config import Severity
-from ct_pipelines.quality.custom_checks import get_check
-from ct_pipelines.quality.parsing import (
+from ct_pipelines.core.outcomes import Severity
+from ct_pipelines.validate.custom_checks import get_check
+from ct_pipelines.validate.parsing import (
     AMBIGUOUS_DATE,
     DECIMAL_COMMA,
     ZONED_DATETIME,
@@ -327,7 +327,7 @@ def _range_rule(column: Column, name: str, a_name: str, make: Callable[..., Rule
 
 def build_rules(dataset: Dataset, now: datetime) -> list[Rule]:
     """Every row-level rule of a dataset, with severities resolved (group override, else the column's)."""
-    overrides = dataset.quality.severities
+    overrides = dataset.validate.severities
     rules: list[Rule] = []
     for column in dataset.columns:
 

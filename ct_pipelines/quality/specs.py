@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from ct_pipelines.catalog.blocks.validate import DATASET_CHECKS, ROW_RULE_GROUPS
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckSpec
-from ct_pipelines.quality.config import DATASET_CHECKS, ROW_RULE_GROUPS, Severity
-from ct_pipelines.quality.gx_suite import gx_check_names
-from ct_pipelines.quality.rules import Rule, build_rules
+from ct_pipelines.core.outcomes import CheckSpec, Severity
+from ct_pipelines.validate.gx_suite import gx_check_names
+from ct_pipelines.validate.rules import Rule, build_rules
 
 GROUP_LABELS = {
     "required": "required-value",
@@ -44,7 +44,7 @@ def outcome_severity(severity: Severity) -> Severity:
 
 
 def _severity(dataset: Dataset, check: str) -> Severity:
-    return outcome_severity(dataset.quality.severities.get(check, DATASET_CHECK_DEFAULT_SEVERITY[check]))
+    return outcome_severity(dataset.validate.severities.get(check, DATASET_CHECK_DEFAULT_SEVERITY[check]))
 
 
 def _group_severity(rules: list[Rule]) -> Severity:

@@ -21,13 +21,13 @@ import duckdb
 import ibis
 import pandera.errors
 
+from ct_pipelines.catalog.blocks.validate import ROW_RULE_GROUPS
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import ROW_RULE_GROUPS, Severity
-from ct_pipelines.quality.gx_suite import MASK, run_gx_suite
-from ct_pipelines.quality.history import HISTORY_TABLE, _history_outcomes, _null_shares  # noqa: F401
-from ct_pipelines.quality.parsing import column_quirks, suppressed_field
-from ct_pipelines.quality.rules import (
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.validate.gx_suite import MASK, run_gx_suite
+from ct_pipelines.validate.history import HISTORY_TABLE, _history_outcomes, _null_shares  # noqa: F401
+from ct_pipelines.validate.parsing import column_quirks, suppressed_field
+from ct_pipelines.validate.rules import (
     SAMPLE_SIZE,
     TEXT_SUFFIX,
     DatasetRuleError,
@@ -38,7 +38,7 @@ from ct_pipelines.quality.rules import (
     quote,
     typed_select_sql,
 )
-from ct_pipelines.quality.specs import (  # noqa: F401 - quality_check_specs re-exported
+from ct_pipelines.validate.specs import (  # noqa: F401 - quality_check_specs re-exported
     DATASET_CHECK_DEFAULT_SEVERITY,
     DATASET_CHECK_DESCRIPTIONS,
     GROUP_LABELS,
@@ -263,7 +263,7 @@ def _source_path(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
         ).fetchone()
     except duckdb.Error:
         row = None
-    return str(row[0]) if row else dataset.source.path
+    return str(row[0]) if row else dataset.ingest.path
 
 
 def _check_structure(
@@ -314,7 +314,7 @@ def _share_and_conservation(
 ) -> list[CheckOutcome]:
     """The good rows go on while the set-aside share stays within the limit; nothing may be lost."""
     share = rows_quarantined / rows_ingested if rows_ingested else 0.0
-    limit = dataset.quality.max_quarantine_share
+    limit = dataset.validate.max_quarantine_share
     where = (
         f" Read them with `ct-pipelines quality quarantine {dataset.id}`."
         if rows_quarantined
