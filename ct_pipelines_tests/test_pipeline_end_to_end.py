@@ -52,11 +52,15 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
     shutil.copy(DEFECTS / "landing" / "dph_clinic_visits.csv", home / "landing")
     summaries, result = _run(DEFECTS / "catalog")
     checks = _checks(result, "validate")
-    failing = {name: int(e.metadata["failing_rows"].value) for name, e in checks.items() if not e.passed}
+    row_checks = {name: e for name, e in checks.items() if not e.passed and name != "quarantine_share"}
+    failing = {name: int(e.metadata["failing_rows"].value) for name, e in row_checks.items()}
     # Planted in ct_pipelines/samples/generate.py: 2 empty ids, 1 repeated id, 1 impossible date, 3 ages over
     # 120, 2 vaccines outside the list, 1 date in the future.
     assert failing == {"required": 2, "unique": 1, "types": 1, "ranges": 3, "allowed_values": 2, "not_in_future": 1}
-    assert all(e.severity == dg.AssetCheckSeverity.ERROR for name, e in checks.items() if not e.passed)
+    # Failing rows are set aside (a warning each); 5% set aside is over the demo's 2% limit, which blocks.
+    assert all(e.severity == dg.AssetCheckSeverity.WARN for e in row_checks.values())
+    assert not checks["quarantine_share"].passed
+    assert checks["quarantine_share"].severity == dg.AssetCheckSeverity.ERROR
     assert checks["conservation"].passed
     assert {"ingest", "validate"} <= _materialized(result)
     assert not {"standardize", "protect", "publish"} & _materialized(result)

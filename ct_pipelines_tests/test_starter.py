@@ -350,17 +350,7 @@ def test_unpivot_and_leave_out_mistakes_are_caught_in_the_yaml(make_dataset):
 
 REAL_FILES = [
     ("ct_dcf_children_in_placement_by_race_ethnicity_tnyk-6fv7.csv", 1758, {}),
-    pytest.param(
-        "ct_ocme_accidental_drug_deaths_2012_2018.csv",
-        5105,
-        {},
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=AssertionError,
-            reason="validate crashes on any `datetime` column (pandera and SQL disagree on "
-            "dtype('timestamp')); the starter types Date ('06/28/2014 12:00:00 AM') as datetime. Remove once fixed.",
-        ),
-    ),
+    ("ct_ocme_accidental_drug_deaths_2012_2018.csv", 5105, {}),
     ("ct_sde_edsight_enrollment_by_district_race_2016-17.csv", 204, {"footer total": 1}),
 ]
 

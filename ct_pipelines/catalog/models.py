@@ -17,7 +17,7 @@ from pydantic.json_schema import SkipJsonSchema
 from ct_pipelines.catalog.blocks.protect import ProtectConfig
 from ct_pipelines.catalog.blocks.publish import PublishConfig
 from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
-from ct_pipelines.catalog.blocks.validate import ValidateConfig
+from ct_pipelines.catalog.blocks.validate import ValidateConfig, ValueFormat
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
 from ct_pipelines.core.outcomes import Severity
 
@@ -32,6 +32,7 @@ class ColumnType(StrEnum):
     BOOLEAN = "boolean"
     DATE = "date"
     DATETIME = "datetime"
+    CODE = "code"  # text that keeps leading zeros (ZIP, FIPS, town codes)
 
     @property
     def duckdb_type(self) -> str:
@@ -42,6 +43,7 @@ class ColumnType(StrEnum):
             "boolean": "BOOLEAN",
             "date": "DATE",
             "datetime": "TIMESTAMP",
+            "code": "VARCHAR",
         }[self.value]
 
     @property
@@ -53,6 +55,7 @@ class ColumnType(StrEnum):
             "boolean": "checkbox",
             "date": "calendar_date",
             "datetime": "calendar_date",
+            "code": "text",
         }[self.value]
 
 
@@ -157,6 +160,16 @@ class Column(BaseModel):
     checks: list[str] = Field(default_factory=list, description="Named custom checks from the registry")
     severity: Severity = Field(Severity.ERROR, description="Severity of this column's rule failures")
     pii: bool = Field(False, description="Personally identifiable: never published, masked in samples")
+    width: int | None = Field(
+        None, ge=1, le=64, description="type code: numeric cells are left-padded with zeros to this width"
+    )
+    format: ValueFormat | None = Field(None, description="How numbers or dates are written in this column")
+    null_values: list[str] | None = Field(
+        None, description="Cells meaning 'no value' in this column; replaces quality.null_values"
+    )
+    suppressed_values: list[str] | None = Field(
+        None, description="Markers of values suppressed at the source; replaces quality.suppressed_values"
+    )
 
     @field_validator("field_name")
     @classmethod

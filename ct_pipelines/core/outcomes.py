@@ -9,10 +9,24 @@ from typing import Any
 
 
 class Severity(StrEnum):
-    """ERROR blocks publishing; WARN is shown in the UI and the run goes on."""
+    """How a failing rule is handled.
 
+    For row-level rules: BLOCK stops the dataset whatever the share of failing rows; ERROR sets the
+    failing rows aside and lets the rest go on while the quarantined share stays within
+    ``max_quarantine_share``; WARN only reports. For dataset-level checks and expectations, ERROR and
+    BLOCK both stop publishing. Check outcomes only ever carry ERROR or WARN.
+    """
+
+    BLOCK = "BLOCK"
     ERROR = "ERROR"
     WARN = "WARN"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Severity | None:
+        """Accept ``block``/``error``/``warn`` as people write them in YAML."""
+        if isinstance(value, str):
+            return cls.__members__.get(value.upper())
+        return None
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import yaml
 
 from ct_pipelines.catalog.handbook import Category, UpdateFrequency
 from ct_pipelines.catalog.loader import PLACEHOLDER_END, PLACEHOLDER_START
-from ct_pipelines.catalog.models import ColumnType, SourceFormat
+from ct_pipelines.catalog.models import Column, ColumnType, SourceFormat
 from ct_pipelines.ingest.ingest import source_format
 from ct_pipelines.ingest.naming import field_names_for
 from ct_pipelines.ingest.readers import (
@@ -91,7 +91,7 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
     """
     text = f"NULLIF(trim({quote_ident(column)}), '')"
     casts = {
-        kind: cast_sql(ColumnType(kind), text)
+        kind: cast_sql(Column(source=column, type=ColumnType(kind)), text)
         for kind in ("boolean", "integer", "number", "date", "datetime")
     }
     selects = ", ".join(f"count({expr})" for expr in casts.values())

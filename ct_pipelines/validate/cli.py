@@ -1,4 +1,4 @@
-"""``ct-pipelines quality ...``: list a dataset's checks, validate an ingested table, read the quarantine."""
+"""``ct-pipelines validate ...``: list a dataset's checks, validate an ingested table, read the quarantine."""
 
 from __future__ import annotations
 

@@ -17,7 +17,7 @@ import duckdb
 
 from ct_pipelines.catalog.blocks.validate import Expectation
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.core.outcomes import CheckOutcome
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
 
 MASK = "***"
 SAMPLE_SIZE = 20
@@ -140,7 +140,7 @@ def run_gx_suite(
             outcomes[name] = CheckOutcome(
                 name=name,
                 passed=False,
-                severity=expectation.severity,
+                severity=Severity.ERROR if expectation.severity == Severity.BLOCK else expectation.severity,
                 summary=f"The expectation '{expectation.expectation}' in the quality section could not be used; "
                 "check its name and arguments against the Great Expectations gallery.",
                 metadata={"expectation": expectation.expectation, "error": str(exc).splitlines()[0][:300]},
@@ -207,7 +207,7 @@ def run_gx_suite(
             outcomes[name] = CheckOutcome(
                 name=name,
                 passed=bool(result.success),
-                severity=expectation.severity,
+                severity=Severity.ERROR if expectation.severity == Severity.BLOCK else expectation.severity,
                 summary=summary,
                 metadata=metadata,
             )

@@ -31,5 +31,6 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
         table=target, rows_in=result.rows_ingested, rows_out=result.rows_valid,
         rows_set_aside=result.rows_quarantined, outcomes=result.outcomes, links=links,
         facts={"quarantine_table": quarantine_table(dataset.id),
-               "checks_failed": [o.name for o in result.outcomes if not o.passed]},
+               "checks_failed": [o.name for o in result.outcomes if not o.passed],
+               "null_tokens_by_column": result.null_tokens, "suppressed_at_source_by_column": result.suppressed},
     )

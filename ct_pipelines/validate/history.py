@@ -1,0 +1,113 @@
+"""Run-over-run checks: the row count and each column's share of empty values against the last run."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+
+import duckdb
+
+from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.outcomes import CheckOutcome
+from ct_pipelines.validate.rules import quote
+from ct_pipelines.validate.specs import _severity
+
+HISTORY_TABLE = "quality.history"
+
+
+def _null_shares(con: duckdb.DuckDBPyConnection, raw_table: str, columns: list[str]) -> dict[str, float]:
+    if not columns:
+        return {}
+    selects = ", ".join(
+        f"avg(CASE WHEN NULLIF(trim({quote(c)}), '') IS NULL THEN 1 ELSE 0 END)" for c in columns
+    )
+    values = con.execute(f"SELECT {selects} FROM {raw_table}").fetchone() or ()
+    return {c: round(float(v or 0.0), 6) for c, v in zip(columns, values, strict=True)}
+
+
+def _history_outcomes(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    run_id: str,
+    now: datetime,
+    rows: int,
+    null_shares: dict[str, float],
+) -> list[CheckOutcome]:
+    """Compare with the previous run recorded in quality.history, then record this run."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
+    con.execute(
+        f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} "
+        "(dataset_id VARCHAR, run_id VARCHAR, recorded_at TIMESTAMP, row_count BIGINT, null_shares JSON)"
+    )
+    previous = con.execute(
+        f"SELECT run_id, row_count, null_shares FROM {HISTORY_TABLE} WHERE dataset_id = ? AND run_id <> ? "
+        "ORDER BY recorded_at DESC LIMIT 1",
+        [dataset.id, run_id],
+    ).fetchone()
+    con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE dataset_id = ? AND run_id = ?", [dataset.id, run_id])
+    con.execute(
+        f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?)",
+        [dataset.id, run_id, now, rows, json.dumps(null_shares)],
+    )
+    config = dataset.validate
+    if previous is None:
+        first = f"This is the first recorded run ({rows:,} rows); there is nothing to compare with yet."
+        return [
+            CheckOutcome(
+                "row_count_change", True, _severity(dataset, "row_count_change"), first, {"rows": rows}
+            ),
+            CheckOutcome("null_share_change", True, _severity(dataset, "null_share_change"), first, {}),
+        ]
+    previous_run, previous_rows, previous_shares_json = previous
+    floor = previous_rows * (1 - config.max_row_count_drop)
+    drop = (previous_rows - rows) / previous_rows if previous_rows else 0.0
+    row_ok = rows >= floor
+    row_summary = f"{rows:,} rows this run against {previous_rows:,} last run" + (
+        "." if row_ok else f": a drop of {drop:.0%}, more than the {config.max_row_count_drop:.0%} allowed."
+    )
+    previous_shares = json.loads(previous_shares_json) if previous_shares_json else {}
+    jumps = [
+        {
+            "column": c,
+            "previous_share": previous_shares[c],
+            "share": share,
+            "increase": round(share - previous_shares[c], 6),
+        }
+        for c, share in null_shares.items()
+        if c in previous_shares and share - previous_shares[c] > config.max_null_share_increase
+    ]
+    if jumps:
+        null_summary = (
+            "; ".join(
+                f"{j['column']} is now empty in {j['share']:.0%} of rows (was {j['previous_share']:.0%})"
+                for j in jumps
+            )
+            + "."
+        )
+    else:
+        null_summary = "No column has many more empty values than last run."
+    return [
+        CheckOutcome(
+            "row_count_change",
+            row_ok,
+            _severity(dataset, "row_count_change"),
+            row_summary,
+            {
+                "rows": rows,
+                "previous_rows": previous_rows,
+                "previous_run_id": previous_run,
+                "max_drop": config.max_row_count_drop,
+            },
+        ),
+        CheckOutcome(
+            "null_share_change",
+            not jumps,
+            _severity(dataset, "null_share_change"),
+            null_summary,
+            {
+                "previous_run_id": previous_run,
+                "max_increase": config.max_null_share_increase,
+                "columns": jumps,
+            },
+        ),
+    ]

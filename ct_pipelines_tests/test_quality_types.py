@@ -1,0 +1,104 @@
+"""Every column type from an agency-style CSV through the pipeline's stages to the local portal:
+the published value and the portal's column type, plus the good-rows, block and empty-extract rules."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ct_pipelines.core.outcomes import Severity
+from ct_pipelines.core.results import StageError
+from ct_pipelines.portal.local import LocalPortal
+from ct_pipelines_tests.quality_stages import make_dataset, portal_rows, portal_types, run_stages
+
+
+@pytest.fixture(scope="module")
+def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPortal]:
+    with LocalPortal(tmp_path_factory.mktemp("portal")) as local:
+        yield local
+
+
+@pytest.mark.parametrize(
+    ("column", "cells", "published", "portal_type"),
+    [
+        ({"type": "text"}, ["  Windsor Locks ", "New Haven"], ["Windsor Locks", "New Haven"], "text"),
+        ({"type": "integer"}, ['"1,234"', "7.0"], ["1234", "7"], "number"),
+        ({"type": "number"}, ['"$1,234.50"', "-0.25"], ["1234.5", "-0.25"], "number"),
+        ({"type": "boolean"}, ["Yes", "n"], [True, False], "checkbox"),
+        (
+            {"type": "date"},
+            ["03/05/2024", "2024-12-31"],
+            ["2024-03-05T00:00:00.000", "2024-12-31T00:00:00.000"],
+            "calendar_date",
+        ),
+        (
+            {"type": "datetime"},
+            ["2024-03-05 14:30:00", "2024-03-05T08:00:00"],
+            ["2024-03-05T14:30:00.000", "2024-03-05T08:00:00.000"],
+            "calendar_date",
+        ),
+        ({"type": "code", "width": 5}, ["6196", "06103"], ["06196", "06103"], "text"),
+        ({"type": "code"}, ["00123", "A-7"], ["00123", "A-7"], "text"),
+    ],
+    ids=["text", "integer", "number", "boolean", "date", "datetime", "code_width", "code"],
+)
+def test_each_type_is_published_with_its_value_and_portal_type(
+    tmp_path: Path, portal: LocalPortal, column: dict, cells: list[str], published: list, portal_type: str
+):
+    dataset = make_dataset(f"type_{column['type']}_{len(column)}", [{"source": "value", **column}])
+    csv = "id,value\n" + "".join(f"{i},{cell}\n" for i, cell in enumerate(cells, start=1))
+    run = run_stages(tmp_path, portal, dataset, csv)
+    assert not run.blocked, [o.summary for o in run.results["validate"].outcomes if not o.passed]
+    assert run.results["validate"].rows_set_aside == 0
+    rows = portal_rows(portal, run.four_by_four)
+    assert [r["value"] for r in rows] == published
+    assert portal_types(portal, run.four_by_four)["value"] == portal_type
+
+
+def test_rows_failing_error_rules_are_set_aside_and_the_rest_published(tmp_path: Path, portal: LocalPortal):
+    dataset = make_dataset("good_rows", [{"source": "count", "type": "integer", "min": 0}])
+    lines = [f"{i},{-5 if i == 7 else i}" for i in range(1, 41)]
+    run = run_stages(tmp_path, portal, dataset, "id,count\n" + "\n".join(lines) + "\n")
+    ranges = run.outcome("ranges")
+    assert not ranges.passed and ranges.severity == Severity.WARN
+    share = run.outcome("quarantine_share")
+    assert share.passed and "1 of 40 rows (2.5%) were set aside; the other 39 go on." in share.summary
+    assert "ct-pipelines validate quarantine good_rows" in share.summary
+    assert run.quarantine() == [(8, "range", "count", "-5", "have a count below 0")]
+    rows = portal_rows(portal, run.four_by_four)
+    assert len(rows) == 39 and "7" not in {r["id"] for r in rows}
+
+
+def test_a_block_rule_stops_the_dataset_whatever_the_share(tmp_path: Path, portal: LocalPortal):
+    dataset = make_dataset(
+        "block_rule", [{"source": "count", "type": "integer", "min": 0, "severity": "block"}]
+    )
+    lines = [f"{i},{-5 if i == 7 else i}" for i in range(1, 41)]
+    run = run_stages(tmp_path, portal, dataset, "id,count\n" + "\n".join(lines) + "\n")
+    assert run.blocked and "portal" not in run.results
+    ranges = run.outcome("ranges")
+    assert not ranges.passed and ranges.severity == Severity.ERROR and ranges.blocks
+    assert "nothing is published until they are fixed" in ranges.summary
+    assert run.outcome("quarantine_share").passed  # 2.5% is within the limit: the rule alone blocks
+
+
+def test_too_many_rows_set_aside_stops_the_dataset(tmp_path: Path, portal: LocalPortal):
+    dataset = make_dataset(
+        "too_many", [{"source": "count", "type": "integer"}], quality={"max_quarantine_share": 0.1}
+    )
+    lines = [f"{i},{'x' if i % 5 == 0 else i}" for i in range(1, 41)]  # 8 of 40 = 20%
+    run = run_stages(tmp_path, portal, dataset, "id,count\n" + "\n".join(lines) + "\n")
+    share = run.outcome("quarantine_share")
+    assert run.blocked and not share.passed
+    assert "8 of 40 rows (20.0%) were set aside, more than the 10% allowed" in share.summary
+
+
+def test_header_only_extract_gets_its_own_message(tmp_path: Path, portal: LocalPortal):
+    dataset = make_dataset("header_only", [{"source": "count", "type": "integer"}])
+    with pytest.raises(StageError) as caught:
+        run_stages(tmp_path, portal, dataset, "id,count\n")
+    message = str(caught.value)
+    assert "header_only.csv has a header line (2 columns) but no data rows" in message
+    assert "ask for the file again" in message and "pandera" not in message
