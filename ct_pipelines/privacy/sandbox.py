@@ -188,7 +188,7 @@ def _run_in_sandbox(
     available: Mapping[str, list[str]],
     prune: bool,
 ) -> None:
-    memory = con.execute("SELECT current_setting('memory_limit')").fetchone()[0]
+    memory = con.execute("SELECT current_setting('memory_limit')").fetchall()[0][0]
     spill = tempfile.mkdtemp(prefix="ct_sql_sandbox_")
     sandbox = duckdb.connect(":memory:", config={"memory_limit": memory, "temp_directory": spill})
     try:

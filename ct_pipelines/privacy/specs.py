@@ -36,3 +36,27 @@ def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
 
 def suppression_applies(dataset: Dataset) -> bool:
     return dataset.publish.suppression is not None and dataset.publish.mode != PublishMode.ROWS
+
+
+def published_column_description(dataset: Dataset, field_name: str) -> str:
+    """The portal description of a published column: declared in publish:, else the source column's.
+
+    Aggregate columns (measures, SQL result columns, the suppression flag) are not source columns, so
+    without this the portal's metadata would have them undescribed.
+    """
+    publish = dataset.publish
+    if field_name in publish.column_descriptions:
+        return publish.column_descriptions[field_name]
+    measures = publish.aggregate.measures if publish.aggregate else []
+    for declared in [*measures, *publish.dimension_specs]:
+        if declared.name == field_name and declared.description:
+            return declared.description
+    column = dataset.column(field_name)
+    if column is not None and column.description:
+        return column.description
+    if publish.suppression is not None and field_name == publish.suppression.flag_column:
+        return (
+            f"True where a count on this row is hidden: it is 1 to {publish.suppression.threshold}"
+            f"{' or 0' if publish.suppression.protect_zeros else ''}, or would let such a count be worked out"
+        )
+    return ""
