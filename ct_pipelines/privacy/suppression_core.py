@@ -94,8 +94,10 @@ def protect_cells(
 ) -> CellSuppression:
     """Suppress sensitive cells and enough complements that the attacker LP cannot disclose them.
 
-    ``method``: heuristic (greedy complements); optimal or auto (the exact minimum when HiGHS proves it
-    within ``time_limit`` seconds, else the heuristic). The attacker audit runs on the result either way.
+    ``method``: heuristic (greedy complements, line by line); optimal (the exact minimum of the line
+    rules from a HiGHS MILP when it finishes within ``time_limit`` seconds, else the heuristic); auto
+    (both, keeping the pattern that hides fewer margins, then less count). The attacker audit runs on
+    every result and adds complements until no small count can be worked out.
     """
     values = np.asarray(values, dtype=np.int64)
     if (values < 0).any():
@@ -104,23 +106,60 @@ def protect_cells(
         raise SuppressionInputError(f"method must be one of {', '.join(METHODS)} (got '{method}')")
     margin = np.zeros(len(values), bool) if is_margin is None else np.asarray(is_margin, bool)
     primary = is_sensitive(values, threshold, protect_zeros)
-    suppressed = primary.copy()
     lines_of = _lines_through_cells(len(values), constraints)
-    state = CellSuppression(suppressed=suppressed, primary=primary)
-    exact = None
+    exact, seconds = None, 0.0
     if method != "heuristic":
         from ct_pipelines.privacy.optimal import optimal_pattern
 
         started = time.perf_counter()
         exact = optimal_pattern(values, constraints, primary, threshold, protect_zeros, margin, time_limit)
-        state.seconds_optimal = time.perf_counter() - started
+        seconds = time.perf_counter() - started
+    candidates = []
     if exact is not None:
-        suppressed[:] = exact
-        state.method = "optimal"
-    else:
-        _close_lines(values, constraints, suppressed, margin, threshold, protect_zeros)
+        state = CellSuppression(suppressed=exact.copy(), primary=primary, method="optimal")
+        candidates.append(
+            _audit_and_repair(
+                state, values, constraints, margin, threshold, protect_zeros, lines_of, max_rounds
+            )
+        )
+    if exact is None or method == "auto":
+        state = CellSuppression(suppressed=primary.copy(), primary=primary)
+        _close_lines(values, constraints, state.suppressed, margin, threshold, protect_zeros)
+        candidates.append(
+            _audit_and_repair(
+                state, values, constraints, margin, threshold, protect_zeros, lines_of, max_rounds
+            )
+        )
+    best = min(candidates, key=lambda c: _cost(c, values, margin))
+    best.seconds_optimal = seconds
+    best.lp_solves = sum(c.lp_solves for c in candidates)
+    return best
 
-    pending = np.flatnonzero(primary)
+
+def _cost(state: CellSuppression, values: np.ndarray, margin: np.ndarray) -> tuple[int, int, int, int]:
+    """Patterns compare by audit failures, then hidden margins (CT keeps totals), hidden count, cells."""
+    hidden = state.suppressed
+    return (
+        len(state.failures),
+        int((hidden & margin).sum()),
+        int(values[hidden & ~margin].sum()),
+        int(hidden.sum()),
+    )
+
+
+def _audit_and_repair(
+    state: CellSuppression,
+    values: np.ndarray,
+    constraints: Sequence[Constraint],
+    margin: np.ndarray,
+    threshold: int,
+    protect_zeros: bool,
+    lines_of: list[list[int]],
+    max_rounds: int,
+) -> CellSuppression:
+    """Run the attacker LP audit and add complements near every disclosed cell until none is left."""
+    suppressed = state.suppressed
+    pending = np.flatnonzero(state.primary)
     for _ in range(max_rounds):
         state.audit_rounds += 1
         failures, solves = _audit(values, constraints, suppressed, pending, threshold)
