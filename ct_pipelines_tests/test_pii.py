@@ -120,3 +120,16 @@ def test_real_ocme_extract_scan_finds_no_ssn_or_email() -> None:
     con.execute(f"CREATE TABLE ocme AS SELECT * FROM read_csv('{path}', all_varchar = true)")
     patterns = {f["pattern"] for f in scan_for_pii(con, "ocme")}
     assert "ssn" not in patterns and "email" not in patterns and "phone" not in patterns
+
+
+def test_scan_reports_show_no_digit_of_an_ssn_or_phone() -> None:
+    """Summaries, metadata and the markdown report keep only the shape of the match."""
+    con = duckdb.connect()
+    notes = ["no identifiers"] * 8 + ["SSN 078-05-1120 on file", "reach her at 860.555.0147 after 5"]
+    table_with(con, "published", notes=notes)
+    outcome = pii_scan_outcome(con, "published")
+    text = outcome.summary + str(outcome.metadata)
+    for digits in ("078", "1120", "860", "555", "0147"):
+        assert digits not in text
+    shapes = {hit["pattern"]: hit["example"] for hit in outcome.metadata["hits"]}
+    assert shapes == {"ssn": "###-##-####", "phone": "(###) ###-####"}
