@@ -39,7 +39,7 @@ def realistic_cells(towns: int, categories: int, seed: int):
 
 
 def suppress_stage(towns: int, categories: int, seed: int) -> tuple[float, str]:
-    from ct_pipelines.privacy.suppression import suppress
+    from ct_pipelines.protect.suppression import suppress
 
     cells = realistic_cells(towns, categories, seed)
     started = time.perf_counter()
@@ -54,8 +54,7 @@ def suppress_stage(towns: int, categories: int, seed: int) -> tuple[float, str]:
 
 def pii_scan_stage(rows: int) -> tuple[float, str]:
     import duckdb
-
-    from ct_pipelines.privacy.pii import scan_for_pii
+    from ct_pipelines.protect.pii import scan_for_pii
 
     con = duckdb.connect()
     con.execute(
@@ -173,7 +172,7 @@ def loss_tables() -> list[tuple[str, object]]:
 
 def loss_report(time_limit: float) -> None:
     """Heuristic loss next to the exact minimum's, per table, and the average ratio."""
-    from ct_pipelines.privacy.suppression import suppress
+    from ct_pipelines.protect.suppression import suppress
 
     print(
         "| table | cells | primary | heuristic hidden count (cells) | optimal hidden count (cells) | "

@@ -1,186 +1,108 @@
-"""The per-dataset stages as plain functions over one DuckDB connection.
+"""The five stages, in order: the one registry that the assets, the runner, the check specs and the docs
+iterate.
 
-Each stage reads the previous stage's table and writes its own, and returns a :class:`StageResult`:
-metadata for the asset plus the checks it ran. The Dagster assets call these and nothing else, so the
-whole pipeline can also be driven and tested without Dagster.
+Each stage is a package with the same small shape: ``run.py`` (its run function: the previous stage's
+table in, its own table out, a :class:`StageResult` back), ``specs.py`` (the checks it may report, known
+from the YAML alone) and its own internals. Its YAML block model lives in ``catalog/blocks/<stage>.py``,
+since the catalog parses every block and the stages read the catalog. The whole pipeline runs without
+Dagster: call :func:`run_stages` with a DuckDB connection.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass, field
+import importlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.ingest.ingest import ingest_dataset
-from ct_pipelines.outcomes import CheckOutcome, CheckSpec
-from ct_pipelines.settings import Settings
-
-Progress = Callable[[str], None]
-STAGES = ("raw", "validated", "standardized", "published_table", "portal")
+from ct_pipelines.core.outcomes import CheckSpec
+from ct_pipelines.core.results import Progress, RunOptions, StageResult, quiet
+from ct_pipelines.core.settings import Settings
 
 
-def table(stage: str, dataset_id: str) -> str:
-    """The DuckDB table a stage writes, ``<stage>__<dataset id>`` (one plain identifier, quoted by callers)."""
-    prefix = {"raw": "raw", "validated": "valid", "quarantine": "quarantine", "standardized": "std",
-              "published_table": "published"}[stage]
-    return f"{prefix}__{dataset_id}"
+@dataclass(frozen=True)
+class Stage:
+    """One stage: its name (package, YAML block, table prefix, asset key and check prefix) and its parts."""
+
+    name: str
+    description: str
+    specs: str  # "module:function" giving the stage's check specs for a dataset (import-light modules)
+
+    def run(self, con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *, run_id: str,
+            options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None) -> StageResult:
+        """Run the stage; its module is imported on first use so loading definitions stays cheap."""
+        module = importlib.import_module(f"ct_pipelines.{self.name}.run")
+        return module.run(con, dataset, settings, run_id=run_id, options=options, progress=progress, portal=portal)
+
+    def check_specs(self, dataset: Dataset) -> list[CheckSpec]:
+        module_name, function = self.specs.split(":")
+        return getattr(importlib.import_module(module_name), function)(dataset)
 
 
-@dataclass
-class StageResult:
-    metadata: dict[str, Any]
-    outcomes: list[CheckOutcome] = field(default_factory=list)
-    rows: int | None = None
+STAGES: tuple[Stage, ...] = (
+    Stage("ingest", "The newest landing file, loaded as text with lineage (file, SHA-256, rows).",
+          "ct_pipelines.ingest.specs:ingest_check_specs"),
+    Stage("validate", "Rows that passed the column rules, typed; failing rows are set aside in quarantine.",
+          "ct_pipelines.validate.specs:quality_check_specs"),
+    Stage("standardize", "Race, ethnicity and language mapped to Connecticut's REL standards; raw labels kept.",
+          "ct_pipelines.standardize.specs:standardize_check_specs"),
+    Stage("protect", "The table the portal will receive: no PII, aggregated and suppressed as configured.",
+          "ct_pipelines.protect.specs:privacy_check_specs"),
+    Stage("publish", "The dataset on the open data portal, updated incrementally with metadata in sync.",
+          "ct_pipelines.publish.specs:publish_check_specs"),
+)
+STAGE_NAMES: tuple[str, ...] = tuple(s.name for s in STAGES)
 
 
-def _quiet(_: str) -> None:
-    return None
+def stage(name: str) -> Stage:
+    for candidate in STAGES:
+        if candidate.name == name:
+            return candidate
+    raise KeyError(f"no stage '{name}'; the stages are {', '.join(STAGE_NAMES)}")
 
 
-class StageError(Exception):
-    """An expected stage failure with a message meant for people."""
+def stages_until(last: str | None) -> tuple[Stage, ...]:
+    """The stages from ingest up to and including ``last`` (all of them when None)."""
+    if last is None:
+        return STAGES
+    return STAGES[: STAGE_NAMES.index(stage(last).name) + 1]
 
 
-def run_ingest_stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
-                     progress: Progress = _quiet) -> StageResult:
-    result = ingest_dataset(con, dataset, settings.landing_dir, run_id=run_id, workdir=settings.home / "tmp")
-    if result.skipped:
-        progress(f"{dataset.id}: {result.path} was already ingested (same SHA-256); kept the existing table")
-    else:
-        progress(f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
-                 f"({result.encoding or result.format}) in {result.duration_s:.2f}s")
-    metadata: dict[str, Any] = {**result.lineage(), "table": table("raw", dataset.id)}
-    metadata["dagster/row_count"] = result.rows
-    if result.field_map:
-        metadata["field_names_md"] = "| source column | API field name |\n|---|---|\n" + "\n".join(
-            f"| {src} | `{dst}` |" for src, dst in result.field_map.items())
-    return StageResult(metadata=metadata, rows=result.rows)
+RESULTS_TABLE = "meta.stage_results"
 
 
-def stage_check_specs(dataset: Dataset, stage: str) -> list[CheckSpec]:
-    """Every check a stage may report for this dataset, known from the YAML alone."""
-    if stage == "validated":
-        from ct_pipelines.quality.specs import quality_check_specs
-
-        return quality_check_specs(dataset)
-    if stage == "standardized":
-        from ct_pipelines.rel.specs import rel_check_specs
-
-        return rel_check_specs(dataset.rel) if dataset.rel else []
-    if stage == "published_table":
-        from ct_pipelines.privacy.specs import privacy_check_specs
-
-        return privacy_check_specs(dataset)
-    if stage == "portal":
-        from ct_pipelines.publish.specs import publish_check_specs
-
-        return publish_check_specs(dataset)
-    return []
-
-
-def run_validate(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
-                 progress: Progress = _quiet) -> StageResult:
-    """Column rules (pandera, in SQL) and GX expectations; failing rows go to quarantine with a reason."""
-    from ct_pipelines.quality.rules import DatasetRuleError
-    from ct_pipelines.quality.validate import validate_dataset
-
-    try:
-        result = validate_dataset(con, dataset, table("raw", dataset.id), table("validated", dataset.id),
-                                  table("quarantine", dataset.id), run_id=run_id, reports_dir=settings.reports_dir,
-                                  progress=progress)
-    except DatasetRuleError as exc:
-        raise StageError(str(exc)) from exc
-    metadata: dict[str, Any] = {
-        "table": table("validated", dataset.id), "quarantine_table": table("quarantine", dataset.id),
-        "rows_ingested": result.rows_ingested, "rows_valid": result.rows_valid,
-        "rows_quarantined": result.rows_quarantined, "dagster/row_count": result.rows_valid,
-        "checks_failed": [o.name for o in result.outcomes if not o.passed],
-    }
-    if result.data_docs_index:
-        metadata["data_docs_path"] = str(result.data_docs_index)
-    progress(f"{dataset.id}: {result.rows_valid:,} rows valid, {result.rows_quarantined:,} quarantined")
-    return StageResult(metadata, result.outcomes, rows=result.rows_valid)
+def record(con: duckdb.DuckDBPyConnection, run_id: str, dataset_id: str, stage_name: str, status: str,
+           result: StageResult | None = None, message: str | None = None, seconds: float | None = None,
+           declared_checks: int = 0) -> None:
+    """Keep what a stage did in the warehouse: the runner's summary and the reports read it from here."""
+    con.execute("CREATE SCHEMA IF NOT EXISTS meta")
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (
+        run_id VARCHAR, dataset_id VARCHAR, stage VARCHAR, status VARCHAR, message VARCHAR,
+        rows_in BIGINT, rows_out BIGINT, rows_set_aside BIGINT, checks_passed INTEGER, checks_failed JSON,
+        facts JSON, seconds DOUBLE, recorded_at TIMESTAMP DEFAULT current_timestamp)""")
+    failed = [f"{o.name} ({o.severity.value}): {o.summary}" for o in (result.outcomes if result else []) if not o.passed]
+    # Declared checks the stage had nothing to say about pass (Dagster reports them as passed too).
+    passed = max(declared_checks, len(result.outcomes) if result else 0) - len(failed)
+    con.execute(f"INSERT INTO {RESULTS_TABLE} (run_id, dataset_id, stage, status, message, rows_in, rows_out, "
+                "rows_set_aside, checks_passed, checks_failed, facts, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                [run_id, dataset_id, stage_name, status, message,
+                 result.rows_in if result else None, result.rows_out if result else None,
+                 result.rows_set_aside if result else None, passed, json.dumps(failed),
+                 json.dumps(result.facts if result else {}, default=str), seconds])
 
 
-def run_standardize(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
-                    progress: Progress = _quiet) -> StageResult:
-    """Map race, ethnicity and language labels (distinct labels once, then a join in DuckDB)."""
-    from ct_pipelines.rel.standardize import rel_checks, standardize_table
-
-    source, target = table("validated", dataset.id), table("standardized", dataset.id)
-    if dataset.rel is None or not dataset.rel.columns:
-        con.execute(f'CREATE OR REPLACE TABLE "{target}" AS SELECT * FROM "{source}"')
-        rows = con.execute(f'SELECT count(*) FROM "{target}"').fetchone()[0]
-        return StageResult({"table": target, "rows": rows, "dagster/row_count": rows,
-                            "note": "No race, ethnicity or language columns declared (rel:); rows passed on."},
-                           rows=rows)
-    try:
-        result = standardize_table(con, source, target, dataset.rel)
-    except ValueError as exc:
-        raise StageError(str(exc)) from exc
-    outcomes = rel_checks(con, target, dataset.rel)
-    pii = set(dataset.pii_fields)
-    for outcome in outcomes:  # raw labels of a column marked pii must not reach the UI
-        if any(c.column in pii for c in dataset.rel.columns if outcome.name.endswith(f"_{c.column}_labels_recognized")):
-            outcome.metadata = {k: v for k, v in outcome.metadata.items() if isinstance(v, int | float)}
-    progress(f"{dataset.id}: standardized {result.row_count:,} rows; reporting groups {result.reporting_groups}")
-    columns_md = "| column | " + " | ".join(["status", "rows"]) + " |\n|---|---|---|\n" + "\n".join(
-        f"| {c.column} | {status} | {count:,} |" for c in result.columns for status, count in c.status_counts.items())
-    return StageResult({
-        "table": target, "rows": result.row_count, "dagster/row_count": result.row_count,
-        "reference_version": result.reference_version, "added_columns": result.added_columns,
-        "reporting_groups": result.reporting_groups, "status_counts_md": columns_md,
-    }, outcomes, rows=result.row_count)
-
-
-def run_protect(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
-                progress: Progress = _quiet) -> StageResult:
-    """Build the table the portal receives: no PII columns, aggregated and suppressed as configured."""
-    from ct_pipelines.privacy.pii import PiiLeakError
-    from ct_pipelines.privacy.published import PublishConfigError, build_published_table, privacy_outcomes
-
-    source, target = table("standardized", dataset.id), table("published_table", dataset.id)
-    public = f"{source}__without_internal"
-    internal = {"_row", "_line"}
-    kept = [r[0] for r in con.execute(f'DESCRIBE "{source}"').fetchall() if r[0] not in internal]
-    con.execute(f'CREATE OR REPLACE TEMP VIEW "{public}" AS SELECT '
-                + ", ".join(f'"{c}"' for c in kept) + f' FROM "{source}"')
-    try:
-        result = build_published_table(con, dataset, public, target, settings.sql_dir,
-                                       tables={"standardized": public})
-    except (PublishConfigError, PiiLeakError) as exc:
-        raise StageError(str(exc)) from exc
-    finally:
-        con.execute(f'DROP VIEW IF EXISTS "{public}"')
-    outcomes = privacy_outcomes(con, dataset, result)
-    metadata: dict[str, Any] = {
-        "table": target, "mode": str(result.mode), "rows": result.row_count, "dagster/row_count": result.row_count,
-        "columns": result.columns, "pii_columns_left_out": result.excluded_pii_columns,
-    }
-    if result.suppression is not None:
-        metadata["cells_suppressed_primary"] = result.suppression.primary_count
-        metadata["cells_suppressed_complementary"] = result.suppression.complementary_count
-    progress(f"{dataset.id}: published table has {result.row_count:,} rows ({result.mode}); "
-             f"left out PII columns {result.excluded_pii_columns}")
-    return StageResult(metadata, outcomes, rows=result.row_count)
-
-
-def run_publish(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
-                progress: Progress = _quiet, *, portal: Any, dry_run: bool = False, full_replace: bool = False,
-                allow_shrink: bool = False) -> StageResult:
-    """Send the published table to the portal: incremental, chunked, retried, resumable, verified."""
-    from ct_pipelines.publish.connection import PublishError
-    from ct_pipelines.publish.publisher import publish_table
-
-    try:
-        result = publish_table(con, dataset, table("published_table", dataset.id), portal, run_id=run_id,
-                               dry_run=dry_run, force_full_replace=full_replace, allow_shrink=allow_shrink,
-                               progress=progress)
-    except PublishError as exc:
-        raise StageError(str(exc)) from exc
-    metadata = result.metadata()
-    metadata["rows_published"] = result.portal_row_count if result.portal_row_count is not None else 0
-    return StageResult(metadata, result.outcomes, rows=result.portal_row_count)
+def run_stages(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *, run_id: str,
+               options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None,
+               until: str | None = None, on_result: Callable[[Stage, StageResult], None] | None = None
+               ) -> Iterator[tuple[Stage, StageResult]]:
+    """Run the stages in order without Dagster, stopping after the first stage whose ERROR checks failed."""
+    for current in stages_until(until):
+        result = current.run(con, dataset, settings, run_id=run_id, options=options, progress=progress,
+                             portal=portal)
+        yield current, result
+        if result.blocking_failures:
+            return

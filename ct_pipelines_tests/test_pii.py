@@ -8,9 +8,8 @@ from pathlib import Path
 import duckdb
 import pandas as pd
 import pytest
-
-from ct_pipelines.privacy.config import PiiExemption
-from ct_pipelines.privacy.pii import PiiLeakError, assert_no_pii_columns, pii_scan_outcome, scan_for_pii
+from ct_pipelines.catalog.blocks.protect import PiiExemption
+from ct_pipelines.protect.pii import PiiLeakError, assert_no_pii_columns, pii_scan_outcome, scan_for_pii
 
 CT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
 

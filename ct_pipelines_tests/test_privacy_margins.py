@@ -12,12 +12,12 @@ import duckdb
 import numpy as np
 import pytest
 import yaml
+from ct_pipelines.protect.errors import PublishConfigError
+from ct_pipelines.protect.published import build_published_table, privacy_outcomes
+from ct_pipelines.protect.specs import published_column_description
 
 from ct_pipelines.catalog.loader import parse_dataset_file
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.privacy.errors import PublishConfigError
-from ct_pipelines.privacy.published import build_published_table, privacy_outcomes
-from ct_pipelines.privacy.specs import published_column_description
 from ct_pipelines.publish.metadata import column_specs
 from ct_pipelines.publish.serialize import TableColumn
 

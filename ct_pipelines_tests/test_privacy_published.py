@@ -7,16 +7,16 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import pytest
-
-from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.privacy.pii import PiiLeakError
-from ct_pipelines.privacy.published import (
+from ct_pipelines.protect.pii import PiiLeakError
+from ct_pipelines.protect.published import (
     PublishConfigError,
     build_published_table,
     privacy_check_specs,
     privacy_outcomes,
     render_sql_file,
 )
+
+from ct_pipelines.catalog.models import Dataset
 
 PROJECT_SQL = Path(__file__).resolve().parents[1] / "sql"
 TOWNS = ["Andover", "Bethel", "Canton", "Darien", "Enfield"]

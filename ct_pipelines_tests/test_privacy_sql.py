@@ -10,13 +10,13 @@ from pathlib import Path
 import dagster as dg
 import duckdb
 import pytest
+from ct_pipelines.core.settings import SAMPLES_DIR
+from ct_pipelines.protect.errors import PublishConfigError
+from ct_pipelines.protect.published import build_published_table, privacy_outcomes
+from ct_pipelines.protect.sandbox import SqlShape, check_sql, run_confined
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.privacy.errors import PublishConfigError
-from ct_pipelines.privacy.published import build_published_table, privacy_outcomes
-from ct_pipelines.privacy.sandbox import SqlShape, check_sql, run_confined
 from ct_pipelines.runner import run_catalog
-from ct_pipelines.settings import SAMPLES_DIR
 
 PII = ("client_name", "medicaid_id", "date_of_birth")
 
@@ -66,7 +66,7 @@ def con() -> duckdb.DuckDBPyConnection:
         )
         for i in range(90)
     ]
-    for table in ("raw__interp", "std__interp"):
+    for table in ("ingest__interp", "standardize__interp"):
         connection.execute(
             f"CREATE TABLE {table} (request_id VARCHAR, client_name VARCHAR, medicaid_id VARCHAR, "
             "date_of_birth VARCHAR, town VARCHAR, race VARCHAR, request_date DATE)"
@@ -82,24 +82,24 @@ def tables(con: duckdb.DuckDBPyConnection) -> set[str]:
 def publish_sql(con: duckdb.DuckDBPyConnection, tmp_path: Path, sql: str, **publish: object):
     (tmp_path / "q.sql").write_text(sql, encoding="utf-8")
     dataset = make_dataset({"mode": "sql", "sql_file": "q.sql", **publish})
-    return build_published_table(con, dataset, "std__interp", "published__interp", tmp_path)
+    return build_published_table(con, dataset, "standardize__interp", "protect__interp", tmp_path)
 
 
 @pytest.mark.parametrize(
     ("sql", "named"),
     [
         (
-            "SELECT client_name AS town, medicaid_id AS race_ethnicity_group, 10 AS requests FROM raw__interp",
-            "table raw__interp",
+            "SELECT client_name AS town, medicaid_id AS race_ethnicity_group, 10 AS requests FROM ingest__interp",
+            "table ingest__interp",
         ),
         ("SELECT * FROM read_csv('/etc/passwd')", "table function read_csv()"),
-        ("SELECT town FROM {{ source }} WHERE town IN (SELECT town FROM raw__interp)", "table raw__interp"),
+        ("SELECT town FROM {{ source }} WHERE town IN (SELECT town FROM ingest__interp)", "table ingest__interp"),
         (
-            "WITH s AS (SELECT * FROM {{ source }}) SELECT * FROM s, main.std__interp",
-            "table main.std__interp",
+            "WITH s AS (SELECT * FROM {{ source }}) SELECT * FROM s, main.standardize__interp",
+            "table main.standardize__interp",
         ),
-        ("SELECT * FROM query_table('raw__interp')", "table function query_table()"),
-        ("SELECT * FROM (SUMMARIZE raw__interp)", "table raw__interp"),
+        ("SELECT * FROM query_table('ingest__interp')", "table function query_table()"),
+        ("SELECT * FROM (SUMMARIZE ingest__interp)", "table ingest__interp"),
     ],
 )
 def test_sql_reading_anything_but_the_source_is_refused_by_name(
@@ -108,14 +108,14 @@ def test_sql_reading_anything_but_the_source_is_refused_by_name(
     with pytest.raises(PublishConfigError, match=named.replace("(", r"\(").replace(")", r"\)")) as caught:
         publish_sql(con, tmp_path, sql)
     assert "sql/q.sql" in str(caught.value)
-    assert "published__interp" not in tables(con)
+    assert "protect__interp" not in tables(con)
 
 
 def test_check_sql_honours_cte_scopes_and_statement_kinds() -> None:
-    shape = check_sql('WITH raw__interp AS (SELECT town FROM "v") SELECT * FROM raw__interp', ["v"])
+    shape = check_sql('WITH ingest__interp AS (SELECT town FROM "v") SELECT * FROM ingest__interp', ["v"])
     assert shape.tables == {"v": "v"}
-    with pytest.raises(PublishConfigError, match="table raw__interp"):  # the CTE is not visible out here
-        check_sql("SELECT * FROM (WITH raw__interp AS (SELECT 1) SELECT 1), raw__interp", ["v"])
+    with pytest.raises(PublishConfigError, match="table ingest__interp"):  # the CTE is not visible out here
+        check_sql("SELECT * FROM (WITH ingest__interp AS (SELECT 1) SELECT 1), ingest__interp", ["v"])
     with pytest.raises(PublishConfigError, match="exactly one SELECT.*2 statement"):
         check_sql("SELECT 1; SELECT 2", ["v"])
     with pytest.raises(PublishConfigError, match="exactly one SELECT.*DROP"):
@@ -127,8 +127,8 @@ def test_the_sandbox_alone_blocks_files_and_other_tables(con: duckdb.DuckDBPyCon
     """Even if the parser check were skipped, the locked connection holds nothing else to read."""
     with pytest.raises(PublishConfigError, match="cannot read files"):
         run_confined(con, "SELECT * FROM read_csv('/etc/passwd')", SqlShape(tables={}), "out", "q.sql")
-    with pytest.raises(PublishConfigError, match="raw__interp"):
-        run_confined(con, "SELECT * FROM raw__interp", SqlShape(tables={}), "out", "q.sql")
+    with pytest.raises(PublishConfigError, match="ingest__interp"):
+        run_confined(con, "SELECT * FROM ingest__interp", SqlShape(tables={}), "out", "q.sql")
     assert "out" not in tables(con)
 
 
@@ -142,14 +142,14 @@ def test_confined_sql_keeps_types_and_reads_only_named_columns(
     types = dict(
         con.execute(
             "SELECT column_name, data_type FROM information_schema.columns "
-            "WHERE table_name = 'published__interp'"
+            "WHERE table_name = 'protect__interp'"
         ).fetchall()
     )
     assert types == {"request_date": "DATE", "town": "VARCHAR", "requests": "BIGINT"}
-    assert con.execute("SELECT sum(requests) FROM published__interp").fetchone()[0] == 90
+    assert con.execute("SELECT sum(requests) FROM protect__interp").fetchone()[0] == 90
     # whole-row forms still work (every column is copied then)
     publish_sql(con, tmp_path, "SELECT s.* EXCLUDE (request_id) FROM {{ source }} s WHERE town = 'Canton'")
-    assert con.execute("SELECT count(*) FROM published__interp").fetchone()[0] == 30
+    assert con.execute("SELECT count(*) FROM protect__interp").fetchone()[0] == 30
 
 
 def test_what_the_sql_returns_goes_through_the_pii_scan(
@@ -160,7 +160,7 @@ def test_what_the_sql_returns_goes_through_the_pii_scan(
     )
     (tmp_path / "q.sql").write_text(sql, encoding="utf-8")
     dataset = make_dataset({"mode": "sql", "sql_file": "q.sql"})
-    result = build_published_table(con, dataset, "std__interp", "published__interp", tmp_path)
+    result = build_published_table(con, dataset, "standardize__interp", "protect__interp", tmp_path)
     scan = privacy_outcomes(con, dataset, result)[0]
     assert scan.blocks and "note" in scan.summary and "078" not in str(scan.metadata)
 
@@ -200,7 +200,7 @@ def test_aggregate_errors_name_the_missing_column(con: duckdb.DuckDBPyConnection
         match="dimension column 'race_group' does not exist; the columns "
         "that exist are: request_id, town, race, request_date",
     ):
-        build_published_table(con, dataset, "std__interp", "published__interp", tmp_path)
+        build_published_table(con, dataset, "standardize__interp", "protect__interp", tmp_path)
 
 
 def test_reference_tables_are_declared_and_stage_tables_cannot_be(
@@ -215,9 +215,9 @@ def test_reference_tables_are_declared_and_stage_tables_cannot_be(
         "GROUP BY ALL"
     )
     publish_sql(con, tmp_path, sql, reference_tables=["ref_town_county"])
-    assert con.execute("SELECT * FROM published__interp").fetchall() == [("Hartford", 90)]
-    with pytest.raises(ValueError, match="reference table 'raw__interp' is a pipeline stage table"):
-        make_dataset({"mode": "sql", "sql_file": "q.sql", "reference_tables": ["raw__interp"]})
+    assert con.execute("SELECT * FROM protect__interp").fetchall() == [("Hartford", 90)]
+    with pytest.raises(ValueError, match="reference table 'ingest__interp' is a pipeline stage table"):
+        make_dataset({"mode": "sql", "sql_file": "q.sql", "reference_tables": ["ingest__interp"]})
 
 
 @pytest.fixture
@@ -235,7 +235,7 @@ def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     "sql",
     [
         "SELECT client_name AS town, medicaid_id AS race_ethnicity_group, 10 AS requests "
-        "FROM raw__dss_interpreter_requests",
+        "FROM ingest__dss_interpreter_requests",
         "SELECT * FROM read_csv('/etc/passwd')",
     ],
 )
@@ -249,7 +249,7 @@ def test_the_pipeline_publishes_nothing_from_sql_that_reaches_outside(home: Path
     summaries, result = run_catalog(str(catalog), instance=dg.DagsterInstance.ephemeral())
     summary = summaries[0]
     assert not summary.ok and summary.rows_published is None
-    assert "raw__dss_interpreter_requests" in (summary.error or "") or "read_csv()" in (summary.error or "")
+    assert "ingest__dss_interpreter_requests" in (summary.error or "") or "read_csv()" in (summary.error or "")
     assert "Client" not in (summary.error or "")  # no value of the raw table is echoed
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}  # type: ignore[union-attr]
     assert "portal" not in materialized and "published_table" not in materialized

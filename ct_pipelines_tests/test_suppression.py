@@ -1,6 +1,6 @@
 """Small-cell suppression: outputs of `privacy suppress` are attacked with an LP written here.
 
-The attacker below is deliberately independent of ct_pipelines.privacy.suppression: it rebuilds the
+The attacker below is deliberately independent of ct_pipelines.protect.suppression: it rebuilds the
 additivity relations from the published CSV alone (dense matrices, its own loops).
 """
 
@@ -16,10 +16,9 @@ import numpy as np
 import pandas as pd
 import pytest
 from click.testing import CliRunner
+from ct_pipelines.protect.cli import privacy
+from ct_pipelines.protect.suppression import SuppressionInputError, collapse_categories, suppress
 from scipy.optimize import linprog
-
-from ct_pipelines.privacy.cli import privacy
-from ct_pipelines.privacy.suppression import SuppressionInputError, collapse_categories, suppress
 
 TOTAL = "Total"
 CT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"

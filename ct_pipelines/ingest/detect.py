@@ -58,7 +58,7 @@ def detect_encoding(path: Path, declared: str = "auto", *, full_scan: bool = Tru
         try:
             codec = codecs.lookup(declared).name
         except LookupError as exc:
-            raise IngestError(path, f"unknown encoding '{declared}' in the dataset's source.encoding",
+            raise IngestError(path, f"unknown encoding '{declared}' in the dataset's ingest.encoding",
                               "use auto, or a codec name such as utf-8, cp1252, latin-1, utf-16") from exc
         return Encoding("utf-8" if codec == "utf-8" else codec, False)
     if _looks_utf16_without_bom(head):
@@ -172,7 +172,7 @@ def detect_layout(path: Path, text: str, delimiter: str | None = None, header_li
         for line, record in records:
             if line == header_line:
                 return Layout(delimiter, line, record, len(record))
-        raise IngestError(path, f"source.header_row is {header_line} but the file has no record starting on that line",
+        raise IngestError(path, f"ingest.header_row is {header_line} but the file has no record starting on that line",
                           "set header_row to the line number of the column names, or remove it to detect it",
                           line=header_line)
     widths = Counter(len(r) for _, r in records if sum(1 for c in r if c.strip()) >= 2)
@@ -183,4 +183,4 @@ def detect_layout(path: Path, text: str, delimiter: str | None = None, header_li
     first_line, first = next((lr for lr in records if any(c.strip() for c in lr[1])), records[0])
     raise IngestError(path, f"could not find a header line among the first {HEADER_SEARCH_RECORDS} records "
                       f"(first non-empty record: {first[:5]!r})",
-                      "set source.header_row to the 1-based line number of the column names", line=first_line)
+                      "set ingest.header_row to the 1-based line number of the column names", line=first_line)

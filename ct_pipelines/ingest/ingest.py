@@ -13,8 +13,10 @@ from pathlib import Path
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset, SourceFormat
+from ct_pipelines.core.sql import stage_table
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.naming import field_names_for
+from ct_pipelines.ingest.quirks import apply_quirks, produced_columns, recorded_quirks
 from ct_pipelines.ingest.readers import (
     FileScan,
     ReadResult,
@@ -37,8 +39,8 @@ LEDGER = "meta.ingest_log"
 
 def raw_table(dataset_id: str) -> str:
     """Stage tables live in the main schema as ``<stage>__<dataset id>``: one plain identifier that every
-    module can quote the same way. ``raw__<id>`` is a view over ``raw_data__<id>`` (see create_rows_view)."""
-    return f"raw__{dataset_id}"
+    module can quote the same way. ``ingest__<id>`` is a view over ``ingest_rows__<id>`` (see create_rows_view)."""
+    return stage_table("ingest", dataset_id)
 
 
 @dataclass
@@ -59,6 +61,9 @@ class IngestResult:
     duration_s: float
     field_map: dict[str, str] = field(default_factory=dict)  # source name -> API field name
     undeclared_columns: list[str] = field(default_factory=list)
+    source_rows: int | None = None  # records in the file; = rows + rows left out when nothing is unpivoted
+    rows_left_out: dict[str, int] = field(default_factory=dict)  # "left out by rule": rule name -> rows
+    unpivoted_columns: int = 0
 
     def lineage(self) -> dict[str, object]:
         """Flat lineage for asset metadata and the ingest log."""
@@ -71,8 +76,8 @@ def newest_file(landing_dir: Path, pattern: str) -> Path:
     """The most recently modified file matching the dataset's source path (a name or a glob)."""
     candidates = [p for p in landing_dir.glob(pattern) if p.is_file()]
     if not candidates:
-        raise IngestError(landing_dir / pattern, "no file in the landing folder matches source.path",
-                          f"drop the extract into {landing_dir} or correct source.path in the dataset YAML")
+        raise IngestError(landing_dir / pattern, "no file in the landing folder matches ingest.path",
+                          f"drop the extract into {landing_dir} or correct ingest.path in the dataset YAML")
     return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
@@ -82,7 +87,7 @@ def source_format(path: Path, declared: SourceFormat) -> SourceFormat:
     fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
         raise IngestError(path, f"cannot tell the format from the extension '{path.suffix}'",
-                          "set source.format to csv, excel, json or parquet")
+                          "set ingest.format to csv, excel, json or parquet")
     return fmt
 
 
@@ -103,7 +108,8 @@ def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], li
         explicit = [declared.get(_norm(h)) for h in header]
         names = field_names_for(header, explicit)
         found = {_norm(h) for h in header}
-        missing = [c.source for c in dataset.columns if _norm(c.source) not in found]
+        made = produced_columns(dataset.ingest)  # exist only after unpivoting
+        missing = [c.source for c in dataset.columns if _norm(c.source) not in found and c.field_name not in made]
         if missing:
             raise IngestError(path, f"columns declared in the dataset YAML are missing from the file: "
                               f"{', '.join(missing)} (the file has: {', '.join(header)})",
@@ -128,7 +134,7 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
     """
     ensure_meta(con)
     started = time.perf_counter()
-    path = path or newest_file(landing_dir, dataset.source.path)
+    path = path or newest_file(landing_dir, dataset.ingest.path)
     stat = path.stat()
     table = raw_table(dataset.id)
     table_exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
@@ -136,8 +142,11 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
 
     def skipped(digest: str, rows: int) -> IngestResult:
         columns = len(con.execute(f'DESCRIBE "{table}"').fetchall()) - 2
-        return IngestResult(dataset.id, str(path), stat.st_size, digest, True, rows, columns, "unchanged", None,
-                            False, None, None, None, round(time.perf_counter() - started, 3))
+        quirks = recorded_quirks(con, dataset, table, rows)
+        return IngestResult(dataset.id, str(path), stat.st_size, digest, True, quirks.rows, columns, "unchanged",
+                            None, False, None, None, None, round(time.perf_counter() - started, 3),
+                            source_rows=rows, rows_left_out=quirks.left_out,
+                            unpivoted_columns=quirks.unpivoted_columns)
 
     if table_exists and not force:
         same = con.execute(f"SELECT sha256, rows FROM {LEDGER} WHERE dataset_id = ? AND path = ? AND size_bytes = ? "
@@ -146,7 +155,7 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
         if same:
             return skipped(same[0], same[1])
     names_for, mapping = _name_mapper(dataset, path)
-    fmt = source_format(path, dataset.source.format)
+    fmt = source_format(path, dataset.ingest.format)
     staging = f"_staging__{dataset.id}"
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-scan") as pool:
         scanning = pool.submit(scan_file, path)
@@ -160,7 +169,7 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
         _log(con, dataset, path, stat, scan.sha256, read, run_id, time.perf_counter() - started)
         return skipped(scan.sha256, previous[0])
-    data_table = f"raw_data__{dataset.id}"
+    data_table = f"ingest_rows__{dataset.id}"
     kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
                        "AND table_name = ?", [table]).fetchall()
     if kind:  # a view now; a table in warehouses written before raw became a view
@@ -168,24 +177,26 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
     con.execute(f'DROP TABLE IF EXISTS "{data_table}"')
     con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
     create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")
+    quirks = apply_quirks(con, dataset, path, table, read)
     duration = round(time.perf_counter() - started, 3)
     _log(con, dataset, path, stat, scan.sha256, read, run_id, duration)
     declared = {c.field_name for c in dataset.columns}
-    undeclared = [n for n in read.field_names if declared and n not in declared]
-    return IngestResult(dataset.id, str(path), stat.st_size, scan.sha256, False, read.rows, len(read.field_names),
+    names = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in ("_row", "_line")]
+    undeclared = [n for n in names if declared and n not in declared]
+    return IngestResult(dataset.id, str(path), stat.st_size, scan.sha256, False, quirks.rows, len(names),
                         read.format, read.encoding, read.bom, read.delimiter, read.header_line, read.sheet, duration,
-                        dict(mapping), undeclared)
+                        dict(mapping), undeclared, read.rows, quirks.left_out, quirks.unpivoted_columns)
 
 
 def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: SourceFormat, table: str,
           names_for: Callable[[list[str]], list[str]], workdir: Path, scan: Callable[[], FileScan]) -> ReadResult:
     if fmt == SourceFormat.CSV:
-        return read_csv_into(con, path, table, names_for, encoding=dataset.source.encoding,
-                             delimiter=dataset.source.delimiter, header_row=dataset.source.header_row,
+        return read_csv_into(con, path, table, names_for, encoding=dataset.ingest.encoding,
+                             delimiter=dataset.ingest.delimiter, header_row=dataset.ingest.header_row,
                              workdir=workdir, scan=scan)
     if fmt == SourceFormat.EXCEL:
-        return read_excel_into(con, path, table, names_for, sheet=dataset.source.sheet,
-                               header_row=dataset.source.header_row)
+        return read_excel_into(con, path, table, names_for, sheet=dataset.ingest.sheet,
+                               header_row=dataset.ingest.header_row)
     if fmt == SourceFormat.JSON:
         return read_json_into(con, path, table, names_for)
     return read_parquet_into(con, path, table, names_for)

@@ -145,7 +145,7 @@ def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
             except UnicodeDecodeError as exc:
                 out.unlink(missing_ok=True)
                 raise IngestError(path, f"bytes are not valid {encoding.codec}", "re-export the file as UTF-8, "
-                                  "or set source.encoding to the encoding the agency system uses",
+                                  "or set ingest.encoding to the encoding the agency system uses",
                                   byte=offset + exc.start) from exc
             offset += len(chunk)
         dst.write(decoder.decode(b"", final=True).encode("utf-8"))
@@ -167,8 +167,8 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_
             return _read_delimited(con, path, table, names_for, enc, delimiter, header_row, workdir, None)
         except _NotUtf8 as exc:  # only when the YAML declares UTF-8 for a file that is not
             line = re.search(r"Line: (\d+)", str(exc.__cause__))
-            raise IngestError(path, "bytes are not valid UTF-8 as source.encoding declares",
-                              "set source.encoding to auto or to the encoding the agency system uses",
+            raise IngestError(path, "bytes are not valid UTF-8 as ingest.encoding declares",
+                              "set ingest.encoding to auto or to the encoding the agency system uses",
                               line=int(line[1]) if line else None) from exc
 
 
@@ -183,7 +183,7 @@ def _read_delimited(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
     layout = detect_layout(path, text, delimiter, header_row)
     header = [h.strip() for h in layout.header]
     if not any(header):
-        raise IngestError(path, "the header line is empty", "set source.header_row", line=layout.header_line)
+        raise IngestError(path, "the header line is empty", "set ingest.header_row", line=layout.header_line)
     header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
     names = names_for(header)
     utf8_path = path if enc.is_utf8 else _transcode_to_utf8(path, enc, workdir)
@@ -292,7 +292,7 @@ def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
         formulas = load_workbook(path, read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises several types for a damaged or mislabelled file
         raise IngestError(path, f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})",
-                          "save the file as Excel Workbook (.xlsx), or set source.format to match the file") from exc
+                          "save the file as Excel Workbook (.xlsx), or set ingest.format to match the file") from exc
     try:
         if sheet is None:
             worksheet, formula_sheet = workbook.worksheets[0], formulas.worksheets[0]
@@ -302,7 +302,7 @@ def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
             worksheet, formula_sheet = workbook[sheet], formulas[sheet]
         else:
             raise IngestError(path, f"no sheet named '{sheet}' (sheets: {', '.join(workbook.sheetnames)})",
-                              "set source.sheet to one of the sheet names or a 0-based index")
+                              "set ingest.sheet to one of the sheet names or a 0-based index")
         rows_iter = (
             tuple(v if v is not None else (f if isinstance(f, str) and f.startswith('="') else None)
                   for v, f in zip(values, formula_values, strict=False))
@@ -372,7 +372,7 @@ def _excel_header(path: Path, head: list[tuple[int, list[str | None]]], header_r
         for number, values in head:
             if number == header_row:
                 return number, [v.strip() if v else "" for v in values]
-        raise IngestError(path, f"no row {header_row} in the first 30 rows", "set source.header_row", line=header_row)
+        raise IngestError(path, f"no row {header_row} in the first 30 rows", "set ingest.header_row", line=header_row)
     filled = [sum(1 for v in values if v not in (None, "")) for _, values in head]
     width = max(filled)
     for number, values in head:
@@ -381,7 +381,7 @@ def _excel_header(path: Path, head: list[tuple[int, list[str | None]]], header_r
         if _is_header(trimmed, width):
             return number, [c.strip() for c in trimmed]
     raise IngestError(path, "could not find a header row among the first 30 rows",
-                      "set source.header_row to the 1-based row number of the column names", line=head[0][0])
+                      "set ingest.header_row to the 1-based row number of the column names", line=head[0][0])
 
 
 def _cell_text(value: object) -> str | None:
@@ -433,7 +433,7 @@ def read_parquet_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, na
             f"DESCRIBE SELECT * FROM read_parquet({_sql_str(str(path))})").fetchall()]
     except duckdb.Error as exc:
         raise IngestError(path, f"not a readable Parquet file: {_first_line(exc)}",
-                          "re-export the file, or set source.format to match the file") from exc
+                          "re-export the file, or set ingest.format to match the file") from exc
     names = names_for(source)
     selected = ", ".join(f"CAST({quote_ident(s)} AS VARCHAR) AS {quote_ident(n)}"
                          for s, n in zip(source, names, strict=True))
@@ -456,7 +456,7 @@ def _csv_error(path: Path, exc: Exception) -> IngestError:
         fix = "close the quote, or double any quote character inside a quoted field"
     else:
         problem = f"the CSV reader stopped: {_first_line(exc)}"
-        fix = "check the line, or set source.delimiter and source.header_row in the dataset YAML"
+        fix = "check the line, or set ingest.delimiter and ingest.header_row in the dataset YAML"
     return IngestError(path, problem, fix, line=int(line[1]) if line else None)
 
 

@@ -15,11 +15,11 @@ import duckdb
 import numpy as np
 import pandas as pd
 
-from ct_pipelines.privacy.config import AggregateConfig, Measure, SuppressionConfig
-from ct_pipelines.privacy.errors import PublishConfigError
-from ct_pipelines.privacy.pii import quote_identifier as q
-from ct_pipelines.privacy.sandbox import explain_sql_error
-from ct_pipelines.privacy.suppression import (
+from ct_pipelines.catalog.blocks.protect import AggregateConfig, Measure, SuppressionConfig
+from ct_pipelines.protect.errors import PublishConfigError
+from ct_pipelines.protect.pii import quote_identifier as q
+from ct_pipelines.protect.sandbox import explain_sql_error
+from ct_pipelines.protect.suppression import (
     SuppressionInputError,
     SuppressionResult,
     collapse_categories,

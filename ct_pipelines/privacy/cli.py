@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from ct_pipelines.privacy.suppression import SuppressionInputError, suppress
+from ct_pipelines.protect.suppression import SuppressionInputError, suppress
 
 WHOLE_NUMBER = re.compile(r"^(\d+|\d{1,3}(,\d{3})+)$")  # 1234 or 1,234 as spreadsheets export it
 

@@ -25,7 +25,7 @@ LEGACY_SQL_TOTALS = (
 )
 
 
-class PublishMode(StrEnum):
+class ProtectMode(StrEnum):
     ROWS = "rows"  # standardized rows minus PII columns
     SQL = "sql"  # an aggregate defined by a SQL file in sql/
     AGGREGATE = "aggregate"  # a declarative aggregate
@@ -136,10 +136,10 @@ class PiiExemption(BaseModel):
     reason: str = Field(min_length=10, description="Why this is not PII, for the audit trail")
 
 
-class PrivacyConfig(BaseModel):
+class ProtectConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    mode: PublishMode = PublishMode.ROWS
+    mode: ProtectMode = ProtectMode.ROWS
     sql_file: str | None = Field(None, description="File in sql/ when mode is sql")
     aggregate: AggregateConfig | None = None
     dimensions: list[str | Dimension] = Field(
@@ -159,7 +159,7 @@ class PrivacyConfig(BaseModel):
 
     @property
     def dimension_specs(self) -> list[Dimension]:
-        if self.mode == PublishMode.AGGREGATE and self.aggregate is not None:
+        if self.mode == ProtectMode.AGGREGATE and self.aggregate is not None:
             return self.aggregate.dimension_specs
         return dimension_specs(self.dimensions)
 
@@ -167,14 +167,14 @@ class PrivacyConfig(BaseModel):
     def legacy_sql_totals(self) -> bool:
         """Old sql-mode YAML (plain dimension names) keeps totals over every dimension, with a note."""
         return (
-            self.mode == PublishMode.SQL
+            self.mode == ProtectMode.SQL
             and self.suppression is not None
             and bool(self.dimensions)
             and all(isinstance(d, str) for d in self.dimensions)
         )
 
     def margin_dimensions(self) -> list[str]:
-        if self.mode == PublishMode.AGGREGATE:
+        if self.mode == ProtectMode.AGGREGATE:
             return self.aggregate.margin_dimensions() if self.aggregate else []
         if self.legacy_sql_totals:
             return [d.name for d in self.dimension_specs]
@@ -184,8 +184,8 @@ class PrivacyConfig(BaseModel):
         return [LEGACY_SQL_TOTALS] if self.legacy_sql_totals else []
 
     @model_validator(mode="after")
-    def _publishable(self) -> PrivacyConfig:
-        from ct_pipelines.privacy.config_rules import check_privacy_config
+    def _publishable(self) -> ProtectConfig:
+        from ct_pipelines.catalog.blocks.protect_rules import check_privacy_config
 
         problems = check_privacy_config(self)
         if problems:

@@ -8,28 +8,28 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from ct_pipelines.privacy.config import AggregateConfig, PrivacyConfig, SuppressionConfig
+    from ct_pipelines.catalog.blocks.protect import AggregateConfig, ProtectConfig, SuppressionConfig
 
-_STAGE_PREFIXES = ("raw__", "valid__", "quarantine__", "std__", "published__")
+_STAGE_PREFIXES = ("ingest__", "validate__", "quarantine__", "standardize__", "protect__")
 
 
-def check_privacy_config(config: PrivacyConfig) -> list[str]:
+def check_privacy_config(config: ProtectConfig) -> list[str]:
     """Everything wrong with a publish block that would make the run fail or publish a wrong number."""
-    from ct_pipelines.privacy.config import PublishMode
+    from ct_pipelines.catalog.blocks.protect import ProtectMode
 
     problems: list[str] = []
     dims = [d.name for d in config.dimension_specs]
     duplicated = sorted({d for d in dims if dims.count(d) > 1})
     if duplicated:
         problems.append(f"dimension(s) {', '.join(duplicated)} are listed more than once")
-    if config.mode == PublishMode.ROWS:
+    if config.mode == ProtectMode.ROWS:
         if config.suppression is not None:
             problems.append(
                 "publish.suppression protects count tables, but mode is rows (one row per record); set "
                 "mode to aggregate or sql, or remove suppression"
             )
         return problems
-    if config.mode == PublishMode.SQL:
+    if config.mode == ProtectMode.SQL:
         problems += _check_sql_mode(config, dims)
     elif config.aggregate is None:
         problems.append(
@@ -42,7 +42,7 @@ def check_privacy_config(config: PrivacyConfig) -> list[str]:
     return problems
 
 
-def _check_sql_mode(config: PrivacyConfig, dims: list[str]) -> list[str]:
+def _check_sql_mode(config: ProtectConfig, dims: list[str]) -> list[str]:
     problems = []
     if not config.sql_file:
         problems.append("publish.mode is sql but publish.sql_file is empty; name a file in sql/")
@@ -66,7 +66,7 @@ def _check_sql_mode(config: PrivacyConfig, dims: list[str]) -> list[str]:
 
 
 def _check_aggregate(aggregate: AggregateConfig, suppression: SuppressionConfig | None) -> list[str]:
-    from ct_pipelines.privacy.config import AGGS
+    from ct_pipelines.catalog.blocks.protect import AGGS
 
     problems = []
     dims = [d.name for d in aggregate.dimension_specs]

@@ -18,7 +18,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from ct_pipelines.privacy.suppression_core import Constraint, _audit
+from ct_pipelines.protect.suppression_core import Constraint, _audit
 
 
 @dataclass(frozen=True)

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.privacy.config import PiiExemption
-from ct_pipelines.privacy.specs import PII_SCAN_CHECK
-from ct_pipelines.quality.config import Severity
+from ct_pipelines.catalog.blocks.protect import PiiExemption
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.protect.specs import PII_SCAN_CHECK
 
 _DATE = r"(\d{1,2}[/-]\d{1,2}[/-](\d{4}|\d{2})|\d{4}-\d{2}-\d{2})"
 _BIRTH_NAME = re.compile(r"(^|_)(dob|birth|birthdate|birthday|born)(_|$)|date_of_birth|birth_?date")

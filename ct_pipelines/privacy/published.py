@@ -15,25 +15,24 @@ from pathlib import Path
 
 import duckdb
 
+from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.privacy.aggregate import NOT_REPORTED, build_aggregate, column_types, suppress_table
-from ct_pipelines.privacy.config import PrivacyConfig, PublishMode
-from ct_pipelines.privacy.errors import PublishConfigError
-from ct_pipelines.privacy.pii import (
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.protect.aggregate import NOT_REPORTED, build_aggregate, column_types, suppress_table
+from ct_pipelines.protect.errors import PublishConfigError
+from ct_pipelines.protect.pii import (
     assert_no_pii_columns,
     derived_from_pii,
     pii_scan_outcome,
     quote_identifier,
 )
-from ct_pipelines.privacy.sandbox import check_sql, run_confined
-from ct_pipelines.privacy.specs import (  # noqa: F401 - privacy_check_specs re-exported
+from ct_pipelines.protect.sandbox import check_sql, run_confined
+from ct_pipelines.protect.specs import (  # noqa: F401 - privacy_check_specs re-exported
     SUPPRESSION_AUDIT_CHECK,
     privacy_check_specs,
     suppression_applies,
 )
-from ct_pipelines.privacy.suppression import SuppressionResult
-from ct_pipelines.quality.config import Severity
+from ct_pipelines.protect.suppression import SuppressionResult
 
 __all__ = ["NOT_REPORTED", "PublishConfigError", "PublishedTableResult", "build_published_table"]
 _PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z_][A-Za-z0-9_]*)\s*\}\}")
@@ -45,7 +44,7 @@ class PublishedTableResult:
     """What was built: the table name, its shape, what was kept out and the suppression figures."""
 
     target_table: str
-    mode: PublishMode
+    mode: ProtectMode
     row_count: int
     columns: list[str]
     excluded_pii_columns: list[str] = field(default_factory=list)
@@ -67,7 +66,7 @@ def build_published_table(
     ``tables`` adds other table names a SQL file may use as ``{{ name }}`` besides ``{{ source }}``; a
     name for ``source_table`` itself gets the PII-free view instead.
     """
-    config = dataset.publish
+    config = dataset.protect
     pii_fields = dataset.pii_fields
     source_columns = list(column_types(con, source_table))
     excluded = [c for c in source_columns if derived_from_pii(c, pii_fields)]
@@ -82,9 +81,9 @@ def build_published_table(
     target = quote_identifier(target_table)
     results: list[SuppressionResult] = []
     try:
-        if config.mode == PublishMode.ROWS:
+        if config.mode == ProtectMode.ROWS:
             con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {quote_identifier(public_view)}")
-        elif config.mode == PublishMode.SQL:
+        elif config.mode == ProtectMode.SQL:
             names = {n: public_view if t == source_table else t for n, t in (tables or {}).items()}
             names.update({name: name for name in config.reference_tables})
             names["source"] = public_view
@@ -116,7 +115,7 @@ def build_published_table(
 
 def _build_from_sql(
     con: duckdb.DuckDBPyConnection,
-    config: PrivacyConfig,
+    config: ProtectConfig,
     names: Mapping[str, str],
     target_table: str,
     sql_dir: Path,
@@ -245,7 +244,7 @@ def privacy_outcomes(
     con: duckdb.DuckDBPyConnection, dataset: Dataset, result: PublishedTableResult
 ) -> list[CheckOutcome]:
     """All privacy checks for a built table, in the order of ``privacy_check_specs``."""
-    outcomes = [pii_scan_outcome(con, result.target_table, dataset.publish.pii_exemptions)]
+    outcomes = [pii_scan_outcome(con, result.target_table, dataset.protect.pii_exemptions)]
     if suppression_applies(dataset):
         outcomes.append(suppression_audit_outcome(result.suppressions, result.notes))
     return outcomes

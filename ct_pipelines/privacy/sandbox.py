@@ -6,7 +6,7 @@ Two layers, so a gap in one is caught by the other:
    table or table function that is not allowed, naming it, before anything runs.
 2. ``run_confined`` runs the query on a separate in-memory DuckDB connection that holds copies of only
    the allowed tables, and only the columns the query names (so memory stays close to what the query
-   needs), with external access disabled and the configuration locked: no ``raw__`` table, file or
+   needs), with external access disabled and the configuration locked: no ``ingest__`` table, file or
    network address exists there to be read.
 
 Binder errors are rewritten to name the missing column and list the columns that exist.
@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from ct_pipelines.privacy.errors import PublishConfigError
+from ct_pipelines.protect.errors import PublishConfigError
 
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
 _BATCH_ROWS = 100_000

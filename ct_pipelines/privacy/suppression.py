@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from ct_pipelines.privacy.optimal import Loss, loss_of
-from ct_pipelines.privacy.suppression_core import (  # noqa: F401 - re-exported for callers and tests
+from ct_pipelines.protect.optimal import Loss, loss_of
+from ct_pipelines.protect.suppression_core import (  # noqa: F401 - re-exported for callers and tests
     AuditFailure,
     CellSuppression,
     Constraint,

@@ -109,7 +109,7 @@ def protect_cells(
     lines_of = _lines_through_cells(len(values), constraints)
     exact, seconds = None, 0.0
     if method != "heuristic":
-        from ct_pipelines.privacy.optimal import optimal_pattern
+        from ct_pipelines.protect.optimal import optimal_pattern
 
         started = time.perf_counter()
         exact = optimal_pattern(values, constraints, primary, threshold, protect_zeros, margin, time_limit)

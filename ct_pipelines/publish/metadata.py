@@ -15,12 +15,11 @@ import requests
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.catalog.portal_fields import custom_fields
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.privacy.specs import published_column_description
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.protect.specs import published_column_description
 from ct_pipelines.publish.connection import PortalConnection
 from ct_pipelines.publish.serialize import TableColumn
 from ct_pipelines.publish.specs import DRIFT_CHECK, METADATA_CHECK
-from ct_pipelines.quality.config import Severity
 
 METADATA_API = "/api/views/metadata/v1/"
 _PERMITTED: dict[str, type[Enum]] = {
