@@ -195,7 +195,7 @@ class Column(BaseModel):
 # Old block names (before each block took the name of the stage that reads it) and their new names.
 # ``publish:`` once configured the protect stage; a file is in the old layout when it uses any old name.
 LEGACY_BLOCKS = {"source": "ingest", "quality": "validate", "rel": "standardize", "portal": "publish"}
-_PROTECT_ONLY_KEYS = {"mode", "sql_file", "aggregate", "dimensions", "suppression", "pii_exemptions"}
+_PROTECT_ONLY_KEYS = set(ProtectConfig.model_fields) - set(PublishConfig.model_fields)
 
 
 def upgrade_legacy_blocks(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
@@ -308,3 +308,27 @@ class Dataset(BaseModel):
     @property
     def pii_fields(self) -> list[str]:
         return [c.field_name for c in self.columns if c.pii and c.field_name]
+
+
+def published_column_description(dataset: Dataset, field_name: str) -> str:
+    """The portal description of a published column: declared in protect:, else the source column's.
+
+    Aggregate columns (measures, SQL result columns, the suppression flag) are not source columns, so
+    without this the portal's metadata would have them undescribed.
+    """
+    protect = dataset.protect
+    if field_name in protect.column_descriptions:
+        return protect.column_descriptions[field_name]
+    measures = protect.aggregate.measures if protect.aggregate else []
+    for declared in [*measures, *protect.dimension_specs]:
+        if declared.name == field_name and declared.description:
+            return declared.description
+    column = dataset.column(field_name)
+    if column is not None and column.description:
+        return column.description
+    if protect.suppression is not None and field_name == protect.suppression.flag_column:
+        return (
+            f"True where a count on this row is hidden: it is 1 to {protect.suppression.threshold}"
+            f"{' or 0' if protect.suppression.protect_zeros else ''}, or would let such a count be worked out"
+        )
+    return ""

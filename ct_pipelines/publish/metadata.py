@@ -13,7 +13,7 @@ from typing import Any
 import requests
 
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
-from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.catalog.models import Dataset, published_column_description
 from ct_pipelines.catalog.portal_fields import custom_fields
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.publish.connection import PortalConnection
@@ -77,8 +77,9 @@ def column_specs(dataset: Dataset, columns: list[TableColumn]) -> list[dict[str,
             "name": yaml_column.source if yaml_column else column.name,
             "dataTypeName": column.socrata_type,
         }
-        if yaml_column and yaml_column.description:
-            spec["description"] = yaml_column.description
+        description = published_column_description(dataset, column.name)
+        if description:
+            spec["description"] = description
         specs.append(spec)
     return specs
 
@@ -186,10 +187,10 @@ def _column_description_updates(
     changed = False
     update = []
     for column in portal_columns:
-        yaml_column = dataset.column(column["fieldName"])
         description = column.get("description") or ""
-        if yaml_column and yaml_column.description and yaml_column.description != description:
-            description, changed = yaml_column.description, True
+        wanted = published_column_description(dataset, column["fieldName"])
+        if wanted and wanted != description:
+            description, changed = wanted, True
         entry = {k: column[k] for k in ("id", "fieldName", "name", "dataTypeName") if k in column}
         entry["description"] = description
         update.append(entry)

@@ -1,0 +1,267 @@
+"""Aggregates with declared margins, and suppression of a count table that keeps its column types.
+
+Why declared margins: a total is published only over dimensions every measure adds up over
+(``AggregateConfig.margin_dimensions``), so cumulative or point-in-time counts are never summed over
+their dates. Why typed write-back: suppression runs in pandas on text keys, but the published table
+gets each column back in its DuckDB type (a date stays a DATE); only a dimension with a total row
+becomes text, because it holds the total label.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import duckdb
+import numpy as np
+import pandas as pd
+
+from ct_pipelines.catalog.blocks.protect import AggregateConfig, Measure, SuppressionConfig
+from ct_pipelines.protect.errors import PublishConfigError
+from ct_pipelines.protect.pii import quote_identifier as q
+from ct_pipelines.protect.sandbox import explain_sql_error
+from ct_pipelines.protect.suppression import (
+    SuppressionInputError,
+    SuppressionResult,
+    collapse_categories,
+    suppress,
+)
+
+NOT_REPORTED = "Not reported"
+_NULL_KEY = "\x00null"  # a missing value of a typed dimension, while keys are text
+
+
+def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
+    return {row[0]: str(row[1]) for row in con.execute(f"DESCRIBE {q(table)}").fetchall()}
+
+
+def _is_text(column_type: str) -> bool:
+    return column_type.upper().startswith("VARCHAR")
+
+
+def _is_time(column_type: str) -> bool:
+    return column_type.upper().startswith(("DATE", "TIMESTAMP", "TIME"))
+
+
+def _declared(aggregate: AggregateConfig, dim: str) -> bool:
+    """A date dimension gets totals only when every measure says in YAML that it adds up over it."""
+    return all(m.adds_up_over is not None and dim in m.adds_up_over for m in aggregate.measures)
+
+
+def key_sql(name: str, column_type: str, margin_dims: Sequence[str]) -> str:
+    """A dimension as a text key for pandas; typed values keep a marker for missing so they round-trip."""
+    missing = NOT_REPORTED if name in margin_dims or _is_text(column_type) else _NULL_KEY
+    return f"COALESCE(CAST({q(name)} AS VARCHAR), '{missing}') AS {q(name)}"
+
+
+def check_aggregate_columns(
+    types: dict[str, str], aggregate: AggregateConfig, pii_fields: Sequence[str], label: str
+) -> None:
+    """Name a dimension or measure column that does not exist, and list the ones that do."""
+    wanted = [(d.name, "dimension") for d in aggregate.dimension_specs]
+    wanted += [(m.column, f"measure '{m.name}'") for m in aggregate.measures if m.column]
+    for name, role in wanted:
+        if name not in types:
+            pii = (
+                f" '{name}' is marked pii and is never available to published tables."
+                if name in pii_fields
+                else ""
+            )
+            raise PublishConfigError(
+                f"{label}: {role} column '{name}' does not exist; the columns that exist are: "
+                f"{', '.join(types)}.{pii}"
+            )
+
+
+def measure_sql(measure: Measure) -> str:
+    agg = measure.agg.lower()
+    if agg == "count" and measure.column is None:
+        return f"count(*) AS {q(measure.name)}"
+    return f"{agg}({q(measure.column or '')}) AS {q(measure.name)}"
+
+
+def _dimension_sql(name: str, column_type: str, totalled: bool, label: str | None) -> str:
+    """A dimension as published: text with 'Not reported' when it can get a total, else its own type."""
+    if totalled:
+        text = f"COALESCE(CAST({q(name)} AS VARCHAR), '{NOT_REPORTED}')"
+        if label is not None:
+            text = f"CASE WHEN grouping({q(name)}) = 1 THEN '{label}' ELSE {text} END"
+        return f"{text} AS {q(name)}"
+    if _is_text(column_type):
+        return f"COALESCE({q(name)}, '{NOT_REPORTED}') AS {q(name)}"
+    return q(name)
+
+
+def grouped_query(
+    view: str,
+    dims: list[str],
+    margin_dims: list[str],
+    measures: list[Measure],
+    types: dict[str, str],
+    total_label: str,
+    margins_only: bool = False,
+) -> str:
+    """GROUP BY GROUPING SETS: the interior cells plus a total over every subset of ``margin_dims``."""
+    label = total_label if margin_dims else None
+    select = [_dimension_sql(d, types[d], d in margin_dims, label) for d in dims]
+    select += [measure_sql(m) for m in measures]
+    sets = []
+    for mask in range(1 << len(margin_dims)):
+        if margins_only and mask == 0:
+            continue
+        summed = {d for i, d in enumerate(margin_dims) if mask >> i & 1}
+        sets.append("(" + ", ".join(q(d) for d in dims if d not in summed) + ")")
+    return f"SELECT {', '.join(select)} FROM {q(view)} GROUP BY GROUPING SETS ({', '.join(sets)})"
+
+
+def build_aggregate(
+    con: duckdb.DuckDBPyConnection,
+    view: str,
+    target: str,
+    aggregate: AggregateConfig,
+    suppression: SuppressionConfig | None,
+    pii_fields: Sequence[str],
+) -> list[SuppressionResult]:
+    """Group the PII-free rows by the dimensions; margins and suppression follow the YAML."""
+    label = "protect.aggregate"
+    types = column_types(con, view)
+    check_aggregate_columns(types, aggregate, pii_fields, label)
+    dims = [d.name for d in aggregate.dimension_specs]
+    margin_dims = [
+        d for d in aggregate.margin_dimensions() if not _is_time(types[d]) or _declared(aggregate, d)
+    ]
+    try:
+        if suppression is None:
+            query = grouped_query(view, dims, margin_dims, aggregate.measures, types, aggregate.total_label)
+            con.execute(f"CREATE OR REPLACE TABLE {q(target)} AS {query} ORDER BY ALL")
+            return []
+        staging = f"{target}__cells"
+        cells = grouped_query(view, dims, [], aggregate.measures, types, aggregate.total_label)
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {q(staging)} AS {cells}")
+        others = [m for m in aggregate.measures if m.name not in suppression.counts]
+        margin_frame = None
+        if margin_dims and others and not suppression.collapse:
+            query = grouped_query(
+                view, dims, margin_dims, others, types, aggregate.total_label, margins_only=True
+            )
+            keys = [key_sql(d, types[d], margin_dims) for d in dims]
+            margin_frame = con.execute(
+                f"SELECT {', '.join([*keys, *(q(m.name) for m in others)])} FROM ({query})"
+            ).df()
+    except duckdb.Error as exc:
+        raise PublishConfigError(explain_sql_error(exc, label, {view: list(types)}, pii_fields)) from exc
+    try:
+        return suppress_table(
+            con, staging, target, dims, margin_dims, suppression, aggregate.total_label, margin_frame
+        )
+    finally:
+        con.execute(f"DROP TABLE IF EXISTS {q(staging)}")
+
+
+def suppress_table(
+    con: duckdb.DuckDBPyConnection,
+    staging: str,
+    target: str,
+    dims: list[str],
+    margin_dims: list[str],
+    config: SuppressionConfig,
+    total_label: str,
+    margin_frame: pd.DataFrame | None = None,
+) -> list[SuppressionResult]:
+    """Suppress every count column of ``staging`` (interior cells) into ``target``, with margins and types.
+
+    Rates and other measures are hidden wherever a count of their row is hidden.
+    """
+    types = column_types(con, staging)
+    counts = config.counts
+    missing = [c for c in [*dims, *counts, *config.rate_columns] if c not in types]
+    if missing:
+        raise PublishConfigError(
+            f"column(s) {', '.join(missing)} are not in the published aggregate; it has {', '.join(types)}"
+        )
+    keys = [key_sql(d, types[d], margin_dims) for d in dims]
+    rest = [c for c in types if c not in dims]
+    frame = con.execute(f"SELECT {', '.join([*keys, *(q(c) for c in rest)])} FROM {q(staging)}").df()
+    if config.collapse:  # other measures of merged categories cannot be rebuilt from the cells
+        frame = collapse_categories(frame, dims, counts, config.collapse, config.collapse_label)
+    try:
+        results = [_suppress_count(frame, dims, count, margin_dims, config, total_label) for count in counts]
+    except SuppressionInputError as exc:
+        raise PublishConfigError(f"suppression: {exc}") from exc
+    published = results[0].table[[*dims, "is_margin"]].copy()
+    hidden = np.zeros(len(published), bool)
+    for result in results:
+        published[result.count] = result.table[result.count].to_numpy()
+        hidden |= result.table[config.flag_column].to_numpy(bool)
+    published[config.flag_column] = hidden
+    extra = [c for c in frame.columns if c not in (*dims, *counts)]
+    published = published.merge(frame[[*dims, *extra]], on=dims, how="left")
+    if margin_frame is not None:
+        _fill_margins(published, margin_frame, dims, extra)
+    for column in extra:
+        published[column] = published[column].astype(object).where(~hidden, None)
+    _write_typed(con, published.drop(columns=["is_margin"]), target, types, dims, margin_dims, counts)
+    return results
+
+
+def _suppress_count(
+    frame: pd.DataFrame,
+    dims: list[str],
+    count: str,
+    margin_dims: list[str],
+    config: SuppressionConfig,
+    total_label: str,
+) -> SuppressionResult:
+    return suppress(
+        frame[[*dims, count]],
+        dims,
+        count,
+        config.threshold,
+        config.protect_zeros,
+        total_label,
+        margin_dims,
+        config.flag_column,
+        method=config.method,
+        time_limit=config.time_limit,
+    )
+
+
+def _fill_margins(
+    published: pd.DataFrame, margins: pd.DataFrame, dims: list[str], measures: list[str]
+) -> None:
+    """Margin rows get the other measures from the grouping-sets query (keys compared as text)."""
+    lookup = margins.set_index(dims)[[m for m in measures if m in margins]].to_dict("index")
+    for row in np.flatnonzero(published["is_margin"].to_numpy()):
+        key = tuple(published.at[row, d] for d in dims)
+        found = lookup.get(key if len(dims) > 1 else key[0])
+        if found:
+            for measure, value in found.items():
+                published.at[row, measure] = value
+
+
+def _write_typed(
+    con: duckdb.DuckDBPyConnection,
+    frame: pd.DataFrame,
+    target: str,
+    types: dict[str, str],
+    dims: list[str],
+    margin_dims: list[str],
+    counts: list[str],
+) -> None:
+    """Write the suppressed frame with each column in its original type (totalled dimensions as text)."""
+    view = f"_{target}_frame"
+    select = []
+    for column in frame.columns:
+        if column in counts:
+            select.append(f"CAST({q(column)} AS BIGINT) AS {q(column)}")
+        elif column in margin_dims or column not in types or _is_text(types[column]):
+            select.append(q(column))
+        elif column in dims:
+            value = f"NULLIF(CAST({q(column)} AS VARCHAR), '{_NULL_KEY}')"
+            select.append(f"CAST({value} AS {types[column]}) AS {q(column)}")
+        else:
+            select.append(f"CAST({q(column)} AS {types[column]}) AS {q(column)}")
+    con.register(view, frame)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {q(target)} AS SELECT {', '.join(select)} FROM {q(view)}")
+    finally:
+        con.unregister(view)

@@ -1,0 +1,331 @@
+"""Margins only where the measure adds up: cumulative snapshots never get a total over their dates, dates stay
+dates, every count column is suppressed, unsuppressible configurations fail validation, and aggregate columns
+get portal descriptions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import warnings
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import pytest
+import yaml
+
+from ct_pipelines.catalog.loader import parse_dataset_file
+from ct_pipelines.catalog.models import Dataset, published_column_description
+from ct_pipelines.protect.errors import PublishConfigError
+from ct_pipelines.protect.published import build_published_table, privacy_outcomes
+from ct_pipelines.publish.metadata import column_specs
+from ct_pipelines.publish.serialize import TableColumn
+
+RACES = ["White", "Black", "Hispanic", "Asian", "AIAN"]
+DATES = [dt.date(2020, 4, 20) + dt.timedelta(days=d) for d in range(6)]
+
+
+def dataset(publish: dict, columns: list[str] | None = None) -> Dataset:
+    return Dataset.model_validate(
+        {
+            "id": "deaths",
+            "title": "Deaths by race, cumulative",
+            "description": "Cumulative deaths by race and report date, for tests.",
+            "agency": "Department of Public Health",
+            "category": "Health and Human Services",
+            "update_frequency": "Daily",
+            "contact": "dph.data@ct.gov",
+            "source": {"path": "x.csv"},
+            "columns": [{"source": c} for c in columns or []],
+            "publish": publish,
+        }
+    )
+
+
+@pytest.fixture
+def snapshots() -> duckdb.DuckDBPyConnection:
+    """The agency's daily extract: one row per report date and race with the cumulative death count so far."""
+    con = duckdb.connect()
+    rng = np.random.default_rng(4)
+    rows, running = [], dict.fromkeys(RACES, 0)
+    for day in DATES:
+        for index, race in enumerate(RACES):
+            running[race] += int(rng.poisson(30 / (1 + 2 * index)))
+            rows.append((day, race, running[race]))
+    con.execute("CREATE TABLE std (report_date DATE, race VARCHAR, cumulative_deaths BIGINT)")
+    con.executemany("INSERT INTO std VALUES (?, ?, ?)", rows)
+    return con
+
+
+def truth(con: duckdb.DuckDBPyConnection) -> dict[tuple[dt.date, str], int]:
+    return {(d, r): n for d, r, n in con.execute("SELECT * FROM std").fetchall()}
+
+
+def check_snapshot_table(con: duckdb.DuckDBPyConnection) -> None:
+    """Per date: each race (or hidden) plus a Total over races; never a Total over dates; DATE kept."""
+    types = dict(
+        con.execute(
+            "SELECT column_name, data_type FROM information_schema.columns WHERE table_name = 'published'"
+        ).fetchall()
+    )
+    assert types["report_date"] == "DATE" and types["deaths"] == "BIGINT"
+    rows = con.execute("SELECT report_date, race, deaths, suppressed FROM published").fetchall()
+    assert len(rows) == len(DATES) * (len(RACES) + 1)  # no row for a total over dates
+    assert all(isinstance(day, dt.date) for day, *_ in rows)
+    known = truth(con)
+    for day, race, deaths, hidden in rows:
+        if race == "Total":
+            assert deaths == sum(known[(day, r)] for r in RACES)  # margins are never hidden here
+        elif hidden:
+            assert deaths is None
+        else:
+            assert deaths == known[(day, race)] and not 1 <= deaths <= 5
+
+
+def test_cumulative_snapshots_never_get_a_total_over_dates_in_aggregate_mode(
+    snapshots: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    publish = {
+        "mode": "aggregate",
+        "aggregate": {
+            "dimensions": [{"name": "report_date", "time": True}, "race"],
+            "measures": [{"name": "deaths", "agg": "sum", "column": "cumulative_deaths"}],
+        },
+        "suppression": {"count_column": "deaths", "threshold": 5},
+    }
+    result = build_published_table(snapshots, dataset(publish), "std", "published", tmp_path)
+    check_snapshot_table(snapshots)
+    assert result.suppression is not None and result.suppression.primary_count >= 1
+    audit = privacy_outcomes(snapshots, dataset(publish), result)[1]
+    assert audit.passed and audit.metadata["loss"][0]["cells_suppressed"] >= 2
+
+
+def test_a_date_dimension_is_not_totalled_even_when_not_marked_time(
+    snapshots: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    publish = {
+        "mode": "aggregate",
+        "aggregate": {
+            "dimensions": ["report_date", "race"],
+            "measures": [{"name": "deaths", "agg": "sum", "column": "cumulative_deaths"}],
+        },
+    }
+    build_published_table(snapshots, dataset(publish), "std", "published", tmp_path)
+    dates = snapshots.execute(
+        "SELECT DISTINCT typeof(report_date), count(*) OVER () FROM published"
+    ).fetchall()
+    assert dates[0][0] == "DATE"
+    totals = snapshots.execute("SELECT count(*) FROM published WHERE race = 'Total'").fetchone()[0]
+    assert totals == len(DATES)
+
+
+def test_sql_mode_totals_are_opt_in_per_dimension(
+    snapshots: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    (tmp_path / "q.sql").write_text(
+        "SELECT report_date, race, cumulative_deaths AS deaths FROM {{ source }}", encoding="utf-8"
+    )
+    publish = {
+        "mode": "sql",
+        "sql_file": "q.sql",
+        "dimensions": [{"name": "report_date", "time": True}, {"name": "race", "totals": True}],
+        "suppression": {"count_column": "deaths", "threshold": 5},
+    }
+    result = build_published_table(snapshots, dataset(publish), "std", "published", tmp_path)
+    check_snapshot_table(snapshots)
+    assert result.notes == []
+
+
+def test_old_sql_yaml_keeps_its_totals_with_a_note_and_refuses_dates(
+    snapshots: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    (tmp_path / "q.sql").write_text(
+        "SELECT report_date, race, cumulative_deaths AS deaths FROM {{ source }}", encoding="utf-8"
+    )
+    publish = {
+        "mode": "sql",
+        "sql_file": "q.sql",
+        "dimensions": ["report_date", "race"],
+        "suppression": {"count_column": "deaths", "threshold": 5},
+    }
+    with pytest.warns(FutureWarning, match="deprecated"):
+        legacy = dataset(publish)
+    with pytest.raises(PublishConfigError, match="dimension 'report_date' holds dates.*time: true"):
+        build_published_table(snapshots, legacy, "std", "published", tmp_path)
+    assert not snapshots.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name = 'published'"
+    ).fetchone()[0]
+
+    (tmp_path / "q.sql").write_text(
+        "SELECT strftime(report_date, '%Y') AS year, race, max(cumulative_deaths) AS deaths FROM {{ source }} "
+        "GROUP BY ALL",
+        encoding="utf-8",
+    )
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        legacy = dataset({**publish, "dimensions": ["year", "race"]})
+    result = build_published_table(snapshots, legacy, "std", "published", tmp_path)
+    assert result.row_count == 2 * (len(RACES) + 1)  # as before: totals over both dimensions
+    audit = privacy_outcomes(snapshots, legacy, result)[1]
+    assert "deprecated" in audit.metadata["deprecations"][0]
+
+
+@pytest.fixture
+def requests() -> duckdb.DuckDBPyConnection:
+    con = duckdb.connect()
+    rng = np.random.default_rng(8)
+    rows = []
+    for t, town in enumerate(["Andover", "Bethel", "Canton", "Darien"]):
+        for r, race in enumerate(RACES):
+            for _ in range(int(rng.poisson(60 / (1 + r) / (1 + t)))):
+                rows.append((town, race, int(rng.random() < 0.3)))
+    con.execute("CREATE TABLE std (town VARCHAR, race VARCHAR, died INTEGER)")
+    con.executemany("INSERT INTO std VALUES (?, ?, ?)", rows)
+    return con
+
+
+def test_every_count_column_and_its_rate_is_protected(
+    requests: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    publish = {
+        "mode": "aggregate",
+        "aggregate": {
+            "dimensions": ["town", "race"],
+            "measures": [
+                {"name": "cases", "description": "People with a case"},
+                {"name": "deaths", "agg": "sum", "column": "died"},
+                {"name": "death_rate", "agg": "avg", "column": "died"},
+            ],
+        },
+        "suppression": {"count_column": "cases", "count_columns": ["deaths"], "rate_columns": ["death_rate"]},
+    }
+    result = build_published_table(requests, dataset(publish), "std", "published", tmp_path)
+    assert len(result.suppressions) == 2
+    table = requests.execute("SELECT * FROM published").df()
+    assert len(table) == 5 * 6
+    for count in ("cases", "deaths"):
+        shown = table[count].dropna()
+        assert not shown.between(1, 5).any()
+    hidden_death = table["deaths"].isna()
+    assert table.loc[hidden_death, "death_rate"].isna().all() and table.loc[hidden_death, "suppressed"].all()
+    grand = table[(table["town"] == "Total") & (table["race"] == "Total")].iloc[0]
+    assert grand["cases"] == requests.execute("SELECT count(*) FROM std").fetchone()[0]
+    assert grand["death_rate"] == pytest.approx(requests.execute("SELECT avg(died) FROM std").fetchone()[0])
+    audit = privacy_outcomes(requests, dataset(publish), result)[1]
+    assert audit.passed and [entry["count_column"] for entry in audit.metadata["loss"]] == ["cases", "deaths"]
+    assert 0 < audit.metadata["hidden_share_of_total"] < 0.5
+
+
+def write_yaml(tmp_path: Path, publish: dict) -> Path:
+    document = {
+        "id": "bad_publish",
+        "title": "A dataset with a bad publish block",
+        "description": "Made up to check catalog validation.",
+        "agency": "Department of Testing",
+        "category": "Government",
+        "update_frequency": "Weekly",
+        "contact": "tester@ct.gov",
+        "source": {"path": "x.csv"},
+        "publish": publish,
+    }
+    path = tmp_path / "bad_publish.yaml"
+    path.write_text(yaml.safe_dump(document, sort_keys=False), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("publish", "message"),
+    [
+        ({"mode": "rows", "suppression": {"threshold": 5}}, "mode is rows"),
+        (
+            {
+                "mode": "aggregate",
+                "aggregate": {
+                    "dimensions": ["town"],
+                    "measures": [{"name": "n", "agg": "avg", "column": "x"}],
+                },
+                "suppression": {"count_column": "n"},
+            },
+            "count column 'n' must be a count or sum measure",
+        ),
+        (
+            {
+                "mode": "aggregate",
+                "aggregate": {
+                    "dimensions": [{"name": "day", "time": True, "totals": True}, "town"],
+                    "measures": [{"name": "n", "agg": "sum", "column": "cumulative"}],
+                },
+            },
+            "dimension 'day' asks for totals, but measure(s) n do not add up over it",
+        ),
+        ({"mode": "sql", "sql_file": "q.sql", "suppression": {"threshold": 5}}, "needs protect.dimensions"),
+        (
+            {
+                "mode": "aggregate",
+                "aggregate": {"dimensions": ["town"]},
+                "suppression": {"collapse": {"race": ["A"]}},
+            },
+            "collapse names 'race', which is not a dimension",
+        ),
+    ],
+)
+def test_unsuppressible_configurations_fail_catalog_validation(
+    tmp_path: Path, publish: dict, message: str
+) -> None:
+    parsed, errors = parse_dataset_file(write_yaml(tmp_path, publish))
+    assert parsed is None and len(errors) == 1
+    assert errors[0].field == "publish" and message in errors[0].message and errors[0].line is not None
+
+
+def test_a_measure_may_declare_it_adds_up_over_time(
+    snapshots: duckdb.DuckDBPyConnection, tmp_path: Path
+) -> None:
+    """Daily new deaths (a flow) do add up over days when the YAML says so."""
+    snapshots.execute(
+        "CREATE TABLE daily AS SELECT report_date, race, cumulative_deaths - coalesce(lag("
+        "cumulative_deaths) OVER (PARTITION BY race ORDER BY report_date), 0) AS new_deaths FROM std"
+    )
+    publish = {
+        "mode": "aggregate",
+        "aggregate": {
+            "dimensions": [{"name": "report_date", "time": True}, "race"],
+            "measures": [
+                {
+                    "name": "deaths",
+                    "agg": "sum",
+                    "column": "new_deaths",
+                    "adds_up_over": ["report_date", "race"],
+                }
+            ],
+        },
+    }
+    build_published_table(snapshots, dataset(publish), "daily", "published", tmp_path)
+    grand = snapshots.execute("SELECT deaths FROM published WHERE report_date = 'Total' AND race = 'Total'")
+    total = grand.fetchall()[0][0]
+    latest = snapshots.execute(f"SELECT sum(cumulative_deaths) FROM std WHERE report_date = '{DATES[-1]}'")
+    assert total == latest.fetchall()[0][0]
+
+
+def test_published_aggregate_columns_get_descriptions_from_yaml() -> None:
+    publish = {
+        "mode": "aggregate",
+        "aggregate": {
+            "dimensions": [
+                {"name": "report_date", "time": True, "description": "Date of the report"},
+                "race",
+            ],
+            "measures": [{"name": "deaths", "agg": "sum", "column": "d", "description": "Deaths so far"}],
+        },
+        "column_descriptions": {"race": "Race as reported"},
+        "suppression": {"count_column": "deaths", "threshold": 5},
+    }
+    data = dataset(publish)
+    columns = [
+        TableColumn("report_date", "DATE"),
+        TableColumn("race", "VARCHAR"),
+        TableColumn("deaths", "BIGINT"),
+        TableColumn("suppressed", "BOOLEAN"),
+    ]
+    specs = {spec["fieldName"]: spec.get("description") for spec in column_specs(data, columns)}
+    assert specs["report_date"] == "Date of the report" and specs["deaths"] == "Deaths so far"
+    assert specs["race"] == "Race as reported" and "1 to 5" in specs["suppressed"]
+    assert published_column_description(data, "unknown") == ""
