@@ -201,13 +201,12 @@ def test_excel_header_only_sheet_and_empty_sheet(tmp_path, make_dataset):
 
 
 def test_out_of_memory_on_a_wide_file_does_not_blame_a_line(tmp_path, make_dataset):
-    width = 3_000
+    width = 1_000
     header = ",".join(f"c{i}" for i in range(width))
     row = ",".join("value" * 8 for _ in range(width))
-    (tmp_path / "wide.csv").write_text(header + "\n" + (row + "\n") * 400, encoding="utf-8")
-    con = duckdb.connect(config={"memory_limit": "32MB", "threads": 1})
-    con.execute("SET preserve_insertion_order = true")
+    (tmp_path / "wide.csv").write_text(header + "\n" + (row + "\n") * 100, encoding="utf-8")
+    con = duckdb.connect(config={"memory_limit": "16MB", "threads": 1})
     with pytest.raises(IngestError) as info:
         ingest_dataset(con, make_dataset("wide.csv"), tmp_path, run_id="t", workdir=tmp_path / "w")
     message = str(info.value)
-    assert "ran out of memory" in message and "3,000-column" in message and "check the line" not in message
+    assert "ran out of memory" in message and "1,000-column" in message and "check the line" not in message
