@@ -45,10 +45,11 @@ class StageError(Exception):
 
 
 def run_ingest_stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
-                     progress: Progress = _quiet) -> StageResult:
-    result = ingest_dataset(con, dataset, settings.landing_dir, run_id=run_id, workdir=settings.home / "tmp")
+                     progress: Progress = _quiet, *, reingest: bool = False) -> StageResult:
+    result = ingest_dataset(con, dataset, settings.landing_dir, run_id=run_id, workdir=settings.home / "tmp",
+                            force=reingest)
     if result.skipped:
-        progress(f"{dataset.id}: {result.path} was already ingested (same SHA-256); kept the existing table")
+        progress(f"{dataset.id}: kept the existing table for {result.path} ({result.reason})")
     else:
         progress(f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
                  f"({result.encoding or result.format}) in {result.duration_s:.2f}s")

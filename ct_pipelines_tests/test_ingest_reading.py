@@ -26,7 +26,7 @@ def ingest(tmp_path: Path, make_dataset, name: str, **fields):
 
 def mixed_extract(path: Path, rows: int = 4_000, bad_at: int = 3_500) -> bytes:
     """A UTF-8 export over 256 KB with one row written in cp1252 late in the file."""
-    lines = ["Client ID,Name,Town,Note".encode()]
+    lines = [b"Client ID,Name,Town,Note"]
     for n in range(1, rows + 1):
         text = f"C{n:06d},{NAMES[n % 4]},Hartford,{'x' * 60}"
         lines.append(text.encode("cp1252") if n == bad_at else text.encode("utf-8"))
@@ -58,7 +58,9 @@ def test_cp1252_rows_first_then_utf8_rows_are_each_read_right(tmp_path, make_dat
     con, result = ingest(tmp_path, make_dataset, "x.csv")
     assert result.encoding == "utf-8+cp1252" and result.fallback_lines == 1
     assert con.execute("SELECT name FROM raw__sample ORDER BY _row").fetchall() == [
-        ("Renée",), ("Zoë",), ("“quoted”",)
+        ("Renée",),
+        ("Zoë",),
+        ("“quoted”",),
     ]
 
 
@@ -88,14 +90,19 @@ def test_invalid_bytes_inside_a_quoted_field_are_not_called_an_unclosed_quote(tm
     assert "quoted field" not in str(info.value) and info.value.line == 30_002
     con, result = ingest(tmp_path, make_dataset, "x.csv")
     assert result.rows == 30_000 and result.encoding == "cp1252"  # nothing else in the file is non-ASCII
-    assert con.execute("SELECT _line, note FROM raw__sample WHERE id = '30000'").fetchall() == [(30_002, "café\nend")]
+    assert con.execute("SELECT _line, note FROM raw__sample WHERE id = '30000'").fetchall() == [
+        (30_002, "café\nend")
+    ]
 
 
 def test_declared_cp1252_with_utf8_rows_reads_both_and_refuses_bytes_neither_fits(tmp_path, make_dataset):
     (tmp_path / "x.csv").write_bytes("id,name\n1,Zoë\n".encode() + "2,Renée\n".encode("cp1252"))
     con, result = ingest(tmp_path, make_dataset, "x.csv", source={"encoding": "cp1252"})
     assert result.encoding == "utf-8+cp1252"
-    assert [r[0] for r in con.execute("SELECT name FROM raw__sample ORDER BY _row").fetchall()] == ["Zoë", "Renée"]
+    assert [r[0] for r in con.execute("SELECT name FROM raw__sample ORDER BY _row").fetchall()] == [
+        "Zoë",
+        "Renée",
+    ]
     (tmp_path / "y.csv").write_bytes(b"id,name\n1,ok\n2,\x81bad\n")
     with pytest.raises(IngestError) as info:
         ingest(tmp_path, make_dataset, "y.csv", source={"encoding": "cp1252"})
@@ -114,15 +121,24 @@ def test_header_with_near_duplicate_names_is_found_and_each_can_be_declared(tmp_
         {"source": "TOWN"},
     ]
     con, result = ingest(tmp_path, make_dataset, "x.csv", columns=columns)
-    got = con.execute("SELECT town, other_unspecified, other_language FROM raw__sample ORDER BY _row").fetchall()
+    got = con.execute(
+        "SELECT town, other_unspecified, other_language FROM raw__sample ORDER BY _row"
+    ).fetchall()
     assert got == [("Hartford", "1", "2"), ("Bristol", "0", "1")]
 
 
 def test_exact_duplicate_headers_are_declared_in_file_order(tmp_path, make_dataset):
     (tmp_path / "x.csv").write_text("Town,Total,Total\nHartford,5,7\n", encoding="utf-8")
-    columns = [{"source": "Total", "field_name": "total_2019"}, {"source": "Total", "field_name": "total_2020"}]
+    columns = [
+        {"source": "Total", "field_name": "total_2019"},
+        {"source": "Total", "field_name": "total_2020"},
+    ]
     con, result = ingest(tmp_path, make_dataset, "x.csv", columns=columns)
-    assert result.field_map == {"Town": "town", "Total (column 2)": "total_2019", "Total (column 3)": "total_2020"}
+    assert result.field_map == {
+        "Town": "town",
+        "Total (column 2)": "total_2019",
+        "Total (column 3)": "total_2020",
+    }
     assert con.execute("SELECT total_2019, total_2020 FROM raw__sample").fetchall() == [("5", "7")]
 
 
@@ -181,7 +197,9 @@ def test_excel_codes_keep_padding_and_integers_lose_dot_zero(tmp_path, make_data
     workbook.save(tmp_path / "towns.xlsx")
     con, result = ingest(tmp_path, make_dataset, "towns.xlsx")
     assert result.rows == 2
-    assert con.execute("SELECT zip, zip_4, town_code, count, rate FROM raw__sample ORDER BY _row").fetchall() == [
+    assert con.execute(
+        "SELECT zip, zip_4, town_code, count, rate FROM raw__sample ORDER BY _row"
+    ).fetchall() == [
         ("06232", "06232-1234", "001", "12", "0.25"),
         ("06010", "06010-1000", "017", "6010", "0.3"),
     ]

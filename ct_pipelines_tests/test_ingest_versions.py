@@ -31,7 +31,9 @@ def towns(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def log(con: duckdb.DuckDBPyConnection) -> list[tuple]:
-    return con.execute("SELECT run_id, status, rows, resend_of_run FROM meta.ingest_log ORDER BY ingested_at").fetchall()
+    return con.execute(
+        "SELECT run_id, status, rows, resend_of_run FROM meta.ingest_log ORDER BY ingested_at"
+    ).fetchall()
 
 
 def test_a_version_sent_again_after_another_is_ingested_and_called_a_resend(tmp_path, make_dataset):
@@ -68,7 +70,9 @@ def test_a_yaml_fix_rereads_the_same_file_and_force_rereads_it_anyway(tmp_path, 
     con = duckdb.connect()
     land(tmp_path, "extract.csv", "Title line\nTown,Count\nAndover,1\n")
     before = ingest_dataset(con, make_dataset("extract.csv"), tmp_path, run_id="r1", workdir=tmp_path / "w")
-    fixed = make_dataset("extract.csv", columns=[{"source": "Town", "field_name": "town_name"}, {"source": "Count"}])
+    fixed = make_dataset(
+        "extract.csv", columns=[{"source": "Town", "field_name": "town_name"}, {"source": "Count"}]
+    )
     after = ingest_dataset(con, fixed, tmp_path, run_id="r2", workdir=tmp_path / "w")
     assert not after.skipped and after.read_config != before.read_config and "YAML" in after.reason
     assert con.execute("SELECT town_name FROM raw__sample").fetchall() == [("Andover",)]
@@ -87,10 +91,14 @@ def test_a_failed_read_leaves_the_raw_table_and_the_log_as_they_were(tmp_path, m
     with pytest.raises(IngestError, match="expected 2 fields"):
         ingest_dataset(con, dataset, tmp_path, run_id="r2", workdir=tmp_path / "w")
     assert towns(con) == ["Andover"] and [r[0] for r in log(con)] == ["r1"]
-    assert con.execute("SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '_staging%'").fetchone() == (0,)
+    assert con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name LIKE '_staging%'"
+    ).fetchone() == (0,)
 
 
-@pytest.mark.parametrize("fresh_seconds", [0.0, snapshot.FRESH_SECONDS], ids=["read-in-place", "snapshot-copy"])
+@pytest.mark.parametrize(
+    "fresh_seconds", [0.0, snapshot.FRESH_SECONDS], ids=["read-in-place", "snapshot-copy"]
+)
 def test_a_file_rewritten_in_place_during_ingest_is_logged_with_the_hash_of_what_was_loaded(
     tmp_path, make_dataset, monkeypatch, fresh_seconds
 ):

@@ -120,17 +120,25 @@ class LineDecoder:
 
     def _decode_line(self, raw: bytes, line: int) -> bytes:
         if self.strict_utf8:
-            raise IngestError(self.path, "this line holds bytes that are not valid UTF-8, as source.encoding "
-                              "(utf-8) requires", "set source.encoding to auto (UTF-8 lines stay UTF-8, others "
-                              "are read as cp1252), or ask the agency to re-export the file as UTF-8", line=line)
+            raise IngestError(
+                self.path,
+                "this line holds bytes that are not valid UTF-8, as source.encoding (utf-8) requires",
+                "set source.encoding to auto (UTF-8 lines stay UTF-8, others "
+                "are read as cp1252), or ask the agency to re-export the file as UTF-8",
+                line=line,
+            )
         for codec in (self.fallback, "latin-1"):
             try:
                 text = raw.decode(codec)
             except UnicodeDecodeError:
                 if self.strict_fallback:
-                    raise IngestError(self.path, f"this line is neither valid UTF-8 nor valid {self.fallback} "
-                                      "(source.encoding)", "set source.encoding to the code page the agency "
-                                      "system uses (for example latin-1), or to auto", line=line) from None
+                    raise IngestError(
+                        self.path,
+                        f"this line is neither valid UTF-8 nor valid {self.fallback} (source.encoding)",
+                        "set source.encoding to the code page the agency "
+                        "system uses (for example latin-1), or to auto",
+                        line=line,
+                    ) from None
                 continue
             self._note_fallback(line, codec)
             return text.encode("utf-8")

@@ -31,8 +31,11 @@ def relative_pattern(pattern: str, landing_root: Path) -> str:
                 text = str(normal.relative_to(base))
                 break
         else:
-            raise IngestError(pattern, f"source.path is an absolute path outside the landing folder {root}",
-                              f"move the file into the landing folder and {FIX}")
+            raise IngestError(
+                pattern,
+                f"source.path is an absolute path outside the landing folder {root}",
+                f"move the file into the landing folder and {FIX}",
+            )
     normal_text = os.path.normpath(text.replace("\\", "/"))
     if normal_text == ".." or normal_text.startswith("../") or PurePosixPath(normal_text).is_absolute():
         raise IngestError(pattern, f"source.path climbs out of the landing folder {root} with '..'", FIX)
@@ -46,8 +49,11 @@ def inside_landing(path: Path, landing_root: Path, pattern: str) -> Path:
     root = landing_root.resolve()
     target = path.resolve()
     if not target.is_relative_to(root):
-        raise IngestError(path, f"source.path '{pattern}' matches a symbolic link that leads outside the landing "
-                          f"folder {root}", "copy the extract into the landing folder instead of linking to it")
+        raise IngestError(
+            path,
+            f"source.path '{pattern}' matches a symbolic link that leads outside the landing folder {root}",
+            "copy the extract into the landing folder instead of linking to it",
+        )
     return path
 
 

@@ -55,8 +55,11 @@ def read_stable(path: Path, workdir: Path, read: Reader[T]) -> tuple[T, str, os.
         result, scan = _read_scanning(path, path, read)
         if version_key(path.stat()) == version_key(before):
             return result, scan.sha256, before
-    raise IngestError(path, f"the file changed while it was being read, {ATTEMPTS} times in a row",
-                      "wait until the agency's upload has finished, then run the dataset again")
+    raise IngestError(
+        path,
+        f"the file changed while it was being read, {ATTEMPTS} times in a row",
+        "wait until the agency's upload has finished, then run the dataset again",
+    )
 
 
 def _copy(path: Path, workdir: Path) -> Path:
