@@ -18,8 +18,15 @@ from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.readers import ARROW_BATCH_ROWS, NameMapper, ReadResult, quote_ident
 
 
-def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
-                    sheet: str | int | None = None, header_row: int | None = None) -> ReadResult:
+def read_excel_into(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    table: str,
+    names_for: NameMapper,
+    *,
+    sheet: str | int | None = None,
+    header_row: int | None = None,
+) -> ReadResult:
     """Stream rows with openpyxl's read-only mode into DuckDB in Arrow batches."""
     from openpyxl import load_workbook
 
@@ -29,8 +36,11 @@ def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
         # data_only, so a second read-only pass supplies the formula text where the value is missing.
         formulas = load_workbook(path, read_only=True, data_only=False)
     except Exception as exc:  # openpyxl raises several types for a damaged or mislabelled file
-        raise IngestError(path, f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})",
-                          "save the file as Excel Workbook (.xlsx), or set source.format to match the file") from exc
+        raise IngestError(
+            path,
+            f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})",
+            "save the file as Excel Workbook (.xlsx), or set source.format to match the file",
+        ) from exc
     try:
         if sheet is None:
             worksheet, formula_sheet = workbook.worksheets[0], formulas.worksheets[0]
@@ -39,15 +49,23 @@ def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
         elif sheet in workbook.sheetnames:
             worksheet, formula_sheet = workbook[sheet], formulas[sheet]
         else:
-            raise IngestError(path, f"no sheet named '{sheet}' (sheets: {', '.join(workbook.sheetnames)})",
-                              "set source.sheet to one of the sheet names or a 0-based index")
+            raise IngestError(
+                path,
+                f"no sheet named '{sheet}' (sheets: {', '.join(workbook.sheetnames)})",
+                "set source.sheet to one of the sheet names or a 0-based index",
+            )
         # Cells (not bare values) carry the number format that pads ZIP and town codes (00000).
         rows_iter = (
-            [_cell_text(c.value, c.number_format) if c.value is not None
-             else (f if isinstance(f, str) and f.startswith('="') else None)
-             for c, f in zip(cells, formula_values, strict=False)]
-            for cells, formula_values in zip(worksheet.iter_rows(),
-                                             formula_sheet.iter_rows(values_only=True), strict=False))
+            [
+                _cell_text(c.value, c.number_format)
+                if c.value is not None
+                else (f if isinstance(f, str) and f.startswith('="') else None)
+                for c, f in zip(cells, formula_values, strict=False)
+            ]
+            for cells, formula_values in zip(
+                worksheet.iter_rows(), formula_sheet.iter_rows(values_only=True), strict=False
+            )
+        )
         head: list[tuple[int, list[str | None]]] = []
         for number, values in enumerate(rows_iter, start=1):
             head.append((number, values))
@@ -70,24 +88,44 @@ def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
         workbook.close()
         formulas.close()
     if count == 0:
-        raise IngestError(path, f"sheet '{worksheet.title}' holds only the header row and no data rows",
-                          "check that the export finished and re-send it with its rows", line=header_line)
-    return ReadResult(rows=count, source_columns=[h.strip() or h for h in header], field_names=names, format="excel",
-                      header_line=header_line, sheet=worksheet.title)
+        raise IngestError(
+            path,
+            f"sheet '{worksheet.title}' holds only the header row and no data rows",
+            "check that the export finished and re-send it with its rows",
+            line=header_line,
+        )
+    return ReadResult(
+        rows=count,
+        source_columns=[h.strip() or h for h in header],
+        field_names=names,
+        format="excel",
+        header_line=header_line,
+        sheet=worksheet.title,
+    )
 
 
-def _write_batches(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema,
-                   records: Iterator[tuple[int, list[str | None]]], width: int) -> int:
-    con.execute(f"CREATE OR REPLACE TABLE {table} ("
-                + ", ".join(f"{quote_ident(f.name)} {'BIGINT' if f.name.startswith('_') else 'VARCHAR'}"
-                            for f in schema) + ")")
+def _write_batches(
+    con: duckdb.DuckDBPyConnection,
+    table: str,
+    schema: pa.Schema,
+    records: Iterator[tuple[int, list[str | None]]],
+    width: int,
+) -> int:
+    con.execute(
+        f"CREATE OR REPLACE TABLE {table} ("
+        + ", ".join(
+            f"{quote_ident(f.name)} {'BIGINT' if f.name.startswith('_') else 'VARCHAR'}" for f in schema
+        )
+        + ")"
+    )
     batch: list[list[str | int | None]] = []
     count = 0
 
     def flush() -> None:
         columns = list(zip(*batch, strict=True)) if batch else [[] for _ in schema]
-        arrow_batch = pa.table([pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
-                               schema=schema)
+        arrow_batch = pa.table(
+            [pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)], schema=schema
+        )
         con.register("_ingest_batch", arrow_batch)
         con.execute(f"INSERT INTO {table} SELECT * FROM _ingest_batch")
         con.unregister("_ingest_batch")
@@ -106,16 +144,23 @@ def _write_batches(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema
     return count
 
 
-def _excel_header(path: Path, head: list[tuple[int, list[str | None]]], header_row: int | None
-                  ) -> tuple[int, list[str]]:
+def _excel_header(
+    path: Path, head: list[tuple[int, list[str | None]]], header_row: int | None
+) -> tuple[int, list[str]]:
     if not any(v not in (None, "") for _, values in head for v in values):
-        raise IngestError(path, "the sheet is empty (no values in its first 30 rows)",
-                          "check that the agency's export finished and ask for the file again", line=1)
+        raise IngestError(
+            path,
+            "the sheet is empty (no values in its first 30 rows)",
+            "check that the agency's export finished and ask for the file again",
+            line=1,
+        )
     if header_row is not None:
         for number, values in head:
             if number == header_row:
                 return number, [v or "" for v in values]
-        raise IngestError(path, f"no row {header_row} in the first 30 rows", "set source.header_row", line=header_row)
+        raise IngestError(
+            path, f"no row {header_row} in the first 30 rows", "set source.header_row", line=header_row
+        )
     filled = [sum(1 for v in values if v not in (None, "")) for _, values in head]
     width = max(filled)
     for number, values in head:
@@ -123,8 +168,12 @@ def _excel_header(path: Path, head: list[tuple[int, list[str | None]]], header_r
         trimmed = cells[: max((i + 1 for i, v in enumerate(cells) if v), default=0)]
         if _is_header(trimmed, width):
             return number, trimmed  # unstripped: "Other " and "Other" can each be declared
-    raise IngestError(path, "could not find a header row among the first 30 rows",
-                      "set source.header_row to the 1-based row number of the column names", line=head[0][0])
+    raise IngestError(
+        path,
+        "could not find a header row among the first 30 rows",
+        "set source.header_row to the 1-based row number of the column names",
+        line=head[0][0],
+    )
 
 
 def _cell_text(value: object, number_format: str | None = None) -> str | None:
@@ -160,7 +209,7 @@ def _pad_digits(value: int, number_format: str) -> str | None:
     pieces: list[tuple[str, bool]] = []  # (text, is_placeholder)
     pos = 0
     for literal in _LITERAL.finditer(section):
-        pieces += [(ch, ch in "0#") for ch in section[pos:literal.start()]]
+        pieces += [(ch, ch in "0#") for ch in section[pos : literal.start()]]
         pieces.append((literal[1] if literal[1] is not None else literal[2], False))
         pos = literal.end()
     pieces += [(ch, ch in "0#") for ch in section[pos:]]
