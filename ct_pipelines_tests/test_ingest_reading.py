@@ -228,3 +228,23 @@ def test_out_of_memory_on_a_wide_file_does_not_blame_a_line(tmp_path, make_datas
         ingest_dataset(con, make_dataset("wide.csv"), tmp_path, run_id="t", workdir=tmp_path / "w")
     message = str(info.value)
     assert "ran out of memory" in message and "1,000-column" in message and "check the line" not in message
+
+
+def test_a_line_is_decoded_whole_even_when_it_starts_like_utf8(tmp_path, make_dataset):
+    # cp1252 "Ã©" is also valid UTF-8 ("é"); the line's later "é" (0xE9) is not, so the whole line is cp1252.
+    # A byte cp1252 leaves undefined (0x81) makes that one line latin-1.
+    data = (
+        "id,a,b\n1,Zoë,x\n".encode()
+        + "2,Ã©,café\n".encode("cp1252")
+        + "3,naïve,y\n".encode()
+        + b"4,\x81x,\xe9\n"
+    )
+    (tmp_path / "x.csv").write_bytes(data)
+    con, result = ingest(tmp_path, make_dataset, "x.csv")
+    assert con.execute("SELECT a, b FROM raw__sample ORDER BY _row").fetchall() == [
+        ("Zoë", "x"),
+        ("Ã©", "café"),
+        ("naïve", "y"),
+        ("\x81x", "é"),
+    ]
+    assert (result.encoding, result.fallback_lines, result.first_fallback_line) == ("utf-8+cp1252+latin-1", 2, 3)

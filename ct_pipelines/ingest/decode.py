@@ -7,24 +7,24 @@ fallback (cp1252, or latin-1 for the bytes cp1252 leaves undefined) elsewhere. T
 fallback are counted so lineage can say how much of the file was not UTF-8.
 
 Valid chunks are checked by CPython's C decoder and written unchanged; only lines holding an invalid
-byte take a Python step, so a clean file costs one decode pass.
+byte take a Python step (an error handler), so a clean file costs one decode pass.
 """
 
 from __future__ import annotations
 
 import codecs
-import re
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from ct_pipelines.ingest.errors import IngestError
 
 CHUNK = 16 * 1024 * 1024
-# A valid multi-byte UTF-8 sequence; a chunk without one has no UTF-8 text beyond ASCII.
-MULTIBYTE = re.compile(rb"[\xc2-\xdf][\x80-\xbf]|[\xe0-\xef][\x80-\xbf]{2}|[\xf0-\xf4][\x80-\xbf]{3}")
-HIGH_LINE = re.compile(rb"^[^\n\x80-\xff]*[\x80-\xff]", re.MULTILINE)
+HIGH_BYTES = bytes(range(0x80, 0x100))
 
 
 def is_single_byte_ascii(codec: str) -> bool:
@@ -44,9 +44,45 @@ def is_single_byte_ascii(codec: str) -> bool:
     return encoded == b"\n"
 
 
+def _has_utf8_sequence(data: np.ndarray, high: np.ndarray) -> bool:
+    """Whether any high byte starts a well-formed multi-byte UTF-8 sequence (lead byte + continuations)."""
+    lead = data[high]
+    for low, top, length in ((0xC2, 0xDF, 2), (0xE0, 0xEF, 3), (0xF0, 0xF4, 4)):
+        starts = high[(lead >= low) & (lead <= top) & (high + length <= len(data))]
+        ok = np.ones(len(starts), dtype=bool)
+        for k in range(1, length):
+            follow = data[starts + k]
+            ok &= (follow >= 0x80) & (follow <= 0xBF)
+        if ok.any():
+            return True
+    return False
+
+
+class _Rewind(Exception):
+    """A line holds valid multi-byte UTF-8 before an invalid byte: its start was already decoded as UTF-8."""
+
+
+_ACTIVE = threading.local()  # the LineDecoder whose chunk the C decoder is working on, per thread
+HANDLER = "ct_pipelines_line_fallback"
+
+
+def _on_invalid_utf8(exc: UnicodeError) -> tuple[str, int]:
+    if not isinstance(exc, UnicodeDecodeError):
+        raise exc
+    decoder: LineDecoder = _ACTIVE.decoder
+    return decoder._rest_of_line(exc.object, exc.start)
+
+
+codecs.register_error(HANDLER, _on_invalid_utf8)
+
+
 @dataclass
 class LineDecoder:
-    """Per-line UTF-8-or-fallback decoding state over consecutive chunks that end at a newline."""
+    """Per-line UTF-8-or-fallback decoding over consecutive chunks that end at a newline.
+
+    CPython's C decoder reads each chunk as UTF-8 and calls an error handler at an invalid byte; the
+    handler decodes the rest of that line with the fallback and resumes at the next line. A line whose
+    earlier part was non-ASCII UTF-8 cannot be re-read that way, so such (rare) chunks go line by line."""
 
     path: Path
     fallback: str = "cp1252"
@@ -56,69 +92,80 @@ class LineDecoder:
     fallback_lines: int = 0
     first_fallback_line: int | None = None
     codecs_used: set[str] = field(default_factory=set)
-    _line: int = 1  # line number at the start of the next chunk
+    _line: int = 1  # line number at the start of the current chunk
+    _counted_to: int = 0  # offset in the current chunk up to which newlines are counted into _at_line
+    _at_line: int = 1
+    _fallback_high: int = 0  # high bytes of the current chunk that the fallback decoded
 
     def decode(self, chunk: bytes) -> bytes:
         """The chunk as UTF-8 bytes; a chunk must end at a newline unless it is the file's last."""
-        try:
-            text = codecs.utf_8_decode(chunk, "strict", True)[0]
-        except UnicodeDecodeError:
-            pass
-        else:
-            self.utf8_seen = self.utf8_seen or len(text) != len(chunk)
+        if chunk.isascii():
             self._line += chunk.count(b"\n")
             return chunk
-        if self.strict_utf8:
-            return self._mixed(chunk)  # raises at the first bad line
-        if not MULTIBYTE.search(chunk):
-            whole = self._decode_fallback_chunk(chunk)
+        if not self.strict_utf8:
+            whole = self._whole_chunk_fallback(chunk)
             if whole is not None:
+                self._line += chunk.count(b"\n")
                 return whole
-        return self._mixed(chunk)
+        self._counted_to, self._at_line, self._fallback_high = 0, self._line, 0
+        before = self.fallback_lines
+        _ACTIVE.decoder = self
+        try:
+            text = chunk.decode("utf-8", HANDLER)
+        except _Rewind:
+            out = self._by_line(chunk)
+        else:
+            high = len(chunk) - len(chunk.translate(None, HIGH_BYTES))
+            self.utf8_seen = self.utf8_seen or high > self._fallback_high
+            out = chunk if self.fallback_lines == before else text.encode("utf-8")
+        finally:
+            _ACTIVE.decoder = None
+        self._line += chunk.count(b"\n")
+        return out
 
-    def _decode_fallback_chunk(self, chunk: bytes) -> bytes | None:
-        """Fast path: no UTF-8 sequence at all, so every line with a high byte is the fallback's."""
+    def _whole_chunk_fallback(self, chunk: bytes) -> bytes | None:
+        """A chunk with no multi-byte UTF-8 sequence at all (a cp1252 export): every line holding a high
+        byte is the fallback's, so the chunk is decoded in one call instead of line by line."""
+        data = np.frombuffer(chunk, dtype=np.uint8)
+        high = np.flatnonzero(data >= 0x80)
+        if _has_utf8_sequence(data, high):
+            return None
         try:
             text = chunk.decode(self.fallback)
         except UnicodeDecodeError:
-            return None
-        lines = HIGH_LINE.findall(chunk)
-        if lines:
-            first = HIGH_LINE.search(chunk)
-            assert first is not None
-            self._note_fallback(self._line + chunk.count(b"\n", 0, first.start()), self.fallback)
-            self.fallback_lines += len(lines) - 1
-        self._line += chunk.count(b"\n")
+            return None  # bytes the fallback leaves undefined: line by line, those lines as latin-1
+        if len(high):  # line index of each high byte, ascending: count the distinct ones
+            lines = np.searchsorted(np.flatnonzero(data == 10), high)
+            self._note_fallback(self._line + int(lines[0]), self.fallback)
+            self.fallback_lines += int(np.count_nonzero(np.diff(lines)))
         return text.encode("utf-8")
 
-    def _mixed(self, chunk: bytes) -> bytes:
-        out: list[bytes] = []
-        view = memoryview(chunk)
-        pos = 0
-        counted_to, line = 0, self._line
-        while pos < len(chunk):
-            try:
-                text = codecs.utf_8_decode(view[pos:], "strict", True)[0]
-            except UnicodeDecodeError as exc:
-                bad = pos + exc.start
-            else:
-                self.utf8_seen = self.utf8_seen or len(text) != len(chunk) - pos
-                out.append(chunk[pos:])
-                break
-            start = chunk.rfind(b"\n", 0, bad) + 1
-            end = chunk.find(b"\n", bad)
-            end = len(chunk) if end < 0 else end
-            line += chunk.count(b"\n", counted_to, start)
-            counted_to = start
-            if start > pos:
-                self.utf8_seen = self.utf8_seen or MULTIBYTE.search(chunk, pos, start) is not None
-                out.append(chunk[pos:start])
-            out.append(self._decode_line(chunk[start:end], line))
-            pos = end
-        self._line += chunk.count(b"\n")
-        return b"".join(out)
+    def _rest_of_line(self, data: bytes, start: int) -> tuple[str, int]:
+        """Error handler step: the fallback's text from ``start`` to the end of the line, and where to resume."""
+        line_start = data.rfind(b"\n", 0, start) + 1
+        if not data[line_start:start].isascii():
+            raise _Rewind
+        end = data.find(b"\n", start)
+        end = len(data) if end < 0 else end
+        self._at_line += data.count(b"\n", self._counted_to, line_start)
+        self._counted_to = line_start
+        raw = data[start:end]
+        self._fallback_high += len(raw) - len(raw.translate(None, HIGH_BYTES))
+        return self._decode_line(raw, self._at_line), end
 
-    def _decode_line(self, raw: bytes, line: int) -> bytes:
+    def _by_line(self, chunk: bytes) -> bytes:
+        out: list[bytes] = []
+        for number, raw in enumerate(chunk.split(b"\n"), start=self._line):
+            try:
+                raw.decode("utf-8")
+            except UnicodeDecodeError:
+                out.append(self._decode_line(raw, number).encode("utf-8"))
+                continue
+            self.utf8_seen = self.utf8_seen or not raw.isascii()
+            out.append(raw)
+        return b"\n".join(out)
+
+    def _decode_line(self, raw: bytes, line: int) -> str:
         if self.strict_utf8:
             raise IngestError(
                 self.path,
@@ -141,7 +188,7 @@ class LineDecoder:
                     ) from None
                 continue
             self._note_fallback(line, codec)
-            return text.encode("utf-8")
+            return text
         raise AssertionError("latin-1 decodes every byte")
 
     def _note_fallback(self, line: int, codec: str) -> None:
