@@ -247,4 +247,8 @@ def test_a_line_is_decoded_whole_even_when_it_starts_like_utf8(tmp_path, make_da
         ("naïve", "y"),
         ("\x81x", "é"),
     ]
-    assert (result.encoding, result.fallback_lines, result.first_fallback_line) == ("utf-8+cp1252+latin-1", 2, 3)
+    assert (result.encoding, result.fallback_lines, result.first_fallback_line) == (
+        "utf-8+cp1252+latin-1",
+        2,
+        3,
+    )
