@@ -252,3 +252,16 @@ def test_a_line_is_decoded_whole_even_when_it_starts_like_utf8(tmp_path, make_da
         2,
         3,
     )
+
+
+@pytest.mark.parametrize("name", ["x.csv", "x.xlsx", "x.json", "x.parquet"])
+def test_a_zero_byte_file_of_any_format_is_called_empty(tmp_path, make_dataset, name):
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(IngestError, match=r"x\.\w+: the file is empty \(0 bytes\)\."):
+        ingest(tmp_path, make_dataset, name)
+
+
+def test_json_without_records_is_refused(tmp_path, make_dataset):
+    (tmp_path / "x.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(IngestError, match="x.json: the json file holds no records"):
+        ingest(tmp_path, make_dataset, "x.json")

@@ -164,6 +164,9 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
                                   current["read_config"]) == (str(path), stat.st_size, stat.st_mtime_ns, config):
         return _skipped(con, dataset, path, stat, current, config, started,
                         "unchanged: the table holds this file (same name, size and mtime), read the same way")
+    if stat.st_size == 0:
+        raise IngestError(path, "the file is empty (0 bytes)",
+                          "check that the agency's export finished and ask for the file again")
     names_for, mapping = _name_mapper(dataset, path)
     fmt = source_format(path, dataset.source.format)
     staging = f"_staging__{dataset.id}"
@@ -256,9 +259,11 @@ def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: Sou
     if fmt == SourceFormat.EXCEL:
         return read_excel_into(con, path, table, names_for, sheet=dataset.source.sheet,
                                header_row=dataset.source.header_row)
-    if fmt == SourceFormat.JSON:
-        return read_json_into(con, path, table, names_for)
-    return read_parquet_into(con, path, table, names_for)
+    read = (read_json_into if fmt == SourceFormat.JSON else read_parquet_into)(con, path, table, names_for)
+    if read.rows == 0:  # CSV and Excel readers say which header line had no rows after it
+        raise IngestError(path, f"the {read.format} file holds no records",
+                          "check that the agency's export finished and ask for the file again")
+    return read
 
 
 def _log(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, stat: os.stat_result, digest: str,

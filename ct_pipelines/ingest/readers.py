@@ -399,7 +399,8 @@ def _csv_error(path: Path, exc: Exception, width: int) -> IngestError:
                            "narrower files")
     if "Invalid unicode" in text:
         return IngestError(path, "this line holds bytes that are not valid UTF-8",
-                           "set source.encoding to auto, or re-export the file as UTF-8", line=at)
+                           "re-export the file as UTF-8, or set source.encoding to the agency system's encoding",
+                           line=at)
     if found:
         problem = f"expected {found[1]} fields as in the header, found {found[2]}"
         fix = "quote fields that contain the delimiter, or remove the extra delimiter on that line"
