@@ -265,3 +265,15 @@ def test_json_without_records_is_refused(tmp_path, make_dataset):
     (tmp_path / "x.json").write_text("[]", encoding="utf-8")
     with pytest.raises(IngestError, match="x.json: the json file holds no records"):
         ingest(tmp_path, make_dataset, "x.json")
+
+
+def test_real_dcf_extract_with_a_row_appended_by_a_cp1252_tool(shared_ct, tmp_path, make_dataset):
+    real = (shared_ct / "ct_dcf_children_in_placement_by_race_ethnicity_tnyk-6fv7.csv").read_bytes()
+    appended = "06/26/2014,Région Sud,Bureau d’accueil,WHITE,N,07/01/2004,1,1,0,0,0,0,0,0,0,0,0,0,0,0\n"
+    (tmp_path / "dcf.csv").write_bytes(real.rstrip(b"\r\n") + b"\n" + appended.encode("cp1252"))
+    con, result = ingest(tmp_path, make_dataset, "dcf.csv")
+    assert result.rows == 1_759 and result.fallback_lines == 1
+    assert con.execute("SELECT dcf_region, dcf_office FROM raw__sample WHERE _row = 1759").fetchall() == [
+        ("Région Sud", "Bureau d’accueil")
+    ]
+    assert con.execute("SELECT count(*) FROM raw__sample WHERE dcf_office LIKE '%Ã%'").fetchone() == (0,)
