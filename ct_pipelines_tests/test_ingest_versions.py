@@ -75,6 +75,7 @@ def test_a_yaml_fix_rereads_the_same_file_and_force_rereads_it_anyway(tmp_path, 
     )
     after = ingest_dataset(con, fixed, tmp_path, run_id="r2", workdir=tmp_path / "w")
     assert not after.skipped and after.read_config != before.read_config and "YAML" in after.reason
+    assert after.resend_of_run is None
     assert con.execute("SELECT town_name FROM raw__sample").fetchall() == [("Andover",)]
     assert ingest_dataset(con, fixed, tmp_path, run_id="r3", workdir=tmp_path / "w").skipped
     forced = ingest_dataset(con, fixed, tmp_path, run_id="r4", workdir=tmp_path / "w", force=True)

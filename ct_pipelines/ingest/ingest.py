@@ -183,16 +183,17 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
                         "unchanged: same content (SHA-256) as the table holds, read the same way")
     earlier = con.execute(f"SELECT run_id FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? AND status IS "
                           "DISTINCT FROM 'unchanged' ORDER BY ingested_at DESC LIMIT 1", [dataset.id, digest]).fetchone()
-    reason = _reason(force, current, digest, config, earlier)
+    resend_of = earlier[0] if earlier and (current is None or current["sha256"] != digest) else None
+    reason = _reason(force, current, digest, resend_of)
     duration = round(time.perf_counter() - started, 3)
     _swap_in(con, dataset, staging, read, lambda: _log(con, dataset, path, stat, digest, read, run_id, duration,
-                                                       config, "ingested", earlier[0] if earlier else None))
+                                                       config, "ingested", resend_of))
     declared = {c.field_name for c in dataset.columns}
     undeclared = [n for n in read.field_names if declared and n not in declared]
     return IngestResult(dataset.id, str(path), stat.st_size, digest, False, read.rows, len(read.field_names),
                         read.format, read.encoding, read.bom, read.delimiter, read.header_line, read.sheet, duration,
-                        dict(mapping), undeclared, stat.st_mtime_ns, config, reason, earlier[0] if earlier else None,
-                        read.fallback_lines, read.first_fallback_line)
+                        dict(mapping), undeclared, stat.st_mtime_ns, config, reason, resend_of, read.fallback_lines,
+                        read.first_fallback_line)
 
 
 def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str) -> dict[str, object] | None:
@@ -207,16 +208,15 @@ def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
 
 
-def _reason(force: bool, current: dict[str, object] | None, digest: str, config: str,
-            earlier: tuple[str] | None) -> str:
+def _reason(force: bool, current: dict[str, object] | None, digest: str, resend_of: str | None) -> str:
     if force:
         return "read again on request (force / --reingest)"
     if current is None:
         return "first ingest of this dataset"
     if current["sha256"] == digest:
         return "the dataset YAML's source block or columns changed since the table was read"
-    if earlier:
-        return f"re-send of a file version ingested earlier (run {earlier[0]}), after a different one"
+    if resend_of:
+        return f"re-send of a file version ingested earlier (run {resend_of}), after a different one"
     return "new file version"
 
 
