@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -42,30 +43,7 @@ def read_excel_into(
             "save the file as Excel Workbook (.xlsx), or set source.format to match the file",
         ) from exc
     try:
-        if sheet is None:
-            worksheet, formula_sheet = workbook.worksheets[0], formulas.worksheets[0]
-        elif isinstance(sheet, int):
-            worksheet, formula_sheet = workbook.worksheets[sheet], formulas.worksheets[sheet]
-        elif sheet in workbook.sheetnames:
-            worksheet, formula_sheet = workbook[sheet], formulas[sheet]
-        else:
-            raise IngestError(
-                path,
-                f"no sheet named '{sheet}' (sheets: {', '.join(workbook.sheetnames)})",
-                "set source.sheet to one of the sheet names or a 0-based index",
-            )
-        # Cells (not bare values) carry the number format that pads ZIP and town codes (00000).
-        rows_iter = (
-            [
-                _cell_text(c.value, c.number_format)
-                if c.value is not None
-                else (f if isinstance(f, str) and f.startswith('="') else None)
-                for c, f in zip(cells, formula_values, strict=False)
-            ]
-            for cells, formula_values in zip(
-                worksheet.iter_rows(), formula_sheet.iter_rows(values_only=True), strict=False
-            )
-        )
+        worksheet, rows_iter = _sheet_rows(path, workbook, formulas, sheet)
         head: list[tuple[int, list[str | None]]] = []
         for number, values in enumerate(rows_iter, start=1):
             head.append((number, values))
@@ -102,6 +80,37 @@ def read_excel_into(
         header_line=header_line,
         sheet=worksheet.title,
     )
+
+
+def _sheet_rows(
+    path: Path, workbook: Any, formulas: Any, sheet: str | int | None
+) -> tuple[Any, Iterator[list]]:
+    """The chosen sheet and its rows as text; a formula without a cached value gives its ``="..."`` text."""
+    if sheet is None:
+        worksheet, formula_sheet = workbook.worksheets[0], formulas.worksheets[0]
+    elif isinstance(sheet, int):
+        worksheet, formula_sheet = workbook.worksheets[sheet], formulas.worksheets[sheet]
+    elif sheet in workbook.sheetnames:
+        worksheet, formula_sheet = workbook[sheet], formulas[sheet]
+    else:
+        raise IngestError(
+            path,
+            f"no sheet named '{sheet}' (sheets: {', '.join(workbook.sheetnames)})",
+            "set source.sheet to one of the sheet names or a 0-based index",
+        )
+    # Cells (not bare values) carry the number format that pads ZIP and town codes (00000).
+    rows = (
+        [
+            _cell_text(c.value, c.number_format)
+            if c.value is not None
+            else (f if isinstance(f, str) and f.startswith('="') else None)
+            for c, f in zip(cells, formula_values, strict=False)
+        ]
+        for cells, formula_values in zip(
+            worksheet.iter_rows(), formula_sheet.iter_rows(values_only=True), strict=False
+        )
+    )
+    return worksheet, rows
 
 
 def _write_batches(
