@@ -187,3 +187,13 @@ def test_absolute_paths_inside_the_landing_folder_and_links_within_it_are_read(t
         con = duckdb.connect()
         assert ingest_dataset(con, dataset, landing, run_id="r", workdir=tmp_path / "w").rows == 1
         assert towns(con) == ["Andover"]
+
+
+def test_the_bundled_sample_catalog_passes_the_source_path_check():
+    from ct_pipelines.catalog.loader import load_catalog
+    from ct_pipelines.settings import SAMPLE_CATALOG_DIR, SAMPLE_LANDING_DIR
+
+    catalog = load_catalog(SAMPLE_CATALOG_DIR)
+    assert catalog.datasets
+    problems = [source_path_problem(d, SAMPLE_LANDING_DIR) for d in catalog.datasets]
+    assert problems == [None] * len(catalog.datasets)
