@@ -17,8 +17,8 @@ def ours(path: str, db: str) -> str:
     import duckdb
 
     from ct_pipelines.catalog.models import Dataset
+    from ct_pipelines.core.settings import load_settings
     from ct_pipelines.ingest.ingest import ingest_dataset
-    from ct_pipelines.settings import load_settings
 
     dataset = Dataset.model_validate({
         "id": "bench", "title": "Bench extract", "description": "Generated benchmark extract.",
@@ -47,7 +47,7 @@ def pandas_read_csv(path: str, db: str) -> str:
 
 
 def _catalog(folder: Path, n: int) -> None:
-    from ct_pipelines.settings import SAMPLE_CATALOG_DIR
+    from ct_pipelines.core.settings import SAMPLE_CATALOG_DIR
 
     template = (SAMPLE_CATALOG_DIR / "dss_interpreter_requests.yaml").read_text(encoding="utf-8")
     for i in range(n):
@@ -58,10 +58,10 @@ def _catalog(folder: Path, n: int) -> None:
 def load_catalog_defs(folder: str) -> str:
     # The modules the check specs need (ibis for rule expressions) are imported first: a fixed cost, not one
     # that grows with the catalog; the process time in the table still includes it.
-    import ct_pipelines.privacy.specs  # noqa: F401
+    import ct_pipelines.protect.specs  # noqa: F401
     import ct_pipelines.publish.specs  # noqa: F401
-    import ct_pipelines.quality.specs  # noqa: F401
-    import ct_pipelines.rel.specs  # noqa: F401
+    import ct_pipelines.standardize.specs  # noqa: F401
+    import ct_pipelines.validate.specs  # noqa: F401
     from ct_pipelines.orchestration.component import build_definitions
 
     started = time.perf_counter()

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from bench.harness import run_in_child
-from ct_pipelines.publish.config import PortalConfig
+from ct_pipelines.catalog.blocks.publish import PublishConfig
 
 USERNAME, PASSWORD = "bench", "bench-password"
 COLUMNS = [
@@ -179,7 +179,7 @@ def main() -> None:
     parser.add_argument(
         "--in-flight",
         type=int,
-        default=PortalConfig().max_in_flight,
+        default=PublishConfig().max_in_flight,
         help="upsert chunks publish_table keeps in flight (portal.max_in_flight)",
     )
     args = parser.parse_args()

@@ -120,7 +120,7 @@ def connect(path: Path):
 
 
 def stage_ours(path: Path, workdir: Path) -> dict:
-    from ct_pipelines.quality.validate import validate_dataset
+    from ct_pipelines.validate.validate import validate_dataset
 
     con = connect(path)
     result = validate_dataset(
@@ -132,7 +132,7 @@ def stage_ours(path: Path, workdir: Path) -> dict:
 
 def stage_plain_sql(path: Path, workdir: Path) -> dict:
     """The same row rules as hand-written SQL: typed CTAS, failure rows, anti-join."""
-    from ct_pipelines.quality.custom_checks import CT_TOWNS
+    from ct_pipelines.validate.custom_checks import CT_TOWNS
 
     towns = ", ".join("'" + t.lower().replace("'", "''") + "'" for t in CT_TOWNS)
     races = ", ".join(f"'{r}'" for r in RACES)
@@ -179,7 +179,7 @@ def stage_naive(path: Path, workdir: Path) -> dict:
     import pandas as pd
     import pandera.pandas as pa
 
-    from ct_pipelines.quality.custom_checks import CT_TOWNS
+    from ct_pipelines.validate.custom_checks import CT_TOWNS
 
     con = duckdb.connect(str(path), read_only=True)
     frame = con.sql("SELECT * FROM raw.bench").df()
@@ -225,7 +225,7 @@ def child(stage: str, path: Path, workdir: Path) -> None:
     import great_expectations  # noqa: F401
     import pandera.pandas  # noqa: F401
 
-    import ct_pipelines.quality.validate  # noqa: F401
+    import ct_pipelines.validate.validate  # noqa: F401
 
     started = time.perf_counter()
     details = STAGES[stage](path, workdir)

@@ -54,7 +54,8 @@ RACE_LABELS = [
     "Martian",
 ]
 LANGUAGE_LABELS = ["English", "Spanish", "Spanish or Spanish Creole", "Portuguese", "Haitian Creole", "Polish",
-                   "Creole", "Karen", "Unknown", "Declined", "", "Bangla", "Mandarin"]  # fmt: skip
+                   "Creole", "Karen", "Unknown", "Declined", "", "Bangla", "Mandarin",
+                   "Chinese (Mandarin)", "pt-BR", "Spanish/English", "ASL", "Portuguese (Brazil)"]  # fmt: skip
 
 
 def build(path: str, rows: int, seed: int) -> None:
@@ -79,11 +80,11 @@ def stage_plain_join(path: str) -> None:
     """Baseline: the same output width, joined from prebuilt mapping tables (no classification)."""
     import duckdb
 
-    from ct_pipelines.rel.config import RelConfig
-    from ct_pipelines.rel.standardize import standardize_table
+    from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+    from ct_pipelines.standardize.standardize import standardize_table
 
     con = duckdb.connect(path)
-    config = RelConfig.model_validate(
+    config = StandardizeConfig.model_validate(
         {"columns": [{"column": "race", "field": "race_ethnicity"}, {"column": "lang", "field": "language"}]}
     )
     # prebuild the mapping tables outside the timed part
@@ -109,11 +110,11 @@ def stage_plain_join(path: str) -> None:
 def stage_standardize(path: str) -> None:
     import duckdb
 
-    from ct_pipelines.rel.config import RelConfig
-    from ct_pipelines.rel.standardize import rel_checks, standardize_table
+    from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+    from ct_pipelines.standardize.standardize import rel_checks, standardize_table
 
     con = duckdb.connect(path)
-    config = RelConfig.model_validate(
+    config = StandardizeConfig.model_validate(
         {"columns": [{"column": "race", "field": "race_ethnicity"}, {"column": "lang", "field": "language"}]}
     )
     start = time.perf_counter()

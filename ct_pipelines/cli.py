@@ -2,17 +2,23 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.core.settings import Settings, load_settings
+from ct_pipelines.pipeline import STAGE_NAMES
+
+if TYPE_CHECKING:
+    from ct_pipelines.orchestration.runner import DatasetSummary
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.settings import load_settings
 
 
 @click.group()
@@ -25,27 +31,84 @@ def main() -> None:
 @click.option("--catalog", "catalog_dir", type=click.Path(exists=True, path_type=Path),
               help="Folder of dataset YAML files (default: CT_PIPELINES_CATALOG or the bundled samples).")
 @click.option("--dataset", "dataset_ids", multiple=True, help="Only this dataset (repeatable).")
+@click.option("--until", type=click.Choice(STAGE_NAMES), default=None,
+              help="Run the stages up to and including this one (default: all five).")
 @click.option("--dry-run", is_flag=True, help="Do everything except write to the portal.")
-def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], dry_run: bool) -> None:
+@click.option("--reingest", is_flag=True, help="Read the landing file again even if this version was loaded.")
+@click.option("--full-replace", is_flag=True, help="Replace the whole portal dataset instead of sending changes.")
+@click.option("--allow-shrink", is_flag=True, help="Publish even if the table shrank past the dataset's limit.")
+@click.option("--allow-deletes", is_flag=True, help="Publish even if it deletes more portal rows than the limit.")
+def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], until: str | None, dry_run: bool, reingest: bool,
+        full_replace: bool, allow_shrink: bool, allow_deletes: bool) -> None:
     """Materialize every dataset's assets once, in process, and print a summary."""
-    from ct_pipelines.runner import format_summary, run_catalog
+    from ct_pipelines.core.results import RunOptions
+    from ct_pipelines.orchestration.runner import run_catalog
 
     if catalog_dir:
         os.environ["CT_PIPELINES_CATALOG"] = str(catalog_dir.resolve())
-    catalog = load_catalog(load_settings().catalog_dir)
+    settings = load_settings()
+    catalog = load_catalog(settings.catalog_dir)
     for error in catalog.errors:
         click.echo(f"skipped dataset file: {error}", err=True)
-    summaries, _ = run_catalog(None, list(dataset_ids) or None, dry_run=dry_run)
+    options = RunOptions(dry_run=dry_run, full_replace=full_replace, allow_shrink=allow_shrink,
+                         allow_deletes=allow_deletes, reingest=reingest)
+    summaries, _ = run_catalog(None, list(dataset_ids) or None, options=options, until=until, settings=settings)
     click.echo(format_summary(summaries))
-    settings = load_settings()
+    _write_staff_reports(settings)
     click.echo(f"\nWarehouse: {settings.warehouse_path}  Reports: {settings.reports_dir}")
     if os.environ.get("CT_PORTAL_DOMAIN"):
         click.echo(f"Published to: {os.environ.get('CT_PORTAL_SCHEME', 'https')}://{os.environ['CT_PORTAL_DOMAIN']}")
-    else:
+    elif until in (None, "publish"):
         click.echo(f"Published to the local portal in {settings.portal_data_dir}; browse it with:\n"
                    f"  ct-pipelines portal serve --data {settings.portal_data_dir}")
     failed = [s for s in summaries if not s.ok] or catalog.errors
     sys.exit(1 if failed else 0)
+
+
+def _write_staff_reports(settings: Settings) -> None:
+    """Every run refreshes the staff report site; a report problem is said, never fatal to the run."""
+    import duckdb
+
+    from ct_pipelines.report.build import write_reports
+
+    try:
+        with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as con:
+            site = write_reports(settings, load_catalog(settings.catalog_dir), con)
+        click.echo(f"\nReports for agency staff: {site.index}  (serve them with `ct-pipelines report serve`)")
+    except (OSError, ValueError, duckdb.Error) as exc:
+        click.echo(f"\nThe staff reports were not refreshed: {exc}", err=True)
+
+
+def format_summary(summaries: list[DatasetSummary]) -> str:
+    """One line per dataset, then what a person must do about each one that did not publish."""
+    headers = ["dataset", "status", "rows in", "set aside", "rows published", "checks passed", "checks failed",
+               "seconds"]
+    rows = [[s.dataset_id, s.status, _n(s.rows_in), _n(s.rows_set_aside), _n(s.rows_published),
+             str(s.checks_passed), str(s.checks_failed), f"{s.duration_s:.1f}"] for s in summaries]
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
+    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), "  ".join("-" * w for w in widths)]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    for s in summaries:
+        if s.dry_run_plan is not None:
+            out.append(f"\n{s.dataset_id}: dry run, nothing sent; the plan: {s.dry_run_plan}")
+        if s.error:
+            out.append(f"\n{s.dataset_id}: {s.failed_stage or 'the run'} failed: {s.error}")
+        errors = [c for c in s.failed_checks if "(ERROR)" in c]
+        if errors:
+            out.append(f"\n{s.dataset_id}: not published; these ERROR checks failed:")
+            out.extend(f"  - {line}" for line in errors)
+        warnings = [c for c in s.failed_checks if "(WARN)" in c]
+        if warnings:
+            out.append(f"\n{s.dataset_id}: warnings:")
+            out.extend(f"  - {line}" for line in warnings)
+        if s.rows_set_aside and s.quarantine_table:
+            out.append(f"\n{s.dataset_id}: {s.rows_set_aside:,} rows set aside; read them with "
+                       f"`ct-pipelines validate quarantine {s.dataset_id}` (table {s.quarantine_table})")
+    return "\n".join(out)
+
+
+def _n(value: int | None) -> str:
+    return "-" if value is None or value < 0 else f"{value:,}"
 
 
 @main.group()
@@ -57,14 +120,14 @@ def catalog() -> None:
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 def catalog_validate(path: Path | None) -> None:
     """Check dataset YAML files (a file or a folder); errors name the file, line and field."""
-    from ct_pipelines.pipeline import STAGES, stage_check_specs
+    from ct_pipelines.pipeline import STAGES
 
     result = load_catalog(path or load_settings().catalog_dir)
     problems = [str(error) for error in result.errors]
     for dataset in list(result.datasets):
         try:  # rules are compiled the way the pipeline will use them (custom checks exist, ranges fit types)
             for stage in STAGES:
-                stage_check_specs(dataset, stage)
+                stage.check_specs(dataset)
         except ValueError as exc:
             problems.append(f"{result.sources[dataset.id]}: {exc}")
             result.datasets.remove(dataset)
@@ -81,7 +144,7 @@ def catalog_list(as_json: bool, catalog_dir: Path | None) -> None:
     """List the datasets in the catalog."""
     result = load_catalog(catalog_dir or load_settings().catalog_dir)
     rows = [{"id": d.id, "title": d.title, "agency": d.agency, "category": str(d.category),
-             "update_frequency": str(d.update_frequency), "portal_id": d.portal.id,
+             "update_frequency": str(d.update_frequency), "portal_id": d.publish.id,
              "file": str(result.sources[d.id])} for d in result.datasets]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
@@ -103,18 +166,42 @@ def catalog_schema(output: Path | None) -> None:
         click.echo(text)
 
 
+DELIMITERS = {",": ",", "comma": ",", "\t": "\t", "\\t": "\t", "tab": "\t", "|": "|", "pipe": "|", ";": ";",
+              "semicolon": ";"}
+
+
+def _delimiter(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
+    if value is None:
+        return None
+    if value.lower() not in DELIMITERS:
+        raise click.BadParameter(f"{value!r} is not a delimiter ingest reads; use one of , tab | ;")
+    return DELIMITERS[value.lower()]
+
+
+def _reader_options(command: click.decorators.FC) -> click.decorators.FC:
+    """The reader options `profile` and `dataset new` share, so a starter file reads the file as profiled."""
+    for option in reversed([
+        click.option("--encoding", default="auto", show_default=True, help="A Python codec name such as cp1252."),
+        click.option("--sheet", default=None, help="Excel sheet name."),
+        click.option("--header-row", type=click.IntRange(min=1), default=None,
+                     help="1-based line of the header (detected by default)."),
+        click.option("--delimiter", default=None, callback=_delimiter, help="One of , tab | ; (detected by default)."),
+    ]):
+        command = option(command)
+    return command
+
+
 @main.command()
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@click.option("--encoding", default="auto", show_default=True)
-@click.option("--sheet", default=None, help="Excel sheet name.")
-@click.option("--header-row", type=int, default=None, help="1-based line of the header (detected by default).")
-def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_row: int | None) -> None:
+@_reader_options
+def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_row: int | None,
+            delimiter: str | None) -> None:
     """Show what the pipeline sees in a file: encoding, header, rows, columns and a sample."""
     from ct_pipelines.ingest.profile import profile_file
 
     try:
-        result = profile_file(file, encoding=encoding, sheet=sheet, header_row=header_row,
+        result = profile_file(file, encoding=encoding, sheet=sheet, header_row=header_row, delimiter=delimiter,
                               workdir=load_settings().home / "tmp")
     except IngestError as exc:
         raise click.ClickException(str(exc)) from exc
@@ -127,6 +214,8 @@ def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_
     for column in data["columns"]:
         click.echo(f"  {column['field_name']:<40} {column['type']:<9} {column['nulls']:>8,} empty  "
                    f"{column['distinct']:>8,} distinct   ({column['name']})")
+    for rule in data["leave_out"]:
+        click.echo(f"  trailing rows that are not data ({rule['name']}): `dataset new` proposes leaving them out")
 
 
 @main.group()
@@ -138,17 +227,22 @@ def dataset() -> None:
 @click.option("--from", "source", required=True, type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--id", "dataset_id", default=None, help="Dataset id (default: from the file name).")
 @click.option("--output", type=click.Path(path_type=Path), help="Write here instead of standard output.")
-def dataset_new(source: Path, dataset_id: str | None, output: Path | None) -> None:
-    """Write a starter YAML for an extract (inferred types, TODOs to fill in)."""
+@_reader_options
+def dataset_new(source: Path, dataset_id: str | None, output: Path | None, encoding: str, sheet: str | None,
+                header_row: int | None, delimiter: str | None) -> None:
+    """Write a starter YAML for an extract (inferred types, <<TODO: ...>> markers to fill in)."""
     from ct_pipelines.ingest.profile import profile_file, starter_yaml
 
     try:
-        text = starter_yaml(profile_file(source, workdir=load_settings().home / "tmp"), dataset_id)
+        profiled = profile_file(source, encoding=encoding, sheet=sheet, header_row=header_row, delimiter=delimiter,
+                                workdir=load_settings().home / "tmp")
     except IngestError as exc:
         raise click.ClickException(str(exc)) from exc
+    text = starter_yaml(profiled, dataset_id)
     if output:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}; fill in the TODOs and run `ct-pipelines catalog validate {output}`")
+        click.echo(f"wrote {output}; replace each <<TODO: ...>> marker, then run "
+                   f"`ct-pipelines catalog validate {output}`")
     else:
         click.echo(text, nl=False)
 
@@ -162,17 +256,25 @@ def dev(ctx: click.Context) -> None:
     sys.exit(subprocess.call(command, env=env))
 
 
-def _add_optional_groups() -> None:
-    """Sub-commands owned by the domain packages."""
+def _add_stage_groups() -> None:
+    """Sub-commands owned by the packages, named after them; the names they had before stay as aliases."""
     from ct_pipelines.automation.cli import automation
     from ct_pipelines.portal.cli import portal
-    from ct_pipelines.privacy.cli import privacy
+    from ct_pipelines.protect.cli import privacy
     from ct_pipelines.publish.cli import publish_group
-    from ct_pipelines.quality.cli import quality
-    from ct_pipelines.rel.cli import rel
+    from ct_pipelines.report.cli import report_group
+    from ct_pipelines.standardize.cli import rel
+    from ct_pipelines.validate.cli import quality
 
-    for group in (quality, rel, privacy, publish_group, portal, automation):
-        main.add_command(group)
+    for group, name, alias in ((quality, "validate", "quality"), (rel, "standardize", "rel"),
+                               (privacy, "protect", "privacy"), (publish_group, "publish", None),
+                               (portal, "portal", None), (automation, "automation", None),
+                               (report_group, "report", None)):
+        main.add_command(group, name=name)
+        if alias:  # a hidden copy, so help lists each group once
+            old_name = copy.copy(group)
+            old_name.hidden = True
+            main.add_command(old_name, name=alias)
 
 
-_add_optional_groups()
+_add_stage_groups()

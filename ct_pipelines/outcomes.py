@@ -4,9 +4,29 @@ an asset check result the same way, and the CLI can print them without Dagster."
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
-from ct_pipelines.quality.config import Severity
+
+class Severity(StrEnum):
+    """How a failing rule is handled.
+
+    For row-level rules: BLOCK stops the dataset whatever the share of failing rows; ERROR sets the
+    failing rows aside and lets the rest go on while the quarantined share stays within
+    ``max_quarantine_share``; WARN only reports. For dataset-level checks and expectations, ERROR and
+    BLOCK both stop publishing. Check outcomes only ever carry ERROR or WARN.
+    """
+
+    BLOCK = "BLOCK"
+    ERROR = "ERROR"
+    WARN = "WARN"
+
+    @classmethod
+    def _missing_(cls, value: object) -> Severity | None:
+        """Accept ``block``/``error``/``warn`` as people write them in YAML."""
+        if isinstance(value, str):
+            return cls.__members__.get(value.upper())
+        return None
 
 
 @dataclass(frozen=True)

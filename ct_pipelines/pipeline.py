@@ -14,9 +14,9 @@ from typing import Any
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.outcomes import CheckOutcome, CheckSpec
+from ct_pipelines.core.settings import Settings
 from ct_pipelines.ingest.ingest import ingest_dataset
-from ct_pipelines.outcomes import CheckOutcome, CheckSpec
-from ct_pipelines.settings import Settings
 
 Progress = Callable[[str], None]
 STAGES = ("raw", "validated", "standardized", "published_table", "portal")
@@ -64,15 +64,15 @@ def run_ingest_stage(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings:
 def stage_check_specs(dataset: Dataset, stage: str) -> list[CheckSpec]:
     """Every check a stage may report for this dataset, known from the YAML alone."""
     if stage == "validated":
-        from ct_pipelines.quality.specs import quality_check_specs
+        from ct_pipelines.validate.specs import quality_check_specs
 
         return quality_check_specs(dataset)
     if stage == "standardized":
-        from ct_pipelines.rel.specs import rel_check_specs
+        from ct_pipelines.standardize.specs import rel_check_specs
 
-        return rel_check_specs(dataset.rel) if dataset.rel else []
+        return rel_check_specs(dataset.standardize) if dataset.standardize else []
     if stage == "published_table":
-        from ct_pipelines.privacy.specs import privacy_check_specs
+        from ct_pipelines.protect.specs import privacy_check_specs
 
         return privacy_check_specs(dataset)
     if stage == "portal":
@@ -85,8 +85,8 @@ def stage_check_specs(dataset: Dataset, stage: str) -> list[CheckSpec]:
 def run_validate(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
                  progress: Progress = _quiet) -> StageResult:
     """Column rules (pandera, in SQL) and GX expectations; failing rows go to quarantine with a reason."""
-    from ct_pipelines.quality.rules import DatasetRuleError
-    from ct_pipelines.quality.validate import validate_dataset
+    from ct_pipelines.validate.rules import DatasetRuleError
+    from ct_pipelines.validate.validate import validate_dataset
 
     try:
         result = validate_dataset(con, dataset, table("raw", dataset.id), table("validated", dataset.id),
@@ -109,23 +109,23 @@ def run_validate(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Set
 def run_standardize(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
                     progress: Progress = _quiet) -> StageResult:
     """Map race, ethnicity and language labels (distinct labels once, then a join in DuckDB)."""
-    from ct_pipelines.rel.standardize import rel_checks, standardize_table
+    from ct_pipelines.standardize.standardize import rel_checks, standardize_table
 
     source, target = table("validated", dataset.id), table("standardized", dataset.id)
-    if dataset.rel is None or not dataset.rel.columns:
+    if dataset.standardize is None or not dataset.standardize.columns:
         con.execute(f'CREATE OR REPLACE TABLE "{target}" AS SELECT * FROM "{source}"')
         rows = con.execute(f'SELECT count(*) FROM "{target}"').fetchone()[0]
         return StageResult({"table": target, "rows": rows, "dagster/row_count": rows,
                             "note": "No race, ethnicity or language columns declared (rel:); rows passed on."},
                            rows=rows)
     try:
-        result = standardize_table(con, source, target, dataset.rel)
+        result = standardize_table(con, source, target, dataset.standardize)
     except ValueError as exc:
         raise StageError(str(exc)) from exc
-    outcomes = rel_checks(con, target, dataset.rel)
+    outcomes = rel_checks(con, target, dataset.standardize)
     pii = set(dataset.pii_fields)
     for outcome in outcomes:  # raw labels of a column marked pii must not reach the UI
-        if any(c.column in pii for c in dataset.rel.columns if outcome.name.endswith(f"_{c.column}_labels_recognized")):
+        if any(c.column in pii for c in dataset.standardize.columns if outcome.name.endswith(f"_{c.column}_labels_recognized")):
             outcome.metadata = {k: v for k, v in outcome.metadata.items() if isinstance(v, int | float)}
     progress(f"{dataset.id}: standardized {result.row_count:,} rows; reporting groups {result.reporting_groups}")
     columns_md = "| column | " + " | ".join(["status", "rows"]) + " |\n|---|---|---|\n" + "\n".join(
@@ -140,8 +140,8 @@ def run_standardize(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: 
 def run_protect(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, run_id: str,
                 progress: Progress = _quiet) -> StageResult:
     """Build the table the portal receives: no PII columns, aggregated and suppressed as configured."""
-    from ct_pipelines.privacy.pii import PiiLeakError
-    from ct_pipelines.privacy.published import PublishConfigError, build_published_table, privacy_outcomes
+    from ct_pipelines.protect.pii import PiiLeakError
+    from ct_pipelines.protect.published import PublishConfigError, build_published_table, privacy_outcomes
 
     source, target = table("standardized", dataset.id), table("published_table", dataset.id)
     public = f"{source}__without_internal"

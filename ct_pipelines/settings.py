@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-PACKAGE_DIR = Path(__file__).resolve().parent
+PACKAGE_DIR = Path(__file__).resolve().parent.parent  # ct_pipelines/
 SAMPLES_DIR = PACKAGE_DIR / "samples"
 SAMPLE_CATALOG_DIR = SAMPLES_DIR / "catalog"
 SAMPLE_LANDING_DIR = SAMPLES_DIR / "landing"

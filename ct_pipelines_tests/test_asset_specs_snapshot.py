@@ -17,8 +17,8 @@ from typing import Any
 import dagster as dg
 import pytest
 
+from ct_pipelines.core.settings import SAMPLE_CATALOG_DIR
 from ct_pipelines.orchestration.component import build_definitions
-from ct_pipelines.settings import SAMPLE_CATALOG_DIR
 
 SNAPSHOT = Path(__file__).resolve().parent / "snapshots" / "asset_specs.json"
 UPDATE_ENV = "CT_UPDATE_SNAPSHOTS"
@@ -72,5 +72,5 @@ def test_sample_catalog_asset_specs_match_the_snapshot(tmp_path: Path, monkeypat
     )
     # The snapshot is not vacuous: every sample dataset has its five stages and they chain in order.
     for dataset in ("deep_fishing_licenses", "dmv_ev_registrations", "dss_interpreter_requests"):
-        assert expected["assets"][f"{dataset}/portal"]["deps"] == [f"{dataset}/published_table"]
-        assert expected["assets"][f"{dataset}/raw"]["deps"] == []
+        assert expected["assets"][f"{dataset}/publish"]["deps"] == [f"{dataset}/protect"]
+        assert expected["assets"][f"{dataset}/ingest"]["deps"] == []

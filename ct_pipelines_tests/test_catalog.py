@@ -11,7 +11,9 @@ from click.testing import CliRunner
 from ct_pipelines.catalog.loader import load_catalog
 from ct_pipelines.catalog.schema import SCHEMA_PATH, schema_text
 from ct_pipelines.cli import main
-from ct_pipelines.settings import SAMPLE_CATALOG_DIR
+from ct_pipelines.core.settings import SAMPLE_CATALOG_DIR
+from ct_pipelines.ingest.profile import CODE_TYPE
+from ct_pipelines_tests.test_starter import fill_todos
 
 GOOD = """\
 id: good_one
@@ -99,12 +101,14 @@ def test_dataset_new_writes_a_file_that_validates(tmp_path: Path):
         main, ["dataset", "new", "--from", str(tmp_path / "Town Counts 2024.csv"), "--output", str(out)]
     )
     assert result.exit_code == 0, result.output
+    assert len(load_catalog(out.parent).errors) == 6  # <<TODO: ...>> markers are refused until filled
+    fill_todos(out)
     catalog = load_catalog(out.parent)
     assert not catalog.errors
     dataset = catalog.datasets[0]
-    assert dataset.source.header_row == 3
+    assert dataset.ingest.header_row == 3
     types = {c.field_name: str(c.type) for c in dataset.columns}
-    assert types == {"town": "text", "code": "text", "count": "integer", "when": "date"}
+    assert types == {"town": "text", "code": CODE_TYPE, "count": "integer", "when": "date"}
 
 
 def test_profile_json(tmp_path: Path):
@@ -152,7 +156,8 @@ def test_profile_and_dataset_new_on_real_files_agree_with_ingest(
         ).exit_code
         == 0
     )
+    fill_todos(out)
     dataset = load_catalog(out).datasets[0]
     con = duckdb.connect()
     result = ingest_dataset(con, dataset, shared_ct, run_id="t", workdir=tmp_path)
-    assert (result.rows, result.columns) == (rows, columns)
+    assert (result.source_rows, result.columns) == (rows, columns)  # SDE: the footer Total row is left out

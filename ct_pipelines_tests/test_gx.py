@@ -12,8 +12,8 @@ from great_expectations.execution_engine.sqlalchemy_execution_engine import SqlA
 from great_expectations.expectations.metrics import util as gx_metric_util
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.quality.gx_duckdb import duckdb_patches
-from ct_pipelines.quality.gx_suite import gx_check_names, run_gx_suite
+from ct_pipelines.validate.gx_duckdb import duckdb_patches
+from ct_pipelines.validate.gx_suite import gx_check_names, run_gx_suite
 
 
 def make_rows(n: int = 200) -> list[tuple]:

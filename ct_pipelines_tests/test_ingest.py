@@ -29,7 +29,7 @@ def ingest(tmp_path: Path, make_dataset, name: str, **dataset_fields):
     con = duckdb.connect()
     dataset = make_dataset(name, **dataset_fields)
     result = ingest_dataset(con, dataset, tmp_path, run_id="test", workdir=tmp_path / "work")
-    rows = con.execute(f'SELECT * FROM raw__{dataset.id} ORDER BY _row').fetchall()
+    rows = con.execute(f'SELECT * FROM ingest__{dataset.id} ORDER BY _row').fetchall()
     return con, result, rows
 
 
@@ -113,8 +113,8 @@ def test_a_formula_value_only_at_the_end_of_a_large_file_is_still_unwrapped(tmp_
     (tmp_path / "x.csv").write_text("code,other\n" + rows + '="0010011",last\n', encoding="utf-8")
     con, result, _ = ingest(tmp_path, make_dataset, "x.csv")
     assert result.rows == 200_001
-    assert con.execute("SELECT code FROM raw__sample WHERE other = 'last'").fetchall() == [("0010011",)]
-    assert con.execute("SELECT count(*) FROM raw__sample WHERE code LIKE '=%'").fetchall() == [(0,)]
+    assert con.execute("SELECT code FROM ingest__sample WHERE other = 'last'").fetchall() == [("0010011",)]
+    assert con.execute("SELECT count(*) FROM ingest__sample WHERE code LIKE '=%'").fetchall() == [(0,)]
 
 
 def test_short_rows_are_padded_but_long_rows_name_their_line(tmp_path, make_dataset):
@@ -240,7 +240,7 @@ def test_real_edsight_extract(shared_ct, make_dataset):
     codes = [
         r[0]
         for r in con.execute(
-            'SELECT district_code FROM raw__sample WHERE district_code IS NOT NULL'
+            'SELECT district_code FROM ingest__sample WHERE district_code IS NOT NULL'
         ).fetchall()
     ]
     assert "2880013" in codes and not any("=" in c or '"' in c for c in codes)

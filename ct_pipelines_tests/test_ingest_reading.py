@@ -42,9 +42,9 @@ def test_one_cp1252_row_after_256_kb_of_utf8_does_not_garble_the_rest(tmp_path, 
     assert result.rows == 4_000
     assert result.encoding == "utf-8+cp1252"
     assert (result.fallback_lines, result.first_fallback_line) == (1, 3_501)
-    counts = dict(con.execute("SELECT name, count(*) FROM raw__sample GROUP BY name").fetchall())
+    counts = dict(con.execute("SELECT name, count(*) FROM ingest__sample GROUP BY name").fetchall())
     assert counts == {"Zoë Müller": 1_000, "José Núñez": 1_000, "Ana Lee": 1_000, "Renée O’Brien": 1_000}
-    assert con.execute("SELECT _line, name FROM raw__sample WHERE client_id = 'C003500'").fetchall() == [
+    assert con.execute("SELECT _line, name FROM ingest__sample WHERE client_id = 'C003500'").fetchall() == [
         (3_501, "Zoë Müller")  # the row written in cp1252
     ]
     logged = con.execute("SELECT encoding, fallback_lines FROM meta.ingest_log").fetchall()
@@ -57,7 +57,7 @@ def test_cp1252_rows_first_then_utf8_rows_are_each_read_right(tmp_path, make_dat
     (tmp_path / "x.csv").write_bytes(head + tail)
     con, result = ingest(tmp_path, make_dataset, "x.csv")
     assert result.encoding == "utf-8+cp1252" and result.fallback_lines == 1
-    assert con.execute("SELECT name FROM raw__sample ORDER BY _row").fetchall() == [
+    assert con.execute("SELECT name FROM ingest__sample ORDER BY _row").fetchall() == [
         ("Renée",),
         ("Zoë",),
         ("“quoted”",),
@@ -69,7 +69,7 @@ def test_a_whole_cp1252_file_larger_than_the_sample_stays_cp1252(tmp_path, make_
     (tmp_path / "x.csv").write_bytes(("id,label\r\n" + rows).encode("cp1252"))
     con, result = ingest(tmp_path, make_dataset, "x.csv")
     assert (result.rows, result.encoding) == (20_000, "cp1252")
-    assert con.execute("SELECT label FROM raw__sample WHERE id = '19999'").fetchall() == [("Café “19999”",)]
+    assert con.execute("SELECT label FROM ingest__sample WHERE id = '19999'").fetchall() == [("Café “19999”",)]
 
 
 def test_declared_utf8_refuses_naming_the_first_line_that_breaks(tmp_path, make_dataset):
@@ -90,7 +90,7 @@ def test_invalid_bytes_inside_a_quoted_field_are_not_called_an_unclosed_quote(tm
     assert "quoted field" not in str(info.value) and info.value.line == 30_002
     con, result = ingest(tmp_path, make_dataset, "x.csv")
     assert result.rows == 30_000 and result.encoding == "cp1252"  # nothing else in the file is non-ASCII
-    assert con.execute("SELECT _line, note FROM raw__sample WHERE id = '30000'").fetchall() == [
+    assert con.execute("SELECT _line, note FROM ingest__sample WHERE id = '30000'").fetchall() == [
         (30_002, "café\nend")
     ]
 
@@ -99,7 +99,7 @@ def test_declared_cp1252_with_utf8_rows_reads_both_and_refuses_bytes_neither_fit
     (tmp_path / "x.csv").write_bytes("id,name\n1,Zoë\n".encode() + "2,Renée\n".encode("cp1252"))
     con, result = ingest(tmp_path, make_dataset, "x.csv", source={"encoding": "cp1252"})
     assert result.encoding == "utf-8+cp1252"
-    assert [r[0] for r in con.execute("SELECT name FROM raw__sample ORDER BY _row").fetchall()] == [
+    assert [r[0] for r in con.execute("SELECT name FROM ingest__sample ORDER BY _row").fetchall()] == [
         "Zoë",
         "Renée",
     ]
@@ -122,7 +122,7 @@ def test_header_with_near_duplicate_names_is_found_and_each_can_be_declared(tmp_
     ]
     con, result = ingest(tmp_path, make_dataset, "x.csv", columns=columns)
     got = con.execute(
-        "SELECT town, other_unspecified, other_language FROM raw__sample ORDER BY _row"
+        "SELECT town, other_unspecified, other_language FROM ingest__sample ORDER BY _row"
     ).fetchall()
     assert got == [("Hartford", "1", "2"), ("Bristol", "0", "1")]
 
@@ -139,7 +139,7 @@ def test_exact_duplicate_headers_are_declared_in_file_order(tmp_path, make_datas
         "Total (column 2)": "total_2019",
         "Total (column 3)": "total_2020",
     }
-    assert con.execute("SELECT total_2019, total_2020 FROM raw__sample").fetchall() == [("5", "7")]
+    assert con.execute("SELECT total_2019, total_2020 FROM ingest__sample").fetchall() == [("5", "7")]
 
 
 def test_a_data_row_taken_for_the_header_is_described_without_its_values(tmp_path, make_dataset):
@@ -198,7 +198,7 @@ def test_excel_codes_keep_padding_and_integers_lose_dot_zero(tmp_path, make_data
     con, result = ingest(tmp_path, make_dataset, "towns.xlsx")
     assert result.rows == 2
     assert con.execute(
-        "SELECT zip, zip_4, town_code, count, rate FROM raw__sample ORDER BY _row"
+        "SELECT zip, zip_4, town_code, count, rate FROM ingest__sample ORDER BY _row"
     ).fetchall() == [
         ("06232", "06232-1234", "001", "12", "0.25"),
         ("06010", "06010-1000", "017", "6010", "0.3"),
@@ -241,7 +241,7 @@ def test_a_line_is_decoded_whole_even_when_it_starts_like_utf8(tmp_path, make_da
     )
     (tmp_path / "x.csv").write_bytes(data)
     con, result = ingest(tmp_path, make_dataset, "x.csv")
-    assert con.execute("SELECT a, b FROM raw__sample ORDER BY _row").fetchall() == [
+    assert con.execute("SELECT a, b FROM ingest__sample ORDER BY _row").fetchall() == [
         ("Zoë", "x"),
         ("Ã©", "café"),
         ("naïve", "y"),
@@ -273,7 +273,7 @@ def test_real_dcf_extract_with_a_row_appended_by_a_cp1252_tool(shared_ct, tmp_pa
     (tmp_path / "dcf.csv").write_bytes(real.rstrip(b"\r\n") + b"\n" + appended.encode("cp1252"))
     con, result = ingest(tmp_path, make_dataset, "dcf.csv")
     assert result.rows == 1_759 and result.fallback_lines == 1
-    assert con.execute("SELECT dcf_region, dcf_office FROM raw__sample WHERE _row = 1759").fetchall() == [
+    assert con.execute("SELECT dcf_region, dcf_office FROM ingest__sample WHERE _row = 1759").fetchall() == [
         ("Région Sud", "Bureau d’accueil")
     ]
-    assert con.execute("SELECT count(*) FROM raw__sample WHERE dcf_office LIKE '%Ã%'").fetchone() == (0,)
+    assert con.execute("SELECT count(*) FROM ingest__sample WHERE dcf_office LIKE '%Ã%'").fetchone() == (0,)

@@ -27,7 +27,7 @@ def land(folder: Path, name: str, text: str, mtime: int = OLD) -> Path:
 
 
 def towns(con: duckdb.DuckDBPyConnection) -> list[str]:
-    return [r[0] for r in con.execute("SELECT town FROM raw__sample ORDER BY _row").fetchall()]
+    return [r[0] for r in con.execute("SELECT town FROM ingest__sample ORDER BY _row").fetchall()]
 
 
 def log(con: duckdb.DuckDBPyConnection) -> list[tuple]:
@@ -76,7 +76,7 @@ def test_a_yaml_fix_rereads_the_same_file_and_force_rereads_it_anyway(tmp_path, 
     after = ingest_dataset(con, fixed, tmp_path, run_id="r2", workdir=tmp_path / "w")
     assert not after.skipped and after.read_config != before.read_config and "YAML" in after.reason
     assert after.resend_of_run is None
-    assert con.execute("SELECT town_name FROM raw__sample").fetchall() == [("Andover",)]
+    assert con.execute("SELECT town_name FROM ingest__sample").fetchall() == [("Andover",)]
     assert ingest_dataset(con, fixed, tmp_path, run_id="r3", workdir=tmp_path / "w").skipped
     forced = ingest_dataset(con, fixed, tmp_path, run_id="r4", workdir=tmp_path / "w", force=True)
     assert not forced.skipped and "force" in forced.reason
@@ -135,7 +135,7 @@ def test_a_file_rewritten_in_place_during_ingest_is_logged_with_the_hash_of_what
     finally:
         done.set()
         writer.join()
-    loaded = con.execute("SELECT DISTINCT town FROM raw__sample").fetchall()
+    loaded = con.execute("SELECT DISTINCT town FROM ingest__sample").fetchall()
     assert len(loaded) == 1 and result.rows == rows
     version = "A" if loaded[0][0] == "Andover" else "B"
     assert result.sha256 == hashlib.sha256(encoded[version]).hexdigest()
@@ -190,8 +190,9 @@ def test_absolute_paths_inside_the_landing_folder_and_links_within_it_are_read(t
 
 
 def test_the_bundled_sample_catalog_passes_the_source_path_check():
+    from ct_pipelines.core.settings import SAMPLE_CATALOG_DIR, SAMPLE_LANDING_DIR
+
     from ct_pipelines.catalog.loader import load_catalog
-    from ct_pipelines.settings import SAMPLE_CATALOG_DIR, SAMPLE_LANDING_DIR
 
     catalog = load_catalog(SAMPLE_CATALOG_DIR)
     assert catalog.datasets

@@ -22,8 +22,7 @@ from ct_pipelines.automation.notify import (
     notifier_from_env,
     select_unsent,
 )
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import Severity
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines_tests.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
 
 SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-smtp-pw"

@@ -170,7 +170,7 @@ def test_landing_file_starts_one_run_per_file_version(env: Path, instance: dg.Da
     assert set(request.asset_selection) == set(dataset_asset_keys("weekly_requests"))
     (observation,) = first.asset_events
     assert isinstance(observation, dg.AssetObservation)
-    assert observation.asset_key == dg.AssetKey(["weekly_requests", "raw"])
+    assert observation.asset_key == dg.AssetKey(["weekly_requests", "ingest"])
     assert observation.metadata["landing_file_age_hours"].value == 2.0
 
     second = tick(first.cursor)
@@ -239,7 +239,7 @@ def test_failed_run_sends_one_alert(receivers, env: Path, instance: dg.DagsterIn
     defs = build_definitions(str(catalog), with_automation=False)
     # No landing file: the raw asset fails with an ingest error, the way a real run fails.
     result = defs.resolve_job_def(automation.PUBLISH_JOB).execute_in_process(
-        instance=instance, raise_on_error=False, asset_selection=[dg.AssetKey(["weekly_requests", "raw"])])
+        instance=instance, raise_on_error=False, asset_selection=[dg.AssetKey(["weekly_requests", "ingest"])])
     assert not result.success
     context = dg.build_run_status_sensor_context(
         sensor_name="run_failures", dagster_event=result.get_run_failure_event(), dagster_instance=instance,

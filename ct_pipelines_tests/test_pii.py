@@ -9,8 +9,8 @@ import duckdb
 import pandas as pd
 import pytest
 
-from ct_pipelines.privacy.config import PiiExemption
-from ct_pipelines.privacy.pii import PiiLeakError, assert_no_pii_columns, pii_scan_outcome, scan_for_pii
+from ct_pipelines.catalog.blocks.protect import PiiExemption
+from ct_pipelines.protect.pii import PiiLeakError, assert_no_pii_columns, pii_scan_outcome, scan_for_pii
 
 CT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
 
@@ -37,17 +37,17 @@ def test_planted_ssn_in_free_text_is_reported_masked() -> None:
     assert "notes" in outcome.summary and "Social Security number" in outcome.summary
     assert "078-05-1120" not in str(outcome.metadata) and "078-05-1120" not in outcome.summary
     hit = hits_by(outcome.metadata["hits"])[("notes", "ssn")]
-    assert hit["rows"] == 1 and hit["example"] == "***-**-1120"
+    assert hit["rows"] == 1 and hit["example"] == "###-##-####"
 
 
 @pytest.mark.parametrize(
     ("value", "pattern", "masked"),
     [
         ("contact jane.doe@health.ct.gov today", "email", "j***@***.gov"),
-        ("call (860) 555-0147", "phone", "(***) ***-0147"),
+        ("call (860) 555-0147", "phone", "(###) ###-####"),
         ("DOB: 04/17/1968, admitted", "date_of_birth", "**/**/****"),
         ("found at 123 Main Street", "street_address", "*** **** Street"),
-        ("MRN 00482913 transferred", "record_id", "******13"),
+        ("MRN 00482913 transferred", "record_id", "########"),
     ],
 )
 def test_each_pattern_is_found_and_masked(value: str, pattern: str, masked: str) -> None:
@@ -120,3 +120,16 @@ def test_real_ocme_extract_scan_finds_no_ssn_or_email() -> None:
     con.execute(f"CREATE TABLE ocme AS SELECT * FROM read_csv('{path}', all_varchar = true)")
     patterns = {f["pattern"] for f in scan_for_pii(con, "ocme")}
     assert "ssn" not in patterns and "email" not in patterns and "phone" not in patterns
+
+
+def test_scan_reports_show_no_digit_of_an_ssn_or_phone() -> None:
+    """Summaries, metadata and the markdown report keep only the shape of the match."""
+    con = duckdb.connect()
+    notes = ["no identifiers"] * 8 + ["SSN 078-05-1120 on file", "reach her at 860.555.0147 after 5"]
+    table_with(con, "published", notes=notes)
+    outcome = pii_scan_outcome(con, "published")
+    text = outcome.summary + str(outcome.metadata)
+    for digits in ("078", "1120", "860", "555", "0147"):
+        assert digits not in text
+    shapes = {hit["pattern"]: hit["example"] for hit in outcome.metadata["hits"]}
+    assert shapes == {"ssn": "###-##-####", "phone": "(###) ###-####"}

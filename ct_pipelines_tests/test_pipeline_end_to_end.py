@@ -10,9 +10,10 @@ import dagster as dg
 import duckdb
 import pytest
 
+from ct_pipelines.core.results import RunOptions
+from ct_pipelines.core.settings import SAMPLES_DIR
+from ct_pipelines.orchestration.runner import run_catalog
 from ct_pipelines.portal.store import PortalStore
-from ct_pipelines.runner import run_catalog
-from ct_pipelines.settings import SAMPLES_DIR
 
 DEFECTS = SAMPLES_DIR / "defects"
 
@@ -50,16 +51,20 @@ def _portal_views(home: Path) -> list[dict]:
 def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home: Path):
     shutil.copy(DEFECTS / "landing" / "dph_clinic_visits.csv", home / "landing")
     summaries, result = _run(DEFECTS / "catalog")
-    checks = _checks(result, "validated")
-    failing = {name: int(e.metadata["failing_rows"].value) for name, e in checks.items() if not e.passed}
+    checks = _checks(result, "validate")
+    row_checks = {name: e for name, e in checks.items() if not e.passed and name != "quarantine_share"}
+    failing = {name: int(e.metadata["failing_rows"].value) for name, e in row_checks.items()}
     # Planted in ct_pipelines/samples/generate.py: 2 empty ids, 1 repeated id, 1 impossible date, 3 ages over
     # 120, 2 vaccines outside the list, 1 date in the future.
     assert failing == {"required": 2, "unique": 1, "types": 1, "ranges": 3, "allowed_values": 2, "not_in_future": 1}
-    assert all(e.severity == dg.AssetCheckSeverity.ERROR for name, e in checks.items() if not e.passed)
+    # Failing rows are set aside (a warning each); 5% set aside is over the demo's 2% limit, which blocks.
+    assert all(e.severity == dg.AssetCheckSeverity.WARN for e in row_checks.values())
+    assert not checks["quarantine_share"].passed
+    assert checks["quarantine_share"].severity == dg.AssetCheckSeverity.ERROR
     assert checks["conservation"].passed
-    assert {"raw", "validated"} <= _materialized(result)
-    assert not {"standardized", "published_table", "portal"} & _materialized(result)
-    assert summaries[0].rows_quarantined == 10 and not summaries[0].ok
+    assert {"ingest", "validate"} <= _materialized(result)
+    assert not {"standardize", "protect", "publish"} & _materialized(result)
+    assert summaries[0].rows_set_aside == 10 and not summaries[0].ok
     assert _portal_views(home) == []
     con = duckdb.connect(str(home / "home" / "warehouse.duckdb"), read_only=True)
     quarantined = con.execute("SELECT source_line, rule_group, column_name FROM quarantine__dph_clinic_visits "
@@ -69,8 +74,8 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
                            (21, "ranges", "age"), (22, "ranges", "age"), (23, "ranges", "age"),
                            (31, "types", "visit_date"), (32, "not_in_future", "visit_date"),
                            (41, "allowed_values", "vaccine"), (42, "allowed_values", "vaccine")]
-    ingested, valid = con.execute("SELECT (SELECT count(*) FROM raw__dph_clinic_visits), "
-                                  "(SELECT count(*) FROM valid__dph_clinic_visits)").fetchone()
+    ingested, valid = con.execute("SELECT (SELECT count(*) FROM ingest__dph_clinic_visits), "
+                                  "(SELECT count(*) FROM validate__dph_clinic_visits)").fetchone()
     assert ingested == valid + len(quarantined)
 
 
@@ -79,7 +84,7 @@ def test_the_same_extract_with_defects_fixed_passes_and_is_published(home: Path)
     summaries, result = _run(DEFECTS / "catalog")
     evaluations = result.get_asset_check_evaluations()
     assert evaluations and all(e.passed for e in evaluations)
-    assert _materialized(result) == {"raw", "validated", "standardized", "published_table", "portal"}
+    assert _materialized(result) == {"ingest", "validate", "standardize", "protect", "publish"}
     assert summaries[0].ok and summaries[0].rows_published == 200
     (view,) = _portal_views(home)
     assert view["name"] == "Immunization Clinic Visits"
@@ -120,11 +125,11 @@ def test_pii_columns_never_reach_the_portal_and_a_planted_ssn_blocks_publishing(
     (catalog / "clinic_notes.yaml").write_text(ROWS_WITH_PII, encoding="utf-8")
     _notes(home / "landing" / "notes.csv", "called back, SSN 123-45-6789 on file")
     summaries, result = _run(catalog)
-    pii = _checks(result, "published_table")["pii_scan"]
+    pii = _checks(result, "protect")["pii_scan"]
     assert not pii.passed and pii.severity == dg.AssetCheckSeverity.ERROR
     text = str(pii.metadata)
     assert "note" in text and "ssn" in text.lower() and "123-45-6789" not in text
-    assert "portal" not in _materialized(result) and _portal_views(home) == []
+    assert "publish" not in _materialized(result) and _portal_views(home) == []
 
     _notes(home / "landing" / "notes.csv", "called back")
     summaries, result = _run(catalog)
@@ -135,8 +140,8 @@ def test_pii_columns_never_reach_the_portal_and_a_planted_ssn_blocks_publishing(
 
 
 @pytest.mark.parametrize(("extra_yaml", "stage", "check"), [
-    ("", "validated", "row_count_change"),  # the quality gate sees the drop first
-    ("quality:\n  max_row_count_drop: 1.0\n", "portal", "publish_guard"),  # and the publisher guards again
+    ("", "validate", "row_count_change"),  # the quality gate sees the drop first
+    ("quality:\n  max_row_count_drop: 1.0\n", "publish", "publish_guard"),  # and the publisher guards again
 ])
 def test_a_truncated_extract_is_refused_and_the_portal_keeps_its_rows(home: Path, extra_yaml: str, stage: str,
                                                                      check: str):
@@ -152,7 +157,7 @@ def test_a_truncated_extract_is_refused_and_the_portal_keeps_its_rows(home: Path
     assert not refused.passed and refused.severity == dg.AssetCheckSeverity.ERROR
     message = str(refused.metadata["summary"].value)
     assert "40" in message and "5" in message
-    assert "portal" not in _materialized(result) and not summaries[0].ok
+    assert "publish" not in _materialized(result) and not summaries[0].ok
     (view,) = _portal_views(home)
     store = PortalStore(home / "home" / "portal")
     try:
@@ -163,9 +168,9 @@ def test_a_truncated_extract_is_refused_and_the_portal_keeps_its_rows(home: Path
 
 def test_dry_run_reports_the_plan_and_leaves_the_portal_untouched(home: Path):
     shutil.copy(DEFECTS / "fixed" / "dph_clinic_visits.csv", home / "landing")
-    summaries, result = run_catalog(str(DEFECTS / "catalog"), dry_run=True, instance=dg.DagsterInstance.ephemeral())
+    summaries, result = run_catalog(str(DEFECTS / "catalog"), options=RunOptions(dry_run=True), instance=dg.DagsterInstance.ephemeral())
     assert summaries[0].ok and summaries[0].dry_run_plan["rows_to_create"] == 200
-    assert "portal" not in _materialized(result)
+    assert "publish" not in _materialized(result)
     assert _portal_views(home) == []
 
 

@@ -12,24 +12,30 @@ from requests.adapters import HTTPAdapter
 from sodapy import Socrata
 from urllib3.util.retry import Retry
 
-from ct_pipelines.portal.faults import FaultPlan, FaultRule
 from ct_pipelines.portal.local import LocalPortal
+from ct_pipelines_tests.support.faults import FaultPlan, FaultRule
 
 COLUMNS = [{"fieldName": "key", "dataTypeName": "text"}, {"fieldName": "value", "dataTypeName": "number"}]
 
 
 @pytest.fixture(scope="module")
 def portal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalPortal]:
-    with LocalPortal(tmp_path_factory.mktemp("faults")) as running:
+    with LocalPortal(tmp_path_factory.mktemp("faults"), interceptor=FaultPlan()) as running:
         yield running
+
+
+def faults(portal: LocalPortal) -> FaultPlan:
+    """The fault plan the portal was started with (its request interceptor)."""
+    assert isinstance(portal.interceptor, FaultPlan)
+    return portal.interceptor
 
 
 @pytest.fixture
 def client(portal: LocalPortal) -> Iterator[Socrata]:
-    portal.faults.clear()
+    faults(portal).clear()
     with portal.socrata_client() as socrata:
         yield socrata
-    portal.faults.clear()
+    faults(portal).clear()
 
 
 @pytest.fixture
@@ -47,7 +53,7 @@ def status_of_failure(call) -> requests.Response:
 def test_error_faults_answer_before_applying(
     portal: LocalPortal, client: Socrata, dataset: str, kind: str
 ) -> None:
-    portal.faults.add(FaultRule(kind=kind, at=[1], methods={"POST"}, path_prefix="/resource/", retry_after=7))
+    faults(portal).add(FaultRule(kind=kind, at=[1], methods={"POST"}, path_prefix="/resource/", retry_after=7))
     response = status_of_failure(lambda: client.upsert(dataset, [{"key": "a", "value": 1}]))
     assert response.status_code == int(kind)
     assert response.json()["error"] is True
@@ -61,14 +67,14 @@ def test_error_faults_answer_before_applying(
 def test_202_is_success_to_sodapy_but_nothing_is_applied(
     portal: LocalPortal, client: Socrata, dataset: str
 ) -> None:
-    portal.faults.add(FaultRule(kind="202", at=[1], methods={"POST"}))
+    faults(portal).add(FaultRule(kind="202", at=[1], methods={"POST"}))
     answer = client.upsert(dataset, [{"key": "a"}])
     assert "Rows Created" not in answer
     assert client.get(dataset) == []
 
 
 def test_413_only_over_the_body_size(portal: LocalPortal, client: Socrata, dataset: str) -> None:
-    portal.faults.add(FaultRule(kind="413", max_body_bytes=2_000, methods={"POST", "PUT"}))
+    faults(portal).add(FaultRule(kind="413", max_body_bytes=2_000, methods={"POST", "PUT"}))
     assert client.upsert(dataset, [{"key": "small"}])["Rows Created"] == 1
     big = [{"key": f"k{i}", "value": i} for i in range(200)]
     assert status_of_failure(lambda: client.upsert(dataset, big)).status_code == 413
@@ -79,7 +85,7 @@ def test_413_only_over_the_body_size(portal: LocalPortal, client: Socrata, datas
 def test_reset_drops_the_connection_without_applying(
     portal: LocalPortal, client: Socrata, dataset: str
 ) -> None:
-    portal.faults.add(FaultRule(kind="reset", at=[1], methods={"POST"}))
+    faults(portal).add(FaultRule(kind="reset", at=[1], methods={"POST"}))
     with pytest.raises(requests.ConnectionError):
         client.upsert(dataset, [{"key": "a"}])
     assert portal.request_log[-1] == ("POST", f"/resource/{dataset}.json", 0)
@@ -89,7 +95,7 @@ def test_reset_drops_the_connection_without_applying(
 def test_reset_after_apply_writes_and_a_retry_is_idempotent(
     portal: LocalPortal, client: Socrata, dataset: str
 ) -> None:
-    portal.faults.add(FaultRule(kind="reset_after_apply", at=[1], methods={"POST"}))
+    faults(portal).add(FaultRule(kind="reset_after_apply", at=[1], methods={"POST"}))
     rows = [{"key": "a", "value": 1}, {"key": "b", "value": 2}]
     with pytest.raises(requests.ConnectionError):
         client.upsert(dataset, rows)
@@ -100,7 +106,7 @@ def test_reset_after_apply_writes_and_a_retry_is_idempotent(
 
 
 def test_slow_answers_trip_a_client_timeout(portal: LocalPortal, dataset: str) -> None:
-    portal.faults.add(FaultRule(kind="slow", at=[1], delay=1.5, methods={"GET"}))
+    faults(portal).add(FaultRule(kind="slow", at=[1], delay=1.5, methods={"GET"}))
     impatient = portal.socrata_client(timeout=0.3)
     started = time.monotonic()
     with pytest.raises(requests.Timeout):
@@ -133,8 +139,8 @@ def test_rules_count_only_matching_requests() -> None:
 
 
 def test_a_retry_adapter_rides_out_429_and_503(portal: LocalPortal, dataset: str) -> None:
-    portal.faults.add(FaultRule(kind="429", at=[1], methods={"POST"}, retry_after=0))
-    portal.faults.add(FaultRule(kind="503", at=[2], methods={"POST"}, retry_after=0))
+    faults(portal).add(FaultRule(kind="429", at=[1], methods={"POST"}, retry_after=0))
+    faults(portal).add(FaultRule(kind="503", at=[2], methods={"POST"}, retry_after=0))
     retry = Retry(
         total=4,
         backoff_factor=0,

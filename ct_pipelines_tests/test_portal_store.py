@@ -9,11 +9,13 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 import requests
 from click.testing import CliRunner
 
+from ct_pipelines.portal import staging
 from ct_pipelines.portal.cli import is_loopback
 from ct_pipelines.portal.cli import portal as portal_group
 from ct_pipelines.portal.errors import PortalError
@@ -335,14 +337,14 @@ def upload_staged_while_store_busy(
     """Hold the store as another request would, start an upsert of ``body`` in a thread and hand over
     once its body is staged; the upsert's answer lands in the yielded list after the block."""
     staged = threading.Event()
-    stage = PortalStore._stage_payload
+    stage = staging.stage_payload
 
-    def stage_and_signal(self: PortalStore, *args: object) -> object:
-        result = stage(self, *args)
+    def stage_and_signal(*args: Any) -> staging.Staged:
+        result = stage(*args)
         staged.set()
         return result
 
-    monkeypatch.setattr(PortalStore, "_stage_payload", stage_and_signal)
+    monkeypatch.setattr(staging, "stage_payload", stage_and_signal)
     answers: list[dict[str, int]] = []
     with store._lock:  # another request is busy inside the store
         writer = threading.Thread(target=lambda: answers.append(store.upsert_json(view_id, body)))
@@ -437,13 +439,13 @@ def test_updates_write_changed_columns_and_stamp_every_matched_row(store: Portal
 def test_rows_updated_at_moves_with_applied_writes_only(
     store: PortalStore, people: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("ct_pipelines.portal.store.now_epoch", lambda: 2_000_000_000)
+    monkeypatch.setattr("ct_pipelines.portal.common.now_epoch", lambda: 2_000_000_000)
     with pytest.raises(PortalError):
         store.upsert_json(people, '[{"id": 9, "nickname": "unknown column"}]')
     assert store.get_view(people)["rowsUpdatedAt"] != 2_000_000_000  # a refused write changes nothing
     store.upsert_json(people, '[{"id": 9, "name": "Nine"}]')
     assert store.get_view(people)["rowsUpdatedAt"] == 2_000_000_000
-    monkeypatch.setattr("ct_pipelines.portal.store.now_epoch", lambda: 2_000_000_100)
+    monkeypatch.setattr("ct_pipelines.portal.common.now_epoch", lambda: 2_000_000_100)
     store.delete_row(people, "9")
     reopened = PortalStore(store.data_dir)  # saved, not only held in memory
     assert reopened.get_view(people)["rowsUpdatedAt"] == 2_000_000_100

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.privacy.pii import PiiLeakError
-from ct_pipelines.privacy.published import (
+from ct_pipelines.protect.pii import PiiLeakError
+from ct_pipelines.protect.published import (
     PublishConfigError,
     build_published_table,
     privacy_check_specs,
@@ -115,14 +115,16 @@ def test_renamed_pii_column_is_refused_by_the_final_assertion(
 
 
 def test_bundled_sql_file_with_suppression(con: duckdb.DuckDBPyConnection) -> None:
-    dataset = make_dataset(
-        {
-            "mode": "sql",
-            "sql_file": "counts_by_town_and_race.sql",
-            "dimensions": ["town", "race_ethnicity"],
-            "suppression": {"count_column": "count", "threshold": 5},
-        }
-    )
+    """Old YAML (plain dimension names in sql mode) still gets totals over both, with a deprecation warning."""
+    with pytest.warns(FutureWarning, match="deprecated"):
+        dataset = make_dataset(
+            {
+                "mode": "sql",
+                "sql_file": "counts_by_town_and_race.sql",
+                "dimensions": ["town", "race_ethnicity"],
+                "suppression": {"count_column": "count", "threshold": 5},
+            }
+        )
     result = build_published_table(con, dataset, "standardized", "published", PROJECT_SQL)
     table = con.execute("SELECT * FROM published").df()
     assert list(table.columns) == ["town", "race_ethnicity", "count", "suppressed"]

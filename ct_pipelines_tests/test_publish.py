@@ -12,15 +12,9 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PortalConnection, PublishError, RetryPolicy
 from ct_pipelines.publish.metadata import desired_metadata, handbook_problems
-from ct_pipelines.publish.publisher import (
-    GUARD_CHECK,
-    _build_plan,
-    _cut_chunks,
-    _Plan,
-    publish_check_specs,
-    publish_table,
-    read_counters,
-)
+from ct_pipelines.publish.plan import Plan, build_plan, cut_chunks
+from ct_pipelines.publish.publisher import GUARD_CHECK, publish_check_specs, publish_table
+from ct_pipelines.publish.send import read_counters
 from ct_pipelines.publish.serialize import row_hash_sql, row_json_sql, table_columns
 from ct_pipelines_tests.publish_helpers import rows_dataset
 
@@ -86,7 +80,7 @@ def test_chunks_are_bounded_by_rows_and_bytes(con: duckdb.DuckDBPyConnection) ->
         "CREATE TABLE p AS SELECT i AS seq, i::VARCHAR AS row_key, repeat('x', CASE WHEN i = 7 THEN 500 ELSE 9 END) "
         "AS body FROM range(25) r(i)"
     )
-    chunks = _cut_chunks(con, "p", chunk_rows=4, chunk_bytes=50, single=False)
+    chunks = cut_chunks(con, "p", chunk_rows=4, chunk_bytes=50, single=False)
     assert [c["first_seq"] for c in chunks][0] == 0
     covered = [s for c in chunks for s in range(c["first_seq"], c["last_seq"] + 1)]
     assert covered == list(range(25))  # every row exactly once, in order
@@ -94,7 +88,7 @@ def test_chunks_are_bounded_by_rows_and_bytes(con: duckdb.DuckDBPyConnection) ->
         assert chunk["row_count"] <= 4
         assert chunk["byte_count"] <= 50 + 1 or chunk["row_count"] == 1  # an oversized row goes alone
     assert any(c["first_seq"] == c["last_seq"] == 7 for c in chunks)
-    single = _cut_chunks(con, "p", chunk_rows=4, chunk_bytes=50, single=True)
+    single = cut_chunks(con, "p", chunk_rows=4, chunk_bytes=50, single=True)
     assert len(single) == 1 and single[0]["row_count"] == 25
 
 
@@ -229,7 +223,7 @@ def test_cli_dry_run_and_log(tmp_path) -> None:
     assert broken.exit_code != 0 and str(dataset_file) in broken.output and "Traceback" not in broken.output
 
 
-def pending_rows(con: duckdb.DuckDBPyConnection, plan: _Plan) -> list[tuple[str, str, dict]]:
+def pending_rows(con: duckdb.DuckDBPyConnection, plan: Plan) -> list[tuple[str, str, dict]]:
     rows = con.execute(f'SELECT row_key, op, body FROM "{plan.pending}" ORDER BY seq').fetchall()
     return [(key, op, json.loads(body)) for key, op, body in rows]
 
@@ -239,7 +233,7 @@ def test_plan_orders_chunks_by_key_value_not_key_text(con: duckdb.DuckDBPyConnec
         "CREATE TABLE out AS SELECT i::BIGINT AS id, 'name ' || i AS name FROM range(25) r(i) ORDER BY random()"
     )
     dataset = make_dataset(chunk_rows=10)
-    plan = _build_plan(con, dataset, "out", table_columns(con, "out"), "upsert_all", None, temporary=True)
+    plan = build_plan(con, dataset, "out", table_columns(con, "out"), "upsert_all", None, temporary=True)
     assert [key for key, _, _ in pending_rows(con, plan)] == [str(i) for i in range(25)]
     assert [(c["first_key"], c["last_key"]) for c in plan.chunks] == [("0", "9"), ("10", "19"), ("20", "24")]
     assert plan.counts == {"create": 25} and plan.expected_count == 25
@@ -249,12 +243,12 @@ def test_incremental_plan_holds_only_changed_rows(con: duckdb.DuckDBPyConnection
     con.execute("CREATE TABLE out AS SELECT i::BIGINT AS id, 'name ' || i AS name FROM range(12) r(i)")
     dataset = make_dataset()
     columns = table_columns(con, "out")
-    first = _build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
+    first = build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
     con.execute(f'CREATE TABLE previous AS SELECT row_key, key_value, row_hash FROM "{first.pending}"')
     con.execute("UPDATE out SET name = 'changed' WHERE id = 11")
     con.execute("DELETE FROM out WHERE id = 2")
     con.execute("INSERT INTO out VALUES (100, 'new')")
-    plan = _build_plan(con, dataset, "out", columns, "incremental", "previous", temporary=True)
+    plan = build_plan(con, dataset, "out", columns, "incremental", "previous", temporary=True)
     assert pending_rows(con, plan) == [
         ("2", "delete", {"id": 2, ":deleted": True}),
         ("11", "update", {"id": 11, "name": "changed"}),
@@ -268,7 +262,7 @@ def test_incremental_plan_holds_only_changed_rows(con: duckdb.DuckDBPyConnection
             f"UNION ALL SELECT row_key, row_hash FROM \"{plan.pending}\" WHERE op <> 'delete'"
         ).fetchall()
     )
-    full = _build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
+    full = build_plan(con, dataset, "out", columns, "upsert_all", None, temporary=True)
     assert applied == dict(con.execute(f'SELECT row_key, row_hash FROM "{full.pending}"').fetchall())
     assert len(applied) == 12 and "2" not in applied
 

@@ -15,89 +15,13 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.portal.faults import FaultPlan, FaultRule
-from ct_pipelines.portal.local import LocalPortal
 from ct_pipelines.publish import metadata as publish_metadata
 from ct_pipelines.publish import state
-from ct_pipelines.publish.connection import PortalConnection, PublishError, RetryPolicy
+from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.publisher import GUARD_CHECK, publish_table
-from ct_pipelines_tests.publish_helpers import rows_dataset
-
-PASSWORD = "pw-Secret-9f3k2"
-APP_TOKEN = "tok-Secret-71hq0"
-QUICK = RetryPolicy(attempts=6, backoff_factor=0.01, backoff_max=0.05, accepted_wait=0.01)
-
-
-def make_dataset(**portal: object) -> Dataset:
-    return rows_dataset(
-        id="portal_rows",
-        title="Rows for portal tests",
-        category="Health and Human Services",
-        update_frequency="Weekly",
-        columns=[
-            {"source": "id", "type": "integer", "description": "Row number"},
-            {"source": "town", "description": "Town of the event"},
-            {"source": "amount", "type": "number"},
-            {"source": "day", "type": "date"},
-        ],
-        portal={"chunk_rows": 10, **portal},
-    )
-
-
-class Harness:
-    """A warehouse, a local portal and a publisher connection wired together for one test."""
-
-    def __init__(self, tmp_path: Path, faults: FaultPlan) -> None:
-        self.con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
-        self.portal = LocalPortal(tmp_path / "portal", password=PASSWORD, faults=faults).start()
-        self.faults = faults
-        self.connection = PortalConnection(
-            self.portal.domain,
-            self.portal.username,
-            PASSWORD,
-            APP_TOKEN,
-            scheme="http",
-            timeout=10,
-            retries=QUICK,
-        )
-
-    def make_rows(self, count: int) -> None:
-        self.con.execute(
-            f"""CREATE OR REPLACE TABLE out AS SELECT i::BIGINT AS id, 'Town ' || (i % 7) AS town,
-                (i * 1.25)::DOUBLE AS amount, DATE '2024-01-01' + i::INTEGER AS day FROM range({count}) r(i)"""
-        )
-
-    def publish(self, dataset: Dataset | None = None, **kwargs: object):
-        return publish_table(
-            self.con, dataset or make_dataset(), "out", self.connection, run_id="test", **kwargs
-        )
-
-    def portal_rows(self, four_by_four: str) -> list[tuple]:
-        client = self.portal.socrata_client()
-        rows = client.get(four_by_four, order="id", limit=100_000)
-        return sorted((int(r["id"]), r.get("town"), float(r["amount"]), r.get("day")) for r in rows)
-
-    def table_rows(self) -> list[tuple]:
-        return sorted(
-            (i, t, a, f"{d.isoformat()}T00:00:00.000")
-            for i, t, a, d in self.con.execute("SELECT id, town, amount, day FROM out").fetchall()
-        )
-
-    def writes(self) -> list[tuple[str, str, int]]:
-        return [
-            r for r in self.portal.request_log if r[0] in ("POST", "PUT", "DELETE") or "validateOnly" in r[1]
-        ]
-
-    def data_writes(self) -> list[tuple[str, str, int]]:
-        return [
-            r for r in self.portal.request_log if r[0] in ("POST", "PUT") and r[1].startswith("/resource/")
-        ]
-
-    def close(self) -> None:
-        self.connection.close()
-        self.portal.stop()
-        self.con.close()
+from ct_pipelines_tests.publish_helpers import APP_TOKEN, PASSWORD, QUICK, Harness
+from ct_pipelines_tests.publish_helpers import portal_dataset as make_dataset
+from ct_pipelines_tests.support.faults import FaultPlan, FaultRule
 
 
 @pytest.fixture()

@@ -1,15 +1,15 @@
 """Raw REL labels seen in real files (reference notes, section 3) -> what the standards say.
 
 Expected values are written from OMB 1997 / SPD 15 (2024) and the documented decisions in
-ct_pipelines/rel/normalize.py, not copied from the implementation's output.
+ct_pipelines/standardize/normalize.py, not copied from the implementation's output.
 """
 
 from __future__ import annotations
 
 import pytest
 
-from ct_pipelines.rel.config import RelField
-from ct_pipelines.rel.normalize import classify
+from ct_pipelines.catalog.blocks.standardize import RelField
+from ct_pipelines.standardize.normalize import classify
 
 R, D, U, NC, A, X = "reported", "declined", "unknown", "not_collected", "ambiguous", "unmapped"
 RE = RelField.RACE_ETHNICITY

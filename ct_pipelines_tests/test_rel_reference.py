@@ -8,7 +8,7 @@ from importlib import resources
 import pytest
 from iso639 import Language, LanguageNotFoundError
 
-from ct_pipelines.rel.reference import (
+from ct_pipelines.standardize.reference import (
     OMB1997_RACES,
     SPD15_CATEGORIES,
     language_reference,
@@ -89,7 +89,7 @@ def test_no_alias_is_a_bare_code():
 
 def test_reference_files_carry_version_and_sources():
     for name in ("race_ethnicity.yaml", "languages.yaml", "code_maps.yaml"):
-        text = resources.files("ct_pipelines.rel").joinpath("data", name).read_text(encoding="utf-8")
+        text = resources.files("ct_pipelines.standardize").joinpath("data", name).read_text(encoding="utf-8")
         assert re.search(r"^# version: \S+", text, re.MULTILINE), name
         assert "Sources:" in text, name
 

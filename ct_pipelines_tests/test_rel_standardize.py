@@ -8,9 +8,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from ct_pipelines.quality.config import Severity
-from ct_pipelines.rel.config import RelConfig
-from ct_pipelines.rel.standardize import rel_check_specs, rel_checks, standardize_table
+from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.core.outcomes import Severity
+from ct_pipelines.standardize.standardize import rel_check_specs, rel_checks, standardize_table
 
 OCME = (
     Path(__file__).resolve().parents[2]
@@ -33,8 +33,8 @@ def _table(con, name: str, columns: list[str], rows: list[tuple]) -> None:
     con.executemany(f"INSERT INTO {name} VALUES ({', '.join('?' for _ in columns)})", rows)
 
 
-def _config(**kwargs) -> RelConfig:
-    return RelConfig.model_validate(kwargs)
+def _config(**kwargs) -> StandardizeConfig:
+    return StandardizeConfig.model_validate(kwargs)
 
 
 def test_separate_race_and_ethnicity_columns_with_a_source_code_map(con):
@@ -65,8 +65,9 @@ def test_separate_race_and_ethnicity_columns_with_a_source_code_map(con):
     }
     assert rows["1"] == ("W", "reported", "WHITE", True, "HISPANIC", "Hispanic")
     assert rows["2"] == ("B", "reported", "BLACK", False, None, "Non-Hispanic Black")
-    # DPH: a missing ethnicity is classified as non-Hispanic
-    assert rows["3"][-1] == "Non-Hispanic Asian"
+    # A missing ethnicity is not evidence of non-Hispanic origin (DPH counts it as non-Hispanic;
+    # we say it is unknown rather than publish a group the source never collected)
+    assert rows["3"][-1] == "Asian (Hispanic origin unknown)"
     # CTRP3 ethnicity M (Middle Eastern) is MENA in 2024 terms but does not add a race
     assert rows["4"][-2:] == ("MENA", "Non-Hispanic White")
     assert rows["5"][1] == "unmapped" and rows["5"][-1] == "Unknown"
@@ -74,6 +75,7 @@ def test_separate_race_and_ethnicity_columns_with_a_source_code_map(con):
     assert result.row_count == 6
     assert result.columns[0].status_counts == {"reported": 4, "unmapped": 1, "not_collected": 1}
     assert sum(result.reporting_groups.values()) == 6
+    assert result.not_collected == ["language"]
 
 
 def test_raw_columns_are_kept_and_rows_preserved(con):

@@ -4,10 +4,14 @@
 --   publish:
 --     mode: sql
 --     sql_file: counts_by_town_and_race.sql
---     dimensions: [town, race_ethnicity]
+--     dimensions:
+--       - {name: town, totals: true}
+--       - {name: race_ethnicity, totals: true}
 --     suppression: {count_column: count, threshold: 5}
--- The pipeline then adds town totals, race/ethnicity totals and the state total,
--- and hides small counts and the complements that would reveal them.
+-- The pipeline then adds town totals, race/ethnicity totals and the state total (only over
+-- dimensions marked totals: true; a date or snapshot dimension is written {name: ..., time: true}
+-- and never totalled), and hides small counts and the complements that would reveal them.
+-- The query runs confined: it can read only {{ source }} (and declared reference tables).
 SELECT
     COALESCE(town, 'Not reported') AS town,
     COALESCE(race_ethnicity, 'Not reported') AS race_ethnicity,

@@ -1,6 +1,7 @@
 -- Interpreter service requests by town and race/ethnicity group (CT DPH rule: Hispanic of any race,
 -- non-Hispanic single race, non-Hispanic two or more races), from the standardized rows.
--- The pipeline adds town totals, group totals and the state total, then suppresses counts of 1-5
+-- The pipeline adds town totals, group totals and the state total (the YAML marks both dimensions
+-- totals: true), then suppresses counts of 1-5
 -- and the complementary cells that would let someone work them out.
 SELECT
     town,

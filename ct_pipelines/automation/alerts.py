@@ -19,7 +19,7 @@ from ct_pipelines.automation.frequency import (
 )
 from ct_pipelines.automation.notify import Alert, AlertKind
 from ct_pipelines.catalog.handbook import UpdateFrequency
-from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.core.outcomes import CheckOutcome
 
 FreshnessInput = tuple[str, str | UpdateFrequency | None, datetime | None]
 

@@ -60,7 +60,7 @@ def audit(
     from sodapy import Socrata
 
     from ct_pipelines.automation.audit import run_audit
-    from ct_pipelines.settings import load_settings
+    from ct_pipelines.core.settings import load_settings
 
     settings = load_settings()
     warehouse = warehouse or settings.warehouse_path

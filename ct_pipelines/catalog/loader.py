@@ -6,6 +6,7 @@ while every other dataset still loads; one agency's typo must not stop the state
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,9 +14,19 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.catalog.models import Dataset, upgrade_legacy_blocks
 
 YAML_SUFFIXES = {".yaml", ".yml"}
+# The starter file (``ct-pipelines dataset new``) writes every value a person must decide as
+# ``<<TODO: what to write>>``; a file still holding one is refused, so no placeholder reaches the portal.
+PLACEHOLDER_START, PLACEHOLDER_END = "<<TODO:", ">>"
+PLACEHOLDER = re.compile(r"<<TODO:\s*(.*?)\s*>>", re.DOTALL)
+# Placeholders written by starter files of earlier versions, matched exactly.
+LEGACY_PLACEHOLDERS = {
+    "agency": re.compile(r"^TODO: agency name$"),
+    "contact": re.compile(r"^TODO\.data\.officer@ct\.gov$"),
+    "description": re.compile(r"^TODO: describe what each row of .* represents"),
+}
 
 
 @dataclass
@@ -131,16 +142,62 @@ def parse_dataset_file(path: Path) -> tuple[Dataset | None, list[CatalogError]]:
         return None, [CatalogError(path, None, "", f"cannot read the file: {exc}")]
     if not isinstance(document, dict):
         return None, [CatalogError(path, 1, "", "the file must be a mapping of dataset fields (id, title, ...)")]
+    todo = placeholder_errors(path, text) if _may_hold_placeholders(text) else []
     try:
-        return Dataset.model_validate(document), []
+        dataset = Dataset.model_validate(document)
     except ValidationError as exc:
         located = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - safe loader subclass
+        try:  # errors name the block as the file spells it, old layout or new
+            as_written = {new: old for old, new in upgrade_legacy_blocks(document)[1].items()}
+        except ValueError:
+            as_written = {}
         errors = []
         for error in exc.errors():
             loc = tuple(error["loc"])
+            if loc and loc[0] in as_written:
+                loc = (as_written[loc[0]], *loc[1:])
             dotted = ".".join(str(p) for p in loc)
-            errors.append(CatalogError(path, _line_of(located, loc), dotted, _describe(error)))
-        return None, errors
+            if not any(dotted == t.field or dotted.startswith(t.field + ".") for t in todo):
+                errors.append(CatalogError(path, _line_of(located, loc), dotted, _describe(error)))
+        return None, sorted(todo + errors, key=lambda e: e.line or 0)
+    return (None, todo) if todo else (dataset, [])
+
+
+def _may_hold_placeholders(text: str) -> bool:
+    """A cheap test first, so a thousand finished files pay no second parse."""
+    return PLACEHOLDER_START in text or "TODO" in text
+
+
+def placeholder_errors(path: Path, text: str) -> list[CatalogError]:
+    """One error per value still holding a starter placeholder, with its line and what to write there."""
+    located = yaml.load(text, Loader=_LineLoader)  # noqa: S506 - safe loader subclass
+    errors: list[CatalogError] = []
+    for loc, line, value in _strings(located, (), getattr(located, "line", None)):
+        dotted = ".".join(str(p) for p in loc)
+        found = PLACEHOLDER.search(value)
+        if found:
+            errors.append(CatalogError(path, line, dotted, "still holds the starter's <<TODO: ...>> placeholder; "
+                                       f"replace the whole marker with {found[1]}"))
+        elif dotted in LEGACY_PLACEHOLDERS and LEGACY_PLACEHOLDERS[dotted].search(value):
+            errors.append(CatalogError(path, line, dotted, f"still holds the starter's placeholder {value!r}; "
+                                       f"write the real {dotted.replace('_', ' ')}"))
+    return errors
+
+
+def _strings(node: Any, loc: tuple[Any, ...], line: int | None) -> list[tuple[tuple[Any, ...], int | None, str]]:
+    """Every string value in a parsed document with its location and line."""
+    if isinstance(node, str):
+        return [(loc, line, node)]
+    found: list[tuple[tuple[Any, ...], int | None, str]] = []
+    if isinstance(node, dict):
+        lines = getattr(node, "lines", {})
+        for key, value in node.items():
+            found += _strings(value, (*loc, key), lines.get(key, (line, line))[1])
+    elif isinstance(node, list):
+        lines = getattr(node, "lines", [])
+        for i, value in enumerate(node):
+            found += _strings(value, (*loc, i), lines[i] if i < len(lines) else line)
+    return found
 
 
 def load_catalog(folder: Path) -> Catalog:

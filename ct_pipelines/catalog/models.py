@@ -7,16 +7,19 @@ exported JSON Schema gives editors autocompletion and hover help.
 from __future__ import annotations
 
 import re
+import warnings
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.json_schema import SkipJsonSchema
 
+from ct_pipelines.catalog.blocks.protect import ProtectConfig
+from ct_pipelines.catalog.blocks.publish import PublishConfig
+from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.catalog.blocks.validate import ValidateConfig, ValueFormat
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
-from ct_pipelines.privacy.config import PrivacyConfig
-from ct_pipelines.publish.config import PortalConfig
-from ct_pipelines.quality.config import QualityConfig, Severity
-from ct_pipelines.rel.config import RelConfig
+from ct_pipelines.core.outcomes import Severity
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
@@ -29,6 +32,7 @@ class ColumnType(StrEnum):
     BOOLEAN = "boolean"
     DATE = "date"
     DATETIME = "datetime"
+    CODE = "code"  # text that keeps leading zeros (ZIP, FIPS, town codes)
 
     @property
     def duckdb_type(self) -> str:
@@ -39,6 +43,7 @@ class ColumnType(StrEnum):
             "boolean": "BOOLEAN",
             "date": "DATE",
             "datetime": "TIMESTAMP",
+            "code": "VARCHAR",
         }[self.value]
 
     @property
@@ -50,6 +55,7 @@ class ColumnType(StrEnum):
             "boolean": "checkbox",
             "date": "calendar_date",
             "datetime": "calendar_date",
+            "code": "text",
         }[self.value]
 
 
@@ -59,6 +65,50 @@ class SourceFormat(StrEnum):
     EXCEL = "excel"
     JSON = "json"
     PARQUET = "parquet"
+
+
+class LeaveOutRule(BaseModel):
+    """Rows that are not data (a footer ``Total`` row, a notes line), left out at ingest and counted by name."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, description="Named in lineage: rows left out by this rule are counted under it")
+    column: str | None = Field(
+        None, description="Source column whose trimmed value is tested; the row's first non-empty cell when empty"
+    )
+    equals: str | None = Field(None, description="Leave the row out when the value is exactly this text")
+    matches: str | None = Field(None, description="Leave the row out when the value matches this regular expression")
+    max_rows: int | None = Field(
+        None, ge=1, description="Refuse the file when the rule would leave out more rows than this"
+    )
+
+    @model_validator(mode="after")
+    def _one_test(self) -> LeaveOutRule:
+        if (self.equals is None) == (self.matches is None):
+            raise ValueError("give exactly one of `equals` or `matches`")
+        if self.matches is not None:
+            try:
+                re.compile(self.matches)
+            except re.error as exc:
+                raise ValueError(f"`matches` is not a valid regular expression: {exc}") from exc
+        return self
+
+
+class Unpivot(BaseModel):
+    """A wide table whose columns are values of one dimension (one count column per race group), made long."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    columns: list[str] = Field(min_length=2, description="Source column names that become values of `name`")
+    name: str = Field(description="Field name of the new column holding the former column names")
+    value: str = Field(description="Field name of the new column holding the cells")
+
+    @field_validator("name", "value")
+    @classmethod
+    def _field_name(cls, value: str) -> str:
+        if not FIELD_NAME.match(value):
+            raise ValueError("must be lowercase letters, digits and underscores, start with a letter or _")
+        return value
 
 
 class Source(BaseModel):
@@ -74,6 +124,19 @@ class Source(BaseModel):
         None, ge=1, description="1-based line of the header; detected when empty (title rows are skipped)"
     )
     delimiter: Literal[",", "\t", "|", ";"] | None = Field(None, description="Detected when empty")
+    leave_out: list[LeaveOutRule] = Field(
+        default_factory=list, description="Rows that are not data, left out at ingest and counted per rule"
+    )
+    unpivot: Unpivot | None = Field(None, description="Turn one-column-per-category into rows (wide to long)")
+
+    @field_validator("leave_out")
+    @classmethod
+    def _unique_rule_names(cls, rules: list[LeaveOutRule]) -> list[LeaveOutRule]:
+        names = [r.name for r in rules]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"rule names must be unique; repeated: {', '.join(repeated)}")
+        return rules
 
 
 class Column(BaseModel):
@@ -97,6 +160,16 @@ class Column(BaseModel):
     checks: list[str] = Field(default_factory=list, description="Named custom checks from the registry")
     severity: Severity = Field(Severity.ERROR, description="Severity of this column's rule failures")
     pii: bool = Field(False, description="Personally identifiable: never published, masked in samples")
+    width: int | None = Field(
+        None, ge=1, le=64, description="type code: numeric cells are left-padded with zeros to this width"
+    )
+    format: ValueFormat | None = Field(None, description="How numbers or dates are written in this column")
+    null_values: list[str] | None = Field(
+        None, description="Cells meaning 'no value' in this column; replaces quality.null_values"
+    )
+    suppressed_values: list[str] | None = Field(
+        None, description="Markers of values suppressed at the source; replaces quality.suppressed_values"
+    )
 
     @field_validator("field_name")
     @classmethod
@@ -119,6 +192,37 @@ class Column(BaseModel):
         return value
 
 
+# Old block names (before each block took the name of the stage that reads it) and their new names.
+# ``publish:`` once configured the protect stage; a file is in the old layout when it uses any old name.
+LEGACY_BLOCKS = {"source": "ingest", "quality": "validate", "rel": "standardize", "portal": "publish"}
+_PROTECT_ONLY_KEYS = set(ProtectConfig.model_fields) - set(PublishConfig.model_fields)
+
+
+def upgrade_legacy_blocks(data: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str]]:
+    """The document with old block names renamed, and ``{old: new}`` for each rename made."""
+    publish = data.get("publish")
+    old_publish = isinstance(publish, dict) and bool(publish) and set(publish) <= _PROTECT_ONLY_KEYS
+    if not (old_publish or any(key in data for key in LEGACY_BLOCKS)):
+        return data, {}
+    renamed: dict[str, str] = {}
+    out = {k: v for k, v in data.items() if k not in LEGACY_BLOCKS and k != "publish"}
+    if "publish" in data:
+        out["protect" if (old_publish or "portal" in data) else "publish"] = data["publish"]
+        if old_publish or "portal" in data:
+            renamed["publish"] = "protect"
+    for old, new in LEGACY_BLOCKS.items():
+        if old in data:
+            if new in out and new != "publish":
+                raise ValueError(f"both '{old}:' and '{new}:' are given; keep only '{new}:'")
+            out[new] = data[old]
+            renamed[old] = new
+    return out, renamed
+
+
+# The block is named after its stage; it shadows pydantic's deprecated ``BaseModel.validate``, unused here.
+warnings.filterwarnings("ignore", message='Field name "validate" in "Dataset" shadows', category=UserWarning)
+
+
 class Dataset(BaseModel):
     """One dataset: what it is, where it comes from, how it is checked and where it is published."""
 
@@ -138,15 +242,31 @@ class Dataset(BaseModel):
     row_label: str | None = Field(None, description="What each row represents")
     geographic_unit: GeographicUnit | None = None
     temporal_coverage: str | None = None
-    source: Source
     columns: list[Column] = Field(default_factory=list)
     row_identifier: str | None = Field(
         None, description="API field name that identifies a row; needed for incremental publishing"
     )
-    quality: QualityConfig = Field(default_factory=QualityConfig)
-    rel: RelConfig | None = None
-    publish: PrivacyConfig = Field(default_factory=PrivacyConfig)
-    portal: PortalConfig = Field(default_factory=PortalConfig)
+    # One block per stage, named after it, in the order the stages run.
+    ingest: Source = Field(description="ingest: where the extract lands and how to read it")
+    validate: ValidateConfig = Field(default_factory=ValidateConfig, description="validate: data-quality gates")
+    standardize: StandardizeConfig | None = Field(None, description="standardize: race, ethnicity and language")
+    protect: ProtectConfig = Field(default_factory=ProtectConfig, description="protect: the table the portal gets")
+    publish: PublishConfig = Field(default_factory=PublishConfig, description="publish: sending it to the portal")
+    deprecations: SkipJsonSchema[list[str]] = Field(default_factory=list, exclude=True)  # set from old block names
+
+    @model_validator(mode="before")
+    @classmethod
+    def _legacy_layout(cls, data: Any) -> Any:
+        """Files written before the blocks took their stages' names still load, with a note."""
+        if isinstance(data, dict):
+            upgraded, renamed = upgrade_legacy_blocks(data)
+            if renamed:
+                upgraded = dict(upgraded)
+                upgraded["deprecations"] = [
+                    f"the '{old}:' block is now called '{new}:'" for old, new in renamed.items()
+                ]
+            return upgraded
+        return data
 
     @field_validator("id")
     @classmethod
@@ -169,6 +289,13 @@ class Dataset(BaseModel):
         names = field_names_for([c.source for c in self.columns], [c.field_name for c in self.columns])
         for column, name in zip(self.columns, names, strict=True):
             column.field_name = name
+        if self.ingest.unpivot:  # the wide columns are gone after ingest; declare `value` instead
+            wide = {" ".join(c.split()).casefold() for c in self.ingest.unpivot.columns}
+            clash = [c.source for c in self.columns if " ".join(c.source.split()).casefold() in wide]
+            if clash:
+                raise ValueError(f"columns {', '.join(clash)} are listed in ingest.unpivot.columns, so they do not "
+                                 f"exist after ingest; remove them from columns: and declare "
+                                 f"'{self.ingest.unpivot.value}' (and '{self.ingest.unpivot.name}') instead")
         if self.row_identifier and self.columns and self.row_identifier not in names:
             raise ValueError(f"row_identifier '{self.row_identifier}' is not one of the columns' field names")
         if self.attribution is None:
@@ -181,3 +308,27 @@ class Dataset(BaseModel):
     @property
     def pii_fields(self) -> list[str]:
         return [c.field_name for c in self.columns if c.pii and c.field_name]
+
+
+def published_column_description(dataset: Dataset, field_name: str) -> str:
+    """The portal description of a published column: declared in protect:, else the source column's.
+
+    Aggregate columns (measures, SQL result columns, the suppression flag) are not source columns, so
+    without this the portal's metadata would have them undescribed.
+    """
+    protect = dataset.protect
+    if field_name in protect.column_descriptions:
+        return protect.column_descriptions[field_name]
+    measures = protect.aggregate.measures if protect.aggregate else []
+    for declared in [*measures, *protect.dimension_specs]:
+        if declared.name == field_name and declared.description:
+            return declared.description
+    column = dataset.column(field_name)
+    if column is not None and column.description:
+        return column.description
+    if protect.suppression is not None and field_name == protect.suppression.flag_column:
+        return (
+            f"True where a count on this row is hidden: it is 1 to {protect.suppression.threshold}"
+            f"{' or 0' if protect.suppression.protect_zeros else ''}, or would let such a count be worked out"
+        )
+    return ""

@@ -40,8 +40,8 @@ LEDGER = "meta.ingest_log"
 
 def raw_table(dataset_id: str) -> str:
     """Stage tables live in the main schema as ``<stage>__<dataset id>``: one plain identifier that every
-    module can quote the same way. ``raw__<id>`` is a view over ``raw_data__<id>`` (see create_rows_view)."""
-    return f"raw__{dataset_id}"
+    module can quote the same way. ``ingest__<id>`` is a view over ``ingest_rows__<id>`` (see create_rows_view)."""
+    return f"ingest__{dataset_id}"
 
 
 @dataclass
@@ -114,7 +114,7 @@ def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
 def read_config_hash(dataset: Dataset) -> str:
     """Hash of the YAML parts that decide how a file is read (source block and columns): after a fix
     there, the same file is read again."""
-    parts = {"source": dataset.source.model_dump(mode="json"),
+    parts = {"source": dataset.ingest.model_dump(mode="json"),
              "columns": [c.model_dump(mode="json") for c in dataset.columns]}
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -146,7 +146,7 @@ def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], li
 
 def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir: Path, *, run_id: str,
                    workdir: Path, force: bool = False, path: Path | None = None) -> IngestResult:
-    """Load the dataset's newest landing file into ``raw__<id>``, keyed by the file version and how it is read.
+    """Load the dataset's newest landing file into ``ingest__<id>``, keyed by the file version and how it is read.
 
     A version is the file's name, size, mtime and SHA-256 plus a hash of the YAML's source block and
     columns. The file is skipped only when it is the version the raw table holds now, read the same way;
@@ -155,7 +155,7 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
     """
     ensure_meta(con)
     started = time.perf_counter()
-    path = path or newest_file(landing_dir, dataset.source.path)
+    path = path or newest_file(landing_dir, dataset.ingest.path)
     config = read_config_hash(dataset)
     table = raw_table(dataset.id)
     current = _current_version(con, dataset.id, table)
@@ -168,7 +168,7 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
         raise IngestError(path, "the file is empty (0 bytes)",
                           "check that the agency's export finished and ask for the file again")
     names_for, mapping = _name_mapper(dataset, path)
-    fmt = source_format(path, dataset.source.format)
+    fmt = source_format(path, dataset.ingest.format)
     staging = f"_staging__{dataset.id}"
     try:
         read, digest, stat = read_stable(path, workdir, lambda source, scan: _read(
@@ -232,7 +232,7 @@ def _skipped(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, stat:
 def _swap_in(con: duckdb.DuckDBPyConnection, dataset: Dataset, staging: str, read: ReadResult,
              log: Callable[[], None]) -> None:
     """Replace the raw table with the staged rows and write its log row, all or nothing."""
-    table, data_table = raw_table(dataset.id), f"raw_data__{dataset.id}"
+    table, data_table = raw_table(dataset.id), f"ingest_rows__{dataset.id}"
     con.execute("BEGIN TRANSACTION")
     try:
         kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
@@ -253,12 +253,12 @@ def _swap_in(con: duckdb.DuckDBPyConnection, dataset: Dataset, staging: str, rea
 def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: SourceFormat, table: str,
           names_for: Callable[[list[str]], list[str]], workdir: Path, scan: Callable[[], FileScan]) -> ReadResult:
     if fmt == SourceFormat.CSV:
-        return read_csv_into(con, path, table, names_for, encoding=dataset.source.encoding,
-                             delimiter=dataset.source.delimiter, header_row=dataset.source.header_row,
+        return read_csv_into(con, path, table, names_for, encoding=dataset.ingest.encoding,
+                             delimiter=dataset.ingest.delimiter, header_row=dataset.ingest.header_row,
                              workdir=workdir, scan=scan)
     if fmt == SourceFormat.EXCEL:
-        return read_excel_into(con, path, table, names_for, sheet=dataset.source.sheet,
-                               header_row=dataset.source.header_row)
+        return read_excel_into(con, path, table, names_for, sheet=dataset.ingest.sheet,
+                               header_row=dataset.ingest.header_row)
     read = (read_json_into if fmt == SourceFormat.JSON else read_parquet_into)(con, path, table, names_for)
     if read.rows == 0:  # CSV and Excel readers say which header line had no rows after it
         raise IngestError(path, f"the {read.format} file holds no records",

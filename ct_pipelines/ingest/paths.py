@@ -70,9 +70,9 @@ def source_path_problem(dataset: Dataset, landing_root: Path) -> str | None:
     that escapes the folder, or a present file that links outside it, is."""
     try:
         if landing_root.is_dir():
-            matching_files(landing_root, dataset.source.path)
+            matching_files(landing_root, dataset.ingest.path)
         else:
-            relative_pattern(dataset.source.path, landing_root)
+            relative_pattern(dataset.ingest.path, landing_root)
     except IngestError as exc:
         return f"source.path: {exc.problem}. Fix: {exc.fix}"
     return None

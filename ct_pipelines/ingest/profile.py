@@ -15,7 +15,8 @@ import duckdb
 import yaml
 
 from ct_pipelines.catalog.handbook import Category, UpdateFrequency
-from ct_pipelines.catalog.models import SourceFormat
+from ct_pipelines.catalog.loader import PLACEHOLDER_END, PLACEHOLDER_START
+from ct_pipelines.catalog.models import Column, ColumnType, SourceFormat
 from ct_pipelines.ingest.ingest import source_format
 from ct_pipelines.ingest.naming import field_names_for
 from ct_pipelines.ingest.readers import (
@@ -27,11 +28,15 @@ from ct_pipelines.ingest.readers import (
     read_json_into,
     read_parquet_into,
 )
+from ct_pipelines.validate.rules import cast_sql
 
-# Formats tried, in order, when inferring date and timestamp columns (US agency exports first).
-DATE_FORMATS = ("%Y-%m-%d", "%m/%d/%Y", "%m-%d-%Y", "%Y/%m/%d")
-DATETIME_FORMATS = ("%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%m/%d/%Y %I:%M:%S %p", "%m/%d/%Y %H:%M:%S",
-                    "%m/%d/%Y %H:%M")
+# The catalog's type for codes whose leading zeros matter (ZIP, FIPS, district codes). Until the catalog
+# has a `code` type such columns are written as `text`, which also keeps the zeros.
+CODE_TYPE = "code" if "code" in {t.value for t in ColumnType} else "text"
+# A last data row whose first cell says this is a total of the rows above, not data.
+TOTAL_LABEL = re.compile(r"^(grand |state |statewide )?totals?:?$", re.IGNORECASE)
+# A trailing line with only its first cell filled that reads like a note, not a data row.
+NOTE_LINE = re.compile(r"^(\*|note|notes|source|sources|data)\b|^\S+(\s+\S+){2,}", re.IGNORECASE)
 
 
 @dataclass
@@ -39,8 +44,9 @@ class ColumnProfile:
     name: str
     field_name: str
     type: str
-    nulls: int = 0
+    nulls: int = 0  # empty cells: missing, '' or blanks, as validation's `required` sees them
     distinct: int = 0
+    leading_zeros: bool = False  # digit codes such as 06106: never a number
 
 
 @dataclass
@@ -49,6 +55,8 @@ class Profile:
     read: ReadResult
     columns: list[ColumnProfile]
     sample: list[dict[str, Any]] = field(default_factory=list)
+    options: dict[str, Any] = field(default_factory=dict)  # reader options given by the person (CLI flags)
+    leave_out: list[dict[str, Any]] = field(default_factory=list)  # footer/notes rules the starter proposes
 
     def as_json(self) -> dict[str, Any]:
         return {
@@ -60,42 +68,124 @@ class Profile:
             "header_row": self.read.header_line,
             "sheet": self.read.sheet,
             "rows": self.read.rows,
-            "columns": [{"name": c.name, "field_name": c.field_name, "type": c.type, "nulls": c.nulls,
-                         "distinct": c.distinct} for c in self.columns],
+            "columns": [
+                {
+                    "name": c.name,
+                    "field_name": c.field_name,
+                    "type": c.type,
+                    "nulls": c.nulls,
+                    "distinct": c.distinct,
+                }
+                for c in self.columns
+            ],
             "sample": self.sample,
+            "leave_out": self.leave_out,
         }
 
 
-def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str:
-    """The narrowest type every non-empty value fits; codes with leading zeros stay text."""
-    col = quote_ident(column)
-    checks = {
-        "integer": f"TRY_CAST({col} AS BIGINT) IS NOT NULL AND NOT regexp_matches({col}, '^0[0-9]')",
-        "number": f"TRY_CAST(replace({col}, ',', '') AS DOUBLE) IS NOT NULL AND NOT regexp_matches({col}, '^0[0-9]')",
-        "date": " OR ".join(f"TRY_STRPTIME({col}, '{f}') IS NOT NULL" for f in DATE_FORMATS),
-        "datetime": " OR ".join(f"TRY_STRPTIME({col}, '{f}') IS NOT NULL" for f in DATETIME_FORMATS),
-        "boolean": f"lower({col}) IN ('true', 'false')",
+def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tuple[str, int, int, bool]:
+    """(type, empty cells, distinct values, leading zeros) from exact counts over every value.
+
+    Each type is tested with the very cast validation uses (``cast_sql``), so a column the starter calls
+    `integer` never has a value validation would quarantine as "not an integer" (0.5 makes it `number`).
+    """
+    text = f"NULLIF(trim({quote_ident(column)}), '')"
+    casts = {
+        kind: cast_sql(Column(source=column, type=ColumnType(kind)), text)
+        for kind in ("boolean", "integer", "number", "date", "datetime")
     }
-    selects = ", ".join(f"bool_and({expr}) AS {name}" for name, expr in checks.items())
-    row = con.execute(f"SELECT count({col}), {selects} FROM {table} WHERE {col} IS NOT NULL").fetchone()
-    if not row or row[0] == 0:
-        return "text"
-    found = dict(zip(checks, row[1:], strict=True))
-    for kind in ("boolean", "integer", "number", "date", "datetime"):
-        if found[kind]:
-            return kind
-    return "text"
+    selects = ", ".join(f"count({expr})" for expr in casts.values())
+    row = con.execute(
+        f"SELECT count(*), count({text}), count(DISTINCT {text}), {selects}, "
+        f"count_if(regexp_full_match({text}, '[0-9]+([ -][0-9]+)*')), "  # digit codes (ZIP+4 too)
+        f"count_if(regexp_full_match({text}, '0[0-9]+([ -][0-9]+)*')), "  # ... with a leading zero
+        f"count_if(regexp_matches({text}, '[0-9]')), "  # numbers hold a digit ('nan', 'inf' do not)
+        f"count_if(regexp_matches({text}, '[0-9]:[0-5][0-9]')), "  # a time of day
+        f"count_if(regexp_full_match({text}, '[+-]?[0-9.,]+')) "  # plain digits, not yes/no words
+        f"FROM {table}"
+    ).fetchone()
+    total, filled, distinct = row[0], row[1], row[2]
+    found = dict(zip(casts, row[3:8], strict=True))
+    digits, leading, with_digit, with_time, numeric = row[8:13]
+    empty = total - filled
+    if filled == 0:
+        return "text", empty, distinct, False
+    if leading and digits == filled:
+        return CODE_TYPE, empty, distinct, True
+    if found["boolean"] == filled and numeric == 0:
+        return "boolean", empty, distinct, False
+    if found["integer"] == filled:
+        return "integer", empty, distinct, False
+    if found["number"] == filled and with_digit == filled:
+        return "number", empty, distinct, False
+    if found["datetime"] == filled and with_time:
+        return "datetime", empty, distinct, False
+    if found["date"] == filled:
+        return "date", empty, distinct, False
+    return "text", empty, distinct, False
 
 
-def profile_file(path: Path, *, encoding: str = "auto", sheet: str | int | None = None,
-                 header_row: int | None = None, delimiter: str | None = None, workdir: Path | None = None) -> Profile:
+def _footer_rules(
+    con: duckdb.DuckDBPyConnection, table: str, read: ReadResult
+) -> tuple[list[dict[str, Any]], list[int]]:
+    """Leave-out rules for trailing rows that are not data: a ``Total`` row, notes lines (only the first cell
+    filled). Returns the rules (with ``max_rows`` set to what was found, so a surprise is refused) and rows."""
+    if len(read.field_names) < 2:
+        return [], []
+    cells = ", ".join(f"NULLIF(trim({quote_ident(n)}), '')" for n in read.field_names)
+    tail = con.execute(f"SELECT _row, {cells} FROM {table} ORDER BY _row DESC LIMIT 5").fetchall()
+    total_rows: list[tuple[int, str]] = []
+    notes: list[tuple[int, str]] = []
+    for row_number, first, *rest in tail:  # from the last row up: notes lines, then at most one total row
+        if total_rows or not first:
+            break
+        if TOTAL_LABEL.match(first):
+            total_rows.append((row_number, first))
+        elif not any(rest) and NOTE_LINE.match(first):
+            notes.append((row_number, first))
+        else:
+            break
+    rules: list[dict[str, Any]] = []
+    if total_rows:
+        rules.append(
+            {
+                "name": "footer total",
+                "column": read.source_columns[0],
+                "equals": total_rows[0][1],
+                "max_rows": 1,
+            }
+        )
+    if notes:
+        words = sorted({re.escape(text.split()[0]) for _, text in notes})
+        rules.append({"name": "notes", "matches": "^(" + "|".join(words) + ")", "max_rows": len(notes)})
+    return rules, [r for r, _ in total_rows + notes]
+
+
+def profile_file(
+    path: Path,
+    *,
+    encoding: str = "auto",
+    sheet: str | int | None = None,
+    header_row: int | None = None,
+    delimiter: str | None = None,
+    workdir: Path | None = None,
+) -> Profile:
+    """Read the file with the ingest readers, then count what every column holds (footer rows excluded)."""
     con = duckdb.connect()
     table = "profiled"
     fmt = source_format(path, SourceFormat.AUTO)
     names_for = field_names_for
     if fmt == SourceFormat.CSV:
-        read = read_csv_into(con, path, table, names_for, encoding=encoding, delimiter=delimiter,
-                             header_row=header_row, workdir=workdir or path.parent)
+        read = read_csv_into(
+            con,
+            path,
+            table,
+            names_for,
+            encoding=encoding,
+            delimiter=delimiter,
+            header_row=header_row,
+            workdir=workdir or path.parent,
+        )
     elif fmt == SourceFormat.EXCEL:
         read = read_excel_into(con, path, table, names_for, sheet=sheet, header_row=header_row)
     elif fmt == SourceFormat.JSON:
@@ -103,17 +193,25 @@ def profile_file(path: Path, *, encoding: str = "auto", sheet: str | int | None 
     else:
         read = read_parquet_into(con, path, table, names_for)
     create_rows_view(con, "profiled_rows", table, read, "profiled_lines")
-    table = "profiled_rows"
+    leave_out, footer = _footer_rules(con, "profiled_rows", read)
+    skip = f" WHERE _row NOT IN ({', '.join(map(str, footer))})" if footer else ""
+    con.execute(f"CREATE VIEW profiled_kept AS SELECT * FROM profiled_rows{skip}")
+    table = "profiled_kept"
     columns = []
     for source, name in zip(read.source_columns, read.field_names, strict=True):
-        nulls, distinct = con.execute(
-            f"SELECT count(*) - count({quote_ident(name)}), count(DISTINCT {quote_ident(name)}) FROM {table}").fetchone()
-        columns.append(ColumnProfile(source, name, _infer_type(con, table, name), nulls, distinct))
+        kind, empty, distinct, zeros = _infer_type(con, table, name)
+        columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros))
     names = ", ".join(quote_ident(n) for n in read.field_names)
     sample_rows = con.execute(f"SELECT {names} FROM {table} ORDER BY _row LIMIT 5").fetchall()
     sample = [dict(zip(read.field_names, row, strict=True)) for row in sample_rows]
     con.close()
-    return Profile(path, read, columns, sample)
+    given = {
+        "encoding": None if encoding == "auto" else encoding,
+        "sheet": sheet,
+        "header_row": header_row,
+        "delimiter": delimiter,
+    }
+    return Profile(path, read, columns, sample, {k: v for k, v in given.items() if v is not None}, leave_out)
 
 
 def _slug(text: str) -> str:
@@ -121,26 +219,50 @@ def _slug(text: str) -> str:
     return slug if slug and slug[0].isalpha() else f"dataset_{slug}".strip("_")
 
 
-def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
-    """A dataset YAML that passes ``catalog validate`` as written, with TODOs where a person must decide."""
+def todo(what: str) -> str:
+    """The starter's placeholder: ``catalog validate`` refuses a file that still holds one (see catalog.loader)."""
+    return f"{PLACEHOLDER_START} {what}{PLACEHOLDER_END}"
+
+
+def _header(profile: Profile, dataset_id: str) -> dict[str, Any]:
     stem = profile.path.stem
-    dataset_id = dataset_id or _slug(stem)[:63]
-    header: dict[str, Any] = {
+    suggested = re.sub(r"[_\-]+", " ", stem).strip().title()
+    return {
         "id": dataset_id,
-        "title": re.sub(r"[_\-]+", " ", stem).strip().title(),
-        "description": f"TODO: describe what each row of {profile.path.name} represents, where it comes from "
-                       "and how it is collected.",
-        "agency": "TODO: agency name",
-        "category": Category.GOVERNMENT.value,
+        "title": todo(f"a plain-language title without acronyms, e.g. {suggested}"),
+        "description": todo(
+            f"what each row of {profile.path.name} represents, where it comes from and how it is collected"
+        ),
+        "agency": todo("the publishing agency's full name, e.g. Department of Public Health"),
+        "category": todo("one of " + ", ".join(c.value for c in Category)),
         "tags": [],
-        "update_frequency": UpdateFrequency.AS_NEEDED.value,
-        "contact": "TODO.data.officer@ct.gov",
+        "update_frequency": todo("one of " + ", ".join(f.value for f in UpdateFrequency)),
+        "contact": todo("the dataset owner's e-mail address, e.g. data.officer@ct.gov"),
     }
+
+
+def _source(profile: Profile) -> dict[str, Any]:
+    """The reader options given on the command line, plus what was detected and must be repeated."""
+    options = profile.options
     source: dict[str, Any] = {"path": profile.path.name}
-    if profile.read.header_line and profile.read.header_line != 1:
-        source["header_row"] = profile.read.header_line
-    if profile.read.sheet:
-        source["sheet"] = profile.read.sheet
+    if "encoding" in options:
+        source["encoding"] = options["encoding"]
+    if "sheet" in options or profile.read.sheet:
+        source["sheet"] = options.get("sheet", profile.read.sheet)
+    header_row = options.get("header_row") or profile.read.header_line
+    if header_row and (header_row != 1 or "header_row" in options):
+        source["header_row"] = header_row
+    if "delimiter" in options:
+        source["delimiter"] = options["delimiter"]
+    if profile.leave_out:
+        source["leave_out"] = profile.leave_out
+    return source
+
+
+def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
+    """A dataset YAML whose every undecided value is a ``<<TODO: ...>>`` marker saying what to write;
+    ``catalog validate`` refuses it (naming the line) until each is filled, and accepts it after."""
+    dataset_id = dataset_id or _slug(profile.path.stem)[:63]
     columns = []
     for column in profile.columns:
         entry: dict[str, Any] = {"source": column.name}
@@ -151,17 +273,24 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
         if column.nulls == 0 and profile.read.rows:
             entry["required"] = True
         columns.append(entry)
-    body = yaml.safe_dump(header, sort_keys=False, allow_unicode=True, width=110)
-    body += yaml.safe_dump({"source": source}, sort_keys=False, allow_unicode=True)
+    body = yaml.safe_dump(_header(profile, dataset_id), sort_keys=False, allow_unicode=True, width=1000)
+    body += yaml.safe_dump({"ingest": _source(profile)}, sort_keys=False, allow_unicode=True, width=1000)
     body += yaml.safe_dump({"columns": columns}, sort_keys=False, allow_unicode=True, width=110)
-    notes = (
-        "# Starter dataset file written by `ct-pipelines dataset new`. Fill in the TODOs, then run\n"
-        "# `ct-pipelines catalog validate`. category: one of " + ", ".join(c.value for c in Category) + ".\n"
-        "# update_frequency: one of " + ", ".join(f.value for f in UpdateFrequency) + ".\n"
-        "# Mark columns that identify a person with `pii: true`; they are never published.\n"
-        "# Set row_identifier to a unique column's field name to publish changes incrementally.\n"
-    )
-    return notes + body
+    notes = [
+        "# Starter dataset file written by `ct-pipelines dataset new`. Replace every <<TODO: ...>> marker",
+        "# (the whole marker) with what it asks for; `ct-pipelines catalog validate` refuses the file until then.",
+        "# Mark columns that identify a person with `pii: true`; they are never published.",
+        "# Set row_identifier to a unique column's field name to publish changes incrementally.",
+    ]
+    codes = [c.field_name for c in profile.columns if c.leading_zeros]
+    if codes and CODE_TYPE == "text":
+        notes.append(f"# Codes with leading zeros, kept as text so the zeros survive: {', '.join(codes)}.")
+    if profile.leave_out:
+        notes.append(
+            "# ingest.leave_out: trailing rows found that are not data (a total or notes); they are left "
+            "out and counted."
+        )
+    return "\n".join(notes) + "\n" + body
 
 
 def _default_name(source: str) -> str:

@@ -1,41 +1,40 @@
-"""The per-dataset asset graph: raw -> validated -> standardized -> published_table -> portal.
+"""The per-dataset asset graph: ingest -> validate -> standardize -> protect -> publish.
 
-Each dataset is one subsettable multi-asset: five asset specs with their checks, run as one step that
-calls ``ct_pipelines.pipeline`` stage by stage. One op per dataset keeps Dagster's cost per dataset below
-that of five bare assets (see bench/bench_ingest.py). Because the stages share a step, the step itself
-enforces blocking checks, as Dagster asks of multi-assets: after a failed ERROR check no later stage
-runs, and each skipped asset gets an observation saying which check stopped it.
+Each dataset is one subsettable multi-asset: one asset spec per stage of ``pipeline.STAGES`` with its
+checks, run as one step that calls the stages in order. One op per dataset keeps Dagster's cost per
+dataset below that of five bare assets (see bench/bench_ingest.py). Because the stages share a step, the
+step itself enforces blocking checks, as Dagster asks of multi-assets: after a failed ERROR check no later
+stage runs, and each skipped asset gets an observation saying which check stopped it.
 """
 
-from collections.abc import Callable, Iterator
+
+import contextlib
+import time
+import traceback
+from collections.abc import Iterator
 
 import dagster as dg
-import duckdb
 from dagster_duckdb import DuckDBResource
 
 from ct_pipelines import pipeline
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.orchestration.resources import PortalResource
-from ct_pipelines.orchestration.results import check_results, check_specs, to_metadata
-from ct_pipelines.settings import Settings, load_settings
+from ct_pipelines.core.results import RunOptions, StageError, StageResult
+from ct_pipelines.core.settings import Settings
+from ct_pipelines.orchestration.resources import PortalResource, SettingsResource
+from ct_pipelines.orchestration.results import check_results, check_specs, stage_metadata
+from ct_pipelines.report.checks import record_check_results
 
-STAGE_DESCRIPTIONS = {
-    "raw": "The newest landing file, loaded as text with lineage (file, SHA-256, rows).",
-    "validated": "Rows that passed the column rules, typed; failing rows are set aside in quarantine.",
-    "standardized": "Race, ethnicity and language mapped to Connecticut's REL standards; raw labels kept.",
-    "published_table": "The table the portal will receive: no PII, aggregated and suppressed as configured.",
-    "portal": "The dataset on the open data portal, updated incrementally with metadata in sync.",
-}
-KINDS = {"portal": {"socrata"}}
+KINDS = {"publish": {"socrata"}}
 
 
 class PublishOptions(dg.Config):
-    """Run-time switches for the publish stage."""
+    """Run-time switches (the same as ``ct-pipelines run``'s flags)."""
 
     dry_run: bool = False
     full_replace: bool = False
     allow_shrink: bool = False
+    allow_deletes: bool = False
+    reingest: bool = False
 
 
 def asset_key(dataset_id: str, stage: str) -> dg.AssetKey:
@@ -43,7 +42,7 @@ def asset_key(dataset_id: str, stage: str) -> dg.AssetKey:
 
 
 def dataset_asset_keys(dataset_id: str) -> list[dg.AssetKey]:
-    return [asset_key(dataset_id, stage) for stage in pipeline.STAGES]
+    return [asset_key(dataset_id, stage.name) for stage in pipeline.STAGES]
 
 
 def _tag_value(text: str) -> str:
@@ -51,73 +50,99 @@ def _tag_value(text: str) -> str:
     return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in text)[:63]
 
 
-StageRunner = Callable[[duckdb.DuckDBPyConnection, Settings, str, Callable[[str], None]], pipeline.StageResult]
+def _internal_error(settings: Settings, run_id: str, dataset_id: str, stage: str, exc: BaseException) -> str:
+    """An unexpected error: the traceback goes to a log file, the summary gets one sentence naming it."""
+    log_dir = settings.home / "logs"
+    log_dir.mkdir(parents=True, exist_ok=True)
+    path = log_dir / f"{run_id}.log"
+    with path.open("a", encoding="utf-8") as log:
+        log.write(f"--- {dataset_id} / {stage}\n{''.join(traceback.format_exception(exc))}\n")
+    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+    return f"the {stage} stage stopped on an unexpected error ({first_line}); the details are in {path}"
 
 
 def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None) -> list[dg.AssetsDefinition]:
-    specs_by_stage = {stage: pipeline.stage_check_specs(dataset, stage) for stage in pipeline.STAGES}
-    asset_specs = []
-    for index, stage in enumerate(pipeline.STAGES):
-        asset_specs.append(dg.AssetSpec(
-            asset_key(dataset.id, stage),
-            deps=[asset_key(dataset.id, pipeline.STAGES[index - 1])] if index else [],
-            description=f"{dataset.title}: {STAGE_DESCRIPTIONS[stage]}",
+    specs_by_stage = {stage.name: stage.check_specs(dataset) for stage in pipeline.STAGES}
+    asset_specs = [
+        dg.AssetSpec(
+            asset_key(dataset.id, stage.name),
+            deps=[asset_key(dataset.id, pipeline.STAGES[index - 1].name)] if index else [],
+            description=f"{dataset.title}: {stage.description}",
             group_name=dataset.id,
-            kinds=KINDS.get(stage, {"duckdb"}),
+            kinds=KINDS.get(stage.name, {"duckdb"}),
             owners=[dataset.contact],
-            tags={"agency": _tag_value(dataset.agency), "stage": stage},
+            tags={"agency": _tag_value(dataset.agency), "stage": stage.name},
             skippable=True,
-            freshness_policy=freshness if stage == "portal" else None,
-        ))
+            freshness_policy=freshness if stage.name == "publish" else None,
+        )
+        for index, stage in enumerate(pipeline.STAGES)
+    ]
     all_checks = [spec for stage in pipeline.STAGES
-                  for spec in check_specs(asset_key(dataset.id, stage), specs_by_stage[stage])]
+                  for spec in check_specs(asset_key(dataset.id, stage.name), specs_by_stage[stage.name])]
 
     @dg.multi_asset(name=dataset.id, specs=asset_specs, check_specs=all_checks, can_subset=True,
-                    description=dataset.description)
+                    description=dataset.description, op_tags={"dataset": dataset.id})
     def _dataset(context: dg.AssetExecutionContext, config: PublishOptions, warehouse: DuckDBResource,
-                 portal: PortalResource) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
-        settings = load_settings()
-        settings.ensure_dirs()
-        log = context.log.info
-        runners: dict[str, StageRunner] = {
-            "raw": lambda con, s, r, p: pipeline.run_ingest_stage(con, dataset, s, r, p),
-            "validated": lambda con, s, r, p: pipeline.run_validate(con, dataset, s, r, p),
-            "standardized": lambda con, s, r, p: pipeline.run_standardize(con, dataset, s, r, p),
-            "published_table": lambda con, s, r, p: pipeline.run_protect(con, dataset, s, r, p),
-            "portal": lambda con, s, r, p: pipeline.run_publish(
-                con, dataset, s, r, p, portal=portal.connection(), dry_run=config.dry_run,
-                full_replace=config.full_replace, allow_shrink=config.allow_shrink),
-        }
-        selected = [stage for stage in pipeline.STAGES if asset_key(dataset.id, stage) in context.selected_asset_keys]
-        blocked_by: str | None = None
-        with warehouse.get_connection() as con:
+                 portal: PortalResource, settings: SettingsResource
+                 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+        resolved = settings.resolve()
+        resolved.ensure_dirs()
+        options = RunOptions(**config.model_dump())
+        selected = [s for s in pipeline.STAGES if asset_key(dataset.id, s.name) in context.selected_asset_keys]
+        # DuckDBResource closes its connection only on success; a stage that raises must not leave the
+        # warehouse open (a later run in this process would find it held), so the step closes it itself.
+        with warehouse.get_connection() as con, contextlib.closing(con):
             con.execute("SET enable_progress_bar = false")  # progress goes to the run log, not a terminal bar
+            blocked_by: str | None = None
             for stage in selected:
-                key = asset_key(dataset.id, stage)
+                key = asset_key(dataset.id, stage.name)
                 if blocked_by:
                     context.log.warning(f"{key.to_user_string()} not run: {blocked_by}")
+                    pipeline.record(con, context.run_id, dataset.id, stage.name, "not_run", message=blocked_by)
                     yield dg.AssetObservation(asset_key=key, metadata={"not_run_because": blocked_by})
                     continue
-                log(f"{dataset.id}: stage {pipeline.STAGES.index(stage) + 1} of {len(pipeline.STAGES)} ({stage})")
+                context.log.info(f"{dataset.id}: stage {pipeline.STAGE_NAMES.index(stage.name) + 1} of "
+                                 f"{len(pipeline.STAGES)} ({stage.name})")
+                started = time.perf_counter()
                 try:
-                    result = runners[stage](con, settings, context.run_id, log)
-                except (IngestError, pipeline.StageError) as exc:
+                    result = stage.run(con, dataset, resolved, run_id=context.run_id, options=options,
+                                       progress=context.log.info,
+                                       portal=portal.connection() if stage.name == "publish" else None)
+                except StageError as exc:
+                    pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=str(exc))
                     raise dg.Failure(description=str(exc), allow_retries=False) from exc
-                failed = [o for o in result.outcomes if o.blocks]
-                results = check_results(key, specs_by_stage[stage], result.outcomes)
-                if stage == "portal" and (failed or config.dry_run):
-                    # A refused publish or a dry run left the portal as it was: report the checks and the
-                    # plan, but no new materialization, so freshness counts from the last real update.
-                    yield from results
-                    yield dg.AssetObservation(asset_key=key, metadata=to_metadata(result.metadata))
-                else:
-                    if stage == "portal" and portal.browse_url:
-                        result.metadata.setdefault("portal_url", portal.browse_url)
-                    yield dg.MaterializeResult(asset_key=key, metadata=to_metadata(result.metadata),
-                                               check_results=results)
+                except Exception as exc:  # noqa: BLE001 - said in one sentence, traceback kept in a log file
+                    said = _internal_error(resolved, context.run_id, dataset.id, stage.name, exc)
+                    pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
+                    raise dg.Failure(description=said, allow_retries=False) from exc
+                if stage.name == "publish":
+                    result.links["report"] = str(resolved.reports_dir / "site" / "datasets" / f"{dataset.id}.html")
+                yield from _report(context, key, specs_by_stage[stage.name], result, portal)
+                record_check_results(con, dataset.id, stage.name, context.run_id, result.outcomes)
+                failed = result.blocking_failures
+                status = "blocked" if failed else ("refused" if result.refused else "ok")
+                pipeline.record(con, context.run_id, dataset.id, stage.name, status, result,
+                                seconds=time.perf_counter() - started,
+                                declared_checks=len(specs_by_stage[stage.name]))
                 if failed:
                     blocked_by = (f"ERROR check {', '.join(repr(o.name) for o in failed)} failed on "
                                   f"{key.to_user_string()}: {failed[0].summary}")
                     context.log.error(f"{dataset.id}: publishing stopped. {blocked_by}")
+        if blocked_by:  # the run fails with the reason (not a stack trace), so failure alerts and retries see it
+            raise dg.Failure(description=f"{dataset.id} was not published: {blocked_by}", allow_retries=False)
 
     return [_dataset]
+
+
+def _report(context: dg.AssetExecutionContext, key: dg.AssetKey, specs: list, result: StageResult,
+            portal: PortalResource) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    """A refused publish or a dry run left the portal as it was: its checks and plan are reported, but no
+    materialization, so freshness counts from the last real update."""
+    results = check_results(key, specs, result.outcomes)
+    if result.refused:
+        yield from results
+        yield dg.AssetObservation(asset_key=key, metadata=stage_metadata(result))
+        return
+    if key.path[-1] == "publish" and portal.browse_url:
+        result.links.setdefault("portal", portal.browse_url)
+    yield dg.MaterializeResult(asset_key=key, metadata=stage_metadata(result), check_results=results)

@@ -19,11 +19,11 @@ from ct_pipelines.automation.alerts import landing_stale_alerts, overdue_alerts,
 from ct_pipelines.automation.frequency import SCHEDULE_TIMEZONE, frequency_cron, frequency_timedelta
 from ct_pipelines.automation.notify import select_unsent
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.settings import load_settings
 from ct_pipelines.orchestration.assets import asset_key, dataset_asset_keys
 from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
 from ct_pipelines.orchestration.results import to_metadata
 from ct_pipelines.publish.connection import RetryPolicy
-from ct_pipelines.settings import load_settings
 
 PUBLISH_JOB = "publish_datasets"
 AUDIT_KEY = dg.AssetKey(["portal_audit"])
@@ -106,7 +106,7 @@ def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
         now = clock()
         run_requests, observations, freshness_inputs = [], [], []
         for dataset in datasets:
-            matches = [p for p in settings.landing_dir.glob(dataset.source.path) if p.is_file()]
+            matches = [p for p in settings.landing_dir.glob(dataset.ingest.path) if p.is_file()]
             if not matches:
                 freshness_inputs.append((dataset.id, dataset.update_frequency, None))
                 continue
@@ -115,7 +115,7 @@ def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
             version = f"{newest.name}:{stat.st_size}:{stat.st_mtime_ns}"
             modified = datetime.fromtimestamp(stat.st_mtime, UTC)
             freshness_inputs.append((dataset.id, dataset.update_frequency, modified))
-            observations.append(dg.AssetObservation(asset_key=asset_key(dataset.id, "raw"), metadata=to_metadata({
+            observations.append(dg.AssetObservation(asset_key=asset_key(dataset.id, "ingest"), metadata=to_metadata({
                 "landing_file_path": str(newest), "landing_file_modified": modified.isoformat(),
                 "landing_file_age_hours": round((now - modified).total_seconds() / 3600, 1)})))
             if cursor["files"].get(dataset.id) != version:
@@ -176,9 +176,9 @@ def overdue_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
 
 
 def _published_id(instance: dg.DagsterInstance, dataset: Dataset) -> str | None:
-    if dataset.portal.id:
-        return dataset.portal.id
-    event = instance.get_latest_materialization_event(asset_key(dataset.id, "portal"))
+    if dataset.publish.id:
+        return dataset.publish.id
+    event = instance.get_latest_materialization_event(asset_key(dataset.id, "publish"))
     if event is None or event.asset_materialization is None:
         return None
     value = event.asset_materialization.metadata.get("four_by_four")
@@ -233,9 +233,10 @@ def portal_audit(context: dg.AssetExecutionContext, portal: PortalResource,
         result = run_audit(client, con, Path(settings.reports_dir), context.run_id, clock())
     totals = {k: v for k, v in result.totals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
     context.log.info(f"Audited {result.totals.get('datasets', 0)} datasets; report at {result.csv_path}")
-    return dg.MaterializeResult(metadata=to_metadata(
-        {"audit_md": result.markdown(), "report_csv_path": str(result.csv_path), **totals,
-         "by_agency": result.totals.get("by_agency", [])[:50]}))
+    metadata = to_metadata({**totals, "by_agency": result.totals.get("by_agency", [])[:50]})
+    metadata["audit"] = dg.MetadataValue.md(result.markdown())
+    metadata["report_csv_path"] = dg.MetadataValue.path(str(result.csv_path))
+    return dg.MaterializeResult(metadata=metadata)
 
 
 def audit_schedule() -> dg.ScheduleDefinition:

@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.core.settings import load_settings
 from ct_pipelines.orchestration.assets import build_dataset_assets
 from ct_pipelines.orchestration.automation import (
     audit_schedule,
@@ -23,8 +24,12 @@ from ct_pipelines.orchestration.automation import (
     publish_job,
     run_failure_alerts,
 )
-from ct_pipelines.orchestration.resources import NotifierResource, PortalResource, warehouse_resource
-from ct_pipelines.settings import load_settings
+from ct_pipelines.orchestration.resources import (
+    NotifierResource,
+    PortalResource,
+    SettingsResource,
+    warehouse_resource,
+)
 
 
 def build_definitions(catalog_dir: str | None = None, *, with_automation: bool = True) -> dg.Definitions:
@@ -50,7 +55,7 @@ def build_definitions(catalog_dir: str | None = None, *, with_automation: bool =
     return dg.Definitions(
         assets=assets, jobs=jobs, schedules=schedules, sensors=sensors,
         resources={"warehouse": warehouse_resource(), "portal": PortalResource.from_env(),
-                   "notifier": NotifierResource()},
+                   "notifier": NotifierResource(), "settings": SettingsResource()},
         executor=dg.in_process_executor,
     )
 

@@ -15,7 +15,7 @@ import dagster as dg
 from dagster_duckdb import DuckDBResource
 from pydantic import PrivateAttr
 
-from ct_pipelines.settings import load_settings
+from ct_pipelines.core.settings import Settings, load_settings
 
 PORTAL_ENV = {
     "domain": "CT_PORTAL_DOMAIN",
@@ -29,6 +29,14 @@ PORTAL_ENV = {
 def warehouse_resource() -> DuckDBResource:
     settings = load_settings()
     return DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config)
+
+
+class SettingsResource(dg.ConfigurableResource):
+    """Where the project keeps its files, resolved once per run from ``CT_PIPELINES_*`` variables and
+    handed to the stages (which never read the environment themselves)."""
+
+    def resolve(self) -> Settings:
+        return load_settings()
 
 
 class PortalResource(dg.ConfigurableResource):

@@ -9,25 +9,39 @@ from typing import Any
 
 import dagster as dg
 
-from ct_pipelines.outcomes import CheckOutcome, CheckSpec
-from ct_pipelines.quality.config import Severity
+from ct_pipelines.core.outcomes import CheckOutcome, CheckSpec, Severity
+from ct_pipelines.core.results import StageResult
+
+
+def stage_metadata(result: StageResult) -> dict[str, dg.MetadataValue]:
+    """A stage's typed result as Dagster metadata: counts as integers (``dagster/row_count`` from the
+    rows the stage wrote), markdown tables as markdown, links as paths or URLs, facts as they are."""
+    values: dict[str, dg.MetadataValue] = {}
+    if result.table:
+        values["table"] = dg.MetadataValue.text(result.table)
+    for name, count in (("rows_in", result.rows_in), ("rows_out", result.rows_out),
+                        ("rows_set_aside", result.rows_set_aside)):
+        if count is not None:
+            values[name] = dg.MetadataValue.int(int(count))
+    if result.rows_out is not None and result.rows_out >= 0:
+        values["dagster/row_count"] = dg.MetadataValue.int(int(result.rows_out))
+    values.update(to_metadata(result.facts))
+    values.update({name: dg.MetadataValue.md(text) for name, text in result.markdown.items()})
+    for name, link in result.links.items():
+        is_url = link.startswith(("http://", "https://"))
+        values[f"{name}_url" if is_url else f"{name}_path"] = (
+            dg.MetadataValue.url(link) if is_url else dg.MetadataValue.path(link))
+    return values
 
 
 def to_metadata(values: Mapping[str, Any]) -> dict[str, dg.MetadataValue]:
-    """JSON-like values to Dagster metadata: markdown for ``*_md`` keys, paths for ``*_path``, JSON for
-    lists and dicts, so the UI renders tables and links instead of raw strings."""
+    """Plain JSON-like facts as Dagster metadata: numbers, booleans, text, and JSON for lists and dicts."""
     out: dict[str, dg.MetadataValue] = {}
     for key, value in values.items():
         if value is None:
             continue
-        if key.endswith("_md"):
-            out[key.removesuffix("_md")] = dg.MetadataValue.md(str(value))
-        elif isinstance(value, str) and "\n|" in value and "|---" in value:  # a markdown table
-            out[key] = dg.MetadataValue.md(value)
-        elif key.endswith("_path") or isinstance(value, Path):
+        if isinstance(value, Path):
             out[key] = dg.MetadataValue.path(str(value))
-        elif key.endswith("_url"):
-            out[key] = dg.MetadataValue.url(str(value))
         elif isinstance(value, bool):
             out[key] = dg.MetadataValue.bool(value)
         elif isinstance(value, int):
@@ -54,7 +68,10 @@ def _jsonable(value: Any) -> Any:
 
 
 def check_specs(asset_key: dg.AssetKey, specs: Iterable[CheckSpec]) -> list[dg.AssetCheckSpec]:
-    return [dg.AssetCheckSpec(name=s.name, asset=asset_key, description=s.description, blocking=s.blocking)
+    """Checks as Dagster sees them. They are not Dagster-blocking: the dataset's step itself stops at a
+    failed ERROR check and records the later stages as not run with the reason, so a blocked dataset reads
+    as blocked in the UI and the run log instead of as a failed step with a stack trace."""
+    return [dg.AssetCheckSpec(name=s.name, asset=asset_key, description=s.description, blocking=False)
             for s in specs]
 
 

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import ipaddress
+import os
 import secrets
 import socket
 from pathlib import Path
 
 import click
+
+from ct_pipelines.portal.common import write_private
 
 PASSWORD_ENV = "CT_PIPELINES_PORTAL_PASSWORD"
 PASSWORD_FILE = ".portal-password"
@@ -29,8 +32,7 @@ def _password_for(data_dir: Path, given: str | None) -> tuple[str, str]:
         return given, "--password or " + PASSWORD_ENV
     path = data_dir / PASSWORD_FILE
     if not path.exists():
-        path.touch(mode=0o600)
-        path.write_text(secrets.token_urlsafe(18) + "\n")
+        write_private(path, (secrets.token_urlsafe(18) + "\n").encode())
     return path.read_text().strip(), f"the file {path}"
 
 
@@ -65,6 +67,7 @@ def serve(
     """Serve the Socrata API subset that publishing and auditing use, until Ctrl+C."""
     import uvicorn
 
+    from ct_pipelines.portal.common import private_dir
     from ct_pipelines.portal.server import create_app
     from ct_pipelines.portal.store import PortalStore
 
@@ -74,7 +77,7 @@ def serve(
             "Use 127.0.0.1, or add --allow-remote if that is intended.",
             param_hint="--host",
         )
-    data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(data_dir)
     secret, source = _password_for(data_dir, password)
     try:
         sock = socket.create_server((host, port))
@@ -83,15 +86,21 @@ def serve(
             f"Cannot listen on {host}:{port} ({exc.strerror}); choose another --port."
         ) from exc
     bound_port = sock.getsockname()[1]
-    store = PortalStore(data_dir)
-    domain = f"{host}:{bound_port}"
-    app = create_app(store, username, secret, domain=domain)
-    click.echo(f"Local portal: browse http://{domain}/  (data in {data_dir.resolve()})")
-    click.echo(f"sodapy: Socrata('{domain}', None, username='{username}', password=<from {source}>,")
-    click.echo(
-        "               session_adapter={'prefix': 'http://', 'adapter': requests.adapters.HTTPAdapter()})"
-    )
+    # while serving, everything the portal creates (also the DuckDB log, which DuckDB recreates
+    # after checkpoints) is owner-only from the start
+    previous_umask = os.umask(0o077)
     try:
-        uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
+        store = PortalStore(data_dir)
+        domain = f"{host}:{bound_port}"
+        app = create_app(store, username, secret, domain=domain)
+        click.echo(f"Local portal: browse http://{domain}/  (data in {data_dir.resolve()})")
+        click.echo(f"sodapy: Socrata('{domain}', None, username='{username}', password=<from {source}>,")
+        click.echo(
+            "               session_adapter={'prefix': 'http://', 'adapter': requests.adapters.HTTPAdapter()})"
+        )
+        try:
+            uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
+        finally:
+            store.close()
     finally:
-        store.close()
+        os.umask(previous_umask)

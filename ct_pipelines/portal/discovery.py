@@ -53,6 +53,7 @@ def _slug(text: str) -> str:
 
 
 def catalog_record(view: dict[str, Any], base_url: str, domain: str) -> dict[str, Any]:
+    # one literal in the shape of a Discovery API record (its length is that shape, not logic)
     columns = view.get("columns") or []
     metadata = view.get("metadata") or {}
     custom = metadata.get("custom_fields") or {}

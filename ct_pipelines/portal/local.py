@@ -14,8 +14,7 @@ import requests
 import uvicorn
 from sodapy import Socrata
 
-from ct_pipelines.portal.faults import FaultPlan
-from ct_pipelines.portal.server import PortalApp, create_app
+from ct_pipelines.portal.server import Interceptor, PortalApp, create_app
 from ct_pipelines.portal.store import PortalStore
 
 _UNSET: Any = object()
@@ -31,14 +30,15 @@ class LocalPortal:
         port: int = 0,
         username: str = "ct-pipelines",
         password: str | None = None,
-        faults: FaultPlan | None = None,
+        interceptor: Interceptor | None = None,
     ) -> None:
         self.data_dir = Path(data_dir)
         self.host = host
         self.port = port
         self.username = username
         self.password = password or secrets.token_urlsafe(18)
-        self.faults = faults if faults is not None else FaultPlan()
+        # a test hook that sees each request first (e.g. ct_pipelines_tests.support.faults.FaultPlan)
+        self.interceptor = interceptor
         self.store: PortalStore | None = PortalStore(self.data_dir)
         self.app: PortalApp | None = None
         self._server: uvicorn.Server | None = None
@@ -68,11 +68,10 @@ class LocalPortal:
         self.port = sock.getsockname()[1]
         if self.store is None:
             self.store = PortalStore(self.data_dir)
-        app = create_app(self.store, self.username, self.password, self.faults, domain=self.domain)
-        assert isinstance(app, PortalApp)
-        self.app = app
+        self.app = create_app(self.store, self.username, self.password, domain=self.domain)
+        self.app.interceptor = self.interceptor
         config = uvicorn.Config(
-            app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=30
+            self.app, log_level="warning", lifespan="off", access_log=False, timeout_keep_alive=30
         )
         self._server = uvicorn.Server(config)
         self._thread = threading.Thread(target=self._server.run, kwargs={"sockets": [sock]}, daemon=True)

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 import pandas as pd
 
-from ct_pipelines.privacy.suppression import SuppressionInputError, suppress
+from ct_pipelines.protect.suppression import SuppressionInputError, suppress
 
 WHOLE_NUMBER = re.compile(r"^(\d+|\d{1,3}(,\d{3})+)$")  # 1234 or 1,234 as spreadsheets export it
 
@@ -49,9 +49,24 @@ def _read_cells(path: Path, dims: list[str], count: str) -> pd.DataFrame:
 @click.option("--threshold", type=click.IntRange(min=1), required=True, help="Counts 1..T are sensitive")
 @click.option("--protect-zeros", is_flag=True, help="Treat zeros as sensitive too")
 @click.option("--total-label", default="Total", show_default=True, help="Label of margin rows")
+@click.option(
+    "--method",
+    type=click.Choice(["auto", "heuristic", "optimal"]),
+    default="auto",
+    show_default=True,
+    help="auto: the better of the exact minimum (HiGHS MILP, within --time-limit) and the heuristic",
+)
+@click.option("--time-limit", type=click.FloatRange(min=0.01), default=3.0, show_default=True, help="Seconds")
 @click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def suppress_command(
-    dims: str, count: str, threshold: int, protect_zeros: bool, total_label: str, input_csv: Path
+    dims: str,
+    count: str,
+    threshold: int,
+    protect_zeros: bool,
+    total_label: str,
+    method: str,
+    time_limit: float,
+    input_csv: Path,
 ) -> None:
     """Read interior cells from INPUT_CSV; write the protected table with margins as CSV to standard output.
 
@@ -71,7 +86,9 @@ def suppress_command(
             "add up or remove the duplicate"
         )
     try:
-        result = suppress(cells, dimensions, count, threshold, protect_zeros, total_label)
+        result = suppress(
+            cells, dimensions, count, threshold, protect_zeros, total_label, method=method, time_limit=time_limit
+        )
     except SuppressionInputError as exc:
         raise click.ClickException(f"{input_csv}: {exc}") from exc
     if not result.audit_passed:
@@ -87,8 +104,15 @@ def suppress_command(
     writer.writerow([*columns, "suppressed"])
     for values, hidden in zip(text.itertuples(index=False, name=None), output["suppressed"], strict=True):
         writer.writerow([*values, "true" if hidden else "false"])
+    loss = result.loss
     click.echo(
-        f"{result.primary_count} cells suppressed as small, {result.complementary_count} as complements; "
-        f"audit passed ({result.lp_solves} attacker LPs)",
+        f"{result.primary_count} cells suppressed as small, {result.complementary_count} as complements "
+        f"({result.method}); audit passed ({result.lp_solves} attacker LPs)"
+        + (
+            f"; hidden: {loss.hidden_count:,} of {loss.total_count:,} ({loss.hidden_share:.1%}), "
+            f"largest hidden total {loss.largest_hidden_margin:,}"
+            if loss is not None
+            else ""
+        ),
         err=True,
     )

@@ -15,10 +15,9 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.privacy.config import PiiExemption
-from ct_pipelines.privacy.specs import PII_SCAN_CHECK
-from ct_pipelines.quality.config import Severity
+from ct_pipelines.catalog.blocks.protect import PiiExemption
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.protect.specs import PII_SCAN_CHECK
 
 _DATE = r"(\d{1,2}[/-]\d{1,2}[/-](\d{4}|\d{2})|\d{4}-\d{2}-\d{2})"
 _BIRTH_NAME = re.compile(r"(^|_)(dob|birth|birthdate|birthday|born)(_|$)|date_of_birth|birth_?date")
@@ -37,9 +36,9 @@ class PiiPattern:
     mask: Callable[[str], str]
 
 
-def _last(text: str, keep: int) -> str:
-    digits = re.sub(r"\D", "", text)
-    return digits[-keep:] if len(digits) >= keep else ""
+def _shape(text: str) -> str:
+    """Only the shape of an identifier: every digit becomes '#', so no digit of it reaches a report."""
+    return re.sub(r"[0-9]", "#", text.strip(" \t\r\n,;:.()[]"))
 
 
 def _mask_email(text: str) -> str:
@@ -50,7 +49,7 @@ def _mask_email(text: str) -> str:
 
 def _mask_record(text: str) -> str:
     token = re.split(r"[\s:#]+", text.strip())[-1]
-    return "*" * max(len(token) - 2, 3) + token[-2:]
+    return re.sub(r"[A-Za-z]", "*", _shape(token))
 
 
 PATTERNS: tuple[PiiPattern, ...] = (
@@ -58,7 +57,7 @@ PATTERNS: tuple[PiiPattern, ...] = (
         "ssn",
         "Social Security number",
         r"(^|[^0-9-])[0-8][0-9]{2}-[0-9]{2}-[0-9]{4}([^0-9-]|$)|(?i)\bssn\W{0,3}[0-9]{9}\b",
-        lambda text: f"***-**-{_last(text, 4)}",
+        lambda text: "###-##-####",  # never any digit, not even the last four
     ),
     PiiPattern(
         "email",
@@ -70,7 +69,7 @@ PATTERNS: tuple[PiiPattern, ...] = (
         "phone",
         "phone number",
         r"(^|[^0-9-])(\+?1[ .-]?)?(\([0-9]{3}\) ?|[0-9]{3}[.-])[0-9]{3}[.-][0-9]{4}([^0-9-]|$)",
-        lambda text: f"(***) ***-{_last(text, 4)}",
+        lambda text: "(###) ###-####",
     ),
     PiiPattern(
         "date_of_birth",
@@ -224,7 +223,7 @@ def pii_scan_outcome(
                 if len(blocking) > 1
                 else ""
             )
-            + ". Remove the values, mark the column pii, or add a publish.pii_exemptions entry with a reason."
+            + ". Remove the values, mark the column pii, or add a protect.pii_exemptions entry with a reason."
         )
     else:
         summary = "No values that look like personal information were found in the table to publish" + (

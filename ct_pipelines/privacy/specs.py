@@ -5,9 +5,9 @@ Kept apart from the table builder so that loading Dagster definitions does not i
 
 from __future__ import annotations
 
+from ct_pipelines.catalog.blocks.protect import ProtectMode
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckSpec
-from ct_pipelines.privacy.config import PublishMode
+from ct_pipelines.core.outcomes import CheckSpec
 
 PII_SCAN_CHECK = "pii_scan"
 SUPPRESSION_AUDIT_CHECK = "suppression_audit"
@@ -35,4 +35,5 @@ def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
 
 
 def suppression_applies(dataset: Dataset) -> bool:
-    return dataset.publish.suppression is not None and dataset.publish.mode != PublishMode.ROWS
+    return dataset.protect.suppression is not None and dataset.protect.mode != ProtectMode.ROWS
+

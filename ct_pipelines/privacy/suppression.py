@@ -1,72 +1,33 @@
-"""Small-cell suppression of count tables: primary, complementary, then an attacker LP audit.
+"""Small-cell suppression of count tables with named dimensions: margins, collapsing, loss figures.
 
-Why an audit: the usual "no line has exactly one suppressed cell" rule still leaks (a cell can be
-recovered from totals and non-negativity, e.g. when zeros are used as complements). So after the
-heuristic we solve the attacker's min/max linear programs (scipy HiGHS) over every published cell and
-every additivity relation, and keep suppressing until no sensitive cell can be confined to 1..T.
-
-The table is represented generally as cells (a value each) plus additivity constraints
-``cell[total] == sum(cell[members])``, so 1-D, 2-D, k-D and hierarchies share one solver.
+The engine (complements and the attacker LP audit) is in ``suppression_core``; the exact minimum
+pattern in ``optimal``. This module turns a table of interior cells into cells plus margins and back.
 """
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy import sparse
-from scipy.optimize import linprog
 
-TOLERANCE = 1e-6  # HiGHS feasibility tolerance is 1e-7; proofs need a clear margin above it
-
-
-@dataclass(frozen=True)
-class Constraint:
-    """One published additive relation: the total cell equals the sum of the member cells."""
-
-    total: int
-    members: tuple[int, ...]
-
-
-@dataclass
-class AuditFailure:
-    """A sensitive suppressed cell the attacker can still confine to the disclosive range."""
-
-    cell: int
-    value: int
-    attacker_min: float
-    attacker_max: float
-
-
-@dataclass
-class CellSuppression:
-    """Which cells to hide, why, and what the attacker could still learn about them."""
-
-    suppressed: np.ndarray  # bool per cell
-    primary: np.ndarray  # bool per cell: sensitive itself
-    failures: list[AuditFailure] = field(default_factory=list)
-    lp_solves: int = 0
-    audit_rounds: int = 0
-
-    @property
-    def primary_count(self) -> int:
-        return int(self.primary.sum())
-
-    @property
-    def complementary_count(self) -> int:
-        return int((self.suppressed & ~self.primary).sum())
-
-    @property
-    def audit_passed(self) -> bool:
-        return not self.failures
+from ct_pipelines.protect.optimal import Loss, loss_of
+from ct_pipelines.protect.suppression_core import (  # noqa: F401 - re-exported for callers and tests
+    AuditFailure,
+    CellSuppression,
+    Constraint,
+    SuppressionInputError,
+    attacker_interval,
+    is_sensitive,
+    protect_cells,
+)
 
 
 @dataclass
 class SuppressionResult:
-    """The full published table (interior cells and margins) with suppression flags and audit figures."""
+    """The full published table (interior cells and margins) with suppression flags, audit and loss figures."""
 
     table: pd.DataFrame  # dims + count (nullable Int64, <NA> where suppressed) + flag + "is_margin"
     dims: list[str]
@@ -79,356 +40,75 @@ class SuppressionResult:
     audit_passed: bool
     failures: list[dict]
     lp_solves: int
+    loss: Loss | None = None
+    largest_hidden_margin_cell: dict | None = None  # the dimension labels of that margin
+    method: str = "heuristic"
+
+    def loss_metadata(self) -> dict[str, object]:
+        """Figures for reports: cells hidden, share of the total count hidden, the largest hidden margin."""
+        if self.loss is None:
+            return {}
+        return {
+            "count_column": self.count,
+            "cells_suppressed": self.loss.cells,
+            "hidden_count": self.loss.hidden_count,
+            "hidden_share_of_total": round(self.loss.hidden_share, 6),
+            "largest_hidden_margin": self.loss.largest_hidden_margin,
+            "largest_hidden_margin_cell": self.largest_hidden_margin_cell,
+            "method": self.method,
+        }
 
 
-class SuppressionInputError(ValueError):
-    """The cell table cannot be suppressed as given (missing columns, bad counts, duplicates)."""
-
-
-# --------------------------------------------------------------------------------------------------
-# Generic engine on cells + constraints
-# --------------------------------------------------------------------------------------------------
-
-
-def is_sensitive(values: np.ndarray, threshold: int, protect_zeros: bool) -> np.ndarray:
-    """Counts 1..T are sensitive; 0 too when the policy protects zeros."""
-    lowest = 0 if protect_zeros else 1
-    return (values >= lowest) & (values <= threshold)
-
-
-def protect_cells(
-    values: Sequence[int] | np.ndarray,
-    constraints: Sequence[Constraint],
-    threshold: int,
-    protect_zeros: bool = False,
-    is_margin: Sequence[bool] | np.ndarray | None = None,
-    max_rounds: int = 200,
-) -> CellSuppression:
-    """Suppress sensitive cells and enough complements that the attacker LP cannot disclose them."""
-    values = np.asarray(values, dtype=np.int64)
-    if (values < 0).any():
-        raise SuppressionInputError("counts must be zero or more")
-    margin = np.zeros(len(values), bool) if is_margin is None else np.asarray(is_margin, bool)
-    primary = is_sensitive(values, threshold, protect_zeros)
-    suppressed = primary.copy()
-    lines_of = _lines_through_cells(len(values), constraints)
-    state = CellSuppression(suppressed=suppressed, primary=primary)
-    _close_lines(values, constraints, suppressed, margin, threshold, protect_zeros)
-
-    pending = np.flatnonzero(primary)
-    for _ in range(max_rounds):
-        state.audit_rounds += 1
-        failures, solves = _audit(values, constraints, suppressed, pending, threshold)
-        state.lp_solves += solves
-        if not failures:
-            state.failures = []
-            return state
-        added = False
-        for failure in failures:
-            added |= _add_complement_near(failure.cell, values, constraints, lines_of, suppressed, margin)
-        state.failures = failures
-        if not added:
-            return state  # nothing left to suppress; report the failures
-        _close_lines(values, constraints, suppressed, margin, threshold, protect_zeros)
-        # Suppressing more only widens the attacker's intervals, so cells proven safe stay safe.
-        pending = np.array([f.cell for f in failures])
-    return state
-
-
-def _lines_through_cells(n_cells: int, constraints: Sequence[Constraint]) -> list[list[int]]:
-    lines: list[list[int]] = [[] for _ in range(n_cells)]
-    for index, constraint in enumerate(constraints):
-        lines[constraint.total].append(index)
-        for member in constraint.members:
-            lines[member].append(index)
-    return lines
-
-
-def _pick_complement(
-    cells: Sequence[int], values: np.ndarray, suppressed: np.ndarray, margin: np.ndarray, allow_zero: bool
-) -> int | None:
-    """The smallest non-zero unsuppressed cell, interior cells before margins (SDE practice)."""
-    best: tuple[bool, int, int] | None = None
-    for cell in cells:
-        if suppressed[cell] or (values[cell] == 0 and not allow_zero):
-            continue
-        key = (bool(margin[cell]), int(values[cell]), int(cell))
-        if best is None or key < best:
-            best = key
-    return None if best is None else best[2]
-
-
-def _close_lines(
-    values: np.ndarray,
-    constraints: Sequence[Constraint],
-    suppressed: np.ndarray,
-    margin: np.ndarray,
-    threshold: int,
-    protect_zeros: bool,
-) -> None:
-    """Heuristic complements until no line has a lone suppressed cell or a too-narrow suppressed sum.
-
-    A line with one suppressed cell gives it away by subtraction; a line with a published total whose
-    suppressed members add up to at most T confines each of them to 0..T.
-    """
-    changed = True
-    while changed:
-        changed = False
-        for constraint in constraints:
-            cells = (constraint.total, *constraint.members)
-            n_suppressed = int(suppressed[list(cells)].sum())
-            if n_suppressed == 0:
-                continue
-            members = list(constraint.members)
-            narrow = (
-                not suppressed[constraint.total]
-                and int(values[members][suppressed[members]].sum()) <= threshold
-                and bool(suppressed[members].any())
-            )
-            if n_suppressed != 1 and not narrow:
-                continue
-            choice = _pick_complement(cells, values, suppressed, margin, allow_zero=protect_zeros)
-            if choice is None:
-                choice = _pick_complement(cells, values, suppressed, margin, allow_zero=True)
-            if choice is not None:
-                suppressed[choice] = True
-                changed = True
-
-
-def _add_complement_near(
-    cell: int,
-    values: np.ndarray,
-    constraints: Sequence[Constraint],
-    lines_of: list[list[int]],
-    suppressed: np.ndarray,
-    margin: np.ndarray,
-) -> bool:
-    """Suppress one more cell on a line through ``cell``, widening the search if those lines are used up."""
-    seen_lines: set[int] = set()
-    frontier = [cell]
-    seen_cells = {cell}
-    for allow_zero in (False, True):
-        while frontier:
-            neighbours: list[int] = []
-            for current in frontier:
-                for line in lines_of[current]:
-                    if line in seen_lines:
-                        continue
-                    seen_lines.add(line)
-                    neighbours.extend((constraints[line].total, *constraints[line].members))
-            choice = _pick_complement(neighbours, values, suppressed, margin, allow_zero)
-            if choice is not None:
-                suppressed[choice] = True
-                return True
-            frontier = [c for c in dict.fromkeys(neighbours) if c not in seen_cells]
-            seen_cells.update(frontier)
-        seen_lines.clear()
-        frontier, seen_cells = [cell], {cell}
-    return False
-
-
-# --------------------------------------------------------------------------------------------------
-# Attacker LP audit
-# --------------------------------------------------------------------------------------------------
-
-
-@dataclass
-class _AttackerProblem:
-    """Suppressed cells as unknowns; published cells moved to the right-hand side; x >= 0."""
-
-    unknowns: np.ndarray  # cell index of each variable
-    a_eq: sparse.csr_matrix
-    b_eq: np.ndarray
-
-    @classmethod
-    def build(
-        cls, values: np.ndarray, constraints: Sequence[Constraint], suppressed: np.ndarray
-    ) -> _AttackerProblem:
-        unknowns = np.flatnonzero(suppressed)
-        column_of = np.full(len(values), -1)
-        column_of[unknowns] = np.arange(len(unknowns))
-        rows, cols, data, rhs = [], [], [], []
-        for constraint in constraints:
-            terms = [(constraint.total, -1.0)] + [(m, 1.0) for m in constraint.members]
-            known = 0.0
-            row_terms = []
-            for cell, coefficient in terms:
-                if suppressed[cell]:
-                    row_terms.append((column_of[cell], coefficient))
-                else:
-                    known -= coefficient * values[cell]
-            if not row_terms:
-                continue
-            row = len(rhs)
-            for column, coefficient in row_terms:
-                rows.append(row)
-                cols.append(column)
-                data.append(coefficient)
-            rhs.append(known)
-        a_eq = sparse.csr_matrix((data, (rows, cols)), shape=(len(rhs), len(unknowns)))
-        return cls(unknowns, a_eq, np.asarray(rhs, dtype=float))
-
-    def solve(self, objective: np.ndarray, upper: np.ndarray) -> np.ndarray | None:
-        if self.a_eq.shape[0] == 0:
-            return None
-        result = linprog(
-            objective,
-            A_eq=self.a_eq,
-            b_eq=self.b_eq,
-            bounds=np.column_stack([np.zeros(len(upper)), upper]),
-            method="highs",
-        )
-        return result.x if result.status == 0 else None
-
-
-def _audit(
-    values: np.ndarray,
-    constraints: Sequence[Constraint],
-    suppressed: np.ndarray,
-    cells: np.ndarray,
-    threshold: int,
-) -> tuple[list[AuditFailure], int]:
-    """Cells (among ``cells``) whose attacker max is <= T or whose attacker min equals their value.
-
-    Each LP solution is a feasible table, so it proves every cell it pushes above T (or below its
-    value); solving for the sum of unproven cells first proves most cells with a handful of LPs.
-    Variables of the cells being maximised are capped at T+1 so the LP stays bounded: reaching the
-    cap proves "max > T", and not reaching it means the cap was not binding.
-    """
-    problem = _AttackerProblem.build(values, constraints, suppressed)
-    if problem.a_eq.shape[0] == 0 or len(cells) == 0:
-        return [], 0
-    variable_of = {int(cell): i for i, cell in enumerate(problem.unknowns)}
-    true_values = values[problem.unknowns].astype(float)
-    solves = 0
-
-    def prove(to_prove: set[int], maximise: bool) -> dict[int, float]:
-        """Return the attacker bound for cells that could not be proven safe."""
-        nonlocal solves
-        remaining = set(to_prove)
-        while remaining:  # batched: one LP for all remaining cells
-            objective, upper = _objective(remaining, variable_of, len(problem.unknowns), maximise, threshold)
-            solution = problem.solve(objective, upper)
-            solves += 1
-            proven = _proven(remaining, solution, variable_of, true_values, maximise, threshold)
-            if not proven:
-                break
-            remaining -= proven
-        bounds: dict[int, float] = {}
-        for cell in sorted(remaining):  # one LP per cell that resisted the batch
-            if cell not in remaining:
-                continue
-            objective, upper = _objective({cell}, variable_of, len(problem.unknowns), maximise, threshold)
-            solution = problem.solve(objective, upper)
-            solves += 1
-            remaining -= _proven(remaining, solution, variable_of, true_values, maximise, threshold)
-            if cell in remaining:
-                bound = float(solution[variable_of[cell]]) if solution is not None else float("nan")
-                bounds[cell] = bound
-                remaining.discard(cell)
-        return bounds
-
-    sensitive = {int(c) for c in cells}
-    unsafe_max = prove(sensitive, maximise=True)
-    unsafe_min = prove({c for c in sensitive if values[c] > 0}, maximise=False)
-    failures = [
-        AuditFailure(
-            cell=cell,
-            value=int(values[cell]),
-            attacker_min=unsafe_min.get(cell, 0.0),
-            attacker_max=unsafe_max.get(cell, float(threshold + 1)),
-        )
-        for cell in sorted(set(unsafe_max) | set(unsafe_min))
-    ]
-    return failures, solves
-
-
-def _objective(
-    cells: set[int], variable_of: dict[int, int], n_variables: int, maximise: bool, threshold: int
-) -> tuple[np.ndarray, np.ndarray]:
-    objective = np.zeros(n_variables)
-    upper = np.full(n_variables, np.inf)
-    for cell in cells:
-        variable = variable_of[cell]
-        objective[variable] = -1.0 if maximise else 1.0
-        if maximise:
-            upper[variable] = threshold + 1.0
-    return objective, upper
-
-
-def _proven(
-    cells: set[int],
-    solution: np.ndarray | None,
-    variable_of: dict[int, int],
-    true_values: np.ndarray,
-    maximise: bool,
-    threshold: int,
-) -> set[int]:
-    if solution is None:
-        return set()
-    if maximise:
-        return {c for c in cells if solution[variable_of[c]] > threshold + TOLERANCE}
-    return {c for c in cells if solution[variable_of[c]] < true_values[variable_of[c]] - TOLERANCE}
-
-
-def attacker_interval(
-    values: Sequence[int] | np.ndarray, constraints: Sequence[Constraint], suppressed: np.ndarray, cell: int
-) -> tuple[float, float]:
-    """Exact attacker min and max of one suppressed cell (max may be inf); for reports and debugging."""
-    values = np.asarray(values, dtype=np.int64)
-    problem = _AttackerProblem.build(values, constraints, np.asarray(suppressed, bool))
-    variable = int(np.flatnonzero(problem.unknowns == cell)[0])
-    bounds = []
-    for sign in (1.0, -1.0):
-        objective = np.zeros(len(problem.unknowns))
-        objective[variable] = sign
-        if problem.a_eq.shape[0] == 0:
-            bounds.append(0.0 if sign > 0 else float("inf"))
-            continue
-        result = linprog(objective, A_eq=problem.a_eq, b_eq=problem.b_eq, bounds=(0, None), method="highs")
-        bounds.append(float(result.x[variable]) if result.status == 0 else float("inf"))
-    return bounds[0], bounds[1]
-
-
-# --------------------------------------------------------------------------------------------------
-# Tables with named dimensions
-# --------------------------------------------------------------------------------------------------
+def _margin_dims(dims: list[str], margins: bool | Sequence[str]) -> list[str]:
+    if margins is True:
+        return list(dims)
+    if margins is False:
+        return []
+    wanted = set(margins)
+    return [d for d in dims if d in wanted]
 
 
 def margin_table(
-    cells: pd.DataFrame, dims: list[str], count: str, total_label: str, margins: bool = True
+    cells: pd.DataFrame,
+    dims: list[str],
+    count: str,
+    total_label: str,
+    margins: bool | Sequence[str] = True,
 ) -> tuple[pd.DataFrame, list[Constraint]]:
-    """Interior cells plus every margin (each dimension's totals and the grand total) and their relations.
+    """Interior cells plus the margins over ``margins`` (True: every dimension) and their relations.
 
-    Missing dimension combinations are added as zero cells so every line is complete.
+    Missing dimension combinations are added as zero cells so every line is complete. A dimension
+    left out of ``margins`` (e.g. a snapshot date) splits the table into independent slices.
     """
+    totalled = _margin_dims(dims, margins)
     levels = [list(dict.fromkeys(cells[d].tolist())) for d in dims]
     interior = pd.DataFrame(list(itertools.product(*levels)), columns=dims) if dims else pd.DataFrame()
     interior = interior.merge(cells[[*dims, count]], on=dims, how="left")
     interior[count] = interior[count].fillna(0).astype("int64")
     interior["is_margin"] = False
-    if not margins:
+    if not totalled:
         return interior, []
     full = [interior]
-    for mask in itertools.product([False, True], repeat=len(dims)):
+    for mask in itertools.product([False, True], repeat=len(totalled)):
         if not any(mask):
             continue
-        kept = [d for d, is_total in zip(dims, mask, strict=True) if not is_total]
+        summed = {d for d, is_total in zip(totalled, mask, strict=True) if is_total}
+        kept = [d for d in dims if d not in summed]
         if kept:
             block = interior.groupby(kept, sort=False, as_index=False)[count].sum()
         else:
             block = pd.DataFrame({count: [int(interior[count].sum())]})
-        for d, is_total in zip(dims, mask, strict=True):
-            if is_total:
-                block[d] = total_label
+        for d in summed:
+            block[d] = total_label
         block["is_margin"] = True
         full.append(block[[*dims, count, "is_margin"]])
     table = pd.concat(full, ignore_index=True)
     position = {tuple(row): i for i, row in enumerate(table[dims].itertuples(False, None))}
+    axes = [i for i, d in enumerate(dims) if d in totalled]
     constraints = []
     for i, row in enumerate(table[dims].itertuples(False, None)):
-        for axis, value in enumerate(row):
-            if value != total_label:
+        for axis in axes:
+            if row[axis] != total_label:
                 continue
             members = tuple(position[(*row[:axis], level, *row[axis + 1 :])] for level in levels[axis])
             constraints.append(Constraint(total=i, members=members))
@@ -436,19 +116,26 @@ def margin_table(
 
 
 def collapse_categories(
-    cells: pd.DataFrame, dims: list[str], count: str, collapse: dict[str, list[str]], label: str
+    cells: pd.DataFrame,
+    dims: list[str],
+    count: str | Sequence[str],
+    collapse: dict[str, list[str]],
+    label: str,
 ) -> pd.DataFrame:
     """Merge small categories into one (e.g. "Another race/ethnicity") so fewer cells need hiding."""
     if not collapse:
         return cells
+    counts = [count] if isinstance(count, str) else list(count)
     merged = cells.copy()
     for dimension, categories in collapse.items():
         if dimension in merged:
             merged[dimension] = merged[dimension].where(~merged[dimension].isin(categories), label)
-    return merged.groupby(dims, sort=False, as_index=False, dropna=False)[count].sum()
+    return merged.groupby(dims, sort=False, as_index=False, dropna=False)[counts].sum()
 
 
-def validate_cells(cells: pd.DataFrame, dims: list[str], count: str, total_label: str) -> None:
+def validate_cells(
+    cells: pd.DataFrame, dims: list[str], count: str, total_label: str, totalled: Sequence[str] | None = None
+) -> None:
     """Refuse tables the solver would get wrong: missing columns, bad counts, duplicates, label clashes."""
     missing = [c for c in [*dims, count] if c not in cells.columns]
     if missing:
@@ -465,7 +152,7 @@ def validate_cells(cells: pd.DataFrame, dims: list[str], count: str, total_label
             f"row {row + 1}: count {cells[count].iloc[row]!r} in column '{count}' is not a whole number "
             "of zero or more"
         )
-    for d in dims:
+    for d in dims if totalled is None else totalled:
         if (cells[d].astype(str) == total_label).any():
             raise SuppressionInputError(
                 f"dimension '{d}' already contains the total label '{total_label}'; pass only interior "
@@ -485,20 +172,28 @@ def suppress(
     threshold: int,
     protect_zeros: bool = False,
     total_label: str = "Total",
-    margins: bool = True,
+    margins: bool | Sequence[str] = True,
     flag: str = "suppressed",
+    method: str = "auto",
+    time_limit: float = 3.0,
 ) -> SuppressionResult:
-    """Protect a count table given as interior cells; the result holds the margins that get published."""
-    validate_cells(cells, dims, count, total_label)
+    """Protect a count table given as interior cells; the result holds the margins that get published.
+
+    ``margins``: True for totals over every dimension, or the dimensions that get totals.
+    """
+    validate_cells(cells, dims, count, total_label, _margin_dims(dims, margins))
     as_ints = cells.assign(**{count: pd.to_numeric(cells[count]).astype("int64")})
     table, constraints = margin_table(as_ints, dims, count, total_label, margins)
     values = table[count].to_numpy(np.int64)
-    outcome = protect_cells(values, constraints, threshold, protect_zeros, table["is_margin"].to_numpy())
+    is_margin = table["is_margin"].to_numpy()
+    outcome = protect_cells(
+        values, constraints, threshold, protect_zeros, is_margin, method=method, time_limit=time_limit
+    )
     published = table[[*dims]].copy()
     published[count] = pd.array(np.where(outcome.suppressed, 0, values), dtype="Int64")
     published.loc[outcome.suppressed, count] = pd.NA
     published[flag] = outcome.suppressed
-    published["is_margin"] = table["is_margin"].to_numpy()
+    published["is_margin"] = is_margin
     failures = [
         {
             **{d: str(table[d].iloc[f.cell]) for d in dims},
@@ -507,6 +202,12 @@ def suppress(
         }
         for f in outcome.failures
     ]
+    loss = loss_of(values, outcome.suppressed, is_margin)
+    hidden_margins = np.flatnonzero(outcome.suppressed & is_margin)
+    largest = None
+    if len(hidden_margins):
+        cell = int(hidden_margins[np.argmax(values[hidden_margins])])
+        largest = {d: str(table[d].iloc[cell]) for d in dims}
     return SuppressionResult(
         table=published,
         dims=dims,
@@ -519,4 +220,7 @@ def suppress(
         audit_passed=outcome.audit_passed,
         failures=failures,
         lp_solves=outcome.lp_solves,
+        loss=loss,
+        largest_hidden_margin_cell=largest,
+        method=outcome.method,
     )

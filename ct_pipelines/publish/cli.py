@@ -16,10 +16,10 @@ import yaml
 from pydantic import ValidationError
 
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.settings import load_settings
 from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.publisher import publish_table
 from ct_pipelines.publish.state import publish_log
-from ct_pipelines.settings import load_settings
 
 
 def _load_dataset(path: Path) -> Dataset:
@@ -55,6 +55,9 @@ def publish_group() -> None:
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing")
 @click.option("--full-replace", is_flag=True, help="Resend every row instead of only the changes")
 @click.option("--allow-shrink", is_flag=True, help="Publish even if the table is empty or shrank a lot")
+@click.option(
+    "--allow-deletes", is_flag=True, help="Publish even if it deletes more than publish.max_delete_share"
+)
 def run_command(
     dataset_file: Path,
     table: str,
@@ -64,6 +67,7 @@ def run_command(
     dry_run: bool,
     full_replace: bool,
     allow_shrink: bool,
+    allow_deletes: bool,
 ) -> None:
     """Publish TABLE as the dataset described in DATASET_FILE."""
     dataset = _load_dataset(dataset_file)
@@ -85,6 +89,7 @@ def run_command(
             dry_run=dry_run,
             force_full_replace=full_replace,
             allow_shrink=allow_shrink,
+            allow_deletes=allow_deletes,
             progress=click.echo,
         )
     except PublishError as exc:

@@ -4,19 +4,32 @@ from __future__ import annotations
 
 import re
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 FOUR_BY_FOUR = re.compile(r"^[a-z0-9]{4}-[a-z0-9]{4}$")
 
 
-class PortalConfig(BaseModel):
+class PublishConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str | None = Field(None, description="Socrata 4x4 of the target dataset; empty until it is created")
     create_if_missing: bool = Field(True, description="Create the dataset on the portal on first publish")
     full_replace: bool = Field(False, description="Replace the whole dataset instead of sending changes")
-    max_shrink: float = Field(
-        0.5, ge=0, le=1, description="Refuse to publish when the row count shrank by more than this share"
+    max_shrink_share: float = Field(
+        0.10,
+        ge=0,
+        le=1,
+        # ``max_shrink`` is the key's earlier name; files that use it keep working
+        validation_alias=AliasChoices("max_shrink_share", "max_shrink"),
+        description="Refuse to publish when the row count fell by more than this share since the last "
+        "publish (override for one run: ct-pipelines run --allow-shrink)",
+    )
+    max_delete_share: float = Field(
+        0.05,
+        ge=0,
+        le=1,
+        description="Refuse an incremental publish that deletes more than this share of the portal's rows "
+        "(override for one run: ct-pipelines run --allow-deletes)",
     )
     allow_empty: bool = False
     chunk_rows: int = Field(10_000, ge=1)

@@ -196,7 +196,7 @@ class PortalConnection:
         elif isinstance(exc, requests.exceptions.Timeout):
             detail = f"the portal did not answer within {self.timeout:.0f} s"
         if response is not None and response.status_code == 413:
-            detail += "; the request was too large: lower portal.chunk_rows or portal.chunk_bytes in the dataset YAML"
+            detail += "; the request was too large: lower publish.chunk_rows or publish.chunk_bytes in the dataset YAML"
         if response is not None and response.headers.get(REQUEST_ID_HEADER):
             detail += f" (request id {response.headers[REQUEST_ID_HEADER]})"
         return PublishError(self.scrub(f"{action} failed: {detail}"))

@@ -13,13 +13,12 @@ from typing import Any
 import requests
 
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
-from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.catalog.models import Dataset, published_column_description
 from ct_pipelines.catalog.portal_fields import custom_fields
-from ct_pipelines.outcomes import CheckOutcome
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.publish.connection import PortalConnection
 from ct_pipelines.publish.serialize import TableColumn
 from ct_pipelines.publish.specs import DRIFT_CHECK, METADATA_CHECK
-from ct_pipelines.quality.config import Severity
 
 METADATA_API = "/api/views/metadata/v1/"
 _PERMITTED: dict[str, type[Enum]] = {
@@ -78,42 +77,33 @@ def column_specs(dataset: Dataset, columns: list[TableColumn]) -> list[dict[str,
             "name": yaml_column.source if yaml_column else column.name,
             "dataTypeName": column.socrata_type,
         }
-        if yaml_column and yaml_column.description:
-            spec["description"] = yaml_column.description
+        description = published_column_description(dataset, column.name)
+        if description:
+            spec["description"] = description
         specs.append(spec)
     return specs
 
 
-def create_dataset(portal: PortalConnection, dataset: Dataset, columns: list[TableColumn]) -> str:
-    """Create and publish a new dataset; returns its 4x4. Not retried blindly (a retried create
-    after a lost answer would make a second dataset)."""
-    body = desired_metadata(dataset)
-    try:
-        with portal.without_write_retries() as client:
-            created = client.create(
-                body["name"],
-                description=body["description"],
-                columns=column_specs(dataset, columns),
-                category=body["category"],
-                tags=body["tags"],
-                row_identifier=dataset.row_identifier,
-            )
-        four_by_four = created["id"]
-        published = portal.client.publish(four_by_four)
-    except requests.exceptions.RequestException as exc:
-        raise portal.describe_failure(f"Creating dataset '{dataset.title}' on {portal.domain}", exc) from None
-    if isinstance(published, dict) and published.get("id"):
-        four_by_four = published["id"]
-    return four_by_four
-
-
-def drift_outcome(portal: PortalConnection, four_by_four: str, columns: list[TableColumn]) -> CheckOutcome:
-    """ERROR when the portal's columns differ from the table's (names or types): upserting into a
-    different schema either fails per row or silently drops values."""
+def read_view(portal: PortalConnection, four_by_four: str) -> dict[str, Any]:
+    """The view JSON of ``four_by_four`` (columns, tags, publication stage)."""
     try:
         view = portal.client.get_metadata(four_by_four)
     except requests.exceptions.RequestException as exc:
         raise portal.describe_failure(f"Reading the columns of {four_by_four}", exc) from None
+    return view if isinstance(view, dict) else {}
+
+
+def drift_outcome(
+    portal: PortalConnection,
+    four_by_four: str,
+    columns: list[TableColumn],
+    view: dict[str, Any] | None = None,
+) -> CheckOutcome:
+    """ERROR when the portal's columns differ from the table's (names or types): upserting into a
+    different schema either fails per row or silently drops values. ``view`` saves a request when
+    the caller already read it."""
+    if view is None:
+        view = read_view(portal, four_by_four)
     portal_types = {
         c["fieldName"]: c.get("dataTypeName")
         for c in view.get("columns", [])
@@ -197,10 +187,10 @@ def _column_description_updates(
     changed = False
     update = []
     for column in portal_columns:
-        yaml_column = dataset.column(column["fieldName"])
         description = column.get("description") or ""
-        if yaml_column and yaml_column.description and yaml_column.description != description:
-            description, changed = yaml_column.description, True
+        wanted = published_column_description(dataset, column["fieldName"])
+        if wanted and wanted != description:
+            description, changed = wanted, True
         entry = {k: column[k] for k in ("id", "fieldName", "name", "dataTypeName") if k in column}
         entry["description"] = description
         update.append(entry)
@@ -225,6 +215,26 @@ def _already_on_portal(current: Any, desired: dict[str, Any]) -> bool:
     return True
 
 
+def _validation_problems(portal: PortalConnection, four_by_four: str, body: dict[str, Any]) -> list[str]:
+    """What the portal says is wrong with ``body`` (a validateOnly + strict PATCH, which writes nothing)."""
+    try:
+        answer = portal.patch_json(
+            METADATA_API + four_by_four, body, params={"validateOnly": "true", "strict": "true"}
+        )
+        return _server_problems(answer)
+    except requests.exceptions.HTTPError as exc:
+        status = exc.response.status_code if exc.response is not None else None
+        if status in (401, 403):  # not a metadata problem: the YAML is not what needs fixing
+            raise portal.describe_failure(
+                f"The portal refused the credentials (HTTP {status}) while validating the metadata of "
+                f"{four_by_four}; check CT_PORTAL_USERNAME and CT_PORTAL_PASSWORD (or the API key pair)",
+                exc,
+            ) from None
+        return _error_detail(exc)
+    except requests.exceptions.RequestException as exc:
+        raise portal.describe_failure(f"Validating the metadata of {four_by_four}", exc) from None
+
+
 def sync_metadata(
     portal: PortalConnection, dataset: Dataset, four_by_four: str, *, apply: bool, validate: bool = True
 ) -> CheckOutcome:
@@ -238,21 +248,7 @@ def sync_metadata(
         f"{fs}/{f}" for fs, fields in body.get("customFields", {}).items() for f in fields
     ]
     if not problems and validate:
-        try:
-            answer = portal.patch_json(
-                METADATA_API + four_by_four, body, params={"validateOnly": "true", "strict": "true"}
-            )
-            problems = _server_problems(answer)
-        except requests.exceptions.HTTPError as exc:
-            status = exc.response.status_code if exc.response is not None else None
-            if status in (401, 403):  # not a metadata problem: the YAML is not what needs fixing
-                raise portal.describe_failure(
-                    f"The portal refused the credentials (HTTP {status}) while validating the metadata of "
-                    f"{four_by_four}; check CT_PORTAL_USERNAME and CT_PORTAL_PASSWORD (or the API key pair)",
-                    exc) from None
-            problems = _error_detail(exc)
-        except requests.exceptions.RequestException as exc:
-            raise portal.describe_failure(f"Validating the metadata of {four_by_four}", exc) from None
+        problems = _validation_problems(portal, four_by_four, body)
     if problems:
         return CheckOutcome(
             name=METADATA_CHECK,

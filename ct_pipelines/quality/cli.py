@@ -1,4 +1,4 @@
-"""``ct-pipelines quality ...``: list a dataset's checks, validate an ingested table, read the quarantine."""
+"""``ct-pipelines validate ...``: list a dataset's checks, validate an ingested table, read the quarantine."""
 
 from __future__ import annotations
 
@@ -10,9 +10,9 @@ import duckdb
 
 from ct_pipelines.catalog.loader import parse_dataset_file
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.quality.rules import DatasetRuleError, quote
-from ct_pipelines.quality.validate import quality_check_specs, validate_dataset
-from ct_pipelines.settings import load_settings
+from ct_pipelines.core.settings import load_settings
+from ct_pipelines.validate.rules import DatasetRuleError, quote
+from ct_pipelines.validate.validate import quality_check_specs, validate_dataset
 
 
 def _load(path: Path) -> Dataset:
@@ -53,7 +53,7 @@ def list_checks(dataset_file: Path) -> None:
 @quality.command(name="validate")
 @click.argument("dataset_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @_warehouse_option
-@click.option("--raw-table", default=None, help="Ingested table; defaults to raw__<dataset id>")
+@click.option("--raw-table", default=None, help="Ingested table; defaults to ingest__<dataset id>")
 @click.option("--run-id", default=None, help="Run id recorded in the quarantine and history tables")
 def validate(dataset_file: Path, warehouse: Path | None, raw_table: str | None, run_id: str | None) -> None:
     """Validate the ingested table of DATASET_FILE; exits with status 1 when an ERROR check fails."""
@@ -67,8 +67,8 @@ def validate(dataset_file: Path, warehouse: Path | None, raw_table: str | None, 
         result = validate_dataset(
             con,
             dataset,
-            raw_table or f"raw__{dataset.id}",
-            f"valid__{dataset.id}",
+            raw_table or f"ingest__{dataset.id}",
+            f"validate__{dataset.id}",
             f"quarantine__{dataset.id}",
             run_id=run_id or f"cli-{uuid.uuid4().hex[:12]}",
             reports_dir=settings.reports_dir,

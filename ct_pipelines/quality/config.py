@@ -1,19 +1,13 @@
-"""YAML options for data-quality gates (the ``quality:`` block of a dataset file)."""
+"""YAML options for data-quality gates (the ``validate:`` block of a dataset file)."""
 
 from __future__ import annotations
 
-from enum import StrEnum
-from typing import Any
+import datetime as dt
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-
-class Severity(StrEnum):
-    """ERROR blocks publishing; WARN is shown in the UI and the run goes on."""
-
-    ERROR = "ERROR"
-    WARN = "WARN"
-
+from ct_pipelines.core.outcomes import Severity
 
 # Row-level rule groups (one check each), in the order they are reported.
 ROW_RULE_GROUPS: tuple[str, ...] = (
@@ -59,7 +53,59 @@ class Expectation(BaseModel):
     severity: Severity = Severity.WARN
 
 
-class QualityConfig(BaseModel):
+DEFAULT_DATE_FLOOR = dt.date(1800, 1, 1)
+
+
+class ValueFormat(BaseModel):
+    """How the agency writes a column's numbers or dates; values not written this way are set aside.
+
+    Numbers: ``decimal`` and ``thousands`` marks (``1.234,56`` is ``decimal: ","``, ``thousands: "."``),
+    currency signs that may stand before or after the number, and whether a trailing ``%`` may appear
+    (the number is kept as written: ``12.5%`` is 12.5). Dates: strptime formats (``%d/%m/%y``) and,
+    for two-digit years, the pivot: years below it are 20xx, the others 19xx.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    decimal: Literal[".", ","] = Field(".", description="Decimal mark")
+    thousands: Literal[",", ".", " ", "'", ""] | None = Field(
+        None, description="Thousands separator; ',' when the decimal mark is '.', none otherwise"
+    )
+    currency: list[str] = Field(
+        default_factory=lambda: ["$"], description="Currency signs allowed before or after a number"
+    )
+    percent: bool = Field(False, description="Allow a trailing % (the number is kept as written)")
+    date: list[str] | None = Field(
+        None, description="strptime formats for dates, e.g. ['%d/%m/%Y']; replaces the defaults"
+    )
+    pivot_year: int | None = Field(
+        None, ge=0, le=99, description="Two-digit years below this are 20xx, the others 19xx (needed with %y)"
+    )
+    floor: dt.date | None = Field(None, description="Dates before this are set aside (default quality.date_floor)")
+
+    @field_validator("date", mode="before")
+    @classmethod
+    def _one_or_many(cls, value: Any) -> Any:
+        return [value] if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ValueFormat:
+        if self.thousands is None:
+            self.thousands = "," if self.decimal == "." else ""
+        if self.thousands == self.decimal:
+            raise ValueError(f"decimal and thousands marks are both '{self.decimal}'; they must differ")
+        for fmt in self.date or []:
+            if "%" not in fmt:
+                raise ValueError(f"date format '{fmt}' has no % directive; write it like '%d/%m/%Y'")
+            if "%y" in fmt and self.pivot_year is None:
+                raise ValueError(
+                    f"date format '{fmt}' has two-digit years (%y); add pivot_year (e.g. 50: 00-49 are "
+                    "2000-2049, 50-99 are 1950-1999)"
+                )
+        return self
+
+
+class ValidateConfig(BaseModel):
     """Dataset-level rules and severities; row-level rules live on the columns."""
 
     model_config = ConfigDict(extra="forbid")
@@ -84,6 +130,16 @@ class QualityConfig(BaseModel):
         description="Override the severity of a named rule group, e.g. {'range': 'WARN'}",
     )
     expectations: list[Expectation] = Field(default_factory=list)
+    null_values: list[str] = Field(
+        default_factory=list,
+        description="Cells meaning 'no value' in every column, e.g. ['NULL', 'n/a', '-'] (empty always is)",
+    )
+    suppressed_values: list[str] = Field(
+        default_factory=list,
+        description="Markers of values suppressed at the source, e.g. ['*', '<5'], in integer and number "
+        "columns: the value becomes empty and <field>_suppressed is true",
+    )
+    date_floor: dt.date = Field(DEFAULT_DATE_FLOOR, description="Dates before this are set aside")
 
     @field_validator("severities")
     @classmethod

@@ -1,4 +1,4 @@
-"""Run a dataset's Great Expectations suite (from ``quality.expectations`` in its YAML) inside DuckDB.
+"""Run a dataset's Great Expectations suite (from ``validate.expectations`` in its YAML) inside DuckDB.
 
 One CheckOutcome per expectation, so a program manager sees "gx_column_values_to_be_between_age failed:
 4 of 1,000 rows" rather than a single opaque suite result. Data Docs HTML is written to a local folder
@@ -15,9 +15,9 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.catalog.blocks.validate import Expectation
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import Expectation
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
 
 MASK = "***"
 SAMPLE_SIZE = 20
@@ -35,7 +35,7 @@ def gx_check_names(dataset: Dataset) -> list[tuple[str, Expectation]]:
     """Stable check names from the YAML alone: ``gx_<expectation without expect_>[_<column>]``, de-duplicated."""
     names: list[tuple[str, Expectation]] = []
     taken: set[str] = set()
-    for expectation in dataset.quality.expectations:
+    for expectation in dataset.validate.expectations:
         base = "gx_" + expectation.expectation.removeprefix("expect_")
         column = expectation.kwargs.get("column")
         if isinstance(column, str):
@@ -115,7 +115,7 @@ def run_gx_suite(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from ct_pipelines.quality.gx_duckdb import duckdb_patches, engine_kwargs
+    from ct_pipelines.validate.gx_duckdb import duckdb_patches, engine_kwargs
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     outcomes: dict[str, CheckOutcome] = {}
@@ -140,7 +140,7 @@ def run_gx_suite(
             outcomes[name] = CheckOutcome(
                 name=name,
                 passed=False,
-                severity=expectation.severity,
+                severity=Severity.ERROR if expectation.severity == Severity.BLOCK else expectation.severity,
                 summary=f"The expectation '{expectation.expectation}' in the quality section could not be used; "
                 "check its name and arguments against the Great Expectations gallery.",
                 metadata={"expectation": expectation.expectation, "error": str(exc).splitlines()[0][:300]},
@@ -207,7 +207,7 @@ def run_gx_suite(
             outcomes[name] = CheckOutcome(
                 name=name,
                 passed=bool(result.success),
-                severity=expectation.severity,
+                severity=Severity.ERROR if expectation.severity == Severity.BLOCK else expectation.severity,
                 summary=summary,
                 metadata=metadata,
             )

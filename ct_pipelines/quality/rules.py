@@ -14,15 +14,25 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, time
 from typing import TYPE_CHECKING
 
 import ibis
 import ibis.expr.types as ir
 
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
-from ct_pipelines.quality.config import Severity
-from ct_pipelines.quality.custom_checks import get_check
+from ct_pipelines.core.outcomes import Severity
+from ct_pipelines.validate.custom_checks import get_check
+from ct_pipelines.validate.parsing import (
+    AMBIGUOUS_DATE,
+    DECIMAL_COMMA,
+    ZONED_DATETIME,
+    cast_sql,
+    column_quirks,
+    date_floor,
+    sql_in,
+    suppressed_field,
+)
 
 if TYPE_CHECKING:
     import pandera.ibis as pa
@@ -30,26 +40,14 @@ if TYPE_CHECKING:
 TEXT_SUFFIX = "__text"
 SAMPLE_SIZE = 20
 
-# Formats seen in agency extracts; DuckDB tries them in order. ISO strings are handled by TRY_CAST first.
-DATE_FORMATS = ("%m/%d/%Y", "%m/%d/%y", "%Y/%m/%d", "%m-%d-%Y", "%Y%m%d")
-DATETIME_FORMATS = (
-    "%m/%d/%Y %I:%M:%S %p",
-    "%m/%d/%Y %I:%M %p",
-    "%m/%d/%Y %H:%M:%S",
-    "%m/%d/%Y %H:%M",
-    "%Y-%m-%d %I:%M:%S %p",
-    *DATE_FORMATS,
-)
-TRUE_WORDS = ("true", "t", "yes", "y", "1")
-FALSE_WORDS = ("false", "f", "no", "n", "0")
-
 PANDERA_DTYPES = {
     ColumnType.TEXT: "string",
     ColumnType.INTEGER: "int64",
     ColumnType.NUMBER: "float64",
     ColumnType.BOOLEAN: "boolean",
     ColumnType.DATE: "date",
-    ColumnType.DATETIME: "timestamp",
+    ColumnType.DATETIME: "timestamp(6)",  # DuckDB's TIMESTAMP; bare "timestamp" never matches it
+    ColumnType.CODE: "string",
 }
 
 
@@ -62,55 +60,55 @@ def quote(identifier: str) -> str:
     return '"' + identifier.replace('"', '""') + '"'
 
 
-def _sql_list(values: tuple[str, ...]) -> str:
-    return "[" + ", ".join("'" + v.replace("'", "''") + "'" for v in values) + "]"
-
-
-def cast_sql(column_type: ColumnType, text: str) -> str:
-    """DuckDB expression turning trimmed text into the declared type; NULL when it does not parse.
-
-    Integers are matched by pattern first because DuckDB's TRY_CAST rounds '12.5' to 13 instead of failing.
-    """
-    cleaned = f"replace({text}, ',', '')"
-    if column_type == ColumnType.TEXT:
-        return text
-    if column_type == ColumnType.INTEGER:
-        return (
-            f"CASE WHEN regexp_full_match({cleaned}, '[+-]?[0-9]+(\\.0*)?') "
-            f"THEN TRY_CAST({cleaned} AS BIGINT) END"
-        )
-    if column_type == ColumnType.NUMBER:
-        return f"TRY_CAST(regexp_replace({cleaned}, '^\\$', '') AS DOUBLE)"
-    if column_type == ColumnType.BOOLEAN:
-        return (
-            f"CASE WHEN lower({text}) IN {tuple(TRUE_WORDS)} THEN TRUE "
-            f"WHEN lower({text}) IN {tuple(FALSE_WORDS)} THEN FALSE END"
-        )
-    if column_type == ColumnType.DATE:
-        return (
-            f"COALESCE(TRY_CAST({text} AS DATE), "
-            f"CAST(try_strptime({text}, {_sql_list(DATE_FORMATS + DATETIME_FORMATS)}) AS DATE))"
-        )
-    return f"COALESCE(TRY_CAST({text} AS TIMESTAMP), try_strptime({text}, {_sql_list(DATETIME_FORMATS)}))"
-
-
 def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -> str:
-    """SELECT that types every declared column and keeps its trimmed text beside it.
+    """SELECT that types every declared column and keeps its cleaned text (and suppression flag) beside it.
 
-    Undeclared extra columns pass through unchanged (VARCHAR), so nothing the agency sent is lost.
+    The inner SELECT trims each cell and turns empty cells, null tokens and suppression markers into
+    NULL (``x__text``) once; the outer one casts that text. Undeclared extra columns pass through
+    unchanged (VARCHAR), so nothing the agency sent is lost.
     """
     declared = {c.field_name: c for c in dataset.columns}
+    inner: list[str] = []
     typed: list[str] = []
     texts: list[str] = []
+    flags: list[str] = []
     for name in raw_columns:
         column = declared.get(name)
         if column is None:
+            inner.append(quote(name))
             typed.append(quote(name))
             continue
-        text = f"NULLIF(trim({quote(name)}), '')"
-        typed.append(f"{cast_sql(column.type, text)} AS {quote(name)}")
-        texts.append(f"{text} AS {quote(name + TEXT_SUFFIX)}")
-    return f"SELECT {', '.join(typed + texts)} FROM {raw_table}"
+        quirks = column_quirks(dataset, column)
+        trimmed = f"NULLIF(trim({quote(name)}), '')"
+        tokens = quirks.null_values + quirks.suppressed_values
+        cleaned = f"CASE WHEN lower({trimmed}) IN {sql_in(tokens)} THEN NULL ELSE {trimmed} END" if tokens else trimmed
+        text_ref = quote(name + TEXT_SUFFIX)
+        inner.append(f"{cleaned} AS {text_ref}")
+        typed.append(f"{cast_sql(column, text_ref)} AS {quote(name)}")
+        texts.append(text_ref)
+        if quirks.suppressed_values:
+            flag = quote(suppressed_field(column))
+            inner.append(f"coalesce(lower({trimmed}) IN {sql_in(quirks.suppressed_values)}, FALSE) AS {flag}")
+            flags.append(flag)
+    return f"SELECT {', '.join(typed + texts + flags)} FROM (SELECT {', '.join(inner)} FROM {raw_table})"
+
+
+def quirk_counts_sql(dataset: Dataset, raw_table: str) -> tuple[str, list[tuple[str, str]]] | None:
+    """One scan counting, per column, cells that were null tokens and cells suppressed at the source."""
+    parts: list[str] = []
+    keys: list[tuple[str, str]] = []
+    for column in dataset.columns:
+        quirks = column_quirks(dataset, column)
+        cell = f"lower(trim({quote(column.field_name or column.source)}))"
+        if quirks.null_values:
+            parts.append(f"count_if({cell} IN {sql_in(quirks.null_values)})")
+            keys.append(("null_tokens", column.field_name or column.source))
+        if quirks.suppressed_values:
+            parts.append(f"count_if({cell} IN {sql_in(quirks.suppressed_values)})")
+            keys.append(("suppressed", column.field_name or column.source))
+    if not parts:
+        return None
+    return f"SELECT {', '.join(parts)} FROM {raw_table}", keys
 
 
 @dataclass(frozen=True)
@@ -133,10 +131,16 @@ def _number(value: float) -> str:
     return f"{value:g}"
 
 
-def _column_rules(column: Column, severity_for: Callable[[str], Severity], now: datetime) -> list[Rule]:
+RuleMaker = Callable[[str, str, str, Callable[[ir.Table], ir.BooleanValue]], "Rule"]
+
+
+def _column_rules(
+    dataset: Dataset, column: Column, severity_for: Callable[[str], Severity], now: datetime
+) -> list[Rule]:
     name = column.field_name or column.source
     text_name = name + TEXT_SUFFIX
     a_name = f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+    flag = suppressed_field(column) if column_quirks(dataset, column).suppressed_values else None
 
     def rule(group: str, rule_name: str, phrase: str, broken: Callable[[ir.Table], ir.BooleanValue]) -> Rule:
         def fails(table: ir.Table) -> ir.BooleanValue:
@@ -150,9 +154,15 @@ def _column_rules(column: Column, severity_for: Callable[[str], Severity], now: 
     def typed(t: ir.Table) -> ir.Value:
         return t[name]
 
+    def value(t: ir.Table) -> ir.StringValue:  # what text rules see: a code with its zeros put back
+        return t[name] if column.type == ColumnType.CODE else t[text_name]
+
+    def empty(t: ir.Table) -> ir.BooleanValue:  # a value suppressed at the source is not missing
+        return text(t).isnull() & ~t[flag] if flag else text(t).isnull()
+
     rules: list[Rule] = []
     if column.required:
-        rules.append(rule("required", "required", f"have an empty {name}", lambda t: text(t).isnull()))
+        rules.append(rule("required", "required", f"have an empty {name}", empty))
     if column.unique:
         # Keep the first occurrence: later rows repeating a value are the ones set aside.
         rules.append(
@@ -165,15 +175,7 @@ def _column_rules(column: Column, severity_for: Callable[[str], Severity], now: 
                 ),  # 0-based
             )
         )
-    if column.type != ColumnType.TEXT:
-        rules.append(
-            rule(
-                "types",
-                "type",
-                f"have {a_name} that is not a valid {column.type.value}",
-                lambda t: text(t).notnull() & typed(t).isnull(),
-            )
-        )
+    rules.extend(_type_rules(dataset, column, a_name, rule))
     if column.min is not None or column.max is not None:
         rules.append(_range_rule(column, name, a_name, rule))
     if column.allowed_values is not None:
@@ -184,7 +186,7 @@ def _column_rules(column: Column, severity_for: Callable[[str], Severity], now: 
                 "allowed_values",
                 "allowed_values",
                 f"have {a_name} outside the allowed values ({shown})",
-                lambda t: text(t).notnull() & ~text(t).isin(allowed),
+                lambda t: value(t).notnull() & ~value(t).isin(allowed),
             )
         )
     if column.pattern is not None:
@@ -194,7 +196,7 @@ def _column_rules(column: Column, severity_for: Callable[[str], Severity], now: 
                 "patterns",
                 "pattern",
                 f"have {a_name} that does not match the expected pattern",
-                lambda t: text(t).notnull() & ~text(t).re_search(anchored),
+                lambda t: value(t).notnull() & ~value(t).re_search(anchored),
             )
         )
     if column.not_in_future:
@@ -216,7 +218,80 @@ def _column_rules(column: Column, severity_for: Callable[[str], Severity], now: 
                 "custom_checks",
                 check.name,
                 f"have {a_name} that {check.failure_phrase}",
-                lambda t, check=check: text(t).notnull() & ~check.passes(text(t)),
+                lambda t, check=check: value(t).notnull() & ~check.passes(value(t)),
+            )
+        )
+    return rules
+
+
+def _format_hints(column: Column, a_name: str) -> list[tuple[str, str, str]]:
+    """(rule, RE2 pattern, phrase) for values that only fail because a format was not declared."""
+    fmt = column.format
+    if column.type in (ColumnType.INTEGER, ColumnType.NUMBER) and (fmt is None or fmt.decimal == "."):
+        return [
+            (
+                "decimal_comma",
+                DECIMAL_COMMA,
+                f"have {a_name} written with a decimal comma (such as 510,93); if the agency writes "
+                "numbers that way, declare the column's format: {decimal: ','}",
+            )
+        ]
+    if column.type not in (ColumnType.DATE, ColumnType.DATETIME) or (fmt and fmt.date):
+        return []
+    hints = [
+        (
+            "ambiguous_date",
+            AMBIGUOUS_DATE,
+            f"have {a_name} with a two-digit year or unclear order (such as 3/5/24); declare the column's "
+            "format, e.g. {date: '%m/%d/%y', pivot_year: 50}",
+        )
+    ]
+    if column.type == ColumnType.DATETIME:
+        hints.append(
+            (
+                "time_zone",
+                ZONED_DATETIME,
+                f"have {a_name} with a time zone offset, which the portal cannot keep; "
+                "send local times without an offset",
+            )
+        )
+    return hints
+
+
+def _type_rules(dataset: Dataset, column: Column, a_name: str, rule: RuleMaker) -> list[Rule]:
+    """The type rule, the named reasons for values needing a declared format, and the date floor."""
+    name = column.field_name or column.source
+    text_name = name + TEXT_SUFFIX
+    if column.type == ColumnType.TEXT or (column.type == ColumnType.CODE and column.width is None):
+        return []
+    hints = _format_hints(column, a_name)
+
+    def unparsed(t: ir.Table) -> ir.BooleanValue:
+        return t[text_name].notnull() & t[name].isnull()
+
+    def other(t: ir.Table) -> ir.BooleanValue:
+        out = unparsed(t)
+        for _, pattern, _ in hints:
+            out = out & ~t[text_name].re_search(f"^(?:{pattern})$")
+        return out
+
+    kind = f"code of at most {column.width} characters" if column.type == ColumnType.CODE else column.type.value
+    rules = [rule("types", "type", f"have {a_name} that is not a valid {kind}", other)]
+    for rule_name, pattern, phrase in hints:
+        anchored = f"^(?:{pattern})$"
+        rules.append(
+            rule("types", rule_name, phrase, lambda t, a=anchored: unparsed(t) & t[text_name].re_search(a))
+        )
+    if column.type in (ColumnType.DATE, ColumnType.DATETIME):
+        floor = date_floor(dataset, column)
+        low = ibis.literal(floor) if column.type == ColumnType.DATE else ibis.literal(datetime.combine(floor, time()))
+        rules.append(
+            rule(
+                "ranges",
+                "floor",
+                f"have {a_name} before {floor.isoformat()}, too early to be real (declare the column's "
+                "format: {floor: ...} if it is)",
+                lambda t: t[name] < low,
             )
         )
     return rules
@@ -224,7 +299,7 @@ def _column_rules(column: Column, severity_for: Callable[[str], Severity], now: 
 
 def _range_rule(column: Column, name: str, a_name: str, make: Callable[..., Rule]) -> Rule:
     """Numbers compare directly; for dates the YAML's min/max are years (the catalog stores them as numbers)."""
-    if column.type in (ColumnType.TEXT, ColumnType.BOOLEAN):
+    if column.type in (ColumnType.TEXT, ColumnType.CODE, ColumnType.BOOLEAN):
         raise DatasetRuleError(
             f"column '{name}': min/max need a number or date column, not {column.type.value}"
         )
@@ -252,14 +327,14 @@ def _range_rule(column: Column, name: str, a_name: str, make: Callable[..., Rule
 
 def build_rules(dataset: Dataset, now: datetime) -> list[Rule]:
     """Every row-level rule of a dataset, with severities resolved (group override, else the column's)."""
-    overrides = dataset.quality.severities
+    overrides = dataset.validate.severities
     rules: list[Rule] = []
     for column in dataset.columns:
 
         def severity_for(group: str, column: Column = column) -> Severity:
             return overrides.get(group, column.severity)
 
-        rules.extend(_column_rules(column, severity_for, now))
+        rules.extend(_column_rules(dataset, column, severity_for, now))
     return rules
 
 

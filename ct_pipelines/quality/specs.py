@@ -8,11 +8,11 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
+from ct_pipelines.catalog.blocks.validate import DATASET_CHECKS, ROW_RULE_GROUPS
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckSpec
-from ct_pipelines.quality.config import DATASET_CHECKS, ROW_RULE_GROUPS, Severity
-from ct_pipelines.quality.gx_suite import gx_check_names
-from ct_pipelines.quality.rules import Rule, build_rules
+from ct_pipelines.core.outcomes import CheckSpec, Severity
+from ct_pipelines.validate.gx_suite import gx_check_names
+from ct_pipelines.validate.rules import Rule, build_rules
 
 GROUP_LABELS = {
     "required": "required-value",
@@ -38,12 +38,18 @@ DATASET_CHECK_DEFAULT_SEVERITY = {
 }
 
 
+def outcome_severity(severity: Severity) -> Severity:
+    """Outcomes carry ERROR or WARN only: a dataset-level BLOCK is an ERROR (both stop publishing)."""
+    return Severity.ERROR if severity == Severity.BLOCK else severity
+
+
 def _severity(dataset: Dataset, check: str) -> Severity:
-    return dataset.quality.severities.get(check, DATASET_CHECK_DEFAULT_SEVERITY[check])
+    return outcome_severity(dataset.validate.severities.get(check, DATASET_CHECK_DEFAULT_SEVERITY[check]))
 
 
 def _group_severity(rules: list[Rule]) -> Severity:
-    return Severity.ERROR if any(r.severity == Severity.ERROR for r in rules) else Severity.WARN
+    """ERROR when any rule sets rows aside or blocks (a passing check is reported at this severity)."""
+    return Severity.ERROR if any(r.severity in (Severity.ERROR, Severity.BLOCK) for r in rules) else Severity.WARN
 
 
 def quality_check_specs(dataset: Dataset) -> list[CheckSpec]:
@@ -70,7 +76,7 @@ def quality_check_specs(dataset: Dataset) -> list[CheckSpec]:
             CheckSpec(
                 name=name,
                 description=f"Great Expectations: {expectation.expectation} {json.dumps(expectation.kwargs, default=str)}",
-                blocking=expectation.severity == Severity.ERROR,
+                blocking=outcome_severity(expectation.severity) == Severity.ERROR,
             )
         )
     for check in DATASET_CHECKS:

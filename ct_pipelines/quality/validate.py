@@ -10,7 +10,6 @@ check metadata but the row is passed on. This keeps WARN meaning "look at this" 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,21 +21,24 @@ import duckdb
 import ibis
 import pandera.errors
 
+from ct_pipelines.catalog.blocks.validate import ROW_RULE_GROUPS
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import ROW_RULE_GROUPS, Severity
-from ct_pipelines.quality.gx_suite import MASK, run_gx_suite
-from ct_pipelines.quality.rules import (
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.validate.gx_suite import MASK, run_gx_suite
+from ct_pipelines.validate.history import HISTORY_TABLE, _history_outcomes, _null_shares  # noqa: F401
+from ct_pipelines.validate.parsing import column_quirks, suppressed_field
+from ct_pipelines.validate.rules import (
     SAMPLE_SIZE,
     TEXT_SUFFIX,
     DatasetRuleError,
     Rule,
     build_rules,
     pandera_schema,
+    quirk_counts_sql,
     quote,
     typed_select_sql,
 )
-from ct_pipelines.quality.specs import (  # noqa: F401 - quality_check_specs re-exported
+from ct_pipelines.validate.specs import (  # noqa: F401 - quality_check_specs re-exported
     DATASET_CHECK_DEFAULT_SEVERITY,
     DATASET_CHECK_DESCRIPTIONS,
     GROUP_LABELS,
@@ -45,8 +47,8 @@ from ct_pipelines.quality.specs import (  # noqa: F401 - quality_check_specs re-
     quality_check_specs,
 )
 
-HISTORY_TABLE = "quality.history"
 ROW_COLUMNS = ("_row", "_line")
+SET_ASIDE = "('ERROR', 'BLOCK')"  # rows failing these rules go to quarantine
 
 
 
@@ -61,6 +63,8 @@ class ValidationResult:
     rows_quarantined: int
     outcomes: list[CheckOutcome] = field(default_factory=list)
     data_docs_index: Path | None = None
+    null_tokens: dict[str, int] = field(default_factory=dict)  # per column: cells that were null tokens
+    suppressed: dict[str, int] = field(default_factory=dict)  # per column: cells suppressed at the source
 
     @property
     def blocked(self) -> bool:
@@ -147,8 +151,24 @@ def _pandera_failed_checks(dataset: Dataset, rules: list[Rule], typed: ibis.Tabl
     return set()
 
 
+def _ending(failing: list[Rule], one: bool, dataset_id: str) -> tuple[str, Severity]:
+    """How a failing row-rule group ends its summary, and the outcome's severity (BLOCK stops the dataset)."""
+    severities = {r.severity for r in failing}
+    they = "it was" if one else "they were"
+    where = f"`ct-pipelines validate quarantine {dataset_id}` lists them"
+    if Severity.BLOCK in severities:
+        return f"{they} set aside and, as these rules block, nothing is published until they are fixed", (
+            Severity.ERROR
+        )
+    if severities == {Severity.WARN}:
+        return f"{they} kept because these rules only warn", Severity.WARN
+    if Severity.WARN in severities:
+        return f"rows breaking error-level rules were set aside ({where}), the others kept", Severity.WARN
+    return f"{they} set aside and the other rows go on ({where})", Severity.WARN
+
+
 def _row_rule_outcomes(
-    con: duckdb.DuckDBPyConnection, rules: list[Rule], failures: str, rows_ingested: int
+    con: duckdb.DuckDBPyConnection, rules: list[Rule], failures: str, rows_ingested: int, dataset_id: str
 ) -> list[CheckOutcome]:
     counts = {
         (group, column, rule): (n, rows)
@@ -178,20 +198,15 @@ def _row_rule_outcomes(
                 [group],
             ).fetchall()
         ]
+        severity = _group_severity(in_group) if in_group else Severity.WARN
         if not in_group:
             summary = f"No {label} rules are declared for this dataset."
         elif not failing:
             summary = f"All {rows_ingested:,} rows pass the {label} rules."
         else:
             parts = [_plural(c["failing_rows"], r.phrase) for r, c in failing]
-            severities = {r.severity for r, _ in failing}
             one = sum(c["failing_rows"] for _, c in failing) == 1
-            if severities == {Severity.ERROR}:
-                ending = "it was set aside" if one else "they were set aside"
-            elif severities == {Severity.WARN}:
-                ending = ("it was" if one else "they were") + " kept because these rules only warn"
-            else:
-                ending = "rows breaking error-level rules were set aside, the others kept"
+            ending, severity = _ending([r for r, _ in failing], one, dataset_id)
             summary = "; ".join(parts) + f"; {ending}."
         metadata: dict[str, Any] = {
             "rows_checked": rows_ingested,
@@ -207,110 +222,12 @@ def _row_rule_outcomes(
             CheckOutcome(
                 name=group,
                 passed=not failing,
-                severity=_group_severity([r for r, _ in failing] or in_group),
+                severity=severity,
                 summary=summary,
                 metadata=metadata,
             )
         )
     return outcomes
-
-
-def _null_shares(con: duckdb.DuckDBPyConnection, raw_table: str, columns: list[str]) -> dict[str, float]:
-    if not columns:
-        return {}
-    selects = ", ".join(
-        f"avg(CASE WHEN NULLIF(trim({quote(c)}), '') IS NULL THEN 1 ELSE 0 END)" for c in columns
-    )
-    values = con.execute(f"SELECT {selects} FROM {raw_table}").fetchone() or ()
-    return {c: round(float(v or 0.0), 6) for c, v in zip(columns, values, strict=True)}
-
-
-def _history_outcomes(
-    con: duckdb.DuckDBPyConnection,
-    dataset: Dataset,
-    run_id: str,
-    now: datetime,
-    rows: int,
-    null_shares: dict[str, float],
-) -> list[CheckOutcome]:
-    """Compare with the previous run recorded in quality.history, then record this run."""
-    con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    con.execute(
-        f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} "
-        "(dataset_id VARCHAR, run_id VARCHAR, recorded_at TIMESTAMP, row_count BIGINT, null_shares JSON)"
-    )
-    previous = con.execute(
-        f"SELECT run_id, row_count, null_shares FROM {HISTORY_TABLE} WHERE dataset_id = ? AND run_id <> ? "
-        "ORDER BY recorded_at DESC LIMIT 1",
-        [dataset.id, run_id],
-    ).fetchone()
-    con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE dataset_id = ? AND run_id = ?", [dataset.id, run_id])
-    con.execute(
-        f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?)",
-        [dataset.id, run_id, now, rows, json.dumps(null_shares)],
-    )
-    config = dataset.quality
-    if previous is None:
-        first = f"This is the first recorded run ({rows:,} rows); there is nothing to compare with yet."
-        return [
-            CheckOutcome(
-                "row_count_change", True, _severity(dataset, "row_count_change"), first, {"rows": rows}
-            ),
-            CheckOutcome("null_share_change", True, _severity(dataset, "null_share_change"), first, {}),
-        ]
-    previous_run, previous_rows, previous_shares_json = previous
-    floor = previous_rows * (1 - config.max_row_count_drop)
-    drop = (previous_rows - rows) / previous_rows if previous_rows else 0.0
-    row_ok = rows >= floor
-    row_summary = f"{rows:,} rows this run against {previous_rows:,} last run" + (
-        "." if row_ok else f": a drop of {drop:.0%}, more than the {config.max_row_count_drop:.0%} allowed."
-    )
-    previous_shares = json.loads(previous_shares_json) if previous_shares_json else {}
-    jumps = [
-        {
-            "column": c,
-            "previous_share": previous_shares[c],
-            "share": share,
-            "increase": round(share - previous_shares[c], 6),
-        }
-        for c, share in null_shares.items()
-        if c in previous_shares and share - previous_shares[c] > config.max_null_share_increase
-    ]
-    if jumps:
-        null_summary = (
-            "; ".join(
-                f"{j['column']} is now empty in {j['share']:.0%} of rows (was {j['previous_share']:.0%})"
-                for j in jumps
-            )
-            + "."
-        )
-    else:
-        null_summary = "No column has many more empty values than last run."
-    return [
-        CheckOutcome(
-            "row_count_change",
-            row_ok,
-            _severity(dataset, "row_count_change"),
-            row_summary,
-            {
-                "rows": rows,
-                "previous_rows": previous_rows,
-                "previous_run_id": previous_run,
-                "max_drop": config.max_row_count_drop,
-            },
-        ),
-        CheckOutcome(
-            "null_share_change",
-            not jumps,
-            _severity(dataset, "null_share_change"),
-            null_summary,
-            {
-                "previous_run_id": previous_run,
-                "max_increase": config.max_null_share_increase,
-                "columns": jumps,
-            },
-        ),
-    ]
 
 
 def _write_quarantine(
@@ -333,9 +250,134 @@ def _write_quarantine(
     con.execute(f"DELETE FROM {target} WHERE run_id = ? AND dataset_id = ?", [run_id, dataset_id])
     con.execute(
         f"INSERT INTO {target} SELECT ?, ?, ?, _row, _line, rule_group, rule, column_name, value, reason "
-        f"FROM {failures} WHERE severity = 'ERROR' ORDER BY _row, rule_group, column_name",
+        f"FROM {failures} WHERE severity IN {SET_ASIDE} ORDER BY _row, rule_group, column_name",
         [run_id, dataset_id, now],
     )
+
+
+def _source_path(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
+    """The file the raw table came from (ingest's ledger), else the dataset's source path."""
+    try:
+        row = con.execute(
+            "SELECT path FROM meta.ingest_log WHERE dataset_id = ? ORDER BY ingested_at DESC LIMIT 1", [dataset.id]
+        ).fetchone()
+    except duckdb.Error:
+        row = None
+    return str(row[0]) if row else dataset.ingest.path
+
+
+def _check_structure(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_table: str, raw_ref: str
+) -> tuple[list[str], int]:
+    """Structural failures stop the dataset whatever the rules say: missing columns, no rows, clashing flags."""
+    raw_columns = [row[0] for row in con.execute(f"DESCRIBE {raw_ref}").fetchall()]
+    missing = [c.field_name for c in dataset.columns if c.field_name not in raw_columns]
+    if missing or not set(ROW_COLUMNS) <= set(raw_columns):
+        raise DatasetRuleError(
+            f"table {raw_table} lacks column(s) {', '.join(missing or ROW_COLUMNS)} declared for dataset "
+            f"'{dataset.id}'; fix the column names in the dataset file or re-run ingest"
+        )
+    for column in dataset.columns:
+        flag = suppressed_field(column)
+        if column_quirks(dataset, column).suppressed_values and flag in raw_columns:
+            raise DatasetRuleError(
+                f"dataset '{dataset.id}', column '{column.field_name}': the flag column '{flag}' for values "
+                "suppressed at the source clashes with a column of the extract; rename that column "
+                "(field_name) or set suppressed_values: [] on this one"
+            )
+    rows = con.execute(f"SELECT count(*) FROM {raw_ref}").fetchone()[0]
+    if rows == 0:
+        data_columns = [c for c in raw_columns if c not in ROW_COLUMNS]
+        raise DatasetRuleError(
+            f"{_source_path(con, dataset)} has a header line ({len(data_columns)} columns) but no data rows, "
+            f"so dataset '{dataset.id}' was not validated or published; check that the agency's export "
+            "finished and ask for the file again"
+        )
+    return raw_columns, rows
+
+
+def _quirk_counts(con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_ref: str) -> dict[str, dict[str, int]]:
+    """Per column, how many cells were null tokens and how many were suppressed at the source."""
+    counts: dict[str, dict[str, int]] = {"null_tokens": {}, "suppressed": {}}
+    query = quirk_counts_sql(dataset, raw_ref)
+    if query is None:
+        return counts
+    sql, keys = query
+    values = con.execute(sql).fetchone() or ()
+    for (kind, column), value in zip(keys, values, strict=True):
+        counts[kind][column] = int(value or 0)
+    return counts
+
+
+def _share_and_conservation(
+    dataset: Dataset, rows_ingested: int, rows_valid: int, rows_quarantined: int
+) -> list[CheckOutcome]:
+    """The good rows go on while the set-aside share stays within the limit; nothing may be lost."""
+    share = rows_quarantined / rows_ingested if rows_ingested else 0.0
+    limit = dataset.validate.max_quarantine_share
+    where = (
+        f" Read them with `ct-pipelines validate quarantine {dataset.id}`."
+        if rows_quarantined
+        else ""
+    )
+    verdict = (
+        f"; the other {rows_valid:,} go on." if share <= limit
+        else f", more than the {limit:.0%} allowed (validate.max_quarantine_share), so nothing is published."
+    )
+    balanced = rows_ingested == rows_valid + rows_quarantined
+    return [
+        CheckOutcome(
+            "quarantine_share",
+            share <= limit,
+            _severity(dataset, "quarantine_share"),
+            f"{rows_quarantined:,} of {rows_ingested:,} rows ({share:.1%}) were set aside"
+            + (verdict if rows_quarantined else ".")
+            + where,
+            {
+                "rows_quarantined": rows_quarantined,
+                "rows_ingested": rows_ingested,
+                "share": round(share, 6),
+                "max_share": limit,
+                "quarantine_command": f"ct-pipelines validate quarantine {dataset.id}",
+            },
+        ),
+        CheckOutcome(
+            "conservation",
+            balanced,
+            _severity(dataset, "conservation"),
+            f"{rows_ingested:,} rows in = {rows_valid:,} passed on + {rows_quarantined:,} set aside."
+            if balanced
+            else f"{rows_ingested:,} rows came in but {rows_valid:,} were passed on and {rows_quarantined:,} "
+            "set aside; rows were lost or duplicated, please report this.",
+            {"rows_ingested": rows_ingested, "rows_valid": rows_valid, "rows_quarantined": rows_quarantined},
+        ),
+    ]
+
+
+def _typed_and_failures(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, rules: list[Rule], raw_columns: list[str], raw_ref: str
+) -> tuple[str, str]:
+    """Build the typed working table and the failures table; pandera must agree with the SQL on what failed."""
+    # Parsing dates and numbers once into a temporary working table that every rule, pandera and the
+    # valid table then read is far cheaper than re-parsing per query (DuckDB spills it if memory runs short).
+    typed_name = f"_quality_typed_{dataset.id}"
+    typed_ref = f"temp.main.{quote(typed_name)}"
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {quote(typed_name)} AS {typed_select_sql(dataset, raw_columns, raw_ref)}"
+    )
+    typed = ibis.duckdb.from_connection(con).table(typed_name, database=("temp", "main"))
+    failures = quote(f"_quality_failures_{dataset.id}")
+    _create_failures(con, typed, rules, set(dataset.pii_fields), failures)
+    failed_in_sql = {
+        f"{g}:{c}:{r}"
+        for g, c, r in con.execute(f"SELECT DISTINCT rule_group, column_name, rule FROM {failures}").fetchall()
+    }
+    failed_in_pandera = _pandera_failed_checks(dataset, rules, typed)
+    if failed_in_sql != failed_in_pandera:  # both come from the same Rule; a mismatch is a bug, not bad data
+        raise RuntimeError(
+            f"pandera and SQL disagree on failing rules: {sorted(failed_in_pandera ^ failed_in_sql)}"
+        )
+    return typed_ref, failures
 
 
 def validate_dataset(
@@ -352,49 +394,21 @@ def validate_dataset(
 ) -> ValidationResult:
     """Validate ``raw_table`` (all VARCHAR plus ``_row``/``_line``) against the dataset's rules.
 
-    Writes ``valid_table`` (replaced; typed per the YAML, ``_row``/``_line`` kept), appends error-level
-    failures to ``quarantine_table``, records the run in ``quality.history`` and writes GX Data Docs to
-    ``reports_dir/gx_docs/<dataset id>/``. Nothing is loaded whole into pandas.
+    Writes ``valid_table`` (replaced; typed per the YAML, ``_row``/``_line`` kept, plus a
+    ``<field>_suppressed`` flag per column with suppression markers), appends failures of ERROR and
+    BLOCK rules to ``quarantine_table``, records the run in ``quality.history`` and writes GX Data Docs
+    to ``reports_dir/gx_docs/<dataset id>/``. Nothing is loaded whole into pandas.
     """
     now = now or datetime.now()
     say = progress or (lambda message: None)
     rules = build_rules(dataset, now)
     raw_schema, raw_name = split_table_name(raw_table)
     raw_ref = _qualified(raw_schema, raw_name)
-    raw_columns = [row[0] for row in con.execute(f"DESCRIBE {raw_ref}").fetchall()]
-    missing = [c.field_name for c in dataset.columns if c.field_name not in raw_columns]
-    if missing or not set(ROW_COLUMNS) <= set(raw_columns):
-        raise DatasetRuleError(
-            f"table {raw_table} lacks column(s) {', '.join(missing or ROW_COLUMNS)} declared for dataset "
-            f"'{dataset.id}'; fix the column names in the dataset file or re-run ingest"
-        )
+    raw_columns, rows_ingested = _check_structure(con, dataset, raw_table, raw_ref)
 
-    say("typing columns")
+    say("typing columns and checking row-level rules")
     con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    # Parsing dates and numbers once into a temporary working table that every rule, pandera and the
-    # valid table then read is far cheaper than re-parsing per query (DuckDB spills it if memory runs short).
-    typed_name = f"_quality_typed_{dataset.id}"
-    typed_ref = f"temp.main.{quote(typed_name)}"
-    con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {quote(typed_name)} AS {typed_select_sql(dataset, raw_columns, raw_ref)}"
-    )
-    typed = ibis.duckdb.from_connection(con).table(typed_name, database=("temp", "main"))
-
-    say("checking row-level rules")
-    failures = quote(f"_quality_failures_{dataset.id}")
-    pii = set(dataset.pii_fields)
-    _create_failures(con, typed, rules, pii, failures)
-    failed_in_sql = {
-        f"{g}:{c}:{r}"
-        for g, c, r in con.execute(
-            f"SELECT DISTINCT rule_group, column_name, rule FROM {failures}"
-        ).fetchall()
-    }
-    failed_in_pandera = _pandera_failed_checks(dataset, rules, typed)
-    if failed_in_sql != failed_in_pandera:  # both come from the same Rule; a mismatch is a bug, not bad data
-        raise RuntimeError(
-            f"pandera and SQL disagree on failing rules: {sorted(failed_in_pandera ^ failed_in_sql)}"
-        )
+    typed_ref, failures = _typed_and_failures(con, dataset, rules, raw_columns, raw_ref)
 
     say("writing valid and quarantine tables")
     _write_quarantine(con, quarantine_table, failures, dataset.id, run_id, now)
@@ -405,15 +419,14 @@ def validate_dataset(
     exclude = f" EXCLUDE ({', '.join(text_columns)})" if text_columns else ""
     con.execute(
         f"CREATE OR REPLACE TABLE {valid_ref} AS SELECT *{exclude} FROM {typed_ref} AS v "
-        f"WHERE NOT EXISTS (SELECT 1 FROM {failures} AS f WHERE f._row = v._row AND f.severity = 'ERROR') "
+        f"WHERE NOT EXISTS (SELECT 1 FROM {failures} AS f WHERE f._row = v._row AND f.severity IN {SET_ASIDE}) "
         "ORDER BY _row"
     )
-    rows_ingested = con.execute(f"SELECT count(*) FROM {raw_ref}").fetchone()[0]
     rows_valid = con.execute(f"SELECT count(*) FROM {valid_ref}").fetchone()[0]
     rows_quarantined = con.execute(
-        f"SELECT count(DISTINCT _row) FROM {failures} WHERE severity = 'ERROR'"
+        f"SELECT count(DISTINCT _row) FROM {failures} WHERE severity IN {SET_ASIDE}"
     ).fetchone()[0]
-    outcomes = _row_rule_outcomes(con, rules, failures, rows_ingested)
+    outcomes = _row_rule_outcomes(con, rules, failures, rows_ingested, dataset.id)
     con.execute(f"DROP TABLE {failures}")
     con.execute(f"DROP TABLE {typed_ref}")
 
@@ -428,36 +441,8 @@ def validate_dataset(
     outcomes.extend(
         _history_outcomes(con, dataset, run_id, now, rows_ingested, _null_shares(con, raw_ref, data_columns))
     )
-    share = rows_quarantined / rows_ingested if rows_ingested else 0.0
-    limit = dataset.quality.max_quarantine_share
-    outcomes.append(
-        CheckOutcome(
-            "quarantine_share",
-            share <= limit,
-            _severity(dataset, "quarantine_share"),
-            f"{rows_quarantined:,} of {rows_ingested:,} rows ({share:.1%}) were set aside"
-            + ("." if share <= limit else f", more than the {limit:.0%} allowed."),
-            {
-                "rows_quarantined": rows_quarantined,
-                "rows_ingested": rows_ingested,
-                "share": round(share, 6),
-                "max_share": limit,
-            },
-        )
-    )
-    balanced = rows_ingested == rows_valid + rows_quarantined
-    outcomes.append(
-        CheckOutcome(
-            "conservation",
-            balanced,
-            _severity(dataset, "conservation"),
-            f"{rows_ingested:,} rows in = {rows_valid:,} passed on + {rows_quarantined:,} set aside."
-            if balanced
-            else f"{rows_ingested:,} rows came in but {rows_valid:,} were passed on and {rows_quarantined:,} set aside; "
-            "rows were lost or duplicated, please report this.",
-            {"rows_ingested": rows_ingested, "rows_valid": rows_valid, "rows_quarantined": rows_quarantined},
-        )
-    )
+    outcomes.extend(_share_and_conservation(dataset, rows_ingested, rows_valid, rows_quarantined))
+    quirks = _quirk_counts(con, dataset, raw_ref)
     return ValidationResult(
         dataset_id=dataset.id,
         run_id=run_id,
@@ -466,4 +451,6 @@ def validate_dataset(
         rows_quarantined=rows_quarantined,
         outcomes=outcomes,
         data_docs_index=docs_index,
+        null_tokens=quirks["null_tokens"],
+        suppressed=quirks["suppressed"],
     )

@@ -8,9 +8,9 @@ from typing import BinaryIO
 
 import click
 
-from ct_pipelines.rel.config import RelField
-from ct_pipelines.rel.normalize import classify
-from ct_pipelines.rel.reference import code_map_for, load_code_map_file, named_code_maps
+from ct_pipelines.catalog.blocks.standardize import RelField
+from ct_pipelines.standardize.normalize import classify
+from ct_pipelines.standardize.reference import code_map_for, load_code_map_file, named_code_maps
 
 MAP_FIELDS = ("race", "ethnicity", "race_ethnicity", "language", "english_proficiency", "interpreter_needed")
 
@@ -55,6 +55,8 @@ def map_values(
 
     An empty line is the empty value. Keys: raw, status, hispanic, omb1997, spd15, two_or_more,
     detailed, candidates, language (plus other_race, language_collective, value, code_mapped_to).
+    Status is one of reported, declined, unknown, not_collected, ambiguous, unmapped, or (for
+    languages) multiple: a label naming several languages, each one in candidates.
     """
     if source and source not in named_code_maps():
         raise click.BadParameter(

@@ -33,7 +33,7 @@ class RelColumn(BaseModel):
     field: RelField
 
 
-class RelConfig(BaseModel):
+class StandardizeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     columns: list[RelColumn] = Field(default_factory=list)

@@ -16,7 +16,9 @@ Rules (documented decisions):
   is not two_or_more, though under SPD 15 it is two categories (spd15 holds both).
 - In ``ethnicity`` and ``race_ethnicity`` columns a reported label without Hispanic origin means
   not Hispanic (the question offered Hispanic and it was not chosen); in ``race`` columns it
-  says nothing (hispanic is null) and the ethnicity column decides.
+  says nothing (hispanic is null) and the ethnicity column decides. A combined label whose
+  own words leave origin open ("Multiple race/ethnicity", "White, Unknown", "White (ethnicity
+  unknown)") keeps its race and a null hispanic: origin is never inferred from silence there.
 - Brazilian and Portuguese are not Hispanic (OMB: Spanish culture or origin). Portuguese rolls
   up to White; "Brazilian" alone rolls up to no race.
 """
@@ -25,8 +27,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ct_pipelines.rel.config import RelField
-from ct_pipelines.rel.reference import (
+from ct_pipelines.catalog.blocks.standardize import RelField
+from ct_pipelines.standardize.language import read_language
+from ct_pipelines.standardize.reference import (
     HISPANIC_UNKNOWN,
     NOT_HISPANIC_CODE,
     SEPARATOR_PATTERN,
@@ -89,7 +92,10 @@ class _Parsed:
 
 
 def _apply_code_map(raw: str, code_map: dict[str, str] | None) -> str | None:
-    """Label for a source code, matching exactly first and then ignoring case and spaces."""
+    """Label for a source code, matching exactly first and then ignoring case and spaces. A
+    "TODO" target (as the gate's code_map snippet writes it) is not a mapping yet."""
+    if code_map:
+        code_map = {k: v for k, v in code_map.items() if not v.strip().upper().startswith("TODO")}
     if not code_map:
         return None
     stripped = raw.strip()
@@ -177,7 +183,11 @@ def _combine(parts: list[Part], field: RelField) -> RelResult:
         candidates |= {"HISPANIC", "NOT_HISPANIC"}
     elif stated:
         hispanic = stated.pop()
-    elif field != RelField.RACE and not any(p.hispanic == HISPANIC_UNKNOWN for p in answers):
+    elif (
+        field != RelField.RACE
+        and not any(p.hispanic == HISPANIC_UNKNOWN for p in answers)
+        and len(answers) == len(parts)  # a status part beside a race leaves origin open
+    ):
         hispanic = False
     else:
         hispanic = None
@@ -227,27 +237,28 @@ def _with_mapping(result: RelResult, mapped: str | None) -> RelResult:
 
 
 def classify_language(raw: str | None, code_map: dict[str, str] | None = None) -> RelResult:
-    """Standardize one spoken/written language value to ISO 639-3."""
+    """Standardize one spoken/written language value to ISO 639-3 (see rel/language.py)."""
     if raw is None or not raw.strip():
         return NOT_COLLECTED
     mapped = _apply_code_map(raw, code_map)
-    index = language_reference().index
-    for key in _keys(mapped if mapped is not None else raw):
-        part = index.get(key)
-        if part is None:
-            continue
-        if part.kind == PartKind.STATUS:
-            result = RelResult(part.status or Status.UNKNOWN)
-        elif part.kind == PartKind.AMBIGUOUS:
-            result = RelResult(
-                Status.AMBIGUOUS, candidates=part.candidates, language_collective=part.collective
-            )
-        elif part.kind == PartKind.OTHER:
-            result = RelResult(Status.REPORTED, other_race=False, value="other")
-        else:
-            result = RelResult(Status.REPORTED, language=part.code)
-        return _with_mapping(result, mapped)
-    return _with_mapping(UNMAPPED, mapped)
+    label = mapped if mapped is not None else raw
+    reading = read_language(label, normalize_label(label, split_parentheses=True))
+    part = reading.part
+    if reading.multiple:
+        result = RelResult(Status.MULTIPLE, candidates=reading.multiple)
+    elif part is None:
+        result = UNMAPPED
+    elif part.kind == PartKind.STATUS:
+        result = RelResult(part.status or Status.UNKNOWN)
+    elif part.kind == PartKind.AMBIGUOUS:
+        result = RelResult(Status.AMBIGUOUS, candidates=part.candidates, language_collective=part.collective)
+    elif part.kind == PartKind.MULTIRACIAL:
+        result = RelResult(Status.MULTIPLE)
+    elif part.kind == PartKind.OTHER:
+        result = RelResult(Status.REPORTED, other_race=False, value="other")
+    else:
+        result = RelResult(Status.REPORTED, language=part.code)
+    return _with_mapping(result, mapped)
 
 
 def classify_answer(raw: str | None, field: RelField, code_map: dict[str, str] | None = None) -> RelResult:

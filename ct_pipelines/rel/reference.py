@@ -1,4 +1,4 @@
-"""The REL reference tables (ct_pipelines/rel/data/*.yaml) loaded into lookup indices.
+"""The REL reference tables (ct_pipelines/standardize/data/*.yaml) loaded into lookup indices.
 
 The tables are data, not code, so reviewers can check codes and roll-ups against the standards
 without reading Python, and a new spelling is a one-line YAML change.
@@ -33,13 +33,14 @@ class Status(StrEnum):
     NOT_COLLECTED = "not_collected"
     AMBIGUOUS = "ambiguous"
     UNMAPPED = "unmapped"
+    MULTIPLE = "multiple"  # languages: the label names more than one language
 
 
 class PartKind(StrEnum):
     GROUP = "group"  # a race, ethnicity or detailed group
     STATUS = "status"  # declined / unknown / not collected
     OTHER = "other"  # "Other", "Some other race": a real answer that names no category
-    MULTIRACIAL = "multiracial"  # "Two or more races": more than one race, which ones unknown
+    MULTIRACIAL = "multiracial"  # "Two or more races" / "Multiple languages": more than one, which unknown
     AMBIGUOUS = "ambiguous"  # fits several categories
 
 
@@ -87,6 +88,8 @@ class LanguageReference:
     codes: frozenset[str]
     english_proficiency: dict[str, str]
     interpreter_needed: dict[str, str]
+    qualifiers: frozenset[str] = frozenset()  # script/region/form words that keep the language
+    not_codes: frozenset[str] = frozenset()  # words never read as bare ISO codes
 
 
 _TAGS = re.compile(r"<[^>]*>")
@@ -130,12 +133,12 @@ def label_keys(alias: str) -> set[str]:
 
 
 def _load(name: str) -> dict[str, Any]:
-    text = resources.files("ct_pipelines.rel").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("ct_pipelines.standardize").joinpath("data", name).read_text(encoding="utf-8")
     return yaml.safe_load(text)
 
 
 def _version(name: str) -> str:
-    text = resources.files("ct_pipelines.rel").joinpath("data", name).read_text(encoding="utf-8")
+    text = resources.files("ct_pipelines.standardize").joinpath("data", name).read_text(encoding="utf-8")
     match = re.search(r"^# version: (\S+)", text, re.MULTILINE)
     return match.group(1) if match else "unversioned"
 
@@ -213,8 +216,11 @@ def language_reference() -> LanguageReference:
         _add(index, entry["alias"], part, table)
     for alias in data["other_labels"]:
         _add(index, alias, Part(kind=PartKind.OTHER), table)
+    for alias in data["multiple_labels"]:
+        _add(index, alias, Part(kind=PartKind.MULTIRACIAL), table)
     race_data = _load("race_ethnicity.yaml")
-    for status, aliases in race_data["status_labels"].items():
+    statuses = [*race_data["status_labels"].items(), *data["status_labels"].items()]
+    for status, aliases in statuses:
         for alias in aliases:
             _add(index, alias, Part(kind=PartKind.STATUS, status=Status(status)), table)
     codes = frozenset(e["code"] for e in data["languages"]) | frozenset(
@@ -230,6 +236,8 @@ def language_reference() -> LanguageReference:
         codes,
         flatten(data["english_proficiency"]),
         flatten(data["interpreter_needed"]),
+        frozenset(normalize_label(str(q)) for group in data["qualifiers"].values() for q in group),
+        frozenset(str(w) for w in data["not_codes"]),
     )
 
 

@@ -9,39 +9,24 @@ plus one join per mapping table, and memory stays flat.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
 from functools import cache
 
 import duckdb
 import pyarrow as pa
 
-from ct_pipelines.outcomes import CheckOutcome
-from ct_pipelines.quality.config import Severity
-from ct_pipelines.rel.config import RelColumn, RelConfig, RelField, ReportingRule
-from ct_pipelines.rel.normalize import RACE_FIELDS, RelResult, classify
-from ct_pipelines.rel.reference import Status, code_map_for, race_reference
-from ct_pipelines.rel.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
+from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, StandardizeConfig
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
+from ct_pipelines.standardize.groups import UNKNOWN_GROUP, not_collected, reporting_group  # noqa: F401 - re-exported
+from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
+from ct_pipelines.standardize.reference import Status, code_map_for, race_reference
+from ct_pipelines.standardize.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
 
 REPORTING_GROUP_COLUMN = "rel_reporting_group"
-PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS)
+PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS, Status.MULTIPLE)
 MAX_LISTED_VALUES = 100
-
-OMB_NAMES = {
-    "AIAN": "American Indian or Alaska Native",
-    "ASIAN": "Asian",
-    "BLACK": "Black",
-    "NHPI": "Native Hawaiian or Other Pacific Islander",
-    "WHITE": "White",
-}
-SPD15_NAMES = {
-    **OMB_NAMES,
-    "BLACK": "Black or African American",
-    "HISPANIC": "Hispanic or Latino",
-    "MENA": "Middle Eastern or North African",
-    "NHPI": "Native Hawaiian or Pacific Islander",
-}
-UNKNOWN_GROUP = "Unknown"
 
 
 @dataclass
@@ -61,6 +46,9 @@ class StandardizeResult:
     columns: list[ColumnSummary]
     added_columns: list[str]
     reporting_groups: dict[str, int] = field(default_factory=dict)
+    # REL attributes the source did not collect (e.g. ["hispanic_origin"] for a race-only
+    # source), so the dataset's metadata can say so; see rel/groups.py.
+    not_collected: list[str] = field(default_factory=list)
 
 
 def _quote(name: str) -> str:
@@ -114,59 +102,17 @@ def _output_values(rel_column: RelColumn, result: RelResult) -> list[object]:
     return [result.status.value, result.value]
 
 
-def reporting_group(results: list[tuple[RelField, RelResult]], rule: ReportingRule) -> str:
-    """One row's published group from all its race/ethnicity columns.
-
-    CT_DPH (DPH "Single and Two-or-More race-ethnicity"): Hispanic of any race; otherwise
-    non-Hispanic single race or non-Hispanic two or more races. As DPH states on its data.ct.gov
-    tables, a missing ethnicity counts as non-Hispanic. A 1977-style "Asian or Pacific Islander"
-    answer keeps its own group rather than being forced into one race.
-    SPD15_ALONE: each SPD 15 (2024) category alone, or "Multiracial and/or Multiethnic".
-    OMB1997: races alone or two or more races; Hispanic origin is tabulated separately.
-    """
-    ethnicity = [r for f, r in results if f == RelField.ETHNICITY]
-    race_like = [r for f, r in results if f != RelField.ETHNICITY] or ethnicity
-    stated = [r.hispanic for r in ethnicity + [r for f, r in results if f == RelField.RACE_ETHNICITY]]
-    stated += [r.hispanic for f, r in results if f == RelField.RACE]
-    hispanic = next((h for h in stated if h is not None), None)
-    races = set().union(*(r.omb1997 for r in race_like)) if race_like else set()
-    multiracial = any(r.two_or_more for r in race_like) or len(races) >= 2
-    candidates = set().union(*(r.candidates for r in race_like)) if race_like else set()
-    other = any(r.other_race for r in race_like)
-    if rule == ReportingRule.SPD15_ALONE:
-        categories = set().union(*(r.spd15 for r in race_like)) if race_like else set()
-        categories = (categories | {"HISPANIC"}) if hispanic else (categories - {"HISPANIC"})
-        if any(r.two_or_more for r in race_like) or len(categories) >= 2:
-            return "Multiracial and/or Multiethnic"
-        if len(categories) == 1:
-            return f"{SPD15_NAMES[categories.pop()]} alone"
-        return "Another race or ethnicity" if other else UNKNOWN_GROUP
-    if rule == ReportingRule.CT_DPH and hispanic:
-        return "Hispanic"
-    prefix = "Non-Hispanic " if rule == ReportingRule.CT_DPH else ""
-    suffix = "" if rule == ReportingRule.CT_DPH else " alone"
-    if multiracial:
-        return f"{prefix}Two or More Races"
-    if len(races) == 1:
-        return f"{prefix}{OMB_NAMES[races.pop()]}{suffix}"
-    if candidates == {"ASIAN", "NHPI"}:
-        return f"{prefix}Asian or Pacific Islander (not separable)"
-    if other:
-        return f"{prefix}Other Race" if rule == ReportingRule.CT_DPH else "Some Other Race"
-    return UNKNOWN_GROUP
-
-
 @cache
 def _classify_cached(raw: str | None, field: RelField, code_map: tuple[tuple[str, str], ...]) -> RelResult:
     return classify(raw, field, dict(code_map))
 
 
-def _code_map(config: RelConfig, rel_column: RelColumn) -> tuple[tuple[str, str], ...]:
+def _code_map(config: StandardizeConfig, rel_column: RelColumn) -> tuple[tuple[str, str], ...]:
     return tuple(sorted(code_map_for(rel_column.field.value, config.source, config.code_map).items()))
 
 
 def _check_columns(
-    con: duckdb.DuckDBPyConnection, source_table: str, config: RelConfig
+    con: duckdb.DuckDBPyConnection, source_table: str, config: StandardizeConfig
 ) -> tuple[list[str], dict[str, str]]:
     """Names the standardized columns will take, and the source column types; fails with the fix
     when a configured column is missing or an output name is taken."""
@@ -176,7 +122,7 @@ def _check_columns(
     if missing:
         raise ValueError(
             f"rel: column(s) {', '.join(missing)} not found in table '{source_table}'. "
-            f"Fix the rel.columns entries; the table has: {', '.join(existing)}"
+            f"Fix the standardize.columns entries; the table has: {', '.join(existing)}"
         )
     added = [name for c in config.columns for name in output_columns(c)]
     if config.columns and any(c.field in RACE_FIELDS for c in config.columns):
@@ -204,7 +150,7 @@ def _load_mapping(
 
 
 def standardize_table(
-    con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: RelConfig
+    con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: StandardizeConfig
 ) -> StandardizeResult:
     """Create `target_table` = every source column (raw kept for audit) + standardized columns
     per REL column (see `output_columns`) + `rel_reporting_group` per the reporting rule."""
@@ -273,6 +219,7 @@ def standardize_table(
         columns=list(summaries.values()),
         added_columns=added,
         reporting_groups=dict(group_counts),
+        not_collected=not_collected(config),
     )
 
 
@@ -284,19 +231,49 @@ def _markdown(rows: list[dict[str, object]]) -> str:
     return "\n".join(lines)
 
 
+def _check_metadata(
+    c: RelColumn, config: StandardizeConfig, labels: list[ProblemLabel], counts: tuple[int, int, int], *, pii: bool
+) -> dict[str, object]:
+    """Figures for engineers; the labels themselves only for a column not marked PII."""
+    total, bad_rows, distinct = counts
+    metadata: dict[str, object] = {
+        "column": c.column,
+        "field": c.field.value,
+        "rows": total,
+        "problem_rows": bad_rows,
+        "problem_share": round(bad_rows / total, 6) if total else 0.0,
+        "max_unmapped_share": config.max_unmapped_share,
+        "distinct_problem_values": distinct,
+        "reference_version": race_reference().version,
+    }
+    if not pii:
+        listed = [
+            {"raw": v.raw, "status": v.status, "candidates": ";".join(v.candidates) or None, "count": v.count}
+            for v in labels
+        ]
+        metadata.update(values=listed, values_table=_markdown(listed))
+        if bad_rows:
+            metadata["code_map_yaml"] = code_map_snippet(labels[:TOP_LABELS], c.field)
+    return metadata
+
+
 def rel_checks(
-    con: duckdb.DuckDBPyConnection, standardized_table: str, config: RelConfig
+    con: duckdb.DuckDBPyConnection,
+    standardized_table: str,
+    config: StandardizeConfig,
+    pii_columns: Collection[str] = (),
 ) -> list[CheckOutcome]:
-    """One outcome per REL column listing every distinct unmapped or ambiguous raw value with its
-    row count: WARN when there are any, ERROR when their share exceeds max_unmapped_share."""
+    """One outcome per REL column naming its most frequent unmapped, ambiguous or multi-language
+    labels with row counts and the `code_map:` YAML that would map them: WARN when there are any,
+    ERROR when their share exceeds max_unmapped_share. Labels of `pii_columns` are never shown."""
     outcomes = []
     table = _quote(standardized_table)
     problem = ", ".join(f"'{s.value}'" for s in PROBLEM_STATUSES)
+    total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     for c in config.columns:
         status_col = _quote(f"{c.column}_status")
         cand_col = f"{c.column}_candidates"
         candidates = _quote(cand_col) if cand_col in output_columns(c) else "NULL"
-        total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
         found = con.execute(
             f"SELECT {_quote(c.column)}, {status_col}, {candidates}, count(*) AS n FROM {table} "
             f"WHERE {status_col} IN ({problem}) GROUP BY ALL ORDER BY n DESC, 1 LIMIT {MAX_LISTED_VALUES + 1}"
@@ -305,40 +282,31 @@ def rel_checks(
             f"SELECT count(*), count(DISTINCT {_quote(c.column)}) FROM {table} WHERE {status_col} IN ({problem})"
         ).fetchone()
         share = bad_rows / total if total else 0.0
-        listed = [
-            {"raw": raw, "status": status, "candidates": cands, "count": n} for raw, status, cands, n in found
+        labels = [
+            ProblemLabel(
+                None if raw is None else str(raw), status, tuple(cands.split(";")) if cands else (), n
+            )
+            for raw, status, cands, n in found
         ][:MAX_LISTED_VALUES]
         too_many = share > config.max_unmapped_share
+        pii = c.column in set(pii_columns)
         if not bad_rows:
             summary = f"All {total:,} rows have a recognized {c.field.value.replace('_', ' ')} label in '{c.column}'."
         else:
-            summary = (
-                f"{bad_rows:,} of {total:,} rows ({share:.1%}) in '{c.column}' have {distinct} label(s) that could "
-                f"not be standardized (unrecognized or ambiguous); "
-                + (
-                    "that is above the allowed share, so publishing is stopped until the labels are added to the reference tables or the dataset's code map."
-                    if too_many
-                    else "they stay in the data as raw values with no standardized category until the labels are added."
-                )
+            summary = problem_summary(c, labels, bad_rows, total, distinct, pii=pii) + (
+                f"\nThat is above the allowed share ({config.max_unmapped_share:.0%}), so publishing is stopped "
+                "until they are mapped."
+                if too_many
+                else "\nThey stay in the data as raw values with no standardized category until they are mapped."
             )
+        metadata = _check_metadata(c, config, labels, (total, bad_rows, distinct), pii=pii)
         outcomes.append(
             CheckOutcome(
                 name=check_name(c),
                 passed=not bad_rows,
                 severity=Severity.ERROR if too_many else Severity.WARN,
                 summary=summary,
-                metadata={
-                    "column": c.column,
-                    "field": c.field.value,
-                    "rows": total,
-                    "problem_rows": bad_rows,
-                    "problem_share": round(share, 6),
-                    "max_unmapped_share": config.max_unmapped_share,
-                    "distinct_problem_values": distinct,
-                    "values": listed,
-                    "values_table": _markdown(listed),
-                    "reference_version": race_reference().version,
-                },
+                metadata=metadata,
             )
         )
     return outcomes
