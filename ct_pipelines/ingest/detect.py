@@ -10,11 +10,12 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from ct_pipelines.ingest.errors import IngestError
+from ct_pipelines.ingest.errors import IngestError, record_shape
 
 CHUNK = 16 * 1024 * 1024
 SAMPLE_BYTES = 256 * 1024
@@ -46,7 +47,8 @@ def detect_encoding(path: Path, declared: str = "auto", *, full_scan: bool = Tru
     """BOM first, then a strict UTF-8 scan, then cp1252 or latin-1.
 
     With ``full_scan=False`` only the first bytes are checked; the caller must then let a strict
-    UTF-8 reader (DuckDB) confirm the rest and come back with ``full_scan=True`` if it refuses.
+    UTF-8 reader (DuckDB) confirm the rest, and decode line by line when it refuses or when the
+    sample is not UTF-8 (the cp1252 answer is then only the fallback for non-UTF-8 lines).
     """
     with path.open("rb") as handle:
         head = handle.read(4)
@@ -70,7 +72,9 @@ def detect_encoding(path: Path, declared: str = "auto", *, full_scan: bool = Tru
             codecs.getincrementaldecoder("utf-8")().decode(sample)  # a cut multi-byte tail is fine
             return Encoding("utf-8", False)
         except UnicodeDecodeError:
-            pass
+            # The reader decodes line by line (UTF-8 where valid, this fallback elsewhere), so the
+            # whole-file choice between cp1252 and latin-1 below is not needed here.
+            return Encoding("cp1252", False)
     decoder = codecs.getincrementaldecoder("utf-8")()
     seen_high: set[int] = set()
     offset = 0
@@ -147,7 +151,10 @@ def _is_header(record: list[str], width: int) -> bool:
     filled = [c for c in cells if c]
     if len(cells) < width or len(filled) < max(min(2, width), int(width * 0.8)):
         return False
-    if len({c.lower() for c in filled}) != len(filled):
+    # Agency headers repeat names ("Other " next to "Other", two "Total"s): a few repeats are allowed,
+    # a row of mostly repeated values (Y, Y, N, N) is data.
+    repeats = len(filled) - len({" ".join(c.split()).casefold() for c in filled})
+    if repeats > max(1, len(filled) // 4):
         return False
     numeric = sum(1 for c in filled if _is_number(c))
     return numeric <= len(filled) // 4
@@ -166,8 +173,10 @@ def detect_layout(path: Path, text: str, delimiter: str | None = None, header_li
     (as wide as the data, every cell filled, unique, mostly not numbers), skipping title lines."""
     delimiter = delimiter or detect_delimiter(text)
     records = _records_with_lines(text, delimiter, HEADER_SEARCH_RECORDS + 200)
-    if not records:
-        raise IngestError(path, "the file is empty", "check that the export finished and re-send it", line=1)
+    if not any(any(c.strip() for c in r) for _, r in records):
+        size = path.stat().st_size if path.exists() else 0
+        what = "the file is empty (0 bytes)" if size == 0 else f"the file holds no values ({size:,} bytes of blank lines)"
+        raise IngestError(path, what, "check that the agency's export finished and ask for the file again")
     if header_line is not None:
         for line, record in records:
             if line == header_line:
@@ -182,5 +191,22 @@ def detect_layout(path: Path, text: str, delimiter: str | None = None, header_li
             return Layout(delimiter, line, record, len(record))
     first_line, first = next((lr for lr in records if any(c.strip() for c in lr[1])), records[0])
     raise IngestError(path, f"could not find a header line among the first {HEADER_SEARCH_RECORDS} records "
-                      f"(first non-empty record: {first[:5]!r})",
+                      f"(first non-empty record, shapes only: {record_shape(first)})",
                       "set ingest.header_row to the 1-based line number of the column names", line=first_line)
+
+
+def looks_like_column_names(cells: list[str]) -> bool:
+    """Distinct, non-empty names with no number, date or e-mail among them: safe to print in a message."""
+    names = [" ".join(c.split()).casefold() for c in cells]
+    if not names or any(not n for n in names) or len(set(names)) != len(names):
+        return False
+    return not any(_is_number(n) or re.search(r"\d{1,4}[/-]\d{1,2}[/-]\d{1,4}|@", n) for n in names)
+
+
+def describe_header(header: list[str]) -> str:
+    """The header for an error message: its names when they look like column names; otherwise the row may
+    be data taken for the header (repeated names), so only positions and shapes are shown (no values)."""
+    if looks_like_column_names(header):
+        return "the file has: " + ", ".join(h.strip() for h in header)
+    return ("the line taken as the header repeats names or holds values, so it may be a data row; shapes only: "
+            + record_shape(list(header)))

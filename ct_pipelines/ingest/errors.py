@@ -27,3 +27,25 @@ class IngestError(Exception):
         if self.column is not None:
             where += f", column '{self.column}'"
         return f"{where}: {self.problem}. Fix: {self.fix}"
+
+
+def value_shape(value: str | None) -> str:
+    """A value's shape without its content (``Smith`` -> ``Aa``, ``860-555-1234`` -> ``9-9-9``), so
+    messages about a row can describe it without printing personal data."""
+    if value is None or not str(value).strip():
+        return "(empty)"
+    out: list[str] = []
+    for char in str(value).strip():
+        kind = "9" if char.isdigit() else ("A" if char.isupper() else "a") if char.isalpha() else char
+        if kind == " ":
+            kind = "_"
+        if not out or out[-1] != kind or kind not in "9aA_":
+            out.append(kind)
+    return "".join(out)[:12]
+
+
+def record_shape(cells: list[str | None], limit: int = 8) -> str:
+    """``3 fields: 1 Aa, 2 9, 3 (empty)``: positions and shapes only, never the values."""
+    parts = [f"{i + 1} {value_shape(c)}" for i, c in enumerate(cells[:limit])]
+    more = f", ... ({len(cells) - limit} more)" if len(cells) > limit else ""
+    return f"{len(cells)} fields: {', '.join(parts)}{more}"

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -14,9 +15,11 @@ import duckdb
 
 from ct_pipelines.catalog.models import Dataset, SourceFormat
 from ct_pipelines.core.sql import stage_table
+from ct_pipelines.ingest.detect import describe_header
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.ingest.naming import field_names_for
-from ct_pipelines.ingest.quirks import apply_quirks, produced_columns, recorded_quirks
+from ct_pipelines.ingest.naming import field_names_for, match_declared, source_labels
+from ct_pipelines.ingest.paths import matching_files, relative_pattern
+from ct_pipelines.ingest.quirks import QuirkResult, apply_quirks, produced_columns, recorded_quirks
 from ct_pipelines.ingest.readers import (
     FileScan,
     ReadResult,
@@ -25,8 +28,8 @@ from ct_pipelines.ingest.readers import (
     read_excel_into,
     read_json_into,
     read_parquet_into,
-    scan_file,
 )
+from ct_pipelines.ingest.snapshot import read_stable
 
 EXTENSIONS = {
     ".csv": SourceFormat.CSV, ".txt": SourceFormat.CSV, ".tsv": SourceFormat.CSV, ".psv": SourceFormat.CSV,
@@ -61,6 +64,12 @@ class IngestResult:
     duration_s: float
     field_map: dict[str, str] = field(default_factory=dict)  # source name -> API field name
     undeclared_columns: list[str] = field(default_factory=list)
+    mtime_ns: int | None = None
+    read_config: str | None = None  # hash of the YAML's source block and columns the file was read with
+    reason: str = ""  # why the file was (re)read or skipped, in words
+    resend_of_run: str | None = None  # this file version was ingested before, by that run
+    fallback_lines: int = 0  # lines of a mostly UTF-8 file read as cp1252/latin-1
+    first_fallback_line: int | None = None
     source_rows: int | None = None  # records in the file; = rows + rows left out when nothing is unpivoted
     rows_left_out: dict[str, int] = field(default_factory=dict)  # "left out by rule": rule name -> rows
     unpivoted_columns: int = 0
@@ -73,10 +82,12 @@ class IngestResult:
 
 
 def newest_file(landing_dir: Path, pattern: str) -> Path:
-    """The most recently modified file matching the dataset's source path (a name or a glob)."""
-    candidates = [p for p in landing_dir.glob(pattern) if p.is_file()]
+    """The most recently modified file matching the dataset's source path (a name or a glob) inside the
+    landing folder; patterns or links leading outside it are refused (see paths.py)."""
+    candidates = matching_files(landing_dir, pattern)
     if not candidates:
-        raise IngestError(landing_dir / pattern, "no file in the landing folder matches ingest.path",
+        raise IngestError(landing_dir / relative_pattern(pattern, landing_dir),
+                          "no file in the landing folder matches ingest.path",
                           f"drop the extract into {landing_dir} or correct ingest.path in the dataset YAML")
     return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
@@ -91,101 +102,165 @@ def source_format(path: Path, declared: SourceFormat) -> SourceFormat:
     return fmt
 
 
+LOG_ADDED_COLUMNS = {"read_config": "VARCHAR", "status": "VARCHAR", "resend_of_run": "VARCHAR",
+                     "fallback_lines": "BIGINT"}
+
+
 def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
     con.execute(f"""CREATE TABLE IF NOT EXISTS {LEDGER} (
         dataset_id VARCHAR, path VARCHAR, sha256 VARCHAR, size_bytes BIGINT, rows BIGINT, columns INTEGER,
         format VARCHAR, encoding VARCHAR, run_id VARCHAR, ingested_at TIMESTAMP, duration_s DOUBLE,
         mtime_ns BIGINT)""")
+    for name, kind in LOG_ADDED_COLUMNS.items():  # warehouses written before these existed
+        con.execute(f"ALTER TABLE {LEDGER} ADD COLUMN IF NOT EXISTS {name} {kind}")
+
+
+def read_config_hash(dataset: Dataset) -> str:
+    """Hash of the YAML parts that decide how a file is read (source block and columns): after a fix
+    there, the same file is read again."""
+    parts = {"source": dataset.ingest.model_dump(mode="json"),
+             "columns": [c.model_dump(mode="json") for c in dataset.columns]}
+    return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
 def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], list[str]], dict[str, str]]:
-    """Map the file's header to field names: declared columns by source name, others derived."""
-    declared = {_norm(c.source): c.field_name for c in dataset.columns}
+    """Map the file's header to field names: declared columns by source name (exact first, then ignoring
+    case and whitespace), the others derived and made distinct."""
+    made = produced_columns(dataset.ingest)  # declared columns that exist only after unpivoting
+    read_columns = [c for c in dataset.columns if c.field_name not in made]
+    sources = [c.source for c in read_columns]
     mapping: dict[str, str] = {}
 
     def names_for(header: list[str]) -> list[str]:
-        explicit = [declared.get(_norm(h)) for h in header]
-        names = field_names_for(header, explicit)
-        found = {_norm(h) for h in header}
-        made = produced_columns(dataset.ingest)  # exist only after unpivoting
-        missing = [c.source for c in dataset.columns if _norm(c.source) not in found and c.field_name not in made]
+        positions, missing = match_declared(sources, header)
         if missing:
             raise IngestError(path, f"columns declared in the dataset YAML are missing from the file: "
-                              f"{', '.join(missing)} (the file has: {', '.join(header)})",
-                              "fix the column's `source` name in the YAML, or ask the agency for the full extract",
+                              f"{', '.join(missing)} ({describe_header(header)})",
+                              "fix the column's `source` name in the YAML, set ingest.header_row if the "
+                              "header line was not found, or ask the agency for the full extract",
                               column=missing[0])
-        mapping.update(dict(zip(header, names, strict=True)))
+        explicit: list[str | None] = [None] * len(header)
+        for at, column in zip(positions, read_columns, strict=True):
+            explicit[at] = column.field_name  # type: ignore[index]
+        names = field_names_for(header, explicit)
+        mapping.clear()
+        mapping.update(zip(source_labels(header), names, strict=True))
         return names
 
     return names_for, mapping
 
 
-def _norm(name: str) -> str:
-    return " ".join(str(name).split()).casefold()
-
-
 def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir: Path, *, run_id: str,
                    workdir: Path, force: bool = False, path: Path | None = None) -> IngestResult:
-    """Load the dataset's newest landing file; a file whose SHA-256 was already ingested is skipped.
+    """Load the dataset's newest landing file into ``ingest__<id>``, keyed by the file version and how it is read.
 
-    The hash is computed on a thread while DuckDB reads (both release the GIL), so checking for a
-    repeated file costs no extra pass; an unchanged path, size and mtime skips without reading at all.
+    A version is the file's name, size, mtime and SHA-256 plus a hash of the YAML's source block and
+    columns. The file is skipped only when it is the version the raw table holds now, read the same way;
+    an older file sent again after another one, or the same file after a YAML fix, is read (``force``
+    reads regardless). The raw table and its ingest-log row change in one transaction.
     """
     ensure_meta(con)
     started = time.perf_counter()
     path = path or newest_file(landing_dir, dataset.ingest.path)
-    stat = path.stat()
+    config = read_config_hash(dataset)
     table = raw_table(dataset.id)
-    table_exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
-                               "AND table_name = ?", [table]).fetchall()[0][0]
-
-    def skipped(digest: str, rows: int) -> IngestResult:
-        columns = len(con.execute(f'DESCRIBE "{table}"').fetchall()) - 2
-        quirks = recorded_quirks(con, dataset, table, rows)
-        return IngestResult(dataset.id, str(path), stat.st_size, digest, True, quirks.rows, columns, "unchanged",
-                            None, False, None, None, None, round(time.perf_counter() - started, 3),
-                            source_rows=rows, rows_left_out=quirks.left_out,
-                            unpivoted_columns=quirks.unpivoted_columns)
-
-    if table_exists and not force:
-        same = con.execute(f"SELECT sha256, rows FROM {LEDGER} WHERE dataset_id = ? AND path = ? AND size_bytes = ? "
-                           "AND mtime_ns = ? ORDER BY ingested_at DESC LIMIT 1",
-                           [dataset.id, str(path), stat.st_size, stat.st_mtime_ns]).fetchone()
-        if same:
-            return skipped(same[0], same[1])
+    current = _current_version(con, dataset.id, table)
+    stat = path.stat()
+    if current and not force and (current["path"], current["size_bytes"], current["mtime_ns"],
+                                  current["read_config"]) == (str(path), stat.st_size, stat.st_mtime_ns, config):
+        return _skipped(con, dataset, path, stat, current, config, started,
+                        "unchanged: the table holds this file (same name, size and mtime), read the same way")
+    if stat.st_size == 0:
+        raise IngestError(path, "the file is empty (0 bytes)",
+                          "check that the agency's export finished and ask for the file again")
     names_for, mapping = _name_mapper(dataset, path)
     fmt = source_format(path, dataset.ingest.format)
     staging = f"_staging__{dataset.id}"
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="ingest-scan") as pool:
-        scanning = pool.submit(scan_file, path)
-        try:
-            read = _read(con, dataset, path, fmt, staging, names_for, workdir, scanning.result)
-        finally:
-            scan = scanning.result()
-    previous = con.execute(f"SELECT rows FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? "
-                           "ORDER BY ingested_at DESC LIMIT 1", [dataset.id, scan.sha256]).fetchone()
-    if previous and table_exists and not force:
+    try:
+        read, digest, stat = read_stable(path, workdir, lambda source, scan: _read(
+            con, dataset, source, fmt, staging, names_for, workdir, scan))
+    except BaseException:
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
-        _log(con, dataset, path, stat, scan.sha256, read, run_id, time.perf_counter() - started)
-        return skipped(scan.sha256, previous[0])
-    data_table = f"ingest_rows__{dataset.id}"
-    kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
-                       "AND table_name = ?", [table]).fetchall()
-    if kind:  # a view now; a table in warehouses written before raw became a view
-        con.execute(f'DROP {"VIEW" if kind[0][0] == "VIEW" else "TABLE"} "{table}"')
-    con.execute(f'DROP TABLE IF EXISTS "{data_table}"')
-    con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
-    create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")
-    quirks = apply_quirks(con, dataset, path, table, read)
+        raise
+    if current and not force and (current["sha256"], current["read_config"]) == (digest, config):
+        con.execute(f'DROP TABLE IF EXISTS "{staging}"')
+        _log(con, dataset, path, stat, digest, read, run_id, time.perf_counter() - started, config, "unchanged")
+        return _skipped(con, dataset, path, stat, current, config, started,
+                        "unchanged: same content (SHA-256) as the table holds, read the same way")
+    earlier = con.execute(f"SELECT run_id FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? AND status IS "
+                          "DISTINCT FROM 'unchanged' ORDER BY ingested_at DESC LIMIT 1", [dataset.id, digest]).fetchone()
+    resend_of = earlier[0] if earlier and (current is None or current["sha256"] != digest) else None
+    reason = _reason(force, current, digest, resend_of)
     duration = round(time.perf_counter() - started, 3)
-    _log(con, dataset, path, stat, scan.sha256, read, run_id, duration)
+    quirks = _swap_in(con, dataset, staging, read, path, lambda: _log(
+        con, dataset, path, stat, digest, read, run_id, duration, config, "ingested", resend_of))
     declared = {c.field_name for c in dataset.columns}
     names = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in ("_row", "_line")]
     undeclared = [n for n in names if declared and n not in declared]
-    return IngestResult(dataset.id, str(path), stat.st_size, scan.sha256, False, quirks.rows, len(names),
+    return IngestResult(dataset.id, str(path), stat.st_size, digest, False, quirks.rows, len(names),
                         read.format, read.encoding, read.bom, read.delimiter, read.header_line, read.sheet, duration,
-                        dict(mapping), undeclared, read.rows, quirks.left_out, quirks.unpivoted_columns)
+                        dict(mapping), undeclared, stat.st_mtime_ns, config, reason, resend_of, read.fallback_lines,
+                        read.first_fallback_line, read.rows, quirks.left_out, quirks.unpivoted_columns)
+
+
+def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str) -> dict[str, object] | None:
+    """The ingest-log row describing what the raw table holds now (None when there is no raw table)."""
+    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
+                         "AND table_name = ?", [table]).fetchall()[0][0]
+    if not exists:
+        return None
+    cursor = con.execute(f"SELECT * FROM {LEDGER} WHERE dataset_id = ? ORDER BY ingested_at DESC LIMIT 1",
+                         [dataset_id])
+    row = cursor.fetchone()
+    return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
+
+
+def _reason(force: bool, current: dict[str, object] | None, digest: str, resend_of: str | None) -> str:
+    if force:
+        return "read again on request (force / --reingest)"
+    if current is None:
+        return "first ingest of this dataset"
+    if current["sha256"] == digest:
+        return "the dataset YAML's source block or columns changed since the table was read"
+    if resend_of:
+        return f"re-send of a file version ingested earlier (run {resend_of}), after a different one"
+    return "new file version"
+
+
+def _skipped(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, stat: os.stat_result,
+             current: dict[str, object], config: str, started: float, reason: str) -> IngestResult:
+    columns = len(con.execute(f'DESCRIBE "{raw_table(dataset.id)}"').fetchall()) - 2
+    quirks = recorded_quirks(con, dataset, raw_table(dataset.id), int(current["rows"]))
+    return IngestResult(dataset.id, str(path), stat.st_size, str(current["sha256"]), True, quirks.rows,
+                        columns, "unchanged", None, False, None, None, None,
+                        round(time.perf_counter() - started, 3), mtime_ns=stat.st_mtime_ns, read_config=config,
+                        reason=reason, source_rows=int(current["rows"]), rows_left_out=quirks.left_out,
+                        unpivoted_columns=quirks.unpivoted_columns)
+
+
+def _swap_in(con: duckdb.DuckDBPyConnection, dataset: Dataset, staging: str, read: ReadResult, path: Path,
+             log: Callable[[], None]) -> QuirkResult:
+    """Replace the raw table with the staged rows (shaped by the declared quirks) and write its log row,
+    all or nothing."""
+    table, data_table = raw_table(dataset.id), f"ingest_rows__{dataset.id}"
+    con.execute("BEGIN TRANSACTION")
+    try:
+        kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
+                           "AND table_name = ?", [table]).fetchall()
+        if kind:  # a view now; a table in warehouses written before raw became a view
+            con.execute(f'DROP {"VIEW" if kind[0][0] == "VIEW" else "TABLE"} "{table}"')
+        con.execute(f'DROP TABLE IF EXISTS "{data_table}"')
+        con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
+        create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")
+        quirks = apply_quirks(con, dataset, path, table, read)
+        log()
+        con.execute("COMMIT")
+        return quirks
+    except BaseException:
+        con.execute("ROLLBACK")
+        con.execute(f'DROP TABLE IF EXISTS "{staging}"')
+        raise
 
 
 def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: SourceFormat, table: str,
@@ -197,13 +272,19 @@ def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: Sou
     if fmt == SourceFormat.EXCEL:
         return read_excel_into(con, path, table, names_for, sheet=dataset.ingest.sheet,
                                header_row=dataset.ingest.header_row)
-    if fmt == SourceFormat.JSON:
-        return read_json_into(con, path, table, names_for)
-    return read_parquet_into(con, path, table, names_for)
+    read = (read_json_into if fmt == SourceFormat.JSON else read_parquet_into)(con, path, table, names_for)
+    if read.rows == 0:  # CSV and Excel readers say which header line had no rows after it
+        raise IngestError(path, f"the {read.format} file holds no records",
+                          "check that the agency's export finished and ask for the file again")
+    return read
 
 
 def _log(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, stat: os.stat_result, digest: str,
-         read: ReadResult, run_id: str, duration: float) -> None:
-    con.execute(f"INSERT INTO {LEDGER} VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+         read: ReadResult, run_id: str, duration: float, config: str, status: str,
+         resend_of_run: str | None = None) -> None:
+    con.execute(f"INSERT INTO {LEDGER} (dataset_id, path, sha256, size_bytes, rows, columns, format, encoding, "
+                "run_id, ingested_at, duration_s, mtime_ns, read_config, status, resend_of_run, fallback_lines) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 [dataset.id, str(path), digest, stat.st_size, read.rows, len(read.field_names), read.format,
-                 read.encoding, run_id, datetime.now(UTC).replace(tzinfo=None), round(duration, 3), stat.st_mtime_ns])
+                 read.encoding, run_id, datetime.now(UTC).replace(tzinfo=None), round(duration, 3), stat.st_mtime_ns,
+                 config, status, resend_of_run, read.fallback_lines])

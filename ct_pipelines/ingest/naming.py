@@ -38,3 +38,34 @@ def field_names_for(source_names: list[str], explicit: list[str | None] | None =
         taken.add(name)
         result.append(name)
     return result
+
+
+def normalized(name: str) -> str:
+    """A source name with case and runs of whitespace ignored (``"Other "`` and ``"other"`` agree)."""
+    return " ".join(str(name).split()).casefold()
+
+
+def match_declared(declared: list[str], header: list[str]) -> tuple[list[int | None], list[str]]:
+    """Which header position each declared source name reads, and the declared names not found.
+
+    Exact names are matched first, so ``Other `` and ``Other`` in one header can each be declared;
+    then names equal ignoring case and whitespace. A name declared twice takes the next unclaimed
+    column with that name, in file order, so exact duplicates can be declared too."""
+    positions: list[int | None] = [None] * len(declared)
+    claimed: set[int] = set()
+    for same in (lambda a, b: a == b, lambda a, b: normalized(a) == normalized(b)):
+        for k, source in enumerate(declared):
+            if positions[k] is not None:
+                continue
+            found = next((i for i, h in enumerate(header) if i not in claimed and same(source, h)), None)
+            if found is not None:
+                positions[k] = found
+                claimed.add(found)
+    missing = [source for source, at in zip(declared, positions, strict=True) if at is None]
+    return positions, missing
+
+
+def source_labels(header: list[str]) -> list[str]:
+    """Distinct labels for a header's columns (lineage keys): a repeated name gets its position."""
+    seen = [h.strip() or h for h in header]
+    return [f"{s} (column {i + 1})" if seen.count(s) > 1 else s for i, s in enumerate(seen)]

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import codecs
 import hashlib
+import os
 import re
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,10 +21,11 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from ct_pipelines.ingest.decode import LineDecoder, decode_sample, is_single_byte_ascii, transcode_lines
 from ct_pipelines.ingest.detect import (
     CHUNK,
+    SAMPLE_BYTES,
     Encoding,
-    _is_header,
     detect_encoding,
     detect_layout,
     read_sample_text,
@@ -50,6 +52,8 @@ class ReadResult:
     # for rows after quoted newlines. Other formats store _row and _line columns (``numbered``).
     numbered: bool = True
     line_shifts: pa.Table | None = None
+    fallback_lines: int = 0  # lines of a mostly-UTF-8 file read with the single-byte fallback
+    first_fallback_line: int | None = None
 
 
 def quote_ident(name: str) -> str:
@@ -135,8 +139,7 @@ def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
     if codec == "utf-16" or codec.startswith("utf-16"):
         codec = "utf-16" if encoding.bom else codec
     decoder = codecs.getincrementaldecoder(codec)(errors="strict")
-    workdir.mkdir(parents=True, exist_ok=True)
-    out = Path(tempfile.mkstemp(prefix=path.stem + ".", suffix=".utf8.csv", dir=workdir)[1])
+    out = _temp_path(path, workdir)
     offset = 0
     with path.open("rb") as src, out.open("wb") as dst:
         while chunk := src.read(CHUNK):
@@ -155,21 +158,36 @@ def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
 def read_csv_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
                   encoding: str = "auto", delimiter: str | None = None, header_row: int | None = None,
                   workdir: Path, scan: Callable[[], FileScan] | None = None) -> ReadResult:
-    """Load a delimited file. UTF-8 is assumed from a sample and confirmed by DuckDB's strict reader;
-    anything else (or a late non-UTF-8 byte) is detected on the whole file and transcoded first.
-    ``scan`` supplies the file's line counts (computed alongside, by the caller)."""
+    """Load a delimited file. UTF-8 is assumed from a sample and confirmed by DuckDB's strict reader; when
+    DuckDB meets a byte that is not UTF-8, or the sample is not UTF-8, the file is decoded line by line
+    (UTF-8 where valid, the declared or cp1252 fallback elsewhere) into a UTF-8 copy. A declared utf-8
+    refuses the first line that breaks instead. ``scan`` supplies line counts computed alongside."""
     enc = detect_encoding(path, encoding, full_scan=False)
-    try:
-        return _read_delimited(con, path, table, names_for, enc, delimiter, header_row, workdir, scan)
-    except _NotUtf8:
-        enc = detect_encoding(path, encoding, full_scan=True)
+    declared = _declared_codec(encoding)
+    if enc.is_utf8:
         try:
-            return _read_delimited(con, path, table, names_for, enc, delimiter, header_row, workdir, None)
-        except _NotUtf8 as exc:  # only when the YAML declares UTF-8 for a file that is not
-            line = re.search(r"Line: (\d+)", str(exc.__cause__))
-            raise IngestError(path, "bytes are not valid UTF-8 as ingest.encoding declares",
-                              "set ingest.encoding to auto or to the encoding the agency system uses",
-                              line=int(line[1]) if line else None) from exc
+            return _read_delimited(con, path, table, names_for, enc, delimiter, header_row, workdir, scan, None)
+        except _NotUtf8:
+            pass
+        fallback = declared if declared and is_single_byte_ascii(declared) else "cp1252"
+        decoder = LineDecoder(path, fallback, strict_fallback=bool(declared) and fallback == declared,
+                              strict_utf8=declared == "utf-8")
+    elif is_single_byte_ascii(enc.codec):
+        decoder = LineDecoder(path, enc.codec, strict_fallback=declared == enc.codec)
+    else:
+        decoder = None  # UTF-16 and other multi-byte encodings: one codec for the whole file
+    return _read_delimited(con, path, table, names_for, enc, delimiter, header_row, workdir, None, decoder)
+
+
+def _declared_codec(encoding: str) -> str | None:
+    """The codec ingest.encoding names (None for auto); utf-8-sig counts as utf-8."""
+    if encoding.strip().lower() == "auto":
+        return None
+    try:
+        name = codecs.lookup(encoding).name
+    except LookupError:
+        return None  # detect_encoding has already refused it
+    return "utf-8" if name in ("utf-8", "utf-8-sig") else name
 
 
 class _NotUtf8(Exception):
@@ -178,15 +196,21 @@ class _NotUtf8(Exception):
 
 def _read_delimited(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, enc: Encoding,
                     delimiter: str | None, header_row: int | None, workdir: Path,
-                    scan: Callable[[], FileScan] | None) -> ReadResult:
-    text = read_sample_text(path, enc)
+                    scan: Callable[[], FileScan] | None, decoder: LineDecoder | None) -> ReadResult:
+    text = _sample_text(path, enc, decoder)
     layout = detect_layout(path, text, delimiter, header_row)
-    header = [h.strip() for h in layout.header]
-    if not any(header):
+    raw_header = list(layout.header)
+    if not any(h.strip() for h in raw_header):
         raise IngestError(path, "the header line is empty", "set ingest.header_row", line=layout.header_line)
-    header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
+    header = [h if h.strip() else f"column_{i + 1}" for i, h in enumerate(raw_header)]
     names = names_for(header)
-    utf8_path = path if enc.is_utf8 else _transcode_to_utf8(path, enc, workdir)
+    if decoder is not None:
+        utf8_path = _temp_path(path, workdir)
+        transcode_lines(path, utf8_path, decoder, skip=len(codecs.BOM_UTF8) if enc.bom else 0)
+    elif not enc.is_utf8:
+        utf8_path = _transcode_to_utf8(path, enc, workdir)
+    else:
+        utf8_path = path
     if utf8_path != path or scan is None:
         def scan() -> FileScan:
             return scan_file(utf8_path)
@@ -196,10 +220,41 @@ def _read_delimited(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
     finally:
         if utf8_path != path:
             utf8_path.unlink(missing_ok=True)
-    return ReadResult(rows=rows, source_columns=header, field_names=names, format="csv",
-                      encoding=("utf-8-sig" if enc.bom and enc.is_utf8 else enc.codec), bom=enc.bom,
-                      delimiter=layout.delimiter, header_line=layout.header_line, numbered=False,
-                      line_shifts=shifts)
+    if rows == 0:
+        raise IngestError(path, "the file holds only the header line and no data rows",
+                          "check that the export finished and re-send it with its rows", line=layout.header_line)
+    label = decoder.label(enc.bom) if decoder else ("utf-8-sig" if enc.bom and enc.is_utf8 else enc.codec)
+    notes = []
+    if decoder and decoder.fallback_lines and decoder.utf8_seen:
+        notes.append(f"{decoder.fallback_lines:,} lines were not UTF-8 and were read as "
+                     f"{'/'.join(sorted(decoder.codecs_used))} (first: line {decoder.first_fallback_line})")
+    return ReadResult(rows=rows, source_columns=[h.strip() or h for h in header], field_names=names, format="csv",
+                      encoding=label, bom=enc.bom, delimiter=layout.delimiter, header_line=layout.header_line,
+                      numbered=False, line_shifts=shifts, notes=notes,
+                      fallback_lines=decoder.fallback_lines if decoder else 0,
+                      first_fallback_line=decoder.first_fallback_line if decoder else None)
+
+
+def _sample_text(path: Path, enc: Encoding, decoder: LineDecoder | None) -> str:
+    """The first complete lines, decoded as the whole file will be (line by line when mixed)."""
+    if decoder is None:
+        return read_sample_text(path, enc)
+    with path.open("rb") as handle:
+        raw = handle.read(SAMPLE_BYTES)
+    if enc.bom:
+        raw = raw[len(codecs.BOM_UTF8):]
+    if len(raw) == SAMPLE_BYTES - (len(codecs.BOM_UTF8) if enc.bom else 0) and b"\n" in raw:
+        raw = raw[: raw.rfind(b"\n") + 1]
+    probe = LineDecoder(path, decoder.fallback, strict_fallback=decoder.strict_fallback,
+                        strict_utf8=decoder.strict_utf8)
+    return decode_sample(raw, probe)
+
+
+def _temp_path(path: Path, workdir: Path) -> Path:
+    workdir.mkdir(parents=True, exist_ok=True)
+    handle, name = tempfile.mkstemp(prefix=path.stem + ".", suffix=".utf8.csv", dir=workdir)
+    os.close(handle)
+    return Path(name)
 
 
 def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, table: str, names: list[str],
@@ -228,11 +283,13 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
             raise _NotUtf8 from exc
         found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", str(exc))
         if not (found and int(found[2]) < int(found[1])):
-            raise _csv_error(original, exc) from exc
+            raise _csv_error(original, exc, len(names)) from exc
         try:
             load(padding=True)
         except duckdb.Error as exc2:
-            raise _csv_error(original, exc2) from exc2
+            if "Invalid unicode" in str(exc2):
+                raise _NotUtf8 from exc2
+            raise _csv_error(original, exc2, len(names)) from exc2
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     counts = scan()
     if counts.has_formula:
@@ -282,125 +339,10 @@ def create_rows_view(con: duckdb.DuckDBPyConnection, view: str, data_table: str,
 
 def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
                     sheet: str | int | None = None, header_row: int | None = None) -> ReadResult:
-    """Stream rows with openpyxl's read-only mode into DuckDB in Arrow batches."""
-    from openpyxl import load_workbook
+    """Stream a workbook's rows into DuckDB (see :mod:`ct_pipelines.ingest.excel`; openpyxl loads lazily)."""
+    from ct_pipelines.ingest.excel import read_excel_into as read
 
-    try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
-        # Formulas a tool wrote without a cached value (="0012345" from exports) come back as None with
-        # data_only, so a second read-only pass supplies the formula text where the value is missing.
-        formulas = load_workbook(path, read_only=True, data_only=False)
-    except Exception as exc:  # openpyxl raises several types for a damaged or mislabelled file
-        raise IngestError(path, f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})",
-                          "save the file as Excel Workbook (.xlsx), or set ingest.format to match the file") from exc
-    try:
-        if sheet is None:
-            worksheet, formula_sheet = workbook.worksheets[0], formulas.worksheets[0]
-        elif isinstance(sheet, int):
-            worksheet, formula_sheet = workbook.worksheets[sheet], formulas.worksheets[sheet]
-        elif sheet in workbook.sheetnames:
-            worksheet, formula_sheet = workbook[sheet], formulas[sheet]
-        else:
-            raise IngestError(path, f"no sheet named '{sheet}' (sheets: {', '.join(workbook.sheetnames)})",
-                              "set ingest.sheet to one of the sheet names or a 0-based index")
-        rows_iter = (
-            tuple(v if v is not None else (f if isinstance(f, str) and f.startswith('="') else None)
-                  for v, f in zip(values, formula_values, strict=False))
-            for values, formula_values in zip(worksheet.iter_rows(values_only=True),
-                                              formula_sheet.iter_rows(values_only=True), strict=False))
-        head: list[tuple[int, list[str | None]]] = []
-        for number, values in enumerate(rows_iter, start=1):
-            head.append((number, [_cell_text(v) for v in values]))
-            if len(head) >= 30:
-                break
-        header_line, header = _excel_header(path, head, header_row)
-        width = len(header)
-        header = [h or f"column_{i + 1}" for i, h in enumerate(header)]
-        names = names_for(header)
-        schema = pa.schema([("_row", pa.int64()), ("_line", pa.int64())] + [(n, pa.string()) for n in names])
-
-        def records() -> Iterator[tuple[int, list[str | None]]]:
-            for number, values in head:
-                if number > header_line:
-                    yield number, values
-            for number, values in enumerate(rows_iter, start=len(head) + 1):
-                yield number, [_cell_text(v) for v in values]
-
-        count = _write_batches(con, table, schema, records(), width)
-    finally:
-        workbook.close()
-        formulas.close()
-    return ReadResult(rows=count, source_columns=header, field_names=names, format="excel",
-                      header_line=header_line, sheet=worksheet.title)
-
-
-def _write_batches(con: duckdb.DuckDBPyConnection, table: str, schema: pa.Schema,
-                   records: Iterator[tuple[int, list[str | None]]], width: int) -> int:
-    con.execute(f"CREATE OR REPLACE TABLE {table} ("
-                + ", ".join(f"{quote_ident(f.name)} {'BIGINT' if f.name.startswith('_') else 'VARCHAR'}"
-                            for f in schema) + ")")
-    batch: list[list[str | int | None]] = []
-    count = 0
-
-    def flush() -> None:
-        columns = list(zip(*batch, strict=True)) if batch else [[] for _ in schema]
-        arrow_batch = pa.table([pa.array(col, type=f.type) for col, f in zip(columns, schema, strict=True)],
-                               schema=schema)
-        con.register("_ingest_batch", arrow_batch)
-        con.execute(f"INSERT INTO {table} SELECT * FROM _ingest_batch")
-        con.unregister("_ingest_batch")
-        batch.clear()
-
-    for line, values in records:
-        cells = (values + [None] * width)[:width]
-        if all(c is None or c.strip() == "" for c in cells):
-            continue
-        count += 1
-        batch.append([count, line, *[_unwrap(c) for c in cells]])
-        if len(batch) >= ARROW_BATCH_ROWS:
-            flush()
-    if batch:
-        flush()
-    return count
-
-
-def _excel_header(path: Path, head: list[tuple[int, list[str | None]]], header_row: int | None
-                  ) -> tuple[int, list[str]]:
-    if not head:
-        raise IngestError(path, "the sheet is empty", "check that the export finished", line=1)
-    if header_row is not None:
-        for number, values in head:
-            if number == header_row:
-                return number, [v.strip() if v else "" for v in values]
-        raise IngestError(path, f"no row {header_row} in the first 30 rows", "set ingest.header_row", line=header_row)
-    filled = [sum(1 for v in values if v not in (None, "")) for _, values in head]
-    width = max(filled)
-    for number, values in head:
-        cells = [v or "" for v in values]
-        trimmed = cells[: max((i + 1 for i, v in enumerate(cells) if v), default=0)]
-        if _is_header(trimmed, width):
-            return number, [c.strip() for c in trimmed]
-    raise IngestError(path, "could not find a header row among the first 30 rows",
-                      "set ingest.header_row to the 1-based row number of the column names", line=head[0][0])
-
-
-def _cell_text(value: object) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    if hasattr(value, "isoformat"):
-        text = value.isoformat()  # type: ignore[union-attr]
-        return text[:-9] if text.endswith("T00:00:00") else text
-    return str(value)
-
-
-def _unwrap(text: str | None) -> str | None:
-    if text is None:
-        return None
-    if text.startswith('="') and text.endswith('"') and len(text) >= 3:
-        text = text[2:-1]
-    return text if text != "" else None
+    return read(con, path, table, names_for, sheet=sheet, header_row=header_row)
 
 
 def read_json_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper) -> ReadResult:
@@ -443,21 +385,35 @@ def read_parquet_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, na
     return ReadResult(rows=rows, source_columns=source, field_names=names, format="parquet")
 
 
-def _csv_error(path: Path, exc: Exception) -> IngestError:
-    """Turn DuckDB's CSV error into one naming the line, what was found, and what to do."""
+def _csv_error(path: Path, exc: Exception, width: int) -> IngestError:
+    """Turn DuckDB's CSV error into one naming the line, what was found, and what to do. DuckDB's text
+    lists its options (``quote = "``) and the original line (PII), so only known phrases are matched and
+    none of the line is repeated."""
     text = str(exc)
     line = re.search(r"Line: (\d+)", text)
+    at = int(line[1]) if line else None
     found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
+    if isinstance(exc, duckdb.OutOfMemoryException) or "Out of Memory" in text:
+        return IngestError(path, f"DuckDB ran out of memory while loading this {width:,}-column file",
+                           "raise CT_PIPELINES_DUCKDB_MEMORY, or ask the agency to split the extract into "
+                           "narrower files")
+    if "Invalid unicode" in text:
+        return IngestError(path, "this line holds bytes that are not valid UTF-8",
+                           "re-export the file as UTF-8, or set ingest.encoding to the agency system's encoding",
+                           line=at)
     if found:
         problem = f"expected {found[1]} fields as in the header, found {found[2]}"
         fix = "quote fields that contain the delimiter, or remove the extra delimiter on that line"
-    elif "unterminated quotes" in text.lower() or "quote" in text.lower():
-        problem = "a quoted field is never closed"
+    elif "unterminated quote" in text.lower():
+        problem = "a quoted field that starts on this line is never closed"
         fix = "close the quote, or double any quote character inside a quoted field"
+    elif "maximum line size" in text.lower():
+        problem = "a record is longer than 20 MB (usually an unclosed quote that swallows the rest of the file)"
+        fix = "close the quote that opens on or before this line, or double quote characters inside fields"
     else:
         problem = f"the CSV reader stopped: {_first_line(exc)}"
         fix = "check the line, or set ingest.delimiter and ingest.header_row in the dataset YAML"
-    return IngestError(path, problem, fix, line=int(line[1]) if line else None)
+    return IngestError(path, problem, fix, line=at)
 
 
 def _sql_str(value: str) -> str:

@@ -17,14 +17,15 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
         options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None) -> StageResult:
     """Load the extract (or keep the table when this exact file version was already loaded)."""
     try:
-        result = ingest_dataset(con, dataset, settings.landing_dir, run_id=run_id, workdir=settings.home / "tmp")
+        result = ingest_dataset(con, dataset, settings.landing_dir, run_id=run_id, workdir=settings.home / "tmp",
+                                force=options.reingest)
     except IngestError as exc:
         raise StageError(str(exc)) from exc
     if result.skipped:
-        progress(f"{dataset.id}: {result.path} was already ingested (same SHA-256); kept the existing table")
+        progress(f"{dataset.id}: kept the existing table for {result.path} ({result.reason})")
     else:
         progress(f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
-                 f"({result.encoding or result.format}) in {result.duration_s:.2f}s")
+                 f"({result.encoding or result.format}) in {result.duration_s:.2f}s; {result.reason}")
     left_out = sum(result.rows_left_out.values()) if result.rows_left_out else 0
     if left_out:
         progress(f"{dataset.id}: left out by rule: " + ", ".join(f"{name} {n:,}" for name, n in

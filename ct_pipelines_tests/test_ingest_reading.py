@@ -1,0 +1,279 @@
+"""Ingest reading: mixed encodings, repeated header names, Excel codes, and the messages for bad files.
+
+Each file is built the way agency systems make them: UTF-8 exports with one row appended by an older
+Windows tool, headers with a trailing space, ZIP codes typed as numbers in a workbook.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from ct_pipelines.ingest.errors import IngestError
+from ct_pipelines.ingest.ingest import ingest_dataset
+
+NAMES = ["Zoë Müller", "José Núñez", "Ana Lee", "Renée O’Brien"]
+
+
+def ingest(tmp_path: Path, make_dataset, name: str, **fields):
+    con = duckdb.connect()
+    dataset = make_dataset(name, **fields)
+    result = ingest_dataset(con, dataset, tmp_path, run_id="test", workdir=tmp_path / "work")
+    return con, result
+
+
+def mixed_extract(path: Path, rows: int = 4_000, bad_at: int = 3_500) -> bytes:
+    """A UTF-8 export over 256 KB with one row written in cp1252 late in the file."""
+    lines = [b"Client ID,Name,Town,Note"]
+    for n in range(1, rows + 1):
+        text = f"C{n:06d},{NAMES[n % 4]},Hartford,{'x' * 60}"
+        lines.append(text.encode("cp1252") if n == bad_at else text.encode("utf-8"))
+    data = b"\r\n".join(lines) + b"\r\n"
+    path.write_bytes(data)
+    return data
+
+
+def test_one_cp1252_row_after_256_kb_of_utf8_does_not_garble_the_rest(tmp_path, make_dataset):
+    data = mixed_extract(tmp_path / "clients.csv")
+    assert len(data) > 256 * 1024
+    con, result = ingest(tmp_path, make_dataset, "clients.csv")
+    assert result.rows == 4_000
+    assert result.encoding == "utf-8+cp1252"
+    assert (result.fallback_lines, result.first_fallback_line) == (1, 3_501)
+    counts = dict(con.execute("SELECT name, count(*) FROM ingest__sample GROUP BY name").fetchall())
+    assert counts == {"Zoë Müller": 1_000, "José Núñez": 1_000, "Ana Lee": 1_000, "Renée O’Brien": 1_000}
+    assert con.execute("SELECT _line, name FROM ingest__sample WHERE client_id = 'C003500'").fetchall() == [
+        (3_501, "Zoë Müller")  # the row written in cp1252
+    ]
+    logged = con.execute("SELECT encoding, fallback_lines FROM meta.ingest_log").fetchall()
+    assert logged == [("utf-8+cp1252", 1)]
+
+
+def test_cp1252_rows_first_then_utf8_rows_are_each_read_right(tmp_path, make_dataset):
+    head = "id,name\r\n1,Renée\r\n".encode("cp1252")
+    tail = "2,Zoë\r\n3,“quoted”\r\n".encode()
+    (tmp_path / "x.csv").write_bytes(head + tail)
+    con, result = ingest(tmp_path, make_dataset, "x.csv")
+    assert result.encoding == "utf-8+cp1252" and result.fallback_lines == 1
+    assert con.execute("SELECT name FROM ingest__sample ORDER BY _row").fetchall() == [
+        ("Renée",),
+        ("Zoë",),
+        ("“quoted”",),
+    ]
+
+
+def test_a_whole_cp1252_file_larger_than_the_sample_stays_cp1252(tmp_path, make_dataset):
+    rows = "".join(f"{n},Café “{n}”\r\n" for n in range(20_000))
+    (tmp_path / "x.csv").write_bytes(("id,label\r\n" + rows).encode("cp1252"))
+    con, result = ingest(tmp_path, make_dataset, "x.csv")
+    assert (result.rows, result.encoding) == (20_000, "cp1252")
+    assert con.execute("SELECT label FROM ingest__sample WHERE id = '19999'").fetchall() == [("Café “19999”",)]
+
+
+def test_declared_utf8_refuses_naming_the_first_line_that_breaks(tmp_path, make_dataset):
+    mixed_extract(tmp_path / "clients.csv")
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, make_dataset, "clients.csv", source={"encoding": "utf-8"})
+    message = str(info.value)
+    assert info.value.line == 3_501
+    assert "not valid UTF-8" in message and "quoted field" not in message
+    assert "Renée" not in message and "Ren" not in message
+
+
+def test_invalid_bytes_inside_a_quoted_field_are_not_called_an_unclosed_quote(tmp_path, make_dataset):
+    body = b'id,note\n1,"first\nsecond"\n' + b"".join(b'%d,"ok"\n' % n for n in range(2, 30_000))
+    (tmp_path / "x.csv").write_bytes(body + b'30000,"caf\xe9\nend"\n')
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, make_dataset, "x.csv", source={"encoding": "utf-8"})
+    assert "quoted field" not in str(info.value) and info.value.line == 30_002
+    con, result = ingest(tmp_path, make_dataset, "x.csv")
+    assert result.rows == 30_000 and result.encoding == "cp1252"  # nothing else in the file is non-ASCII
+    assert con.execute("SELECT _line, note FROM ingest__sample WHERE id = '30000'").fetchall() == [
+        (30_002, "café\nend")
+    ]
+
+
+def test_declared_cp1252_with_utf8_rows_reads_both_and_refuses_bytes_neither_fits(tmp_path, make_dataset):
+    (tmp_path / "x.csv").write_bytes("id,name\n1,Zoë\n".encode() + "2,Renée\n".encode("cp1252"))
+    con, result = ingest(tmp_path, make_dataset, "x.csv", source={"encoding": "cp1252"})
+    assert result.encoding == "utf-8+cp1252"
+    assert [r[0] for r in con.execute("SELECT name FROM ingest__sample ORDER BY _row").fetchall()] == [
+        "Zoë",
+        "Renée",
+    ]
+    (tmp_path / "y.csv").write_bytes(b"id,name\n1,ok\n2,\x81bad\n")
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, make_dataset, "y.csv", source={"encoding": "cp1252"})
+    assert info.value.line == 3 and "cp1252" in str(info.value)
+
+
+def test_header_with_near_duplicate_names_is_found_and_each_can_be_declared(tmp_path, make_dataset):
+    text = "Report: language requests\r\nTown,Spanish,Other ,Other,Total\r\nHartford,3,1,2,6\r\nBristol,0,0,1,1\r\n"
+    (tmp_path / "x.csv").write_text(text, encoding="utf-8")
+    con, result = ingest(tmp_path, make_dataset, "x.csv")
+    assert result.header_line == 2 and result.rows == 2
+    assert list(result.field_map.values()) == ["town", "spanish", "other", "other_2", "total"]
+    columns = [
+        {"source": "Other", "field_name": "other_language"},
+        {"source": "Other ", "field_name": "other_unspecified"},
+        {"source": "TOWN"},
+    ]
+    con, result = ingest(tmp_path, make_dataset, "x.csv", columns=columns)
+    got = con.execute(
+        "SELECT town, other_unspecified, other_language FROM ingest__sample ORDER BY _row"
+    ).fetchall()
+    assert got == [("Hartford", "1", "2"), ("Bristol", "0", "1")]
+
+
+def test_exact_duplicate_headers_are_declared_in_file_order(tmp_path, make_dataset):
+    (tmp_path / "x.csv").write_text("Town,Total,Total\nHartford,5,7\n", encoding="utf-8")
+    columns = [
+        {"source": "Total", "field_name": "total_2019"},
+        {"source": "Total", "field_name": "total_2020"},
+    ]
+    con, result = ingest(tmp_path, make_dataset, "x.csv", columns=columns)
+    assert result.field_map == {
+        "Town": "town",
+        "Total (column 2)": "total_2019",
+        "Total (column 3)": "total_2020",
+    }
+    assert con.execute("SELECT total_2019, total_2020 FROM ingest__sample").fetchall() == [("5", "7")]
+
+
+def test_a_data_row_taken_for_the_header_is_described_without_its_values(tmp_path, make_dataset):
+    rows = "Maria Lopez,Maria Lopez,860-555-0143,maria@example.com\nJohn Roe,John Roe,860-555-0199,j@example.com\n"
+    (tmp_path / "x.csv").write_text("Client,Caregiver,Phone,Email\n" + rows, encoding="utf-8")
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, make_dataset, "x.csv", source={"header_row": 2}, columns=[{"source": "Client"}])
+    message = str(info.value)
+    assert info.value.column == "Client"
+    assert "Maria" not in message and "555" not in message and "example" not in message
+    assert "1 Aa_Aa, 2 Aa_Aa, 3 9-9-9, 4 a@a.a" in message
+
+
+def test_no_header_found_error_shows_shapes_not_values(tmp_path, make_dataset):
+    rows = "".join(f"{n},{n * 7},{n * 3}\n" for n in range(60))
+    (tmp_path / "x.csv").write_text(rows, encoding="utf-8")
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, make_dataset, "x.csv")
+    assert "shapes only: 3 fields: 1 9, 2 9, 3 9" in str(info.value) and info.value.line == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"", "the file is empty (0 bytes)"),
+        (b"\r\n\r\n\r\n", "the file holds no values (6 bytes of blank lines)"),
+    ],
+)
+def test_empty_files_get_their_own_message(tmp_path, make_dataset, content, expected):
+    (tmp_path / "x.csv").write_bytes(content)
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, make_dataset, "x.csv")
+    assert str(info.value).startswith(f"{tmp_path / 'x.csv'}: {expected}.")
+
+
+def test_a_header_only_file_names_its_header_line(tmp_path, make_dataset):
+    (tmp_path / "x.csv").write_text("Agency report\n\nTown,Count,Rate\n", encoding="utf-8")
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, make_dataset, "x.csv")
+    assert info.value.line == 3 and "only the header line and no data rows" in str(info.value)
+
+
+def test_excel_codes_keep_padding_and_integers_lose_dot_zero(tmp_path, make_dataset):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["Town", "ZIP", "ZIP+4", "Town code", "Count", "Rate"])
+    sheet.append(["Andover", 6232, 62321234, 1, 12.0, 0.25])
+    sheet.append(["Bristol", 6010, 60101000, 17, 6010.000000000001, 0.1 + 0.2])
+    for row in (2, 3):
+        sheet[f"B{row}"].number_format = "00000"
+        sheet[f"C{row}"].number_format = "00000-0000"
+        sheet[f"D{row}"].number_format = "000"
+    workbook.save(tmp_path / "towns.xlsx")
+    con, result = ingest(tmp_path, make_dataset, "towns.xlsx")
+    assert result.rows == 2
+    assert con.execute(
+        "SELECT zip, zip_4, town_code, count, rate FROM ingest__sample ORDER BY _row"
+    ).fetchall() == [
+        ("06232", "06232-1234", "001", "12", "0.25"),
+        ("06010", "06010-1000", "017", "6010", "0.3"),
+    ]
+
+
+def test_excel_header_only_sheet_and_empty_sheet(tmp_path, make_dataset):
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    workbook.active.append(["Town", "Count"])
+    workbook.save(tmp_path / "header.xlsx")
+    with pytest.raises(IngestError, match="only the header row and no data rows"):
+        ingest(tmp_path, make_dataset, "header.xlsx")
+    Workbook().save(tmp_path / "empty.xlsx")
+    with pytest.raises(IngestError, match="the sheet is empty"):
+        ingest(tmp_path, make_dataset, "empty.xlsx")
+
+
+def test_out_of_memory_on_a_wide_file_does_not_blame_a_line(tmp_path, make_dataset):
+    width = 1_000
+    header = ",".join(f"c{i}" for i in range(width))
+    row = ",".join("value" * 8 for _ in range(width))
+    (tmp_path / "wide.csv").write_text(header + "\n" + (row + "\n") * 100, encoding="utf-8")
+    con = duckdb.connect(config={"memory_limit": "16MB", "threads": 1})
+    with pytest.raises(IngestError) as info:
+        ingest_dataset(con, make_dataset("wide.csv"), tmp_path, run_id="t", workdir=tmp_path / "w")
+    message = str(info.value)
+    assert "ran out of memory" in message and "1,000-column" in message and "check the line" not in message
+
+
+def test_a_line_is_decoded_whole_even_when_it_starts_like_utf8(tmp_path, make_dataset):
+    # cp1252 "Ã©" is also valid UTF-8 ("é"); the line's later "é" (0xE9) is not, so the whole line is cp1252.
+    # A byte cp1252 leaves undefined (0x81) makes that one line latin-1.
+    data = (
+        "id,a,b\n1,Zoë,x\n".encode()
+        + "2,Ã©,café\n".encode("cp1252")
+        + "3,naïve,y\n".encode()
+        + b"4,\x81x,\xe9\n"
+    )
+    (tmp_path / "x.csv").write_bytes(data)
+    con, result = ingest(tmp_path, make_dataset, "x.csv")
+    assert con.execute("SELECT a, b FROM ingest__sample ORDER BY _row").fetchall() == [
+        ("Zoë", "x"),
+        ("Ã©", "café"),
+        ("naïve", "y"),
+        ("\x81x", "é"),
+    ]
+    assert (result.encoding, result.fallback_lines, result.first_fallback_line) == (
+        "utf-8+cp1252+latin-1",
+        2,
+        3,
+    )
+
+
+@pytest.mark.parametrize("name", ["x.csv", "x.xlsx", "x.json", "x.parquet"])
+def test_a_zero_byte_file_of_any_format_is_called_empty(tmp_path, make_dataset, name):
+    (tmp_path / name).write_bytes(b"")
+    with pytest.raises(IngestError, match=r"x\.\w+: the file is empty \(0 bytes\)\."):
+        ingest(tmp_path, make_dataset, name)
+
+
+def test_json_without_records_is_refused(tmp_path, make_dataset):
+    (tmp_path / "x.json").write_text("[]", encoding="utf-8")
+    with pytest.raises(IngestError, match="x.json: the json file holds no records"):
+        ingest(tmp_path, make_dataset, "x.json")
+
+
+def test_real_dcf_extract_with_a_row_appended_by_a_cp1252_tool(shared_ct, tmp_path, make_dataset):
+    real = (shared_ct / "ct_dcf_children_in_placement_by_race_ethnicity_tnyk-6fv7.csv").read_bytes()
+    appended = "06/26/2014,Région Sud,Bureau d’accueil,WHITE,N,07/01/2004,1,1,0,0,0,0,0,0,0,0,0,0,0,0\n"
+    (tmp_path / "dcf.csv").write_bytes(real.rstrip(b"\r\n") + b"\n" + appended.encode("cp1252"))
+    con, result = ingest(tmp_path, make_dataset, "dcf.csv")
+    assert result.rows == 1_759 and result.fallback_lines == 1
+    assert con.execute("SELECT dcf_region, dcf_office FROM ingest__sample WHERE _row = 1759").fetchall() == [
+        ("Région Sud", "Bureau d’accueil")
+    ]
+    assert con.execute("SELECT count(*) FROM ingest__sample WHERE dcf_office LIKE '%Ã%'").fetchone() == (0,)
