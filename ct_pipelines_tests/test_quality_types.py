@@ -100,5 +100,5 @@ def test_header_only_extract_gets_its_own_message(tmp_path: Path, portal: LocalP
     with pytest.raises(StageError) as caught:
         run_stages(tmp_path, portal, dataset, "id,count\n")
     message = str(caught.value)
-    assert "header_only.csv has a header line (2 columns) but no data rows" in message
-    assert "ask for the file again" in message and "pandera" not in message
+    assert "header_only.csv, line 1: the file holds only the header line and no data rows" in message
+    assert "re-send it with its rows" in message and "pandera" not in message

@@ -176,7 +176,7 @@ def test_specs_come_from_config_alone():
 
 def test_missing_column_error_names_the_column_and_the_fix(con):
     _table(con, "t", ["race"], [("White",)])
-    with pytest.raises(ValueError, match=r"Race_Ethn.*rel\.columns"):
+    with pytest.raises(ValueError, match=r"Race_Ethn.*standardize\.columns"):
         standardize_table(con, "t", "t_std", _config(columns=[{"column": "Race_Ethn", "field": "race"}]))
 
 

@@ -4,6 +4,7 @@ until filled, and the agency's row quirks (footer totals, notes lines, wide tabl
 from __future__ import annotations
 
 import re
+import shutil
 from pathlib import Path
 
 import duckdb
@@ -369,7 +370,7 @@ def test_real_extract_from_starter_to_portal_accounts_for_every_row(
     monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)  # so the catalog's sibling landing/ is used
     monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
     (tmp_path / "landing").mkdir()
-    (tmp_path / "landing" / name).symlink_to(shared_ct / name)
+    shutil.copy(shared_ct / name, tmp_path / "landing" / name)
     out = tmp_path / "catalog" / "dataset.yaml"
     out.parent.mkdir()
     new_starter(shared_ct / name, out)
@@ -441,7 +442,7 @@ def test_real_wide_sde_table_unpivoted_gets_rel_groups_and_reaches_the_portal(
     monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
     monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
     (tmp_path / "landing").mkdir()
-    (tmp_path / "landing" / name).symlink_to(shared_ct / name)
+    shutil.copy(shared_ct / name, tmp_path / "landing" / name)
     (tmp_path / "catalog").mkdir()
     (tmp_path / "catalog" / "sde.yaml").write_text(SDE_WIDE, encoding="utf-8")
     (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())

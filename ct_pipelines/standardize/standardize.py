@@ -121,7 +121,7 @@ def _check_columns(
     missing = [c.column for c in config.columns if c.column not in existing]
     if missing:
         raise ValueError(
-            f"rel: column(s) {', '.join(missing)} not found in table '{source_table}'. "
+            f"standardize: column(s) {', '.join(missing)} not found in table '{source_table}'. "
             f"Fix the standardize.columns entries; the table has: {', '.join(existing)}"
         )
     added = [name for c in config.columns for name in output_columns(c)]
