@@ -81,7 +81,7 @@ def test_dataset_page_says_what_failed_in_words_and_how_many_rows_were_set_aside
         r"[0-9a-f]{8} \S+ \S+ (\d+) (\d+) (not published|\d+) (\d+)",
         text.split("Last runs")[1].split("Data dictionary")[0],
     )
-    assert runs[-2:] == [("200", "0", "200", "0"), ("200", "10", "not published", "6")]
+    assert runs[-2:] == [("200", "0", "200", "0"), ("200", "10", "not published", "7")]
     assert "<svg" in defects_site.report.dataset_pages["dph_clinic_visits"].read_text()
 
 
