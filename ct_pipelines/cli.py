@@ -198,7 +198,7 @@ def _reader_options(command: click.decorators.FC) -> click.decorators.FC:
 def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_row: int | None,
             delimiter: str | None) -> None:
     """Show what the pipeline sees in a file: encoding, header, rows, columns and a sample."""
-    from ct_pipelines.ingest.profile import profile_file
+    from ct_pipelines.starter.profile import profile_file
 
     try:
         result = profile_file(file, encoding=encoding, sheet=sheet, header_row=header_row, delimiter=delimiter,
@@ -231,7 +231,7 @@ def dataset() -> None:
 def dataset_new(source: Path, dataset_id: str | None, output: Path | None, encoding: str, sheet: str | None,
                 header_row: int | None, delimiter: str | None) -> None:
     """Write a starter YAML for an extract (inferred types, <<TODO: ...>> markers to fill in)."""
-    from ct_pipelines.ingest.profile import profile_file, starter_yaml
+    from ct_pipelines.starter.profile import profile_file, starter_yaml
 
     try:
         profiled = profile_file(source, encoding=encoding, sheet=sheet, header_row=header_row, delimiter=delimiter,

@@ -20,7 +20,7 @@ from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
 from ct_pipelines.standardize.cli import rel
 from ct_pipelines.standardize.standardize import rel_checks, standardize_table
 
-SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
+SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct"
 DCF = SHARED / "ct_dcf_children_in_placement_by_race_ethnicity_tnyk-6fv7.csv"
 SDE = SHARED / "ct_sde_edsight_enrollment_by_district_race_2016-17.csv"
 

@@ -68,7 +68,7 @@ def test_sample_catalog_asset_specs_match_the_snapshot(tmp_path: Path, monkeypat
     expected = json.loads(SNAPSHOT.read_text())
     assert current == expected, (
         f"The asset graph differs from {SNAPSHOT.name}. If the change is intended, regenerate it with "
-        f"{UPDATE_ENV}=1 .venv/bin/pytest ct_pipelines_tests/{Path(__file__).name} and review the diff."
+        f"{UPDATE_ENV}=1 .venv/bin/pytest ct_pipelines_tests/orchestration/{Path(__file__).name} and review the diff."
     )
     # The snapshot is not vacuous: every sample dataset has its five stages and they chain in order.
     for dataset in ("deep_fishing_licenses", "dmv_ev_registrations", "dss_interpreter_requests"):

@@ -12,8 +12,8 @@ from ct_pipelines.catalog.loader import load_catalog
 from ct_pipelines.catalog.schema import SCHEMA_PATH, schema_text
 from ct_pipelines.cli import main
 from ct_pipelines.core.settings import SAMPLE_CATALOG_DIR
-from ct_pipelines.ingest.profile import CODE_TYPE
-from ct_pipelines_tests.test_starter import fill_todos
+from ct_pipelines.starter.profile import CODE_TYPE
+from ct_pipelines_tests.starter.test_starter import fill_todos
 
 GOOD = """\
 id: good_one

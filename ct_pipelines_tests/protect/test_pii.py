@@ -12,7 +12,7 @@ import pytest
 from ct_pipelines.catalog.blocks.protect import PiiExemption
 from ct_pipelines.protect.pii import PiiLeakError, assert_no_pii_columns, pii_scan_outcome, scan_for_pii
 
-CT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
+CT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct"
 
 
 def table_with(con: duckdb.DuckDBPyConnection, name: str, **columns: list) -> str:

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from ct_pipelines.portal.local import LocalPortal
-from ct_pipelines_tests.quality_stages import make_dataset, portal_rows, portal_types, run_stages
+from ct_pipelines_tests.support.stages import make_dataset, portal_rows, portal_types, run_stages
 
 
 @pytest.fixture(scope="module")

@@ -23,7 +23,7 @@ from ct_pipelines.automation.notify import (
     select_unsent,
 )
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
-from ct_pipelines_tests.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
+from ct_pipelines_tests.support.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
 
 SMTP_USER, SMTP_PASSWORD = "alerts", "s3cret-smtp-pw"
 WEBHOOK_TOKEN = "T0KEN-in-path-9f8e7d"

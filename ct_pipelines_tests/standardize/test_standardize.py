@@ -13,7 +13,7 @@ from ct_pipelines.core.outcomes import Severity
 from ct_pipelines.standardize.standardize import rel_check_specs, rel_checks, standardize_table
 
 OCME = (
-    Path(__file__).resolve().parents[2]
+    Path(__file__).resolve().parents[3]
     / "shared"
     / "data"
     / "ct"

@@ -372,7 +372,7 @@ def test_cli_lists_checks_validates_and_shows_quarantine(tmp_path, monkeypatch):
     )
 
 
-CT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
+CT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct"
 
 
 def test_real_dcf_extract_types_and_conservation(con, tmp_path):

@@ -19,7 +19,7 @@ from ct_pipelines.catalog.models import ColumnType
 from ct_pipelines.cli import main
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.ingest import ingest_dataset
-from ct_pipelines.ingest.profile import CODE_TYPE
+from ct_pipelines.starter.profile import CODE_TYPE
 
 FILLS = {
     "title": "Town counts for testing",

@@ -16,7 +16,7 @@ from ct_pipelines.publish.plan import Plan, build_plan, cut_chunks
 from ct_pipelines.publish.publisher import GUARD_CHECK, publish_check_specs, publish_table
 from ct_pipelines.publish.send import read_counters
 from ct_pipelines.publish.serialize import row_hash_sql, row_json_sql, table_columns
-from ct_pipelines_tests.publish_helpers import rows_dataset
+from ct_pipelines_tests.support.publish import rows_dataset
 
 
 def make_dataset(**portal: object) -> Dataset:

@@ -19,9 +19,9 @@ from ct_pipelines.publish import metadata as publish_metadata
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.publisher import GUARD_CHECK, publish_table
-from ct_pipelines_tests.publish_helpers import APP_TOKEN, PASSWORD, QUICK, Harness
-from ct_pipelines_tests.publish_helpers import portal_dataset as make_dataset
 from ct_pipelines_tests.support.faults import FaultPlan, FaultRule
+from ct_pipelines_tests.support.publish import APP_TOKEN, PASSWORD, QUICK, Harness
+from ct_pipelines_tests.support.publish import portal_dataset as make_dataset
 
 
 @pytest.fixture()

@@ -28,9 +28,9 @@ from ct_pipelines.orchestration.assets import dataset_asset_keys
 from ct_pipelines.orchestration.component import build_definitions
 from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
 from ct_pipelines.portal.local import LocalPortal
-from ct_pipelines_tests.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
+from ct_pipelines_tests.support.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
+REPO_ROOT = Path(__file__).resolve().parents[2]
 NEW_YORK = ZoneInfo("America/New_York")
 T0 = datetime(2026, 3, 4, 15, 0, tzinfo=UTC)  # a Wednesday
 LATE_VIEW, MONTHLY_VIEW, ADHOC_VIEW, MISSING_VIEW = "late-wk01", "mont-hl01", "adho-c001", "gone-0001"

@@ -11,8 +11,8 @@ import pytest
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PublishError
 from ct_pipelines.publish.target import marker_tag
-from ct_pipelines_tests.publish_helpers import Harness, portal_dataset
 from ct_pipelines_tests.support.faults import FaultPlan, FaultRule
+from ct_pipelines_tests.support.publish import Harness, portal_dataset
 
 MARKER = marker_tag("portal_rows")
 

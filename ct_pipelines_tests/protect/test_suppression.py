@@ -22,7 +22,7 @@ from ct_pipelines.protect.cli import privacy
 from ct_pipelines.protect.suppression import SuppressionInputError, collapse_categories, suppress
 
 TOTAL = "Total"
-CT_DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
+CT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct"
 
 
 # ----------------------------------------------------------------------------- helpers (test-only)

@@ -11,7 +11,7 @@ import pytest
 from ct_pipelines.core.outcomes import Severity
 from ct_pipelines.core.results import StageError
 from ct_pipelines.portal.local import LocalPortal
-from ct_pipelines_tests.quality_stages import make_dataset, portal_rows, portal_types, run_stages
+from ct_pipelines_tests.support.stages import make_dataset, portal_rows, portal_types, run_stages
 
 
 @pytest.fixture(scope="module")

@@ -10,11 +10,11 @@ import pytest
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.publish.publisher import GUARD_CHECK, PublishResult
-from ct_pipelines_tests.publish_helpers import Harness, portal_dataset, rows_dataset
 from ct_pipelines_tests.support.faults import FaultPlan
+from ct_pipelines_tests.support.publish import Harness, portal_dataset, rows_dataset
 
 # the real extracts live next to the checkout (../shared/data/ct), never inside it
-OCME = Path(__file__).resolve().parents[2] / "shared/data/ct/ct_ocme_accidental_drug_deaths_2012_2018.csv"
+OCME = Path(__file__).resolve().parents[3] / "shared/data/ct/ct_ocme_accidental_drug_deaths_2012_2018.csv"
 
 
 @pytest.fixture()

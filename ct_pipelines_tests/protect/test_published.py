@@ -18,7 +18,7 @@ from ct_pipelines.protect.published import (
     render_sql_file,
 )
 
-PROJECT_SQL = Path(__file__).resolve().parents[1] / "sql"
+PROJECT_SQL = Path(__file__).resolve().parents[2] / "sql"
 TOWNS = ["Andover", "Bethel", "Canton", "Darien", "Enfield"]
 RACES = ["White", "Black", "Hispanic", "Asian", "AIAN", "NHPI"]
 
