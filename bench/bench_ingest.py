@@ -20,13 +20,23 @@ def ours(path: str, db: str) -> str:
     from ct_pipelines.core.settings import load_settings
     from ct_pipelines.ingest.ingest import ingest_dataset
 
-    dataset = Dataset.model_validate({
-        "id": "bench", "title": "Bench extract", "description": "Generated benchmark extract.",
-        "agency": "Bench", "category": "Government", "update_frequency": "Daily", "contact": "b@ct.gov",
-        "source": {"path": Path(path).name}})
+    dataset = Dataset.model_validate(
+        {
+            "id": "bench",
+            "title": "Bench extract",
+            "description": "Generated benchmark extract.",
+            "agency": "Bench",
+            "category": "Government",
+            "update_frequency": "Daily",
+            "contact": "b@ct.gov",
+            "source": {"path": Path(path).name},
+        }
+    )
     con = duckdb.connect(db, config=load_settings().duckdb_config)
     con.execute("SET enable_progress_bar = false")
-    result = ingest_dataset(con, dataset, Path(path).parent, run_id="bench", workdir=Path(db).parent, force=True)
+    result = ingest_dataset(
+        con, dataset, Path(path).parent, run_id="bench", workdir=Path(db).parent, force=True
+    )
     return f"{result.rows:,} rows"
 
 
@@ -52,7 +62,8 @@ def _catalog(folder: Path, n: int) -> None:
     template = (SAMPLE_CATALOG_DIR / "dss_interpreter_requests.yaml").read_text(encoding="utf-8")
     for i in range(n):
         (folder / f"d{i:04d}.yaml").write_text(
-            template.replace("id: dss_interpreter_requests", f"id: dataset_{i:04d}"), encoding="utf-8")
+            template.replace("id: dss_interpreter_requests", f"id: dataset_{i:04d}"), encoding="utf-8"
+        )
 
 
 def load_catalog_defs(folder: str) -> str:
@@ -103,7 +114,9 @@ def main() -> None:
     try:
         extract = generate(work / "extract.csv", args.rows)
         results: list[Measure] = [
-            measure("ingest", "duckdb read_csv (baseline)", duckdb_read_csv, str(extract), str(work / "a.duckdb")),
+            measure(
+                "ingest", "duckdb read_csv (baseline)", duckdb_read_csv, str(extract), str(work / "a.duckdb")
+            ),
             measure("ingest", "ct-pipelines", ours, str(extract), str(work / "b.duckdb")),
         ]
         if not args.skip_naive:
@@ -120,12 +133,19 @@ def main() -> None:
         for stage in ("ingest", "catalog load"):
             base = next(m for m in results if m.stage == stage and "baseline" in m.variant)
             ours_m = next(m for m in results if m.stage == stage and m.variant.startswith("ct-pipelines"))
-            print(f"- {stage}: ct-pipelines takes {ours_m.seconds / base.seconds:.2f}x the baseline's time "
-                  f"(whole process), peak RSS {ours_m.peak_rss_mb:.0f} MB")
-        in_process = [float(m.note.split(", ")[1].removesuffix("s in-process"))
-                      for m in results if m.stage == "catalog load"]
-        print(f"- catalog load, definitions only (libraries already imported): "
-              f"{in_process[1] / in_process[0]:.2f}x Dagster's time for the same number of bare assets")
+            print(
+                f"- {stage}: ct-pipelines takes {ours_m.seconds / base.seconds:.2f}x the baseline's time "
+                f"(whole process), peak RSS {ours_m.peak_rss_mb:.0f} MB"
+            )
+        in_process = [
+            float(m.note.split(", ")[1].removesuffix("s in-process"))
+            for m in results
+            if m.stage == "catalog load"
+        ]
+        print(
+            f"- catalog load, definitions only (libraries already imported): "
+            f"{in_process[1] / in_process[0]:.2f}x Dagster's time for the same number of bare assets"
+        )
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

@@ -13,8 +13,16 @@ import duckdb
 
 from ct_pipelines.samples.generate import LANGUAGES, RACE_LABELS, TOWNS
 
-FREE_TEXT = ["", "", "called back", "left voicemail, no answer", 'client said "later"',
-             "referred to clinic\nsecond visit booked", "needs interpreter; Spanish", "n/a"]
+FREE_TEXT = [
+    "",
+    "",
+    "called back",
+    "left voicemail, no answer",
+    'client said "later"',
+    "referred to clinic\nsecond visit booked",
+    "needs interpreter; Spanish",
+    "n/a",
+]
 
 
 def _list(values: list[str]) -> str:
@@ -40,7 +48,7 @@ def generate(path: Path, rows: int = 5_000_000, seed: float = 0.42) -> Path:
               AS "Primary Language",
             round(random() * 5000, 2) AS "Amount",
             CAST(floor(random() * 20) AS INTEGER) AS "Visits",
-            list_element({_list(['Open', 'Closed', 'Pending'])}, 1 + CAST(floor(random() * 3) AS INTEGER)) AS "Status",
+            list_element({_list(["Open", "Closed", "Pending"])}, 1 + CAST(floor(random() * 3) AS INTEGER)) AS "Status",
             list_element({_list(FREE_TEXT)}, 1 + CAST(floor(random() * {len(FREE_TEXT)}) AS INTEGER)) AS "Notes"
           FROM range(1, {rows} + 1) t(i)
         ) TO '{path}' (HEADER, DELIMITER ',')""")

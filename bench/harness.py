@@ -58,9 +58,16 @@ def measure(stage: str, variant: str, fn: Callable[..., Any], *args: Any) -> Mea
 
 def markdown(measures: list[Measure]) -> str:
     """A table with each variant's time as a ratio of the stage's baseline (the variant named '... baseline')."""
-    lines = ["| stage | variant | seconds | peak RSS MB | time vs baseline | note |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| stage | variant | seconds | peak RSS MB | time vs baseline | note |",
+        "|---|---|---|---|---|---|",
+    ]
     base = {m.stage: m for m in measures if "baseline" in m.variant}
     for m in measures:
-        ratio = f"{m.seconds / base[m.stage].seconds:.2f}x" if m.stage in base and base[m.stage].seconds else ""
-        lines.append(f"| {m.stage} | {m.variant} | {m.seconds:.2f} | {m.peak_rss_mb:.0f} | {ratio} | {m.note} |")
+        ratio = (
+            f"{m.seconds / base[m.stage].seconds:.2f}x" if m.stage in base and base[m.stage].seconds else ""
+        )
+        lines.append(
+            f"| {m.stage} | {m.variant} | {m.seconds:.2f} | {m.peak_rss_mb:.0f} | {ratio} | {m.note} |"
+        )
     return "\n".join(lines)

@@ -30,7 +30,9 @@ STAGES = [
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--scale", type=float, default=1.0, help="fraction of the full row counts")
     parser.add_argument("--only", nargs="*", help="run only these scripts (e.g. bench_ingest)")
     parser.add_argument("--skip-naive", action="store_true", help="skip the slow pandas baselines")

@@ -28,18 +28,40 @@ def main() -> None:
 
 
 @main.command()
-@click.option("--catalog", "catalog_dir", type=click.Path(exists=True, path_type=Path),
-              help="Folder of dataset YAML files (default: CT_PIPELINES_CATALOG or the bundled samples).")
+@click.option(
+    "--catalog",
+    "catalog_dir",
+    type=click.Path(exists=True, path_type=Path),
+    help="Folder of dataset YAML files (default: CT_PIPELINES_CATALOG or the bundled samples).",
+)
 @click.option("--dataset", "dataset_ids", multiple=True, help="Only this dataset (repeatable).")
-@click.option("--until", type=click.Choice(STAGE_NAMES), default=None,
-              help="Run the stages up to and including this one (default: all five).")
+@click.option(
+    "--until",
+    type=click.Choice(STAGE_NAMES),
+    default=None,
+    help="Run the stages up to and including this one (default: all five).",
+)
 @click.option("--dry-run", is_flag=True, help="Do everything except write to the portal.")
 @click.option("--reingest", is_flag=True, help="Read the landing file again even if this version was loaded.")
-@click.option("--full-replace", is_flag=True, help="Replace the whole portal dataset instead of sending changes.")
-@click.option("--allow-shrink", is_flag=True, help="Publish even if the table shrank past the dataset's limit.")
-@click.option("--allow-deletes", is_flag=True, help="Publish even if it deletes more portal rows than the limit.")
-def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], until: str | None, dry_run: bool, reingest: bool,
-        full_replace: bool, allow_shrink: bool, allow_deletes: bool) -> None:
+@click.option(
+    "--full-replace", is_flag=True, help="Replace the whole portal dataset instead of sending changes."
+)
+@click.option(
+    "--allow-shrink", is_flag=True, help="Publish even if the table shrank past the dataset's limit."
+)
+@click.option(
+    "--allow-deletes", is_flag=True, help="Publish even if it deletes more portal rows than the limit."
+)
+def run(
+    catalog_dir: Path | None,
+    dataset_ids: tuple[str, ...],
+    until: str | None,
+    dry_run: bool,
+    reingest: bool,
+    full_replace: bool,
+    allow_shrink: bool,
+    allow_deletes: bool,
+) -> None:
     """Materialize every dataset's assets once, in process, and print a summary."""
     from ct_pipelines.core.results import RunOptions
     from ct_pipelines.orchestration.runner import run_catalog
@@ -50,17 +72,28 @@ def run(catalog_dir: Path | None, dataset_ids: tuple[str, ...], until: str | Non
     catalog = load_catalog(settings.catalog_dir)
     for error in catalog.errors:
         click.echo(f"skipped dataset file: {error}", err=True)
-    options = RunOptions(dry_run=dry_run, full_replace=full_replace, allow_shrink=allow_shrink,
-                         allow_deletes=allow_deletes, reingest=reingest)
-    summaries, _ = run_catalog(None, list(dataset_ids) or None, options=options, until=until, settings=settings)
+    options = RunOptions(
+        dry_run=dry_run,
+        full_replace=full_replace,
+        allow_shrink=allow_shrink,
+        allow_deletes=allow_deletes,
+        reingest=reingest,
+    )
+    summaries, _ = run_catalog(
+        None, list(dataset_ids) or None, options=options, until=until, settings=settings
+    )
     click.echo(format_summary(summaries))
     _write_staff_reports(settings)
     click.echo(f"\nWarehouse: {settings.warehouse_path}  Reports: {settings.reports_dir}")
     if os.environ.get("CT_PORTAL_DOMAIN"):
-        click.echo(f"Published to: {os.environ.get('CT_PORTAL_SCHEME', 'https')}://{os.environ['CT_PORTAL_DOMAIN']}")
+        click.echo(
+            f"Published to: {os.environ.get('CT_PORTAL_SCHEME', 'https')}://{os.environ['CT_PORTAL_DOMAIN']}"
+        )
     elif until in (None, "publish"):
-        click.echo(f"Published to the local portal in {settings.portal_data_dir}; browse it with:\n"
-                   f"  ct-pipelines portal serve --data {settings.portal_data_dir}")
+        click.echo(
+            f"Published to the local portal in {settings.portal_data_dir}; browse it with:\n"
+            f"  ct-pipelines portal serve --data {settings.portal_data_dir}"
+        )
     failed = [s for s in summaries if not s.ok] or catalog.errors
     sys.exit(1 if failed else 0)
 
@@ -81,12 +114,34 @@ def _write_staff_reports(settings: Settings) -> None:
 
 def format_summary(summaries: list[DatasetSummary]) -> str:
     """One line per dataset, then what a person must do about each one that did not publish."""
-    headers = ["dataset", "status", "rows in", "set aside", "rows published", "checks passed", "checks failed",
-               "seconds"]
-    rows = [[s.dataset_id, s.status, _n(s.rows_in), _n(s.rows_set_aside), _n(s.rows_published),
-             str(s.checks_passed), str(s.checks_failed), f"{s.duration_s:.1f}"] for s in summaries]
+    headers = [
+        "dataset",
+        "status",
+        "rows in",
+        "set aside",
+        "rows published",
+        "checks passed",
+        "checks failed",
+        "seconds",
+    ]
+    rows = [
+        [
+            s.dataset_id,
+            s.status,
+            _n(s.rows_in),
+            _n(s.rows_set_aside),
+            _n(s.rows_published),
+            str(s.checks_passed),
+            str(s.checks_failed),
+            f"{s.duration_s:.1f}",
+        ]
+        for s in summaries
+    ]
     widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h) for i, h in enumerate(headers)]
-    out = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)), "  ".join("-" * w for w in widths)]
+    out = [
+        "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)),
+        "  ".join("-" * w for w in widths),
+    ]
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
     for s in summaries:
         if s.dry_run_plan is not None:
@@ -102,8 +157,10 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
             out.append(f"\n{s.dataset_id}: warnings:")
             out.extend(f"  - {line}" for line in warnings)
         if s.rows_set_aside and s.quarantine_table:
-            out.append(f"\n{s.dataset_id}: {s.rows_set_aside:,} rows set aside; read them with "
-                       f"`ct-pipelines validate quarantine {s.dataset_id}` (table {s.quarantine_table})")
+            out.append(
+                f"\n{s.dataset_id}: {s.rows_set_aside:,} rows set aside; read them with "
+                f"`ct-pipelines validate quarantine {s.dataset_id}` (table {s.quarantine_table})"
+            )
     return "\n".join(out)
 
 
@@ -143,9 +200,18 @@ def catalog_validate(path: Path | None) -> None:
 def catalog_list(as_json: bool, catalog_dir: Path | None) -> None:
     """List the datasets in the catalog."""
     result = load_catalog(catalog_dir or load_settings().catalog_dir)
-    rows = [{"id": d.id, "title": d.title, "agency": d.agency, "category": str(d.category),
-             "update_frequency": str(d.update_frequency), "portal_id": d.publish.id,
-             "file": str(result.sources[d.id])} for d in result.datasets]
+    rows = [
+        {
+            "id": d.id,
+            "title": d.title,
+            "agency": d.agency,
+            "category": str(d.category),
+            "update_frequency": str(d.update_frequency),
+            "portal_id": d.publish.id,
+            "file": str(result.sources[d.id]),
+        }
+        for d in result.datasets
+    ]
     if as_json:
         click.echo(json.dumps(rows, indent=2))
         return
@@ -166,8 +232,17 @@ def catalog_schema(output: Path | None) -> None:
         click.echo(text)
 
 
-DELIMITERS = {",": ",", "comma": ",", "\t": "\t", "\\t": "\t", "tab": "\t", "|": "|", "pipe": "|", ";": ";",
-              "semicolon": ";"}
+DELIMITERS = {
+    ",": ",",
+    "comma": ",",
+    "\t": "\t",
+    "\\t": "\t",
+    "tab": "\t",
+    "|": "|",
+    "pipe": "|",
+    ";": ";",
+    "semicolon": ";",
+}
 
 
 def _delimiter(_: click.Context, __: click.Parameter, value: str | None) -> str | None:
@@ -180,13 +255,26 @@ def _delimiter(_: click.Context, __: click.Parameter, value: str | None) -> str 
 
 def _reader_options(command: click.decorators.FC) -> click.decorators.FC:
     """The reader options `profile` and `dataset new` share, so a starter file reads the file as profiled."""
-    for option in reversed([
-        click.option("--encoding", default="auto", show_default=True, help="A Python codec name such as cp1252."),
-        click.option("--sheet", default=None, help="Excel sheet name."),
-        click.option("--header-row", type=click.IntRange(min=1), default=None,
-                     help="1-based line of the header (detected by default)."),
-        click.option("--delimiter", default=None, callback=_delimiter, help="One of , tab | ; (detected by default)."),
-    ]):
+    for option in reversed(
+        [
+            click.option(
+                "--encoding", default="auto", show_default=True, help="A Python codec name such as cp1252."
+            ),
+            click.option("--sheet", default=None, help="Excel sheet name."),
+            click.option(
+                "--header-row",
+                type=click.IntRange(min=1),
+                default=None,
+                help="1-based line of the header (detected by default).",
+            ),
+            click.option(
+                "--delimiter",
+                default=None,
+                callback=_delimiter,
+                help="One of , tab | ; (detected by default).",
+            ),
+        ]
+    ):
         command = option(command)
     return command
 
@@ -195,27 +283,40 @@ def _reader_options(command: click.decorators.FC) -> click.decorators.FC:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_reader_options
-def profile(file: Path, as_json: bool, encoding: str, sheet: str | None, header_row: int | None,
-            delimiter: str | None) -> None:
+def profile(
+    file: Path, as_json: bool, encoding: str, sheet: str | None, header_row: int | None, delimiter: str | None
+) -> None:
     """Show what the pipeline sees in a file: encoding, header, rows, columns and a sample."""
     from ct_pipelines.starter.profile import profile_file
 
     try:
-        result = profile_file(file, encoding=encoding, sheet=sheet, header_row=header_row, delimiter=delimiter,
-                              workdir=load_settings().home / "tmp")
+        result = profile_file(
+            file,
+            encoding=encoding,
+            sheet=sheet,
+            header_row=header_row,
+            delimiter=delimiter,
+            workdir=load_settings().home / "tmp",
+        )
     except IngestError as exc:
         raise click.ClickException(str(exc)) from exc
     data = result.as_json()
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
-    click.echo(f"{file}: {data['format']}, encoding {data['encoding']}{' with BOM' if data['bom'] else ''}, "
-               f"delimiter {data['delimiter']!r}, header on line {data['header_row']}, {data['rows']:,} rows")
+    click.echo(
+        f"{file}: {data['format']}, encoding {data['encoding']}{' with BOM' if data['bom'] else ''}, "
+        f"delimiter {data['delimiter']!r}, header on line {data['header_row']}, {data['rows']:,} rows"
+    )
     for column in data["columns"]:
-        click.echo(f"  {column['field_name']:<40} {column['type']:<9} {column['nulls']:>8,} empty  "
-                   f"{column['distinct']:>8,} distinct   ({column['name']})")
+        click.echo(
+            f"  {column['field_name']:<40} {column['type']:<9} {column['nulls']:>8,} empty  "
+            f"{column['distinct']:>8,} distinct   ({column['name']})"
+        )
     for rule in data["leave_out"]:
-        click.echo(f"  trailing rows that are not data ({rule['name']}): `dataset new` proposes leaving them out")
+        click.echo(
+            f"  trailing rows that are not data ({rule['name']}): `dataset new` proposes leaving them out"
+        )
 
 
 @main.group()
@@ -228,21 +329,36 @@ def dataset() -> None:
 @click.option("--id", "dataset_id", default=None, help="Dataset id (default: from the file name).")
 @click.option("--output", type=click.Path(path_type=Path), help="Write here instead of standard output.")
 @_reader_options
-def dataset_new(source: Path, dataset_id: str | None, output: Path | None, encoding: str, sheet: str | None,
-                header_row: int | None, delimiter: str | None) -> None:
+def dataset_new(
+    source: Path,
+    dataset_id: str | None,
+    output: Path | None,
+    encoding: str,
+    sheet: str | None,
+    header_row: int | None,
+    delimiter: str | None,
+) -> None:
     """Write a starter YAML for an extract (inferred types, <<TODO: ...>> markers to fill in)."""
     from ct_pipelines.starter.profile import profile_file, starter_yaml
 
     try:
-        profiled = profile_file(source, encoding=encoding, sheet=sheet, header_row=header_row, delimiter=delimiter,
-                                workdir=load_settings().home / "tmp")
+        profiled = profile_file(
+            source,
+            encoding=encoding,
+            sheet=sheet,
+            header_row=header_row,
+            delimiter=delimiter,
+            workdir=load_settings().home / "tmp",
+        )
     except IngestError as exc:
         raise click.ClickException(str(exc)) from exc
     text = starter_yaml(profiled, dataset_id)
     if output:
         output.write_text(text, encoding="utf-8")
-        click.echo(f"wrote {output}; replace each <<TODO: ...>> marker, then run "
-                   f"`ct-pipelines catalog validate {output}`")
+        click.echo(
+            f"wrote {output}; replace each <<TODO: ...>> marker, then run "
+            f"`ct-pipelines catalog validate {output}`"
+        )
     else:
         click.echo(text, nl=False)
 
@@ -266,10 +382,15 @@ def _add_stage_groups() -> None:
     from ct_pipelines.standardize.cli import rel
     from ct_pipelines.validate.cli import quality
 
-    for group, name, alias in ((quality, "validate", "quality"), (rel, "standardize", "rel"),
-                               (privacy, "protect", "privacy"), (publish_group, "publish", None),
-                               (portal, "portal", None), (automation, "automation", None),
-                               (report_group, "report", None)):
+    for group, name, alias in (
+        (quality, "validate", "quality"),
+        (rel, "standardize", "rel"),
+        (privacy, "protect", "privacy"),
+        (publish_group, "publish", None),
+        (portal, "portal", None),
+        (automation, "automation", None),
+        (report_group, "report", None),
+    ):
         main.add_command(group, name=name)
         if alias:  # a hidden copy, so help lists each group once
             old_name = copy.copy(group)

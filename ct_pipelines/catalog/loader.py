@@ -66,13 +66,19 @@ def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> dict[str,
     mapping = loader.construct_mapping(node, deep=True)
     lines = {}
     for key_node, value_node in node.value:
-        lines[loader.construct_object(key_node)] = (key_node.start_mark.line + 1, value_node.start_mark.line + 1)
+        lines[loader.construct_object(key_node)] = (
+            key_node.start_mark.line + 1,
+            value_node.start_mark.line + 1,
+        )
     return _Located(mapping, lines, node.start_mark.line + 1)
 
 
 def _construct_sequence(loader: _LineLoader, node: yaml.SequenceNode) -> list[Any]:
-    return _LocatedList(loader.construct_sequence(node, deep=True), [n.start_mark.line + 1 for n in node.value],
-                        node.start_mark.line + 1)
+    return _LocatedList(
+        loader.construct_sequence(node, deep=True),
+        [n.start_mark.line + 1 for n in node.value],
+        node.start_mark.line + 1,
+    )
 
 
 class _Located(dict):
@@ -141,7 +147,9 @@ def parse_dataset_file(path: Path) -> tuple[Dataset | None, list[CatalogError]]:
     except (OSError, UnicodeDecodeError) as exc:
         return None, [CatalogError(path, None, "", f"cannot read the file: {exc}")]
     if not isinstance(document, dict):
-        return None, [CatalogError(path, 1, "", "the file must be a mapping of dataset fields (id, title, ...)")]
+        return None, [
+            CatalogError(path, 1, "", "the file must be a mapping of dataset fields (id, title, ...)")
+        ]
     todo = placeholder_errors(path, text) if _may_hold_placeholders(text) else []
     try:
         dataset = Dataset.model_validate(document)
@@ -176,15 +184,31 @@ def placeholder_errors(path: Path, text: str) -> list[CatalogError]:
         dotted = ".".join(str(p) for p in loc)
         found = PLACEHOLDER.search(value)
         if found:
-            errors.append(CatalogError(path, line, dotted, "still holds the starter's <<TODO: ...>> placeholder; "
-                                       f"replace the whole marker with {found[1]}"))
+            errors.append(
+                CatalogError(
+                    path,
+                    line,
+                    dotted,
+                    "still holds the starter's <<TODO: ...>> placeholder; "
+                    f"replace the whole marker with {found[1]}",
+                )
+            )
         elif dotted in LEGACY_PLACEHOLDERS and LEGACY_PLACEHOLDERS[dotted].search(value):
-            errors.append(CatalogError(path, line, dotted, f"still holds the starter's placeholder {value!r}; "
-                                       f"write the real {dotted.replace('_', ' ')}"))
+            errors.append(
+                CatalogError(
+                    path,
+                    line,
+                    dotted,
+                    f"still holds the starter's placeholder {value!r}; "
+                    f"write the real {dotted.replace('_', ' ')}",
+                )
+            )
     return errors
 
 
-def _strings(node: Any, loc: tuple[Any, ...], line: int | None) -> list[tuple[tuple[Any, ...], int | None, str]]:
+def _strings(
+    node: Any, loc: tuple[Any, ...], line: int | None
+) -> list[tuple[tuple[Any, ...], int | None, str]]:
     """Every string value in a parsed document with its location and line."""
     if isinstance(node, str):
         return [(loc, line, node)]
@@ -206,16 +230,26 @@ def load_catalog(folder: Path) -> Catalog:
     if not folder.exists():
         catalog.errors.append(CatalogError(folder, None, "", "catalog folder does not exist"))
         return catalog
-    files = [folder] if folder.is_file() else sorted(
-        p for p in folder.rglob("*") if p.suffix in YAML_SUFFIXES and not p.name.startswith("_"))
+    files = (
+        [folder]
+        if folder.is_file()
+        else sorted(p for p in folder.rglob("*") if p.suffix in YAML_SUFFIXES and not p.name.startswith("_"))
+    )
     for path in files:
         dataset, errors = parse_dataset_file(path)
         if dataset is None:
             catalog.errors.extend(errors)
             continue
         if dataset.id in catalog.sources:
-            catalog.errors.append(CatalogError(path, 1, "id", f"'{dataset.id}' is already used by "
-                                               f"{catalog.sources[dataset.id]}; dataset ids must be unique"))
+            catalog.errors.append(
+                CatalogError(
+                    path,
+                    1,
+                    "id",
+                    f"'{dataset.id}' is already used by "
+                    f"{catalog.sources[dataset.id]}; dataset ids must be unique",
+                )
+            )
             continue
         catalog.datasets.append(dataset)
         catalog.sources[dataset.id] = path

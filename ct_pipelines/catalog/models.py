@@ -72,12 +72,17 @@ class LeaveOutRule(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str = Field(min_length=1, description="Named in lineage: rows left out by this rule are counted under it")
+    name: str = Field(
+        min_length=1, description="Named in lineage: rows left out by this rule are counted under it"
+    )
     column: str | None = Field(
-        None, description="Source column whose trimmed value is tested; the row's first non-empty cell when empty"
+        None,
+        description="Source column whose trimmed value is tested; the row's first non-empty cell when empty",
     )
     equals: str | None = Field(None, description="Leave the row out when the value is exactly this text")
-    matches: str | None = Field(None, description="Leave the row out when the value matches this regular expression")
+    matches: str | None = Field(
+        None, description="Leave the row out when the value matches this regular expression"
+    )
     max_rows: int | None = Field(
         None, ge=1, description="Refuse the file when the rule would leave out more rows than this"
     )
@@ -119,7 +124,9 @@ class Source(BaseModel):
     path: str = Field(description="File name or glob in the landing folder; the newest match is read")
     format: SourceFormat = Field(SourceFormat.AUTO, description="auto picks by file extension")
     encoding: str = Field("auto", description="auto, or a Python codec name such as utf-8, cp1252, utf-16")
-    sheet: str | int | None = Field(None, description="Excel sheet name or 0-based index; first sheet by default")
+    sheet: str | int | None = Field(
+        None, description="Excel sheet name or 0-based index; first sheet by default"
+    )
     header_row: int | None = Field(
         None, ge=1, description="1-based line of the header; detected when empty (title rows are skipped)"
     )
@@ -248,11 +255,21 @@ class Dataset(BaseModel):
     )
     # One block per stage, named after it, in the order the stages run.
     ingest: Source = Field(description="ingest: where the extract lands and how to read it")
-    validate: ValidateConfig = Field(default_factory=ValidateConfig, description="validate: data-quality gates")
-    standardize: StandardizeConfig | None = Field(None, description="standardize: race, ethnicity and language")
-    protect: ProtectConfig = Field(default_factory=ProtectConfig, description="protect: the table the portal gets")
-    publish: PublishConfig = Field(default_factory=PublishConfig, description="publish: sending it to the portal")
-    deprecations: SkipJsonSchema[list[str]] = Field(default_factory=list, exclude=True)  # set from old block names
+    validate: ValidateConfig = Field(
+        default_factory=ValidateConfig, description="validate: data-quality gates"
+    )
+    standardize: StandardizeConfig | None = Field(
+        None, description="standardize: race, ethnicity and language"
+    )
+    protect: ProtectConfig = Field(
+        default_factory=ProtectConfig, description="protect: the table the portal gets"
+    )
+    publish: PublishConfig = Field(
+        default_factory=PublishConfig, description="publish: sending it to the portal"
+    )
+    deprecations: SkipJsonSchema[list[str]] = Field(
+        default_factory=list, exclude=True
+    )  # set from old block names
 
     @model_validator(mode="before")
     @classmethod
@@ -272,7 +289,9 @@ class Dataset(BaseModel):
     @classmethod
     def _slug(cls, value: str) -> str:
         if not SLUG.match(value):
-            raise ValueError("must start with a letter and use only lowercase letters, digits and underscores")
+            raise ValueError(
+                "must start with a letter and use only lowercase letters, digits and underscores"
+            )
         return value
 
     @field_validator("contact")
@@ -293,9 +312,11 @@ class Dataset(BaseModel):
             wide = {" ".join(c.split()).casefold() for c in self.ingest.unpivot.columns}
             clash = [c.source for c in self.columns if " ".join(c.source.split()).casefold() in wide]
             if clash:
-                raise ValueError(f"columns {', '.join(clash)} are listed in ingest.unpivot.columns, so they do not "
-                                 f"exist after ingest; remove them from columns: and declare "
-                                 f"'{self.ingest.unpivot.value}' (and '{self.ingest.unpivot.name}') instead")
+                raise ValueError(
+                    f"columns {', '.join(clash)} are listed in ingest.unpivot.columns, so they do not "
+                    f"exist after ingest; remove them from columns: and declare "
+                    f"'{self.ingest.unpivot.value}' (and '{self.ingest.unpivot.name}') instead"
+                )
         if self.row_identifier and self.columns and self.row_identifier not in names:
             raise ValueError(f"row_identifier '{self.row_identifier}' is not one of the columns' field names")
         if self.attribution is None:

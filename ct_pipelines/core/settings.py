@@ -59,7 +59,9 @@ def load_settings() -> Settings:
     return Settings(
         home=home,
         catalog_dir=catalog_dir,
-        landing_dir=_env_path("CT_PIPELINES_LANDING", sibling_landing if sibling_landing.is_dir() else home / "landing"),
+        landing_dir=_env_path(
+            "CT_PIPELINES_LANDING", sibling_landing if sibling_landing.is_dir() else home / "landing"
+        ),
         warehouse_path=_env_path("CT_PIPELINES_WAREHOUSE", home / "warehouse.duckdb"),
         reports_dir=_env_path("CT_PIPELINES_REPORTS", home / "reports"),
         portal_data_dir=_env_path("CT_PIPELINES_PORTAL_DATA", home / "portal"),

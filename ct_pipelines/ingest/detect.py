@@ -60,8 +60,11 @@ def detect_encoding(path: Path, declared: str = "auto", *, full_scan: bool = Tru
         try:
             codec = codecs.lookup(declared).name
         except LookupError as exc:
-            raise IngestError(path, f"unknown encoding '{declared}' in the dataset's ingest.encoding",
-                              "use auto, or a codec name such as utf-8, cp1252, latin-1, utf-16") from exc
+            raise IngestError(
+                path,
+                f"unknown encoding '{declared}' in the dataset's ingest.encoding",
+                "use auto, or a codec name such as utf-8, cp1252, latin-1, utf-16",
+            ) from exc
         return Encoding("utf-8" if codec == "utf-8" else codec, False)
     if _looks_utf16_without_bom(head):
         return Encoding("utf-16-le" if head[1] == 0 else "utf-16-be", False)
@@ -168,31 +171,44 @@ def _is_number(text: str) -> bool:
     return True
 
 
-def detect_layout(path: Path, text: str, delimiter: str | None = None, header_line: int | None = None) -> Layout:
+def detect_layout(
+    path: Path, text: str, delimiter: str | None = None, header_line: int | None = None
+) -> Layout:
     """Delimiter and header line: the configured ones, or the first record that looks like a header
     (as wide as the data, every cell filled, unique, mostly not numbers), skipping title lines."""
     delimiter = delimiter or detect_delimiter(text)
     records = _records_with_lines(text, delimiter, HEADER_SEARCH_RECORDS + 200)
     if not any(any(c.strip() for c in r) for _, r in records):
         size = path.stat().st_size if path.exists() else 0
-        what = "the file is empty (0 bytes)" if size == 0 else f"the file holds no values ({size:,} bytes of blank lines)"
+        what = (
+            "the file is empty (0 bytes)"
+            if size == 0
+            else f"the file holds no values ({size:,} bytes of blank lines)"
+        )
         raise IngestError(path, what, "check that the agency's export finished and ask for the file again")
     if header_line is not None:
         for line, record in records:
             if line == header_line:
                 return Layout(delimiter, line, record, len(record))
-        raise IngestError(path, f"ingest.header_row is {header_line} but the file has no record starting on that line",
-                          "set header_row to the line number of the column names, or remove it to detect it",
-                          line=header_line)
+        raise IngestError(
+            path,
+            f"ingest.header_row is {header_line} but the file has no record starting on that line",
+            "set header_row to the line number of the column names, or remove it to detect it",
+            line=header_line,
+        )
     widths = Counter(len(r) for _, r in records if sum(1 for c in r if c.strip()) >= 2)
     width = widths.most_common(1)[0][0] if widths else 1  # a one-column file
     for line, record in records[:HEADER_SEARCH_RECORDS]:
         if _is_header(record, width):
             return Layout(delimiter, line, record, len(record))
     first_line, first = next((lr for lr in records if any(c.strip() for c in lr[1])), records[0])
-    raise IngestError(path, f"could not find a header line among the first {HEADER_SEARCH_RECORDS} records "
-                      f"(first non-empty record, shapes only: {record_shape(first)})",
-                      "set ingest.header_row to the 1-based line number of the column names", line=first_line)
+    raise IngestError(
+        path,
+        f"could not find a header line among the first {HEADER_SEARCH_RECORDS} records "
+        f"(first non-empty record, shapes only: {record_shape(first)})",
+        "set ingest.header_row to the 1-based line number of the column names",
+        line=first_line,
+    )
 
 
 def looks_like_column_names(cells: list[str]) -> bool:
@@ -208,5 +224,7 @@ def describe_header(header: list[str]) -> str:
     be data taken for the header (repeated names), so only positions and shapes are shown (no values)."""
     if looks_like_column_names(header):
         return "the file has: " + ", ".join(h.strip() for h in header)
-    return ("the line taken as the header repeats names or holds values, so it may be a data row; shapes only: "
-            + record_shape(list(header)))
+    return (
+        "the line taken as the header repeats names or holds values, so it may be a data row; shapes only: "
+        + record_shape(list(header))
+    )

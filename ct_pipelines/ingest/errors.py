@@ -8,8 +8,16 @@ from pathlib import Path
 class IngestError(Exception):
     """A problem with one extract; names the file, the line or byte, and the fix."""
 
-    def __init__(self, path: Path | str, problem: str, fix: str, *, line: int | None = None,
-                 byte: int | None = None, column: str | None = None) -> None:
+    def __init__(
+        self,
+        path: Path | str,
+        problem: str,
+        fix: str,
+        *,
+        line: int | None = None,
+        byte: int | None = None,
+        column: str | None = None,
+    ) -> None:
         self.path = str(path)
         self.problem = problem
         self.fix = fix

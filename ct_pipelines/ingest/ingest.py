@@ -32,10 +32,17 @@ from ct_pipelines.ingest.readers import (
 from ct_pipelines.ingest.snapshot import read_stable
 
 EXTENSIONS = {
-    ".csv": SourceFormat.CSV, ".txt": SourceFormat.CSV, ".tsv": SourceFormat.CSV, ".psv": SourceFormat.CSV,
-    ".xlsx": SourceFormat.EXCEL, ".xlsm": SourceFormat.EXCEL,
-    ".json": SourceFormat.JSON, ".jsonl": SourceFormat.JSON, ".ndjson": SourceFormat.JSON,
-    ".parquet": SourceFormat.PARQUET, ".pq": SourceFormat.PARQUET,
+    ".csv": SourceFormat.CSV,
+    ".txt": SourceFormat.CSV,
+    ".tsv": SourceFormat.CSV,
+    ".psv": SourceFormat.CSV,
+    ".xlsx": SourceFormat.EXCEL,
+    ".xlsm": SourceFormat.EXCEL,
+    ".json": SourceFormat.JSON,
+    ".jsonl": SourceFormat.JSON,
+    ".ndjson": SourceFormat.JSON,
+    ".parquet": SourceFormat.PARQUET,
+    ".pq": SourceFormat.PARQUET,
 }
 LEDGER = "meta.ingest_log"
 
@@ -86,9 +93,11 @@ def newest_file(landing_dir: Path, pattern: str) -> Path:
     landing folder; patterns or links leading outside it are refused (see paths.py)."""
     candidates = matching_files(landing_dir, pattern)
     if not candidates:
-        raise IngestError(landing_dir / relative_pattern(pattern, landing_dir),
-                          "no file in the landing folder matches ingest.path",
-                          f"drop the extract into {landing_dir} or correct ingest.path in the dataset YAML")
+        raise IngestError(
+            landing_dir / relative_pattern(pattern, landing_dir),
+            "no file in the landing folder matches ingest.path",
+            f"drop the extract into {landing_dir} or correct ingest.path in the dataset YAML",
+        )
     return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
 
 
@@ -97,13 +106,20 @@ def source_format(path: Path, declared: SourceFormat) -> SourceFormat:
         return declared
     fmt = EXTENSIONS.get(path.suffix.lower())
     if fmt is None:
-        raise IngestError(path, f"cannot tell the format from the extension '{path.suffix}'",
-                          "set ingest.format to csv, excel, json or parquet")
+        raise IngestError(
+            path,
+            f"cannot tell the format from the extension '{path.suffix}'",
+            "set ingest.format to csv, excel, json or parquet",
+        )
     return fmt
 
 
-LOG_ADDED_COLUMNS = {"read_config": "VARCHAR", "status": "VARCHAR", "resend_of_run": "VARCHAR",
-                     "fallback_lines": "BIGINT"}
+LOG_ADDED_COLUMNS = {
+    "read_config": "VARCHAR",
+    "status": "VARCHAR",
+    "resend_of_run": "VARCHAR",
+    "fallback_lines": "BIGINT",
+}
 
 
 def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
@@ -119,8 +135,10 @@ def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
 def read_config_hash(dataset: Dataset) -> str:
     """Hash of the YAML parts that decide how a file is read (source block and columns): after a fix
     there, the same file is read again."""
-    parts = {"source": dataset.ingest.model_dump(mode="json"),
-             "columns": [c.model_dump(mode="json") for c in dataset.columns]}
+    parts = {
+        "source": dataset.ingest.model_dump(mode="json"),
+        "columns": [c.model_dump(mode="json") for c in dataset.columns],
+    }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -135,11 +153,14 @@ def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], li
     def names_for(header: list[str]) -> list[str]:
         positions, missing = match_declared(sources, header)
         if missing:
-            raise IngestError(path, f"columns declared in the dataset YAML are missing from the file: "
-                              f"{', '.join(missing)} ({describe_header(header)})",
-                              "fix the column's `source` name in the YAML, set ingest.header_row if the "
-                              "header line was not found, or ask the agency for the full extract",
-                              column=missing[0])
+            raise IngestError(
+                path,
+                f"columns declared in the dataset YAML are missing from the file: "
+                f"{', '.join(missing)} ({describe_header(header)})",
+                "fix the column's `source` name in the YAML, set ingest.header_row if the "
+                "header line was not found, or ask the agency for the full extract",
+                column=missing[0],
+            )
         explicit: list[str | None] = [None] * len(header)
         for at, column in zip(positions, read_columns, strict=True):
             explicit[at] = column.field_name  # type: ignore[index]
@@ -151,8 +172,16 @@ def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], li
     return names_for, mapping
 
 
-def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir: Path, *, run_id: str,
-                   workdir: Path, force: bool = False, path: Path | None = None) -> IngestResult:
+def ingest_dataset(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    landing_dir: Path,
+    *,
+    run_id: str,
+    workdir: Path,
+    force: bool = False,
+    path: Path | None = None,
+) -> IngestResult:
     """Load the dataset's newest landing file into ``ingest__<id>``, keyed by the file version and how it is read.
 
     A version is the file's name, size, mtime and SHA-256 plus a hash of the YAML's source block and
@@ -167,51 +196,114 @@ def ingest_dataset(con: duckdb.DuckDBPyConnection, dataset: Dataset, landing_dir
     table = raw_table(dataset.id)
     current = _current_version(con, dataset.id, table)
     stat = path.stat()
-    if current and not force and (current["path"], current["size_bytes"], current["mtime_ns"],
-                                  current["read_config"]) == (str(path), stat.st_size, stat.st_mtime_ns, config):
-        return _skipped(con, dataset, path, stat, current, config, started,
-                        "unchanged: the table holds this file (same name, size and mtime), read the same way")
+    if (
+        current
+        and not force
+        and (current["path"], current["size_bytes"], current["mtime_ns"], current["read_config"])
+        == (str(path), stat.st_size, stat.st_mtime_ns, config)
+    ):
+        return _skipped(
+            con,
+            dataset,
+            path,
+            stat,
+            current,
+            config,
+            started,
+            "unchanged: the table holds this file (same name, size and mtime), read the same way",
+        )
     if stat.st_size == 0:
-        raise IngestError(path, "the file is empty (0 bytes)",
-                          "check that the agency's export finished and ask for the file again")
+        raise IngestError(
+            path,
+            "the file is empty (0 bytes)",
+            "check that the agency's export finished and ask for the file again",
+        )
     names_for, mapping = _name_mapper(dataset, path)
     fmt = source_format(path, dataset.ingest.format)
     staging = f"_staging__{dataset.id}"
     try:
-        read, digest, stat = read_stable(path, workdir, lambda source, scan: _read(
-            con, dataset, source, fmt, staging, names_for, workdir, scan))
+        read, digest, stat = read_stable(
+            path,
+            workdir,
+            lambda source, scan: _read(con, dataset, source, fmt, staging, names_for, workdir, scan),
+        )
     except BaseException:
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
         raise
     if current and not force and (current["sha256"], current["read_config"]) == (digest, config):
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
-        _log(con, dataset, path, stat, digest, read, run_id, time.perf_counter() - started, config, "unchanged")
-        return _skipped(con, dataset, path, stat, current, config, started,
-                        "unchanged: same content (SHA-256) as the table holds, read the same way")
-    earlier = con.execute(f"SELECT run_id FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? AND status IS "
-                          "DISTINCT FROM 'unchanged' ORDER BY ingested_at DESC LIMIT 1", [dataset.id, digest]).fetchone()
+        _log(
+            con, dataset, path, stat, digest, read, run_id, time.perf_counter() - started, config, "unchanged"
+        )
+        return _skipped(
+            con,
+            dataset,
+            path,
+            stat,
+            current,
+            config,
+            started,
+            "unchanged: same content (SHA-256) as the table holds, read the same way",
+        )
+    earlier = con.execute(
+        f"SELECT run_id FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? AND status IS "
+        "DISTINCT FROM 'unchanged' ORDER BY ingested_at DESC LIMIT 1",
+        [dataset.id, digest],
+    ).fetchone()
     resend_of = earlier[0] if earlier and (current is None or current["sha256"] != digest) else None
     reason = _reason(force, current, digest, resend_of)
     duration = round(time.perf_counter() - started, 3)
-    quirks = _swap_in(con, dataset, staging, read, path, lambda: _log(
-        con, dataset, path, stat, digest, read, run_id, duration, config, "ingested", resend_of))
+    quirks = _swap_in(
+        con,
+        dataset,
+        staging,
+        read,
+        path,
+        lambda: _log(con, dataset, path, stat, digest, read, run_id, duration, config, "ingested", resend_of),
+    )
     declared = {c.field_name for c in dataset.columns}
     names = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in ("_row", "_line")]
     undeclared = [n for n in names if declared and n not in declared]
-    return IngestResult(dataset.id, str(path), stat.st_size, digest, False, quirks.rows, len(names),
-                        read.format, read.encoding, read.bom, read.delimiter, read.header_line, read.sheet, duration,
-                        dict(mapping), undeclared, stat.st_mtime_ns, config, reason, resend_of, read.fallback_lines,
-                        read.first_fallback_line, read.rows, quirks.left_out, quirks.unpivoted_columns)
+    return IngestResult(
+        dataset.id,
+        str(path),
+        stat.st_size,
+        digest,
+        False,
+        quirks.rows,
+        len(names),
+        read.format,
+        read.encoding,
+        read.bom,
+        read.delimiter,
+        read.header_line,
+        read.sheet,
+        duration,
+        dict(mapping),
+        undeclared,
+        stat.st_mtime_ns,
+        config,
+        reason,
+        resend_of,
+        read.fallback_lines,
+        read.first_fallback_line,
+        read.rows,
+        quirks.left_out,
+        quirks.unpivoted_columns,
+    )
 
 
 def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str) -> dict[str, object] | None:
     """The ingest-log row describing what the raw table holds now (None when there is no raw table)."""
-    exists = con.execute("SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' "
-                         "AND table_name = ?", [table]).fetchall()[0][0]
+    exists = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+        [table],
+    ).fetchall()[0][0]
     if not exists:
         return None
-    cursor = con.execute(f"SELECT * FROM {LEDGER} WHERE dataset_id = ? ORDER BY ingested_at DESC LIMIT 1",
-                         [dataset_id])
+    cursor = con.execute(
+        f"SELECT * FROM {LEDGER} WHERE dataset_id = ? ORDER BY ingested_at DESC LIMIT 1", [dataset_id]
+    )
     row = cursor.fetchone()
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
 
@@ -228,26 +320,59 @@ def _reason(force: bool, current: dict[str, object] | None, digest: str, resend_
     return "new file version"
 
 
-def _skipped(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, stat: os.stat_result,
-             current: dict[str, object], config: str, started: float, reason: str) -> IngestResult:
+def _skipped(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    path: Path,
+    stat: os.stat_result,
+    current: dict[str, object],
+    config: str,
+    started: float,
+    reason: str,
+) -> IngestResult:
     columns = len(con.execute(f'DESCRIBE "{raw_table(dataset.id)}"').fetchall()) - 2
     quirks = recorded_quirks(con, dataset, raw_table(dataset.id), int(current["rows"]))
-    return IngestResult(dataset.id, str(path), stat.st_size, str(current["sha256"]), True, quirks.rows,
-                        columns, "unchanged", None, False, None, None, None,
-                        round(time.perf_counter() - started, 3), mtime_ns=stat.st_mtime_ns, read_config=config,
-                        reason=reason, source_rows=int(current["rows"]), rows_left_out=quirks.left_out,
-                        unpivoted_columns=quirks.unpivoted_columns)
+    return IngestResult(
+        dataset.id,
+        str(path),
+        stat.st_size,
+        str(current["sha256"]),
+        True,
+        quirks.rows,
+        columns,
+        "unchanged",
+        None,
+        False,
+        None,
+        None,
+        None,
+        round(time.perf_counter() - started, 3),
+        mtime_ns=stat.st_mtime_ns,
+        read_config=config,
+        reason=reason,
+        source_rows=int(current["rows"]),
+        rows_left_out=quirks.left_out,
+        unpivoted_columns=quirks.unpivoted_columns,
+    )
 
 
-def _swap_in(con: duckdb.DuckDBPyConnection, dataset: Dataset, staging: str, read: ReadResult, path: Path,
-             log: Callable[[], None]) -> QuirkResult:
+def _swap_in(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    staging: str,
+    read: ReadResult,
+    path: Path,
+    log: Callable[[], None],
+) -> QuirkResult:
     """Replace the raw table with the staged rows (shaped by the declared quirks) and write its log row,
     all or nothing."""
     table, data_table = raw_table(dataset.id), f"ingest_rows__{dataset.id}"
     con.execute("BEGIN TRANSACTION")
     try:
-        kind = con.execute("SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' "
-                           "AND table_name = ?", [table]).fetchall()
+        kind = con.execute(
+            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+            [table],
+        ).fetchall()
         if kind:  # a view now; a table in warehouses written before raw became a view
             con.execute(f'DROP {"VIEW" if kind[0][0] == "VIEW" else "TABLE"} "{table}"')
         con.execute(f'DROP TABLE IF EXISTS "{data_table}"')
@@ -263,28 +388,75 @@ def _swap_in(con: duckdb.DuckDBPyConnection, dataset: Dataset, staging: str, rea
         raise
 
 
-def _read(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, fmt: SourceFormat, table: str,
-          names_for: Callable[[list[str]], list[str]], workdir: Path, scan: Callable[[], FileScan]) -> ReadResult:
+def _read(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    path: Path,
+    fmt: SourceFormat,
+    table: str,
+    names_for: Callable[[list[str]], list[str]],
+    workdir: Path,
+    scan: Callable[[], FileScan],
+) -> ReadResult:
     if fmt == SourceFormat.CSV:
-        return read_csv_into(con, path, table, names_for, encoding=dataset.ingest.encoding,
-                             delimiter=dataset.ingest.delimiter, header_row=dataset.ingest.header_row,
-                             workdir=workdir, scan=scan)
+        return read_csv_into(
+            con,
+            path,
+            table,
+            names_for,
+            encoding=dataset.ingest.encoding,
+            delimiter=dataset.ingest.delimiter,
+            header_row=dataset.ingest.header_row,
+            workdir=workdir,
+            scan=scan,
+        )
     if fmt == SourceFormat.EXCEL:
-        return read_excel_into(con, path, table, names_for, sheet=dataset.ingest.sheet,
-                               header_row=dataset.ingest.header_row)
+        return read_excel_into(
+            con, path, table, names_for, sheet=dataset.ingest.sheet, header_row=dataset.ingest.header_row
+        )
     read = (read_json_into if fmt == SourceFormat.JSON else read_parquet_into)(con, path, table, names_for)
     if read.rows == 0:  # CSV and Excel readers say which header line had no rows after it
-        raise IngestError(path, f"the {read.format} file holds no records",
-                          "check that the agency's export finished and ask for the file again")
+        raise IngestError(
+            path,
+            f"the {read.format} file holds no records",
+            "check that the agency's export finished and ask for the file again",
+        )
     return read
 
 
-def _log(con: duckdb.DuckDBPyConnection, dataset: Dataset, path: Path, stat: os.stat_result, digest: str,
-         read: ReadResult, run_id: str, duration: float, config: str, status: str,
-         resend_of_run: str | None = None) -> None:
-    con.execute(f"INSERT INTO {LEDGER} (dataset_id, path, sha256, size_bytes, rows, columns, format, encoding, "
-                "run_id, ingested_at, duration_s, mtime_ns, read_config, status, resend_of_run, fallback_lines) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                [dataset.id, str(path), digest, stat.st_size, read.rows, len(read.field_names), read.format,
-                 read.encoding, run_id, datetime.now(UTC).replace(tzinfo=None), round(duration, 3), stat.st_mtime_ns,
-                 config, status, resend_of_run, read.fallback_lines])
+def _log(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    path: Path,
+    stat: os.stat_result,
+    digest: str,
+    read: ReadResult,
+    run_id: str,
+    duration: float,
+    config: str,
+    status: str,
+    resend_of_run: str | None = None,
+) -> None:
+    con.execute(
+        f"INSERT INTO {LEDGER} (dataset_id, path, sha256, size_bytes, rows, columns, format, encoding, "
+        "run_id, ingested_at, duration_s, mtime_ns, read_config, status, resend_of_run, fallback_lines) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        [
+            dataset.id,
+            str(path),
+            digest,
+            stat.st_size,
+            read.rows,
+            len(read.field_names),
+            read.format,
+            read.encoding,
+            run_id,
+            datetime.now(UTC).replace(tzinfo=None),
+            round(duration, 3),
+            stat.st_mtime_ns,
+            config,
+            status,
+            resend_of_run,
+            read.fallback_lines,
+        ],
+    )

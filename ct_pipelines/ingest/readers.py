@@ -62,8 +62,10 @@ def quote_ident(name: str) -> str:
 
 def unwrap_formula_sql(expr: str) -> str:
     """SQL that turns Excel's ``="0012345"`` (used to keep leading zeros) into ``0012345``, and '' into NULL."""
-    return (f"CASE WHEN starts_with({expr}, '=\"') AND ends_with({expr}, '\"') AND length({expr}) >= 3 "
-            f"THEN NULLIF(substr({expr}, 3, length({expr}) - 3), '') WHEN {expr} = '' THEN NULL ELSE {expr} END")
+    return (
+        f"CASE WHEN starts_with({expr}, '=\"') AND ends_with({expr}, '\"') AND length({expr}) >= 3 "
+        f"THEN NULLIF(substr({expr}, 3, length({expr}) - 3), '') WHEN {expr} = '' THEN NULL ELSE {expr} END"
+    )
 
 
 @dataclass(frozen=True)
@@ -125,12 +127,17 @@ def scan_file(path: Path) -> FileScan:
         lines += 1
     trailing = 0
     for line in reversed(tail.split(b"\n")[:-1] if tail.endswith(b"\n") else tail.split(b"\n")):
-        if line.strip(b"\r\t ,;|\"") == b"":
+        if line.strip(b'\r\t ,;|"') == b"":
             trailing += 1
         else:
             break
-    return FileScan(digest.hexdigest(), lines, trailing,
-                    np.concatenate(quoted) if quoted else np.empty(0, dtype=np.int64), has_formula)
+    return FileScan(
+        digest.hexdigest(),
+        lines,
+        trailing,
+        np.concatenate(quoted) if quoted else np.empty(0, dtype=np.int64),
+        has_formula,
+    )
 
 
 def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
@@ -147,17 +154,30 @@ def _transcode_to_utf8(path: Path, encoding: Encoding, workdir: Path) -> Path:
                 dst.write(decoder.decode(chunk).encode("utf-8"))
             except UnicodeDecodeError as exc:
                 out.unlink(missing_ok=True)
-                raise IngestError(path, f"bytes are not valid {encoding.codec}", "re-export the file as UTF-8, "
-                                  "or set ingest.encoding to the encoding the agency system uses",
-                                  byte=offset + exc.start) from exc
+                raise IngestError(
+                    path,
+                    f"bytes are not valid {encoding.codec}",
+                    "re-export the file as UTF-8, "
+                    "or set ingest.encoding to the encoding the agency system uses",
+                    byte=offset + exc.start,
+                ) from exc
             offset += len(chunk)
         dst.write(decoder.decode(b"", final=True).encode("utf-8"))
     return out
 
 
-def read_csv_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
-                  encoding: str = "auto", delimiter: str | None = None, header_row: int | None = None,
-                  workdir: Path, scan: Callable[[], FileScan] | None = None) -> ReadResult:
+def read_csv_into(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    table: str,
+    names_for: NameMapper,
+    *,
+    encoding: str = "auto",
+    delimiter: str | None = None,
+    header_row: int | None = None,
+    workdir: Path,
+    scan: Callable[[], FileScan] | None = None,
+) -> ReadResult:
     """Load a delimited file. UTF-8 is assumed from a sample and confirmed by DuckDB's strict reader; when
     DuckDB meets a byte that is not UTF-8, or the sample is not UTF-8, the file is decoded line by line
     (UTF-8 where valid, the declared or cp1252 fallback elsewhere) into a UTF-8 copy. A declared utf-8
@@ -166,12 +186,18 @@ def read_csv_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_
     declared = _declared_codec(encoding)
     if enc.is_utf8:
         try:
-            return _read_delimited(con, path, table, names_for, enc, delimiter, header_row, workdir, scan, None)
+            return _read_delimited(
+                con, path, table, names_for, enc, delimiter, header_row, workdir, scan, None
+            )
         except _NotUtf8:
             pass
         fallback = declared if declared and is_single_byte_ascii(declared) else "cp1252"
-        decoder = LineDecoder(path, fallback, strict_fallback=bool(declared) and fallback == declared,
-                              strict_utf8=declared == "utf-8")
+        decoder = LineDecoder(
+            path,
+            fallback,
+            strict_fallback=bool(declared) and fallback == declared,
+            strict_utf8=declared == "utf-8",
+        )
     elif is_single_byte_ascii(enc.codec):
         decoder = LineDecoder(path, enc.codec, strict_fallback=declared == enc.codec)
     else:
@@ -194,9 +220,18 @@ class _NotUtf8(Exception):
     """DuckDB found bytes that are not UTF-8 after the sample said the file was."""
 
 
-def _read_delimited(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, enc: Encoding,
-                    delimiter: str | None, header_row: int | None, workdir: Path,
-                    scan: Callable[[], FileScan] | None, decoder: LineDecoder | None) -> ReadResult:
+def _read_delimited(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    table: str,
+    names_for: NameMapper,
+    enc: Encoding,
+    delimiter: str | None,
+    header_row: int | None,
+    workdir: Path,
+    scan: Callable[[], FileScan] | None,
+    decoder: LineDecoder | None,
+) -> ReadResult:
     text = _sample_text(path, enc, decoder)
     layout = detect_layout(path, text, delimiter, header_row)
     raw_header = list(layout.header)
@@ -212,27 +247,46 @@ def _read_delimited(con: duckdb.DuckDBPyConnection, path: Path, table: str, name
     else:
         utf8_path = path
     if utf8_path != path or scan is None:
+
         def scan() -> FileScan:
             return scan_file(utf8_path)
+
     try:
-        rows, shifts = _load_delimited(con, path, utf8_path, table, names, layout.delimiter, layout.header_line,
-                                       scan)
+        rows, shifts = _load_delimited(
+            con, path, utf8_path, table, names, layout.delimiter, layout.header_line, scan
+        )
     finally:
         if utf8_path != path:
             utf8_path.unlink(missing_ok=True)
     if rows == 0:
-        raise IngestError(path, "the file holds only the header line and no data rows",
-                          "check that the export finished and re-send it with its rows", line=layout.header_line)
+        raise IngestError(
+            path,
+            "the file holds only the header line and no data rows",
+            "check that the export finished and re-send it with its rows",
+            line=layout.header_line,
+        )
     label = decoder.label(enc.bom) if decoder else ("utf-8-sig" if enc.bom and enc.is_utf8 else enc.codec)
     notes = []
     if decoder and decoder.fallback_lines and decoder.utf8_seen:
-        notes.append(f"{decoder.fallback_lines:,} lines were not UTF-8 and were read as "
-                     f"{'/'.join(sorted(decoder.codecs_used))} (first: line {decoder.first_fallback_line})")
-    return ReadResult(rows=rows, source_columns=[h.strip() or h for h in header], field_names=names, format="csv",
-                      encoding=label, bom=enc.bom, delimiter=layout.delimiter, header_line=layout.header_line,
-                      numbered=False, line_shifts=shifts, notes=notes,
-                      fallback_lines=decoder.fallback_lines if decoder else 0,
-                      first_fallback_line=decoder.first_fallback_line if decoder else None)
+        notes.append(
+            f"{decoder.fallback_lines:,} lines were not UTF-8 and were read as "
+            f"{'/'.join(sorted(decoder.codecs_used))} (first: line {decoder.first_fallback_line})"
+        )
+    return ReadResult(
+        rows=rows,
+        source_columns=[h.strip() or h for h in header],
+        field_names=names,
+        format="csv",
+        encoding=label,
+        bom=enc.bom,
+        delimiter=layout.delimiter,
+        header_line=layout.header_line,
+        numbered=False,
+        line_shifts=shifts,
+        notes=notes,
+        fallback_lines=decoder.fallback_lines if decoder else 0,
+        first_fallback_line=decoder.first_fallback_line if decoder else None,
+    )
 
 
 def _sample_text(path: Path, enc: Encoding, decoder: LineDecoder | None) -> str:
@@ -242,11 +296,12 @@ def _sample_text(path: Path, enc: Encoding, decoder: LineDecoder | None) -> str:
     with path.open("rb") as handle:
         raw = handle.read(SAMPLE_BYTES)
     if enc.bom:
-        raw = raw[len(codecs.BOM_UTF8):]
+        raw = raw[len(codecs.BOM_UTF8) :]
     if len(raw) == SAMPLE_BYTES - (len(codecs.BOM_UTF8) if enc.bom else 0) and b"\n" in raw:
         raw = raw[: raw.rfind(b"\n") + 1]
-    probe = LineDecoder(path, decoder.fallback, strict_fallback=decoder.strict_fallback,
-                        strict_utf8=decoder.strict_utf8)
+    probe = LineDecoder(
+        path, decoder.fallback, strict_fallback=decoder.strict_fallback, strict_utf8=decoder.strict_utf8
+    )
     return decode_sample(raw, probe)
 
 
@@ -257,8 +312,16 @@ def _temp_path(path: Path, workdir: Path) -> Path:
     return Path(name)
 
 
-def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, table: str, names: list[str],
-                    delimiter: str, header_line: int, scan: Callable[[], FileScan]) -> tuple[int, pa.Table | None]:
+def _load_delimited(
+    con: duckdb.DuckDBPyConnection,
+    original: Path,
+    path: Path,
+    table: str,
+    names: list[str],
+    delimiter: str,
+    header_line: int,
+    scan: Callable[[], FileScan],
+) -> tuple[int, pa.Table | None]:
     """Load the records as text columns (no row numbers: see :func:`create_rows_view`); returns the row
     count and, when records span lines, where the source lines of later rows shift."""
     cols = [f"c{i}" for i in range(len(names))]
@@ -271,9 +334,11 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
     def load(padding: bool) -> None:
         # Padding short rows needs DuckDB's single-threaded scanner, so it is only the fallback.
         options = ", null_padding=true, parallel=false" if padding else ""
-        reader = (f"read_csv({_sql_str(str(path))}, delim={_sql_str(delimiter)}, quote='\"', escape='\"', "
-                  f"header=false, skip={header_line}, columns={columns_arg}, auto_detect=false, "
-                  f"strict_mode=true, max_line_size=20000000{options})")
+        reader = (
+            f"read_csv({_sql_str(str(path))}, delim={_sql_str(delimiter)}, quote='\"', escape='\"', "
+            f"header=false, skip={header_line}, columns={columns_arg}, auto_detect=false, "
+            f"strict_mode=true, max_line_size=20000000{options})"
+        )
         con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT {selected} FROM {reader} WHERE {not_blank}")
 
     try:
@@ -295,8 +360,10 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
     if counts.has_formula:
         for name in names:
             column = quote_ident(name)
-            con.execute(f"UPDATE {table} SET {column} = {unwrap_formula_sql(column)} "
-                        f"WHERE starts_with({column}, '=\"')")
+            con.execute(
+                f"UPDATE {table} SET {column} = {unwrap_formula_sql(column)} "
+                f"WHERE starts_with({column}, '=\"')"
+            )
     if rows == counts.lines - header_line - counts.trailing_blank:
         return rows, None
     shifts = counts.record_start_shifts(header_line, rows)
@@ -305,14 +372,19 @@ def _load_delimited(con: duckdb.DuckDBPyConnection, original: Path, path: Path, 
         # newlines inside the loaded rows instead.
         has_newline = " OR ".join(f"contains({quote_ident(n)}, chr(10))" for n in names)
         newlines = " + ".join(
-            f"coalesce(length({quote_ident(n)}) - length(replace({quote_ident(n)}, chr(10), '')), 0)" for n in names)
-        shifts = con.sql(f"SELECT rowid + 1 AS at_rowid, sum({newlines}) OVER (ORDER BY rowid) AS shift "
-                             f"FROM {table} WHERE {has_newline} ORDER BY at_rowid").to_arrow_table()
+            f"coalesce(length({quote_ident(n)}) - length(replace({quote_ident(n)}, chr(10), '')), 0)"
+            for n in names
+        )
+        shifts = con.sql(
+            f"SELECT rowid + 1 AS at_rowid, sum({newlines}) OVER (ORDER BY rowid) AS shift "
+            f"FROM {table} WHERE {has_newline} ORDER BY at_rowid"
+        ).to_arrow_table()
     return rows, shifts
 
 
-def create_rows_view(con: duckdb.DuckDBPyConnection, view: str, data_table: str, read: ReadResult,
-                     shifts_table: str) -> None:
+def create_rows_view(
+    con: duckdb.DuckDBPyConnection, view: str, data_table: str, read: ReadResult, shifts_table: str
+) -> None:
     """Expose the loaded rows with ``_row`` and ``_line`` without a second pass over the data.
 
     A raw table is written once and never changed, so rowid keeps file order and numbering by rowid in a
@@ -326,61 +398,93 @@ def create_rows_view(con: duckdb.DuckDBPyConnection, view: str, data_table: str,
         return
     first_line = (read.header_line or 0) + 1
     if read.line_shifts is None:
-        con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT rowid + 1 AS _row, rowid + {first_line} AS _line, * '
-                    f'FROM "{data_table}"')
+        con.execute(
+            f'CREATE OR REPLACE VIEW "{view}" AS SELECT rowid + 1 AS _row, rowid + {first_line} AS _line, * '
+            f'FROM "{data_table}"'
+        )
         return
     con.register("_ingest_shifts", read.line_shifts)
     con.execute(f'CREATE TABLE "{shifts_table}" AS SELECT at_rowid, shift FROM _ingest_shifts')
     con.unregister("_ingest_shifts")
-    con.execute(f'CREATE OR REPLACE VIEW "{view}" AS SELECT d.rowid + 1 AS _row, '
-                f'd.rowid + {first_line} + coalesce(s.shift, 0) AS _line, d.* FROM "{data_table}" d '
-                f'ASOF LEFT JOIN "{shifts_table}" s ON d.rowid >= s.at_rowid')
+    con.execute(
+        f'CREATE OR REPLACE VIEW "{view}" AS SELECT d.rowid + 1 AS _row, '
+        f'd.rowid + {first_line} + coalesce(s.shift, 0) AS _line, d.* FROM "{data_table}" d '
+        f'ASOF LEFT JOIN "{shifts_table}" s ON d.rowid >= s.at_rowid'
+    )
 
 
-def read_excel_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper, *,
-                    sheet: str | int | None = None, header_row: int | None = None) -> ReadResult:
+def read_excel_into(
+    con: duckdb.DuckDBPyConnection,
+    path: Path,
+    table: str,
+    names_for: NameMapper,
+    *,
+    sheet: str | int | None = None,
+    header_row: int | None = None,
+) -> ReadResult:
     """Stream a workbook's rows into DuckDB (see :mod:`ct_pipelines.ingest.excel`; openpyxl loads lazily)."""
     from ct_pipelines.ingest.excel import read_excel_into as read
 
     return read(con, path, table, names_for, sheet=sheet, header_row=header_row)
 
 
-def read_json_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper) -> ReadResult:
+def read_json_into(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper
+) -> ReadResult:
     """JSON arrays or JSON lines, via DuckDB's reader; nested values are kept as JSON text."""
     with path.open("rb") as handle:
         start = handle.read(64).lstrip(b"\xef\xbb\xbf \t\r\n")
     lines_format = not start.startswith(b"[")
     fmt = "newline_delimited" if lines_format else "array"
     try:
-        con.execute(f"CREATE OR REPLACE TEMP TABLE _ingest_json AS SELECT * FROM "
-                    f"read_json({_sql_str(str(path))}, format='{fmt}', sample_size=-1, union_by_name=true)")
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _ingest_json AS SELECT * FROM "
+            f"read_json({_sql_str(str(path))}, format='{fmt}', sample_size=-1, union_by_name=true)"
+        )
     except duckdb.Error as exc:
-        raise IngestError(path, f"not valid JSON: {_first_line(exc)}",
-                          "export an array of objects or one object per line (JSON lines)") from exc
+        raise IngestError(
+            path,
+            f"not valid JSON: {_first_line(exc)}",
+            "export an array of objects or one object per line (JSON lines)",
+        ) from exc
     source = [r[0] for r in con.execute("DESCRIBE _ingest_json").fetchall()]
     names = names_for(source)
     line = "row_number() OVER ()" if lines_format else "NULL::BIGINT"
-    selected = ", ".join(f"{unwrap_formula_sql(f'CAST({quote_ident(s)} AS VARCHAR)')} AS {quote_ident(n)}"
-                         for s, n in zip(source, names, strict=True))
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT row_number() OVER () AS _row, {line} AS _line, "
-                f"{selected} FROM _ingest_json")
+    selected = ", ".join(
+        f"{unwrap_formula_sql(f'CAST({quote_ident(s)} AS VARCHAR)')} AS {quote_ident(n)}"
+        for s, n in zip(source, names, strict=True)
+    )
+    con.execute(
+        f"CREATE OR REPLACE TABLE {table} AS SELECT row_number() OVER () AS _row, {line} AS _line, "
+        f"{selected} FROM _ingest_json"
+    )
     con.execute("DROP TABLE _ingest_json")
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return ReadResult(rows=rows, source_columns=source, field_names=names, format="json", encoding="utf-8")
 
 
-def read_parquet_into(con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper) -> ReadResult:
+def read_parquet_into(
+    con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper
+) -> ReadResult:
     try:
-        source = [r[0] for r in con.execute(
-            f"DESCRIBE SELECT * FROM read_parquet({_sql_str(str(path))})").fetchall()]
+        source = [
+            r[0]
+            for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({_sql_str(str(path))})").fetchall()
+        ]
     except duckdb.Error as exc:
-        raise IngestError(path, f"not a readable Parquet file: {_first_line(exc)}",
-                          "re-export the file, or set ingest.format to match the file") from exc
+        raise IngestError(
+            path,
+            f"not a readable Parquet file: {_first_line(exc)}",
+            "re-export the file, or set ingest.format to match the file",
+        ) from exc
     names = names_for(source)
-    selected = ", ".join(f"CAST({quote_ident(s)} AS VARCHAR) AS {quote_ident(n)}"
-                         for s, n in zip(source, names, strict=True))
-    con.execute(f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 1 AS _row, NULL::BIGINT AS _line, "
-                f"{selected} FROM read_parquet({_sql_str(str(path))}, file_row_number=true) ORDER BY _row")
+    selected = ", ".join(
+        f"CAST({quote_ident(s)} AS VARCHAR) AS {quote_ident(n)}" for s, n in zip(source, names, strict=True)
+    )
+    con.execute(
+        f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 1 AS _row, NULL::BIGINT AS _line, "
+        f"{selected} FROM read_parquet({_sql_str(str(path))}, file_row_number=true) ORDER BY _row"
+    )
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return ReadResult(rows=rows, source_columns=source, field_names=names, format="parquet")
 
@@ -394,13 +498,18 @@ def _csv_error(path: Path, exc: Exception, width: int) -> IngestError:
     at = int(line[1]) if line else None
     found = re.search(r"Expected Number of Columns: (\d+) Found: (\d+)", text)
     if isinstance(exc, duckdb.OutOfMemoryException) or "Out of Memory" in text:
-        return IngestError(path, f"DuckDB ran out of memory while loading this {width:,}-column file",
-                           "raise CT_PIPELINES_DUCKDB_MEMORY, or ask the agency to split the extract into "
-                           "narrower files")
+        return IngestError(
+            path,
+            f"DuckDB ran out of memory while loading this {width:,}-column file",
+            "raise CT_PIPELINES_DUCKDB_MEMORY, or ask the agency to split the extract into narrower files",
+        )
     if "Invalid unicode" in text:
-        return IngestError(path, "this line holds bytes that are not valid UTF-8",
-                           "re-export the file as UTF-8, or set ingest.encoding to the agency system's encoding",
-                           line=at)
+        return IngestError(
+            path,
+            "this line holds bytes that are not valid UTF-8",
+            "re-export the file as UTF-8, or set ingest.encoding to the agency system's encoding",
+            line=at,
+        )
     if found:
         problem = f"expected {found[1]} fields as in the header, found {found[2]}"
         fix = "quote fields that contain the delimiter, or remove the extra delimiter on that line"
@@ -408,7 +517,9 @@ def _csv_error(path: Path, exc: Exception, width: int) -> IngestError:
         problem = "a quoted field that starts on this line is never closed"
         fix = "close the quote, or double any quote character inside a quoted field"
     elif "maximum line size" in text.lower():
-        problem = "a record is longer than 20 MB (usually an unclosed quote that swallows the rest of the file)"
+        problem = (
+            "a record is longer than 20 MB (usually an unclosed quote that swallows the rest of the file)"
+        )
         fix = "close the quote that opens on or before this line, or double quote characters inside fields"
     else:
         problem = f"the CSV reader stopped: {_first_line(exc)}"

@@ -13,27 +13,51 @@ from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.ingest import ingest_dataset, raw_table
 
 
-def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *, run_id: str,
-        options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None) -> StageResult:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    settings: Settings,
+    *,
+    run_id: str,
+    options: RunOptions = RunOptions(),
+    progress: Progress = quiet,
+    portal: Any = None,
+) -> StageResult:
     """Load the extract (or keep the table when this exact file version was already loaded)."""
     try:
-        result = ingest_dataset(con, dataset, settings.landing_dir, run_id=run_id, workdir=settings.home / "tmp",
-                                force=options.reingest)
+        result = ingest_dataset(
+            con,
+            dataset,
+            settings.landing_dir,
+            run_id=run_id,
+            workdir=settings.home / "tmp",
+            force=options.reingest,
+        )
     except IngestError as exc:
         raise StageError(str(exc)) from exc
     if result.skipped:
         progress(f"{dataset.id}: kept the existing table for {result.path} ({result.reason})")
     else:
-        progress(f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
-                 f"({result.encoding or result.format}) in {result.duration_s:.2f}s; {result.reason}")
+        progress(
+            f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
+            f"({result.encoding or result.format}) in {result.duration_s:.2f}s; {result.reason}"
+        )
     left_out = sum(result.rows_left_out.values()) if result.rows_left_out else 0
     if left_out:
-        progress(f"{dataset.id}: left out by rule: " + ", ".join(f"{name} {n:,}" for name, n in
-                                                                  result.rows_left_out.items()))
+        progress(
+            f"{dataset.id}: left out by rule: "
+            + ", ".join(f"{name} {n:,}" for name, n in result.rows_left_out.items())
+        )
     markdown = {}
     if result.field_map:
         markdown["field_names"] = "| source column | API field name |\n|---|---|\n" + "\n".join(
-            f"| {src} | `{dst}` |" for src, dst in result.field_map.items())
-    return StageResult(table=raw_table(dataset.id), rows_in=result.source_rows or result.rows, rows_out=result.rows,
-                       rows_set_aside=left_out or None,
-                       facts=result.lineage(), markdown=markdown)
+            f"| {src} | `{dst}` |" for src, dst in result.field_map.items()
+        )
+    return StageResult(
+        table=raw_table(dataset.id),
+        rows_in=result.source_rows or result.rows,
+        rows_out=result.rows,
+        rows_set_aside=left_out or None,
+        facts=result.lineage(),
+        markdown=markdown,
+    )

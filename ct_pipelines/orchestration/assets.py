@@ -7,7 +7,6 @@ step itself enforces blocking checks, as Dagster asks of multi-assets: after a f
 stage runs, and each skipped asset gets an observation saying which check stopped it.
 """
 
-
 import contextlib
 import time
 import traceback
@@ -77,18 +76,33 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         )
         for index, stage in enumerate(pipeline.STAGES)
     ]
-    all_checks = [spec for stage in pipeline.STAGES
-                  for spec in check_specs(asset_key(dataset.id, stage.name), specs_by_stage[stage.name])]
+    all_checks = [
+        spec
+        for stage in pipeline.STAGES
+        for spec in check_specs(asset_key(dataset.id, stage.name), specs_by_stage[stage.name])
+    ]
 
-    @dg.multi_asset(name=dataset.id, specs=asset_specs, check_specs=all_checks, can_subset=True,
-                    description=dataset.description, op_tags={"dataset": dataset.id})
-    def _dataset(context: dg.AssetExecutionContext, config: PublishOptions, warehouse: DuckDBResource,
-                 portal: PortalResource, settings: SettingsResource
-                 ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+    @dg.multi_asset(
+        name=dataset.id,
+        specs=asset_specs,
+        check_specs=all_checks,
+        can_subset=True,
+        description=dataset.description,
+        op_tags={"dataset": dataset.id},
+    )
+    def _dataset(
+        context: dg.AssetExecutionContext,
+        config: PublishOptions,
+        warehouse: DuckDBResource,
+        portal: PortalResource,
+        settings: SettingsResource,
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
         resolved = settings.resolve()
         resolved.ensure_dirs()
         options = RunOptions(**config.model_dump())
-        selected = [s for s in pipeline.STAGES if asset_key(dataset.id, s.name) in context.selected_asset_keys]
+        selected = [
+            s for s in pipeline.STAGES if asset_key(dataset.id, s.name) in context.selected_asset_keys
+        ]
         # DuckDBResource closes its connection only on success; a stage that raises must not leave the
         # warehouse open (a later run in this process would find it held), so the step closes it itself.
         with warehouse.get_connection() as con, contextlib.closing(con):
@@ -98,16 +112,26 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                 key = asset_key(dataset.id, stage.name)
                 if blocked_by:
                     context.log.warning(f"{key.to_user_string()} not run: {blocked_by}")
-                    pipeline.record(con, context.run_id, dataset.id, stage.name, "not_run", message=blocked_by)
+                    pipeline.record(
+                        con, context.run_id, dataset.id, stage.name, "not_run", message=blocked_by
+                    )
                     yield dg.AssetObservation(asset_key=key, metadata={"not_run_because": blocked_by})
                     continue
-                context.log.info(f"{dataset.id}: stage {pipeline.STAGE_NAMES.index(stage.name) + 1} of "
-                                 f"{len(pipeline.STAGES)} ({stage.name})")
+                context.log.info(
+                    f"{dataset.id}: stage {pipeline.STAGE_NAMES.index(stage.name) + 1} of "
+                    f"{len(pipeline.STAGES)} ({stage.name})"
+                )
                 started = time.perf_counter()
                 try:
-                    result = stage.run(con, dataset, resolved, run_id=context.run_id, options=options,
-                                       progress=context.log.info,
-                                       portal=portal.connection() if stage.name == "publish" else None)
+                    result = stage.run(
+                        con,
+                        dataset,
+                        resolved,
+                        run_id=context.run_id,
+                        options=options,
+                        progress=context.log.info,
+                        portal=portal.connection() if stage.name == "publish" else None,
+                    )
                 except StageError as exc:
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=str(exc))
                     raise dg.Failure(description=str(exc), allow_retries=False) from exc
@@ -116,26 +140,44 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
                     raise dg.Failure(description=said, allow_retries=False) from exc
                 if stage.name == "publish":
-                    result.links["report"] = str(resolved.reports_dir / "site" / "datasets" / f"{dataset.id}.html")
+                    result.links["report"] = str(
+                        resolved.reports_dir / "site" / "datasets" / f"{dataset.id}.html"
+                    )
                 yield from _report(context, key, specs_by_stage[stage.name], result, portal)
                 record_check_results(con, dataset.id, stage.name, context.run_id, result.outcomes)
                 failed = result.blocking_failures
                 status = "blocked" if failed else ("refused" if result.refused else "ok")
-                pipeline.record(con, context.run_id, dataset.id, stage.name, status, result,
-                                seconds=time.perf_counter() - started,
-                                declared_checks=len(specs_by_stage[stage.name]))
+                pipeline.record(
+                    con,
+                    context.run_id,
+                    dataset.id,
+                    stage.name,
+                    status,
+                    result,
+                    seconds=time.perf_counter() - started,
+                    declared_checks=len(specs_by_stage[stage.name]),
+                )
                 if failed:
-                    blocked_by = (f"ERROR check {', '.join(repr(o.name) for o in failed)} failed on "
-                                  f"{key.to_user_string()}: {failed[0].summary}")
+                    blocked_by = (
+                        f"ERROR check {', '.join(repr(o.name) for o in failed)} failed on "
+                        f"{key.to_user_string()}: {failed[0].summary}"
+                    )
                     context.log.error(f"{dataset.id}: publishing stopped. {blocked_by}")
-        if blocked_by:  # the run fails with the reason (not a stack trace), so failure alerts and retries see it
+        if (
+            blocked_by
+        ):  # the run fails with the reason (not a stack trace), so failure alerts and retries see it
             raise dg.Failure(description=f"{dataset.id} was not published: {blocked_by}", allow_retries=False)
 
     return [_dataset]
 
 
-def _report(context: dg.AssetExecutionContext, key: dg.AssetKey, specs: list, result: StageResult,
-            portal: PortalResource) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+def _report(
+    context: dg.AssetExecutionContext,
+    key: dg.AssetKey,
+    specs: list,
+    result: StageResult,
+    portal: PortalResource,
+) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
     """A refused publish or a dry run left the portal as it was: its checks and plan are reported, but no
     materialization, so freshness counts from the last real update."""
     results = check_results(key, specs, result.outcomes)

@@ -4,7 +4,6 @@ One job (``publish_datasets``) serves every dataset: schedules and sensors pick 
 datasets they concern through the run request, so adding a dataset adds no job.
 """
 
-
 import json
 from collections import defaultdict
 from collections.abc import Callable
@@ -54,8 +53,11 @@ def freshness_policy(dataset: Dataset, tolerance: float = 0.2) -> dg.FreshnessPo
 def publish_job() -> "dg.JobDefinition":
     """Every dataset's assets (all but the portal audit). Selecting by group would cost time in proportion
     to groups x assets when the definitions load; subtracting one key does not."""
-    return dg.define_asset_job(PUBLISH_JOB, selection=dg.AssetSelection.all() - dg.AssetSelection.assets(AUDIT_KEY),
-                               description="Ingest, validate, standardize, protect and publish datasets.")
+    return dg.define_asset_job(
+        PUBLISH_JOB,
+        selection=dg.AssetSelection.all() - dg.AssetSelection.assets(AUDIT_KEY),
+        description="Ingest, validate, standardize, protect and publish datasets.",
+    )
 
 
 def _slug(text: str) -> str:
@@ -77,11 +79,17 @@ def frequency_schedules(datasets: list[Dataset]) -> list[dg.ScheduleDefinition]:
         def _evaluate(context: dg.ScheduleEvaluationContext, keys: list[dg.AssetKey] = keys) -> dg.RunRequest:
             return dg.RunRequest(asset_selection=keys, tags={"ct/trigger": "schedule"})
 
-        schedules.append(dg.ScheduleDefinition(
-            name=f"{_slug(frequency)}_datasets", cron_schedule=cron, execution_timezone=SCHEDULE_TIMEZONE,
-            job_name=PUBLISH_JOB, execution_fn=_evaluate,
-            description=f"Refresh datasets declared to update {frequency}: {ids}",
-            default_status=dg.DefaultScheduleStatus.STOPPED))
+        schedules.append(
+            dg.ScheduleDefinition(
+                name=f"{_slug(frequency)}_datasets",
+                cron_schedule=cron,
+                execution_timezone=SCHEDULE_TIMEZONE,
+                job_name=PUBLISH_JOB,
+                execution_fn=_evaluate,
+                description=f"Refresh datasets declared to update {frequency}: {ids}",
+                default_status=dg.DefaultScheduleStatus.STOPPED,
+            )
+        )
     return schedules
 
 
@@ -97,9 +105,13 @@ def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
     """A new or changed file in the landing folder starts exactly one run of that dataset's assets
     (run key = file name, size and modification time), and a stale landing file raises an alert."""
 
-    @dg.sensor(name="landing_files", job_name=PUBLISH_JOB, minimum_interval_seconds=60,
-               description="Starts a dataset's run when its landing file is new or changed.",
-               default_status=dg.DefaultSensorStatus.STOPPED)
+    @dg.sensor(
+        name="landing_files",
+        job_name=PUBLISH_JOB,
+        minimum_interval_seconds=60,
+        description="Starts a dataset's run when its landing file is new or changed.",
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
     def _landing(context: dg.SensorEvaluationContext, notifier: NotifierResource) -> dg.SensorResult:
         settings = load_settings()
         cursor = _load_cursor(context.cursor)
@@ -115,20 +127,38 @@ def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
             version = f"{newest.name}:{stat.st_size}:{stat.st_mtime_ns}"
             modified = datetime.fromtimestamp(stat.st_mtime, UTC)
             freshness_inputs.append((dataset.id, dataset.update_frequency, modified))
-            observations.append(dg.AssetObservation(asset_key=asset_key(dataset.id, "ingest"), metadata=to_metadata({
-                "landing_file_path": str(newest), "landing_file_modified": modified.isoformat(),
-                "landing_file_age_hours": round((now - modified).total_seconds() / 3600, 1)})))
+            observations.append(
+                dg.AssetObservation(
+                    asset_key=asset_key(dataset.id, "ingest"),
+                    metadata=to_metadata(
+                        {
+                            "landing_file_path": str(newest),
+                            "landing_file_modified": modified.isoformat(),
+                            "landing_file_age_hours": round((now - modified).total_seconds() / 3600, 1),
+                        }
+                    ),
+                )
+            )
             if cursor["files"].get(dataset.id) != version:
                 cursor["files"][dataset.id] = version
-                run_requests.append(dg.RunRequest(run_key=f"{dataset.id}:{version}",
-                                              asset_selection=dataset_asset_keys(dataset.id),
-                                              tags={"ct/trigger": "landing_file", "ct/dataset": dataset.id,
-                                                    "ct/landing_file": newest.name}))
+                run_requests.append(
+                    dg.RunRequest(
+                        run_key=f"{dataset.id}:{version}",
+                        asset_selection=dataset_asset_keys(dataset.id),
+                        tags={
+                            "ct/trigger": "landing_file",
+                            "ct/dataset": dataset.id,
+                            "ct/landing_file": newest.name,
+                        },
+                    )
+                )
         alerts = select_unsent(landing_stale_alerts(freshness_inputs, now), cursor.get("alerts", []))
         if alerts:
             report = notifier.notifier().notify(alerts)
             _remember(cursor, [a.period_key for a in report.sent])
-        return dg.SensorResult(run_requests=run_requests, asset_events=observations, cursor=json.dumps(cursor))
+        return dg.SensorResult(
+            run_requests=run_requests, asset_events=observations, cursor=json.dumps(cursor)
+        )
 
     return _landing
 
@@ -137,14 +167,22 @@ def overdue_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
     """Compares each dataset's last portal update (rowsUpdatedAt) with its declared frequency and sends
     one alert per overdue period (the keys sent are kept in the cursor)."""
 
-    @dg.sensor(name="portal_overdue", minimum_interval_seconds=3600,
-               description="Alerts when a dataset on the portal is older than its update frequency allows.",
-               default_status=dg.DefaultSensorStatus.STOPPED)
-    def _overdue(context: dg.SensorEvaluationContext, portal: PortalResource,
-                 notifier: NotifierResource) -> dg.SkipReason | dg.SensorResult:
+    @dg.sensor(
+        name="portal_overdue",
+        minimum_interval_seconds=3600,
+        description="Alerts when a dataset on the portal is older than its update frequency allows.",
+        default_status=dg.DefaultSensorStatus.STOPPED,
+    )
+    def _overdue(
+        context: dg.SensorEvaluationContext, portal: PortalResource, notifier: NotifierResource
+    ) -> dg.SkipReason | dg.SensorResult:
         if portal.is_local:
-            return dg.SkipReason("No portal configured (CT_PORTAL_DOMAIN); the local portal runs only inside runs.")
-        client = portal.connection(timeout=SENSOR_PORTAL_TIMEOUT_SECONDS, retries=SENSOR_PORTAL_RETRIES).client
+            return dg.SkipReason(
+                "No portal configured (CT_PORTAL_DOMAIN); the local portal runs only inside runs."
+            )
+        client = portal.connection(
+            timeout=SENSOR_PORTAL_TIMEOUT_SECONDS, retries=SENSOR_PORTAL_RETRIES
+        ).client
         now = clock()
         inputs, urls = [], {}
         for dataset in datasets:
@@ -156,9 +194,11 @@ def overdue_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
                 except requests.RequestException as exc:
                     # One unreachable or deleted view must not hide the other datasets' alerts.
                     status = getattr(exc.response, "status_code", None)
-                    context.log.warning(f"{dataset.id}: could not read portal dataset {four_by_four} "
-                                        f"({type(exc).__name__}{f', status {status}' if status else ''}); "
-                                        "skipped this tick")
+                    context.log.warning(
+                        f"{dataset.id}: could not read portal dataset {four_by_four} "
+                        f"({type(exc).__name__}{f', status {status}' if status else ''}); "
+                        "skipped this tick"
+                    )
                     continue
                 if view.get("rowsUpdatedAt"):
                     last = datetime.fromtimestamp(int(view["rowsUpdatedAt"]), UTC)
@@ -185,12 +225,16 @@ def _published_id(instance: dg.DagsterInstance, dataset: Dataset) -> str | None:
     return str(value.value) if value is not None else None
 
 
-@dg.run_failure_sensor(name="run_failures", description="Sends an alert for every failed run.",
-                       default_status=dg.DefaultSensorStatus.STOPPED)
+@dg.run_failure_sensor(
+    name="run_failures",
+    description="Sends an alert for every failed run.",
+    default_status=dg.DefaultSensorStatus.STOPPED,
+)
 def run_failure_alerts(context: dg.RunFailureSensorContext, notifier: NotifierResource) -> None:
     run = context.dagster_run
-    notifier.notifier().notify([run_failure_alert(run.run_id, run.job_name, _failure_reasons(context),
-                                                  dataset_id=_run_dataset(run))])
+    notifier.notifier().notify(
+        [run_failure_alert(run.run_id, run.job_name, _failure_reasons(context), dataset_id=_run_dataset(run))]
+    )
 
 
 def _failure_reasons(context: dg.RunFailureSensorContext) -> str:
@@ -219,11 +263,16 @@ def _run_dataset(run: dg.DagsterRun) -> str:
     return groups.pop() if len(groups) == 1 else ""
 
 
-@dg.asset(key=AUDIT_KEY, group_name="portal_audit", kinds={"socrata", "duckdb"},
-          description="Freshness against each dataset's declared update frequency, metadata completeness, agency "
-                      "attribution and race/ethnicity/gender disaggregation, across the whole portal catalog.")
-def portal_audit(context: dg.AssetExecutionContext, portal: PortalResource,
-                 warehouse: DuckDBResource) -> dg.MaterializeResult:
+@dg.asset(
+    key=AUDIT_KEY,
+    group_name="portal_audit",
+    kinds={"socrata", "duckdb"},
+    description="Freshness against each dataset's declared update frequency, metadata completeness, agency "
+    "attribution and race/ethnicity/gender disaggregation, across the whole portal catalog.",
+)
+def portal_audit(
+    context: dg.AssetExecutionContext, portal: PortalResource, warehouse: DuckDBResource
+) -> dg.MaterializeResult:
     from ct_pipelines.automation.audit import run_audit
 
     settings = load_settings()
@@ -231,7 +280,9 @@ def portal_audit(context: dg.AssetExecutionContext, portal: PortalResource,
     client = portal.connection().client
     with warehouse.get_connection() as con:
         result = run_audit(client, con, Path(settings.reports_dir), context.run_id, clock())
-    totals = {k: v for k, v in result.totals.items() if isinstance(v, int | float) and not isinstance(v, bool)}
+    totals = {
+        k: v for k, v in result.totals.items() if isinstance(v, int | float) and not isinstance(v, bool)
+    }
     context.log.info(f"Audited {result.totals.get('datasets', 0)} datasets; report at {result.csv_path}")
     metadata = to_metadata({**totals, "by_agency": result.totals.get("by_agency", [])[:50]})
     metadata["audit"] = dg.MetadataValue.md(result.markdown())
@@ -241,6 +292,10 @@ def portal_audit(context: dg.AssetExecutionContext, portal: PortalResource,
 
 def audit_schedule() -> dg.ScheduleDefinition:
     job = dg.define_asset_job("portal_audit_job", selection=dg.AssetSelection.assets(AUDIT_KEY))
-    return dg.ScheduleDefinition(name="daily_portal_audit", cron_schedule="0 7 * * *", job=job,
-                                 execution_timezone=SCHEDULE_TIMEZONE,
-                                 default_status=dg.DefaultScheduleStatus.STOPPED)
+    return dg.ScheduleDefinition(
+        name="daily_portal_audit",
+        cron_schedule="0 7 * * *",
+        job=job,
+        execution_timezone=SCHEDULE_TIMEZONE,
+        default_status=dg.DefaultScheduleStatus.STOPPED,
+    )

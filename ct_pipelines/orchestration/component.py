@@ -53,9 +53,16 @@ def build_definitions(catalog_dir: str | None = None, *, with_automation: bool =
         schedules = [*frequency_schedules(catalog.datasets), audit_schedule()]
         sensors = [landing_sensor(catalog.datasets), overdue_sensor(catalog.datasets), run_failure_alerts]
     return dg.Definitions(
-        assets=assets, jobs=jobs, schedules=schedules, sensors=sensors,
-        resources={"warehouse": warehouse_resource(), "portal": PortalResource.from_env(),
-                   "notifier": NotifierResource(), "settings": SettingsResource()},
+        assets=assets,
+        jobs=jobs,
+        schedules=schedules,
+        sensors=sensors,
+        resources={
+            "warehouse": warehouse_resource(),
+            "portal": PortalResource.from_env(),
+            "notifier": NotifierResource(),
+            "settings": SettingsResource(),
+        },
         executor=dg.in_process_executor,
     )
 

@@ -99,13 +99,27 @@ class PortalResource(dg.ConfigurableResource):
         if self.is_local and self._local_portal() is not None:
             # The local portal ignores app tokens; sending a placeholder keeps sodapy's "no app_token"
             # throttling warning (meant for real portals) out of every local run.
-            return PortalConnection(self._local.domain, self._local.username, self._local.password,
-                                    app_token="local-portal", scheme="http", timeout=timeout, retries=retries,
-                                    target=f"local:{load_settings().portal_data_dir}")
+            return PortalConnection(
+                self._local.domain,
+                self._local.username,
+                self._local.password,
+                app_token="local-portal",
+                scheme="http",
+                timeout=timeout,
+                retries=retries,
+                target=f"local:{load_settings().portal_data_dir}",
+            )
         if self.is_local:
             raise dg.Failure("The local portal is not running: use the resource inside a run.")
-        return PortalConnection(self.domain or "", self.username, self.password, self.app_token,
-                                scheme=self.scheme, timeout=timeout, retries=retries)
+        return PortalConnection(
+            self.domain or "",
+            self.username,
+            self.password,
+            self.app_token,
+            scheme=self.scheme,
+            timeout=timeout,
+            retries=retries,
+        )
 
     @property
     def browse_url(self) -> str | None:

@@ -71,9 +71,15 @@ def project_instance() -> dg.DagsterInstance:
     return dg.DagsterInstance.ephemeral()
 
 
-def run_catalog(catalog_dir: str | None = None, dataset_ids: list[str] | None = None, *,
-                options: RunOptions = RunOptions(), until: str | None = None, settings: Settings | None = None,
-                instance: dg.DagsterInstance | None = None) -> tuple[list[DatasetSummary], dg.ExecuteInProcessResult]:
+def run_catalog(
+    catalog_dir: str | None = None,
+    dataset_ids: list[str] | None = None,
+    *,
+    options: RunOptions = RunOptions(),
+    until: str | None = None,
+    settings: Settings | None = None,
+    instance: dg.DagsterInstance | None = None,
+) -> tuple[list[DatasetSummary], dg.ExecuteInProcessResult]:
     """Materialize the catalog's assets (all, or the named datasets up to ``until``) and summarize them."""
     settings = settings or load_settings()
     defs = build_definitions(catalog_dir, with_automation=False)
@@ -87,8 +93,13 @@ def run_catalog(catalog_dir: str | None = None, dataset_ids: list[str] | None = 
         "ops": {node.name: {"config": options.__dict__} for node in job.nodes},
     }
     tags = {"datasets": ",".join(dataset_ids)[:200]} if dataset_ids else {}
-    result = job.execute_in_process(instance=instance or project_instance(), raise_on_error=False,
-                                    asset_selection=selection, run_config=run_config, tags=tags)
+    result = job.execute_in_process(
+        instance=instance or project_instance(),
+        raise_on_error=False,
+        asset_selection=selection,
+        run_config=run_config,
+        tags=tags,
+    )
     return summarize(settings, result), result
 
 
@@ -98,14 +109,30 @@ def summarize(settings: Settings, result: dg.ExecuteInProcessResult) -> list[Dat
     rows: list[tuple] = []
     if settings.warehouse_path.exists():  # the run's own configuration: DuckDB shares one instance per file
         with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as con:
-            exists = con.execute("SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
-                                 "AND table_name = 'stage_results'").fetchone()[0]
+            exists = con.execute(
+                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
+                "AND table_name = 'stage_results'"
+            ).fetchone()[0]
             if exists:
                 rows = con.execute(
                     f"SELECT dataset_id, stage, status, message, rows_in, rows_out, rows_set_aside, checks_passed, "
                     f"checks_failed, facts, seconds FROM {RESULTS_TABLE} WHERE run_id = ? "
-                    "ORDER BY recorded_at", [result.run_id]).fetchall()
-    for dataset_id, stage, status, message, rows_in, rows_out, set_aside, passed, failed, facts, seconds in rows:
+                    "ORDER BY recorded_at",
+                    [result.run_id],
+                ).fetchall()
+    for (
+        dataset_id,
+        stage,
+        status,
+        message,
+        rows_in,
+        rows_out,
+        set_aside,
+        passed,
+        failed,
+        facts,
+        seconds,
+    ) in rows:
         s = by_id.setdefault(dataset_id, DatasetSummary(dataset_id))
         s.duration_s = round(s.duration_s + (seconds or 0), 2)
         s.checks_passed += passed or 0
@@ -132,6 +159,11 @@ def summarize(settings: Settings, result: dg.ExecuteInProcessResult) -> list[Dat
         if event.is_step_failure and event.step_key and event.step_key not in by_id:
             data = event.step_failure_data
             by_id[event.step_key] = DatasetSummary(
-                event.step_key, error=(data.user_failure_data.description if data and data.user_failure_data
-                                       else "the run stopped before its first stage; see the Dagster run log"))
+                event.step_key,
+                error=(
+                    data.user_failure_data.description
+                    if data and data.user_failure_data
+                    else "the run stopped before its first stage; see the Dagster run log"
+                ),
+            )
     return sorted(by_id.values(), key=lambda s: s.dataset_id)

@@ -87,7 +87,14 @@ def suppress_command(
         )
     try:
         result = suppress(
-            cells, dimensions, count, threshold, protect_zeros, total_label, method=method, time_limit=time_limit
+            cells,
+            dimensions,
+            count,
+            threshold,
+            protect_zeros,
+            total_label,
+            method=method,
+            time_limit=time_limit,
         )
     except SuppressionInputError as exc:
         raise click.ClickException(f"{input_csv}: {exc}") from exc

@@ -14,31 +14,54 @@ from ct_pipelines.core.sql import quote_ident, stage_table
 INTERNAL_COLUMNS = {"_row", "_line"}  # source positions, for quarantine and lineage; never published
 
 
-def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *, run_id: str,
-        options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None) -> StageResult:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    settings: Settings,
+    *,
+    run_id: str,
+    options: RunOptions = RunOptions(),
+    progress: Progress = quiet,
+    portal: Any = None,
+) -> StageResult:
     """Build ``protect__<id>`` from a view of the standardized rows that never shows PII or positions."""
     from ct_pipelines.protect.pii import PiiLeakError
     from ct_pipelines.protect.published import PublishConfigError, build_published_table, privacy_outcomes
 
     source, target = stage_table("standardize", dataset.id), stage_table("protect", dataset.id)
     public = f"{source}__without_internal"
-    kept = [r[0] for r in con.execute(f"DESCRIBE {quote_ident(source)}").fetchall() if r[0] not in INTERNAL_COLUMNS]
-    con.execute(f"CREATE OR REPLACE TEMP VIEW {quote_ident(public)} AS SELECT "
-                + ", ".join(quote_ident(c) for c in kept) + f" FROM {quote_ident(source)}")
+    kept = [
+        r[0]
+        for r in con.execute(f"DESCRIBE {quote_ident(source)}").fetchall()
+        if r[0] not in INTERNAL_COLUMNS
+    ]
+    con.execute(
+        f"CREATE OR REPLACE TEMP VIEW {quote_ident(public)} AS SELECT "
+        + ", ".join(quote_ident(c) for c in kept)
+        + f" FROM {quote_ident(source)}"
+    )
     rows_in = con.execute(f"SELECT count(*) FROM {quote_ident(public)}").fetchone()[0]
     try:
-        result = build_published_table(con, dataset, public, target, settings.sql_dir,
-                                       tables={"standardized": public})
+        result = build_published_table(
+            con, dataset, public, target, settings.sql_dir, tables={"standardized": public}
+        )
     except (PublishConfigError, PiiLeakError) as exc:
         raise StageError(str(exc)) from exc
     finally:
         con.execute(f"DROP VIEW IF EXISTS {quote_ident(public)}")
     outcomes = privacy_outcomes(con, dataset, result)
-    facts: dict[str, Any] = {"mode": str(result.mode), "columns": result.columns,
-                             "pii_columns_left_out": result.excluded_pii_columns}
+    facts: dict[str, Any] = {
+        "mode": str(result.mode),
+        "columns": result.columns,
+        "pii_columns_left_out": result.excluded_pii_columns,
+    }
     if result.suppression is not None:
         facts["cells_suppressed_primary"] = result.suppression.primary_count
         facts["cells_suppressed_complementary"] = result.suppression.complementary_count
-    progress(f"{dataset.id}: published table has {result.row_count:,} rows ({result.mode}); "
-             f"left out PII columns {result.excluded_pii_columns}")
-    return StageResult(table=target, rows_in=rows_in, rows_out=result.row_count, outcomes=outcomes, facts=facts)
+    progress(
+        f"{dataset.id}: published table has {result.row_count:,} rows ({result.mode}); "
+        f"left out PII columns {result.excluded_pii_columns}"
+    )
+    return StageResult(
+        table=target, rows_in=rows_in, rows_out=result.row_count, outcomes=outcomes, facts=facts
+    )

@@ -36,4 +36,3 @@ def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
 
 def suppression_applies(dataset: Dataset) -> bool:
     return dataset.protect.suppression is not None and dataset.protect.mode != ProtectMode.ROWS
-

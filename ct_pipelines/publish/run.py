@@ -12,8 +12,16 @@ from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import stage_table
 
 
-def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *, run_id: str,
-        options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None) -> StageResult:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    settings: Settings,
+    *,
+    run_id: str,
+    options: RunOptions = RunOptions(),
+    progress: Progress = quiet,
+    portal: Any = None,
+) -> StageResult:
     """Send what changed since the last publish; a refused publish or a dry run leaves the portal as it was."""
     from ct_pipelines.publish.connection import PublishError
     from ct_pipelines.publish.publisher import publish_table
@@ -21,13 +29,27 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
     if portal is None:
         raise StageError(f"{dataset.id}: no portal connection was given to the publish stage")
     try:
-        result = publish_table(con, dataset, stage_table("protect", dataset.id), portal, run_id=run_id,
-                               dry_run=options.dry_run, force_full_replace=options.full_replace,
-                               allow_shrink=options.allow_shrink, allow_deletes=options.allow_deletes,
-                               progress=progress)
+        result = publish_table(
+            con,
+            dataset,
+            stage_table("protect", dataset.id),
+            portal,
+            run_id=run_id,
+            dry_run=options.dry_run,
+            force_full_replace=options.full_replace,
+            allow_shrink=options.allow_shrink,
+            allow_deletes=options.allow_deletes,
+            progress=progress,
+        )
     except PublishError as exc:
         raise StageError(str(exc)) from exc
     facts = result.metadata()
     refused = bool(result.dry_run or any(o.blocks for o in result.outcomes))
-    return StageResult(table=None, rows_in=result.rows_sent, rows_out=result.portal_row_count,
-                       outcomes=result.outcomes, facts=facts, refused=refused)
+    return StageResult(
+        table=None,
+        rows_in=result.rows_sent,
+        rows_out=result.portal_row_count,
+        outcomes=result.outcomes,
+        facts=facts,
+        refused=refused,
+    )

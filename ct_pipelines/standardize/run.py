@@ -12,8 +12,16 @@ from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import quote_ident, stage_table
 
 
-def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *, run_id: str,
-        options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None) -> StageResult:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    settings: Settings,
+    *,
+    run_id: str,
+    options: RunOptions = RunOptions(),
+    progress: Progress = quiet,
+    portal: Any = None,
+) -> StageResult:
     """Map each distinct label once, then join in DuckDB; raw labels are kept beside the standard ones."""
     from ct_pipelines.standardize.standardize import rel_checks, standardize_table
 
@@ -22,8 +30,12 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
     if config is None or not config.columns:
         con.execute(f"CREATE OR REPLACE TABLE {quote_ident(target)} AS SELECT * FROM {quote_ident(source)}")
         rows = con.execute(f"SELECT count(*) FROM {quote_ident(target)}").fetchone()[0]
-        return StageResult(table=target, rows_in=rows, rows_out=rows, facts={
-            "note": "No race, ethnicity or language columns declared (standardize:); rows passed on."})
+        return StageResult(
+            table=target,
+            rows_in=rows,
+            rows_out=rows,
+            facts={"note": "No race, ethnicity or language columns declared (standardize:); rows passed on."},
+        )
     try:
         result = standardize_table(con, source, target, config)
     except ValueError as exc:
@@ -31,14 +43,28 @@ def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *,
     outcomes = rel_checks(con, target, config, pii_columns=dataset.pii_fields)
     pii = set(dataset.pii_fields)
     for outcome in outcomes:  # raw labels of a column marked pii must not reach the UI
-        if any(c.column in pii for c in config.columns if outcome.name.endswith(f"_{c.column}_labels_recognized")):
+        if any(
+            c.column in pii for c in config.columns if outcome.name.endswith(f"_{c.column}_labels_recognized")
+        ):
             outcome.metadata = {k: v for k, v in outcome.metadata.items() if isinstance(v, int | float)}
-    progress(f"{dataset.id}: standardized {result.row_count:,} rows; reporting groups {result.reporting_groups}")
+    progress(
+        f"{dataset.id}: standardized {result.row_count:,} rows; reporting groups {result.reporting_groups}"
+    )
     status_md = "| column | status | rows |\n|---|---|---|\n" + "\n".join(
-        f"| {c.column} | {status} | {count:,} |" for c in result.columns for status, count in c.status_counts.items())
+        f"| {c.column} | {status} | {count:,} |"
+        for c in result.columns
+        for status, count in c.status_counts.items()
+    )
     return StageResult(
-        table=target, rows_in=result.row_count, rows_out=result.row_count, outcomes=outcomes,
-        facts={"reference_version": result.reference_version, "added_columns": result.added_columns,
-               "reporting_groups": result.reporting_groups, "not_collected": result.not_collected},
+        table=target,
+        rows_in=result.row_count,
+        rows_out=result.row_count,
+        outcomes=outcomes,
+        facts={
+            "reference_version": result.reference_version,
+            "added_columns": result.added_columns,
+            "reporting_groups": result.reporting_groups,
+            "not_collected": result.not_collected,
+        },
         markdown={"status_counts": status_md},
     )

@@ -232,7 +232,12 @@ def _markdown(rows: list[dict[str, object]]) -> str:
 
 
 def _check_metadata(
-    c: RelColumn, config: StandardizeConfig, labels: list[ProblemLabel], counts: tuple[int, int, int], *, pii: bool
+    c: RelColumn,
+    config: StandardizeConfig,
+    labels: list[ProblemLabel],
+    counts: tuple[int, int, int],
+    *,
+    pii: bool,
 ) -> dict[str, object]:
     """Figures for engineers; the labels themselves only for a column not marked PII."""
     total, bad_rows, distinct = counts

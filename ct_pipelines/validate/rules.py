@@ -81,7 +81,11 @@ def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -
         quirks = column_quirks(dataset, column)
         trimmed = f"NULLIF(trim({quote(name)}), '')"
         tokens = quirks.null_values + quirks.suppressed_values
-        cleaned = f"CASE WHEN lower({trimmed}) IN {sql_in(tokens)} THEN NULL ELSE {trimmed} END" if tokens else trimmed
+        cleaned = (
+            f"CASE WHEN lower({trimmed}) IN {sql_in(tokens)} THEN NULL ELSE {trimmed} END"
+            if tokens
+            else trimmed
+        )
         text_ref = quote(name + TEXT_SUFFIX)
         inner.append(f"{cleaned} AS {text_ref}")
         typed.append(f"{cast_sql(column, text_ref)} AS {quote(name)}")
@@ -275,7 +279,9 @@ def _type_rules(dataset: Dataset, column: Column, a_name: str, rule: RuleMaker) 
             out = out & ~t[text_name].re_search(f"^(?:{pattern})$")
         return out
 
-    kind = f"code of at most {column.width} characters" if column.type == ColumnType.CODE else column.type.value
+    kind = (
+        f"code of at most {column.width} characters" if column.type == ColumnType.CODE else column.type.value
+    )
     rules = [rule("types", "type", f"have {a_name} that is not a valid {kind}", other)]
     for rule_name, pattern, phrase in hints:
         anchored = f"^(?:{pattern})$"
@@ -284,7 +290,11 @@ def _type_rules(dataset: Dataset, column: Column, a_name: str, rule: RuleMaker) 
         )
     if column.type in (ColumnType.DATE, ColumnType.DATETIME):
         floor = date_floor(dataset, column)
-        low = ibis.literal(floor) if column.type == ColumnType.DATE else ibis.literal(datetime.combine(floor, time()))
+        low = (
+            ibis.literal(floor)
+            if column.type == ColumnType.DATE
+            else ibis.literal(datetime.combine(floor, time()))
+        )
         rules.append(
             rule(
                 "ranges",

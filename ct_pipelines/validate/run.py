@@ -12,25 +12,47 @@ from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import quarantine_table, stage_table
 
 
-def run(con: duckdb.DuckDBPyConnection, dataset: Dataset, settings: Settings, *, run_id: str,
-        options: RunOptions = RunOptions(), progress: Progress = quiet, portal: Any = None) -> StageResult:
+def run(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    settings: Settings,
+    *,
+    run_id: str,
+    options: RunOptions = RunOptions(),
+    progress: Progress = quiet,
+    portal: Any = None,
+) -> StageResult:
     """Type the ingested rows, run every rule once, and set failing rows aside with the reason."""
     from ct_pipelines.validate.rules import DatasetRuleError
     from ct_pipelines.validate.validate import validate_dataset
 
     target = stage_table("validate", dataset.id)
     try:
-        result = validate_dataset(con, dataset, stage_table("ingest", dataset.id), target,
-                                  quarantine_table(dataset.id), run_id=run_id, reports_dir=settings.reports_dir,
-                                  progress=progress)
+        result = validate_dataset(
+            con,
+            dataset,
+            stage_table("ingest", dataset.id),
+            target,
+            quarantine_table(dataset.id),
+            run_id=run_id,
+            reports_dir=settings.reports_dir,
+            progress=progress,
+        )
     except DatasetRuleError as exc:
         raise StageError(str(exc)) from exc
     progress(f"{dataset.id}: {result.rows_valid:,} rows valid, {result.rows_quarantined:,} quarantined")
     links = {"data_docs": str(result.data_docs_index)} if result.data_docs_index else {}
     return StageResult(
-        table=target, rows_in=result.rows_ingested, rows_out=result.rows_valid,
-        rows_set_aside=result.rows_quarantined, outcomes=result.outcomes, links=links,
-        facts={"quarantine_table": quarantine_table(dataset.id),
-               "checks_failed": [o.name for o in result.outcomes if not o.passed],
-               "null_tokens_by_column": result.null_tokens, "suppressed_at_source_by_column": result.suppressed},
+        table=target,
+        rows_in=result.rows_ingested,
+        rows_out=result.rows_valid,
+        rows_set_aside=result.rows_quarantined,
+        outcomes=result.outcomes,
+        links=links,
+        facts={
+            "quarantine_table": quarantine_table(dataset.id),
+            "checks_failed": [o.name for o in result.outcomes if not o.passed],
+            "null_tokens_by_column": result.null_tokens,
+            "suppressed_at_source_by_column": result.suppressed,
+        },
     )

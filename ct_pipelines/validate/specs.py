@@ -49,7 +49,11 @@ def _severity(dataset: Dataset, check: str) -> Severity:
 
 def _group_severity(rules: list[Rule]) -> Severity:
     """ERROR when any rule sets rows aside or blocks (a passing check is reported at this severity)."""
-    return Severity.ERROR if any(r.severity in (Severity.ERROR, Severity.BLOCK) for r in rules) else Severity.WARN
+    return (
+        Severity.ERROR
+        if any(r.severity in (Severity.ERROR, Severity.BLOCK) for r in rules)
+        else Severity.WARN
+    )
 
 
 def quality_check_specs(dataset: Dataset) -> list[CheckSpec]:

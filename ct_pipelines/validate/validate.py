@@ -51,7 +51,6 @@ ROW_COLUMNS = ("_row", "_line")
 SET_ASIDE = "('ERROR', 'BLOCK')"  # rows failing these rules go to quarantine
 
 
-
 @dataclass
 class ValidationResult:
     """What the stage produced; ``outcomes`` holds every check named by :func:`quality_check_specs`."""
@@ -259,7 +258,8 @@ def _source_path(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
     """The file the raw table came from (ingest's ledger), else the dataset's source path."""
     try:
         row = con.execute(
-            "SELECT path FROM meta.ingest_log WHERE dataset_id = ? ORDER BY ingested_at DESC LIMIT 1", [dataset.id]
+            "SELECT path FROM meta.ingest_log WHERE dataset_id = ? ORDER BY ingested_at DESC LIMIT 1",
+            [dataset.id],
         ).fetchone()
     except duckdb.Error:
         row = None
@@ -296,7 +296,9 @@ def _check_structure(
     return raw_columns, rows
 
 
-def _quirk_counts(con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_ref: str) -> dict[str, dict[str, int]]:
+def _quirk_counts(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_ref: str
+) -> dict[str, dict[str, int]]:
     """Per column, how many cells were null tokens and how many were suppressed at the source."""
     counts: dict[str, dict[str, int]] = {"null_tokens": {}, "suppressed": {}}
     query = quirk_counts_sql(dataset, raw_ref)
@@ -315,13 +317,10 @@ def _share_and_conservation(
     """The good rows go on while the set-aside share stays within the limit; nothing may be lost."""
     share = rows_quarantined / rows_ingested if rows_ingested else 0.0
     limit = dataset.validate.max_quarantine_share
-    where = (
-        f" Read them with `ct-pipelines validate quarantine {dataset.id}`."
-        if rows_quarantined
-        else ""
-    )
+    where = f" Read them with `ct-pipelines validate quarantine {dataset.id}`." if rows_quarantined else ""
     verdict = (
-        f"; the other {rows_valid:,} go on." if share <= limit
+        f"; the other {rows_valid:,} go on."
+        if share <= limit
         else f", more than the {limit:.0%} allowed (validate.max_quarantine_share), so nothing is published."
     )
     balanced = rows_ingested == rows_valid + rows_quarantined
@@ -370,7 +369,9 @@ def _typed_and_failures(
     _create_failures(con, typed, rules, set(dataset.pii_fields), failures)
     failed_in_sql = {
         f"{g}:{c}:{r}"
-        for g, c, r in con.execute(f"SELECT DISTINCT rule_group, column_name, rule FROM {failures}").fetchall()
+        for g, c, r in con.execute(
+            f"SELECT DISTINCT rule_group, column_name, rule FROM {failures}"
+        ).fetchall()
     }
     failed_in_pandera = _pandera_failed_checks(dataset, rules, typed)
     if failed_in_sql != failed_in_pandera:  # both come from the same Rule; a mismatch is a bug, not bad data

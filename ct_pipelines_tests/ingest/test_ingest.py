@@ -29,7 +29,7 @@ def ingest(tmp_path: Path, make_dataset, name: str, **dataset_fields):
     con = duckdb.connect()
     dataset = make_dataset(name, **dataset_fields)
     result = ingest_dataset(con, dataset, tmp_path, run_id="test", workdir=tmp_path / "work")
-    rows = con.execute(f'SELECT * FROM ingest__{dataset.id} ORDER BY _row').fetchall()
+    rows = con.execute(f"SELECT * FROM ingest__{dataset.id} ORDER BY _row").fetchall()
     return con, result, rows
 
 
@@ -235,12 +235,14 @@ def test_real_ocme_extract(shared_ct, make_dataset):
 
 
 def test_real_edsight_extract(shared_ct, make_dataset):
-    con, result = ingest_shared(shared_ct, make_dataset, "ct_sde_edsight_enrollment_by_district_race_2016-17.csv")
+    con, result = ingest_shared(
+        shared_ct, make_dataset, "ct_sde_edsight_enrollment_by_district_race_2016-17.csv"
+    )
     assert (result.header_line, result.rows) == (6, 204)
     codes = [
         r[0]
         for r in con.execute(
-            'SELECT district_code FROM ingest__sample WHERE district_code IS NOT NULL'
+            "SELECT district_code FROM ingest__sample WHERE district_code IS NOT NULL"
         ).fetchall()
     ]
     assert "2880013" in codes and not any("=" in c or '"' in c for c in codes)

@@ -69,7 +69,9 @@ def test_a_whole_cp1252_file_larger_than_the_sample_stays_cp1252(tmp_path, make_
     (tmp_path / "x.csv").write_bytes(("id,label\r\n" + rows).encode("cp1252"))
     con, result = ingest(tmp_path, make_dataset, "x.csv")
     assert (result.rows, result.encoding) == (20_000, "cp1252")
-    assert con.execute("SELECT label FROM ingest__sample WHERE id = '19999'").fetchall() == [("Café “19999”",)]
+    assert con.execute("SELECT label FROM ingest__sample WHERE id = '19999'").fetchall() == [
+        ("Café “19999”",)
+    ]
 
 
 def test_declared_utf8_refuses_naming_the_first_line_that_breaks(tmp_path, make_dataset):

@@ -42,12 +42,15 @@ def describe_definitions(defs: dg.Definitions) -> dict[str, Any]:
             "kinds": sorted(spec.kinds),
             "checks": sorted(check.name for check in node.check_keys),
             "freshness_fail_window_hours": policy.fail_window.to_timedelta().total_seconds() / 3600
-            if policy is not None else None,
+            if policy is not None
+            else None,
         }
     return {
         "assets": dict(sorted(assets.items())),
-        "schedules": {s.name: {"cron": s.cron_schedule, "timezone": s.execution_timezone, "job": s.job_name}
-                      for s in sorted(repo.schedule_defs, key=lambda s: s.name)},
+        "schedules": {
+            s.name: {"cron": s.cron_schedule, "timezone": s.execution_timezone, "job": s.job_name}
+            for s in sorted(repo.schedule_defs, key=lambda s: s.name)
+        },
         "sensors": sorted(s.name for s in repo.sensor_defs),
         "jobs": sorted(job.name for job in repo.get_all_jobs() if not job.name.startswith("__")),
     }
@@ -64,7 +67,9 @@ def test_sample_catalog_asset_specs_match_the_snapshot(tmp_path: Path, monkeypat
         SNAPSHOT.parent.mkdir(exist_ok=True)
         SNAPSHOT.write_text(text)
     if not SNAPSHOT.is_file():
-        pytest.fail(f"{SNAPSHOT} is missing; create it with {UPDATE_ENV}=1 .venv/bin/pytest {Path(__file__).name}")
+        pytest.fail(
+            f"{SNAPSHOT} is missing; create it with {UPDATE_ENV}=1 .venv/bin/pytest {Path(__file__).name}"
+        )
     expected = json.loads(SNAPSHOT.read_text())
     assert current == expected, (
         f"The asset graph differs from {SNAPSHOT.name}. If the change is intended, regenerate it with "

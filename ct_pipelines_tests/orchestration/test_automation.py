@@ -37,7 +37,9 @@ LATE_VIEW, MONTHLY_VIEW, ADHOC_VIEW, MISSING_VIEW = "late-wk01", "mont-hl01", "a
 
 
 # ----------------------------------------------------------------------------------------- helpers
-def _dataset(dataset_id: str, frequency: str, source_path: str, portal_id: str | None = None) -> dict[str, Any]:
+def _dataset(
+    dataset_id: str, frequency: str, source_path: str, portal_id: str | None = None
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": dataset_id,
         "title": f"Test dataset {dataset_id}",
@@ -104,17 +106,22 @@ def _sensor(defs: dg.Definitions, name: str) -> dg.SensorDefinition:
 
 
 def _portal_resource(portal: LocalPortal) -> PortalResource:
-    return PortalResource(domain=portal.domain, scheme="http", username=portal.username, password=portal.password)
+    return PortalResource(
+        domain=portal.domain, scheme="http", username=portal.username, password=portal.password
+    )
 
 
 # --------------------------------------------------------------------------------------- schedules
 def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
-    catalog = _write_catalog(env / "catalog", [
-        _dataset("weekly_requests", "Weekly", "weekly_requests*.csv"),
-        _dataset("daily_counts", "Daily", "daily_counts.csv"),
-        _dataset("adhoc_survey", "As needed", "adhoc_survey.csv"),
-        _dataset("old_census", "Not updated (historical only)", "old_census.csv"),
-    ])
+    catalog = _write_catalog(
+        env / "catalog",
+        [
+            _dataset("weekly_requests", "Weekly", "weekly_requests*.csv"),
+            _dataset("daily_counts", "Daily", "daily_counts.csv"),
+            _dataset("adhoc_survey", "As needed", "adhoc_survey.csv"),
+            _dataset("old_census", "Not updated (historical only)", "old_census.csv"),
+        ],
+    )
     defs = build_definitions(str(catalog))
     repo = defs.get_repository_def()
     schedules = {s.name: s for s in repo.schedule_defs}
@@ -123,11 +130,15 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
     assert all(s.execution_timezone == "America/New_York" for s in schedules.values())
 
     start = datetime(2026, 3, 4, 12, 0, tzinfo=NEW_YORK)  # Wednesday noon
-    expectations = {"weekly_datasets": ("weekly_requests", timedelta(weeks=1)),
-                    "daily_datasets": ("daily_counts", timedelta(days=1))}
+    expectations = {
+        "weekly_datasets": ("weekly_requests", timedelta(weeks=1)),
+        "daily_datasets": ("daily_counts", timedelta(days=1)),
+    }
     for name, (dataset_id, spacing) in expectations.items():
         schedule = schedules[name]
-        fires = list(islice(cron_string_iterator(start.timestamp(), schedule.cron_schedule, "America/New_York"), 4))
+        fires = list(
+            islice(cron_string_iterator(start.timestamp(), schedule.cron_schedule, "America/New_York"), 4)
+        )
         assert all(b - a == spacing for a, b in zip(fires, fires[1:], strict=False)), fires
         assert all(f.astimezone(NEW_YORK).hour == 6 for f in fires)
         data = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=fires[0]))
@@ -135,8 +146,14 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
         assert set(request.asset_selection) == set(dataset_asset_keys(dataset_id))
         # The selection must be runnable by the shared job (a key outside it would fail at launch).
         repo.get_job(automation.PUBLISH_JOB).get_subset(asset_selection=set(request.asset_selection))
-    weekly_fires = list(islice(cron_string_iterator(start.timestamp(), schedules["weekly_datasets"].cron_schedule,
-                                                    "America/New_York"), 2))
+    weekly_fires = list(
+        islice(
+            cron_string_iterator(
+                start.timestamp(), schedules["weekly_datasets"].cron_schedule, "America/New_York"
+            ),
+            2,
+        )
+    )
     assert [f.astimezone(NEW_YORK).strftime("%a") for f in weekly_fires] == ["Mon", "Mon"]
 
     # Not one job per dataset: four datasets, one publishing job, which every dataset schedule targets.
@@ -147,12 +164,16 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
 
 
 # ---------------------------------------------------------------------------------- landing sensor
-def test_landing_file_starts_one_run_per_file_version(env: Path, instance: dg.DagsterInstance,
-                                                      monkeypatch: pytest.MonkeyPatch):
-    catalog = _write_catalog(env / "catalog", [
-        _dataset("weekly_requests", "Weekly", "weekly_requests*.csv"),
-        _dataset("adhoc_survey", "As needed", "adhoc_survey.csv"),
-    ])
+def test_landing_file_starts_one_run_per_file_version(
+    env: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+):
+    catalog = _write_catalog(
+        env / "catalog",
+        [
+            _dataset("weekly_requests", "Weekly", "weekly_requests*.csv"),
+            _dataset("adhoc_survey", "As needed", "adhoc_survey.csv"),
+        ],
+    )
     sensor = _sensor(build_definitions(str(catalog)), "landing_files")
     _set_clock(monkeypatch, T0)
     landed = env / "landing" / "weekly_requests_2026-03.csv"
@@ -160,8 +181,9 @@ def test_landing_file_starts_one_run_per_file_version(env: Path, instance: dg.Da
     os.utime(landed, (T0.timestamp() - 7200, T0.timestamp() - 7200))
 
     def tick(cursor: str | None) -> dg.SensorResult:
-        context = dg.build_sensor_context(cursor=cursor, instance=instance,
-                                          resources={"notifier": NotifierResource()})
+        context = dg.build_sensor_context(
+            cursor=cursor, instance=instance, resources={"notifier": NotifierResource()}
+        )
         return sensor.evaluate_tick(context)
 
     first = tick(None)
@@ -186,26 +208,41 @@ def test_landing_file_starts_one_run_per_file_version(env: Path, instance: dg.Da
 
 
 # ---------------------------------------------------------------------------------- overdue sensor
-def test_overdue_dataset_alerts_once_per_overdue_period(receivers, env: Path, instance: dg.DagsterInstance,
-                                                        monkeypatch: pytest.MonkeyPatch):
+def test_overdue_dataset_alerts_once_per_overdue_period(
+    receivers, env: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+):
     inbox, hook = receivers
-    catalog = _write_catalog(env / "catalog", [
-        _dataset("late_weekly", "Weekly", "late.csv", LATE_VIEW),  # deadline: 7 days x 1.2 = 8.4 days
-        _dataset("on_time_monthly", "Monthly", "monthly.csv", MONTHLY_VIEW),
-        _dataset("adhoc_survey", "As needed", "adhoc.csv", ADHOC_VIEW),
-        _dataset("deleted_on_portal", "Weekly", "gone.csv", MISSING_VIEW),
-    ])
+    catalog = _write_catalog(
+        env / "catalog",
+        [
+            _dataset("late_weekly", "Weekly", "late.csv", LATE_VIEW),  # deadline: 7 days x 1.2 = 8.4 days
+            _dataset("on_time_monthly", "Monthly", "monthly.csv", MONTHLY_VIEW),
+            _dataset("adhoc_survey", "As needed", "adhoc.csv", ADHOC_VIEW),
+            _dataset("deleted_on_portal", "Weekly", "gone.csv", MISSING_VIEW),
+        ],
+    )
     sensor = _sensor(build_definitions(str(catalog)), "portal_overdue")
-    updated = {LATE_VIEW: T0 - timedelta(days=10), MONTHLY_VIEW: T0 - timedelta(days=2),
-               ADHOC_VIEW: T0 - timedelta(days=400)}
+    updated = {
+        LATE_VIEW: T0 - timedelta(days=10),
+        MONTHLY_VIEW: T0 - timedelta(days=2),
+        ADHOC_VIEW: T0 - timedelta(days=400),
+    }
     with LocalPortal(env / "portal") as portal:
-        portal.store.seed_views([{"id": view_id, "name": view_id, "rowsUpdatedAt": int(moment.timestamp())}
-                                 for view_id, moment in updated.items()])
+        portal.store.seed_views(
+            [
+                {"id": view_id, "name": view_id, "rowsUpdatedAt": int(moment.timestamp())}
+                for view_id, moment in updated.items()
+            ]
+        )
         resources = {"portal": _portal_resource(portal), "notifier": NotifierResource()}
         cursor, delivered = None, []
         # (tick time, alerts expected at that tick): period 0 at T0, period 1 a week later.
-        for moment, expected in [(T0, 1), (T0 + timedelta(hours=1), 0), (T0 + timedelta(days=7), 1),
-                                 (T0 + timedelta(days=7, hours=1), 0)]:
+        for moment, expected in [
+            (T0, 1),
+            (T0 + timedelta(hours=1), 0),
+            (T0 + timedelta(days=7), 1),
+            (T0 + timedelta(days=7, hours=1), 0),
+        ]:
             _set_clock(monkeypatch, moment)
             before = len(hook.bodies)
             # PortalResource is a context-manager resource, so the context must be entered.
@@ -227,7 +264,8 @@ def test_overdue_sensor_skips_without_a_configured_portal(env: Path, instance: d
     catalog = _write_catalog(env / "catalog", [_dataset("late_weekly", "Weekly", "late.csv", LATE_VIEW)])
     sensor = _sensor(build_definitions(str(catalog)), "portal_overdue")
     with dg.build_sensor_context(
-            instance=instance, resources={"portal": PortalResource(), "notifier": NotifierResource()}) as context:
+        instance=instance, resources={"portal": PortalResource(), "notifier": NotifierResource()}
+    ) as context:
         result = sensor.evaluate_tick(context)
     assert result.run_requests == [] and "CT_PORTAL_DOMAIN" in (result.skip_message or "")
 
@@ -239,11 +277,16 @@ def test_failed_run_sends_one_alert(receivers, env: Path, instance: dg.DagsterIn
     defs = build_definitions(str(catalog), with_automation=False)
     # No landing file: the raw asset fails with an ingest error, the way a real run fails.
     result = defs.resolve_job_def(automation.PUBLISH_JOB).execute_in_process(
-        instance=instance, raise_on_error=False, asset_selection=[dg.AssetKey(["weekly_requests", "ingest"])])
+        instance=instance, raise_on_error=False, asset_selection=[dg.AssetKey(["weekly_requests", "ingest"])]
+    )
     assert not result.success
     context = dg.build_run_status_sensor_context(
-        sensor_name="run_failures", dagster_event=result.get_run_failure_event(), dagster_instance=instance,
-        dagster_run=result.dagster_run, resources={"notifier": NotifierResource()}).for_run_failure()
+        sensor_name="run_failures",
+        dagster_event=result.get_run_failure_event(),
+        dagster_instance=instance,
+        dagster_run=result.dagster_run,
+        resources={"notifier": NotifierResource()},
+    ).for_run_failure()
     automation.run_failure_alerts(context)
 
     (body,) = hook.bodies
@@ -261,16 +304,22 @@ def test_portal_audit_asset_reports_the_generators_exact_totals(env: Path, monke
     _set_clock(monkeypatch, T0)
     with LocalPortal(env / "portal") as portal:
         portal.store.seed_views(views)
-        result = dg.materialize([automation.portal_audit], resources={
-            "portal": _portal_resource(portal),
-            "warehouse": DuckDBResource(database=str(env / "home" / "warehouse.duckdb"))})
+        result = dg.materialize(
+            [automation.portal_audit],
+            resources={
+                "portal": _portal_resource(portal),
+                "warehouse": DuckDBResource(database=str(env / "home" / "warehouse.duckdb")),
+            },
+        )
     assert result.success
     (materialization,) = result.asset_materializations_for_node("portal_audit")
     metadata = {key: value.value for key, value in materialization.metadata.items()}
     counts = {key: value for key, value in expected.items() if key != "by_agency"}
     assert {key: metadata[key] for key in counts} == counts
-    by_agency = {row["agency"]: {k: row[k] for k in ("datasets", "up_to_date", "metadata_complete")}
-                 for row in metadata["by_agency"]}
+    by_agency = {
+        row["agency"]: {k: row[k] for k in ("datasets", "up_to_date", "metadata_complete")}
+        for row in metadata["by_agency"]
+    }
     assert by_agency == expected["by_agency"]
 
     csv_path = Path(metadata["report_csv_path"])
@@ -280,8 +329,14 @@ def test_portal_audit_asset_reports_the_generators_exact_totals(env: Path, monke
 
 # ------------------------------------------------------------------------- freshness and instance
 def test_portal_assets_with_a_cadence_have_a_freshness_policy_with_20pct_tolerance(env: Path):
-    frequencies = {"weekly_requests": "Weekly", "daily_counts": "Daily", "monthly_ev": "Monthly",
-                   "weekday_feed": "Every weekday", "adhoc_survey": "As needed", "vague": "Other"}
+    frequencies = {
+        "weekly_requests": "Weekly",
+        "daily_counts": "Daily",
+        "monthly_ev": "Monthly",
+        "weekday_feed": "Every weekday",
+        "adhoc_survey": "As needed",
+        "vague": "Other",
+    }
     catalog = _write_catalog(env / "catalog", [_dataset(i, f, f"{i}.csv") for i, f in frequencies.items()])
     graph = build_definitions(str(catalog)).get_repository_def().asset_graph
     for dataset_id, frequency in frequencies.items():
@@ -296,7 +351,9 @@ def test_portal_assets_with_a_cadence_have_a_freshness_policy_with_20pct_toleran
         assert policy_.warn_window.to_timedelta() == gap, dataset_id
 
 
-def test_instance_config_runs_schedules_sensors_and_freshness(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def test_instance_config_runs_schedules_sensors_and_freshness(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     """dagster.yaml's keys are accepted by this Dagster version and start the daemons we rely on."""
     (tmp_path / "dagster_home").mkdir()
     shutil.copy(REPO_ROOT / "dagster.yaml", tmp_path / "dagster_home" / "dagster.yaml")
@@ -317,6 +374,11 @@ def test_definitions_validate_for_the_workspace(tmp_path: Path):
     dagster_cli = Path(sys.executable).with_name("dagster")
     completed = subprocess.run(
         [str(dagster_cli), "definitions", "validate", "-w", str(REPO_ROOT / "workspace.yaml")],
-        cwd=tmp_path, env=child_env, capture_output=True, text=True, timeout=120)
+        cwd=tmp_path,
+        env=child_env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert completed.returncode == 0, completed.stdout[-2000:] + completed.stderr[-2000:]
     assert "All code locations passed validation" in completed.stdout + completed.stderr

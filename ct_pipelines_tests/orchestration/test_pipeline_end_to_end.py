@@ -36,8 +36,10 @@ def _checks(result: dg.ExecuteInProcessResult, stage: str) -> dict[str, dg.Asset
 
 
 def _materialized(result: dg.ExecuteInProcessResult) -> set[str]:
-    return {e.event_specific_data.materialization.asset_key.path[-1]  # type: ignore[union-attr]
-            for e in result.get_asset_materialization_events()}
+    return {
+        e.event_specific_data.materialization.asset_key.path[-1]  # type: ignore[union-attr]
+        for e in result.get_asset_materialization_events()
+    }
 
 
 def _portal_views(home: Path) -> list[dict]:
@@ -56,7 +58,14 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
     failing = {name: int(e.metadata["failing_rows"].value) for name, e in row_checks.items()}
     # Planted in ct_pipelines/samples/generate.py: 2 empty ids, 1 repeated id, 1 impossible date, 3 ages over
     # 120, 2 vaccines outside the list, 1 date in the future.
-    assert failing == {"required": 2, "unique": 1, "types": 1, "ranges": 3, "allowed_values": 2, "not_in_future": 1}
+    assert failing == {
+        "required": 2,
+        "unique": 1,
+        "types": 1,
+        "ranges": 3,
+        "allowed_values": 2,
+        "not_in_future": 1,
+    }
     # Failing rows are set aside (a warning each); 5% set aside is over the demo's 2% limit, which blocks.
     assert all(e.severity == dg.AssetCheckSeverity.WARN for e in row_checks.values())
     assert not checks["quarantine_share"].passed
@@ -67,15 +76,26 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
     assert summaries[0].rows_set_aside == 10 and not summaries[0].ok
     assert _portal_views(home) == []
     con = duckdb.connect(str(home / "home" / "warehouse.duckdb"), read_only=True)
-    quarantined = con.execute("SELECT source_line, rule_group, column_name FROM quarantine__dph_clinic_visits "
-                              "ORDER BY source_line").fetchall()
+    quarantined = con.execute(
+        "SELECT source_line, rule_group, column_name FROM quarantine__dph_clinic_visits ORDER BY source_line"
+    ).fetchall()
     # generate.py plants defects in data rows 5, 9, 12, 20-22, 30, 31, 40, 41; data row n is on line n + 1.
-    assert quarantined == [(6, "required", "visit_id"), (10, "required", "visit_id"), (13, "unique", "visit_id"),
-                           (21, "ranges", "age"), (22, "ranges", "age"), (23, "ranges", "age"),
-                           (31, "types", "visit_date"), (32, "not_in_future", "visit_date"),
-                           (41, "allowed_values", "vaccine"), (42, "allowed_values", "vaccine")]
-    ingested, valid = con.execute("SELECT (SELECT count(*) FROM ingest__dph_clinic_visits), "
-                                  "(SELECT count(*) FROM validate__dph_clinic_visits)").fetchone()
+    assert quarantined == [
+        (6, "required", "visit_id"),
+        (10, "required", "visit_id"),
+        (13, "unique", "visit_id"),
+        (21, "ranges", "age"),
+        (22, "ranges", "age"),
+        (23, "ranges", "age"),
+        (31, "types", "visit_date"),
+        (32, "not_in_future", "visit_date"),
+        (41, "allowed_values", "vaccine"),
+        (42, "allowed_values", "vaccine"),
+    ]
+    ingested, valid = con.execute(
+        "SELECT (SELECT count(*) FROM ingest__dph_clinic_visits), "
+        "(SELECT count(*) FROM validate__dph_clinic_visits)"
+    ).fetchone()
     assert ingested == valid + len(quarantined)
 
 
@@ -139,12 +159,20 @@ def test_pii_columns_never_reach_the_portal_and_a_planted_ssn_blocks_publishing(
     assert {"visit_id", "town", "note"} <= fields and "patient_name" not in fields
 
 
-@pytest.mark.parametrize(("extra_yaml", "stage", "check"), [
-    ("", "validate", "row_count_change"),  # the quality gate sees the drop first
-    ("quality:\n  max_row_count_drop: 1.0\n", "publish", "publish_guard"),  # and the publisher guards again
-])
-def test_a_truncated_extract_is_refused_and_the_portal_keeps_its_rows(home: Path, extra_yaml: str, stage: str,
-                                                                     check: str):
+@pytest.mark.parametrize(
+    ("extra_yaml", "stage", "check"),
+    [
+        ("", "validate", "row_count_change"),  # the quality gate sees the drop first
+        (
+            "quality:\n  max_row_count_drop: 1.0\n",
+            "publish",
+            "publish_guard",
+        ),  # and the publisher guards again
+    ],
+)
+def test_a_truncated_extract_is_refused_and_the_portal_keeps_its_rows(
+    home: Path, extra_yaml: str, stage: str, check: str
+):
     catalog = home / "catalog"
     catalog.mkdir()
     (catalog / "clinic_notes.yaml").write_text(ROWS_WITH_PII + extra_yaml, encoding="utf-8")
@@ -168,14 +196,20 @@ def test_a_truncated_extract_is_refused_and_the_portal_keeps_its_rows(home: Path
 
 def test_dry_run_reports_the_plan_and_leaves_the_portal_untouched(home: Path):
     shutil.copy(DEFECTS / "fixed" / "dph_clinic_visits.csv", home / "landing")
-    summaries, result = run_catalog(str(DEFECTS / "catalog"), options=RunOptions(dry_run=True), instance=dg.DagsterInstance.ephemeral())
+    summaries, result = run_catalog(
+        str(DEFECTS / "catalog"), options=RunOptions(dry_run=True), instance=dg.DagsterInstance.ephemeral()
+    )
     assert summaries[0].ok and summaries[0].dry_run_plan["rows_to_create"] == 200
     assert "publish" not in _materialized(result)
     assert _portal_views(home) == []
 
 
 def test_portal_credentials_from_the_environment_never_reach_logs_or_metadata(
-        home: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture):
+    home: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture,
+):
     from ct_pipelines.portal.local import LocalPortal
 
     password, token = "Pa55-never-shown-7781", "app-token-never-shown-9913"
@@ -194,5 +228,7 @@ def test_portal_credentials_from_the_environment_never_reach_logs_or_metadata(
             for secret in (password, token, attempt_password):
                 assert not any(secret in text for text in texts), secret
         # The refused login fails the publish step with a message that says what to check, without secrets.
-        assert not summaries[0].ok and "401" in summaries[0].error and "CT_PORTAL_PASSWORD" in summaries[0].error
+        assert (
+            not summaries[0].ok and "401" in summaries[0].error and "CT_PORTAL_PASSWORD" in summaries[0].error
+        )
         assert portal.store.row_count(portal.store.list_views()[0]["id"]) == 200

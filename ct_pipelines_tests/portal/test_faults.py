@@ -53,7 +53,9 @@ def status_of_failure(call) -> requests.Response:
 def test_error_faults_answer_before_applying(
     portal: LocalPortal, client: Socrata, dataset: str, kind: str
 ) -> None:
-    faults(portal).add(FaultRule(kind=kind, at=[1], methods={"POST"}, path_prefix="/resource/", retry_after=7))
+    faults(portal).add(
+        FaultRule(kind=kind, at=[1], methods={"POST"}, path_prefix="/resource/", retry_after=7)
+    )
     response = status_of_failure(lambda: client.upsert(dataset, [{"key": "a", "value": 1}]))
     assert response.status_code == int(kind)
     assert response.json()["error"] is True

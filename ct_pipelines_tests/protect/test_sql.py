@@ -93,7 +93,10 @@ def publish_sql(con: duckdb.DuckDBPyConnection, tmp_path: Path, sql: str, **publ
             "table ingest__interp",
         ),
         ("SELECT * FROM read_csv('/etc/passwd')", "table function read_csv()"),
-        ("SELECT town FROM {{ source }} WHERE town IN (SELECT town FROM ingest__interp)", "table ingest__interp"),
+        (
+            "SELECT town FROM {{ source }} WHERE town IN (SELECT town FROM ingest__interp)",
+            "table ingest__interp",
+        ),
         (
             "WITH s AS (SELECT * FROM {{ source }}) SELECT * FROM s, main.standardize__interp",
             "table main.standardize__interp",
@@ -249,7 +252,9 @@ def test_the_pipeline_publishes_nothing_from_sql_that_reaches_outside(home: Path
     summaries, result = run_catalog(str(catalog), instance=dg.DagsterInstance.ephemeral())
     summary = summaries[0]
     assert not summary.ok and summary.rows_published is None
-    assert "ingest__dss_interpreter_requests" in (summary.error or "") or "read_csv()" in (summary.error or "")
+    assert "ingest__dss_interpreter_requests" in (summary.error or "") or "read_csv()" in (
+        summary.error or ""
+    )
     assert "Client" not in (summary.error or "")  # no value of the raw table is echoed
     materialized = {e.asset_key.path[-1] for e in result.get_asset_materialization_events()}  # type: ignore[union-attr]
     assert "portal" not in materialized and "published_table" not in materialized

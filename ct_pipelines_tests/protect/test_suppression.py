@@ -324,12 +324,34 @@ def hidden_interior(published: list[dict]) -> int:
     ("matrix", "heuristic_loss", "optimal_loss"),
     [
         # bench "random 6x5 (seed 6)": the greedy complements hide twice what is needed
-        ([[11, 13, 12, 8, 23], [9, 16, 9, 11, 24], [4, 15, 10, 16, 18], [8, 16, 16, 11, 3], [15, 1, 22, 21, 21],
-          [0, 24, 24, 14, 20]], 109, 52),
+        (
+            [
+                [11, 13, 12, 8, 23],
+                [9, 16, 9, 11, 24],
+                [4, 15, 10, 16, 18],
+                [8, 16, 16, 11, 3],
+                [15, 1, 22, 21, 21],
+                [0, 24, 24, 14, 20],
+            ],
+            109,
+            52,
+        ),
         # bench "random 8x6 (seed 7)": the MILP's first pattern leaks a cycle of small cells; the attacker
         # cuts from the audit LP's dual make it hide 66 instead of the heuristic's 82
-        ([[23, 15, 17, 22, 14, 19], [20, 5, 1, 7, 7, 21], [22, 0, 12, 20, 3, 19], [2, 11, 20, 7, 8, 6],
-          [17, 6, 24, 11, 11, 12], [14, 13, 12, 24, 20, 19], [17, 15, 8, 24, 11, 5], [21, 4, 21, 15, 2, 1]], 82, 66),
+        (
+            [
+                [23, 15, 17, 22, 14, 19],
+                [20, 5, 1, 7, 7, 21],
+                [22, 0, 12, 20, 3, 19],
+                [2, 11, 20, 7, 8, 6],
+                [17, 6, 24, 11, 11, 12],
+                [14, 13, 12, 24, 20, 19],
+                [17, 15, 8, 24, 11, 5],
+                [21, 4, 21, 15, 2, 1],
+            ],
+            82,
+            66,
+        ),
     ],
 )
 def test_exact_minimum_hides_less_and_still_resists_the_attacker(
@@ -343,7 +365,8 @@ def test_exact_minimum_hides_less_and_still_resists_the_attacker(
         published = run_suppress(path, "r,c", 5, "--method", method)
         attack(published, ["r", "c"], truth, 5)
         losses[method] = sum(
-            truth[(row["r"], row["c"])] for row in published
+            truth[(row["r"], row["c"])]
+            for row in published
             if row["suppressed"] == "true" and TOTAL not in (row["r"], row["c"])
         )
         assert hidden_interior(published) >= 2
@@ -367,21 +390,28 @@ def test_loss_figures_count_hidden_people_and_the_largest_hidden_total() -> None
     assert one_way.loss.largest_hidden_margin == 0 and one_way.largest_hidden_margin_cell is None
     # a town whose whole total is small: its total is hidden too, and reported as the largest hidden margin
     cells = pd.DataFrame(
-        [{"town": t, "race": r, "n": n} for t, row in zip(["Union", "Hartford", "Bristol"], [[1, 2], [40, 50], [30, 60]],
-                                                            strict=True)
-         for r, n in zip(["A", "B"], row, strict=True)]
+        [
+            {"town": t, "race": r, "n": n}
+            for t, row in zip(["Union", "Hartford", "Bristol"], [[1, 2], [40, 50], [30, 60]], strict=True)
+            for r, n in zip(["A", "B"], row, strict=True)
+        ]
     )
     result = suppress(cells, ["town", "race"], "n", threshold=5)
     assert result.audit_passed and result.loss is not None
     assert result.loss.largest_hidden_margin >= 3
-    assert result.largest_hidden_margin_cell is not None and result.largest_hidden_margin_cell["race"] == "Total"
+    assert (
+        result.largest_hidden_margin_cell is not None and result.largest_hidden_margin_cell["race"] == "Total"
+    )
 
 
 def test_margins_over_some_dimensions_only_protect_each_slice() -> None:
     """Snapshot dates get no total: each date is its own 1-D table with a total over race."""
     cells = pd.DataFrame(
-        [{"day": d, "race": r, "n": n} for d, row in zip(["d1", "d2"], [[2, 30, 40], [3, 31, 44]], strict=True)
-         for r, n in zip(["A", "B", "C"], row, strict=True)]
+        [
+            {"day": d, "race": r, "n": n}
+            for d, row in zip(["d1", "d2"], [[2, 30, 40], [3, 31, 44]], strict=True)
+            for r, n in zip(["A", "B", "C"], row, strict=True)
+        ]
     )
     result = suppress(cells, ["day", "race"], "n", threshold=5, margins=["race"])
     table = result.table

@@ -118,7 +118,8 @@ def test_deletes_beyond_the_limit_are_refused_even_without_a_shrink(harness: Har
         assert guard.blocks and not result.published
         assert "would delete 8 of the 100 rows on the portal (8%; limit 5%)" in guard.summary
         assert (
-            "publish.max_delete_share" in guard.summary and "ct-pipelines run --allow-deletes" in guard.summary
+            "publish.max_delete_share" in guard.summary
+            and "ct-pipelines run --allow-deletes" in guard.summary
         )
         assert guard.metadata["rows_to_delete"] == 8 and guard.metadata["max_delete_share"] == 0.05
     assert harness.writes() == []

@@ -81,7 +81,9 @@ def test_directory_and_dataset_page_render_styled_offline(browser, site_url: str
     assert page.locator("h1").inner_text() == "Immunization Clinic Visits"
     failures = page.locator("ul.failures li")
     assert failures.count() == 7  # six rule groups set rows aside (warnings) and the quarantine share blocked
-    assert any("3 rows have an age outside 0 to 120; they were set aside" in t for t in failures.all_inner_texts())
+    assert any(
+        "3 rows have an age outside 0 to 120; they were set aside" in t for t in failures.all_inner_texts()
+    )
     assert page.locator("strong.count").inner_text() == "10 rows set aside"
     assert page.locator("strong.count").evaluate("e => getComputedStyle(e).color") == "rgb(139, 26, 26)"
     assert page.locator("svg.trend polyline").count() == 3

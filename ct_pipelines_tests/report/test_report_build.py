@@ -37,7 +37,9 @@ def test_directory_lists_the_dataset_with_its_status_and_sort_and_filter_pages(d
     out = defects_site.report.out_dir
     text = _text(out / "index.html")
     assert "Immunization Clinic Visits Department of Public Health Health and Human Services Daily" in text
-    assert "Blocked: 1 failed" in text  # the quarantine share (5% set aside, 2% allowed) blocks the defects run
+    assert (
+        "Blocked: 1 failed" in text
+    )  # the quarantine share (5% set aside, 2% allowed) blocks the defects run
     assert "On time" in text  # the fixed extract was published minutes ago; Daily allows a day
     assert "1 blocked by failed checks, 0 overdue" in text
     published = re.search(r"Blocked: 1 failed (\S+) (\d+)%", text)

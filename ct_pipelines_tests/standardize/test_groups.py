@@ -205,7 +205,10 @@ def test_ethnicity_only_source_gets_no_race_groups(con, tmp_path):
 def test_language_only_source_says_race_and_origin_were_not_collected(con, tmp_path):
     _load_csv(con, tmp_path / "lang.csv", "respondent,lang\n01,Spanish\n02,pt-BR\n")
     result = standardize_table(
-        con, "src", "std", StandardizeConfig.model_validate({"columns": [{"column": "lang", "field": "language"}]})
+        con,
+        "src",
+        "std",
+        StandardizeConfig.model_validate({"columns": [{"column": "lang", "field": "language"}]}),
     )
     assert result.not_collected == ["race", "hispanic_origin"]
     assert con.execute("SELECT lang_iso639_3 FROM std ORDER BY respondent").fetchall() == [("spa",), ("por",)]

@@ -57,7 +57,9 @@ def test_dcf_labels_map_across_snapshots():
 def test_dcf_file_standardizes_to_one_set_of_groups():
     con = duckdb.connect()
     con.execute(f"CREATE TABLE dcf AS SELECT * FROM read_csv('{_need(DCF)}', all_varchar=true)")
-    config = StandardizeConfig.model_validate({"columns": [{"column": "Demographic", "field": "race_ethnicity"}]})
+    config = StandardizeConfig.model_validate(
+        {"columns": [{"column": "Demographic", "field": "race_ethnicity"}]}
+    )
     result = standardize_table(con, "dcf", "dcf_std", config)
     assert result.row_count == 1758
     assert result.reporting_groups == {

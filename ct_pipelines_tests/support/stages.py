@@ -52,7 +52,9 @@ class StageRun:
     def valid(self, column: str) -> list[object]:
         return [
             r[0]
-            for r in self.con.execute(f'SELECT "{column}" FROM "validate__{self.id}" ORDER BY _row').fetchall()
+            for r in self.con.execute(
+                f'SELECT "{column}" FROM "validate__{self.id}" ORDER BY _row'
+            ).fetchall()
         ]
 
     def quarantine(self) -> list[tuple]:
@@ -89,8 +91,14 @@ def run_stages(
     connection = PortalConnection(
         portal.domain, portal.username, portal.password, app_token="local-portal", scheme="http", timeout=30
     )
-    for stage, result in pipeline.run_stages(run.con, dataset, settings, run_id="run-1", portal=connection,
-                                             until="publish" if publish else "validate"):
+    for stage, result in pipeline.run_stages(
+        run.con,
+        dataset,
+        settings,
+        run_id="run-1",
+        portal=connection,
+        until="publish" if publish else "validate",
+    ):
         run.results[stage.name] = result
     if "publish" in run.results:
         run.four_by_four = str(run.results["publish"].facts["four_by_four"])

@@ -81,7 +81,9 @@ class ValueFormat(BaseModel):
     pivot_year: int | None = Field(
         None, ge=0, le=99, description="Two-digit years below this are 20xx, the others 19xx (needed with %y)"
     )
-    floor: dt.date | None = Field(None, description="Dates before this are set aside (default quality.date_floor)")
+    floor: dt.date | None = Field(
+        None, description="Dates before this are set aside (default quality.date_floor)"
+    )
 
     @field_validator("date", mode="before")
     @classmethod
