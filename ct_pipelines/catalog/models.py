@@ -303,7 +303,7 @@ class Dataset(BaseModel):
 
     @model_validator(mode="after")
     def _cross_field_rules(self) -> Dataset:
-        from ct_pipelines.ingest.naming import field_names_for
+        from ct_pipelines.catalog.naming import field_names_for
 
         names = field_names_for([c.source for c in self.columns], [c.field_name for c in self.columns])
         for column, name in zip(self.columns, names, strict=True):

@@ -14,10 +14,10 @@ from pathlib import Path
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset, SourceFormat
+from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.core.sql import stage_table
 from ct_pipelines.ingest.detect import describe_header
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.ingest.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.ingest.paths import matching_files, relative_pattern
 from ct_pipelines.ingest.quirks import QuirkResult, apply_quirks, produced_columns, recorded_quirks
 from ct_pipelines.ingest.readers import (

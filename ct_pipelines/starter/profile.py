@@ -17,8 +17,8 @@ import yaml
 from ct_pipelines.catalog.handbook import Category, UpdateFrequency
 from ct_pipelines.catalog.loader import PLACEHOLDER_END, PLACEHOLDER_START
 from ct_pipelines.catalog.models import Column, ColumnType, SourceFormat
+from ct_pipelines.catalog.naming import field_names_for
 from ct_pipelines.ingest.ingest import source_format
-from ct_pipelines.ingest.naming import field_names_for
 from ct_pipelines.ingest.readers import (
     ReadResult,
     create_rows_view,

@@ -10,9 +10,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from ct_pipelines.catalog.naming import field_names_for
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.ingest import ingest_dataset
-from ct_pipelines.ingest.naming import field_names_for
 
 TEXT_ROWS = [
     ["Name", "Town", "Note"],
