@@ -8,6 +8,11 @@ def quote_ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+def quote_qualified(name: str) -> str:
+    """A dotted name (``schema.table``) with each part quoted."""
+    return ".".join(quote_ident(part) for part in name.split("."))
+
+
 def stage_table(stage: str, dataset_id: str) -> str:
     """The table a stage writes for a dataset: ``<stage>__<dataset id>`` (e.g. ``validate__dmv_ev``)."""
     return f"{stage}__{dataset_id}"

@@ -13,8 +13,9 @@ from pathlib import Path
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset, LeaveOutRule, Source
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.ingest.readers import ReadResult, quote_ident
+from ct_pipelines.ingest.readers import ReadResult
 
 
 def left_out_table(dataset_id: str) -> str:

@@ -21,6 +21,7 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.ingest.decode import LineDecoder, decode_sample, is_single_byte_ascii, transcode_lines
 from ct_pipelines.ingest.detect import (
     CHUNK,
@@ -54,10 +55,6 @@ class ReadResult:
     line_shifts: pa.Table | None = None
     fallback_lines: int = 0  # lines of a mostly-UTF-8 file read with the single-byte fallback
     first_fallback_line: int | None = None
-
-
-def quote_ident(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def unwrap_formula_sql(expr: str) -> str:

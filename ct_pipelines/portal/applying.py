@@ -11,7 +11,8 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ct_pipelines.portal.common import quote_identifier, quote_literal
+from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.portal.common import quote_literal
 from ct_pipelines.portal.staging import Staged
 
 _COUNTERS = ("Rows Created", "Rows Updated", "Rows Deleted", "By RowIdentifier", "By SID")
@@ -26,7 +27,7 @@ class Target:
 
     @classmethod
     def of(cls, table_name: str, sequence_name: str) -> Target:
-        return cls(quote_identifier(table_name), quote_literal(sequence_name))
+        return cls(quote_ident(table_name), quote_literal(sequence_name))
 
 
 def apply_upsert(
@@ -35,7 +36,7 @@ def apply_upsert(
     """Rows that only create or only update (no ``:id``, no ``:deleted``, no key twice: the
     usual upload) go straight from ``_stage`` to the table; any other payload needs ``_final``."""
     table = target.table
-    rowid_sql = quote_identifier(row_identifier) if row_identifier else None
+    rowid_sql = quote_ident(row_identifier) if row_identifier else None
     plain = not staged.has_sid and not staged.has_deleted
     if plain and (rowid_sql is None or staged.distinct_keys == staged.usable):
         usable = "NOT _ct_bad" + (" AND _ct_key IS NOT NULL" if rowid_sql else "")
@@ -169,7 +170,7 @@ def update_matched(
     must not rewrite the text beside it."""
     values: dict[str, str] = {}
     for index, field in enumerate(staged.fields):
-        column = quote_identifier(field)
+        column = quote_ident(field)
         values[column] = (
             f"CASE WHEN s._ct_has{index} THEN s.{column} ELSE {table}.{column} END"
             if index in staged.partial
@@ -194,7 +195,7 @@ def insert_new(
     """Insert the chosen ``source`` rows in payload order (``_ct_n``) with new
     ``row-xxxx~xxxx.xxxx`` ids (fixed-width hex of a sequence, so ordering by ``:id`` is
     insertion order); slices of one hex number cost half of a three-argument printf."""
-    columns = ", ".join(quote_identifier(f) for f in fields)
+    columns = ", ".join(quote_ident(f) for f in fields)
     lead = f"{columns}, " if columns else ""
     sql = f"""INSERT INTO {target.table} ({lead}":id", ":created_at", ":updated_at")
         SELECT {lead}concat('row-', _ct_hex[2:5], '~', _ct_hex[6:9], '.', _ct_hex[10:13]),

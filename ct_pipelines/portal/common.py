@@ -16,10 +16,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.portal.errors import PortalError, bad_request
-from ct_pipelines.portal.soql import quote_identifier, quote_literal
+from ct_pipelines.portal.soql import quote_literal
 
-__all__ = ["quote_identifier", "quote_literal"]
+__all__ = ["quote_literal"]
 
 DEFAULT_LIMIT = 1000
 NOT_ROWS = "The body must be a JSON array of row objects keyed by API field names"
@@ -82,7 +83,7 @@ def table_name(view_id: str) -> str:
 
 def table_sql(view_id: str) -> str:
     """The dataset table as a quoted SQL identifier."""
-    return quote_identifier(table_name(view_id))
+    return quote_ident(table_name(view_id))
 
 
 def sequence_name(view_id: str) -> str:

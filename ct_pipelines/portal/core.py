@@ -11,9 +11,10 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.portal import common
 from ct_pipelines.portal.applying import Target
-from ct_pipelines.portal.common import STORAGE_TYPES, quote_identifier
+from ct_pipelines.portal.common import STORAGE_TYPES
 from ct_pipelines.portal.errors import PortalError, view_missing
 
 
@@ -83,11 +84,10 @@ class StoreCore:
         target = Target.of(name, sequence)
         if name not in self._tables:
             columns = ", ".join(
-                f"{quote_identifier(c['fieldName'])} {STORAGE_TYPES[c['dataTypeName']]}"
-                for c in view["columns"]
+                f"{quote_ident(c['fieldName'])} {STORAGE_TYPES[c['dataTypeName']]}" for c in view["columns"]
             )
             system = '":id" VARCHAR, ":created_at" TIMESTAMP, ":updated_at" TIMESTAMP'
-            self._con.execute(f"CREATE SEQUENCE IF NOT EXISTS {quote_identifier(sequence)}")
+            self._con.execute(f"CREATE SEQUENCE IF NOT EXISTS {quote_ident(sequence)}")
             self._con.execute(
                 f"CREATE TABLE IF NOT EXISTS {target.table} ({columns + ', ' if columns else ''}{system})"
             )

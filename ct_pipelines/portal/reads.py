@@ -8,6 +8,7 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.portal import soql
 from ct_pipelines.portal.common import (
     DEFAULT_LIMIT,
@@ -16,7 +17,6 @@ from ct_pipelines.portal.common import (
     QueryResult,
     format_sql,
     is_true,
-    quote_identifier,
     quote_literal,
 )
 from ct_pipelines.portal.core import StoreCore
@@ -43,7 +43,7 @@ class ReadsMixin(StoreCore):
         if row_identifier is None or row_key.startswith("row-"):
             return '":id" = ?', [row_key]
         data_type = next(c["dataTypeName"] for c in view["columns"] if c["fieldName"] == row_identifier)
-        return f"{quote_identifier(row_identifier)} = TRY_CAST(? AS {STORAGE_TYPES[data_type]})", [row_key]
+        return f"{quote_ident(row_identifier)} = TRY_CAST(? AS {STORAGE_TYPES[data_type]})", [row_key]
 
     def get_row(self, view_id: str, row_key: str) -> dict[str, Any]:
         with self._lock:
@@ -84,9 +84,7 @@ class ReadsMixin(StoreCore):
         if q := params.get("$q"):
             texts = [f for f, t in types.items() if t == "text"] or [":id"]
             pattern = quote_literal("%" + q.replace("%", "") + "%")
-            conditions.append(
-                "(" + " OR ".join(f"{quote_identifier(f)} ILIKE {pattern}" for f in texts) + ")"
-            )
+            conditions.append("(" + " OR ".join(f"{quote_ident(f)} ILIKE {pattern}" for f in texts) + ")")
         return conditions
 
     def _run_query(

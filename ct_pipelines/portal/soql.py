@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.portal.errors import PortalError
 
 # field name -> Socrata dataTypeName, including the system fields
@@ -97,10 +98,6 @@ def no_such_column(name: str, parameter: str) -> PortalError:
     return PortalError(
         400, "query.soql.no-such-column", f"No such column: {name}", {"column": name, "parameter": parameter}
     )
-
-
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def quote_literal(value: str) -> str:
@@ -291,7 +288,7 @@ class _Parser:
 
     def column(self, token: Token) -> Expr:
         name = self.resolve(token.text)
-        return Expr(quote_identifier(name), self.columns[name], name)
+        return Expr(quote_ident(name), self.columns[name], name)
 
     def resolve(self, name: str) -> str:
         if name in self.columns:
@@ -355,10 +352,10 @@ def compile_select(text: str, columns: ColumnTypes, user_fields: list[str]) -> l
         token = parser.current
         if token.kind == "op" and token.text == "*":
             parser.advance()
-            items.extend(SelectItem(quote_identifier(f), columns[f], f, False) for f in user_fields)
+            items.extend(SelectItem(quote_ident(f), columns[f], f, False) for f in user_fields)
         elif token.kind == "name" and token.text == ":*":
             parser.advance()
-            items.extend(SelectItem(quote_identifier(f), t, f, False) for f, t in SYSTEM_FIELDS.items())
+            items.extend(SelectItem(quote_ident(f), t, f, False) for f, t in SYSTEM_FIELDS.items())
         else:
             expr = parser.expression()
             name = expr.name

@@ -18,11 +18,11 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.portal.common import (
     NOT_ROWS,
     STORAGE_TYPES,
     SYSTEM_COLUMNS,
-    quote_identifier,
     quote_literal,
     write_private,
 )
@@ -220,17 +220,17 @@ def _stage_columns(fields: list[str], seen: dict[str, bool], layout: Layout) -> 
     types = dict(layout.types)
     with_deleted, with_sid = ":deleted" in seen, ":id" in seen
     typed = [
-        f"{is_true_sql('r.' + quote_identifier(':deleted')) if with_deleted else 'FALSE'} AS _ct_deleted",
-        f"{'r.' + quote_identifier(':id') if with_sid else 'CAST(NULL AS VARCHAR)'} AS _ct_sid",
+        f"{is_true_sql('r.' + quote_ident(':deleted')) if with_deleted else 'FALSE'} AS _ct_deleted",
+        f"{'r.' + quote_ident(':id') if with_sid else 'CAST(NULL AS VARCHAR)'} AS _ct_sid",
     ]
     failures: list[str] = []
     columns = _StageColumns(typed, [], set())
     key_sql = "NULL"
     for index, field in enumerate(fields):
-        raw = f"r.{quote_identifier(field)}"
+        raw = f"r.{quote_ident(field)}"
         storage = STORAGE_TYPES[types[field]]
         cast = raw if storage == "VARCHAR" else f"TRY_CAST({raw} AS {storage})"
-        typed.append(f"{cast} AS {quote_identifier(field)}")
+        typed.append(f"{cast} AS {quote_ident(field)}")
         if storage != "VARCHAR":
             failures.append(f"({raw} IS NOT NULL AND {cast} IS NULL)")
         if field == layout.row_identifier:
@@ -266,7 +266,7 @@ def _stage(con: duckdb.DuckDBPyConnection, source: str, seen: dict[str, bool], l
         con.execute(f"{stage_sql}read_json({source}, records = true, columns = {spec}) r{keys_sql}")
     except duckdb.InvalidInputException:
         # read_json refuses objects with a repeated key; the slower per-path extraction does not
-        extracted = [f"json_extract_string(json, {_json_path(n)}) AS {quote_identifier(n)}" for n in names]
+        extracted = [f"json_extract_string(json, {_json_path(n)}) AS {quote_ident(n)}" for n in names]
         if with_deleted:
             extracted.append(f'json_extract(json, {_json_path(":deleted")}) AS ":deleted"')
         con.execute(

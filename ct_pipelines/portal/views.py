@@ -12,8 +12,9 @@ from typing import Any
 
 import pyarrow as pa
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.portal import common, discovery, metadata_api
-from ct_pipelines.portal.common import FIELD_NAME, STORAGE_TYPES, quote_identifier
+from ct_pipelines.portal.common import FIELD_NAME, STORAGE_TYPES
 from ct_pipelines.portal.core import StoreCore
 from ct_pipelines.portal.errors import bad_request
 
@@ -243,7 +244,7 @@ class ViewsMixin(StoreCore):
         table = self._ensure_table(view)
         if field is None:
             return
-        column = quote_identifier(field)
+        column = quote_ident(field)
         nulls, dupes = self._con.execute(
             f"SELECT count(*) FILTER (WHERE {column} IS NULL), count(*) - count(DISTINCT {column}) FROM {table}"
         ).fetchone()
@@ -273,8 +274,8 @@ class ViewsMixin(StoreCore):
         with self._lock:
             view = self._view(view_id)
             name = common.table_name(view["id"])
-            self._con.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
-            self._con.execute(f"DROP SEQUENCE IF EXISTS {quote_identifier(common.sequence_name(view_id))}")
+            self._con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
+            self._con.execute(f"DROP SEQUENCE IF EXISTS {quote_ident(common.sequence_name(view_id))}")
             self._tables.discard(name)
             self._con.execute("DELETE FROM attachments WHERE view_id = ?", [view_id])
             self._con.execute("DELETE FROM views WHERE id = ?", [view_id])

@@ -16,8 +16,8 @@ import numpy as np
 import pandas as pd
 
 from ct_pipelines.catalog.blocks.protect import AggregateConfig, Measure, SuppressionConfig
+from ct_pipelines.core.sql import quote_ident as q
 from ct_pipelines.protect.errors import PublishConfigError
-from ct_pipelines.protect.pii import quote_identifier as q
 from ct_pipelines.protect.sandbox import explain_sql_error
 from ct_pipelines.protect.suppression import (
     SuppressionInputError,

@@ -17,6 +17,7 @@ import duckdb
 
 from ct_pipelines.catalog.blocks.protect import PiiExemption
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.protect.specs import PII_SCAN_CHECK
 
 _DATE = r"(\d{1,2}[/-]\d{1,2}[/-](\d{4}|\d{2})|\d{4}-\d{2}-\d{2})"
@@ -129,12 +130,8 @@ def assert_no_pii_columns(columns: Sequence[str], pii_fields: Sequence[str], tab
         )
 
 
-def quote_identifier(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
-
-
 def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str, str]]:
-    rows = con.execute(f"DESCRIBE {quote_identifier(table)}").fetchall()
+    rows = con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()
     return [(row[0], str(row[1]).upper()) for row in rows]
 
 
@@ -142,7 +139,7 @@ def _scan_plan(columns: list[tuple[str, str]]) -> list[tuple[str, PiiPattern, st
     """(column, pattern, SQL predicate) for each text column and pattern, plus name-based birth/id rules."""
     plan = []
     for name, column_type in columns:
-        quoted = quote_identifier(name)
+        quoted = quote_ident(name)
         lowered = name.lower()
         is_text = column_type.startswith("VARCHAR")
         if is_text:
@@ -166,8 +163,8 @@ def scan_for_pii(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
     selects = ["count(*)"]
     for name, _, predicate in plan:
         selects.append(f"count(*) FILTER (WHERE {predicate})")
-        selects.append(f"min(CAST({quote_identifier(name)} AS VARCHAR)) FILTER (WHERE {predicate})")
-    row = con.execute(f"SELECT {', '.join(selects)} FROM {quote_identifier(table)}").fetchone()
+        selects.append(f"min(CAST({quote_ident(name)} AS VARCHAR)) FILTER (WHERE {predicate})")
+    row = con.execute(f"SELECT {', '.join(selects)} FROM {quote_ident(table)}").fetchone()
     total = row[0]
     hits: dict[tuple[str, str], dict] = {}
     for index, (name, pattern, _) in enumerate(plan):

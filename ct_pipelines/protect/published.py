@@ -18,13 +18,13 @@ import duckdb
 from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.core.sql import quote_ident, quote_qualified
 from ct_pipelines.protect.aggregate import NOT_REPORTED, build_aggregate, column_types, suppress_table
 from ct_pipelines.protect.errors import PublishConfigError
 from ct_pipelines.protect.pii import (
     assert_no_pii_columns,
     derived_from_pii,
     pii_scan_outcome,
-    quote_identifier,
 )
 from ct_pipelines.protect.sandbox import check_sql, run_confined
 from ct_pipelines.protect.specs import (  # noqa: F401 - privacy_check_specs re-exported
@@ -71,18 +71,18 @@ def build_published_table(
     source_columns = list(column_types(con, source_table))
     excluded = [c for c in source_columns if derived_from_pii(c, pii_fields)]
     public_view = f"{target_table}__public_source"
-    kept = ", ".join(quote_identifier(c) for c in source_columns if c not in excluded)
+    kept = ", ".join(quote_ident(c) for c in source_columns if c not in excluded)
     if not kept:
         raise PublishConfigError(f"every column of {source_table} is marked pii; nothing can be published")
     con.execute(
-        f"CREATE OR REPLACE TEMP VIEW {quote_identifier(public_view)} AS "
-        f"SELECT {kept} FROM {quote_identifier(source_table)}"
+        f"CREATE OR REPLACE TEMP VIEW {quote_ident(public_view)} AS "
+        f"SELECT {kept} FROM {quote_ident(source_table)}"
     )
-    target = quote_identifier(target_table)
+    target = quote_ident(target_table)
     results: list[SuppressionResult] = []
     try:
         if config.mode == ProtectMode.ROWS:
-            con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {quote_identifier(public_view)}")
+            con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {quote_ident(public_view)}")
         elif config.mode == ProtectMode.SQL:
             names = {n: public_view if t == source_table else t for n, t in (tables or {}).items()}
             names.update({name: name for name in config.reference_tables})
@@ -99,7 +99,7 @@ def build_published_table(
         con.execute(f"DROP TABLE IF EXISTS {target}")
         raise
     finally:
-        con.execute(f"DROP VIEW IF EXISTS {quote_identifier(public_view)}")
+        con.execute(f"DROP VIEW IF EXISTS {quote_ident(public_view)}")
     row_count = con.execute(f"SELECT count(*) FROM {target}").fetchall()[0][0]
     return PublishedTableResult(
         target_table,
@@ -138,7 +138,7 @@ def _build_from_sql(
             _refuse_legacy_date_totals(con, staging, margin_dims)
         return suppress_table(con, staging, target_table, dims, margin_dims, config.suppression, "Total")
     finally:
-        con.execute(f"DROP TABLE IF EXISTS {quote_identifier(staging)}")
+        con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
 
 
 def _refuse_legacy_date_totals(con: duckdb.DuckDBPyConnection, staging: str, margin_dims: list[str]) -> None:
@@ -171,7 +171,7 @@ def render_sql_file(sql_dir: Path, sql_file: str | None, names: Mapping[str, str
                     f"{path}, line {number}: unknown placeholder '{{{{ {name} }}}}'; "
                     f"allowed: {', '.join('{{ ' + n + ' }}' for n in sorted(names))}"
                 )
-        filled = _PLACEHOLDER.sub(lambda match: _quote_table(names[match.group(1)]), code)
+        filled = _PLACEHOLDER.sub(lambda match: quote_qualified(names[match.group(1)]), code)
         if _TEMPLATE_SYNTAX.search(filled):
             raise PublishConfigError(
                 f"{path}, line {number}: only '{{{{ name }}}}' placeholders are supported (no template logic)"
@@ -182,10 +182,6 @@ def render_sql_file(sql_dir: Path, sql_file: str | None, names: Mapping[str, str
     if not query:
         raise PublishConfigError(f"{path} is empty; write one SELECT statement")
     return query
-
-
-def _quote_table(name: str) -> str:
-    return ".".join(quote_identifier(part) for part in name.split("."))
 
 
 def suppression_audit_outcome(

@@ -24,6 +24,7 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.core.sql import quote_qualified
 from ct_pipelines.protect.errors import PublishConfigError
 
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
@@ -145,16 +146,12 @@ def _base_table(
     shape.tables[key] = allowed[key]
 
 
-def _quote(name: str) -> str:
-    return ".".join('"' + part.replace('"', '""') + '"' for part in name.split("."))
-
-
 def _first_line(exc: BaseException) -> str:
     return str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
 
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[str]:
-    return [row[0] for row in con.execute(f"DESCRIBE {_quote(table)}").fetchall()]
+    return [row[0] for row in con.execute(f"DESCRIBE {quote_qualified(table)}").fetchall()]
 
 
 def run_confined(
@@ -196,11 +193,11 @@ def _run_in_sandbox(
             kept = shape.columns_needed(columns) if prune else columns
             schema, _, _ = name.rpartition(".")
             if schema:
-                sandbox.execute(f"CREATE SCHEMA IF NOT EXISTS {_quote(schema)}")
-            select = ", ".join(_quote(c) for c in kept)
-            reader = con.sql(f"SELECT {select} FROM {_quote(name)}").to_arrow_reader(_BATCH_ROWS)
+                sandbox.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_qualified(schema)}")
+            select = ", ".join(quote_qualified(c) for c in kept)
+            reader = con.sql(f"SELECT {select} FROM {quote_qualified(name)}").to_arrow_reader(_BATCH_ROWS)
             sandbox.register("_ct_incoming", reader)
-            sandbox.execute(f"CREATE TABLE {_quote(name)} AS SELECT * FROM _ct_incoming")
+            sandbox.execute(f"CREATE TABLE {quote_qualified(name)} AS SELECT * FROM _ct_incoming")
             sandbox.unregister("_ct_incoming")
         sandbox.execute("SET enable_external_access = false")
         sandbox.execute("SET lock_configuration = true")
@@ -208,7 +205,7 @@ def _run_in_sandbox(
         con.register("_ct_confined_result", result)
         try:
             con.execute(
-                f"CREATE OR REPLACE TABLE {_quote(target_table)} AS SELECT * FROM _ct_confined_result"
+                f"CREATE OR REPLACE TABLE {quote_qualified(target_table)} AS SELECT * FROM _ct_confined_result"
             )
         finally:
             con.unregister("_ct_confined_result")

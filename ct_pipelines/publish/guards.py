@@ -15,7 +15,8 @@ import duckdb
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
-from ct_pipelines.publish.serialize import TableColumn, quote_identifier, row_json_sql
+from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.publish.serialize import TableColumn, row_json_sql
 from ct_pipelines.publish.specs import GUARD_CHECK
 
 
@@ -47,11 +48,11 @@ def table_size(
     con: duckdb.DuckDBPyConnection, table: str, columns: list[TableColumn], chunk_rows: int
 ) -> tuple[int, int]:
     """Rows, and JSON bytes when the row count alone does not already rule out a single request."""
-    row_count = int(con.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()[0])
+    row_count = int(con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0])
     if row_count > chunk_rows:
         return row_count, -1
     byte_count = con.execute(
-        f"SELECT coalesce(sum(strlen({row_json_sql(columns)}) + 1), 0) FROM {quote_identifier(table)}"
+        f"SELECT coalesce(sum(strlen({row_json_sql(columns)}) + 1), 0) FROM {quote_ident(table)}"
     ).fetchone()[0]
     return row_count, int(byte_count)
 
@@ -91,10 +92,10 @@ def table_problems(
         )
     key = dataset.row_identifier
     if key and key in names and facts.row_count:
-        ident = quote_identifier(key)
+        ident = quote_ident(key)
         nulls, dupes = con.execute(
             f"SELECT count(*) FILTER (WHERE {ident} IS NULL), count({ident}) - count(DISTINCT {ident}) "
-            f"FROM {quote_identifier(table)}"
+            f"FROM {quote_ident(table)}"
         ).fetchone()
         if nulls or dupes:
             problems.append(

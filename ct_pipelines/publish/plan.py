@@ -19,13 +19,13 @@ import numpy as np
 import requests
 
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PortalConnection
 from ct_pipelines.publish.serialize import (
     TableColumn,
     delete_body_sql,
     key_json_sql,
-    quote_identifier,
     row_hash_sql,
     row_json_sql,
 )
@@ -64,7 +64,7 @@ class Plan:
         """Drop the change set (and a temporary comparison table) of a plan that will not be sent."""
         for name in (self.pending, *([previous] if previous else [])):
             if not name.startswith(state.snapshot_table("")):  # the published snapshot stays
-                con.execute(f"DROP TABLE IF EXISTS {quote_identifier(name)}")
+                con.execute(f"DROP TABLE IF EXISTS {quote_ident(name)}")
 
 
 def portal_keys_table(
@@ -90,9 +90,9 @@ def portal_keys_table(
     typed = TableColumn(key.name, key.duckdb_type)
     con.execute(
         f"CREATE OR REPLACE TEMP TABLE {keys} AS SELECT {key_json_sql(typed)} AS row_key, "
-        f"{quote_identifier(key.name)} AS key_value, CAST(NULL AS UBIGINT) AS row_hash "
+        f"{quote_ident(key.name)} AS key_value, CAST(NULL AS UBIGINT) AS row_hash "
         f"FROM (SELECT TRY_CAST(value AS {key.duckdb_type}) AS "
-        f"{quote_identifier(key.name)} FROM {raw} WHERE value IS NOT NULL)"
+        f"{quote_ident(key.name)} FROM {raw} WHERE value IS NOT NULL)"
     )
     con.execute(f"DROP TABLE {raw}")
     return keys
@@ -162,13 +162,13 @@ class _ChangeSetSql:
     def __init__(
         self, dataset: Dataset, table: str, columns: list[TableColumn], pending: str, temporary: bool
     ) -> None:
-        self.columns, self.table = columns, quote_identifier(table)
+        self.columns, self.table = columns, quote_ident(table)
         self.create = "CREATE OR REPLACE TEMP TABLE" if temporary else "CREATE OR REPLACE TABLE"
-        self.pending = quote_identifier(pending)
+        self.pending = quote_ident(pending)
         self.key_name = dataset.row_identifier
         self.key_column = next((c for c in columns if c.name == self.key_name), None)
         self.key_sql = key_json_sql(self.key_column) if self.key_column else "CAST(NULL AS VARCHAR)"
-        self.typed_key = quote_identifier(self.key_column.name) if self.key_column else "NULL"
+        self.typed_key = quote_ident(self.key_column.name) if self.key_column else "NULL"
         # ordered by the key's own value (numbers numerically, not as JSON text), so each chunk is one
         # narrow key range: the portal then finds existing rows by skipping most of the dataset
         self.order = "key_value NULLS LAST, row_key, op" if self.key_column else "body"
@@ -216,7 +216,7 @@ class _ChangeSetSql:
                 ELSE 'update' END AS op, c.row_hash
             FROM (SELECT {self.typed_key} AS key_value, {row_hash_sql(self.columns)} AS row_hash
                   FROM {self.table}) c
-            FULL JOIN {quote_identifier(previous)} p ON c.key_value = {previous_key}
+            FULL JOIN {quote_ident(previous)} p ON c.key_value = {previous_key}
             WHERE p.row_key IS NULL OR c.key_value IS NULL OR {previous_hash} IS DISTINCT FROM c.row_hash"""
         )
         # the table is filtered before any JSON is written: filtering the JSON rows made DuckDB write
@@ -255,11 +255,11 @@ def build_plan(
         sql.write_all(con)
     else:
         sql.write_changes(con, previous)
-    expected = con.execute(f"SELECT count(*) FROM {quote_identifier(table)}").fetchone()[0]
-    counts = dict(con.execute(f"SELECT op, count(*) FROM {quote_identifier(pending)} GROUP BY op").fetchall())
+    expected = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]
+    counts = dict(con.execute(f"SELECT op, count(*) FROM {quote_ident(pending)} GROUP BY op").fetchall())
     chunks = cut_chunks(
         con,
-        quote_identifier(pending),
+        quote_ident(pending),
         dataset.publish.chunk_rows,
         dataset.publish.chunk_bytes,
         mode == "replace",
@@ -311,7 +311,7 @@ def register_plan(
 def discard_run(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     """Drop an interrupted publish aimed at a target that is no longer the dataset's target."""
     con.execute("UPDATE publish_runs SET status = 'abandoned' WHERE publish_id = ?", [run["publish_id"]])
-    con.execute(f"DROP TABLE IF EXISTS {quote_identifier(state.pending_table(run['dataset_id']))}")
+    con.execute(f"DROP TABLE IF EXISTS {quote_ident(state.pending_table(run['dataset_id']))}")
 
 
 def choose_mode(

@@ -17,6 +17,7 @@ from typing import Any
 import duckdb
 import requests
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import (
     PortalConnection,
@@ -24,7 +25,6 @@ from ct_pipelines.publish.connection import (
     PublishingClient,
     sleep_before_poll,
 )
-from ct_pipelines.publish.serialize import quote_identifier
 from ct_pipelines.publish.verify import PublishVerificationError
 
 DELETE_CHECK_BATCH = 200
@@ -181,7 +181,7 @@ def _already_deleted(
     ]
     if not key_field or not deleted or errors > len(deleted):
         return 0
-    ident = quote_identifier(key_field).replace('"', "`")
+    ident = quote_ident(key_field).replace('"', "`")
     for start in range(0, len(deleted), DELETE_CHECK_BATCH):
         listed = ", ".join(_soql_literal(k) for k in deleted[start : start + DELETE_CHECK_BATCH])
         try:
@@ -288,7 +288,7 @@ class _RunSender:
     ) -> None:
         self.con, self.portal, self.run, self.run_id = con, portal, run, run_id
         self.tally, self.options, self.chunk_total = tally, options, chunk_total
-        self.pending = quote_identifier(state.pending_table(run["dataset_id"]))
+        self.pending = quote_ident(state.pending_table(run["dataset_id"]))
         self.failures: list[tuple[int, PublishError]] = []
         self.in_flight: dict[Future[_Answer], Chunk] = {}
 

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 
 import duckdb
 
+from ct_pipelines.core.sql import quote_ident
+
 # Integers beyond 2**53 lose digits in JavaScript parsers, so they travel as strings (Socrata accepts
 # numeric strings in number columns).
 _SAFE_INTEGER_TYPES = {"TINYINT", "SMALLINT", "INTEGER", "BIGINT", "UTINYINT", "USMALLINT", "UINTEGER"}
@@ -19,11 +21,6 @@ _STRING_NUMBER_TYPES = {"HUGEINT", "UHUGEINT", "UBIGINT"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 SOCRATA_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%g"
 SOCRATA_DATE_FORMAT = "%Y-%m-%dT00:00:00.000"
-
-
-def quote_identifier(name: str) -> str:
-    """Double-quote a DuckDB identifier so any field name is safe in generated SQL."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def quote_literal(value: str) -> str:
@@ -50,7 +47,7 @@ class TableColumn:
 
     def json_value_sql(self) -> str:
         """SQL expression giving the value as Socrata wants it (NaN/inf/infinite dates become null)."""
-        ident = quote_identifier(self.name)
+        ident = quote_ident(self.name)
         base = self.duckdb_type.split("(")[0].upper()
         if base in _FLOAT_TYPES:
             return f"CASE WHEN isfinite({ident}) THEN {ident} END"
@@ -69,13 +66,13 @@ class TableColumn:
 
 def table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[TableColumn]:
     """Columns of ``table`` in order (raises duckdb.CatalogException when it does not exist)."""
-    rows = con.execute(f"DESCRIBE {quote_identifier(table)}").fetchall()
+    rows = con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()
     return [TableColumn(name=row[0], duckdb_type=row[1]) for row in rows]
 
 
 def row_json_sql(columns: list[TableColumn]) -> str:
     """Expression producing one row's JSON object text, keys in table order."""
-    members = ", ".join(f"{quote_identifier(c.name)} := {c.json_value_sql()}" for c in columns)
+    members = ", ".join(f"{quote_ident(c.name)} := {c.json_value_sql()}" for c in columns)
     return f"CAST(to_json(struct_pack({members})) AS VARCHAR)"
 
 
@@ -102,9 +99,9 @@ def row_hash_sql(columns: list[TableColumn]) -> str:
     """
     signature = json.dumps([[c.name, c.duckdb_type] for c in columns])
     values = [
-        f"CAST({quote_identifier(c.name)} AS TIMESTAMP)"
+        f"CAST({quote_ident(c.name)} AS TIMESTAMP)"
         if c.duckdb_type.upper().startswith("TIMESTAMP WITH TIME ZONE")
-        else quote_identifier(c.name)
+        else quote_ident(c.name)
         for c in columns
     ]
     return f"hash({', '.join([quote_literal(signature), *values])})"

@@ -13,7 +13,7 @@ from typing import Any
 
 import duckdb
 
-from ct_pipelines.publish.serialize import quote_identifier
+from ct_pipelines.core.sql import quote_ident
 
 SCHEMA_SQL = """
 CREATE TABLE IF NOT EXISTS portal_targets (
@@ -165,8 +165,8 @@ def _promotion(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> str:
 def _snapshot_rows_sql(dataset_id: str, promotion: str) -> str:
     """The rows the snapshot holds after an ``apply`` or ``rebuild`` promotion."""
     snapshot, pending = (
-        quote_identifier(snapshot_table(dataset_id)),
-        quote_identifier(pending_table(dataset_id)),
+        quote_ident(snapshot_table(dataset_id)),
+        quote_ident(pending_table(dataset_id)),
     )
     sent = f"SELECT row_key, key_value, row_hash FROM {pending} WHERE op <> 'delete'"
     if promotion != "apply":
@@ -191,8 +191,8 @@ def _promote_rows(con: duckdb.DuckDBPyConnection, run: dict[str, Any]) -> None:
     snapshot in place (incremental, so a 1% change writes 1% of it)."""
     dataset_id = run["dataset_id"]
     snapshot, pending = (
-        quote_identifier(snapshot_table(dataset_id)),
-        quote_identifier(pending_table(dataset_id)),
+        quote_ident(snapshot_table(dataset_id)),
+        quote_ident(pending_table(dataset_id)),
     )
     promotion = _promotion(con, run)
     if promotion == "adopt":

@@ -14,6 +14,7 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.report.checks import CHECK_RESULTS
 
 MASK = "***"
@@ -27,10 +28,6 @@ def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool
         [schema, name],
     ).fetchone()
     return bool(row and row[0])
-
-
-def _q(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 @dataclass
@@ -120,10 +117,10 @@ def _set_aside(
     if run_id is None or not table_exists(con, "main", table):
         return 0, []
     total = con.execute(
-        f"SELECT count(DISTINCT _row) FROM {_q(table)} WHERE run_id = ?", [run_id]
+        f"SELECT count(DISTINCT _row) FROM {quote_ident(table)} WHERE run_id = ?", [run_id]
     ).fetchone()[0]
     rules = con.execute(
-        f"SELECT rule_group, column_name, any_value(reason), count(DISTINCT _row) FROM {_q(table)} "
+        f"SELECT rule_group, column_name, any_value(reason), count(DISTINCT _row) FROM {quote_ident(table)} "
         "WHERE run_id = ? GROUP BY ALL ORDER BY 4 DESC, 1, 2",
         [run_id],
     ).fetchall()
@@ -173,7 +170,7 @@ def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[R
     quarantine = f"quarantine__{dataset_id}"
     if table_exists(con, "main", quarantine):
         for run_id, n in con.execute(
-            f"SELECT run_id, count(DISTINCT _row) FROM {_q(quarantine)} WHERE run_id IN ({marks}) GROUP BY 1",
+            f"SELECT run_id, count(DISTINCT _row) FROM {quote_ident(quarantine)} WHERE run_id IN ({marks}) GROUP BY 1",
             ids,
         ).fetchall():
             runs[run_id].set_aside = n
@@ -230,7 +227,7 @@ def masked_set_aside_sql(
     if run_id is None or not table_exists(con, "main", quarantine):
         return None
     raw_columns = (
-        [r[0] for r in con.execute(f"DESCRIBE {_q(raw)}").fetchall()]
+        [r[0] for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()]
         if table_exists(con, "main", raw)
         else []
     )
@@ -239,22 +236,22 @@ def masked_set_aside_sql(
     for column in raw_columns:
         if column in ("_row", "_line"):
             continue
-        expr = f"r.{_q(column)}::VARCHAR"
+        expr = f"r.{quote_ident(column)}::VARCHAR"
         if column in pii:
-            expr = f"CASE WHEN r.{_q(column)} IS NULL THEN NULL ELSE '{MASK}' END"
+            expr = f"CASE WHEN r.{quote_ident(column)} IS NULL THEN NULL ELSE '{MASK}' END"
         else:
             for pattern in PATTERNS:
                 expr = (
                     f"regexp_replace({expr}, '{pattern.regex.replace(chr(39), chr(39) * 2)}', '{MASK}', 'g')"
                 )
-        selected.append(f"{expr} AS {_q(column)}")
+        selected.append(f"{expr} AS {quote_ident(column)}")
     run = run_id.replace("'", "''")
     body = "".join(", " + s for s in selected)
-    joined = f" LEFT JOIN {_q(raw)} r ON r._row = q._row" if raw_columns else ""
+    joined = f" LEFT JOIN {quote_ident(raw)} r ON r._row = q._row" if raw_columns else ""
     return (
         f"WITH q AS (SELECT _row, min(source_line) AS source_line, string_agg(rule_group || ' (' || "
         f"column_name || '): ' || reason, '; ' ORDER BY rule_group, column_name) AS rules_broken "
-        f"FROM {_q(quarantine)} WHERE run_id = '{run}' GROUP BY _row) "
+        f"FROM {quote_ident(quarantine)} WHERE run_id = '{run}' GROUP BY _row) "
         f"SELECT q.source_line, q.rules_broken{body} FROM q{joined} ORDER BY q.source_line, q._row"
     )
 

@@ -18,6 +18,7 @@ import pyarrow as pa
 
 from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, StandardizeConfig
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
 from ct_pipelines.standardize.groups import UNKNOWN_GROUP, not_collected, reporting_group  # noqa: F401 - re-exported
 from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
@@ -49,10 +50,6 @@ class StandardizeResult:
     # REL attributes the source did not collect (e.g. ["hispanic_origin"] for a race-only
     # source), so the dataset's metadata can say so; see rel/groups.py.
     not_collected: list[str] = field(default_factory=list)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _as_text(expression: str, duckdb_type: str) -> str:
@@ -116,7 +113,7 @@ def _check_columns(
 ) -> tuple[list[str], dict[str, str]]:
     """Names the standardized columns will take, and the source column types; fails with the fix
     when a configured column is missing or an output name is taken."""
-    described = {row[0]: row[1] for row in con.execute(f"DESCRIBE {_quote(source_table)}").fetchall()}
+    described = {row[0]: row[1] for row in con.execute(f"DESCRIBE {quote_ident(source_table)}").fetchall()}
     existing = list(described)
     missing = [c.column for c in config.columns if c.column not in existing]
     if missing:
@@ -145,7 +142,9 @@ def _load_mapping(
         for i, (col, typ) in enumerate(columns.items())
     }
     con.register(f"{name}_arrow", pa.table(arrays))
-    con.execute(f"CREATE OR REPLACE TEMP TABLE {_quote(name)} AS SELECT * FROM {_quote(name + '_arrow')}")
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM {quote_ident(name + '_arrow')}"
+    )
     con.unregister(f"{name}_arrow")
 
 
@@ -166,8 +165,10 @@ def standardize_table(
     selects: list[str] = []
     temp_tables: list[str] = []
     for number, (columns, with_group) in enumerate(groups):
-        keys = ", ".join(_as_text(_quote(c.column), types[c.column]) for c in columns)
-        combos = con.execute(f"SELECT {keys}, count(*) FROM {_quote(source_table)} GROUP BY ALL").fetchall()
+        keys = ", ".join(_as_text(quote_ident(c.column), types[c.column]) for c in columns)
+        combos = con.execute(
+            f"SELECT {keys}, count(*) FROM {quote_ident(source_table)} GROUP BY ALL"
+        ).fetchall()
         map_columns = {f"_raw_{i}": "VARCHAR" for i in range(len(columns))}
         for c in columns:
             map_columns.update(output_columns(c))
@@ -198,20 +199,20 @@ def standardize_table(
         _load_mapping(con, temp, map_columns, rows)
         alias = f"m{number}"
         condition = " AND ".join(
-            f"{_as_text('s.' + _quote(c.column), types[c.column])} IS NOT DISTINCT FROM {alias}._raw_{i}"
+            f"{_as_text('s.' + quote_ident(c.column), types[c.column])} IS NOT DISTINCT FROM {alias}._raw_{i}"
             for i, c in enumerate(columns)
         )
-        joins.append(f"LEFT JOIN {_quote(temp)} {alias} ON {condition}")
+        joins.append(f"LEFT JOIN {quote_ident(temp)} {alias} ON {condition}")
         outputs = [name for name in map_columns if not name.startswith("_raw_")]
-        selects.extend(f"{alias}.{_quote(name)}" for name in outputs)
+        selects.extend(f"{alias}.{quote_ident(name)}" for name in outputs)
     select_list = ", ".join(["s.*", *selects])
     con.execute(
-        f"CREATE OR REPLACE TABLE {_quote(target_table)} AS "
-        f"SELECT {select_list} FROM {_quote(source_table)} s {' '.join(joins)}"
+        f"CREATE OR REPLACE TABLE {quote_ident(target_table)} AS "
+        f"SELECT {select_list} FROM {quote_ident(source_table)} s {' '.join(joins)}"
     )
     for temp in temp_tables:
-        con.execute(f"DROP TABLE IF EXISTS {_quote(temp)}")
-    row_count = con.execute(f"SELECT count(*) FROM {_quote(target_table)}").fetchone()[0]
+        con.execute(f"DROP TABLE IF EXISTS {quote_ident(temp)}")
+    row_count = con.execute(f"SELECT count(*) FROM {quote_ident(target_table)}").fetchone()[0]
     return StandardizeResult(
         target_table=target_table,
         row_count=row_count,
@@ -272,19 +273,19 @@ def rel_checks(
     labels with row counts and the `code_map:` YAML that would map them: WARN when there are any,
     ERROR when their share exceeds max_unmapped_share. Labels of `pii_columns` are never shown."""
     outcomes = []
-    table = _quote(standardized_table)
+    table = quote_ident(standardized_table)
     problem = ", ".join(f"'{s.value}'" for s in PROBLEM_STATUSES)
     total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     for c in config.columns:
-        status_col = _quote(f"{c.column}_status")
+        status_col = quote_ident(f"{c.column}_status")
         cand_col = f"{c.column}_candidates"
-        candidates = _quote(cand_col) if cand_col in output_columns(c) else "NULL"
+        candidates = quote_ident(cand_col) if cand_col in output_columns(c) else "NULL"
         found = con.execute(
-            f"SELECT {_quote(c.column)}, {status_col}, {candidates}, count(*) AS n FROM {table} "
+            f"SELECT {quote_ident(c.column)}, {status_col}, {candidates}, count(*) AS n FROM {table} "
             f"WHERE {status_col} IN ({problem}) GROUP BY ALL ORDER BY n DESC, 1 LIMIT {MAX_LISTED_VALUES + 1}"
         ).fetchall()
         bad_rows, distinct = con.execute(
-            f"SELECT count(*), count(DISTINCT {_quote(c.column)}) FROM {table} WHERE {status_col} IN ({problem})"
+            f"SELECT count(*), count(DISTINCT {quote_ident(c.column)}) FROM {table} WHERE {status_col} IN ({problem})"
         ).fetchone()
         share = bad_rows / total if total else 0.0
         labels = [

@@ -11,7 +11,8 @@ import duckdb
 from ct_pipelines.catalog.loader import parse_dataset_file
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.settings import load_settings
-from ct_pipelines.validate.rules import DatasetRuleError, quote
+from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.validate.rules import DatasetRuleError
 from ct_pipelines.validate.validate import quality_check_specs, validate_dataset
 
 
@@ -97,7 +98,7 @@ def validate(dataset_file: Path, warehouse: Path | None, raw_table: str | None, 
 def show_quarantine(dataset_id: str, warehouse: Path | None, run_id: str | None, limit: int) -> None:
     """Show why rows of DATASET_ID were set aside (values of pii columns are masked)."""
     path = warehouse or load_settings().warehouse_path
-    table = quote(f"quarantine__{dataset_id}")
+    table = quote_ident(f"quarantine__{dataset_id}")
     try:
         con = duckdb.connect(str(path), read_only=True)
     except duckdb.Error as exc:

@@ -9,7 +9,7 @@ import duckdb
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
-from ct_pipelines.validate.rules import quote
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.validate.specs import _severity
 
 HISTORY_TABLE = "quality.history"
@@ -19,7 +19,7 @@ def _null_shares(con: duckdb.DuckDBPyConnection, raw_table: str, columns: list[s
     if not columns:
         return {}
     selects = ", ".join(
-        f"avg(CASE WHEN NULLIF(trim({quote(c)}), '') IS NULL THEN 1 ELSE 0 END)" for c in columns
+        f"avg(CASE WHEN NULLIF(trim({quote_ident(c)}), '') IS NULL THEN 1 ELSE 0 END)" for c in columns
     )
     values = con.execute(f"SELECT {selects} FROM {raw_table}").fetchone() or ()
     return {c: round(float(v or 0.0), 6) for c, v in zip(columns, values, strict=True)}

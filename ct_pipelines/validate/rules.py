@@ -22,6 +22,7 @@ import ibis.expr.types as ir
 
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
 from ct_pipelines.core.outcomes import Severity
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.validate.custom_checks import get_check
 from ct_pipelines.validate.parsing import (
     AMBIGUOUS_DATE,
@@ -55,11 +56,6 @@ class DatasetRuleError(ValueError):
     """A column rule in the dataset YAML that cannot be applied (reported to the YAML's author)."""
 
 
-def quote(identifier: str) -> str:
-    """Quote a DuckDB identifier so field names such as ``order`` or ``_2020`` are safe."""
-    return '"' + identifier.replace('"', '""') + '"'
-
-
 def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -> str:
     """SELECT that types every declared column and keeps its cleaned text (and suppression flag) beside it.
 
@@ -75,23 +71,23 @@ def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -
     for name in raw_columns:
         column = declared.get(name)
         if column is None:
-            inner.append(quote(name))
-            typed.append(quote(name))
+            inner.append(quote_ident(name))
+            typed.append(quote_ident(name))
             continue
         quirks = column_quirks(dataset, column)
-        trimmed = f"NULLIF(trim({quote(name)}), '')"
+        trimmed = f"NULLIF(trim({quote_ident(name)}), '')"
         tokens = quirks.null_values + quirks.suppressed_values
         cleaned = (
             f"CASE WHEN lower({trimmed}) IN {sql_in(tokens)} THEN NULL ELSE {trimmed} END"
             if tokens
             else trimmed
         )
-        text_ref = quote(name + TEXT_SUFFIX)
+        text_ref = quote_ident(name + TEXT_SUFFIX)
         inner.append(f"{cleaned} AS {text_ref}")
-        typed.append(f"{cast_sql(column, text_ref)} AS {quote(name)}")
+        typed.append(f"{cast_sql(column, text_ref)} AS {quote_ident(name)}")
         texts.append(text_ref)
         if quirks.suppressed_values:
-            flag = quote(suppressed_field(column))
+            flag = quote_ident(suppressed_field(column))
             inner.append(f"coalesce(lower({trimmed}) IN {sql_in(quirks.suppressed_values)}, FALSE) AS {flag}")
             flags.append(flag)
     return f"SELECT {', '.join(typed + texts + flags)} FROM (SELECT {', '.join(inner)} FROM {raw_table})"
@@ -103,7 +99,7 @@ def quirk_counts_sql(dataset: Dataset, raw_table: str) -> tuple[str, list[tuple[
     keys: list[tuple[str, str]] = []
     for column in dataset.columns:
         quirks = column_quirks(dataset, column)
-        cell = f"lower(trim({quote(column.field_name or column.source)}))"
+        cell = f"lower(trim({quote_ident(column.field_name or column.source)}))"
         if quirks.null_values:
             parts.append(f"count_if({cell} IN {sql_in(quirks.null_values)})")
             keys.append(("null_tokens", column.field_name or column.source))

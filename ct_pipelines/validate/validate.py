@@ -24,6 +24,7 @@ import pandera.errors
 from ct_pipelines.catalog.blocks.validate import ROW_RULE_GROUPS
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.validate.gx_suite import MASK, run_gx_suite
 from ct_pipelines.validate.history import HISTORY_TABLE, _history_outcomes, _null_shares  # noqa: F401
 from ct_pipelines.validate.parsing import column_quirks, suppressed_field
@@ -35,7 +36,6 @@ from ct_pipelines.validate.rules import (
     build_rules,
     pandera_schema,
     quirk_counts_sql,
-    quote,
     typed_select_sql,
 )
 from ct_pipelines.validate.specs import (  # noqa: F401 - quality_check_specs re-exported
@@ -83,12 +83,12 @@ def split_table_name(name: str) -> tuple[str | None, str]:
 
 
 def _qualified(schema: str | None, table: str) -> str:
-    return f"{quote(schema)}.{quote(table)}" if schema else quote(table)
+    return f"{quote_ident(schema)}.{quote_ident(table)}" if schema else quote_ident(table)
 
 
 def _ensure_schema(con: duckdb.DuckDBPyConnection, schema: str | None) -> None:
     if schema:
-        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote(schema)}")
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {quote_ident(schema)}")
 
 
 def _plural(count: int, phrase: str) -> str:
@@ -360,12 +360,12 @@ def _typed_and_failures(
     # Parsing dates and numbers once into a temporary working table that every rule, pandera and the
     # valid table then read is far cheaper than re-parsing per query (DuckDB spills it if memory runs short).
     typed_name = f"_quality_typed_{dataset.id}"
-    typed_ref = f"temp.main.{quote(typed_name)}"
+    typed_ref = f"temp.main.{quote_ident(typed_name)}"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {quote(typed_name)} AS {typed_select_sql(dataset, raw_columns, raw_ref)}"
+        f"CREATE OR REPLACE TEMP TABLE {quote_ident(typed_name)} AS {typed_select_sql(dataset, raw_columns, raw_ref)}"
     )
     typed = ibis.duckdb.from_connection(con).table(typed_name, database=("temp", "main"))
-    failures = quote(f"_quality_failures_{dataset.id}")
+    failures = quote_ident(f"_quality_failures_{dataset.id}")
     _create_failures(con, typed, rules, set(dataset.pii_fields), failures)
     failed_in_sql = {
         f"{g}:{c}:{r}"
@@ -416,7 +416,7 @@ def validate_dataset(
     valid_schema, valid_name = split_table_name(valid_table)
     _ensure_schema(con, valid_schema)
     valid_ref = _qualified(valid_schema, valid_name)
-    text_columns = [quote(c.field_name + TEXT_SUFFIX) for c in dataset.columns if c.field_name]
+    text_columns = [quote_ident(c.field_name + TEXT_SUFFIX) for c in dataset.columns if c.field_name]
     exclude = f" EXCLUDE ({', '.join(text_columns)})" if text_columns else ""
     con.execute(
         f"CREATE OR REPLACE TABLE {valid_ref} AS SELECT *{exclude} FROM {typed_ref} AS v "
