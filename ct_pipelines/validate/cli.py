@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import click
@@ -13,7 +12,7 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.settings import load_settings
 from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.validate.rules import DatasetRuleError
-from ct_pipelines.validate.validate import quality_check_specs, validate_dataset
+from ct_pipelines.validate.validate import quality_check_specs
 
 
 def _load(path: Path) -> Dataset:
@@ -51,43 +50,15 @@ def list_checks(dataset_file: Path) -> None:
         click.echo(f"{spec.name:<40} {'blocks' if spec.blocking else 'warns '}  {spec.description}")
 
 
-@quality.command(name="validate")
-@click.argument("dataset_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
-@_warehouse_option
-@click.option("--raw-table", default=None, help="Ingested table; defaults to ingest__<dataset id>")
-@click.option("--run-id", default=None, help="Run id recorded in the quarantine and history tables")
-def validate(dataset_file: Path, warehouse: Path | None, raw_table: str | None, run_id: str | None) -> None:
-    """Validate the ingested table of DATASET_FILE; exits with status 1 when an ERROR check fails."""
-    dataset = _load(dataset_file)
-    settings = load_settings()
-    path = warehouse or settings.warehouse_path
-    if not path.exists():
-        raise click.ClickException(f"no warehouse at {path}; run ingest first or pass --warehouse")
-    con = duckdb.connect(str(path))
-    try:
-        result = validate_dataset(
-            con,
-            dataset,
-            raw_table or f"ingest__{dataset.id}",
-            f"validate__{dataset.id}",
-            f"quarantine__{dataset.id}",
-            run_id=run_id or f"cli-{uuid.uuid4().hex[:12]}",
-            reports_dir=settings.reports_dir,
-            progress=lambda message: click.echo(f"  {message}...", err=True),
-        )
-    except (DatasetRuleError, duckdb.CatalogException) as exc:
-        raise click.ClickException(f"{dataset_file}: {exc}") from None
-    finally:
-        con.close()
-    for outcome in result.outcomes:
-        mark = "ok  " if outcome.passed else ("FAIL" if outcome.severity == "ERROR" else "warn")
-        click.echo(f"[{mark}] {outcome.name}: {outcome.summary}")
-    click.echo(
-        f"{result.rows_ingested:,} rows in, {result.rows_valid:,} valid, {result.rows_quarantined:,} quarantined"
-        + (f"; Great Expectations report: {result.data_docs_index}" if result.data_docs_index else "")
+@quality.command(
+    name="validate", hidden=True, context_settings={"ignore_unknown_options": True, "allow_extra_args": True}
+)
+def validate_moved() -> None:
+    """Replaced by ``ct-pipelines run --dataset ID --until validate`` (one way to run a stage)."""
+    raise click.UsageError(
+        "this command was replaced: run `ct-pipelines run --dataset DATASET_ID --until validate`, which reads the "
+        "extract and validates it exactly as a scheduled run does"
     )
-    if result.blocked:
-        raise SystemExit(1)
 
 
 @quality.command(name="quarantine")

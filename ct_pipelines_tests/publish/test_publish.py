@@ -192,35 +192,18 @@ def test_check_specs_need_no_io() -> None:
     assert names == ["publish_guard", "portal_schema_drift", "portal_metadata", "publish_verified"]
 
 
-def test_cli_dry_run_and_log(tmp_path) -> None:
+def test_cli_log_and_the_replaced_run_command(tmp_path) -> None:
     from click.testing import CliRunner
 
     from ct_pipelines.publish.cli import publish_group
 
     warehouse = tmp_path / "w.duckdb"
-    with duckdb.connect(str(warehouse)) as connection:
-        connection.execute("CREATE TABLE out AS SELECT i::BIGINT AS id, 'n' || i AS name FROM range(12) r(i)")
-    dataset_file = tmp_path / "test_rows.yaml"
-    dataset_file.write_text(json.dumps(make_dataset().model_dump(mode="json", exclude={"portal": {"id"}})))
+    duckdb.connect(str(warehouse)).close()
     runner = CliRunner()
-    args = [
-        "run",
-        str(dataset_file),
-        "--table",
-        "out",
-        "--warehouse",
-        str(warehouse),
-        "--domain",
-        "127.0.0.1:9",
-    ]
-    dry = runner.invoke(publish_group, [*args, "--dry-run"])
-    assert dry.exit_code == 0, dry.output
-    assert "would create 12" in dry.output and "create the dataset" in dry.output
     logged = runner.invoke(publish_group, ["log", "--warehouse", str(warehouse)])
     assert logged.exit_code == 0 and "no publishes recorded yet" in logged.output
-    dataset_file.write_text("title: [unclosed")
-    broken = runner.invoke(publish_group, [*args, "--dry-run"])
-    assert broken.exit_code != 0 and str(dataset_file) in broken.output and "Traceback" not in broken.output
+    moved = runner.invoke(publish_group, ["run", "anything.yaml", "--table", "out"])
+    assert moved.exit_code == 2 and "ct-pipelines run --dataset DATASET_ID" in moved.output
 
 
 def pending_rows(con: duckdb.DuckDBPyConnection, plan: Plan) -> list[tuple[str, str, dict]]:

@@ -351,25 +351,29 @@ def test_cli_lists_checks_validates_and_shows_quarantine(tmp_path, monkeypatch):
     connection.execute('CREATE TABLE ingest__clients AS SELECT * FROM raw."clients"')  # the pipeline's naming
     connection.close()
     monkeypatch.setenv("CT_PIPELINES_REPORTS", str(tmp_path / "reports"))
-    validated = runner.invoke(
-        quality, ["validate", str(dataset_file), "--warehouse", str(warehouse), "--run-id", "r1"]
+    with duckdb.connect(str(warehouse)) as connection:
+        result = validate_dataset(
+            connection,
+            make_dataset(),
+            "ingest__clients",
+            "validate__clients",
+            "quarantine__clients",
+            run_id="r1",
+            reports_dir=tmp_path / "reports",
+        )
+    # 2 of 60 rows set aside is within the 5% limit: the good rows go on.
+    assert not result.blocked and result.rows_quarantined == 2
+    summaries = {o.name: o.summary for o in result.outcomes}
+    assert (
+        "1 row has an age outside 0 to 120; it was set aside and the other rows go on" in summaries["ranges"]
     )
-    # 2 of 60 rows set aside is within the 5% limit: the good rows go on and the run succeeds.
-    assert validated.exit_code == 0, validated.output
-    assert "[warn] ranges" in validated.output and "[ok  ] quarantine_share" in validated.output
-    assert "1 row has an age outside 0 to 120; it was set aside and the other rows go on" in validated.output
-    assert "2 of 60 rows (3.3%) were set aside; the other 58 go on." in validated.output
+    assert "2 of 60 rows (3.3%) were set aside; the other 58 go on." in summaries["quarantine_share"]
     shown = runner.invoke(quality, ["quarantine", "clients", "--warehouse", str(warehouse)])
     assert shown.exit_code == 0, shown.output
     assert "line 4 (row 3): age range: '500'" in shown.output
     assert "line 5 (row 4): name required" in shown.output
-
-    missing = runner.invoke(
-        quality, ["validate", str(dataset_file), "--warehouse", str(tmp_path / "none.duckdb")]
-    )
-    assert (
-        missing.exit_code == 1 and "run ingest first" in missing.output and "Traceback" not in missing.output
-    )
+    moved = runner.invoke(quality, ["validate", str(dataset_file)])
+    assert moved.exit_code == 2 and "ct-pipelines run --dataset DATASET_ID --until validate" in moved.output
 
 
 CT_DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "ct"
