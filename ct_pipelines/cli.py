@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 import click
 
 from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.settings import Settings, load_settings
 from ct_pipelines.pipeline import STAGE_NAMES
 
@@ -177,21 +178,57 @@ def catalog() -> None:
 @click.argument("path", required=False, type=click.Path(exists=True, path_type=Path))
 def catalog_validate(path: Path | None) -> None:
     """Check dataset YAML files (a file or a folder); errors name the file, line and field."""
-    from ct_pipelines.pipeline import STAGES
-
-    result = load_catalog(path or load_settings().catalog_dir)
+    if path:  # the landing folder and SQL are the ones this catalog would run with
+        os.environ["CT_PIPELINES_CATALOG"] = str(path.resolve())
+    settings = load_settings()
+    result = load_catalog(settings.catalog_dir)
     problems = [str(error) for error in result.errors]
     for dataset in list(result.datasets):
-        try:  # rules are compiled the way the pipeline will use them (custom checks exist, ranges fit types)
-            for stage in STAGES:
-                stage.check_specs(dataset)
-        except ValueError as exc:
-            problems.append(f"{result.sources[dataset.id]}: {exc}")
+        found = dataset_problems(dataset, settings)
+        problems += [f"{result.sources[dataset.id]}: {problem}" for problem in found]
+        if found:
             result.datasets.remove(dataset)
+        for note in dataset_notes(dataset):
+            click.echo(f"{result.sources[dataset.id]}: note: {note}", err=True)
     for problem in problems:
         click.echo(problem, err=True)
     click.echo(f"{len(result.datasets)} dataset(s) valid, {len(problems)} problem(s)")
     sys.exit(1 if problems else 0)
+
+
+def dataset_problems(dataset: Dataset, settings: Settings) -> list[str]:
+    """What would stop this dataset at run time, found from the YAML alone: rules that cannot be compiled,
+    an extract path outside the landing folder, publish SQL that reads anything but its own view."""
+    from ct_pipelines.ingest.paths import source_path_problem
+    from ct_pipelines.pipeline import STAGES
+    from ct_pipelines.protect.errors import PublishConfigError
+    from ct_pipelines.protect.published import render_sql_file
+    from ct_pipelines.protect.sandbox import check_sql
+
+    problems: list[str] = []
+    try:  # rules are compiled the way the pipeline will use them (custom checks exist, ranges fit types)
+        for stage in STAGES:
+            stage.check_specs(dataset)
+    except ValueError as exc:
+        problems.append(str(exc))
+    if (path_problem := source_path_problem(dataset, settings.landing_dir)) is not None:
+        problems.append(path_problem)
+    if dataset.protect.sql_file:
+        names = {"source": "standardized", "standardized": "standardized"}
+        names.update({name: name for name in dataset.protect.reference_tables})
+        try:
+            query = render_sql_file(dataset.sql_folder(settings.sql_dir), dataset.protect.sql_file, names)
+            check_sql(query, set(names.values()), f"protect.sql_file {dataset.protect.sql_file}")
+        except PublishConfigError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def dataset_notes(dataset: Dataset) -> list[str]:
+    """Worth fixing but not blocking: old block names, and what the data.json entry would lack."""
+    from ct_pipelines.report.dcat import dcat_gaps
+
+    return [*dataset.deprecations, *(f"data.json: {gap}" for gap in dcat_gaps(dataset))]
 
 
 @catalog.command("list")

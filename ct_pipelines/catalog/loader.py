@@ -251,6 +251,7 @@ def load_catalog(folder: Path) -> Catalog:
                 )
             )
             continue
+        dataset.definition_file = path
         catalog.datasets.append(dataset)
         catalog.sources[dataset.id] = path
     return catalog

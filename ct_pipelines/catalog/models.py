@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 import warnings
 from enum import StrEnum
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -267,9 +268,17 @@ class Dataset(BaseModel):
     publish: PublishConfig = Field(
         default_factory=PublishConfig, description="publish: sending it to the portal"
     )
-    deprecations: SkipJsonSchema[list[str]] = Field(
-        default_factory=list, exclude=True
-    )  # set from old block names
+    # Set by the loader, not written in YAML: notes on old block names, and the file the dataset came from.
+    deprecations: SkipJsonSchema[list[str]] = Field(default_factory=list, exclude=True)
+    definition_file: SkipJsonSchema[Path | None] = Field(None, exclude=True)
+
+    def sql_folder(self, default: Path) -> Path:
+        """Where the protect stage's SQL file is: beside this dataset's YAML when it is there (a catalog
+        brings its own SQL), else the project's default folder."""
+        sql_file = self.protect.sql_file
+        if sql_file and self.definition_file and (self.definition_file.parent / sql_file).is_file():
+            return self.definition_file.parent
+        return default
 
     @model_validator(mode="before")
     @classmethod

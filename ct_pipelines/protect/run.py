@@ -43,7 +43,12 @@ def run(
     rows_in = con.execute(f"SELECT count(*) FROM {quote_ident(public)}").fetchone()[0]
     try:
         result = build_published_table(
-            con, dataset, public, target, settings.sql_dir, tables={"standardized": public}
+            con,
+            dataset,
+            public,
+            target,
+            dataset.sql_folder(settings.sql_dir),
+            tables={"standardized": public},
         )
     except (PublishConfigError, PiiLeakError) as exc:
         raise StageError(str(exc)) from exc
