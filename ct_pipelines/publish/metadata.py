@@ -32,11 +32,17 @@ def _plain(value: Any) -> Any:
     return value.value if isinstance(value, Enum) else value
 
 
+def _described(dataset: Dataset) -> str:
+    """The YAML description, plus what the source did not collect when race/ethnicity is published."""
+    note = dataset.standardize.collection_note() if dataset.standardize else ""
+    return f"{dataset.description.rstrip()} {note}" if note else dataset.description
+
+
 def desired_metadata(dataset: Dataset) -> dict[str, Any]:
     """The Metadata API body the catalog YAML asks for (empty fields are left out, not cleared)."""
     body: dict[str, Any] = {
         "name": dataset.title,
-        "description": dataset.description,
+        "description": _described(dataset),
         "category": _plain(dataset.category),
         "tags": list(dataset.tags),
         "license": dataset.license,

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from ct_pipelines.catalog.blocks.standardize import RelField, ReportingRule, StandardizeConfig
 from ct_pipelines.standardize.normalize import RelResult
 
-REL_ATTRIBUTES = ("race", "hispanic_origin", "language")
 ORIGIN_UNKNOWN = "Hispanic origin unknown"
 RACE_NOT_COLLECTED = "race not collected"
 UNKNOWN_GROUP = "Unknown"
@@ -38,17 +37,8 @@ SPD15_NAMES = {
 
 
 def not_collected(config: StandardizeConfig) -> list[str]:
-    """REL attributes no configured column asks about: race (race or race_ethnicity column),
-    hispanic_origin (ethnicity or race_ethnicity column) and language."""
-    fields = {c.field for c in config.columns}
-    collected = set()
-    if fields & {RelField.RACE, RelField.RACE_ETHNICITY}:
-        collected.add("race")
-    if fields & {RelField.ETHNICITY, RelField.RACE_ETHNICITY}:
-        collected.add("hispanic_origin")
-    if RelField.LANGUAGE in fields:
-        collected.add("language")
-    return [a for a in REL_ATTRIBUTES if a not in collected]
+    """REL attributes no configured column asks about (see ``StandardizeConfig.not_collected``)."""
+    return config.not_collected()
 
 
 @dataclass(frozen=True)

@@ -212,3 +212,43 @@ def test_language_only_source_says_race_and_origin_were_not_collected(con, tmp_p
     )
     assert result.not_collected == ["race", "hispanic_origin"]
     assert con.execute("SELECT lang_iso639_3 FROM std ORDER BY respondent").fetchall() == [("spa",), ("por",)]
+
+
+def test_race_only_survey_says_so_on_the_portal(tmp_path):
+    """The published dataset's description tells readers Hispanic origin was not collected."""
+    import shutil
+
+    import dagster as dg
+
+    from ct_pipelines.orchestration.runner import run_catalog
+    from ct_pipelines.portal.store import PortalStore
+
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "landing" / "survey.csv").write_bytes(b"\xef\xbb\xbf" + SURVEY.replace("\n", "\r\n").encode())
+    (tmp_path / "catalog" / "survey.yaml").write_text(
+        "id: race_survey\ntitle: Race survey answers\ndescription: Answers to a survey that asked race only.\n"
+        "agency: Department of Testing\ncategory: Government\ntags: [survey]\nupdate_frequency: Annually\n"
+        "contact: t@ct.gov\ningest:\n  path: survey.csv\ncolumns:\n  - source: respondent\n    type: code\n"
+        "  - source: What is your race? (Select all that apply)\n    field_name: race\n  - source: County\n"
+        "standardize:\n  columns:\n    - column: race\n      field: race\n",
+        encoding="utf-8",
+    )
+    env = {"CT_PIPELINES_HOME": str(tmp_path / "home"), "CT_PIPELINES_CATALOG": str(tmp_path / "catalog")}
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in env.items():
+            mp.setenv(key, value)
+        mp.delenv("CT_PIPELINES_LANDING", raising=False)
+        mp.delenv("CT_PORTAL_DOMAIN", raising=False)
+        (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())
+    assert summary.ok, summary.error or summary.failed_checks
+    store = PortalStore(tmp_path / "home" / "portal")
+    try:
+        (view,) = store.list_views()
+        description = view["description"]
+        groups = {r["rel_reporting_group"] for r in store.query(view["id"], {"$limit": "100"}).records()}
+    finally:
+        store.close()
+    assert "did not collect Hispanic origin" in description
+    assert not any(g.startswith("Non-Hispanic") for g in groups if g)
+    shutil.rmtree(tmp_path / "home", ignore_errors=True)

@@ -33,6 +33,9 @@ class RelColumn(BaseModel):
     field: RelField
 
 
+REL_ATTRIBUTES = ("race", "hispanic_origin", "language")
+
+
 class StandardizeConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -46,3 +49,29 @@ class StandardizeConfig(BaseModel):
     max_unmapped_share: float = Field(
         0.05, ge=0, le=1, description="ERROR when more than this share of values is unmapped or ambiguous"
     )
+
+    def not_collected(self) -> list[str]:
+        """REL attributes no configured column asks about: race (a race or race_ethnicity column),
+        hispanic_origin (an ethnicity or race_ethnicity column) and language. Groups never claim them."""
+        fields = {c.field for c in self.columns}
+        collected = set()
+        if fields & {RelField.RACE, RelField.RACE_ETHNICITY}:
+            collected.add("race")
+        if fields & {RelField.ETHNICITY, RelField.RACE_ETHNICITY}:
+            collected.add("hispanic_origin")
+        if RelField.LANGUAGE in fields:
+            collected.add("language")
+        return [a for a in REL_ATTRIBUTES if a not in collected]
+
+    def collection_note(self) -> str:
+        """A sentence for the dataset's public description when race and Hispanic origin were not both
+        collected, so no reader takes a race group for a non-Hispanic one (empty when nothing to say)."""
+        missing = set(self.not_collected())
+        if "hispanic_origin" in missing and "race" not in missing:
+            return (
+                "The source did not collect Hispanic origin: race groups include people of any ethnicity "
+                "and are labelled 'Hispanic origin unknown'."
+            )
+        if "race" in missing and "hispanic_origin" not in missing:
+            return "The source did not collect race: only Hispanic origin is reported."
+        return ""
