@@ -157,9 +157,13 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
         if warnings:
             out.append(f"\n{s.dataset_id}: warnings:")
             out.extend(f"  - {line}" for line in warnings)
-        if s.rows_set_aside and s.quarantine_table:
+        if s.rows_left_out:
+            rules = ", ".join(f"{name} {count:,}" for name, count in s.rows_left_out.items())
+            out.append(f"\n{s.dataset_id}: rows left out by the YAML's leave_out rules: {rules}")
+        quarantined = (s.rows_set_aside or 0) - sum(s.rows_left_out.values())
+        if quarantined > 0 and s.quarantine_table:
             out.append(
-                f"\n{s.dataset_id}: {s.rows_set_aside:,} rows set aside; read them with "
+                f"\n{s.dataset_id}: {quarantined:,} rows quarantined; read them with "
                 f"`ct-pipelines validate quarantine {s.dataset_id}` (table {s.quarantine_table})"
             )
     return "\n".join(out)

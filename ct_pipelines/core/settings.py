@@ -47,10 +47,15 @@ class Settings:
             path.mkdir(parents=True, exist_ok=True)
 
 
-def load_settings() -> Settings:
-    """Read ``CT_PIPELINES_*`` variables; defaults point at the bundled samples and ``./data``."""
+def load_settings(catalog_dir: Path | str | None = None) -> Settings:
+    """Read ``CT_PIPELINES_*`` variables; defaults point at the bundled samples and ``./data``. A given
+    ``catalog_dir`` wins over ``CT_PIPELINES_CATALOG`` (and brings its sibling ``landing/`` folder)."""
     home = _env_path("CT_PIPELINES_HOME", Path.cwd() / "data")
-    catalog_dir = _env_path("CT_PIPELINES_CATALOG", SAMPLE_CATALOG_DIR)
+    catalog_dir = (
+        Path(catalog_dir).expanduser().resolve()
+        if catalog_dir
+        else _env_path("CT_PIPELINES_CATALOG", SAMPLE_CATALOG_DIR)
+    )
     # A catalog folder with a sibling ``landing`` folder (like the bundled samples) brings its own landing.
     sibling_landing = (catalog_dir if catalog_dir.is_dir() else catalog_dir.parent).parent / "landing"
     sql_default = Path.cwd() / "sql"

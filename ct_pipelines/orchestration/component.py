@@ -7,8 +7,6 @@ file is reported and skipped instead of failing the whole code location.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import dagster as dg
 
 from ct_pipelines.catalog.loader import load_catalog
@@ -34,8 +32,8 @@ from ct_pipelines.orchestration.resources import (
 
 def build_definitions(catalog_dir: str | None = None, *, with_automation: bool = True) -> dg.Definitions:
     """Definitions for every valid dataset in the catalog; invalid files are logged, not fatal."""
-    settings = load_settings()
-    catalog = load_catalog(Path(catalog_dir) if catalog_dir else settings.catalog_dir)
+    settings = load_settings(catalog_dir)
+    catalog = load_catalog(settings.catalog_dir)
     logger = dg.get_dagster_logger()
     for error in catalog.errors:
         logger.error(f"Dataset file skipped: {error}")
@@ -61,7 +59,7 @@ def build_definitions(catalog_dir: str | None = None, *, with_automation: bool =
             "warehouse": warehouse_resource(),
             "portal": PortalResource.from_env(),
             "notifier": NotifierResource(),
-            "settings": SettingsResource(),
+            "settings": SettingsResource(catalog_dir=catalog_dir),
         },
         executor=dg.in_process_executor,
     )

@@ -35,8 +35,10 @@ class SettingsResource(dg.ConfigurableResource):
     """Where the project keeps its files, resolved once per run from ``CT_PIPELINES_*`` variables and
     handed to the stages (which never read the environment themselves)."""
 
+    catalog_dir: str | None = None  # the catalog the definitions were built from (else CT_PIPELINES_CATALOG)
+
     def resolve(self) -> Settings:
-        return load_settings()
+        return load_settings(self.catalog_dir)
 
 
 class PortalResource(dg.ConfigurableResource):

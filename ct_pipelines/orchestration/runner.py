@@ -38,6 +38,7 @@ class DatasetSummary:
     blocked_stage: str | None = None
     dry_run_plan: Any = None
     quarantine_table: str | None = None
+    rows_left_out: dict[str, int] = field(default_factory=dict)  # by the YAML's leave_out rules, by rule name
     duration_s: float = 0.0
 
     @property
@@ -81,7 +82,7 @@ def run_catalog(
     instance: dg.DagsterInstance | None = None,
 ) -> tuple[list[DatasetSummary], dg.ExecuteInProcessResult]:
     """Materialize the catalog's assets (all, or the named datasets up to ``until``) and summarize them."""
-    settings = settings or load_settings()
+    settings = settings or load_settings(catalog_dir)
     defs = build_definitions(catalog_dir, with_automation=False)
     job = defs.resolve_job_def(PUBLISH_JOB)
     selection = None
@@ -142,6 +143,8 @@ def summarize(settings: Settings, result: dg.ExecuteInProcessResult) -> list[Dat
         if set_aside:
             s.rows_set_aside = (s.rows_set_aside or 0) + set_aside
         facts_value = json.loads(facts or "{}")
+        if stage == "ingest":
+            s.rows_left_out = dict(facts_value.get("rows_left_out") or {})
         if stage == "validate":
             s.quarantine_table = facts_value.get("quarantine_table")
         if status in ("ok", "refused", "blocked"):

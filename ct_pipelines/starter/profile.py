@@ -47,6 +47,8 @@ class ColumnProfile:
     nulls: int = 0  # empty cells: missing, '' or blanks, as validation's `required` sees them
     distinct: int = 0
     leading_zeros: bool = False  # digit codes such as 06106: never a number
+    suppressed_values: list[str] = field(default_factory=list)  # source markers such as '*' or '<5'
+    null_values: list[str] = field(default_factory=list)  # cells meaning no value, such as 'N/A' or '-'
 
 
 @dataclass
@@ -125,6 +127,37 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
     return "text", empty, distinct, False
 
 
+# Cells agencies write in count columns instead of a number: markers of a value suppressed at the source,
+# and tokens for no value. A starter proposes them only when every other cell of the column is a number.
+SUPPRESSION_MARKER = r"^(\*+|[<≤]=?\s*[0-9]+|s|supp(ressed)?|\(s\)|‡|†)$"
+NULL_TOKEN = r"^(null|none|n/?a|-+|\.|missing|unknown|not available|nr)$"
+
+
+def _markers(
+    con: duckdb.DuckDBPyConnection, table: str, column: str
+) -> tuple[str, list[str], list[str]] | None:
+    """(number type, suppression markers, null tokens) when a text column is numbers plus a few such cells."""
+    text = f"NULLIF(trim({quote_ident(column)}), '')"
+    others = con.execute(
+        f"SELECT {text} AS v, count(*) FROM {table} WHERE {text} IS NOT NULL AND "
+        f"{cast_sql(Column(source=column, type=ColumnType.NUMBER), text)} IS NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+    ).fetchall()
+    if not others or len(others) > 3:
+        return None
+    values = [str(v) for v, _ in others]
+    suppressed = [v for v in values if re.match(SUPPRESSION_MARKER, v, re.IGNORECASE)]
+    nulls = [v for v in values if v not in suppressed and re.match(NULL_TOKEN, v, re.IGNORECASE)]
+    if len(suppressed) + len(nulls) != len(values):
+        return None
+    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    kept = f"CASE WHEN {text} IN ({listed}) THEN NULL ELSE {text} END"
+    integer = cast_sql(Column(source=column, type=ColumnType.INTEGER), kept)
+    filled, whole = con.execute(f"SELECT count({kept}), count({integer}) FROM {table}").fetchone()
+    if not filled:
+        return None
+    return ("integer" if whole == filled else "number"), suppressed, nulls
+
+
 def _footer_rules(
     con: duckdb.DuckDBPyConnection, table: str, read: ReadResult
 ) -> tuple[list[dict[str, Any]], list[int]]:
@@ -200,7 +233,12 @@ def profile_file(
     columns = []
     for source, name in zip(read.source_columns, read.field_names, strict=True):
         kind, empty, distinct, zeros = _infer_type(con, table, name)
-        columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros))
+        markers = _markers(con, table, name) if kind == "text" else None
+        if markers:
+            kind, suppressed, nulls = markers
+            columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, suppressed, nulls))
+        else:
+            columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros))
     names = ", ".join(quote_ident(n) for n in read.field_names)
     sample_rows = con.execute(f"SELECT {names} FROM {table} ORDER BY _row LIMIT 5").fetchall()
     sample = [dict(zip(read.field_names, row, strict=True)) for row in sample_rows]
@@ -270,7 +308,11 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
             entry["field_name"] = column.field_name
         entry["type"] = column.type
         entry["description"] = ""
-        if column.nulls == 0 and profile.read.rows:
+        if column.suppressed_values:  # each such cell becomes empty with <field>_suppressed = true
+            entry["suppressed_values"] = column.suppressed_values
+        if column.null_values:
+            entry["null_values"] = column.null_values
+        if column.nulls == 0 and not column.null_values and profile.read.rows:
             entry["required"] = True
         columns.append(entry)
     body = yaml.safe_dump(_header(profile, dataset_id), sort_keys=False, allow_unicode=True, width=1000)

@@ -472,3 +472,46 @@ def test_real_wide_sde_table_unpivoted_gets_rel_groups_and_reaches_the_portal(
         ("Andover School District", "0010011", "Asian", "*"),
     ]
     assert con.execute("SELECT count(*) FROM left_out__sde_enrollment_by_race").fetchone()[0] == 1
+
+
+def test_count_columns_with_source_markers_are_typed_and_published_as_flags(tmp_path: Path, monkeypatch):
+    """Agencies write '*' for a suppressed count and 'N/A' for none: the starter says so, the run publishes
+    the numbers, empty cells with a suppressed flag where the source had '*', and nothing else changed."""
+    import dagster as dg
+
+    from ct_pipelines.orchestration.runner import run_catalog
+    from ct_pipelines.portal.store import PortalStore
+
+    landing, catalog = tmp_path / "landing", tmp_path / "catalog"
+    landing.mkdir()
+    catalog.mkdir()
+    extract = landing / "enrollment.csv"
+    extract.write_text(
+        "District,Asian,Black\r\nAndover,*,12\r\nAnsonia,42,N/A\r\nAshford,9,*\r\nAvon,0,1204\r\n",
+        encoding="utf-8",
+    )
+    text = new_starter(extract, catalog / "enrollment.yaml")
+    columns = starter_columns(text)
+    assert columns["Asian"]["type"] == "integer" and columns["Asian"]["suppressed_values"] == ["*"]
+    assert columns["Black"]["null_values"] == ["N/A"] and "required" not in columns["Black"]
+    fill_todos(catalog / "enrollment.yaml")
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
+    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
+    (summary,), _ = run_catalog(str(catalog), instance=dg.DagsterInstance.ephemeral())
+    assert summary.ok, summary.error or summary.failed_checks
+    assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (4, None, 4)
+    store = PortalStore(tmp_path / "home" / "portal")
+    try:
+        (view,) = store.list_views()
+        rows = sorted(store.query(view["id"], {"$limit": "10"}).records(), key=lambda r: r["district"])
+    finally:
+        store.close()
+    published = [(r["district"], r.get("asian"), r["asian_suppressed"], r.get("black")) for r in rows]
+    assert published == [
+        ("Andover", None, True, "12"),
+        ("Ansonia", "42", False, None),
+        ("Ashford", "9", False, None),
+        ("Avon", "0", False, "1204"),
+    ]
+    assert [r["black_suppressed"] for r in rows] == [False, False, True, False]
