@@ -115,25 +115,22 @@ def remote_pattern(pattern: str, roots: tuple[str, ...], landing_url: str | None
     )
 
 
-class _PinnedHostKey:
-    """Accept the server only if its key is the one configured (fingerprint or known_hosts entry)."""
+def _pinned_host_key(fingerprint: str | None, known_hosts: str | None) -> Any:
+    """A paramiko policy accepting the server only if its key is the configured one (fingerprint or
+    known_hosts entry); paramiko is imported here so the module loads without the remote extra."""
+    import paramiko
 
-    def __init__(self, fingerprint: str | None, known_hosts: str | None) -> None:
-        self.fingerprint = fingerprint
-        self.known_hosts = known_hosts
-
-    def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
-        import paramiko
-
-        if self.fingerprint:
-            digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
-            if f"SHA256:{digest}" == self.fingerprint.strip().rstrip("="):
+    class PinnedHostKey(paramiko.MissingHostKeyPolicy):
+        def missing_host_key(self, client: Any, hostname: str, key: Any) -> None:
+            if fingerprint:
+                digest = base64.b64encode(hashlib.sha256(key.asbytes()).digest()).decode().rstrip("=")
+                if f"SHA256:{digest}" == fingerprint.strip().rstrip("="):
+                    return
+            if known_hosts and paramiko.HostKeys(known_hosts).check(hostname, key):
                 return
-        if self.known_hosts:
-            keys = paramiko.HostKeys(self.known_hosts)
-            if keys.check(hostname, key):
-                return
-        raise paramiko.SSHException(f"host key of {hostname} is not the configured one")
+            raise paramiko.SSHException(f"host key of {hostname} is not the configured one")
+
+    return PinnedHostKey()
 
 
 def _sftp(root: RemoteRoot) -> Any:
@@ -166,7 +163,7 @@ def _sftp(root: RemoteRoot) -> Any:
     return SFTPFileSystem(
         host,
         skip_instance_cache=True,
-        host_key_policy=_PinnedHostKey(fingerprint, known_hosts),
+        host_key_policy=_pinned_host_key(fingerprint, known_hosts),
         **{k: v for k, v in options.items() if v is not None},
     )
 

@@ -29,6 +29,9 @@ from ct_pipelines.orchestration.component import build_definitions
 from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
 from ct_pipelines.portal.local import LocalPortal
 from ct_pipelines_tests.support.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
+from ct_pipelines_tests.support.sftp import PASSWORD as SFTP_PASSWORD
+from ct_pipelines_tests.support.sftp import USERNAME as SFTP_USERNAME
+from ct_pipelines_tests.support.sftp import sftp_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NEW_YORK = ZoneInfo("America/New_York")
@@ -266,6 +269,31 @@ def test_a_ready_marker_or_an_atomic_rename_starts_the_run_at_once(
     assert sorted(r.tags["ct/dataset"] for r in requests) == ["marked_counts", "renamed_counts"]
     assert all(":marked_01.csv.done:" not in r.run_key for r in requests)  # the marker is not data
     assert tick(T0 + timedelta(hours=2)).run_requests == []
+
+
+def test_the_landing_sensor_settles_files_on_a_remote_sftp_folder(
+    env: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+):
+    served = env / "served"
+    (served / "landing").mkdir(parents=True)
+    catalog = _write_catalog(env / "catalog", [_dataset("remote_counts", "Weekly", "x*.csv")])
+    tick = _landing_ticker(_sensor(build_definitions(str(catalog)), "landing_files"), instance, monkeypatch)
+    with sftp_server(served) as server:
+        monkeypatch.setenv("CT_PIPELINES_LANDING", server.url("/landing"))
+        monkeypatch.setenv("CT_LANDING_SFTP_USERNAME", SFTP_USERNAME)
+        monkeypatch.setenv("CT_LANDING_SFTP_PASSWORD", SFTP_PASSWORD)
+        monkeypatch.setenv("CT_LANDING_SFTP_HOST_KEY", server.fingerprint)
+        uploading = served / "landing" / "x_2026-03.csv"
+        _land(uploading, "Town\n" + "Hartford\n" * 500, T0 - timedelta(seconds=1))
+        assert tick(T0).run_requests == []
+        _land(uploading, "Town\n" + "Hartford\n" * 1000, T0 + timedelta(seconds=59))  # still growing
+        assert tick(T0 + timedelta(seconds=60)).run_requests == []
+        (request,) = tick(T0 + timedelta(seconds=120)).run_requests
+        size, mtime = uploading.stat().st_size, int(uploading.stat().st_mtime) * 1_000_000_000
+        assert request.run_key == f"remote_counts:x_2026-03.csv:{size}:{mtime}"
+        assert tick(T0 + timedelta(seconds=180)).run_requests == []
+        monkeypatch.setenv("CT_LANDING_SFTP_PASSWORD", "wrong")  # an unreachable folder: no run, no alert
+        assert tick(T0 + timedelta(seconds=240)).run_requests == []
 
 
 # ---------------------------------------------------------------------------------- overdue sensor
