@@ -116,3 +116,47 @@ def test_credentials_come_only_from_the_environment_and_never_show_in_messages(
     assert "cannot connect" in refused(server.url("/landing/x.csv"))
     monkeypatch.delenv("CT_LANDING_SFTP_HOST_KEY")
     assert "host key is not configured" in refused(server.url("/landing/x.csv"))
+
+
+@pytest.fixture
+def s3_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """moto's S3-compatible server on loopback; standard AWS_* variables carry the (dummy) credentials."""
+    server_module = pytest.importorskip("moto.server")
+    pytest.importorskip("s3fs")
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "landing-test",
+        "AWS_SECRET_ACCESS_KEY": "landing-test-secret",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "CT_LANDING_S3_ENDPOINT_URL": f"http://{host}:{port}",
+    }.items():
+        monkeypatch.setenv(name, value)
+    try:
+        yield f"http://{host}:{port}"
+    finally:
+        server.stop()
+
+
+def test_an_s3_source_is_streamed_hashed_and_loaded(s3_endpoint: str, tmp_path, make_dataset):
+    import boto3
+
+    s3 = boto3.client("s3", endpoint_url=s3_endpoint)
+    s3.create_bucket(Bucket="ct-landing")
+    s3.put_object(Bucket="ct-landing", Key="dss/x_01.csv", Body=b"town,count\nAndover,1\n")
+    s3.put_object(Bucket="ct-landing", Key="private/secret.csv", Body=b"ssn\n123-45-6789\n")
+    body = ("town,count\n" + "".join(f"Town {n},{n}\n" for n in range(20_000))).encode()
+    s3.put_object(Bucket="ct-landing", Key="dss/x_02.csv", Body=body)  # written last: the newest
+    landing = Landing(tmp_path, ("s3://ct-landing/dss",))
+    con = duckdb.connect()
+    result = ingest_dataset(
+        con, make_dataset("s3://ct-landing/dss/x_*.csv"), landing, run_id="r1", workdir=tmp_path / "w"
+    )
+    assert result.path == "s3://ct-landing/dss/x_02.csv" and result.rows == 20_000
+    assert result.sha256 == hashlib.sha256(body).hexdigest()
+    assert con.execute("SELECT count(*) FROM ingest__sample").fetchone() == (20_000,)
+    with pytest.raises(IngestError, match="outside every declared remote landing folder"):
+        ingest_dataset(
+            con, make_dataset("s3://ct-landing/private/*.csv"), landing, run_id="r2", workdir=tmp_path / "w"
+        )
