@@ -31,6 +31,8 @@ from urllib.parse import urlsplit
 from ct_pipelines.ingest.errors import IngestError
 
 CHUNK_BYTES = 1 << 20
+#: SFTP read requests in flight (32 KiB each): fast over a WAN, and at most a few MiB held in memory.
+PREFETCH_REQUESTS = 64
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 EXTRA = "install the remote extra: pip install 'ct-pipelines[remote]'"
 F = TypeVar("F")
@@ -267,7 +269,9 @@ def download(url: str, root: RemoteRoot, workdir: Path) -> tuple[Path, str, tupl
             info = fs.info(root.fs_path(path))
             with fs.open(root.fs_path(path), "rb") as source, target.open("wb") as sink:
                 if hasattr(source, "prefetch"):  # paramiko: pipeline reads instead of one round trip each
-                    source.prefetch(int(info.get("size") or 0) or None)
+                    source.prefetch(
+                        int(info.get("size") or 0) or None, max_concurrent_requests=PREFETCH_REQUESTS
+                    )
                 while chunk := source.read(CHUNK_BYTES):
                     digest.update(chunk)
                     sink.write(chunk)
