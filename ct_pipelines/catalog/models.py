@@ -122,7 +122,10 @@ class Source(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    path: str = Field(description="File name or glob in the landing folder; the newest match is read")
+    path: str = Field(
+        description="File name or glob in the landing folder, or an sftp:// or s3:// URL under a declared "
+        "remote landing folder; the newest match is read"
+    )
     format: SourceFormat = Field(SourceFormat.AUTO, description="auto picks by file extension")
     encoding: str = Field("auto", description="auto, or a Python codec name such as utf-8, cp1252, utf-16")
     sheet: str | int | None = Field(
@@ -136,6 +139,19 @@ class Source(BaseModel):
         default_factory=list, description="Rows that are not data, left out at ingest and counted per rule"
     )
     unpivot: Unpivot | None = Field(None, description="Turn one-column-per-category into rows (wide to long)")
+    settle_seconds: int = Field(
+        60,
+        ge=0,
+        description="The landing sensor starts a run only after the file's size and modification time stay "
+        "unchanged across two checks this many seconds apart; 0 when the agency writes under a name "
+        "outside `path` and renames the finished file into place (atomic rename)",
+    )
+    ready_marker: str | None = Field(
+        None,
+        pattern=r"^\.[A-Za-z0-9_-]+$",
+        description="Suffix of an empty file the agency writes after the extract (e.g. .done for "
+        "extract.csv.done); when set, a file is read only once its marker is there",
+    )
 
     @field_validator("leave_out")
     @classmethod

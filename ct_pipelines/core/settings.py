@@ -34,6 +34,10 @@ class Settings:
     portal_data_dir: Path
     sql_dir: Path
     duckdb_memory_limit: str = "1GB"
+    #: Remote folders (fsspec URLs such as sftp://host/landing) that ``ingest.path`` may read from: a URL
+    #: ``CT_PIPELINES_LANDING`` (then also the base of relative paths) and ``CT_PIPELINES_REMOTE_LANDING``.
+    remote_roots: tuple[str, ...] = ()
+    landing_url: str | None = None
 
     @property
     def duckdb_config(self) -> dict[str, str]:
@@ -58,13 +62,19 @@ def load_settings(catalog_dir: Path | str | None = None) -> Settings:
     )
     # A catalog folder with a sibling ``landing`` folder (like the bundled samples) brings its own landing.
     sibling_landing = (catalog_dir if catalog_dir.is_dir() else catalog_dir.parent).parent / "landing"
+    landing_url = os.environ.get("CT_PIPELINES_LANDING", "").strip() or None
+    if landing_url and "://" not in landing_url:
+        landing_url = None
+    extra_roots = os.environ.get("CT_PIPELINES_REMOTE_LANDING", "").replace(",", " ").split()
     sql_default = Path.cwd() / "sql"
     if not sql_default.is_dir():
         sql_default = PACKAGE_DIR.parent / "sql"
     return Settings(
         home=home,
         catalog_dir=catalog_dir,
-        landing_dir=_env_path(
+        landing_dir=home / "landing"
+        if landing_url
+        else _env_path(
             "CT_PIPELINES_LANDING", sibling_landing if sibling_landing.is_dir() else home / "landing"
         ),
         warehouse_path=_env_path("CT_PIPELINES_WAREHOUSE", home / "warehouse.duckdb"),
@@ -72,4 +82,6 @@ def load_settings(catalog_dir: Path | str | None = None) -> Settings:
         portal_data_dir=_env_path("CT_PIPELINES_PORTAL_DATA", home / "portal"),
         sql_dir=_env_path("CT_PIPELINES_SQL", sql_default),
         duckdb_memory_limit=os.environ.get("CT_PIPELINES_DUCKDB_MEMORY", "1GB"),
+        remote_roots=tuple(([landing_url] if landing_url else []) + extra_roots),
+        landing_url=landing_url,
     )

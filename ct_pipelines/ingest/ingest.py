@@ -13,12 +13,19 @@ from pathlib import Path
 
 import duckdb
 
-from ct_pipelines.catalog.models import Dataset, SourceFormat
+from ct_pipelines.catalog.models import Dataset, Source, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
+from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import stage_table
 from ct_pipelines.ingest.detect import describe_header
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.ingest.paths import matching_files, relative_pattern
+from ct_pipelines.ingest.landing import (
+    Landing,
+    LandingFile,
+    newest_landing_file,
+    ready_on_sight,
+    refuse_unfinished,
+)
 from ct_pipelines.ingest.quirks import QuirkResult, apply_quirks, produced_columns, recorded_quirks
 from ct_pipelines.ingest.readers import (
     FileScan,
@@ -29,7 +36,7 @@ from ct_pipelines.ingest.readers import (
     read_json_into,
     read_parquet_into,
 )
-from ct_pipelines.ingest.snapshot import read_stable
+from ct_pipelines.ingest.snapshot import read_remote, read_stable
 
 EXTENSIONS = {
     ".csv": SourceFormat.CSV,
@@ -89,26 +96,20 @@ class IngestResult:
 
 
 def newest_file(landing_dir: Path, pattern: str) -> Path:
-    """The most recently modified file matching the dataset's source path (a name or a glob) inside the
-    landing folder; patterns or links leading outside it are refused (see paths.py)."""
-    candidates = matching_files(landing_dir, pattern)
-    if not candidates:
-        raise IngestError(
-            landing_dir / relative_pattern(pattern, landing_dir),
-            "no file in the landing folder matches ingest.path",
-            f"drop the extract into {landing_dir} or correct ingest.path in the dataset YAML",
-        )
-    return max(candidates, key=lambda p: (p.stat().st_mtime_ns, p.name))
+    """The newest local file matching ``pattern`` (see landing.newest_landing_file, which the landing
+    sensor shares and which also reads remote folders)."""
+    return Path(newest_landing_file(landing_dir, Source(path=pattern)).location)
 
 
-def source_format(path: Path, declared: SourceFormat) -> SourceFormat:
+def source_format(path: Path | str, declared: SourceFormat) -> SourceFormat:
     if declared != SourceFormat.AUTO:
         return declared
-    fmt = EXTENSIONS.get(path.suffix.lower())
+    suffix = Path(str(path).rsplit("/", 1)[-1]).suffix
+    fmt = EXTENSIONS.get(suffix.lower())
     if fmt is None:
         raise IngestError(
             path,
-            f"cannot tell the format from the extension '{path.suffix}'",
+            f"cannot tell the format from the extension '{suffix}'",
             "set ingest.format to csv, excel, json or parquet",
         )
     return fmt
@@ -135,14 +136,17 @@ def ensure_meta(con: duckdb.DuckDBPyConnection) -> None:
 def read_config_hash(dataset: Dataset) -> str:
     """Hash of the YAML parts that decide how a file is read (source block and columns): after a fix
     there, the same file is read again."""
+    # When a file counts as arrived does not change how it is read.
     parts = {
-        "source": dataset.ingest.model_dump(mode="json"),
+        "source": dataset.ingest.model_dump(mode="json", exclude={"settle_seconds", "ready_marker"}),
         "columns": [c.model_dump(mode="json") for c in dataset.columns],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
 
 
-def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], list[str]], dict[str, str]]:
+def _name_mapper(
+    dataset: Dataset, path: Path | str
+) -> tuple[Callable[[list[str]], list[str]], dict[str, str]]:
     """Map the file's header to field names: declared columns by source name (exact first, then ignoring
     case and whitespace), the others derived and made distinct."""
     made = produced_columns(dataset.ingest)  # declared columns that exist only after unpivoting
@@ -175,7 +179,7 @@ def _name_mapper(dataset: Dataset, path: Path) -> tuple[Callable[[list[str]], li
 def ingest_dataset(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
-    landing_dir: Path,
+    landing_dir: Path | Landing | Settings,
     *,
     run_id: str,
     workdir: Path,
@@ -187,25 +191,34 @@ def ingest_dataset(
     A version is the file's name, size, mtime and SHA-256 plus a hash of the YAML's source block and
     columns. The file is skipped only when it is the version the raw table holds now, read the same way;
     an older file sent again after another one, or the same file after a YAML fix, is read (``force``
-    reads regardless). The raw table and its ingest-log row change in one transaction.
+    reads regardless). The raw table and its ingest-log row change in one transaction. The landing
+    folder may be remote (an fsspec URL, see remote.py); a file not yet complete is refused.
     """
     ensure_meta(con)
     started = time.perf_counter()
-    path = path or newest_file(landing_dir, dataset.ingest.path)
+    landing = Landing.of(landing_dir)
+    marker = dataset.ingest.ready_marker
+    found = (
+        LandingFile.local(path, landing.local, marker)
+        if path
+        else newest_landing_file(landing, dataset.ingest)
+    )
+    refuse_unfinished(found, dataset.ingest)
+    location = found.location
     config = read_config_hash(dataset)
     table = raw_table(dataset.id)
     current = _current_version(con, dataset.id, table)
-    stat = path.stat()
+    stat = found
     if (
         current
         and not force
         and (current["path"], current["size_bytes"], current["mtime_ns"], current["read_config"])
-        == (str(path), stat.st_size, stat.st_mtime_ns, config)
+        == (location, stat.st_size, stat.st_mtime_ns, config)
     ):
         return _skipped(
             con,
             dataset,
-            path,
+            location,
             stat,
             current,
             config,
@@ -214,18 +227,19 @@ def ingest_dataset(
         )
     if stat.st_size == 0:
         raise IngestError(
-            path,
+            location,
             "the file is empty (0 bytes)",
             "check that the agency's export finished and ask for the file again",
         )
-    names_for, mapping = _name_mapper(dataset, path)
-    fmt = source_format(path, dataset.ingest.format)
+    names_for, mapping = _name_mapper(dataset, location)
+    fmt = source_format(found.name, dataset.ingest.format)
     staging = f"_staging__{dataset.id}"
     try:
-        read, digest, stat = read_stable(
-            path,
+        read, digest, stat = _load_version(
+            found,
             workdir,
             lambda source, scan: _read(con, dataset, source, fmt, staging, names_for, workdir, scan),
+            complete=ready_on_sight(found, dataset.ingest),
         )
     except BaseException:
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
@@ -233,12 +247,21 @@ def ingest_dataset(
     if current and not force and (current["sha256"], current["read_config"]) == (digest, config):
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
         _log(
-            con, dataset, path, stat, digest, read, run_id, time.perf_counter() - started, config, "unchanged"
+            con,
+            dataset,
+            location,
+            stat,
+            digest,
+            read,
+            run_id,
+            time.perf_counter() - started,
+            config,
+            "unchanged",
         )
         return _skipped(
             con,
             dataset,
-            path,
+            location,
             stat,
             current,
             config,
@@ -258,15 +281,17 @@ def ingest_dataset(
         dataset,
         staging,
         read,
-        path,
-        lambda: _log(con, dataset, path, stat, digest, read, run_id, duration, config, "ingested", resend_of),
+        location,
+        lambda: _log(
+            con, dataset, location, stat, digest, read, run_id, duration, config, "ingested", resend_of
+        ),
     )
     declared = {c.field_name for c in dataset.columns}
     names = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in ("_row", "_line")]
     undeclared = [n for n in names if declared and n not in declared]
     return IngestResult(
         dataset.id,
-        str(path),
+        location,
         stat.st_size,
         digest,
         False,
@@ -291,6 +316,18 @@ def ingest_dataset(
         quirks.left_out,
         quirks.unpivoted_columns,
     )
+
+
+def _load_version(
+    found: LandingFile, workdir: Path, read: Callable, *, complete: bool
+) -> tuple[ReadResult, str, LandingFile | os.stat_result]:
+    """Read one unchanging version of the landing file (streamed to a local copy when it is remote)."""
+    if found.root is None:
+        return read_stable(Path(found.location), workdir, read, complete=complete)
+    result, digest, (size, mtime_ns) = read_remote(
+        found.location, found.root, workdir, read, complete=complete
+    )
+    return result, digest, LandingFile(found.location, found.relative, size, mtime_ns, None, found.root)
 
 
 def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str) -> dict[str, object] | None:
@@ -323,8 +360,8 @@ def _reason(force: bool, current: dict[str, object] | None, digest: str, resend_
 def _skipped(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
-    path: Path,
-    stat: os.stat_result,
+    path: Path | str,
+    stat: os.stat_result | LandingFile,
     current: dict[str, object],
     config: str,
     started: float,
@@ -361,7 +398,7 @@ def _swap_in(
     dataset: Dataset,
     staging: str,
     read: ReadResult,
-    path: Path,
+    path: Path | str,
     log: Callable[[], None],
 ) -> QuirkResult:
     """Replace the raw table with the staged rows (shaped by the declared quirks) and write its log row,
@@ -427,8 +464,8 @@ def _read(
 def _log(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
-    path: Path,
-    stat: os.stat_result,
+    path: Path | str,
+    stat: os.stat_result | LandingFile,
     digest: str,
     read: ReadResult,
     run_id: str,

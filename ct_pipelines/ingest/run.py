@@ -28,7 +28,7 @@ def run(
         result = ingest_dataset(
             con,
             dataset,
-            settings.landing_dir,
+            settings,  # the local landing folder and any declared remote ones
             run_id=run_id,
             workdir=settings.home / "tmp",
             force=options.reingest,

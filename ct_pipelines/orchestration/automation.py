@@ -18,7 +18,9 @@ from ct_pipelines.automation.alerts import landing_stale_alerts, overdue_alerts,
 from ct_pipelines.automation.frequency import SCHEDULE_TIMEZONE, frequency_cron, frequency_timedelta
 from ct_pipelines.automation.notify import select_unsent
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.core.settings import load_settings
+from ct_pipelines.core.settings import Settings, load_settings
+from ct_pipelines.ingest.errors import IngestError
+from ct_pipelines.ingest.landing import find_newest, settle
 from ct_pipelines.orchestration.assets import asset_key, dataset_asset_keys
 from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
 from ct_pipelines.orchestration.results import to_metadata
@@ -94,64 +96,82 @@ def frequency_schedules(datasets: list[Dataset]) -> list[dg.ScheduleDefinition]:
 
 
 def _load_cursor(raw: str | None) -> dict:
-    return json.loads(raw) if raw else {"files": {}, "alerts": []}
+    return json.loads(raw) if raw else {"files": {}, "seen": {}, "alerts": []}
 
 
 def _remember(cursor: dict, keys: list[str]) -> None:
     cursor["alerts"] = (cursor.get("alerts", []) + keys)[-MAX_REMEMBERED_ALERTS:]
 
 
+def _landing_check(
+    context: dg.SensorEvaluationContext, dataset: Dataset, settings: Settings, cursor: dict, now: datetime
+) -> tuple[dg.RunRequest | None, dg.AssetObservation | None, datetime | None] | None:
+    """One dataset's newest landing file (shared with ingest): a run request once that version is ready
+    (settled, marked or renamed into place; see ingest/landing.py), its observation and its mtime;
+    None when the folder cannot be read this tick (then no staleness alert either)."""
+    try:
+        found = find_newest(settings, dataset.ingest)
+    except IngestError as exc:  # a path outside the landing folder, an unreachable server: next tick
+        context.log.warning(f"{dataset.id}: {exc}")
+        return None
+    if found is None:
+        cursor["seen"].pop(dataset.id, None)
+        return None, None, None
+    modified = datetime.fromtimestamp(found.mtime_ns / 1e9, UTC)
+    observation = dg.AssetObservation(
+        asset_key=asset_key(dataset.id, "ingest"),
+        metadata=to_metadata(
+            {
+                "landing_file_path": found.location,
+                "landing_file_modified": modified.isoformat(),
+                "landing_file_age_hours": round((now - modified).total_seconds() / 3600, 1),
+            }
+        ),
+    )
+    ready, cursor["seen"][dataset.id] = settle(
+        found, dataset.ingest, cursor["seen"].get(dataset.id), now.timestamp()
+    )
+    if not ready or cursor["files"].get(dataset.id) == found.version:
+        return None, observation, modified
+    cursor["files"][dataset.id] = found.version
+    request = dg.RunRequest(
+        run_key=f"{dataset.id}:{found.version}",
+        asset_selection=dataset_asset_keys(dataset.id),
+        tags={"ct/trigger": "landing_file", "ct/dataset": dataset.id, "ct/landing_file": found.name},
+    )
+    return request, observation, modified
+
+
 def landing_sensor(datasets: list[Dataset]) -> dg.SensorDefinition:
-    """A new or changed file in the landing folder starts exactly one run of that dataset's assets
-    (run key = file name, size and modification time), and a stale landing file raises an alert."""
+    """A landing file that has finished arriving starts exactly one run of its dataset's assets (run key =
+    path, size and modification time), and a stale landing file raises an alert.
+
+    "Finished" is the dataset's rule (ingest/landing.py): by default the file's size and mtime are the
+    same at two ticks ``ingest.settle_seconds`` apart (the first sighting of each version is kept in the
+    cursor); with ``ingest.ready_marker`` its marker file is there; ``settle_seconds: 0`` means agencies
+    rename finished files into place. Local folders and remote ones (sftp://, s3://) alike."""
 
     @dg.sensor(
         name="landing_files",
         job_name=PUBLISH_JOB,
         minimum_interval_seconds=60,
-        description="Starts a dataset's run when its landing file is new or changed.",
+        description="Starts a dataset's run when its landing file is new or changed and has settled.",
         default_status=dg.DefaultSensorStatus.STOPPED,
     )
     def _landing(context: dg.SensorEvaluationContext, notifier: NotifierResource) -> dg.SensorResult:
         settings = load_settings()
         cursor = _load_cursor(context.cursor)
+        cursor.setdefault("seen", {})
         now = clock()
         run_requests, observations, freshness_inputs = [], [], []
         for dataset in datasets:
-            matches = [p for p in settings.landing_dir.glob(dataset.ingest.path) if p.is_file()]
-            if not matches:
-                freshness_inputs.append((dataset.id, dataset.update_frequency, None))
+            checked = _landing_check(context, dataset, settings, cursor, now)
+            if checked is None:
                 continue
-            newest = max(matches, key=lambda p: (p.stat().st_mtime_ns, p.name))
-            stat = newest.stat()
-            version = f"{newest.name}:{stat.st_size}:{stat.st_mtime_ns}"
-            modified = datetime.fromtimestamp(stat.st_mtime, UTC)
+            request, observation, modified = checked
             freshness_inputs.append((dataset.id, dataset.update_frequency, modified))
-            observations.append(
-                dg.AssetObservation(
-                    asset_key=asset_key(dataset.id, "ingest"),
-                    metadata=to_metadata(
-                        {
-                            "landing_file_path": str(newest),
-                            "landing_file_modified": modified.isoformat(),
-                            "landing_file_age_hours": round((now - modified).total_seconds() / 3600, 1),
-                        }
-                    ),
-                )
-            )
-            if cursor["files"].get(dataset.id) != version:
-                cursor["files"][dataset.id] = version
-                run_requests.append(
-                    dg.RunRequest(
-                        run_key=f"{dataset.id}:{version}",
-                        asset_selection=dataset_asset_keys(dataset.id),
-                        tags={
-                            "ct/trigger": "landing_file",
-                            "ct/dataset": dataset.id,
-                            "ct/landing_file": newest.name,
-                        },
-                    )
-                )
+            run_requests += [request] if request else []
+            observations += [observation] if observation else []
         alerts = select_unsent(landing_stale_alerts(freshness_inputs, now), cursor.get("alerts", []))
         if alerts:
             report = notifier.notifier().notify(alerts)

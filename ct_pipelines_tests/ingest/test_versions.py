@@ -197,3 +197,45 @@ def test_the_bundled_sample_catalog_passes_the_source_path_check():
     assert catalog.datasets
     problems = [source_path_problem(d, SAMPLE_LANDING_DIR) for d in catalog.datasets]
     assert problems == [None] * len(catalog.datasets)
+
+
+def test_a_fresh_file_that_grows_while_ingest_copies_it_is_refused(tmp_path, make_dataset, monkeypatch):
+    # The agency's upload appends while ingest takes its snapshot: the copy is a half-copied extract.
+    path = tmp_path / "extract.csv"
+    path.write_text("town,count\nAndover,1\n", encoding="utf-8")  # mtime now: the upload is under way
+    copy, appends = snapshot._copy, ["Bristol,2\n"]
+
+    def copy_while_uploading(source: Path, workdir: Path) -> Path:
+        copied = copy(source, workdir)
+        if appends:  # one more block arrives while the first copy is taken
+            with source.open("a", encoding="utf-8") as upload:
+                upload.write(appends.pop())
+        return copied
+
+    monkeypatch.setattr(snapshot, "_copy", copy_while_uploading)
+    con = duckdb.connect()
+    with pytest.raises(IngestError, match="still being written") as refused:
+        ingest_dataset(con, make_dataset("extract.csv"), tmp_path, run_id="r1", workdir=tmp_path / "w")
+    assert str(path) in str(refused.value) and "Fix: let the upload finish" in str(refused.value)
+    assert con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main'"
+    ).fetchone() == (0,)
+    # Declared complete (atomic rename), the same change is a rewrite: read again, from a stable copy.
+    appends.append("Bristol,2\n")
+    renamed = make_dataset("extract.csv", source={"settle_seconds": 0})
+    result = ingest_dataset(con, renamed, tmp_path, run_id="r2", workdir=tmp_path / "w")
+    assert result.rows == 3 and towns(con) == ["Andover", "Bristol", "Bristol"]
+
+
+def test_a_declared_ready_marker_must_be_there_and_newer_than_the_file(tmp_path, make_dataset):
+    dataset = make_dataset("extract_*.csv", source={"ready_marker": ".ok"})
+    land(tmp_path, "extract_01.csv", "town\nAndover\n", OLD)
+    con = duckdb.connect()
+    with pytest.raises(IngestError, match=r"extract_01.csv.ok is missing"):
+        ingest_dataset(con, dataset, tmp_path, run_id="r1", workdir=tmp_path / "w")
+    land(tmp_path, "extract_01.csv.ok", "", OLD - 60)  # left over from an earlier upload
+    with pytest.raises(IngestError, match="older than the file"):
+        ingest_dataset(con, dataset, tmp_path, run_id="r1", workdir=tmp_path / "w")
+    land(tmp_path, "extract_01.csv.ok", "", OLD + 1)  # the glob matches the marker too; it is not data
+    result = ingest_dataset(con, dataset, tmp_path, run_id="r1", workdir=tmp_path / "w")
+    assert result.path.endswith("extract_01.csv") and towns(con) == ["Andover"]

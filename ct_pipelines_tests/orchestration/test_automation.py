@@ -8,7 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from itertools import islice
 from pathlib import Path
@@ -29,6 +29,9 @@ from ct_pipelines.orchestration.component import build_definitions
 from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
 from ct_pipelines.portal.local import LocalPortal
 from ct_pipelines_tests.support.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
+from ct_pipelines_tests.support.sftp import PASSWORD as SFTP_PASSWORD
+from ct_pipelines_tests.support.sftp import USERNAME as SFTP_USERNAME
+from ct_pipelines_tests.support.sftp import sftp_server
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 NEW_YORK = ZoneInfo("America/New_York")
@@ -164,7 +167,30 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
 
 
 # ---------------------------------------------------------------------------------- landing sensor
-def test_landing_file_starts_one_run_per_file_version(
+def _landing_ticker(
+    sensor: dg.SensorDefinition, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+) -> Callable[[datetime], dg.SensorResult]:
+    """Evaluate the sensor at a chosen time, carrying the cursor from tick to tick."""
+    cursor: list[str | None] = [None]
+
+    def tick(moment: datetime) -> dg.SensorResult:
+        _set_clock(monkeypatch, moment)
+        context = dg.build_sensor_context(
+            cursor=cursor[0], instance=instance, resources={"notifier": NotifierResource()}
+        )
+        result = sensor.evaluate_tick(context)
+        cursor[0] = result.cursor
+        return result
+
+    return tick
+
+
+def _land(path: Path, text: str, moment: datetime) -> None:
+    path.write_text(text)
+    os.utime(path, (moment.timestamp(), moment.timestamp()))
+
+
+def test_landing_file_starts_one_run_per_settled_file_version(
     env: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
 ):
     catalog = _write_catalog(
@@ -174,37 +200,100 @@ def test_landing_file_starts_one_run_per_file_version(
             _dataset("adhoc_survey", "As needed", "adhoc_survey.csv"),
         ],
     )
-    sensor = _sensor(build_definitions(str(catalog)), "landing_files")
-    _set_clock(monkeypatch, T0)
+    tick = _landing_ticker(_sensor(build_definitions(str(catalog)), "landing_files"), instance, monkeypatch)
     landed = env / "landing" / "weekly_requests_2026-03.csv"
-    landed.write_text("Town\nHartford\n")
-    os.utime(landed, (T0.timestamp() - 7200, T0.timestamp() - 7200))
+    _land(landed, "Town\nHartford\n", T0 - timedelta(hours=2))
 
-    def tick(cursor: str | None) -> dg.SensorResult:
-        context = dg.build_sensor_context(
-            cursor=cursor, instance=instance, resources={"notifier": NotifierResource()}
-        )
-        return sensor.evaluate_tick(context)
-
-    first = tick(None)
-    (request,) = first.run_requests
-    assert request.run_key.startswith("weekly_requests:weekly_requests_2026-03.csv:")
-    assert set(request.asset_selection) == set(dataset_asset_keys("weekly_requests"))
+    first = tick(T0)  # first sighting: not yet known to be settled
+    assert first.run_requests == []
     (observation,) = first.asset_events
     assert isinstance(observation, dg.AssetObservation)
     assert observation.asset_key == dg.AssetKey(["weekly_requests", "ingest"])
     assert observation.metadata["landing_file_age_hours"].value == 2.0
 
-    second = tick(first.cursor)
-    assert second.run_requests == []
-    assert len(second.asset_events) == 1  # freshness is still observed on every tick
+    second = tick(T0 + timedelta(seconds=60))  # same size and mtime a settle interval later
+    (request,) = second.run_requests
+    size, mtime_ns = landed.stat().st_size, landed.stat().st_mtime_ns
+    assert request.run_key == f"weekly_requests:weekly_requests_2026-03.csv:{size}:{mtime_ns}"
+    assert set(request.asset_selection) == set(dataset_asset_keys("weekly_requests"))
+    assert request.tags["ct/landing_file"] == "weekly_requests_2026-03.csv"
 
-    landed.write_text("Town\nHartford\nNew Haven\n")
-    os.utime(landed, (T0.timestamp() - 60, T0.timestamp() - 60))
-    third = tick(second.cursor)
-    (changed,) = third.run_requests
+    third = tick(T0 + timedelta(seconds=120))
+    assert third.run_requests == []
+    assert len(third.asset_events) == 1  # freshness is still observed on every tick
+
+    _land(landed, "Town\nHartford\nNew Haven\n", T0 + timedelta(seconds=150))
+    assert tick(T0 + timedelta(seconds=180)).run_requests == []
+    (changed,) = tick(T0 + timedelta(seconds=240)).run_requests
     assert changed.run_key != request.run_key
-    assert tick(third.cursor).run_requests == []
+    assert tick(T0 + timedelta(seconds=300)).run_requests == []
+
+
+def test_a_file_still_growing_is_not_picked_up_until_it_settles(
+    env: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+):
+    data = _dataset("weekly_requests", "Weekly", "weekly_requests*.csv")
+    data["source"]["settle_seconds"] = 120
+    catalog = _write_catalog(env / "catalog", [data])
+    tick = _landing_ticker(_sensor(build_definitions(str(catalog)), "landing_files"), instance, monkeypatch)
+    landed = env / "landing" / "weekly_requests.csv"
+    rows = "Town\n"
+    for second in (0, 60, 120, 180):  # an upload that grows a little at every tick
+        rows += "Hartford\n" * 1000
+        _land(landed, rows, T0 + timedelta(seconds=second - 1))
+        assert tick(T0 + timedelta(seconds=second)).run_requests == []
+    assert tick(T0 + timedelta(seconds=240)).run_requests == []  # unchanged for 60 s only: not 120 yet
+    (request,) = tick(T0 + timedelta(seconds=300)).run_requests
+    assert request.run_key.endswith(f":{len(rows)}:{landed.stat().st_mtime_ns}")
+    assert [tick(T0 + timedelta(seconds=s)).run_requests for s in (360, 420)] == [[], []]
+
+
+def test_a_ready_marker_or_an_atomic_rename_starts_the_run_at_once(
+    env: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+):
+    marked = _dataset("marked_counts", "Weekly", "marked_*.csv")
+    marked["source"]["ready_marker"] = ".done"
+    renamed = _dataset("renamed_counts", "Weekly", "renamed.csv")
+    renamed["source"]["settle_seconds"] = 0
+    catalog = _write_catalog(env / "catalog", [marked, renamed])
+    tick = _landing_ticker(_sensor(build_definitions(str(catalog)), "landing_files"), instance, monkeypatch)
+    landing = env / "landing"
+    _land(landing / "marked_01.csv", "Town\nHartford\n", T0 - timedelta(seconds=1))
+    assert tick(T0).run_requests == []  # no marker yet, however long it waits
+    assert tick(T0 + timedelta(hours=1)).run_requests == []
+    _land(landing / "marked_01.csv.done", "", T0 + timedelta(hours=1))
+    # An agency writes under a name the glob does not match, then renames the finished file in.
+    _land(landing / "renamed.csv.part", "Town\nBristol\n", T0 + timedelta(hours=1))
+    (landing / "renamed.csv.part").rename(landing / "renamed.csv")
+    requests = tick(T0 + timedelta(hours=1, seconds=1)).run_requests
+    assert sorted(r.tags["ct/dataset"] for r in requests) == ["marked_counts", "renamed_counts"]
+    assert all(":marked_01.csv.done:" not in r.run_key for r in requests)  # the marker is not data
+    assert tick(T0 + timedelta(hours=2)).run_requests == []
+
+
+def test_the_landing_sensor_settles_files_on_a_remote_sftp_folder(
+    env: Path, instance: dg.DagsterInstance, monkeypatch: pytest.MonkeyPatch
+):
+    served = env / "served"
+    (served / "landing").mkdir(parents=True)
+    catalog = _write_catalog(env / "catalog", [_dataset("remote_counts", "Weekly", "x*.csv")])
+    tick = _landing_ticker(_sensor(build_definitions(str(catalog)), "landing_files"), instance, monkeypatch)
+    with sftp_server(served) as server:
+        monkeypatch.setenv("CT_PIPELINES_LANDING", server.url("/landing"))
+        monkeypatch.setenv("CT_LANDING_SFTP_USERNAME", SFTP_USERNAME)
+        monkeypatch.setenv("CT_LANDING_SFTP_PASSWORD", SFTP_PASSWORD)
+        monkeypatch.setenv("CT_LANDING_SFTP_HOST_KEY", server.fingerprint)
+        uploading = served / "landing" / "x_2026-03.csv"
+        _land(uploading, "Town\n" + "Hartford\n" * 500, T0 - timedelta(seconds=1))
+        assert tick(T0).run_requests == []
+        _land(uploading, "Town\n" + "Hartford\n" * 1000, T0 + timedelta(seconds=59))  # still growing
+        assert tick(T0 + timedelta(seconds=60)).run_requests == []
+        (request,) = tick(T0 + timedelta(seconds=120)).run_requests
+        size, mtime = uploading.stat().st_size, int(uploading.stat().st_mtime) * 1_000_000_000
+        assert request.run_key == f"remote_counts:x_2026-03.csv:{size}:{mtime}"
+        assert tick(T0 + timedelta(seconds=180)).run_requests == []
+        monkeypatch.setenv("CT_LANDING_SFTP_PASSWORD", "wrong")  # an unreachable folder: no run, no alert
+        assert tick(T0 + timedelta(seconds=240)).run_requests == []
 
 
 # ---------------------------------------------------------------------------------- overdue sensor
