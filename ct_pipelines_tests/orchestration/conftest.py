@@ -55,4 +55,3 @@ def pg_home(tmp_path: Path, pg_database: PostgresServer, monkeypatch: pytest.Mon
 def pg_instance(pg_home: Path) -> Iterator[dg.DagsterInstance]:
     with dg.DagsterInstance.from_config(str(pg_home)) as instance:
         yield instance
-

@@ -15,10 +15,9 @@ import dagster as dg
 import pytest
 from dagster._core.remote_origin import InProcessCodeLocationOrigin
 from dagster._core.run_coordinator import QueuedRunCoordinator
-from dagster._core.test_utils import freeze_time
+from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget, freeze_time
 from dagster._core.types.loadable_target_origin import LoadableTargetOrigin
 from dagster._core.workspace.context import WorkspaceProcessContext
-from dagster._core.test_utils import InProcessTestWorkspaceLoadTarget
 from dagster._daemon.sensor import execute_sensor_iteration
 from dagster._scheduler.scheduler import launch_scheduled_runs
 from dagster_postgres import PostgresEventLogStorage, PostgresRunStorage, PostgresScheduleStorage
@@ -88,10 +87,10 @@ def test_materialization_is_recorded_in_postgres(
 
 def _workspace(instance: dg.DagsterInstance) -> WorkspaceProcessContext:
     """The code location loaded in process, as the daemon would load it from workspace.yaml."""
-    origin = LoadableTargetOrigin(
-        module_name="ct_pipelines.definitions", working_directory=str(REPO_ROOT)
+    origin = LoadableTargetOrigin(module_name="ct_pipelines.definitions", working_directory=str(REPO_ROOT))
+    target = InProcessTestWorkspaceLoadTarget(
+        InProcessCodeLocationOrigin(origin, location_name="ct_pipelines")
     )
-    target = InProcessTestWorkspaceLoadTarget(InProcessCodeLocationOrigin(origin, location_name="ct_pipelines"))
     return WorkspaceProcessContext(instance, target)
 
 
@@ -113,9 +112,7 @@ def test_schedule_and_sensor_ticks_are_stored_in_postgres(
                 shutil.copy(SAMPLES_DIR / "landing" / name, project / "landing")
             list(execute_sensor_iteration(workspace, logger, None, None))
 
-    ticks = query(
-        pg_database, "SELECT type, status, timestamp FROM job_ticks ORDER BY type, timestamp"
-    )
+    ticks = query(pg_database, "SELECT type, status, timestamp FROM job_ticks ORDER BY type, timestamp")
     assert [(kind, status) for kind, status, _ in ticks] == [("SCHEDULE", "SUCCESS"), ("SENSOR", "SUCCESS")]
     runs = query(pg_database, "SELECT run_id, status, run_body FROM runs ORDER BY create_timestamp")
     assert len(runs) == 3 and {status for _, status, _ in runs} == {"QUEUED"}

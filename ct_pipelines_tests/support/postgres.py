@@ -87,7 +87,9 @@ def _run(cmd: list[str], user: str | None, timeout: float = 60) -> None:
     full = ["runuser", "-u", user, "--", *cmd] if user else cmd
     done = subprocess.run(full, capture_output=True, text=True, timeout=timeout, check=False)
     if done.returncode != 0:
-        raise PostgresUnavailable(f"`{' '.join(cmd[:2])}` failed: {(done.stderr or done.stdout).strip()[-400:]}")
+        raise PostgresUnavailable(
+            f"`{' '.join(cmd[:2])}` failed: {(done.stderr or done.stdout).strip()[-400:]}"
+        )
 
 
 @contextmanager
@@ -106,11 +108,24 @@ def postgres_server() -> Iterator[PostgresServer]:
     ctl = str(bindir / "pg_ctl")
     try:
         _run(
-            [str(bindir / "initdb"), "-D", str(data), "-U", SUPERUSER, "--auth=trust", "-E", "UTF8", "--no-sync"],
+            [
+                str(bindir / "initdb"),
+                "-D",
+                str(data),
+                "-U",
+                SUPERUSER,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--no-sync",
+            ],
             user,
         )
         options = f"-c listen_addresses=127.0.0.1 -p {port} -k {sockets} -c fsync=off -c max_connections=100"
-        _run([ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "-t", "60", "start"], user)
+        _run(
+            [ctl, "-D", str(data), "-o", options, "-l", str(root / "server.log"), "-w", "-t", "60", "start"],
+            user,
+        )
         try:
             yield create_database(PostgresServer("127.0.0.1", port, SUPERUSER, "postgres"), DATABASE)
         finally:
@@ -126,7 +141,9 @@ def create_database(server: PostgresServer, name: str) -> PostgresServer:
     deadline = time.monotonic() + 30
     while True:
         try:
-            con = psycopg2.connect(host=server.host, port=server.port, user=server.username, dbname="postgres")
+            con = psycopg2.connect(
+                host=server.host, port=server.port, user=server.username, dbname="postgres"
+            )
             break
         except psycopg2.OperationalError:
             if time.monotonic() > deadline:
