@@ -90,25 +90,26 @@ def test_compose_config_with_a_compose_client_when_one_is_installed(tmp_path: Pa
         pytest.skip(
             "no compose client (`docker compose` plugin or docker-compose); the YAML checks above ran"
         )
-    env_file = DOCKER / ".env"
-    created = not env_file.exists()
-    if created:
-        shutil.copy(DOCKER / ".env.example", env_file)
-    try:
-        done = subprocess.run(
-            [*commands[0], "-f", str(DOCKER / "compose.yaml"), "config"],
-            capture_output=True,
-            text=True,
-            cwd=DOCKER,
-            timeout=60,
-            check=False,
-        )
-    finally:
-        if created:
-            env_file.unlink()
+    # A copy of deploy/ (the compose file needs a .env beside it; the checkout stays untouched).
+    copy = tmp_path / "deploy"
+    shutil.copytree(DEPLOY, copy)
+    shutil.copy(copy / "docker" / ".env.example", copy / "docker" / ".env")
+    done = subprocess.run(
+        [*commands[0], "-f", "compose.yaml", "config"],
+        capture_output=True,
+        text=True,
+        cwd=copy / "docker",
+        timeout=60,
+        check=False,
+    )
     assert done.returncode == 0, done.stderr
     resolved = yaml.safe_load(done.stdout)
     assert set(resolved["services"]) == SERVICES
+    code = resolved["services"]["ct_pipelines_code"]
+    assert code["environment"]["DAGSTER_PG_HOST"] == "dagster_postgres"  # from .env
+    assert code["environment"]["DAGSTER_CURRENT_IMAGE"] == code["image"] == "ct-pipelines-code:0.1.0"
+    assert Path(code["build"]["context"]) == tmp_path
+    print(f"{' '.join(commands[0])} config: {len(resolved['services'])} services resolved")
 
 
 def test_code_location_dockerfile_installs_postgres_extra_and_serves_definitions():
