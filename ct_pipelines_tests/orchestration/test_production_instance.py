@@ -95,8 +95,13 @@ def _workspace(instance: dg.DagsterInstance) -> WorkspaceProcessContext:
 
 
 def test_schedule_and_sensor_ticks_are_stored_in_postgres(
-    project: Path, pg_instance: dg.DagsterInstance, pg_database: PostgresServer
+    project: Path,
+    pg_instance: dg.DagsterInstance,
+    pg_database: PostgresServer,
+    monkeypatch: pytest.MonkeyPatch,
 ):
+    from ct_pipelines.orchestration import automation
+
     logger = logging.getLogger("ct_pipelines_tests.daemon")
     started = datetime(2026, 3, 8, 12, 0, tzinfo=UTC)  # a Sunday; the weekly schedule fires Monday 06:00 ET
     with _workspace(pg_instance) as workspace:
@@ -110,10 +115,18 @@ def test_schedule_and_sensor_ticks_are_stored_in_postgres(
             list(launch_scheduled_runs(workspace, logger, datetime(2026, 3, 9, 12, 0, tzinfo=UTC), {}))
             for name in ("deep_fishing_licenses_2024.csv", "dss_interpreter_requests.csv"):
                 shutil.copy(SAMPLES_DIR / "landing" / name, project / "landing")
+            monkeypatch.setattr(automation, "clock", lambda: datetime(2026, 3, 9, 12, 0, tzinfo=UTC))
+            list(execute_sensor_iteration(workspace, logger, None, None))  # first sighting: settling
+        with freeze_time(datetime(2026, 3, 9, 12, 2, tzinfo=UTC)):  # unchanged past settle_seconds (60 s)
+            monkeypatch.setattr(automation, "clock", lambda: datetime(2026, 3, 9, 12, 2, tzinfo=UTC))
             list(execute_sensor_iteration(workspace, logger, None, None))
 
     ticks = query(pg_database, "SELECT type, status, timestamp FROM job_ticks ORDER BY type, timestamp")
-    assert [(kind, status) for kind, status, _ in ticks] == [("SCHEDULE", "SUCCESS"), ("SENSOR", "SUCCESS")]
+    assert [(kind, status) for kind, status, _ in ticks] == [
+        ("SCHEDULE", "SUCCESS"),
+        ("SENSOR", "SKIPPED"),
+        ("SENSOR", "SUCCESS"),
+    ]
     runs = query(pg_database, "SELECT run_id, status, run_body FROM runs ORDER BY create_timestamp")
     assert len(runs) == 3 and {status for _, status, _ in runs} == {"QUEUED"}
     tags = [json.loads(body)["tags"] for _, _, body in runs]
