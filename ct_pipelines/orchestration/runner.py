@@ -93,7 +93,13 @@ def run_catalog(
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
         "ops": {node.name: {"config": options.__dict__} for node in job.nodes},
     }
-    tags = {"datasets": ",".join(dataset_ids)[:200]} if dataset_ids else {}
+    # The same tags the sensors and schedules set: the UI names the dataset, and the instance's per-dataset
+    # run limit (deploy/dagster.production.yaml) applies to in-process runs too.
+    tags = {"ct/trigger": "cli"}
+    if dataset_ids and len(dataset_ids) == 1:
+        tags["ct/dataset"] = dataset_ids[0]
+    elif dataset_ids:
+        tags["ct/datasets"] = ",".join(dataset_ids)[:200]
     result = job.execute_in_process(
         instance=instance or project_instance(),
         raise_on_error=False,
