@@ -10,6 +10,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 
@@ -215,65 +216,23 @@ def ingest_dataset(
         and (current["path"], current["size_bytes"], current["mtime_ns"], current["read_config"])
         == (location, stat.st_size, stat.st_mtime_ns, config)
     ):
-        return _skipped(
-            con,
-            dataset,
-            location,
-            stat,
-            current,
-            config,
-            started,
-            "unchanged: the table holds this file (same name, size and mtime), read the same way",
-        )
+        reason = "unchanged: the table holds this file (same name, size and mtime), read the same way"
+        return _skipped(con, dataset, location, stat, current, config, started, reason)
     if stat.st_size == 0:
         raise IngestError(
             location,
             "the file is empty (0 bytes)",
             "check that the agency's export finished and ask for the file again",
         )
-    names_for, mapping = _name_mapper(dataset, location)
-    fmt = source_format(found.name, dataset.ingest.format)
     staging = f"_staging__{dataset.id}"
-    try:
-        read, digest, stat = _load_version(
-            found,
-            workdir,
-            lambda source, scan: _read(con, dataset, source, fmt, staging, names_for, workdir, scan),
-            complete=ready_on_sight(found, dataset.ingest),
-        )
-    except BaseException:
-        con.execute(f'DROP TABLE IF EXISTS "{staging}"')
-        raise
+    read, digest, stat, mapping = _read_version(con, dataset, found, staging, workdir)
     if current and not force and (current["sha256"], current["read_config"]) == (digest, config):
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
-        _log(
-            con,
-            dataset,
-            location,
-            stat,
-            digest,
-            read,
-            run_id,
-            time.perf_counter() - started,
-            config,
-            "unchanged",
-        )
-        return _skipped(
-            con,
-            dataset,
-            location,
-            stat,
-            current,
-            config,
-            started,
-            "unchanged: same content (SHA-256) as the table holds, read the same way",
-        )
-    earlier = con.execute(
-        f"SELECT run_id FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? AND status IS "
-        "DISTINCT FROM 'unchanged' ORDER BY ingested_at DESC LIMIT 1",
-        [dataset.id, digest],
-    ).fetchone()
-    resend_of = earlier[0] if earlier and (current is None or current["sha256"] != digest) else None
+        seconds = time.perf_counter() - started
+        _log(con, dataset, location, stat, digest, read, run_id, seconds, config, "unchanged")  # fmt: skip
+        reason = "unchanged: same content (SHA-256) as the table holds, read the same way"
+        return _skipped(con, dataset, location, stat, current, config, started, reason)
+    resend_of = _resend_of(con, dataset.id, digest, current)
     reason = _reason(force, current, digest, resend_of)
     duration = round(time.perf_counter() - started, 3)
     quirks = _swap_in(
@@ -286,35 +245,8 @@ def ingest_dataset(
             con, dataset, location, stat, digest, read, run_id, duration, config, "ingested", resend_of
         ),
     )
-    declared = {c.field_name for c in dataset.columns}
-    names = [r[0] for r in con.execute(f'DESCRIBE "{table}"').fetchall() if r[0] not in ("_row", "_line")]
-    undeclared = [n for n in names if declared and n not in declared]
-    return IngestResult(
-        dataset.id,
-        location,
-        stat.st_size,
-        digest,
-        False,
-        quirks.rows,
-        len(names),
-        read.format,
-        read.encoding,
-        read.bom,
-        read.delimiter,
-        read.header_line,
-        read.sheet,
-        duration,
-        dict(mapping),
-        undeclared,
-        stat.st_mtime_ns,
-        config,
-        reason,
-        resend_of,
-        read.fallback_lines,
-        read.first_fallback_line,
-        read.rows,
-        quirks.left_out,
-        quirks.unpivoted_columns,
+    return _ingested(
+        con, dataset, location, stat, digest, read, mapping, quirks, duration, config, reason, resend_of
     )
 
 
@@ -328,6 +260,67 @@ def _load_version(
         found.location, found.root, workdir, read, complete=complete
     )
     return result, digest, LandingFile(found.location, found.relative, size, mtime_ns, None, found.root)
+
+
+def _read_version(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, found: LandingFile, staging: str, workdir: Path
+) -> tuple[ReadResult, str, Any, dict[str, str]]:
+    """Read the file version into ``staging`` (hashing the bytes actually loaded); nothing is left behind
+    when the read fails."""
+    names_for, mapping = _name_mapper(dataset, found.location)
+    fmt = source_format(found.name, dataset.ingest.format)
+    try:
+        read, digest, stat = _load_version(
+            found,
+            workdir,
+            lambda source, scan: _read(con, dataset, source, fmt, staging, names_for, workdir, scan),
+            complete=ready_on_sight(found, dataset.ingest),
+        )
+    except BaseException:
+        con.execute(f'DROP TABLE IF EXISTS "{staging}"')
+        raise
+    return read, digest, stat, mapping
+
+
+def _ingested(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    location: str,
+    stat: Any,
+    digest: str,
+    read: ReadResult,
+    mapping: dict[str, str],
+    quirks: QuirkResult,
+    duration: float,
+    config: str,
+    reason: str,
+    resend_of: str | None,
+) -> IngestResult:
+    """The lineage of a file version just loaded: where from, how read, what the table holds now."""
+    declared = {c.field_name for c in dataset.columns}
+    names = [
+        r[0]
+        for r in con.execute(f'DESCRIBE "{raw_table(dataset.id)}"').fetchall()
+        if r[0] not in ("_row", "_line")
+    ]
+    return IngestResult(
+        dataset.id, location, stat.st_size, digest, False, quirks.rows, len(names), read.format, read.encoding,
+        read.bom, read.delimiter, read.header_line, read.sheet, duration, dict(mapping),
+        [n for n in names if declared and n not in declared], stat.st_mtime_ns, config, reason, resend_of,
+        read.fallback_lines, read.first_fallback_line, read.rows, quirks.left_out, quirks.unpivoted_columns,
+    )  # fmt: skip
+
+
+def _resend_of(
+    con: duckdb.DuckDBPyConnection, dataset_id: str, digest: str, current: dict[str, object] | None
+) -> str | None:
+    """The run that loaded these exact bytes before, when they come back after a different version."""
+    earlier = con.execute(
+        f"SELECT run_id FROM {LEDGER} WHERE dataset_id = ? AND sha256 = ? AND status IS "
+        "DISTINCT FROM 'unchanged' ORDER BY ingested_at DESC LIMIT 1",
+        [dataset_id, digest],
+    ).fetchone()
+    return earlier[0] if earlier and (current is None or current["sha256"] != digest) else None
 
 
 def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str) -> dict[str, object] | None:
