@@ -148,6 +148,34 @@ def _load_mapping(
     con.unregister(f"{name}_arrow")
 
 
+def _mapping_row(
+    combo: tuple,
+    columns: list[RelColumn],
+    with_group: bool,
+    config: StandardizeConfig,
+    summaries: dict[str, ColumnSummary],
+    group_counts: Counter[str],
+) -> list[object]:
+    """One distinct combination of raw labels and its standard values (and reporting group), counted."""
+    raws, count = combo[:-1], combo[-1]
+    results = [
+        _classify_cached(None if raw is None else str(raw), c.field, _code_map(config, c))
+        for raw, c in zip(raws, columns, strict=True)
+    ]
+    row: list[object] = [None if raw is None else str(raw) for raw in raws]
+    for c, result in zip(columns, results, strict=True):
+        row.extend(_output_values(c, result))
+        counts = summaries[c.column].status_counts
+        counts[result.status.value] = counts.get(result.status.value, 0) + count
+    if with_group:
+        group = reporting_group(
+            [(c.field, r) for c, r in zip(columns, results, strict=True)], config.reporting_rule
+        )
+        row.append(group)
+        group_counts[group] += count
+    return row
+
+
 def standardize_table(
     con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: StandardizeConfig
 ) -> StandardizeResult:
@@ -174,26 +202,7 @@ def standardize_table(
             map_columns.update(output_columns(c))
         if with_group:
             map_columns[REPORTING_GROUP_COLUMN] = "VARCHAR"
-        rows = []
-        for combo in combos:
-            raws, count = combo[:-1], combo[-1]
-            results = [
-                _classify_cached(None if raw is None else str(raw), c.field, _code_map(config, c))
-                for raw, c in zip(raws, columns, strict=True)
-            ]
-            row: list[object] = [None if raw is None else str(raw) for raw in raws]
-            for c, result in zip(columns, results, strict=True):
-                row.extend(_output_values(c, result))
-                summaries[c.column].status_counts[result.status.value] = (
-                    summaries[c.column].status_counts.get(result.status.value, 0) + count
-                )
-            if with_group:
-                group = reporting_group(
-                    [(c.field, r) for c, r in zip(columns, results, strict=True)], config.reporting_rule
-                )
-                row.append(group)
-                group_counts[group] += count
-            rows.append(row)
+        rows = [_mapping_row(combo, columns, with_group, config, summaries, group_counts) for combo in combos]
         temp = f"_rel_map_{target_table}_{number}"
         temp_tables.append(temp)
         _load_mapping(con, temp, map_columns, rows)
