@@ -6,6 +6,7 @@ import csv
 import re
 import sys
 from pathlib import Path
+from typing import Any
 
 import click
 import pandas as pd
@@ -102,6 +103,11 @@ def suppress_command(
         raise click.ClickException(
             f"{input_csv}: the table could not be protected; cells still disclosed: {result.failures}"
         )
+    _write_protected(cells, dimensions, count, result)
+
+
+def _write_protected(cells: Any, dimensions: list[str], count: str, result: Any) -> None:
+    """The protected table as CSV on standard output, and what suppression cost on standard error."""
     extra = [c for c in cells.columns if c not in (*dimensions, count)]
     output = result.table.merge(cells[[*dimensions, *extra]], on=dimensions, how="left")
     output.loc[output["is_margin"], extra] = ""
@@ -112,14 +118,14 @@ def suppress_command(
     for values, hidden in zip(text.itertuples(index=False, name=None), output["suppressed"], strict=True):
         writer.writerow([*values, "true" if hidden else "false"])
     loss = result.loss
+    cost = (
+        f"; hidden: {loss.hidden_count:,} of {loss.total_count:,} ({loss.hidden_share:.1%}), "
+        f"largest hidden total {loss.largest_hidden_margin:,}"
+        if loss is not None
+        else ""
+    )
     click.echo(
         f"{result.primary_count} cells suppressed as small, {result.complementary_count} as complements "
-        f"({result.method}); audit passed ({result.lp_solves} attacker LPs)"
-        + (
-            f"; hidden: {loss.hidden_count:,} of {loss.total_count:,} ({loss.hidden_share:.1%}), "
-            f"largest hidden total {loss.largest_hidden_margin:,}"
-            if loss is not None
-            else ""
-        ),
+        f"({result.method}); audit passed ({result.lp_solves} attacker LPs){cost}",
         err=True,
     )
