@@ -114,6 +114,29 @@ def source_format(path: Path, declared: SourceFormat) -> SourceFormat:
     return fmt
 
 
+BINARY_KINDS = {
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive or Excel workbook",
+    b"PAR1": "a Parquet file",
+}
+
+
+def refuse_binary_as_text(path: Path, fmt: SourceFormat) -> None:
+    """A PDF or workbook renamed .csv would be read as garbage columns; say what the file really is."""
+    if fmt not in (SourceFormat.CSV, SourceFormat.JSON):
+        return
+    with path.open("rb") as handle:
+        start = handle.read(4)
+    kind = next((name for magic, name in BINARY_KINDS.items() if start.startswith(magic)), None)
+    if kind:
+        raise IngestError(
+            path,
+            f"the file is {kind}, not {fmt.value} text",
+            "ask the agency for the extract in the agreed format, or set ingest.format to match the file",
+            byte=0,
+        )
+
+
 LOG_ADDED_COLUMNS = {
     "read_config": "VARCHAR",
     "status": "VARCHAR",
@@ -217,9 +240,11 @@ def ingest_dataset(
             path,
             "the file is empty (0 bytes)",
             "check that the agency's export finished and ask for the file again",
+            byte=0,
         )
     names_for, mapping = _name_mapper(dataset, path)
     fmt = source_format(path, dataset.ingest.format)
+    refuse_binary_as_text(path, fmt)
     staging = f"_staging__{dataset.id}"
     try:
         read, digest, stat = read_stable(
