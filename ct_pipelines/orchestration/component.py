@@ -12,6 +12,7 @@ from pathlib import Path
 import dagster as dg
 
 from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.core.private import private_by_default
 from ct_pipelines.core.settings import load_settings
 from ct_pipelines.orchestration.assets import build_dataset_assets
 from ct_pipelines.orchestration.automation import (
@@ -34,6 +35,7 @@ from ct_pipelines.orchestration.resources import (
 
 def build_definitions(catalog_dir: str | None = None, *, with_automation: bool = True) -> dg.Definitions:
     """Definitions for every valid dataset in the catalog; invalid files are logged, not fatal."""
+    private_by_default()  # `dagster dev` started directly: the instance and warehouse stay owner-only
     settings = load_settings()
     catalog = load_catalog(Path(catalog_dir) if catalog_dir else settings.catalog_dir)
     logger = dg.get_dagster_logger()

@@ -12,7 +12,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import re
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -54,6 +56,7 @@ class CorpusRun:
     texts: dict[str, str]  # where -> searchable text
     portal_views: set[str]
     portal_rows: dict[str, int]
+    modes: dict[str, int]  # file -> permission bits, for the warehouse, reports and Dagster instance
 
 
 def _n(cell: str) -> int:
@@ -122,6 +125,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
     logged = io.StringIO()  # every Python log record of the run, whichever logger or handler it took
     handler = logging.StreamHandler(logged)
     logging.getLogger().addHandler(handler)
+    umask = os.umask(0o022)  # as on a typical server; the CLI must make its files private itself
     with pytest.MonkeyPatch.context() as mp:
         mp.chdir(root)
         mp.setenv("CT_PIPELINES_HOME", str(home))
@@ -137,6 +141,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
         finally:
             instance.dispose()
             logging.getLogger().removeHandler(handler)
+            os.umask(umask)
     texts = {
         "stdout": result.stdout,
         "stderr": result.stderr,
@@ -157,8 +162,10 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
             for name, row_count in _portal_views(con):
                 views.add(name)
                 counts[name] = row_count
+    private = [home / "warehouse.duckdb", *(home / "reports").rglob("*"), *dagster_home.rglob("*")]
+    modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in private if p.name != "dagster.yaml"}
     (root / "output.txt").write_text(result.stdout + "\n--- stderr\n" + result.stderr, encoding="utf-8")
-    return CorpusRun(result.exit_code, _parse_summary(result.stdout), texts, views, counts)
+    return CorpusRun(result.exit_code, _parse_summary(result.stdout), texts, views, counts, modes)
 
 
 def _portal_views(con: duckdb.DuckDBPyConnection) -> list[tuple[str, int]]:
@@ -187,6 +194,14 @@ def test_the_corpus_has_forty_cases_of_every_kind() -> None:
 def test_one_run_reports_every_case_and_fails_because_some_extracts_are_bad(corpus_run: CorpusRun) -> None:
     assert corpus_run.exit_code == 1
     assert set(corpus_run.outcomes) == {c.dataset_id for c in CASES}
+
+
+def test_warehouse_reports_and_dagster_instance_are_readable_by_the_owner_only(corpus_run: CorpusRun) -> None:
+    assert any(p.endswith("warehouse.duckdb") for p in corpus_run.modes)
+    assert any(p.endswith(".db") for p in corpus_run.modes)  # the instance's SQLite storage
+    assert any(p.endswith("index.html") for p in corpus_run.modes)
+    shared = {path: oct(mode) for path, mode in corpus_run.modes.items() if mode & 0o077}
+    assert not shared
 
 
 def _params() -> list:
