@@ -120,7 +120,8 @@ def _write_staff_reports(settings: Settings) -> None:
     from ct_pipelines.report.build import write_reports
 
     try:
-        with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as con:
+        # read-only, and only while the reports are written: a report never holds the warehouse's write lock
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             site = write_reports(settings, load_catalog(settings.catalog_dir), con)
         click.echo(f"\nReports for agency staff: {site.index}  (serve them with `ct-pipelines report serve`)")
     except (OSError, ValueError, duckdb.Error) as exc:

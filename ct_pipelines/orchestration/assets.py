@@ -156,6 +156,11 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=str(exc))
                     # from None: the chained errors (DuckDB's text repeats rows) would go into the event log
                     raise dg.Failure(description=str(exc), allow_retries=False) from None
+                except dg.Failure as exc:  # said in one sentence already (e.g. the portal cannot be reached)
+                    pipeline.record(
+                        con, context.run_id, dataset.id, stage.name, "failed", message=exc.description
+                    )
+                    raise
                 except Exception as exc:  # noqa: BLE001 - said in one sentence, traceback kept in a log file
                     said = _internal_error(resolved, context.run_id, dataset.id, stage.name, exc)
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
