@@ -24,8 +24,19 @@ import pytest
 from click.testing import CliRunner
 
 from ct_pipelines.cli import main
+from ct_pipelines.orchestration.runner import run_catalog
 from ct_pipelines.portal.common import table_name
-from ct_pipelines_tests.support.corpus import OK, STOPPED, Case, build_cases, write_corpus, zipped_texts
+from ct_pipelines_tests.support.corpus import (
+    OK,
+    STOPPED,
+    Case,
+    build_cases,
+    csv_text,
+    person,
+    table,
+    write_corpus,
+    zipped_texts,
+)
 
 CASES = build_cases()
 RAW_PREFIXES = ("ingest__", "ingest_rows__", "_staging__")
@@ -275,3 +286,45 @@ def test_no_planted_personal_value_appears_anywhere(corpus_run: CorpusRun, case:
 def test_no_planted_personal_value_in_the_tables_between_ingest_and_protect(corpus_run: CorpusRun) -> None:
     leaks = [leak for case in CASES for leak in _leaks(corpus_run, case, stage_tables=True)]
     assert not leaks, leaks[:10]
+
+
+def test_resends_a_b_a_and_an_in_place_overwrite_publish_each_version_and_leak_nothing(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """Run by run: A (12 rows), B (10 rows: a shrink past the 10% guard, so refused), A again, then A
+    overwritten in place with 14 rows."""
+    case = next(c for c in CASES if c.dataset_id.endswith("resend_a_b_a"))
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CT_PIPELINES_LANDING", str(tmp_path / "landing"))
+    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "catalog" / "resend.yaml").write_text(case.yaml_text(), encoding="utf-8")
+    a, b = case.files[0][1], case.files[1][1]
+    header, rows = table(case.number, 14)
+    a_longer = csv_text(header, rows).encode()
+    sends = [("c45_batch_1.csv", a, 12), ("c45_batch_2.csv", b, 10), ("c45_batch_3.csv", a, 12)]
+    sends.append(("c45_batch_3.csv", a_longer, 14))  # the agency overwrites the same file
+    published = []
+    for step, (name, data, _) in enumerate(sends):
+        path = tmp_path / "landing" / name
+        path.write_bytes(data)
+        os.utime(path, (1_767_225_600 + step * 60,) * 2)
+        (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())
+        published.append((summary.status, summary.rows_in, summary.rows_published))
+    assert published == [("ok", 12, 12), ("blocked", 10, None), ("ok", 12, 12), ("ok", 14, 14)]
+    with duckdb.connect(str(tmp_path / "home" / "portal" / "portal.duckdb"), read_only=True) as con:
+        assert [count for _, count in _portal_views(con)] == [14]
+    out = capfd.readouterr()
+    texts = {"stdout": out.out, "stderr": out.err}
+    texts |= _table_texts(tmp_path / "home" / "warehouse.duckdb", skip_raw=True)
+    texts |= _file_texts(tmp_path / "home" / "reports") if (tmp_path / "home" / "reports").exists() else {}
+    texts |= _table_texts(tmp_path / "home" / "portal" / "portal.duckdb", skip_raw=False)
+    values = [value for r in range(1, 15) for value in person(case.number, r).values()]
+    leaks = {
+        f"{v!r} in {where}"
+        for v in values
+        for where, text in texts.items()
+        if v in text and not any(":main." + t in where for t in STAGE_TABLES)
+    }
+    assert not leaks, sorted(leaks)[:10]
