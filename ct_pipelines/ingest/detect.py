@@ -185,9 +185,7 @@ def detect_layout(
             if size == 0
             else f"the file holds no values ({size:,} bytes of blank lines)"
         )
-        raise IngestError(
-            path, what, "check that the agency's export finished and ask for the file again", line=1
-        )
+        raise IngestError(path, what, "check that the agency's export finished and ask for the file again")
     if header_line is not None:
         for line, record in records:
             if line == header_line:

@@ -133,7 +133,6 @@ def refuse_binary_as_text(path: Path, fmt: SourceFormat) -> None:
             path,
             f"the file is {kind}, not {fmt.value} text",
             "ask the agency for the extract in the agreed format, or set ingest.format to match the file",
-            byte=0,
         )
 
 
@@ -240,7 +239,6 @@ def ingest_dataset(
             path,
             "the file is empty (0 bytes)",
             "check that the agency's export finished and ask for the file again",
-            byte=0,
         )
     names_for, mapping = _name_mapper(dataset, path)
     fmt = source_format(path, dataset.ingest.format)
