@@ -22,6 +22,9 @@ import yaml
 HEADER = ["Record ID", "Client Name", "SSN", "Phone", "Email", "Birth Date", "Address", "Town", "Visits"]
 PII_COLUMNS = {"Client Name", "SSN", "Phone", "Email", "Birth Date", "Address"}
 TOWNS = ["Hartford", "New Haven", "Stamford", "Waterbury", "Norwalk", "Danbury"]
+# 400 columns: a 2,000-column file works but takes ~150 s on the 2-core machine (the protect PII scan and
+# validate's per-column SQL), too slow for the suite; see the report of issue 17
+WIDE_EXTRA = 391
 FIRST = ["Zenobia", "Ignatius", "Philomena", "Thaddeus", "Eulalia", "Barnaby", "Octavia", "Cornelius"]
 SURNAME_LETTERS = "bcdfghjklmnprstvwz"
 
@@ -229,7 +232,13 @@ def build_cases() -> list[Case]:  # noqa: PLR0915 - one list of cases reads best
     add("parquet_empty", STOPPED, lambda n: [(f"c{n:02d}.parquet", _parquet_empty())], planted=[])
     add("parquet_truncated", STOPPED, lambda n: [(f"c{n:02d}.parquet", parquet(rows_for(n, 12))[:300])])
     # wide
-    add("wide_2000_columns", OK, _wide, count=5, header=[*HEADER, *[f"Measure {i}" for i in range(1, 1992)]])
+    add(
+        "wide_400_columns",
+        OK,
+        _wide,
+        count=5,
+        header=[*HEADER, *[f"Measure {i}" for i in range(1, WIDE_EXTRA + 1)]],
+    )
     # re-sends and overwrites (written in order; the newest file is read)
     add("resend_a_b_a", OK, _resend, pattern="c*_batch_*.csv", count=12)
     return cases
@@ -360,12 +369,12 @@ def _parquet_empty() -> bytes:
 
 
 def _wide(n: int) -> list[tuple[str, bytes]]:
-    extra = [f"Measure {i}" for i in range(1, 1992)]
+    extra = [f"Measure {i}" for i in range(1, WIDE_EXTRA + 1)]
     header, rows = table(n, 5)
     return [
         (
             f"c{n:02d}.csv",
-            csv_text([*header, *extra], [[*r, *(str(i) for i in range(1991))] for r in rows]).encode(),
+            csv_text([*header, *extra], [[*r, *(str(i) for i in range(WIDE_EXTRA))] for r in rows]).encode(),
         )
     ]
 
