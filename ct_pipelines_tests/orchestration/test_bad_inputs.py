@@ -256,7 +256,7 @@ def test_each_message_names_the_file_and_where_in_one_plain_sentence(
         (message,) = outcome.messages
         names = [name for name, _ in case.files]
         assert any(name in message for name in names), message
-        assert re.search(r"\b(line|column|byte|sheet)\b|the file (is|holds no)\b|not a readable", message), (
+        assert re.search(r"\b(line|column|byte|sheet)\b|file (is|holds no)\b|not a readable", message), (
             message
         )
 
