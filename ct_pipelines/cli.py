@@ -26,6 +26,9 @@ from ct_pipelines.ingest.errors import IngestError
 @click.version_option(package_name="ct-pipelines")
 def main() -> None:
     """Publish state agency data to an open data portal: fresh, documented, standardized and safe."""
+    from ct_pipelines.core.private import private_by_default
+
+    private_by_default()  # the warehouse, reports and run history are readable by their owner only
 
 
 @main.command()
@@ -73,6 +76,7 @@ def run(
     catalog = load_catalog(settings.catalog_dir)
     for error in catalog.errors:
         click.echo(f"skipped dataset file: {error}", err=True)
+    _restrict_existing(settings)
     options = RunOptions(
         dry_run=dry_run,
         full_replace=full_replace,
@@ -99,6 +103,17 @@ def run(
     sys.exit(1 if failed else 0)
 
 
+def _restrict_existing(settings: Settings) -> None:
+    """Files made before the umask (or by an older version) become owner-only too."""
+    from ct_pipelines.core.private import dagster_home, instance_paths, restrict
+
+    warehouse = settings.warehouse_path
+    restrict(warehouse, warehouse.with_name(warehouse.name + ".wal"), settings.reports_dir)
+    home = dagster_home() or (Path.cwd() if Path("dagster.yaml").is_file() else None)
+    if home:
+        restrict(*instance_paths(home))
+
+
 def _write_staff_reports(settings: Settings) -> None:
     """Every run refreshes the staff report site; a report problem is said, never fatal to the run."""
     import duckdb
@@ -106,7 +121,8 @@ def _write_staff_reports(settings: Settings) -> None:
     from ct_pipelines.report.build import write_reports
 
     try:
-        with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as con:
+        # read-only, and only while the reports are written: a report never holds the warehouse's write lock
+        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
             site = write_reports(settings, load_catalog(settings.catalog_dir), con)
         click.echo(f"\nReports for agency staff: {site.index}  (serve them with `ct-pipelines report serve`)")
     except (OSError, ValueError, duckdb.Error) as exc:
@@ -404,13 +420,46 @@ def dataset_new(
         click.echo(text, nl=False)
 
 
-@main.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True})
+@main.command(
+    context_settings={
+        "ignore_unknown_options": True,
+        "allow_extra_args": True,
+        "help_option_names": ["--help"],
+    }
+)
+@click.option(
+    "--allow-remote",
+    is_flag=True,
+    help="Allow a non-loopback -h/--host (anyone on the network can use the UI).",
+)
 @click.pass_context
-def dev(ctx: click.Context) -> None:
+def dev(ctx: click.Context, allow_remote: bool) -> None:
     """Start the Dagster UI and daemon (`dagster dev`) on this project's instance."""
+    from ct_pipelines.portal.cli import is_loopback
+
+    host = _host_argument(ctx.args)
+    if host is not None and not is_loopback(host) and not allow_remote:
+        raise click.UsageError(
+            f"{host} is not a loopback address, so the Dagster UI (which can launch runs and shows run "
+            "logs) would be reachable from other machines; use -h 127.0.0.1, or add --allow-remote if "
+            "that is intended."
+        )
     env = {**os.environ, "DAGSTER_HOME": os.environ.get("DAGSTER_HOME", str(Path.cwd()))}
     command = [sys.executable, "-m", "dagster", "dev", "-w", "workspace.yaml", *ctx.args]
     sys.exit(subprocess.call(command, env=env))
+
+
+def _host_argument(args: list[str]) -> str | None:
+    """The value of `dagster dev`'s -h/--host among the passed-through arguments (last one wins)."""
+    host = None
+    for index, arg in enumerate(args):
+        if arg in ("-h", "--host") and index + 1 < len(args):
+            host = args[index + 1]
+        elif arg.startswith("--host="):
+            host = arg.split("=", 1)[1]
+        elif arg.startswith("-h") and len(arg) > 2 and not arg.startswith("--"):
+            host = arg[2:]
+    return host
 
 
 def _add_stage_groups() -> None:

@@ -15,6 +15,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
+from ct_pipelines.catalog.models import SourceFormat
 from ct_pipelines.ingest.errors import IngestError, record_shape
 
 CHUNK = 16 * 1024 * 1024
@@ -228,3 +229,25 @@ def describe_header(header: list[str]) -> str:
         "the line taken as the header repeats names or holds values, so it may be a data row; shapes only: "
         + record_shape(list(header))
     )
+
+
+BINARY_KINDS = {
+    b"%PDF": "a PDF document",
+    b"PK\x03\x04": "a zip archive or Excel workbook",
+    b"PAR1": "a Parquet file",
+}
+
+
+def refuse_binary_as_text(path: Path, fmt: SourceFormat) -> None:
+    """A PDF or workbook renamed .csv would be read as garbage columns; say what the file really is."""
+    if fmt not in (SourceFormat.CSV, SourceFormat.JSON):
+        return
+    with path.open("rb") as handle:
+        start = handle.read(4)
+    kind = next((name for magic, name in BINARY_KINDS.items() if start.startswith(magic)), None)
+    if kind:
+        raise IngestError(
+            path,
+            f"the file is {kind}, not {fmt.value} text",
+            "ask the agency for the extract in the agreed format, or set ingest.format to match the file",
+        )

@@ -40,7 +40,7 @@ def read_excel_into(
     except Exception as exc:  # openpyxl raises several types for a damaged or mislabelled file
         raise IngestError(
             path,
-            f"not a readable .xlsx workbook ({exc.__class__.__name__}: {exc})",
+            "not a readable .xlsx workbook (it is truncated, damaged, or another kind of file)",
             "save the file as Excel Workbook (.xlsx), or set ingest.format to match the file",
         ) from exc
     try:

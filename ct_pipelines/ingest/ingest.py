@@ -18,7 +18,7 @@ from ct_pipelines.catalog.models import Dataset, Source, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import stage_table
-from ct_pipelines.ingest.detect import describe_header
+from ct_pipelines.ingest.detect import describe_header, refuse_binary_as_text
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.landing import (
     Landing,
@@ -428,6 +428,7 @@ def _read(
     workdir: Path,
     scan: Callable[[], FileScan],
 ) -> ReadResult:
+    refuse_binary_as_text(path, fmt)  # a PDF or zip renamed .csv is named as such, not read as garbage
     if fmt == SourceFormat.CSV:
         return read_csv_into(
             con,

@@ -439,10 +439,12 @@ def read_json_into(
             f"read_json({_sql_str(str(path))}, format='{fmt}', sample_size=-1, union_by_name=true)"
         )
     except duckdb.Error as exc:
+        at = re.search(r"\bline (\d+)", str(exc))
         raise IngestError(
             path,
-            f"not valid JSON: {_first_line(exc)}",
+            f"not valid JSON ({_first_line(exc)})",
             "export an array of objects or one object per line (JSON lines)",
+            line=int(at[1]) if at else None,
         ) from exc
     source = [r[0] for r in con.execute("DESCRIBE _ingest_json").fetchall()]
     names = names_for(source)
@@ -471,7 +473,7 @@ def read_parquet_into(
     except duckdb.Error as exc:
         raise IngestError(
             path,
-            f"not a readable Parquet file: {_first_line(exc)}",
+            f"not a readable Parquet file ({_first_line(exc)}; it may be truncated or another format)",
             "re-export the file, or set ingest.format to match the file",
         ) from exc
     names = names_for(source)
@@ -529,4 +531,10 @@ def _sql_str(value: str) -> str:
 
 
 def _first_line(exc: Exception) -> str:
-    return str(exc).strip().splitlines()[0] if str(exc).strip() else exc.__class__.__name__
+    """DuckDB's reason in plain words: its first line without the error category (``Invalid Input
+    Error:``), file paths or quoted text (which can be a value from the file)."""
+    text = (str(exc).strip().splitlines() or [""])[0]
+    text = re.sub(r"^(\w+ )*\w*(Error|Exception): ", "", text)
+    text = re.sub(r"(?:in file )?([\"']).*?\1,? ?", "", text)
+    text = text.strip(" .,:")
+    return text or "the reader could not parse it"

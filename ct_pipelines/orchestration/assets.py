@@ -8,6 +8,7 @@ stage runs, and each skipped asset gets an observation saying which check stoppe
 """
 
 import contextlib
+import re
 import time
 import traceback
 from collections.abc import Iterator
@@ -19,6 +20,7 @@ from ct_pipelines import pipeline
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.results import RunOptions, StageError, StageResult
 from ct_pipelines.core.settings import Settings
+from ct_pipelines.ingest.errors import value_shape
 from ct_pipelines.orchestration.resources import PortalResource, SettingsResource
 from ct_pipelines.orchestration.results import check_results, check_specs, stage_metadata
 from ct_pipelines.report.checks import record_check_results
@@ -50,14 +52,32 @@ def _tag_value(text: str) -> str:
 
 
 def _internal_error(settings: Settings, run_id: str, dataset_id: str, stage: str, exc: BaseException) -> str:
-    """An unexpected error: the traceback goes to a log file, the summary gets one sentence naming it."""
+    """An unexpected error: the traceback goes to a log file, the summary gets one sentence naming it.
+
+    Exception texts can quote the row being processed (DuckDB repeats values and whole lines), so the log
+    keeps the frames and exception types with every message masked, and the summary says no message."""
     log_dir = settings.home / "logs"
     log_dir.mkdir(parents=True, exist_ok=True)
     path = log_dir / f"{run_id}.log"
     with path.open("a", encoding="utf-8") as log:
-        log.write(f"--- {dataset_id} / {stage}\n{''.join(traceback.format_exception(exc))}\n")
-    first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
-    return f"the {stage} stage stopped on an unexpected error ({first_line}); the details are in {path}"
+        log.write(f"--- {dataset_id} / {stage}\n{masked_traceback(exc)}\n")
+    return f"the {stage} stage stopped on an unexpected error; the details (values masked) are in {path}"
+
+
+def masked_traceback(exc: BaseException) -> str:
+    """The traceback's frames and exception types; of each message only the first line, with quoted
+    text and digits replaced by their shape (``'Smith'`` -> ``'Aa'``), never the values."""
+    parts: list[str] = []
+    current: BaseException | None = exc
+    while current is not None:
+        first = (str(current).strip().splitlines() or [""])[0]
+        first = re.sub(r"(['\"])(.*?)\1", lambda m: m[1] + value_shape(m[2]) + m[1], first)
+        first = re.sub(r"\d[\d().\-/ ]*\d|\S+@\S+", lambda m: value_shape(m[0]), first)
+        parts.append(
+            "".join(traceback.format_tb(current.__traceback__)) + f"{type(current).__name__}: {first}"
+        )
+        current = current.__cause__ or (None if current.__suppress_context__ else current.__context__)
+    return "\n\nwhich was raised while handling:\n".join(parts)
 
 
 def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None) -> list[dg.AssetsDefinition]:
@@ -134,11 +154,17 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                     )
                 except StageError as exc:
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=str(exc))
-                    raise dg.Failure(description=str(exc), allow_retries=False) from exc
+                    # from None: the chained errors (DuckDB's text repeats rows) would go into the event log
+                    raise dg.Failure(description=str(exc), allow_retries=False) from None
+                except dg.Failure as exc:  # said in one sentence already (e.g. the portal cannot be reached)
+                    pipeline.record(
+                        con, context.run_id, dataset.id, stage.name, "failed", message=exc.description
+                    )
+                    raise
                 except Exception as exc:  # noqa: BLE001 - said in one sentence, traceback kept in a log file
                     said = _internal_error(resolved, context.run_id, dataset.id, stage.name, exc)
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
-                    raise dg.Failure(description=said, allow_retries=False) from exc
+                    raise dg.Failure(description=said, allow_retries=False) from None
                 if stage.name == "publish":
                     result.links["report"] = str(
                         resolved.reports_dir / "site" / "datasets" / f"{dataset.id}.html"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import dagster as dg
 
 from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.core.private import private_by_default
 from ct_pipelines.core.settings import load_settings
 from ct_pipelines.orchestration.assets import build_dataset_assets
 from ct_pipelines.orchestration.automation import (
@@ -32,6 +33,7 @@ from ct_pipelines.orchestration.resources import (
 
 def build_definitions(catalog_dir: str | None = None, *, with_automation: bool = True) -> dg.Definitions:
     """Definitions for every valid dataset in the catalog; invalid files are logged, not fatal."""
+    private_by_default()  # `dagster dev` started directly: the instance and warehouse stay owner-only
     settings = load_settings(catalog_dir)
     catalog = load_catalog(settings.catalog_dir)
     logger = dg.get_dagster_logger()

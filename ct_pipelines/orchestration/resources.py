@@ -81,13 +81,14 @@ class PortalResource(dg.ConfigurableResource):
             self._in_run = False
 
     def _local_portal(self) -> Any:
+        """The portal serving the local data folder: one that `ct-pipelines portal serve` already runs
+        on it (DuckDB lets one process hold the file), else one started for this run."""
         if self._local is None and self._in_run:
-            from ct_pipelines.portal.local import LocalPortal
-
             settings = load_settings()
             settings.ensure_dirs()
-            self._local = LocalPortal(settings.portal_data_dir)
-            self._local.start()
+            self._local = _serving_portal(settings.portal_data_dir) or _start_local_portal(
+                settings.portal_data_dir
+            )
         return self._local
 
     def connection(self, timeout: float | None = None, retries: Any = None) -> Any:
@@ -128,6 +129,38 @@ class PortalResource(dg.ConfigurableResource):
         if self._local is not None:
             return self._local.url
         return f"{self.scheme}://{self.domain}" if self.domain else None
+
+
+def _serving_portal(data_dir: Any) -> Any:
+    from ct_pipelines.portal.running import PASSWORD_ENV, find_server
+
+    running = find_server(data_dir)
+    if running is not None and not running.password:
+        raise dg.Failure(
+            f"The local portal serving {data_dir} (process {running.pid}) was started with its own password, "
+            f"so this run cannot publish to it: set {PASSWORD_ENV} to that password for the run.",
+            allow_retries=False,
+        )
+    return running
+
+
+def _start_local_portal(data_dir: Any) -> Any:
+    import duckdb
+
+    from ct_pipelines.portal.local import LocalPortal
+    from ct_pipelines.portal.running import lock_holder
+
+    try:
+        return LocalPortal(data_dir).start()
+    except duckdb.IOException as exc:
+        holder = lock_holder(str(exc))
+        who = f"process {holder}" if holder else "another process"
+        raise dg.Failure(
+            f"The local portal's data folder {data_dir} is held by {who}, which is not a "
+            f"`ct-pipelines portal serve` this run can publish to: stop that process, or serve the folder "
+            f"with `ct-pipelines portal serve --data {data_dir}` and run again.",
+            allow_retries=False,
+        ) from None
 
 
 class NotifierResource(dg.ConfigurableResource):

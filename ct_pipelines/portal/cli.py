@@ -11,9 +11,7 @@ from pathlib import Path
 import click
 
 from ct_pipelines.portal.common import write_private
-
-PASSWORD_ENV = "CT_PIPELINES_PORTAL_PASSWORD"
-PASSWORD_FILE = ".portal-password"
+from ct_pipelines.portal.running import PASSWORD_ENV, PASSWORD_FILE, announce, withdraw
 
 
 def is_loopback(host: str) -> bool:
@@ -98,9 +96,12 @@ def serve(
         click.echo(
             "               session_adapter={'prefix': 'http://', 'adapter': requests.adapters.HTTPAdapter()})"
         )
+        # runs find this server through the file and publish to it instead of opening the same DuckDB file
+        announce(data_dir, host, bound_port, username)
         try:
             uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
         finally:
+            withdraw(data_dir)
             store.close()
     finally:
         os.umask(previous_umask)

@@ -154,17 +154,29 @@ def _scan_plan(columns: list[tuple[str, str]]) -> list[tuple[str, PiiPattern, st
     return plan
 
 
+SCAN_BATCH = 200  # predicates per query: one query over a 2,000-column table never finished planning
+
+
+def _scan_counts(con: duckdb.DuckDBPyConnection, table: str, plan: list) -> list:
+    """[row count, then (hits, example) per plan entry], in queries of at most SCAN_BATCH predicates."""
+    out: list = []
+    for start in range(0, len(plan), SCAN_BATCH):
+        selects = ["count(*)"]
+        for name, _, predicate in plan[start : start + SCAN_BATCH]:
+            selects.append(f"count(*) FILTER (WHERE {predicate})")
+            selects.append(f"min(CAST({quote_ident(name)} AS VARCHAR)) FILTER (WHERE {predicate})")
+        row = con.execute(f"SELECT {', '.join(selects)} FROM {quote_ident(table)}").fetchone()
+        out = list(row) if not out else [*out, *row[1:]]
+    return out
+
+
 def scan_for_pii(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
     """Hits per column and pattern: count, share of rows and a masked example (never a raw value)."""
     columns = _table_columns(con, table)
     plan = _scan_plan(columns)
     if not plan:
         return []
-    selects = ["count(*)"]
-    for name, _, predicate in plan:
-        selects.append(f"count(*) FILTER (WHERE {predicate})")
-        selects.append(f"min(CAST({quote_ident(name)} AS VARCHAR)) FILTER (WHERE {predicate})")
-    row = con.execute(f"SELECT {', '.join(selects)} FROM {quote_ident(table)}").fetchone()
+    row = _scan_counts(con, table, plan)
     total = row[0]
     hits: dict[tuple[str, str], dict] = {}
     for index, (name, pattern, _) in enumerate(plan):
