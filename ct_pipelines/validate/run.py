@@ -9,7 +9,7 @@ import duckdb
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.results import Progress, RunOptions, StageError, StageResult, quiet
 from ct_pipelines.core.settings import Settings
-from ct_pipelines.core.sql import quarantine_table, stage_table
+from ct_pipelines.core.sql import quarantine_table, quote_ident, stage_table
 
 
 def run(
@@ -40,6 +40,7 @@ def run(
         )
     except DatasetRuleError as exc:
         raise StageError(str(exc)) from exc
+    left_out = _leave_out_personal_columns(con, dataset, target)
     progress(f"{dataset.id}: {result.rows_valid:,} rows valid, {result.rows_quarantined:,} quarantined")
     links = {"data_docs": str(result.data_docs_index)} if result.data_docs_index else {}
     return StageResult(
@@ -54,5 +55,24 @@ def run(
             "checks_failed": [o.name for o in result.outcomes if not o.passed],
             "null_tokens_by_column": result.null_tokens,
             "suppressed_at_source_by_column": result.suppressed,
+            "pii_columns_left_out": left_out,
         },
     )
+
+
+def _leave_out_personal_columns(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str) -> list[str]:
+    """Columns marked ``pii`` are checked here and then dropped, so personal values stay in the ingest
+    table alone; a PII column the standardize stage reads (a race or language column marked pii) stays
+    until protect leaves it out."""
+    needed = {c.column for c in dataset.standardize.columns} if dataset.standardize else set()
+    present = {row[0] for row in con.execute(f"DESCRIBE {quote_ident(table)}").fetchall()}
+    drop = [
+        name
+        for field in dataset.pii_fields
+        if field not in needed
+        for name in present
+        if name == field or name.startswith(f"{field}__")
+    ]
+    for name in drop:
+        con.execute(f"ALTER TABLE {quote_ident(table)} DROP COLUMN {quote_ident(name)}")
+    return sorted(drop)

@@ -279,12 +279,6 @@ def test_no_planted_personal_value_appears_anywhere(corpus_run: CorpusRun, case:
     assert not leaks, leaks[:10]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="validate__<id> and standardize__<id> keep the PII columns until protect drops them: validation "
-    "rules can name PII columns and SQL publish queries can read them; pseudonymising them at validate is a "
-    "cross-stage change (validate, standardize, protect) not made here",
-)
 def test_no_planted_personal_value_in_the_tables_between_ingest_and_protect(corpus_run: CorpusRun) -> None:
     leaks = [leak for case in CASES for leak in _leaks(corpus_run, case, stage_tables=True)]
     assert not leaks, leaks[:10]
