@@ -69,6 +69,7 @@ def run(
     if catalog_dir:
         os.environ["CT_PIPELINES_CATALOG"] = str(catalog_dir.resolve())
     settings = load_settings()
+    _check_warehouse(settings)
     catalog = load_catalog(settings.catalog_dir)
     for error in catalog.errors:
         click.echo(f"skipped dataset file: {error}", err=True)
@@ -84,7 +85,7 @@ def run(
     )
     click.echo(format_summary(summaries))
     _write_staff_reports(settings)
-    click.echo(f"\nWarehouse: {settings.warehouse_path}  Reports: {settings.reports_dir}")
+    click.echo(f"\nWarehouse: {settings.warehouse_dir}  Reports: {settings.reports_dir}")
     if os.environ.get("CT_PORTAL_DOMAIN"):
         click.echo(
             f"Published to: {os.environ.get('CT_PORTAL_SCHEME', 'https')}://{os.environ['CT_PORTAL_DOMAIN']}"
@@ -98,6 +99,24 @@ def run(
     sys.exit(1 if failed else 0)
 
 
+def _check_warehouse(settings: Settings) -> None:
+    """The warehouse is a folder of per-dataset files now; say so if the settings name the old file."""
+    from ct_pipelines.core.settings import check_warehouse_dir
+
+    try:
+        check_warehouse_dir(settings.warehouse_dir)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    legacy = settings.home / "warehouse.duckdb"
+    if legacy.is_file() and not settings.warehouse_dir.exists():
+        click.echo(
+            f"note: {legacy} is the old single warehouse and is no longer read; each dataset now has its "
+            f"own file in {settings.warehouse_dir} (its publish ledger starts empty, so a dataset already on "
+            "the portal without publish.id in its YAML would be created again: set publish.id first).",
+            err=True,
+        )
+
+
 def _write_staff_reports(settings: Settings) -> None:
     """Every run refreshes the staff report site; a report problem is said, never fatal to the run."""
     import duckdb
@@ -105,8 +124,11 @@ def _write_staff_reports(settings: Settings) -> None:
     from ct_pipelines.report.build import write_reports
 
     try:
-        with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as con:
-            site = write_reports(settings, load_catalog(settings.catalog_dir), con)
+        site = write_reports(settings, load_catalog(settings.catalog_dir))
+        for dataset_id in site.busy:
+            click.echo(
+                f"{dataset_id}: another run is writing it; its report page is refreshed after that run"
+            )
         click.echo(f"\nReports for agency staff: {site.index}  (serve them with `ct-pipelines report serve`)")
     except (OSError, ValueError, duckdb.Error) as exc:
         click.echo(f"\nThe staff reports were not refreshed: {exc}", err=True)

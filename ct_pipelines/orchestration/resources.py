@@ -1,4 +1,4 @@
-"""Dagster resources: the DuckDB warehouse, the portal, and the alert notifier.
+"""Dagster resources: the DuckDB warehouse (one file per dataset), the portal, and the alert notifier.
 
 Production credentials come from environment variables through ``dg.EnvVar``, so they are resolved
 at run time, never written in the repository, and shown in the UI only as the variable's name.
@@ -7,15 +7,20 @@ at run time, never written in the repository, and shown in the UI only as the va
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
+import duckdb
 from pydantic import PrivateAttr
 
+from ct_pipelines.core import warehouse
 from ct_pipelines.core.settings import Settings, load_settings
+
+#: How long a run waits for another run to finish with the local portal's data folder.
+LOCAL_PORTAL_WAIT_SECONDS = 600.0
 
 PORTAL_ENV = {
     "domain": "CT_PORTAL_DOMAIN",
@@ -26,9 +31,33 @@ PORTAL_ENV = {
 }
 
 
-def warehouse_resource() -> DuckDBResource:
-    settings = load_settings()
-    return DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config)
+class WarehouseResource(dg.ConfigurableResource):
+    """Each dataset's own DuckDB file (``CT_PIPELINES_WAREHOUSE/<dataset id>.duckdb``), so concurrent runs
+    of different datasets never wait for one another. Unlike ``DuckDBResource``, which closes only on
+    success, a connection is closed even when a stage raises, so a later run in the process finds the
+    file free."""
+
+    @contextmanager
+    def connection(self, dataset_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        settings = load_settings()
+        settings.ensure_dirs()
+        with warehouse.open_dataset(settings, dataset_id) as con:
+            yield con
+
+    @contextmanager
+    def audit_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The portal audit's snapshots, in a file of their own."""
+        settings = load_settings()
+        settings.ensure_dirs()
+        con = warehouse.connect(settings.audit_warehouse, settings)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def warehouse_resource() -> WarehouseResource:
+    return WarehouseResource()
 
 
 class SettingsResource(dg.ConfigurableResource):
@@ -84,9 +113,27 @@ class PortalResource(dg.ConfigurableResource):
 
             settings = load_settings()
             settings.ensure_dirs()
-            self._local = LocalPortal(settings.portal_data_dir)
+            self._local = self._wait_for_local_store(LocalPortal, settings)
             self._local.start()
         return self._local
+
+    @staticmethod
+    def _wait_for_local_store(portal_class: Any, settings: Settings) -> Any:
+        """Concurrent runs share the local portal's data folder, whose DuckDB file one process holds at
+        a time: a run waits its turn to publish (a real portal has no such limit)."""
+        deadline, pause = time.monotonic() + LOCAL_PORTAL_WAIT_SECONDS, 0.1
+        while True:
+            try:
+                return portal_class(settings.portal_data_dir)
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    raise dg.Failure(
+                        f"The local portal's data in {settings.portal_data_dir} stayed in use by another "
+                        f"process for {LOCAL_PORTAL_WAIT_SECONDS:.0f} s; stop it (or `portal serve`) and "
+                        "run again, or publish to a served portal through CT_PORTAL_DOMAIN."
+                    ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     def connection(self, timeout: float | None = None, retries: Any = None) -> Any:
         """A configured publishing connection (retries, long timeouts) for the portal in force.

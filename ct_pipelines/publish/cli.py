@@ -16,6 +16,7 @@ import yaml
 from pydantic import ValidationError
 
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core import warehouse
 from ct_pipelines.core.settings import load_settings
 from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.publisher import publish_table
@@ -32,13 +33,46 @@ def _load_dataset(path: Path) -> Dataset:
         raise click.ClickException(f"{path}: {problems}") from None
 
 
-def _warehouse(path: Path | None) -> duckdb.DuckDBPyConnection:
-    target = path or load_settings().warehouse_path
+def _warehouse(path: Path | None, dataset_id: str) -> duckdb.DuckDBPyConnection:
+    """``--warehouse`` as given, else the dataset's own file in the warehouse folder."""
+    settings = load_settings()
+    target = path or settings.warehouse_for(dataset_id)
     if not target.exists():
         raise click.ClickException(
-            f"{target}: no DuckDB warehouse here; run the pipeline first or pass --warehouse"
+            f"{target}: no DuckDB warehouse file here; run the pipeline first or pass --warehouse"
         )
-    return duckdb.connect(str(target))
+    try:
+        return warehouse.connect(target, settings)
+    except warehouse.WarehouseBusy as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _logs(path: Path | None, dataset_id: str | None, limit: int) -> list[dict]:
+    """Publish log entries of one file, or of every dataset's file (each opened read-only, briefly)."""
+    settings = load_settings()
+    if path:
+        sources = [path]
+    elif dataset_id:
+        sources = [settings.warehouse_for(dataset_id)]
+    else:
+        try:
+            sources = [settings.warehouse_for(d) for d in warehouse.recorded_dataset_ids(settings)]
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    entries: list[dict] = []
+    for source in sources:
+        if not source.is_file():
+            continue
+        try:
+            con = warehouse.connect(source, settings, read_only=True)
+        except warehouse.WarehouseBusy as exc:
+            click.echo(f"skipped: {exc}", err=True)
+            continue
+        try:
+            entries += publish_log(con, dataset_id, limit)
+        finally:
+            con.close()
+    return sorted(entries, key=lambda e: e["started_at"] or "", reverse=True)[:limit]
 
 
 @click.group("publish")
@@ -49,7 +83,11 @@ def publish_group() -> None:
 @publish_group.command("run")
 @click.argument("dataset_file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--table", required=True, help="DuckDB table holding the rows to publish")
-@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file")
+@click.option(
+    "--warehouse",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="DuckDB file (default: the dataset's file in CT_PIPELINES_WAREHOUSE)",
+)
 @click.option("--domain", envvar="CT_PORTAL_DOMAIN", required=True, help="Portal host, e.g. data.ct.gov")
 @click.option("--scheme", type=click.Choice(["https", "http"]), default="https", show_default=True)
 @click.option("--dry-run", is_flag=True, help="Show what would be sent; change nothing")
@@ -71,7 +109,7 @@ def run_command(
 ) -> None:
     """Publish TABLE as the dataset described in DATASET_FILE."""
     dataset = _load_dataset(dataset_file)
-    con = _warehouse(warehouse)
+    con = _warehouse(warehouse, dataset.id)
     portal = PortalConnection(
         domain,
         os.environ.get("CT_PORTAL_USERNAME"),
@@ -119,15 +157,15 @@ def run_command(
 
 @publish_group.command("log")
 @click.option("--dataset", "dataset_id", help="Only this dataset id")
-@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file")
+@click.option(
+    "--warehouse",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="DuckDB file (default: the dataset's file in CT_PIPELINES_WAREHOUSE)",
+)
 @click.option("--limit", default=20, show_default=True)
 def log_command(dataset_id: str | None, warehouse: Path | None, limit: int) -> None:
     """List recent publishes, newest first."""
-    con = _warehouse(warehouse)
-    try:
-        entries = publish_log(con, dataset_id, limit)
-    finally:
-        con.close()
+    entries = _logs(warehouse, dataset_id, limit)
     if not entries:
         click.echo("no publishes recorded yet")
     for e in entries:

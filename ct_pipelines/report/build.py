@@ -22,6 +22,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ct_pipelines.automation.frequency import UNSCHEDULED, is_overdue, overdue_deadline, parse_frequency
 from ct_pipelines.catalog.loader import Catalog
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core import warehouse
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.report import dcat
 from ct_pipelines.report.chart import trend_svg
@@ -73,6 +74,7 @@ class ReportResult:
     data_json: Path | None = None
     portal_data_json: Path | None = None
     data_json_skipped: dict[str, list[str]] = field(default_factory=dict)
+    busy: list[str] = field(default_factory=list)  # datasets a running run held: their pages were kept
 
 
 def default_portal_url() -> str:
@@ -290,16 +292,18 @@ def write_data_json(
 def write_reports(
     settings: Settings,
     catalog: Catalog,
-    con: duckdb.DuckDBPyConnection,
     *,
     out_dir: Path | None = None,
     portal_url: str | None = None,
     now: datetime | None = None,
+    busy_wait: float = warehouse.READ_WAIT_SECONDS,
 ) -> ReportResult:
     """Write the site to ``out_dir`` (default ``settings.reports_dir / "site"``) and data.json to the portal.
 
-    Reads only the warehouse (``con`` may be read-only) and the catalog, so it can run after a pipeline run
-    or on its own. Raises ``ValueError`` (before writing data.json) if data.json would not be valid."""
+    Reads only the warehouse (each dataset's file read-only, one at a time) and the catalog, so it can run
+    after a pipeline run, on its own, or while other datasets' runs write their files. A dataset whose
+    file a run holds longer than ``busy_wait`` keeps its previous page and is listed in ``busy``.
+    Raises ``ValueError`` (before writing data.json) if data.json would not be valid."""
     out = out_dir or settings.reports_dir / "site"
     datasets_dir = out / "datasets"
     datasets_dir.mkdir(parents=True, exist_ok=True)
@@ -308,11 +312,20 @@ def write_reports(
     now = now or datetime.now(UTC)
     generated = f"{now:%Y-%m-%d %H:%M} UTC"
     env = _environment()
-    records = {d.id: read_recorded(con, d.id) for d in catalog.datasets}
-    rows = [directory_row(d, records[d.id], portal_url, now) for d in catalog.datasets]
-    result = ReportResult(out, _directory_pages(env, rows, out, generated))
-    for row in rows:
-        result.dataset_pages[row.dataset.id] = _dataset_page(env, con, row, datasets_dir, generated)
+    records: dict[str, Recorded] = {}
+    rows, pages, busy = [], {}, []
+    for d in catalog.datasets:
+        try:
+            with warehouse.open_recorded(settings, d.id, wait=busy_wait) as con:
+                records[d.id] = read_recorded(con, d.id)
+                rows.append(directory_row(d, records[d.id], portal_url, now))
+                pages[d.id] = _dataset_page(env, con, rows[-1], datasets_dir, generated)
+        except warehouse.WarehouseBusy:
+            busy.append(d.id)
+            records[d.id] = Recorded()
+            rows.append(directory_row(d, records[d.id], portal_url, now))
+            pages[d.id] = datasets_dir / f"{d.id}.html"
+    result = ReportResult(out, _directory_pages(env, rows, out, generated), pages, busy=busy)
     result.data_json, result.portal_data_json = out / "data.json", settings.portal_data_dir / "data.json"
     _, result.data_json_skipped = write_data_json(
         catalog, records, portal_url, [result.data_json, result.portal_data_json]

@@ -11,6 +11,7 @@ import duckdb
 from ct_pipelines.catalog.loader import parse_dataset_file
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.settings import load_settings
+from ct_pipelines.core.warehouse import WarehouseBusy, connect
 from ct_pipelines.validate.rules import DatasetRuleError, quote
 from ct_pipelines.validate.validate import quality_check_specs, validate_dataset
 
@@ -28,7 +29,7 @@ def _warehouse_option(function):  # type: ignore[no-untyped-def]
         "--warehouse",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
-        help="DuckDB file; defaults to CT_PIPELINES_WAREHOUSE or ./data/warehouse.duckdb",
+        help="DuckDB file; defaults to the dataset's file in CT_PIPELINES_WAREHOUSE (./data/warehouse/<id>.duckdb)",
     )(function)
 
 
@@ -59,10 +60,13 @@ def validate(dataset_file: Path, warehouse: Path | None, raw_table: str | None, 
     """Validate the ingested table of DATASET_FILE; exits with status 1 when an ERROR check fails."""
     dataset = _load(dataset_file)
     settings = load_settings()
-    path = warehouse or settings.warehouse_path
+    path = warehouse or settings.warehouse_for(dataset.id)
     if not path.exists():
         raise click.ClickException(f"no warehouse at {path}; run ingest first or pass --warehouse")
-    con = duckdb.connect(str(path))
+    try:
+        con = connect(path, settings)
+    except WarehouseBusy as exc:
+        raise click.ClickException(str(exc)) from None
     try:
         result = validate_dataset(
             con,
@@ -96,11 +100,17 @@ def validate(dataset_file: Path, warehouse: Path | None, raw_table: str | None, 
 @click.option("--limit", default=20, show_default=True, help="Rows to show")
 def show_quarantine(dataset_id: str, warehouse: Path | None, run_id: str | None, limit: int) -> None:
     """Show why rows of DATASET_ID were set aside (values of pii columns are masked)."""
-    path = warehouse or load_settings().warehouse_path
-    table = quote(f"quarantine__{dataset_id}")
+    settings = load_settings()
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
+        path = warehouse or settings.warehouse_for(dataset_id)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    table = quote(f"quarantine__{dataset_id}")
+    if not path.is_file():
+        raise click.ClickException(f"no quarantine recorded for '{dataset_id}': {path} does not exist")
+    try:
+        con = connect(path, settings, read_only=True)
+    except (duckdb.Error, WarehouseBusy) as exc:
         raise click.ClickException(f"cannot open the warehouse {path}: {exc}") from None
     try:
         run = (

@@ -16,17 +16,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 import pytest
 import yaml
 from dagster._utils.schedules import cron_string_iterator
-from dagster_duckdb import DuckDBResource
 
 from ct_pipelines.automation.catalog_generator import generate_catalog_views
 from ct_pipelines.automation.frequency import frequency_timedelta
 from ct_pipelines.orchestration import automation
 from ct_pipelines.orchestration.assets import dataset_asset_keys
 from ct_pipelines.orchestration.component import build_definitions
-from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
+from ct_pipelines.orchestration.resources import NotifierResource, PortalResource, WarehouseResource
 from ct_pipelines.portal.local import LocalPortal
 from ct_pipelines_tests.support.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
 
@@ -144,6 +144,7 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
         data = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=fires[0]))
         (request,) = data.run_requests
         assert set(request.asset_selection) == set(dataset_asset_keys(dataset_id))
+        assert request.tags["dataset"] == dataset_id and request.tags["portal"] == "local"
         # The selection must be runnable by the shared job (a key outside it would fail at launch).
         repo.get_job(automation.PUBLISH_JOB).get_subset(asset_selection=set(request.asset_selection))
     weekly_fires = list(
@@ -190,6 +191,8 @@ def test_landing_file_starts_one_run_per_file_version(
     (request,) = first.run_requests
     assert request.run_key.startswith("weekly_requests:weekly_requests_2026-03.csv:")
     assert set(request.asset_selection) == set(dataset_asset_keys("weekly_requests"))
+    # The tags dagster.yaml's run queue limits by: one run per dataset, a few per portal.
+    assert request.tags["dataset"] == "weekly_requests" and request.tags["portal"] == "local"
     (observation,) = first.asset_events
     assert isinstance(observation, dg.AssetObservation)
     assert observation.asset_key == dg.AssetKey(["weekly_requests", "ingest"])
@@ -308,10 +311,13 @@ def test_portal_audit_asset_reports_the_generators_exact_totals(env: Path, monke
             [automation.portal_audit],
             resources={
                 "portal": _portal_resource(portal),
-                "warehouse": DuckDBResource(database=str(env / "home" / "warehouse.duckdb")),
+                "warehouse": WarehouseResource(),
             },
         )
     assert result.success
+    # The audit's snapshots live in a file of their own, beside (never inside) the datasets' files.
+    with duckdb.connect(str(env / "home" / "warehouse" / "_portal_audit.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM audit_snapshots").fetchone()[0] == 1
     (materialization,) = result.asset_materializations_for_node("portal_audit")
     metadata = {key: value.value for key, value in materialization.metadata.items()}
     counts = {key: value for key, value in expected.items() if key != "by_agency"}
@@ -362,7 +368,18 @@ def test_instance_config_runs_schedules_sensors_and_freshness(
     with dg.DagsterInstance.get() as configured:
         daemons = set(configured.get_required_daemon_types())
         assert {"SCHEDULER", "SENSOR", "FRESHNESS_DAEMON", "QUEUED_RUN_COORDINATOR"} <= daemons
-        assert configured.run_coordinator.get_run_queue_config().max_concurrent_runs == 1
+        queue = configured.run_coordinator.get_run_queue_config()
+        # No global one-run slot: runs of different datasets go together, one per dataset, a few per portal.
+        assert queue.max_concurrent_runs == 4
+        limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
+        assert limits["dataset"] == {
+            "key": "dataset",
+            "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1,
+        }
+        assert limits["portal"]["limit"] == 4 and limits["portal"]["value"] == {
+            "applyLimitPerUniqueValue": True
+        }
 
 
 def test_definitions_validate_for_the_workspace(tmp_path: Path):
