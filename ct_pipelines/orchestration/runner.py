@@ -8,8 +8,11 @@ Dagster events.
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,7 +71,17 @@ def project_instance() -> dg.DagsterInstance:
     if not os.environ.get("DAGSTER_HOME") and Path("dagster.yaml").is_file():
         os.environ["DAGSTER_HOME"] = str(Path.cwd())
     if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
+        # Two runs starting together on a fresh instance would both create its SQLite tables (and one
+        # fail with "table runs already exists"): the first to take the lock creates them.
+        home = str(Path(os.environ["DAGSTER_HOME"]).resolve())
+        digest = hashlib.sha256(home.encode()).hexdigest()[:16]
+        lock_path = Path(tempfile.gettempdir()) / f"ct-pipelines-instance-{digest}.lock"
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return dg.DagsterInstance.get()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
     return dg.DagsterInstance.ephemeral()
 
 

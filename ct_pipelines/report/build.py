@@ -7,6 +7,7 @@ pre-rendered pages, because the pages must work with JavaScript off.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -307,6 +308,24 @@ def write_reports(
     out = out_dir or settings.reports_dir / "site"
     datasets_dir = out / "datasets"
     datasets_dir.mkdir(parents=True, exist_ok=True)
+    # Runs of different datasets finish at the same time and each refreshes the site: one writes at a time.
+    with (out / ".build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _write_site(settings, catalog, out, portal_url, now, busy_wait)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _write_site(
+    settings: Settings,
+    catalog: Catalog,
+    out: Path,
+    portal_url: str | None,
+    now: datetime | None,
+    busy_wait: float,
+) -> ReportResult:
+    datasets_dir = out / "datasets"
     shutil.copyfile(HERE / "static" / "report.css", out / "report.css")
     portal_url = portal_url or default_portal_url()
     now = now or datetime.now(UTC)
