@@ -342,7 +342,10 @@ def test_cli_lists_checks_validates_and_shows_quarantine(tmp_path, monkeypatch):
     listed = runner.invoke(quality, ["checks", str(dataset_file)])
     assert listed.exit_code == 0 and "conservation" in listed.output and "blocks" in listed.output
 
-    warehouse = tmp_path / "warehouse.duckdb"
+    # The dataset's own file in the warehouse folder, found by the commands without --warehouse.
+    monkeypatch.setenv("CT_PIPELINES_WAREHOUSE", str(tmp_path / "warehouse"))
+    (tmp_path / "warehouse").mkdir()
+    warehouse = tmp_path / "warehouse" / "clients.duckdb"
     rows = clean_rows()
     rows[2]["age"] = "500"
     rows[3]["name"] = ""
@@ -351,15 +354,13 @@ def test_cli_lists_checks_validates_and_shows_quarantine(tmp_path, monkeypatch):
     connection.execute('CREATE TABLE ingest__clients AS SELECT * FROM raw."clients"')  # the pipeline's naming
     connection.close()
     monkeypatch.setenv("CT_PIPELINES_REPORTS", str(tmp_path / "reports"))
-    validated = runner.invoke(
-        quality, ["validate", str(dataset_file), "--warehouse", str(warehouse), "--run-id", "r1"]
-    )
+    validated = runner.invoke(quality, ["validate", str(dataset_file), "--run-id", "r1"])
     # 2 of 60 rows set aside is within the 5% limit: the good rows go on and the run succeeds.
     assert validated.exit_code == 0, validated.output
     assert "[warn] ranges" in validated.output and "[ok  ] quarantine_share" in validated.output
     assert "1 row has an age outside 0 to 120; it was set aside and the other rows go on" in validated.output
     assert "2 of 60 rows (3.3%) were set aside; the other 58 go on." in validated.output
-    shown = runner.invoke(quality, ["quarantine", "clients", "--warehouse", str(warehouse)])
+    shown = runner.invoke(quality, ["quarantine", "clients"])
     assert shown.exit_code == 0, shown.output
     assert "line 4 (row 3): age range: '500'" in shown.output
     assert "line 5 (row 4): name required" in shown.output
