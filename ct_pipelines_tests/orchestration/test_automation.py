@@ -117,6 +117,7 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
         env / "catalog",
         [
             _dataset("weekly_requests", "Weekly", "weekly_requests*.csv"),
+            _dataset("weekly_visits", "Weekly", "weekly_visits.csv"),
             _dataset("daily_counts", "Daily", "daily_counts.csv"),
             _dataset("adhoc_survey", "As needed", "adhoc_survey.csv"),
             _dataset("old_census", "Not updated (historical only)", "old_census.csv"),
@@ -131,10 +132,10 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
 
     start = datetime(2026, 3, 4, 12, 0, tzinfo=NEW_YORK)  # Wednesday noon
     expectations = {
-        "weekly_datasets": ("weekly_requests", timedelta(weeks=1)),
-        "daily_datasets": ("daily_counts", timedelta(days=1)),
+        "weekly_datasets": (["weekly_requests", "weekly_visits"], timedelta(weeks=1)),
+        "daily_datasets": (["daily_counts"], timedelta(days=1)),
     }
-    for name, (dataset_id, spacing) in expectations.items():
+    for name, (dataset_ids, spacing) in expectations.items():
         schedule = schedules[name]
         fires = list(
             islice(cron_string_iterator(start.timestamp(), schedule.cron_schedule, "America/New_York"), 4)
@@ -142,11 +143,13 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
         assert all(b - a == spacing for a, b in zip(fires, fires[1:], strict=False)), fires
         assert all(f.astimezone(NEW_YORK).hour == 6 for f in fires)
         data = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=fires[0]))
-        (request,) = data.run_requests
-        assert set(request.asset_selection) == set(dataset_asset_keys(dataset_id))
-        assert request.tags["dataset"] == dataset_id and request.tags["portal"] == "local"
-        # The selection must be runnable by the shared job (a key outside it would fail at launch).
-        repo.get_job(automation.PUBLISH_JOB).get_subset(asset_selection=set(request.asset_selection))
+        # One run per dataset, tagged so the run queue keeps one run per dataset and a few per portal.
+        assert [r.tags["dataset"] for r in data.run_requests] == dataset_ids
+        for request, dataset_id in zip(data.run_requests, dataset_ids, strict=True):
+            assert set(request.asset_selection) == set(dataset_asset_keys(dataset_id))
+            assert request.tags["portal"] == "local" and request.run_key.startswith(f"{dataset_id}:")
+            # The selection must be runnable by the shared job (a key outside it would fail at launch).
+            repo.get_job(automation.PUBLISH_JOB).get_subset(asset_selection=set(request.asset_selection))
     weekly_fires = list(
         islice(
             cron_string_iterator(
@@ -157,9 +160,9 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
     )
     assert [f.astimezone(NEW_YORK).strftime("%a") for f in weekly_fires] == ["Mon", "Mon"]
 
-    # Not one job per dataset: four datasets, one publishing job, which every dataset schedule targets.
+    # Not one job per dataset: five datasets, one publishing job, which every dataset schedule targets.
     job_names = {job.name for job in repo.get_all_jobs() if not job.name.startswith("__")}
-    print(f"datasets=4 dataset_schedules={len(dataset_schedules)} jobs={sorted(job_names)}")
+    print(f"datasets=5 dataset_schedules={len(dataset_schedules)} jobs={sorted(job_names)}")
     assert job_names == {automation.PUBLISH_JOB, "portal_audit_job"}
     assert {s.job_name for s in dataset_schedules.values()} == {automation.PUBLISH_JOB}
 

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import re
 import shutil
+import subprocess
+import sys
+import threading
 from pathlib import Path
 
 import duckdb
@@ -63,3 +66,51 @@ def test_two_datasets_run_at_once_in_two_processes_without_lock_errors(tmp_path:
         assert {s[1] for s in stages} == {"ingest", "validate", "standardize", "protect", "publish"}
         assert {(s[0], s[2]) for s in stages} == {(dataset_id, "ok")}
         assert published == rows
+
+
+HOLD_PORTAL = """
+import sys
+from pathlib import Path
+from ct_pipelines.portal.store import PortalStore
+store = PortalStore(Path(sys.argv[1]))
+print("holding", flush=True)
+sys.stdin.readline()
+store.close()
+"""
+
+
+def test_a_run_waits_for_the_local_portals_data_held_by_another_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Without CT_PORTAL_DOMAIN each run starts the embedded portal on one data folder: a second run
+    waits for the first to let go of it instead of failing on its lock."""
+    from ct_pipelines.core.settings import load_settings
+    from ct_pipelines.orchestration.resources import PortalResource
+    from ct_pipelines.portal.local import LocalPortal
+
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CT_PIPELINES_PORTAL_DATA", str(tmp_path / "portal"))
+    (tmp_path / "portal").mkdir()
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_PORTAL, str(tmp_path / "portal")],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=clean_env(),
+    )
+    portals: list = []
+    try:
+        assert holder.stdout.readline().strip() == "holding"
+        waiter = threading.Thread(
+            target=lambda: portals.append(PortalResource._wait_for_local_store(LocalPortal, load_settings()))
+        )
+        waiter.start()
+        holder.stdin.write("release\n")
+        holder.stdin.flush()
+        waiter.join(timeout=300)
+        assert len(portals) == 1 and portals[0].store.list_views() == []
+    finally:
+        for portal in portals:
+            portal.stop()
+        holder.kill()
+        holder.wait()
