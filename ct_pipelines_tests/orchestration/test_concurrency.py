@@ -114,3 +114,25 @@ def test_a_run_waits_for_the_local_portals_data_held_by_another_run(
             portal.stop()
         holder.kill()
         holder.wait()
+
+
+def test_the_warehouse_resource_hands_each_dataset_its_file_and_closes_it_when_a_stage_raises(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    from ct_pipelines.orchestration.resources import WarehouseResource
+
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CT_PIPELINES_WAREHOUSE", raising=False)
+    resource = WarehouseResource()
+    with pytest.raises(RuntimeError, match="stage failed"), resource.connection("first_ds") as con:
+        con.execute("CREATE TABLE ingest__first_ds AS SELECT 7 AS n")
+        raise RuntimeError("stage failed")
+    with pytest.raises(duckdb.ConnectionException):
+        con.execute("SELECT 1")  # closed by the resource
+    with resource.connection("second_ds") as other:
+        other.execute("CREATE TABLE ingest__second_ds AS SELECT 8 AS n")
+    # Read-only here would be refused if the process still had the file open read-write.
+    for dataset_id, n in [("first_ds", 7), ("second_ds", 8)]:
+        path = tmp_path / "home" / "warehouse" / f"{dataset_id}.duckdb"
+        with duckdb.connect(str(path), read_only=True) as check:
+            assert check.execute(f"SELECT n FROM ingest__{dataset_id}").fetchall() == [(n,)]
