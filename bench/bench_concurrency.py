@@ -118,6 +118,7 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the work folder (its path is printed)")
     args = parser.parse_args()
     root = Path(tempfile.mkdtemp(prefix="ct_bench_concurrency_"))
+    load_before = os.getloadavg()[0]
     try:
         ids = make_catalog(root, args.datasets)
         levels = [run_level(root, ids, c) for c in sorted(set(args.concurrency))]
@@ -129,7 +130,7 @@ def main() -> None:
     base = levels[0]
     print(
         f"{args.datasets} datasets of 100 rows, one `ct-pipelines run --dataset` process per run, "
-        f"one served portal; {os.cpu_count()} cores; load average before: {os.getloadavg()[0]:.1f}\n"
+        f"one served portal; {os.cpu_count()} cores; load average before: {load_before:.1f}, after: {os.getloadavg()[0]:.1f}\n"
     )
     print(
         "| runs at a time | wall s | per dataset s | speed-up vs first row | failed runs | lock errors | portal state |"

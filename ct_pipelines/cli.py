@@ -84,7 +84,7 @@ def run(
         None, list(dataset_ids) or None, options=options, until=until, settings=settings
     )
     click.echo(format_summary(summaries))
-    _write_staff_reports(settings)
+    _write_staff_reports(settings, [s.dataset_id for s in summaries] if dataset_ids else None)
     click.echo(f"\nWarehouse: {settings.warehouse_dir}  Reports: {settings.reports_dir}")
     if os.environ.get("CT_PORTAL_DOMAIN"):
         click.echo(
@@ -117,17 +117,24 @@ def _check_warehouse(settings: Settings) -> None:
         )
 
 
-def _write_staff_reports(settings: Settings) -> None:
-    """Every run refreshes the staff report site; a report problem is said, never fatal to the run."""
+def _write_staff_reports(settings: Settings, ran: list[str] | None) -> None:
+    """Every run refreshes the staff report site; a report problem is said, never fatal to the run.
+
+    A run of some datasets rewrites their pages and, unless another run is writing a dataset right
+    now (then the run that finishes later does it), the directory: runs side by side neither wait for
+    one another nor each render every page."""
     import duckdb
 
     from ct_pipelines.report.build import write_reports
 
     try:
-        site = write_reports(settings, load_catalog(settings.catalog_dir))
-        for dataset_id in site.busy:
+        site = write_reports(
+            settings, load_catalog(settings.catalog_dir), pages_for=ran, busy_wait=0.5 if ran else 10.0
+        )
+        if site.busy:
             click.echo(
-                f"{dataset_id}: another run is writing it; its report page is refreshed after that run"
+                f"\n{len(site.busy)} other dataset(s) were being written by other runs; the report directory "
+                "is refreshed by the run that finishes last."
             )
         click.echo(f"\nReports for agency staff: {site.index}  (serve them with `ct-pipelines report serve`)")
     except (OSError, ValueError, duckdb.Error) as exc:

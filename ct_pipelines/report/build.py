@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -298,52 +299,75 @@ def write_reports(
     portal_url: str | None = None,
     now: datetime | None = None,
     busy_wait: float = warehouse.READ_WAIT_SECONDS,
+    pages_for: Collection[str] | None = None,
 ) -> ReportResult:
     """Write the site to ``out_dir`` (default ``settings.reports_dir / "site"``) and data.json to the portal.
 
     Reads only the warehouse (each dataset's file read-only, one at a time) and the catalog, so it can run
     after a pipeline run, on its own, or while other datasets' runs write their files. A dataset whose
     file a run holds longer than ``busy_wait`` keeps its previous page and is listed in ``busy``.
+    ``pages_for`` (a run's own datasets) limits the dataset pages rewritten; such a refresh leaves the
+    directory and data.json to a later one when another dataset is busy, rather than show it empty.
     Raises ``ValueError`` (before writing data.json) if data.json would not be valid."""
     out = out_dir or settings.reports_dir / "site"
-    datasets_dir = out / "datasets"
-    datasets_dir.mkdir(parents=True, exist_ok=True)
+    (out / "datasets").mkdir(parents=True, exist_ok=True)
+    portal_url = portal_url or default_portal_url()
+    now = now or datetime.now(UTC)
+    records, busy = _read_records(settings, catalog, busy_wait)  # read-only opens, side by side
     # Runs of different datasets finish at the same time and each refreshes the site: one writes at a time.
     with (out / ".build.lock").open("a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            return _write_site(settings, catalog, out, portal_url, now, busy_wait)
+            return _write_site(settings, catalog, out, portal_url, now, records, busy, pages_for)
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_records(
+    settings: Settings, catalog: Catalog, busy_wait: float
+) -> tuple[dict[str, Recorded], list[str]]:
+    """What each dataset recorded; a dataset whose file a run holds past ``busy_wait`` is listed busy."""
+    records: dict[str, Recorded] = {}
+    busy: list[str] = []
+    for d in catalog.datasets:
+        try:
+            with warehouse.open_recorded(settings, d.id, wait=busy_wait) as con:
+                records[d.id] = read_recorded(con, d.id)
+        except warehouse.WarehouseBusy:
+            busy.append(d.id)
+            records[d.id] = Recorded()
+    return records, busy
 
 
 def _write_site(
     settings: Settings,
     catalog: Catalog,
     out: Path,
-    portal_url: str | None,
-    now: datetime | None,
-    busy_wait: float,
+    portal_url: str,
+    now: datetime,
+    records: dict[str, Recorded],
+    busy: list[str],
+    pages_for: Collection[str] | None,
 ) -> ReportResult:
     datasets_dir = out / "datasets"
     shutil.copyfile(HERE / "static" / "report.css", out / "report.css")
-    portal_url = portal_url or default_portal_url()
-    now = now or datetime.now(UTC)
     generated = f"{now:%Y-%m-%d %H:%M} UTC"
     env = _environment()
-    records: dict[str, Recorded] = {}
-    rows, pages, busy = [], {}, []
-    for d in catalog.datasets:
+    rows = [directory_row(d, records[d.id], portal_url, now) for d in catalog.datasets]
+    pages = {d.id: datasets_dir / f"{d.id}.html" for d in catalog.datasets}
+    for row in rows:
+        dataset_id = row.dataset.id
+        if dataset_id in busy or not (
+            pages_for is None or dataset_id in pages_for or not pages[dataset_id].is_file()
+        ):
+            continue
         try:
-            with warehouse.open_recorded(settings, d.id, wait=busy_wait) as con:
-                records[d.id] = read_recorded(con, d.id)
-                rows.append(directory_row(d, records[d.id], portal_url, now))
-                pages[d.id] = _dataset_page(env, con, rows[-1], datasets_dir, generated)
-        except warehouse.WarehouseBusy:
-            busy.append(d.id)
-            records[d.id] = Recorded()
-            rows.append(directory_row(d, records[d.id], portal_url, now))
-            pages[d.id] = datasets_dir / f"{d.id}.html"
+            with warehouse.open_recorded(settings, dataset_id, wait=0) as con:
+                pages[dataset_id] = _dataset_page(env, con, row, datasets_dir, generated)
+        except warehouse.WarehouseBusy:  # a run started on it since it was read: its page waits
+            busy.append(dataset_id)
+    if busy and pages_for is not None and (out / "index.html").is_file():
+        return ReportResult(out, out / "index.html", pages, busy=busy)
     result = ReportResult(out, _directory_pages(env, rows, out, generated), pages, busy=busy)
     result.data_json, result.portal_data_json = out / "data.json", settings.portal_data_dir / "data.json"
     _, result.data_json_skipped = write_data_json(
