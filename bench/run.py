@@ -26,6 +26,12 @@ STAGES = [
     ("bench_suppression", "suppression + audit, PII scan (Privacy)", ["--rows"], 1_000_000),
     ("bench_publish", "publishing to the local portal (Publishing)", ["--rows"], 1_000_000),
     ("bench_audit", "portal-wide audit of a 10,000-dataset catalog (Automation)", [], 0),
+    (
+        "bench_concurrency",
+        "many datasets at once: runs 1, 2 and 4 at a time (issue 14.2)",
+        ["--datasets"],
+        40,
+    ),
 ]
 
 
@@ -44,7 +50,8 @@ def main() -> None:
             continue
         command = [sys.executable, "-m", f"bench.{script}"]
         if row_args:
-            command += [row_args[0], str(max(1000, int(full_rows * args.scale)))]
+            least = 4 if row_args[0] == "--datasets" else 1000  # a few datasets, or a thousand rows
+            command += [row_args[0], str(max(least, int(full_rows * args.scale)))]
         if args.skip_naive and script in ("bench_ingest", "bench_quality"):
             command.append("--skip-naive")
         print(f"## {title}\n\n`{' '.join(command[1:])}`\n", flush=True)

@@ -73,6 +73,7 @@ def run(
     if catalog_dir:
         os.environ["CT_PIPELINES_CATALOG"] = str(catalog_dir.resolve())
     settings = load_settings()
+    _check_warehouse(settings)
     catalog = load_catalog(settings.catalog_dir)
     for error in catalog.errors:
         click.echo(f"skipped dataset file: {error}", err=True)
@@ -88,8 +89,8 @@ def run(
         None, list(dataset_ids) or None, options=options, until=until, settings=settings
     )
     click.echo(format_summary(summaries))
-    _write_staff_reports(settings)
-    click.echo(f"\nWarehouse: {settings.warehouse_path}  Reports: {settings.reports_dir}")
+    _write_staff_reports(settings, [s.dataset_id for s in summaries] if dataset_ids else None)
+    click.echo(f"\nWarehouse: {settings.warehouse_dir}  Reports: {settings.reports_dir}")
     if os.environ.get("CT_PORTAL_DOMAIN"):
         click.echo(
             f"Published to: {os.environ.get('CT_PORTAL_SCHEME', 'https')}://{os.environ['CT_PORTAL_DOMAIN']}"
@@ -107,23 +108,49 @@ def _restrict_existing(settings: Settings) -> None:
     """Files made before the umask (or by an older version) become owner-only too."""
     from ct_pipelines.core.private import dagster_home, instance_paths, restrict
 
-    warehouse = settings.warehouse_path
-    restrict(warehouse, warehouse.with_name(warehouse.name + ".wal"), settings.reports_dir)
+    restrict(settings.warehouse_dir, *settings.warehouse_dir.glob("*.duckdb*"), settings.reports_dir)
     home = dagster_home() or (Path.cwd() if Path("dagster.yaml").is_file() else None)
     if home:
         restrict(*instance_paths(home))
 
 
-def _write_staff_reports(settings: Settings) -> None:
-    """Every run refreshes the staff report site; a report problem is said, never fatal to the run."""
+def _check_warehouse(settings: Settings) -> None:
+    """The warehouse is a folder of per-dataset files now; say so if the settings name the old file."""
+    from ct_pipelines.core.settings import check_warehouse_dir
+
+    try:
+        check_warehouse_dir(settings.warehouse_dir)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    legacy = settings.home / "warehouse.duckdb"
+    if legacy.is_file() and not settings.warehouse_dir.exists():
+        click.echo(
+            f"note: {legacy} is the old single warehouse and is no longer read; each dataset now has its "
+            f"own file in {settings.warehouse_dir} (its publish ledger starts empty, so a dataset already on "
+            "the portal without publish.id in its YAML would be created again: set publish.id first).",
+            err=True,
+        )
+
+
+def _write_staff_reports(settings: Settings, ran: list[str] | None) -> None:
+    """Every run refreshes the staff report site; a report problem is said, never fatal to the run.
+
+    A run of some datasets rewrites their pages and, unless another run is writing a dataset right
+    now (then the run that finishes later does it), the directory: runs side by side neither wait for
+    one another nor each render every page."""
     import duckdb
 
     from ct_pipelines.report.build import write_reports
 
     try:
-        # read-only, and only while the reports are written: a report never holds the warehouse's write lock
-        with duckdb.connect(str(settings.warehouse_path), read_only=True) as con:
-            site = write_reports(settings, load_catalog(settings.catalog_dir), con)
+        site = write_reports(
+            settings, load_catalog(settings.catalog_dir), pages_for=ran, busy_wait=0.5 if ran else 10.0
+        )
+        if site.busy:
+            click.echo(
+                f"\n{len(site.busy)} other dataset(s) were being written by other runs; the report directory "
+                "is refreshed by the run that finishes last."
+            )
         click.echo(f"\nReports for agency staff: {site.index}  (serve them with `ct-pipelines report serve`)")
     except (OSError, ValueError, duckdb.Error) as exc:
         click.echo(f"\nThe staff reports were not refreshed: {exc}", err=True)

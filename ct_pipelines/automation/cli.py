@@ -45,7 +45,9 @@ def frequencies() -> None:
     "--app-token-env", default="SOCRATA_APP_TOKEN", show_default=True, help="Variable holding an app token."
 )
 @click.option(
-    "--warehouse", type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file for snapshots."
+    "--warehouse",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="DuckDB file for snapshots (default: _portal_audit.duckdb in CT_PIPELINES_WAREHOUSE).",
 )
 @click.option(
     "--reports", type=click.Path(file_okay=False, path_type=Path), help="Folder for the CSV report."
@@ -63,7 +65,7 @@ def audit(
     from ct_pipelines.core.settings import load_settings
 
     settings = load_settings()
-    warehouse = warehouse or settings.warehouse_path
+    warehouse = warehouse or settings.audit_warehouse  # the audit's own file, beside the datasets' files
     reports = reports or settings.reports_dir
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     client = Socrata(domain, os.environ.get(app_token_env), timeout=120)

@@ -29,7 +29,7 @@ class Settings:
     home: Path
     catalog_dir: Path
     landing_dir: Path
-    warehouse_path: Path
+    warehouse_dir: Path  # one DuckDB file per dataset (see core/warehouse.py), so runs never share a file
     reports_dir: Path
     portal_data_dir: Path
     sql_dir: Path
@@ -45,10 +45,32 @@ class Settings:
         stays flat as extracts grow instead of taking most of the machine."""
         return {"memory_limit": self.duckdb_memory_limit}
 
+    def warehouse_for(self, dataset_id: str) -> Path:
+        """The DuckDB file holding one dataset's stage tables and its own state (ingest log, publish
+        ledger, stage and check results): runs of different datasets never write the same file."""
+        if not dataset_id or dataset_id.startswith((".", "_")) or any(c in dataset_id for c in "/\\:"):
+            raise ValueError(f"'{dataset_id}' is not a dataset id (letters, digits and '_', a letter first)")
+        return self.warehouse_dir / f"{dataset_id}.duckdb"
+
+    @property
+    def audit_warehouse(self) -> Path:
+        """The portal audit's snapshots: its own file (a leading '_' no dataset id can have)."""
+        return self.warehouse_dir / "_portal_audit.duckdb"
+
     def ensure_dirs(self) -> None:
         """Create the writable folders; called by commands and assets, never at import time."""
-        for path in (self.home, self.reports_dir, self.portal_data_dir, self.warehouse_path.parent):
+        check_warehouse_dir(self.warehouse_dir)
+        for path in (self.home, self.reports_dir, self.portal_data_dir, self.warehouse_dir):
             path.mkdir(parents=True, exist_ok=True)
+
+
+def check_warehouse_dir(folder: Path) -> None:
+    """Refuse a warehouse setting that still names the old single DuckDB file, saying what to do."""
+    if folder.is_file():
+        raise ValueError(
+            f"CT_PIPELINES_WAREHOUSE is {folder}, a file, but the warehouse is now a folder with one DuckDB "
+            f"file per dataset; set CT_PIPELINES_WAREHOUSE to a folder (e.g. {folder.with_suffix('')})."
+        )
 
 
 def load_settings(catalog_dir: Path | str | None = None) -> Settings:
@@ -77,7 +99,7 @@ def load_settings(catalog_dir: Path | str | None = None) -> Settings:
         else _env_path(
             "CT_PIPELINES_LANDING", sibling_landing if sibling_landing.is_dir() else home / "landing"
         ),
-        warehouse_path=_env_path("CT_PIPELINES_WAREHOUSE", home / "warehouse.duckdb"),
+        warehouse_dir=_env_path("CT_PIPELINES_WAREHOUSE", home / "warehouse"),
         reports_dir=_env_path("CT_PIPELINES_REPORTS", home / "reports"),
         portal_data_dir=_env_path("CT_PIPELINES_PORTAL_DATA", home / "portal"),
         sql_dir=_env_path("CT_PIPELINES_SQL", sql_default),

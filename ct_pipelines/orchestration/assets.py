@@ -7,21 +7,19 @@ step itself enforces blocking checks, as Dagster asks of multi-assets: after a f
 stage runs, and each skipped asset gets an observation saying which check stopped it.
 """
 
-import contextlib
 import re
 import time
 import traceback
 from collections.abc import Iterator
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
 
 from ct_pipelines import pipeline
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.results import RunOptions, StageError, StageResult
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.ingest.errors import value_shape
-from ct_pipelines.orchestration.resources import PortalResource, SettingsResource
+from ct_pipelines.orchestration.resources import PortalResource, SettingsResource, WarehouseResource
 from ct_pipelines.orchestration.results import check_results, check_specs, stage_metadata
 from ct_pipelines.report.checks import record_check_results
 
@@ -113,7 +111,7 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
     def _dataset(
         context: dg.AssetExecutionContext,
         config: PublishOptions,
-        warehouse: DuckDBResource,
+        warehouse: WarehouseResource,
         portal: PortalResource,
         settings: SettingsResource,
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
@@ -123,9 +121,8 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         selected = [
             s for s in pipeline.STAGES if asset_key(dataset.id, s.name) in context.selected_asset_keys
         ]
-        # DuckDBResource closes its connection only on success; a stage that raises must not leave the
-        # warehouse open (a later run in this process would find it held), so the step closes it itself.
-        with warehouse.get_connection() as con, contextlib.closing(con):
+        # The dataset's own file, closed even when a stage raises (a later run must find it free).
+        with warehouse.connection(dataset.id) as con:
             con.execute("SET enable_progress_bar = false")  # progress goes to the run log, not a terminal bar
             blocked_by: str | None = None
             for stage in selected:

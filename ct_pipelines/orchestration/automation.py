@@ -5,14 +5,14 @@ datasets they concern through the run request, so adding a dataset adds no job.
 """
 
 import json
+import os
 from collections import defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 import dagster as dg
 import requests
-from dagster_duckdb import DuckDBResource
 
 from ct_pipelines.automation.alerts import landing_stale_alerts, overdue_alerts, run_failure_alert
 from ct_pipelines.automation.frequency import SCHEDULE_TIMEZONE, frequency_cron, frequency_timedelta
@@ -22,7 +22,7 @@ from ct_pipelines.core.settings import Settings, load_settings
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.landing import find_newest, settle
 from ct_pipelines.orchestration.assets import asset_key, dataset_asset_keys
-from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
+from ct_pipelines.orchestration.resources import NotifierResource, PortalResource, WarehouseResource
 from ct_pipelines.orchestration.results import to_metadata
 from ct_pipelines.publish.connection import RetryPolicy
 
@@ -42,6 +42,18 @@ def _utc_now() -> datetime:
 
 #: The sensors' and the audit's notion of "now"; tests replace it to tick at chosen times.
 clock: Callable[[], datetime] = _utc_now
+
+
+def portal_tag() -> str:
+    """The portal a run publishes to, as a tag value: its domain, or ``local`` for the embedded portal."""
+    domain = os.environ.get("CT_PORTAL_DOMAIN") or "local"
+    return "".join(ch if ch.isalnum() or ch in "-_." else "_" for ch in domain)[:63]
+
+
+def dataset_run_tags(dataset_id: str) -> dict[str, str]:
+    """Tags of a single-dataset run. ``dagster.yaml`` limits runs by them: one run per ``dataset`` at a
+    time (two would write the same file), and a few per ``portal`` (its rate limits)."""
+    return {"dataset": dataset_id, "portal": portal_tag()}
 
 
 def freshness_policy(dataset: Dataset, tolerance: float = 0.2) -> dg.FreshnessPolicy | None:
@@ -75,11 +87,21 @@ def frequency_schedules(datasets: list[Dataset]) -> list[dg.ScheduleDefinition]:
             by_cron[(str(dataset.update_frequency), cron)].append(dataset)
     schedules = []
     for (frequency, cron), members in sorted(by_cron.items()):
-        keys = [key for d in members for key in dataset_asset_keys(d.id)]
-        ids = ", ".join(d.id for d in members)
+        ids_here = [d.id for d in members]
+        ids = ", ".join(ids_here)
 
-        def _evaluate(context: dg.ScheduleEvaluationContext, keys: list[dg.AssetKey] = keys) -> dg.RunRequest:
-            return dg.RunRequest(asset_selection=keys, tags={"ct/trigger": "schedule"})
+        def _evaluate(
+            context: dg.ScheduleEvaluationContext, ids_here: list[str] = ids_here
+        ) -> Iterator[dg.RunRequest]:
+            # One run per dataset: they run side by side (each writes its own file), and a slow one
+            # holds up no other.
+            tick = context.scheduled_execution_time.isoformat() if context.scheduled_execution_time else ""
+            for dataset_id in ids_here:
+                yield dg.RunRequest(
+                    run_key=f"{dataset_id}:{tick}",
+                    asset_selection=dataset_asset_keys(dataset_id),
+                    tags={"ct/trigger": "schedule", **dataset_run_tags(dataset_id)},
+                )
 
         schedules.append(
             dg.ScheduleDefinition(
@@ -137,7 +159,12 @@ def _landing_check(
     request = dg.RunRequest(
         run_key=f"{dataset.id}:{found.version}",
         asset_selection=dataset_asset_keys(dataset.id),
-        tags={"ct/trigger": "landing_file", "ct/dataset": dataset.id, "ct/landing_file": found.name},
+        tags={
+            "ct/trigger": "landing_file",
+            "ct/dataset": dataset.id,
+            "ct/landing_file": found.name,
+            **dataset_run_tags(dataset.id),
+        },
     )
     return request, observation, modified
 
@@ -277,8 +304,8 @@ def _failure_reasons(context: dg.RunFailureSensorContext) -> str:
 
 def _run_dataset(run: dg.DagsterRun) -> str:
     """The dataset a run concerns: its tag, or the one asset group its selection covers."""
-    if run.tags.get("ct/dataset"):
-        return run.tags["ct/dataset"]
+    if run.tags.get("dataset") or run.tags.get("ct/dataset"):
+        return run.tags.get("dataset") or run.tags["ct/dataset"]
     groups = {key.path[0] for key in run.asset_selection or ()}
     return groups.pop() if len(groups) == 1 else ""
 
@@ -291,14 +318,14 @@ def _run_dataset(run: dg.DagsterRun) -> str:
     "attribution and race/ethnicity/gender disaggregation, across the whole portal catalog.",
 )
 def portal_audit(
-    context: dg.AssetExecutionContext, portal: PortalResource, warehouse: DuckDBResource
+    context: dg.AssetExecutionContext, portal: PortalResource, warehouse: WarehouseResource
 ) -> dg.MaterializeResult:
     from ct_pipelines.automation.audit import run_audit
 
     settings = load_settings()
     settings.ensure_dirs()
     client = portal.connection().client
-    with warehouse.get_connection() as con:
+    with warehouse.audit_connection() as con:
         result = run_audit(client, con, Path(settings.reports_dir), context.run_id, clock())
     totals = {
         k: v for k, v in result.totals.items() if isinstance(v, int | float) and not isinstance(v, bool)

@@ -1,4 +1,4 @@
-"""Dagster resources: the DuckDB warehouse, the portal, and the alert notifier.
+"""Dagster resources: the DuckDB warehouse (one file per dataset), the portal, and the alert notifier.
 
 Production credentials come from environment variables through ``dg.EnvVar``, so they are resolved
 at run time, never written in the repository, and shown in the UI only as the variable's name.
@@ -7,15 +7,20 @@ at run time, never written in the repository, and shown in the UI only as the va
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
 import dagster as dg
-from dagster_duckdb import DuckDBResource
+import duckdb
 from pydantic import PrivateAttr
 
+from ct_pipelines.core import warehouse
 from ct_pipelines.core.settings import Settings, load_settings
+
+#: How long a run waits for another run to finish with the local portal's data folder.
+LOCAL_PORTAL_WAIT_SECONDS = 600.0
 
 PORTAL_ENV = {
     "domain": "CT_PORTAL_DOMAIN",
@@ -26,9 +31,33 @@ PORTAL_ENV = {
 }
 
 
-def warehouse_resource() -> DuckDBResource:
-    settings = load_settings()
-    return DuckDBResource(database=str(settings.warehouse_path), connection_config=settings.duckdb_config)
+class WarehouseResource(dg.ConfigurableResource):
+    """Each dataset's own DuckDB file (``CT_PIPELINES_WAREHOUSE/<dataset id>.duckdb``), so concurrent runs
+    of different datasets never wait for one another. Unlike ``DuckDBResource``, which closes only on
+    success, a connection is closed even when a stage raises, so a later run in the process finds the
+    file free."""
+
+    @contextmanager
+    def connection(self, dataset_id: str) -> Iterator[duckdb.DuckDBPyConnection]:
+        settings = load_settings()
+        settings.ensure_dirs()
+        with warehouse.open_dataset(settings, dataset_id) as con:
+            yield con
+
+    @contextmanager
+    def audit_connection(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The portal audit's snapshots, in a file of their own."""
+        settings = load_settings()
+        settings.ensure_dirs()
+        con = warehouse.connect(settings.audit_warehouse, settings)
+        try:
+            yield con
+        finally:
+            con.close()
+
+
+def warehouse_resource() -> WarehouseResource:
+    return WarehouseResource()
 
 
 class SettingsResource(dg.ConfigurableResource):
@@ -86,10 +115,35 @@ class PortalResource(dg.ConfigurableResource):
         if self._local is None and self._in_run:
             settings = load_settings()
             settings.ensure_dirs()
-            self._local = _serving_portal(settings.portal_data_dir) or _start_local_portal(
-                settings.portal_data_dir
-            )
+            self._local = _serving_portal(settings.portal_data_dir) or self._wait_for_local_store(settings)
         return self._local
+
+    @staticmethod
+    def _wait_for_local_store(settings: Settings) -> Any:
+        """Concurrent runs share the local portal's data folder, whose DuckDB file one process holds at
+        a time: a run waits its turn (``CT_PIPELINES_PORTAL_WAIT_SECONDS``, 600 by default), then says
+        which process holds it (a real portal has no such limit)."""
+        from ct_pipelines.portal.local import LocalPortal
+        from ct_pipelines.portal.running import lock_holder
+
+        wait = float(os.environ.get("CT_PIPELINES_PORTAL_WAIT_SECONDS", LOCAL_PORTAL_WAIT_SECONDS))
+        deadline, pause = time.monotonic() + wait, 0.1
+        while True:
+            try:
+                return LocalPortal(settings.portal_data_dir).start()
+            except duckdb.IOException as exc:
+                if "lock" not in str(exc).lower() or time.monotonic() >= deadline:
+                    holder = lock_holder(str(exc))
+                    who = f"process {holder}" if holder else "another process"
+                    raise dg.Failure(
+                        f"The local portal's data folder {settings.portal_data_dir} stayed held by {who} for "
+                        f"{wait:.0f} s, which is not a `ct-pipelines portal serve` this run can publish to: stop "
+                        f"that process, or serve the folder with `ct-pipelines portal serve --data "
+                        f"{settings.portal_data_dir}` and run again.",
+                        allow_retries=False,
+                    ) from None
+            time.sleep(pause)
+            pause = min(pause * 2, 2.0)
 
     def connection(self, timeout: float | None = None, retries: Any = None) -> Any:
         """A configured publishing connection (retries, long timeouts) for the portal in force.
@@ -142,25 +196,6 @@ def _serving_portal(data_dir: Any) -> Any:
             allow_retries=False,
         )
     return running
-
-
-def _start_local_portal(data_dir: Any) -> Any:
-    import duckdb
-
-    from ct_pipelines.portal.local import LocalPortal
-    from ct_pipelines.portal.running import lock_holder
-
-    try:
-        return LocalPortal(data_dir).start()
-    except duckdb.IOException as exc:
-        holder = lock_holder(str(exc))
-        who = f"process {holder}" if holder else "another process"
-        raise dg.Failure(
-            f"The local portal's data folder {data_dir} is held by {who}, which is not a "
-            f"`ct-pipelines portal serve` this run can publish to: stop that process, or serve the folder "
-            f"with `ct-pipelines portal serve --data {data_dir}` and run again.",
-            allow_retries=False,
-        ) from None
 
 
 class NotifierResource(dg.ConfigurableResource):

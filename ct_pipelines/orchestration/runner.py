@@ -2,24 +2,28 @@
 
 This is what ``ct-pipelines run`` does: the same Dagster definitions as the UI, the project's own
 instance (so runs show up in ``dagster dev`` afterwards). The per-dataset summary comes from the stage
-results the assets keep in the warehouse (``meta.stage_results``), not from parsing Dagster events.
+results the assets keep in each dataset's warehouse file (``meta.stage_results``), not from parsing
+Dagster events.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import json
 import os
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-import duckdb
 
+from ct_pipelines.core import warehouse
 from ct_pipelines.core.results import RunOptions
 from ct_pipelines.core.settings import Settings, load_settings
 from ct_pipelines.orchestration.assets import asset_key
-from ct_pipelines.orchestration.automation import PUBLISH_JOB
+from ct_pipelines.orchestration.automation import PUBLISH_JOB, dataset_run_tags
 from ct_pipelines.orchestration.component import build_definitions
 from ct_pipelines.pipeline import RESULTS_TABLE, stages_until
 
@@ -68,7 +72,17 @@ def project_instance() -> dg.DagsterInstance:
     if not os.environ.get("DAGSTER_HOME") and Path("dagster.yaml").is_file():
         os.environ["DAGSTER_HOME"] = str(Path.cwd())
     if os.environ.get("DAGSTER_HOME"):
-        return dg.DagsterInstance.get()
+        # Two runs starting together on a fresh instance would both create its SQLite tables (and one
+        # fail with "table runs already exists"): the first to take the lock creates them.
+        home = str(Path(os.environ["DAGSTER_HOME"]).resolve())
+        digest = hashlib.sha256(home.encode()).hexdigest()[:16]
+        lock_path = Path(tempfile.gettempdir()) / f"ct-pipelines-instance-{digest}.lock"
+        with lock_path.open("a") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                return dg.DagsterInstance.get()
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
     return dg.DagsterInstance.ephemeral()
 
 
@@ -86,20 +100,21 @@ def run_catalog(
     defs = build_definitions(catalog_dir, with_automation=False)
     job = defs.resolve_job_def(PUBLISH_JOB)
     selection = None
+    ids = list(
+        dict.fromkeys(
+            dataset_ids or [key.path[0] for key in defs.resolve_all_asset_keys() if len(key.path) == 2]
+        )
+    )
     if dataset_ids or until:
-        ids = dataset_ids or [key.path[0] for key in defs.resolve_all_asset_keys() if len(key.path) == 2]
-        selection = [asset_key(d, s.name) for d in dict.fromkeys(ids) for s in stages_until(until)]
+        selection = [asset_key(d, s.name) for d in ids for s in stages_until(until)]
     run_config: dict[str, Any] = {
         "loggers": {"console": {"config": {"log_level": "INFO"}}},
         "ops": {node.name: {"config": options.__dict__} for node in job.nodes},
     }
-    # The same tags the sensors and schedules set: the UI names the dataset, and the instance's per-dataset
-    # run limit (deploy/dagster.production.yaml) applies to in-process runs too.
-    tags = {"ct/trigger": "cli"}
-    if dataset_ids and len(dataset_ids) == 1:
-        tags["ct/dataset"] = dataset_ids[0]
-    elif dataset_ids:
-        tags["ct/datasets"] = ",".join(dataset_ids)[:200]
+    # One dataset: the tags Dagster's run queue limits by (one run per dataset, a few per portal).
+    tags = dataset_run_tags(ids[0]) if len(ids) == 1 else {}
+    if dataset_ids and len(ids) > 1:
+        tags["datasets"] = ",".join(ids)[:200]
     result = job.execute_in_process(
         instance=instance or project_instance(),
         raise_on_error=False,
@@ -107,26 +122,30 @@ def run_catalog(
         run_config=run_config,
         tags=tags,
     )
-    return summarize(settings, result), result
+    return summarize(settings, result, ids), result
 
 
-def summarize(settings: Settings, result: dg.ExecuteInProcessResult) -> list[DatasetSummary]:
+def _stage_rows(settings: Settings, dataset_id: str, run_id: str) -> list[tuple]:
+    """The run's stage results from the dataset's own file, opened read-only and closed at once."""
+    with warehouse.open_recorded(settings, dataset_id) as con:
+        exists = con.execute(
+            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND table_name = 'stage_results'"
+        ).fetchone()[0]
+        if not exists:
+            return []
+        return con.execute(
+            f"SELECT dataset_id, stage, status, message, rows_in, rows_out, rows_set_aside, checks_passed, "
+            f"checks_failed, facts, seconds FROM {RESULTS_TABLE} WHERE run_id = ? ORDER BY recorded_at",
+            [run_id],
+        ).fetchall()
+
+
+def summarize(
+    settings: Settings, result: dg.ExecuteInProcessResult, dataset_ids: list[str]
+) -> list[DatasetSummary]:
     """Per dataset: counts, checks and the first failure, read from the run's stage results."""
     by_id: dict[str, DatasetSummary] = {}
-    rows: list[tuple] = []
-    if settings.warehouse_path.exists():  # the run's own configuration: DuckDB shares one instance per file
-        with duckdb.connect(str(settings.warehouse_path), config=settings.duckdb_config) as con:
-            exists = con.execute(
-                "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' "
-                "AND table_name = 'stage_results'"
-            ).fetchone()[0]
-            if exists:
-                rows = con.execute(
-                    f"SELECT dataset_id, stage, status, message, rows_in, rows_out, rows_set_aside, checks_passed, "
-                    f"checks_failed, facts, seconds FROM {RESULTS_TABLE} WHERE run_id = ? "
-                    "ORDER BY recorded_at",
-                    [result.run_id],
-                ).fetchall()
+    rows = [row for d in dataset_ids for row in _stage_rows(settings, d, result.run_id)]
     for (
         dataset_id,
         stage,

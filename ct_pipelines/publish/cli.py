@@ -7,17 +7,51 @@ from pathlib import Path
 import click
 import duckdb
 
+from ct_pipelines.core import warehouse
 from ct_pipelines.core.settings import load_settings
 from ct_pipelines.publish.state import publish_log
 
 
-def _warehouse(path: Path | None) -> duckdb.DuckDBPyConnection:
-    target = path or load_settings().warehouse_path
+def _warehouse(path: Path | None, dataset_id: str) -> duckdb.DuckDBPyConnection:
+    """``--warehouse`` as given, else the dataset's own file in the warehouse folder."""
+    settings = load_settings()
+    target = path or settings.warehouse_for(dataset_id)
     if not target.exists():
         raise click.ClickException(
-            f"{target}: no DuckDB warehouse here; run the pipeline first or pass --warehouse"
+            f"{target}: no DuckDB warehouse file here; run the pipeline first or pass --warehouse"
         )
-    return duckdb.connect(str(target))
+    try:
+        return warehouse.connect(target, settings)
+    except warehouse.WarehouseBusy as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _logs(path: Path | None, dataset_id: str | None, limit: int) -> list[dict]:
+    """Publish log entries of one file, or of every dataset's file (each opened read-only, briefly)."""
+    settings = load_settings()
+    if path:
+        sources = [path]
+    elif dataset_id:
+        sources = [settings.warehouse_for(dataset_id)]
+    else:
+        try:
+            sources = [settings.warehouse_for(d) for d in warehouse.recorded_dataset_ids(settings)]
+        except ValueError as exc:
+            raise click.ClickException(str(exc)) from None
+    entries: list[dict] = []
+    for source in sources:
+        if not source.is_file():
+            continue
+        try:
+            con = warehouse.connect(source, settings, read_only=True)
+        except warehouse.WarehouseBusy as exc:
+            click.echo(f"skipped: {exc}", err=True)
+            continue
+        try:
+            entries += publish_log(con, dataset_id, limit)
+        finally:
+            con.close()
+    return sorted(entries, key=lambda e: e["started_at"] or "", reverse=True)[:limit]
 
 
 @click.group("publish")
@@ -38,15 +72,15 @@ def run_moved() -> None:
 
 @publish_group.command("log")
 @click.option("--dataset", "dataset_id", help="Only this dataset id")
-@click.option("--warehouse", type=click.Path(dir_okay=False, path_type=Path), help="DuckDB file")
+@click.option(
+    "--warehouse",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="DuckDB file (default: the dataset's file in CT_PIPELINES_WAREHOUSE)",
+)
 @click.option("--limit", default=20, show_default=True)
 def log_command(dataset_id: str | None, warehouse: Path | None, limit: int) -> None:
     """List recent publishes, newest first."""
-    con = _warehouse(warehouse)
-    try:
-        entries = publish_log(con, dataset_id, limit)
-    finally:
-        con.close()
+    entries = _logs(warehouse, dataset_id, limit)
     if not entries:
         click.echo("no publishes recorded yet")
     for e in entries:

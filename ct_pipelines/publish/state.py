@@ -246,8 +246,10 @@ def write_log(con: duckdb.DuckDBPyConnection, row: dict[str, Any]) -> None:
 def publish_log(
     con: duckdb.DuckDBPyConnection, dataset_id: str | None = None, limit: int = 20
 ) -> list[dict[str, Any]]:
-    """Most recent publishes first, JSON-ready (timestamps as ISO text), for asset metadata and the CLI."""
-    ensure_schema(con)
+    """Most recent publishes first, JSON-ready (timestamps as ISO text), for asset metadata and the CLI.
+    Creates nothing, so a read-only connection to a dataset's warehouse file works."""
+    if not table_exists(con, "publish_log"):
+        return []
     where = "WHERE dataset_id = ?" if dataset_id else ""
     params: list[Any] = [dataset_id] if dataset_id else []
     rows = con.execute(

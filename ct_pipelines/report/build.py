@@ -7,10 +7,12 @@ pre-rendered pages, because the pages must work with JavaScript off.
 
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
 import shutil
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,6 +24,7 @@ from jinja2 import Environment, FileSystemLoader, select_autoescape
 from ct_pipelines.automation.frequency import UNSCHEDULED, is_overdue, overdue_deadline, parse_frequency
 from ct_pipelines.catalog.loader import Catalog
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core import warehouse
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.report import dcat
 from ct_pipelines.report.chart import trend_svg
@@ -73,6 +76,7 @@ class ReportResult:
     data_json: Path | None = None
     portal_data_json: Path | None = None
     data_json_skipped: dict[str, list[str]] = field(default_factory=dict)
+    busy: list[str] = field(default_factory=list)  # datasets a running run held: their pages were kept
 
 
 def default_portal_url() -> str:
@@ -290,29 +294,81 @@ def write_data_json(
 def write_reports(
     settings: Settings,
     catalog: Catalog,
-    con: duckdb.DuckDBPyConnection,
     *,
     out_dir: Path | None = None,
     portal_url: str | None = None,
     now: datetime | None = None,
+    busy_wait: float = warehouse.READ_WAIT_SECONDS,
+    pages_for: Collection[str] | None = None,
 ) -> ReportResult:
     """Write the site to ``out_dir`` (default ``settings.reports_dir / "site"``) and data.json to the portal.
 
-    Reads only the warehouse (``con`` may be read-only) and the catalog, so it can run after a pipeline run
-    or on its own. Raises ``ValueError`` (before writing data.json) if data.json would not be valid."""
+    Reads only the warehouse (each dataset's file read-only, one at a time) and the catalog, so it can run
+    after a pipeline run, on its own, or while other datasets' runs write their files. A dataset whose
+    file a run holds longer than ``busy_wait`` keeps its previous page and is listed in ``busy``.
+    ``pages_for`` (a run's own datasets) limits the dataset pages rewritten; such a refresh leaves the
+    directory and data.json to a later one when another dataset is busy, rather than show it empty.
+    Raises ``ValueError`` (before writing data.json) if data.json would not be valid."""
     out = out_dir or settings.reports_dir / "site"
-    datasets_dir = out / "datasets"
-    datasets_dir.mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(HERE / "static" / "report.css", out / "report.css")
+    (out / "datasets").mkdir(parents=True, exist_ok=True)
     portal_url = portal_url or default_portal_url()
     now = now or datetime.now(UTC)
+    records, busy = _read_records(settings, catalog, busy_wait)  # read-only opens, side by side
+    # Runs of different datasets finish at the same time and each refreshes the site: one writes at a time.
+    with (out / ".build.lock").open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return _write_site(settings, catalog, out, portal_url, now, records, busy, pages_for)
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _read_records(
+    settings: Settings, catalog: Catalog, busy_wait: float
+) -> tuple[dict[str, Recorded], list[str]]:
+    """What each dataset recorded; a dataset whose file a run holds past ``busy_wait`` is listed busy."""
+    records: dict[str, Recorded] = {}
+    busy: list[str] = []
+    for d in catalog.datasets:
+        try:
+            with warehouse.open_recorded(settings, d.id, wait=busy_wait) as con:
+                records[d.id] = read_recorded(con, d.id)
+        except warehouse.WarehouseBusy:
+            busy.append(d.id)
+            records[d.id] = Recorded()
+    return records, busy
+
+
+def _write_site(
+    settings: Settings,
+    catalog: Catalog,
+    out: Path,
+    portal_url: str,
+    now: datetime,
+    records: dict[str, Recorded],
+    busy: list[str],
+    pages_for: Collection[str] | None,
+) -> ReportResult:
+    datasets_dir = out / "datasets"
+    shutil.copyfile(HERE / "static" / "report.css", out / "report.css")
     generated = f"{now:%Y-%m-%d %H:%M} UTC"
     env = _environment()
-    records = {d.id: read_recorded(con, d.id) for d in catalog.datasets}
     rows = [directory_row(d, records[d.id], portal_url, now) for d in catalog.datasets]
-    result = ReportResult(out, _directory_pages(env, rows, out, generated))
+    pages = {d.id: datasets_dir / f"{d.id}.html" for d in catalog.datasets}
     for row in rows:
-        result.dataset_pages[row.dataset.id] = _dataset_page(env, con, row, datasets_dir, generated)
+        dataset_id = row.dataset.id
+        if dataset_id in busy or not (
+            pages_for is None or dataset_id in pages_for or not pages[dataset_id].is_file()
+        ):
+            continue
+        try:
+            with warehouse.open_recorded(settings, dataset_id, wait=0) as con:
+                pages[dataset_id] = _dataset_page(env, con, row, datasets_dir, generated)
+        except warehouse.WarehouseBusy:  # a run started on it since it was read: its page waits
+            busy.append(dataset_id)
+    if busy and pages_for is not None and (out / "index.html").is_file():
+        return ReportResult(out, out / "index.html", pages, busy=busy)
+    result = ReportResult(out, _directory_pages(env, rows, out, generated), pages, busy=busy)
     result.data_json, result.portal_data_json = out / "data.json", settings.portal_data_dir / "data.json"
     _, result.data_json_skipped = write_data_json(
         catalog, records, portal_url, [result.data_json, result.portal_data_json]

@@ -15,7 +15,9 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.core import warehouse
 from ct_pipelines.core.outcomes import CheckOutcome
+from ct_pipelines.core.settings import Settings
 
 CHECK_RESULTS = "meta.check_results"
 _COLUMNS = (
@@ -84,7 +86,7 @@ def record_check_results(
     return len(rows)
 
 
-def record_dagster_checks(con: duckdb.DuckDBPyConnection, result: Any) -> int:
+def record_dagster_checks(settings: Settings, result: Any) -> int:
     """Store the check evaluations of a finished Dagster run (``ExecuteInProcessResult``).
 
     For runs made before the pipeline called :func:`record_check_results` itself, and for tests that
@@ -106,7 +108,8 @@ def record_dagster_checks(con: duckdb.DuckDBPyConnection, result: Any) -> int:
             metadata,
         )
         grouped.setdefault((path[0], path[1]), []).append(outcome)
-    return sum(
-        record_check_results(con, dataset_id, stage, result.run_id, outcomes)
-        for (dataset_id, stage), outcomes in grouped.items()
-    )
+    total = 0
+    for (dataset_id, stage), outcomes in grouped.items():  # each in the dataset's own file
+        with warehouse.open_dataset(settings, dataset_id) as con:
+            total += record_check_results(con, dataset_id, stage, result.run_id, outcomes)
+    return total

@@ -34,34 +34,26 @@ def report_group() -> None:
 )
 def build(catalog_dir: Path | None, out_dir: Path | None, portal_url: str | None) -> None:
     """Write the report site and data.json (also into the local portal's data folder)."""
-    import duckdb
-
     from ct_pipelines.catalog.loader import load_catalog
     from ct_pipelines.core.settings import load_settings
+    from ct_pipelines.core.warehouse import recorded_dataset_ids
     from ct_pipelines.report.build import write_reports
 
     settings = load_settings()
     catalog = load_catalog(catalog_dir or settings.catalog_dir)
     for error in catalog.errors:
         click.echo(f"skipped dataset file: {error}", err=True)
-    if not settings.warehouse_path.is_file():
-        raise click.ClickException(
-            f"No warehouse at {settings.warehouse_path}; run `ct-pipelines run` first, "
-            "or set CT_PIPELINES_WAREHOUSE to the warehouse file."
-        )
     try:
-        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-    except duckdb.IOException as exc:
-        raise click.ClickException(
-            f"Cannot open {settings.warehouse_path} ({exc}); wait for the running "
-            "pipeline to finish and build again."
-        ) from exc
-    try:
-        result = write_reports(settings, catalog, con, out_dir=out_dir, portal_url=portal_url)
+        if not recorded_dataset_ids(settings):
+            raise click.ClickException(
+                f"No dataset has run yet: {settings.warehouse_dir} holds no dataset file; run "
+                "`ct-pipelines run` first, or set CT_PIPELINES_WAREHOUSE to the warehouse folder."
+            )
+        result = write_reports(settings, catalog, out_dir=out_dir, portal_url=portal_url)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from exc
-    finally:
-        con.close()
+    for dataset_id in result.busy:
+        click.echo(f"{dataset_id}: a run is writing it now; its page was kept, build again after the run")
     click.echo(f"Wrote {len(result.dataset_pages)} dataset pages; open {result.index}")
     click.echo(f"data.json: {result.data_json} and {result.portal_data_json}")
     for dataset_id, reasons in result.data_json_skipped.items():

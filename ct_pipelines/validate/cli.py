@@ -11,6 +11,7 @@ from ct_pipelines.catalog.loader import parse_dataset_file
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.settings import load_settings
 from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.warehouse import WarehouseBusy, connect
 from ct_pipelines.validate.rules import DatasetRuleError
 from ct_pipelines.validate.validate import quality_check_specs
 
@@ -28,7 +29,7 @@ def _warehouse_option(function):  # type: ignore[no-untyped-def]
         "--warehouse",
         type=click.Path(dir_okay=False, path_type=Path),
         default=None,
-        help="DuckDB file; defaults to CT_PIPELINES_WAREHOUSE or ./data/warehouse.duckdb",
+        help="DuckDB file; defaults to the dataset's file in CT_PIPELINES_WAREHOUSE (./data/warehouse/<id>.duckdb)",
     )(function)
 
 
@@ -68,11 +69,17 @@ def validate_moved() -> None:
 @click.option("--limit", default=20, show_default=True, help="Rows to show")
 def show_quarantine(dataset_id: str, warehouse: Path | None, run_id: str | None, limit: int) -> None:
     """Show why rows of DATASET_ID were set aside (values of pii columns are masked)."""
-    path = warehouse or load_settings().warehouse_path
-    table = quote_ident(f"quarantine__{dataset_id}")
+    settings = load_settings()
     try:
-        con = duckdb.connect(str(path), read_only=True)
-    except duckdb.Error as exc:
+        path = warehouse or settings.warehouse_for(dataset_id)
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from None
+    table = quote_ident(f"quarantine__{dataset_id}")
+    if not path.is_file():
+        raise click.ClickException(f"no quarantine recorded for '{dataset_id}': {path} does not exist")
+    try:
+        con = connect(path, settings, read_only=True)
+    except (duckdb.Error, WarehouseBusy) as exc:
         raise click.ClickException(f"cannot open the warehouse {path}: {exc}") from None
     try:
         run = (

@@ -16,17 +16,17 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import dagster as dg
+import duckdb
 import pytest
 import yaml
 from dagster._utils.schedules import cron_string_iterator
-from dagster_duckdb import DuckDBResource
 
 from ct_pipelines.automation.catalog_generator import generate_catalog_views
 from ct_pipelines.automation.frequency import frequency_timedelta
 from ct_pipelines.orchestration import automation
 from ct_pipelines.orchestration.assets import dataset_asset_keys
 from ct_pipelines.orchestration.component import build_definitions
-from ct_pipelines.orchestration.resources import NotifierResource, PortalResource
+from ct_pipelines.orchestration.resources import NotifierResource, PortalResource, WarehouseResource
 from ct_pipelines.portal.local import LocalPortal
 from ct_pipelines_tests.support.receivers import SmtpInbox, WebhookServer, smtp_server, webhook_server
 from ct_pipelines_tests.support.sftp import PASSWORD as SFTP_PASSWORD
@@ -120,6 +120,7 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
         env / "catalog",
         [
             _dataset("weekly_requests", "Weekly", "weekly_requests*.csv"),
+            _dataset("weekly_visits", "Weekly", "weekly_visits.csv"),
             _dataset("daily_counts", "Daily", "daily_counts.csv"),
             _dataset("adhoc_survey", "As needed", "adhoc_survey.csv"),
             _dataset("old_census", "Not updated (historical only)", "old_census.csv"),
@@ -134,10 +135,10 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
 
     start = datetime(2026, 3, 4, 12, 0, tzinfo=NEW_YORK)  # Wednesday noon
     expectations = {
-        "weekly_datasets": ("weekly_requests", timedelta(weeks=1)),
-        "daily_datasets": ("daily_counts", timedelta(days=1)),
+        "weekly_datasets": (["weekly_requests", "weekly_visits"], timedelta(weeks=1)),
+        "daily_datasets": (["daily_counts"], timedelta(days=1)),
     }
-    for name, (dataset_id, spacing) in expectations.items():
+    for name, (dataset_ids, spacing) in expectations.items():
         schedule = schedules[name]
         fires = list(
             islice(cron_string_iterator(start.timestamp(), schedule.cron_schedule, "America/New_York"), 4)
@@ -145,10 +146,13 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
         assert all(b - a == spacing for a, b in zip(fires, fires[1:], strict=False)), fires
         assert all(f.astimezone(NEW_YORK).hour == 6 for f in fires)
         data = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=fires[0]))
-        (request,) = data.run_requests
-        assert set(request.asset_selection) == set(dataset_asset_keys(dataset_id))
-        # The selection must be runnable by the shared job (a key outside it would fail at launch).
-        repo.get_job(automation.PUBLISH_JOB).get_subset(asset_selection=set(request.asset_selection))
+        # One run per dataset, tagged so the run queue keeps one run per dataset and a few per portal.
+        assert [r.tags["dataset"] for r in data.run_requests] == dataset_ids
+        for request, dataset_id in zip(data.run_requests, dataset_ids, strict=True):
+            assert set(request.asset_selection) == set(dataset_asset_keys(dataset_id))
+            assert request.tags["portal"] == "local" and request.run_key.startswith(f"{dataset_id}:")
+            # The selection must be runnable by the shared job (a key outside it would fail at launch).
+            repo.get_job(automation.PUBLISH_JOB).get_subset(asset_selection=set(request.asset_selection))
     weekly_fires = list(
         islice(
             cron_string_iterator(
@@ -159,9 +163,9 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
     )
     assert [f.astimezone(NEW_YORK).strftime("%a") for f in weekly_fires] == ["Mon", "Mon"]
 
-    # Not one job per dataset: four datasets, one publishing job, which every dataset schedule targets.
+    # Not one job per dataset: five datasets, one publishing job, which every dataset schedule targets.
     job_names = {job.name for job in repo.get_all_jobs() if not job.name.startswith("__")}
-    print(f"datasets=4 dataset_schedules={len(dataset_schedules)} jobs={sorted(job_names)}")
+    print(f"datasets=5 dataset_schedules={len(dataset_schedules)} jobs={sorted(job_names)}")
     assert job_names == {automation.PUBLISH_JOB, "portal_audit_job"}
     assert {s.job_name for s in dataset_schedules.values()} == {automation.PUBLISH_JOB}
 
@@ -397,10 +401,13 @@ def test_portal_audit_asset_reports_the_generators_exact_totals(env: Path, monke
             [automation.portal_audit],
             resources={
                 "portal": _portal_resource(portal),
-                "warehouse": DuckDBResource(database=str(env / "home" / "warehouse.duckdb")),
+                "warehouse": WarehouseResource(),
             },
         )
     assert result.success
+    # The audit's snapshots live in a file of their own, beside (never inside) the datasets' files.
+    with duckdb.connect(str(env / "home" / "warehouse" / "_portal_audit.duckdb"), read_only=True) as con:
+        assert con.execute("SELECT count(*) FROM audit_snapshots").fetchone()[0] == 1
     (materialization,) = result.asset_materializations_for_node("portal_audit")
     metadata = {key: value.value for key, value in materialization.metadata.items()}
     counts = {key: value for key, value in expected.items() if key != "by_agency"}
@@ -451,7 +458,18 @@ def test_instance_config_runs_schedules_sensors_and_freshness(
     with dg.DagsterInstance.get() as configured:
         daemons = set(configured.get_required_daemon_types())
         assert {"SCHEDULER", "SENSOR", "FRESHNESS_DAEMON", "QUEUED_RUN_COORDINATOR"} <= daemons
-        assert configured.run_coordinator.get_run_queue_config().max_concurrent_runs == 1
+        queue = configured.run_coordinator.get_run_queue_config()
+        # No global one-run slot: runs of different datasets go together, one per dataset, a few per portal.
+        assert queue.max_concurrent_runs == 4
+        limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
+        assert limits["dataset"] == {
+            "key": "dataset",
+            "value": {"applyLimitPerUniqueValue": True},
+            "limit": 1,
+        }
+        assert limits["portal"]["limit"] == 4 and limits["portal"]["value"] == {
+            "applyLimitPerUniqueValue": True
+        }
 
 
 def test_definitions_validate_for_the_workspace(tmp_path: Path):

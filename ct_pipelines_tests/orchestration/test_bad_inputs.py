@@ -96,6 +96,14 @@ def _parse_summary(output: str) -> dict[str, Outcome]:
     return outcomes
 
 
+def _warehouse_texts(home: Path) -> dict[str, str]:
+    """Every table of every dataset's warehouse file, raw ingest tables aside."""
+    texts: dict[str, str] = {}
+    for path in sorted((home / "warehouse").glob("*.duckdb")):
+        texts |= _table_texts(path, skip_raw=True)
+    return texts
+
+
 def _table_texts(path: Path, skip_raw: bool) -> dict[str, str]:
     texts: dict[str, str] = {}
     with duckdb.connect(str(path), read_only=True) as con:
@@ -159,7 +167,7 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
         "dagster events": events,
         "logging": logged.getvalue(),
     }
-    texts |= _table_texts(home / "warehouse.duckdb", skip_raw=True)
+    texts |= _warehouse_texts(home)
     texts |= _file_texts(home / "reports")
     texts |= _file_texts(home / "logs") if (home / "logs").exists() else {}
     texts |= _file_texts(dagster_home)  # event log (SQLite), run storage, compute logs if any
@@ -173,7 +181,11 @@ def corpus_run(tmp_path_factory: pytest.TempPathFactory) -> CorpusRun:
             for name, row_count in _portal_views(con):
                 views.add(name)
                 counts[name] = row_count
-    private = [home / "warehouse.duckdb", *(home / "reports").rglob("*"), *dagster_home.rglob("*")]
+    private = [
+        *(home / "warehouse").glob("*.duckdb"),
+        *(home / "reports").rglob("*"),
+        *dagster_home.rglob("*"),
+    ]
     modes = {str(p): stat.S_IMODE(p.stat().st_mode) for p in private if p.name != "dagster.yaml"}
     (root / "output.txt").write_text(result.stdout + "\n--- stderr\n" + result.stderr, encoding="utf-8")
     return CorpusRun(result.exit_code, _parse_summary(result.stdout), texts, views, counts, modes)
@@ -208,7 +220,7 @@ def test_one_run_reports_every_case_and_fails_because_some_extracts_are_bad(corp
 
 
 def test_warehouse_reports_and_dagster_instance_are_readable_by_the_owner_only(corpus_run: CorpusRun) -> None:
-    assert any(p.endswith("warehouse.duckdb") for p in corpus_run.modes)
+    assert any(p.endswith(".duckdb") and "/warehouse/" in p for p in corpus_run.modes)
     assert any(p.endswith(".db") for p in corpus_run.modes)  # the instance's SQLite storage
     assert any(p.endswith("index.html") for p in corpus_run.modes)
     shared = {path: oct(mode) for path, mode in corpus_run.modes.items() if mode & 0o077}
@@ -313,7 +325,7 @@ def test_resends_a_b_a_and_an_in_place_overwrite_publish_each_version_and_leak_n
         assert [count for _, count in _portal_views(con)] == [14]
     out = capfd.readouterr()
     texts = {"stdout": out.out, "stderr": out.err}
-    texts |= _table_texts(tmp_path / "home" / "warehouse.duckdb", skip_raw=True)
+    texts |= _warehouse_texts(tmp_path / "home")
     texts |= _file_texts(tmp_path / "home" / "reports") if (tmp_path / "home" / "reports").exists() else {}
     texts |= _table_texts(tmp_path / "home" / "portal" / "portal.duckdb", skip_raw=False)
     values = [value for r in range(1, 15) for value in person(case.number, r).values()]

@@ -75,7 +75,7 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
     assert not {"standardize", "protect", "publish"} & _materialized(result)
     assert summaries[0].rows_set_aside == 10 and not summaries[0].ok
     assert _portal_views(home) == []
-    con = duckdb.connect(str(home / "home" / "warehouse.duckdb"), read_only=True)
+    con = duckdb.connect(str(home / "home" / "warehouse" / "dph_clinic_visits.duckdb"), read_only=True)
     quarantined = con.execute(
         "SELECT source_line, rule_group, column_name FROM quarantine__dph_clinic_visits ORDER BY source_line"
     ).fetchall()

@@ -110,7 +110,10 @@ def test_a_run_publishes_through_the_portal_that_serve_is_running(home: Path, se
     assert not (data / SERVER_FILE).exists()
 
 
-def test_a_folder_held_by_another_process_fails_in_one_sentence_naming_it(home: Path):
+def test_a_folder_held_by_another_process_fails_in_one_sentence_naming_it(
+    home: Path, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setenv("CT_PIPELINES_PORTAL_WAIT_SECONDS", "2")  # runs wait their turn; a stranger is named
     data = home / "home" / "portal"
     data.mkdir(parents=True)
     holder = _python(

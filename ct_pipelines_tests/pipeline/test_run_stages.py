@@ -20,7 +20,7 @@ from ct_pipelines.publish.connection import PortalConnection
 settings = load_settings(SAMPLE_CATALOG_DIR)
 settings.ensure_dirs()
 dataset = load_catalog(SAMPLE_CATALOG_DIR).get("deep_fishing_licenses")
-with LocalPortal(settings.portal_data_dir) as portal, duckdb.connect(str(settings.warehouse_path)) as con:
+with LocalPortal(settings.portal_data_dir) as portal, duckdb.connect(str(settings.warehouse_for("deep_fishing_licenses"))) as con:
     connection = PortalConnection(portal.domain, portal.username, portal.password, app_token="local",
                                   scheme="http", timeout=30)
     results = [(stage.name, result.rows_in, result.rows_out, result.table, [o.name for o in result.outcomes

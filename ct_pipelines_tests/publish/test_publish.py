@@ -206,6 +206,32 @@ def test_cli_log_and_the_replaced_run_command(tmp_path) -> None:
     assert moved.exit_code == 2 and "ct-pipelines run --dataset DATASET_ID" in moved.output
 
 
+def test_publish_log_reads_every_datasets_file(tmp_path, monkeypatch) -> None:
+    """Without --warehouse, the log merges each dataset's own file (opened read-only), newest first."""
+    from click.testing import CliRunner
+
+    from ct_pipelines.publish.cli import publish_group
+    from ct_pipelines.publish.state import ensure_schema
+
+    monkeypatch.setenv("CT_PIPELINES_WAREHOUSE", str(tmp_path / "warehouse"))
+    (tmp_path / "warehouse").mkdir()
+    for day, dataset_id in [(1, "first_ds"), (2, "second_ds")]:
+        with duckdb.connect(str(tmp_path / "warehouse" / f"{dataset_id}.duckdb")) as con:
+            ensure_schema(con)
+            con.execute(
+                "INSERT INTO publish_log (run_id, dataset_id, four_by_four, started_at, mode, status, "
+                "rows_created, chunks) VALUES (?, ?, 'abcd-1234', ?, 'upsert', 'ok', ?, 1)",
+                [f"run{day}", dataset_id, f"2026-11-0{day} 10:00:00", day * 10],
+            )
+    logged = CliRunner().invoke(publish_group, ["log"])
+    assert logged.exit_code == 0, logged.output
+    lines = logged.output.splitlines()
+    assert [line.split()[1] for line in lines] == ["second_ds", "first_ds"]
+    assert "+20" in lines[0] and "+10" in lines[1]
+    one = CliRunner().invoke(publish_group, ["log", "--dataset", "first_ds"])
+    assert one.exit_code == 0 and len(one.output.splitlines()) == 1 and "first_ds" in one.output
+
+
 def pending_rows(con: duckdb.DuckDBPyConnection, plan: Plan) -> list[tuple[str, str, dict]]:
     rows = con.execute(f'SELECT row_key, op, body FROM "{plan.pending}" ORDER BY seq').fetchall()
     return [(key, op, json.loads(body)) for key, op, body in rows]

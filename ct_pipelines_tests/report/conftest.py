@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import dagster as dg
-import duckdb
 import pytest
 
 from ct_pipelines.catalog.loader import load_catalog
@@ -31,11 +30,7 @@ class Site:
 def run_and_record(catalog: Path, settings: Settings) -> list[DatasetSummary]:
     """Run the catalog's job in process and persist its check results, as the pipeline will after each stage."""
     summaries, result = run_catalog(str(catalog), settings=settings, instance=dg.DagsterInstance.ephemeral())
-    con = duckdb.connect(str(settings.warehouse_path))
-    try:
-        record_dagster_checks(con, result)
-    finally:
-        con.close()
+    record_dagster_checks(settings, result)
     return summaries
 
 
@@ -56,9 +51,5 @@ def defects_site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         run_and_record(DEFECTS / "catalog", settings)
         shutil.copy(DEFECTS / "landing" / "dph_clinic_visits.csv", landing)
         summaries = run_and_record(DEFECTS / "catalog", settings)
-        con = duckdb.connect(str(settings.warehouse_path), read_only=True)
-        try:
-            report = write_reports(settings, load_catalog(DEFECTS / "catalog"), con)
-        finally:
-            con.close()
+        report = write_reports(settings, load_catalog(DEFECTS / "catalog"))
         yield Site(settings, report, summaries)

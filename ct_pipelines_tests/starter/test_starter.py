@@ -380,7 +380,7 @@ def test_real_extract_from_starter_to_portal_accounts_for_every_row(
     (summary,) = summaries
     assert summary.ok, summary.error or summary.blocking_summaries
     dataset_id = summary.dataset_id
-    con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
+    con = duckdb.connect(str(tmp_path / "home" / "warehouse" / f"{dataset_id}.duckdb"), read_only=True)
     raw, valid, quarantined, published = con.execute(
         f"SELECT (SELECT count(*) FROM ingest__{dataset_id}), (SELECT count(*) FROM validate__{dataset_id}), "
         f"(SELECT count(DISTINCT _row) FROM quarantine__{dataset_id}), "
@@ -449,7 +449,9 @@ def test_real_wide_sde_table_unpivoted_gets_rel_groups_and_reaches_the_portal(
     assert summary.ok, summary.error or summary.blocking_summaries
     # 204 source rows: the Total footer left out by its rule, the other 203 turned long (7 race columns each)
     assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (204, 1, 203 * 7)
-    con = duckdb.connect(str(tmp_path / "home" / "warehouse.duckdb"), read_only=True)
+    con = duckdb.connect(
+        str(tmp_path / "home" / "warehouse" / "sde_enrollment_by_race.duckdb"), read_only=True
+    )
     groups = con.execute(
         "SELECT rel_reporting_group, count(*), count_if(race_ethnicity_status = 'reported') "
         "FROM standardize__sde_enrollment_by_race GROUP BY ALL ORDER BY 1"

@@ -74,7 +74,7 @@ def settings_for(tmp_path: Path, portal: LocalPortal) -> Settings:
         home=tmp_path,
         catalog_dir=tmp_path,
         landing_dir=tmp_path / "landing",
-        warehouse_path=tmp_path / "warehouse.duckdb",
+        warehouse_dir=tmp_path / "warehouse",
         reports_dir=tmp_path / "reports",
         portal_data_dir=portal.data_dir,
         sql_dir=tmp_path / "sql",
@@ -87,7 +87,8 @@ def run_stages(
     """Ingest, validate, and (unless a check blocks) standardize, protect and publish to ``portal``."""
     settings = settings_for(tmp_path, portal)
     (settings.landing_dir / dataset.ingest.path).write_text(csv_text, encoding="utf-8")
-    run = StageRun(duckdb.connect(str(settings.warehouse_path)))
+    settings.warehouse_dir.mkdir(exist_ok=True)
+    run = StageRun(duckdb.connect(str(settings.warehouse_for(dataset.id))))
     connection = PortalConnection(
         portal.domain, portal.username, portal.password, app_token="local-portal", scheme="http", timeout=30
     )

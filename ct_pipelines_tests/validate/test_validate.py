@@ -342,7 +342,10 @@ def test_cli_lists_checks_validates_and_shows_quarantine(tmp_path, monkeypatch):
     listed = runner.invoke(quality, ["checks", str(dataset_file)])
     assert listed.exit_code == 0 and "conservation" in listed.output and "blocks" in listed.output
 
-    warehouse = tmp_path / "warehouse.duckdb"
+    # The dataset's own file in the warehouse folder, found by the commands without --warehouse.
+    monkeypatch.setenv("CT_PIPELINES_WAREHOUSE", str(tmp_path / "warehouse"))
+    (tmp_path / "warehouse").mkdir()
+    warehouse = tmp_path / "warehouse" / "clients.duckdb"
     rows = clean_rows()
     rows[2]["age"] = "500"
     rows[3]["name"] = ""
