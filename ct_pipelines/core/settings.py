@@ -34,6 +34,7 @@ class Settings:
     portal_data_dir: Path
     sql_dir: Path
     duckdb_memory_limit: str = "1GB"
+    dataset_seconds: float | None = None  # default time budget of one dataset's step (None: no limit)
 
     @property
     def duckdb_config(self) -> dict[str, str]:
@@ -67,4 +68,7 @@ def load_settings() -> Settings:
         portal_data_dir=_env_path("CT_PIPELINES_PORTAL_DATA", home / "portal"),
         sql_dir=_env_path("CT_PIPELINES_SQL", sql_default),
         duckdb_memory_limit=os.environ.get("CT_PIPELINES_DUCKDB_MEMORY", "1GB"),
+        dataset_seconds=float(os.environ["CT_PIPELINES_DATASET_SECONDS"])
+        if os.environ.get("CT_PIPELINES_DATASET_SECONDS")
+        else None,
     )

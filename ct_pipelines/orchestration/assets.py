@@ -17,6 +17,7 @@ from dagster_duckdb import DuckDBResource
 
 from ct_pipelines import pipeline
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.budget import Budget, enforce
 from ct_pipelines.core.results import RunOptions, StageError, StageResult
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.orchestration.resources import PortalResource, SettingsResource
@@ -105,7 +106,13 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         ]
         # DuckDBResource closes its connection only on success; a stage that raises must not leave the
         # warehouse open (a later run in this process would find it held), so the step closes it itself.
-        with warehouse.get_connection() as con, contextlib.closing(con):
+        limits = dataset.validate.budget
+        budget = Budget(limits.seconds or resolved.dataset_seconds, limits.memory)
+        with (
+            warehouse.get_connection() as con,
+            contextlib.closing(con),
+            enforce(con, budget, dataset.id) as watch,
+        ):
             con.execute("SET enable_progress_bar = false")  # progress goes to the run log, not a terminal bar
             blocked_by: str | None = None
             for stage in selected:
@@ -123,6 +130,7 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                 )
                 started = time.perf_counter()
                 try:
+                    watch.check(stage.name)
                     result = stage.run(
                         con,
                         dataset,
@@ -133,10 +141,13 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                         portal=portal.connection() if stage.name == "publish" else None,
                     )
                 except StageError as exc:
-                    pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=str(exc))
-                    raise dg.Failure(description=str(exc), allow_retries=False) from exc
+                    said = watch.explain_and_stop(exc, stage.name) or str(exc)
+                    pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
+                    raise dg.Failure(description=said, allow_retries=False) from exc
                 except Exception as exc:  # noqa: BLE001 - said in one sentence, traceback kept in a log file
-                    said = _internal_error(resolved, context.run_id, dataset.id, stage.name, exc)
+                    said = watch.explain_and_stop(exc, stage.name) or _internal_error(
+                        resolved, context.run_id, dataset.id, stage.name, exc
+                    )
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
                     raise dg.Failure(description=said, allow_retries=False) from exc
                 if stage.name == "publish":

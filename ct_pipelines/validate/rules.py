@@ -68,6 +68,7 @@ def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -
     unchanged (VARCHAR), so nothing the agency sent is lost.
     """
     declared = {c.field_name: c for c in dataset.columns}
+    trims: list[str] = []  # innermost: each cell trimmed once (no expression below repeats the trim)
     inner: list[str] = []
     typed: list[str] = []
     texts: list[str] = []
@@ -75,11 +76,13 @@ def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -
     for name in raw_columns:
         column = declared.get(name)
         if column is None:
+            trims.append(quote(name))
             inner.append(quote(name))
             typed.append(quote(name))
             continue
         quirks = column_quirks(dataset, column)
-        trimmed = f"NULLIF(trim({quote(name)}), '')"
+        trims.append(f"NULLIF(trim({quote(name)}), '') AS {quote(name)}")
+        trimmed = quote(name)
         tokens = quirks.null_values + quirks.suppressed_values
         cleaned = (
             f"CASE WHEN lower({trimmed}) IN {sql_in(tokens)} THEN NULL ELSE {trimmed} END"
@@ -94,7 +97,10 @@ def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -
             flag = quote(suppressed_field(column))
             inner.append(f"coalesce(lower({trimmed}) IN {sql_in(quirks.suppressed_values)}, FALSE) AS {flag}")
             flags.append(flag)
-    return f"SELECT {', '.join(typed + texts + flags)} FROM (SELECT {', '.join(inner)} FROM {raw_table})"
+    return (
+        f"SELECT {', '.join(typed + texts + flags)} FROM (SELECT {', '.join(inner)} FROM "
+        f"(SELECT {', '.join(trims)} FROM {raw_table}))"
+    )
 
 
 def quirk_counts_sql(dataset: Dataset, raw_table: str) -> tuple[str, list[tuple[str, str]]] | None:
