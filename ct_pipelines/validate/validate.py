@@ -416,10 +416,13 @@ def _typed_and_failures(
     """Build the typed working table and the failures table; pandera must agree with the SQL on what failed."""
     # Parsing dates and numbers once into a temporary working table that every rule, pandera and the
     # valid table then read is far cheaper than re-parsing per query (DuckDB spills it if memory runs short).
+    # A wide extract gets a view instead: DuckDB writes a table with a 256 KB block per column, so 6,000
+    # typed and text columns would need 1.5 GB before the first row; each rule batch parses only its columns.
     typed_name = f"_quality_typed_{dataset.id}"
     typed_ref = f"temp.main.{quote(typed_name)}"
+    kind = "VIEW" if len(dataset.columns) >= WIDE else "TABLE"
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {quote(typed_name)} AS {typed_select_sql(dataset, raw_columns, raw_ref)}"
+        f"CREATE OR REPLACE TEMP {kind} {quote(typed_name)} AS {typed_select_sql(dataset, raw_columns, raw_ref)}"
     )
     typed = ibis.duckdb.from_connection(con).table(typed_name, database=("temp", "main"))
     failures = quote(f"_quality_failures_{dataset.id}")
@@ -518,7 +521,7 @@ def _validate(
     ).fetchone()[0]
     outcomes = _row_rule_outcomes(con, rules, failures, rows_ingested, dataset.id)
     con.execute(f"DROP TABLE {failures}")
-    con.execute(f"DROP TABLE {typed_ref}")
+    con.execute(f"DROP {'VIEW' if len(dataset.columns) >= WIDE else 'TABLE'} {typed_ref}")
 
     say("running Great Expectations suite")
     gx_outcomes, docs_index = run_gx_suite(
