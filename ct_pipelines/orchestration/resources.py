@@ -70,12 +70,9 @@ class PortalResource(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[PortalResource]:
-        """Inside a run, the local portal starts on a thread while the first stages run (its start is
-        part of every run's fixed cost), is waited for on first use, and stops at teardown."""
+        """Inside a run, a local portal is started on first use or by :meth:`start_in_background` (so
+        steps that never publish don't pay for it) and stopped when the run's resources are torn down."""
         self._in_run = True
-        if self.is_local:
-            self._starting = threading.Thread(target=self._start_local, name="local-portal", daemon=True)
-            self._starting.start()
         try:
             yield self
         finally:
@@ -85,7 +82,15 @@ class PortalResource(dg.ConfigurableResource):
             if self._local is not None:
                 self._local.stop()
             self._local = None
+            self._start_error = None
             self._in_run = False
+
+    def start_in_background(self) -> None:
+        """Start the local portal on a thread while the first stages run: its start is part of a
+        publishing run's fixed cost. Waited for on first use; a failure is raised there."""
+        if self.is_local and self._in_run and self._local is None and self._starting is None:
+            self._starting = threading.Thread(target=self._start_local, name="local-portal", daemon=True)
+            self._starting.start()
 
     def _start_local(self) -> None:
         from ct_pipelines.portal.local import LocalPortal
@@ -102,6 +107,7 @@ class PortalResource(dg.ConfigurableResource):
     def _local_portal(self) -> Any:
         if self._starting is not None:
             self._starting.join()
+            self._starting = None
         if self._start_error is not None:
             error, self._start_error = self._start_error, None
             raise error
