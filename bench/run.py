@@ -26,6 +26,12 @@ STAGES = [
     ("bench_suppression", "suppression + audit, PII scan (Privacy)", ["--rows"], 1_000_000),
     ("bench_publish", "publishing to the local portal (Publishing)", ["--rows"], 1_000_000),
     ("bench_audit", "portal-wide audit of a 10,000-dataset catalog (Automation)", [], 0),
+    (
+        "bench_pipeline",
+        "end to end: ct-pipelines run vs DuckDB read_csv and a naive pipeline",
+        ["--rows"],
+        5_000_000,
+    ),
 ]
 
 
@@ -45,7 +51,7 @@ def main() -> None:
         command = [sys.executable, "-m", f"bench.{script}"]
         if row_args:
             command += [row_args[0], str(max(1000, int(full_rows * args.scale)))]
-        if args.skip_naive and script in ("bench_ingest", "bench_quality"):
+        if args.skip_naive and script in ("bench_ingest", "bench_quality", "bench_pipeline"):
             command.append("--skip-naive")
         print(f"## {title}\n\n`{' '.join(command[1:])}`\n", flush=True)
         started = time.perf_counter()
