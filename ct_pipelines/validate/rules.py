@@ -1,9 +1,10 @@
 """Row-level rules from a dataset's column definitions, declared once and used twice.
 
-Each :class:`Rule` is an ibis expression that is true for a row breaking it. The same expression
-becomes a pandera check (the declared schema, validated lazily in DuckDB through pandera's ibis
-backend) and a SQL ``WHERE`` clause that lists the failing rows for the quarantine table. Keeping
-one definition is what guarantees the counts in the UI and the rows set aside always agree.
+Each :class:`Rule` is an ibis expression that is true for a row breaking it. validate.py compiles
+every rule's expression into one scan that lists the failing (row, rule) pairs; the check counts, the
+quarantine rows and pandera's verdict (``pandera_schema`` checks the dtypes; pandera then checks the
+per-rule counts of that scan) all come from it, so the counts in the UI and the rows set aside agree
+and no rule is evaluated twice.
 
 Rules run on a *typed table* made once from the raw table: for every declared column ``x`` it holds ``x`` cast to
 the declared type (NULL when the text does not parse) and ``x__text``, the trimmed text with empty
@@ -365,8 +366,8 @@ def pandera_schema(dataset: Dataset, rules: list[Rule]) -> pa.DataFrameSchema:
             ibis.dtype(PANDERA_DTYPES[column.type]), nullable=True, description=column.description
         )
         columns[name + TEXT_SUFFIX] = pa.Column(ibis.dtype("string"), nullable=True)
-    # Each check answers with one scalar ("no row fails"), so pandera runs one aggregate query per rule
-    # and never pulls a per-row result into pandas; failing rows are listed by SQL (see validate.py).
+    # With rules, each check answers with one scalar ("no row fails"): one aggregate query per rule, which
+    # validate.py no longer uses (it passes no rules and checks the one scan's counts instead).
     # The select() puts the rule in a subquery, because a window (unique) inside an aggregate is invalid SQL.
     checks = [
         pa.Check(
