@@ -8,7 +8,6 @@ import json
 import os
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -51,17 +50,6 @@ class _LazyGroup(click.Group):
 @click.version_option(package_name="ct-pipelines")
 def main() -> None:
     """Publish state agency data to an open data portal: fresh, documented, standardized and safe."""
-
-
-def _warm_imports() -> None:
-    """Import validation's libraries (Great Expectations alone takes seconds) while Dagster loads and
-    ingest runs, so validate finds them loaded; a failure here is met again, and reported, in validate."""
-    try:
-        import great_expectations  # noqa: F401
-
-        import ct_pipelines.validate.validate  # noqa: F401
-    except Exception:  # noqa: BLE001, S110
-        pass
 
 
 @main.command()
@@ -116,8 +104,6 @@ def run(
         allow_deletes=allow_deletes,
         reingest=reingest,
     )
-    if until != "ingest":
-        threading.Thread(target=_warm_imports, name="warm-imports", daemon=True).start()
     summaries, _ = run_catalog(
         None, list(dataset_ids) or None, options=options, until=until, settings=settings
     )

@@ -115,8 +115,6 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         ):
             con.execute("SET enable_progress_bar = false")  # progress goes to the run log, not a terminal bar
             blocked_by: str | None = None
-            if any(s.name == "publish" for s in selected):
-                portal.start_in_background()
             for stage in selected:
                 key = asset_key(dataset.id, stage.name)
                 if blocked_by:

@@ -7,7 +7,6 @@ at run time, never written in the repository, and shown in the UI only as the va
 from __future__ import annotations
 
 import os
-import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -53,8 +52,6 @@ class PortalResource(dg.ConfigurableResource):
 
     _local: Any = PrivateAttr(default=None)
     _in_run: bool = PrivateAttr(default=False)
-    _starting: Any = PrivateAttr(default=None)  # the thread starting the local portal
-    _start_error: Any = PrivateAttr(default=None)
 
     @classmethod
     def from_env(cls) -> PortalResource:
@@ -70,50 +67,25 @@ class PortalResource(dg.ConfigurableResource):
 
     @contextmanager
     def yield_for_execution(self, context: dg.InitResourceContext) -> Iterator[PortalResource]:
-        """Inside a run, a local portal is started on first use or by :meth:`start_in_background` (so
-        steps that never publish don't pay for it) and stopped when the run's resources are torn down."""
+        """Inside a run, a local portal is started on first use (so steps that never publish don't
+        pay for it) and stopped when the run's resources are torn down."""
         self._in_run = True
         try:
             yield self
         finally:
-            if self._starting is not None:
-                self._starting.join()
-                self._starting = None
             if self._local is not None:
                 self._local.stop()
             self._local = None
-            self._start_error = None
             self._in_run = False
 
-    def start_in_background(self) -> None:
-        """Start the local portal on a thread while the first stages run: its start is part of a
-        publishing run's fixed cost. Waited for on first use; a failure is raised there."""
-        if self.is_local and self._in_run and self._local is None and self._starting is None:
-            self._starting = threading.Thread(target=self._start_local, name="local-portal", daemon=True)
-            self._starting.start()
+    def _local_portal(self) -> Any:
+        if self._local is None and self._in_run:
+            from ct_pipelines.portal.local import LocalPortal
 
-    def _start_local(self) -> None:
-        from ct_pipelines.portal.local import LocalPortal
-
-        try:
             settings = load_settings()
             settings.ensure_dirs()
-            portal = LocalPortal(settings.portal_data_dir)
-            portal.start()
-            self._local = portal
-        except Exception as exc:  # noqa: BLE001 - raised again where the portal is first used
-            self._start_error = exc
-
-    def _local_portal(self) -> Any:
-        if self._starting is not None:
-            self._starting.join()
-            self._starting = None
-        if self._start_error is not None:
-            error, self._start_error = self._start_error, None
-            raise error
-        if self._local is None and self._in_run:
-            self._start_local()
-            return self._local_portal()
+            self._local = LocalPortal(settings.portal_data_dir)
+            self._local.start()
         return self._local
 
     def connection(self, timeout: float | None = None, retries: Any = None) -> Any:
