@@ -135,14 +135,14 @@ def run_ours(workdir: Path, label: str) -> dict:
     return {"wall": wall, "rss": rss, "stages": stages, "published": published, "summary": stdout.strip()}
 
 
-FLOOR = "import duckdb, sys; con = duckdb.connect(sys.argv[1]); con.execute(\"CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true)\", [sys.argv[2]]); print(con.execute('SELECT count(*) FROM t').fetchone()[0])"  # noqa: E501
+FLOOR = "import duckdb, sys; con = duckdb.connect(sys.argv[1]); con.execute('SET enable_progress_bar = false'); con.execute(\"CREATE TABLE t AS SELECT * FROM read_csv(?, all_varchar=true)\", [sys.argv[2]]); print(con.execute('SELECT count(*) FROM t').fetchone()[0])"  # noqa: E501
 
 
 def run_floor(workdir: Path, extract: Path) -> dict:
     target = workdir / "floor.duckdb"
     target.unlink(missing_ok=True)
     wall, rss, out = measured([PYTHON, "-c", FLOOR, str(target), str(extract)], dict(os.environ), workdir)
-    return {"wall": wall, "rss": rss, "rows": int(out.strip())}
+    return {"wall": wall, "rss": rss, "rows": int(out.strip().splitlines()[-1])}
 
 
 def run_naive(workdir: Path, extract: Path) -> dict:
