@@ -32,6 +32,12 @@ STAGES = [
         ["--datasets"],
         40,
     ),
+    (
+        "bench_pipeline",
+        "end to end: ct-pipelines run vs DuckDB read_csv and a naive pipeline",
+        ["--rows"],
+        5_000_000,
+    ),
 ]
 
 
@@ -52,7 +58,7 @@ def main() -> None:
         if row_args:
             least = 4 if row_args[0] == "--datasets" else 1000  # a few datasets, or a thousand rows
             command += [row_args[0], str(max(least, int(full_rows * args.scale)))]
-        if args.skip_naive and script in ("bench_ingest", "bench_quality"):
+        if args.skip_naive and script in ("bench_ingest", "bench_quality", "bench_pipeline"):
             command.append("--skip-naive")
         print(f"## {title}\n\n`{' '.join(command[1:])}`\n", flush=True)
         started = time.perf_counter()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import importlib
 import json
 import os
 import subprocess
@@ -21,8 +22,32 @@ if TYPE_CHECKING:
     from ct_pipelines.orchestration.runner import DatasetSummary
 from ct_pipelines.ingest.errors import IngestError
 
+# Sub-commands owned by the packages, named after them; the names they had before stay as hidden aliases.
+STAGE_GROUPS = {  # name: (module, attribute, hidden)
+    "validate": ("ct_pipelines.validate.cli", "quality", False),
+    "quality": ("ct_pipelines.validate.cli", "quality", True),
+    "standardize": ("ct_pipelines.standardize.cli", "rel", False),
+    "rel": ("ct_pipelines.standardize.cli", "rel", True),
+    "protect": ("ct_pipelines.protect.cli", "privacy", False),
+    "privacy": ("ct_pipelines.protect.cli", "privacy", True),
+    "publish": ("ct_pipelines.publish.cli", "publish_group", False),
+    "portal": ("ct_pipelines.portal.cli", "portal", False),
+    "automation": ("ct_pipelines.automation.cli", "automation", False),
+    "report": ("ct_pipelines.report.cli", "report_group", False),
+}
 
-@click.group()
+
+class _LazyGroup(click.Group):
+    """Imports a stage's sub-commands on use: importing all of them cost seconds before every ``run``."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *STAGE_GROUPS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        return super().get_command(ctx, cmd_name) or _stage_group(cmd_name)
+
+
+@click.group(cls=_LazyGroup)
 @click.version_option(package_name="ct-pipelines")
 def main() -> None:
     """Publish state agency data to an open data portal: fresh, documented, standardized and safe."""
@@ -489,30 +514,13 @@ def _host_argument(args: list[str]) -> str | None:
     return host
 
 
-def _add_stage_groups() -> None:
-    """Sub-commands owned by the packages, named after them; the names they had before stay as aliases."""
-    from ct_pipelines.automation.cli import automation
-    from ct_pipelines.portal.cli import portal
-    from ct_pipelines.protect.cli import privacy
-    from ct_pipelines.publish.cli import publish_group
-    from ct_pipelines.report.cli import report_group
-    from ct_pipelines.standardize.cli import rel
-    from ct_pipelines.validate.cli import quality
-
-    for group, name, alias in (
-        (quality, "validate", "quality"),
-        (rel, "standardize", "rel"),
-        (privacy, "protect", "privacy"),
-        (publish_group, "publish", None),
-        (portal, "portal", None),
-        (automation, "automation", None),
-        (report_group, "report", None),
-    ):
-        main.add_command(group, name=name)
-        if alias:  # a hidden copy, so help lists each group once
-            old_name = copy.copy(group)
-            old_name.hidden = True
-            main.add_command(old_name, name=alias)
-
-
-_add_stage_groups()
+def _stage_group(name: str) -> click.Command | None:
+    """A package's sub-command group, imported only when it is used (``run`` needs none of them)."""
+    if name not in STAGE_GROUPS:
+        return None
+    module, attribute, hidden = STAGE_GROUPS[name]
+    group = getattr(importlib.import_module(module), attribute)
+    if hidden:  # a hidden copy, so help lists each group once
+        group = copy.copy(group)
+        group.hidden = True
+    return group

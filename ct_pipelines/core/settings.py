@@ -38,6 +38,7 @@ class Settings:
     #: ``CT_PIPELINES_LANDING`` (then also the base of relative paths) and ``CT_PIPELINES_REMOTE_LANDING``.
     remote_roots: tuple[str, ...] = ()
     landing_url: str | None = None
+    dataset_seconds: float | None = None  # default time budget of one dataset's step (None: no limit)
 
     @property
     def duckdb_config(self) -> dict[str, str]:
@@ -106,4 +107,7 @@ def load_settings(catalog_dir: Path | str | None = None) -> Settings:
         duckdb_memory_limit=os.environ.get("CT_PIPELINES_DUCKDB_MEMORY", "1GB"),
         remote_roots=tuple(([landing_url] if landing_url else []) + extra_roots),
         landing_url=landing_url,
+        dataset_seconds=float(os.environ["CT_PIPELINES_DATASET_SECONDS"])
+        if os.environ.get("CT_PIPELINES_DATASET_SECONDS")
+        else None,
     )

@@ -16,6 +16,7 @@ import dagster as dg
 
 from ct_pipelines import pipeline
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.budget import Budget, enforce
 from ct_pipelines.core.results import RunOptions, StageError, StageResult
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.ingest.errors import value_shape
@@ -121,8 +122,11 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         selected = [
             s for s in pipeline.STAGES if asset_key(dataset.id, s.name) in context.selected_asset_keys
         ]
-        # The dataset's own file, closed even when a stage raises (a later run must find it free).
-        with warehouse.connection(dataset.id) as con:
+        # The dataset's own file, closed even when a stage raises (a later run must find it free), under
+        # the dataset's time and memory budget.
+        limits = dataset.validate.budget
+        budget = Budget(limits.seconds or resolved.dataset_seconds, limits.memory)
+        with warehouse.connection(dataset.id) as con, enforce(con, budget, dataset.id) as watch:
             con.execute("SET enable_progress_bar = false")  # progress goes to the run log, not a terminal bar
             blocked_by: str | None = None
             for stage in selected:
@@ -140,6 +144,7 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                 )
                 started = time.perf_counter()
                 try:
+                    watch.check(stage.name)
                     result = stage.run(
                         con,
                         dataset,
@@ -150,16 +155,19 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
                         portal=portal.connection() if stage.name == "publish" else None,
                     )
                 except StageError as exc:
-                    pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=str(exc))
+                    said = watch.explain_and_stop(exc, stage.name) or str(exc)
+                    pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
                     # from None: the chained errors (DuckDB's text repeats rows) would go into the event log
-                    raise dg.Failure(description=str(exc), allow_retries=False) from None
+                    raise dg.Failure(description=said, allow_retries=False) from None
                 except dg.Failure as exc:  # said in one sentence already (e.g. the portal cannot be reached)
                     pipeline.record(
                         con, context.run_id, dataset.id, stage.name, "failed", message=exc.description
                     )
                     raise
                 except Exception as exc:  # noqa: BLE001 - said in one sentence, traceback kept in a log file
-                    said = _internal_error(resolved, context.run_id, dataset.id, stage.name, exc)
+                    said = watch.explain_and_stop(exc, stage.name) or _internal_error(
+                        resolved, context.run_id, dataset.id, stage.name, exc
+                    )
                     pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
                     raise dg.Failure(description=said, allow_retries=False) from None
                 if stage.name == "publish":

@@ -79,16 +79,22 @@ def number_pattern(fmt: ValueFormat, integer: bool) -> str:
 
 
 def number_sql(text: str, fmt: ValueFormat, integer: bool) -> str:
-    """The cell as BIGINT/DOUBLE when it is written in the column's format, else NULL."""
+    """The cell as BIGINT/DOUBLE when it is written in the column's format, else NULL.
+
+    Plain digits (most cells) are cast directly, without a regular expression; other cells are matched
+    once and rewritten once to sign and digits.
+    """
     pattern = sql_string(number_pattern(fmt, integer))
-    digits = f"regexp_extract({text}, {pattern}, 3)"
+    digits = f"regexp_replace({text}, {pattern}, '\\1\\2\\3')"
     if fmt.thousands:
         digits = f"replace({digits}, {sql_string(fmt.thousands)}, '')"
     if fmt.decimal != ".":
         digits = f"replace({digits}, {sql_string(fmt.decimal)}, '.')"
-    signed = f"regexp_extract({text}, {pattern}, 1) || regexp_extract({text}, {pattern}, 2) || {digits}"
     target = "BIGINT" if integer else "DOUBLE"
-    return f"CASE WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({signed} AS {target}) END"
+    return (
+        f"CASE WHEN ltrim({text}, '0123456789') = '' THEN TRY_CAST({text} AS {target}) "
+        f"WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({digits} AS {target}) END"
+    )
 
 
 def _with_pivot(parsed: str, pivot: int) -> str:
@@ -135,7 +141,11 @@ def date_sql(text: str, fmt: ValueFormat) -> str:
             f"WHEN regexp_matches({text}, '[0-9]{{4}}') "
             f"THEN try_strptime({text}, {sql_list(DATE_FORMATS + TIME_FORMATS)}) END"
         )
-    return f"CASE WHEN {stamp} = date_trunc('day', {stamp}) THEN CAST({stamp} AS DATE) END"
+    general = f"CASE WHEN {stamp} = date_trunc('day', {stamp}) THEN CAST({stamp} AS DATE) END"
+    if fmt.date:
+        return general
+    # ISO dates (most cells) are cast once; the general form evaluates its timestamp three times.
+    return f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATE)}) THEN TRY_CAST({text} AS DATE) ELSE {general} END"
 
 
 def code_sql(text: str, width: int | None) -> str:

@@ -1,9 +1,10 @@
 """Row-level rules from a dataset's column definitions, declared once and used twice.
 
-Each :class:`Rule` is an ibis expression that is true for a row breaking it. The same expression
-becomes a pandera check (the declared schema, validated lazily in DuckDB through pandera's ibis
-backend) and a SQL ``WHERE`` clause that lists the failing rows for the quarantine table. Keeping
-one definition is what guarantees the counts in the UI and the rows set aside always agree.
+Each :class:`Rule` is an ibis expression that is true for a row breaking it. validate.py compiles
+every rule's expression into one scan that lists the failing (row, rule) pairs; the check counts, the
+quarantine rows and pandera's verdict (``pandera_schema`` checks the dtypes; pandera then checks the
+per-rule counts of that scan) all come from it, so the counts in the UI and the rows set aside agree
+and no rule is evaluated twice.
 
 Rules run on a *typed table* made once from the raw table: for every declared column ``x`` it holds ``x`` cast to
 the declared type (NULL when the text does not parse) and ``x__text``, the trimmed text with empty
@@ -64,6 +65,7 @@ def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -
     unchanged (VARCHAR), so nothing the agency sent is lost.
     """
     declared = {c.field_name: c for c in dataset.columns}
+    trims: list[str] = []  # innermost: each cell trimmed once (no expression below repeats the trim)
     inner: list[str] = []
     typed: list[str] = []
     texts: list[str] = []
@@ -71,11 +73,13 @@ def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -
     for name in raw_columns:
         column = declared.get(name)
         if column is None:
+            trims.append(quote_ident(name))
             inner.append(quote_ident(name))
             typed.append(quote_ident(name))
             continue
         quirks = column_quirks(dataset, column)
-        trimmed = f"NULLIF(trim({quote_ident(name)}), '')"
+        trims.append(f"NULLIF(trim({quote_ident(name)}), '') AS {quote_ident(name)}")
+        trimmed = quote_ident(name)
         tokens = quirks.null_values + quirks.suppressed_values
         cleaned = (
             f"CASE WHEN lower({trimmed}) IN {sql_in(tokens)} THEN NULL ELSE {trimmed} END"
@@ -90,7 +94,10 @@ def typed_select_sql(dataset: Dataset, raw_columns: list[str], raw_table: str) -
             flag = quote_ident(suppressed_field(column))
             inner.append(f"coalesce(lower({trimmed}) IN {sql_in(quirks.suppressed_values)}, FALSE) AS {flag}")
             flags.append(flag)
-    return f"SELECT {', '.join(typed + texts + flags)} FROM (SELECT {', '.join(inner)} FROM {raw_table})"
+    return (
+        f"SELECT {', '.join(typed + texts + flags)} FROM (SELECT {', '.join(inner)} FROM "
+        f"(SELECT {', '.join(trims)} FROM {raw_table}))"
+    )
 
 
 def quirk_counts_sql(dataset: Dataset, raw_table: str) -> tuple[str, list[tuple[str, str]]] | None:
@@ -355,8 +362,8 @@ def pandera_schema(dataset: Dataset, rules: list[Rule]) -> pa.DataFrameSchema:
             ibis.dtype(PANDERA_DTYPES[column.type]), nullable=True, description=column.description
         )
         columns[name + TEXT_SUFFIX] = pa.Column(ibis.dtype("string"), nullable=True)
-    # Each check answers with one scalar ("no row fails"), so pandera runs one aggregate query per rule
-    # and never pulls a per-row result into pandas; failing rows are listed by SQL (see validate.py).
+    # With rules, each check answers with one scalar ("no row fails"): one aggregate query per rule, which
+    # validate.py no longer uses (it passes no rules and checks the one scan's counts instead).
     # The select() puts the rule in a subquery, because a window (unique) inside an aggregate is invalid SQL.
     checks = [
         pa.Check(

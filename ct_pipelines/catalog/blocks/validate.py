@@ -107,6 +107,21 @@ class ValueFormat(BaseModel):
         return self
 
 
+class BudgetConfig(BaseModel):
+    """A dataset's limits for its whole step (all five stages); unset values use the settings defaults."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    seconds: float | None = Field(
+        None, gt=0, description="Wall-clock seconds for the dataset's step; past it the step is stopped"
+    )
+    memory: str | None = Field(
+        None,
+        pattern=r"^\s*[0-9]+(\.[0-9]+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)\s*$",
+        description="DuckDB memory limit while the dataset runs, e.g. '2GB' (DuckDB spills to disk below it)",
+    )
+
+
 class ValidateConfig(BaseModel):
     """Dataset-level rules and severities; row-level rules live on the columns."""
 
@@ -142,6 +157,7 @@ class ValidateConfig(BaseModel):
         "columns: the value becomes empty and <field>_suppressed is true",
     )
     date_floor: dt.date = Field(DEFAULT_DATE_FLOOR, description="Dates before this are set aside")
+    budget: BudgetConfig = Field(default_factory=BudgetConfig)
 
     @field_validator("severities")
     @classmethod
