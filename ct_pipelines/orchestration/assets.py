@@ -11,6 +11,8 @@ import re
 import time
 import traceback
 from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 import dagster as dg
 
@@ -79,9 +81,9 @@ def masked_traceback(exc: BaseException) -> str:
     return "\n\nwhich was raised while handling:\n".join(parts)
 
 
-def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None) -> list[dg.AssetsDefinition]:
-    specs_by_stage = {stage.name: stage.check_specs(dataset) for stage in pipeline.STAGES}
-    asset_specs = [
+def _asset_specs(dataset: Dataset, freshness: dg.FreshnessPolicy | None) -> list[dg.AssetSpec]:
+    """One asset per stage, each depending on the one before; freshness is judged on the portal copy."""
+    return [
         dg.AssetSpec(
             asset_key(dataset.id, stage.name),
             deps=[asset_key(dataset.id, pipeline.STAGES[index - 1].name)] if index else [],
@@ -95,6 +97,10 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         )
         for index, stage in enumerate(pipeline.STAGES)
     ]
+
+
+def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None) -> list[dg.AssetsDefinition]:
+    specs_by_stage = {stage.name: stage.check_specs(dataset) for stage in pipeline.STAGES}
     all_checks = [
         spec
         for stage in pipeline.STAGES
@@ -103,7 +109,7 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
 
     @dg.multi_asset(
         name=dataset.id,
-        specs=asset_specs,
+        specs=_asset_specs(dataset, freshness),
         check_specs=all_checks,
         can_subset=True,
         description=dataset.description,
@@ -118,88 +124,99 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
         resolved = settings.resolve()
         resolved.ensure_dirs()
-        options = RunOptions(**config.model_dump())
-        selected = [
-            s for s in pipeline.STAGES if asset_key(dataset.id, s.name) in context.selected_asset_keys
-        ]
-        # The dataset's own file, closed even when a stage raises (a later run must find it free), under
-        # the dataset's time and memory budget.
         limits = dataset.validate.budget
         budget = Budget(limits.seconds or resolved.dataset_seconds, limits.memory)
+        # The dataset's own file, closed even when a stage raises (a later run must find it free), under
+        # the dataset's time and memory budget.
         with warehouse.connection(dataset.id) as con, enforce(con, budget, dataset.id) as watch:
             con.execute("SET enable_progress_bar = false")  # progress goes to the run log, not a terminal bar
-            blocked_by: str | None = None
-            for stage in selected:
-                key = asset_key(dataset.id, stage.name)
-                if blocked_by:
-                    context.log.warning(f"{key.to_user_string()} not run: {blocked_by}")
-                    pipeline.record(
-                        con, context.run_id, dataset.id, stage.name, "not_run", message=blocked_by
-                    )
-                    yield dg.AssetObservation(asset_key=key, metadata={"not_run_because": blocked_by})
-                    continue
-                context.log.info(
-                    f"{dataset.id}: stage {pipeline.STAGE_NAMES.index(stage.name) + 1} of "
-                    f"{len(pipeline.STAGES)} ({stage.name})"
-                )
-                started = time.perf_counter()
-                try:
-                    watch.check(stage.name)
-                    result = stage.run(
-                        con,
-                        dataset,
-                        resolved,
-                        run_id=context.run_id,
-                        options=options,
-                        progress=context.log.info,
-                        portal=portal.connection() if stage.name == "publish" else None,
-                    )
-                except StageError as exc:
-                    said = watch.explain_and_stop(exc, stage.name) or str(exc)
-                    pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
-                    # from None: the chained errors (DuckDB's text repeats rows) would go into the event log
-                    raise dg.Failure(description=said, allow_retries=False) from None
-                except dg.Failure as exc:  # said in one sentence already (e.g. the portal cannot be reached)
-                    pipeline.record(
-                        con, context.run_id, dataset.id, stage.name, "failed", message=exc.description
-                    )
-                    raise
-                except Exception as exc:  # noqa: BLE001 - said in one sentence, traceback kept in a log file
-                    said = watch.explain_and_stop(exc, stage.name) or _internal_error(
-                        resolved, context.run_id, dataset.id, stage.name, exc
-                    )
-                    pipeline.record(con, context.run_id, dataset.id, stage.name, "failed", message=said)
-                    raise dg.Failure(description=said, allow_retries=False) from None
-                if stage.name == "publish":
-                    result.links["report"] = str(
-                        resolved.reports_dir / "site" / "datasets" / f"{dataset.id}.html"
-                    )
-                yield from _report(context, key, specs_by_stage[stage.name], result, portal)
-                record_check_results(con, dataset.id, stage.name, context.run_id, result.outcomes)
-                failed = result.blocking_failures
-                status = "blocked" if failed else ("refused" if result.refused else "ok")
-                pipeline.record(
-                    con,
-                    context.run_id,
-                    dataset.id,
-                    stage.name,
-                    status,
-                    result,
-                    seconds=time.perf_counter() - started,
-                    declared_checks=len(specs_by_stage[stage.name]),
-                )
-                if failed:
-                    blocked_by = (
-                        f"ERROR check {', '.join(repr(o.name) for o in failed)} failed on "
-                        f"{key.to_user_string()}: {failed[0].summary}"
-                    )
-                    context.log.error(f"{dataset.id}: publishing stopped. {blocked_by}")
-        if (
-            blocked_by
-        ):  # the run fails with the reason (not a stack trace), so failure alerts and retries see it
-            raise dg.Failure(description=f"{dataset.id} was not published: {blocked_by}", allow_retries=False)
+            step = _DatasetStep(context, dataset, resolved, con, watch, portal, specs_by_stage)
+            yield from step.run_selected(RunOptions(**config.model_dump()))
+        if step.blocked_by:  # the run fails with the reason (not a stack trace): failure alerts see it
+            raise dg.Failure(
+                description=f"{dataset.id} was not published: {step.blocked_by}", allow_retries=False
+            )
 
     return [_dataset]
+
+
+@dataclass
+class _DatasetStep:
+    """One dataset's stages inside its Dagster step: run each selected stage in order, report it, keep
+    its result in the warehouse, and after a failed blocking check mark the later stages as not run."""
+
+    context: dg.AssetExecutionContext
+    dataset: Dataset
+    settings: Settings
+    con: Any
+    watch: Any
+    portal: PortalResource
+    specs_by_stage: dict[str, list]
+    blocked_by: str | None = None
+
+    def run_selected(
+        self, options: RunOptions
+    ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
+        keys = self.context.selected_asset_keys
+        for stage in [s for s in pipeline.STAGES if asset_key(self.dataset.id, s.name) in keys]:
+            key = asset_key(self.dataset.id, stage.name)
+            if self.blocked_by:
+                self.context.log.warning(f"{key.to_user_string()} not run: {self.blocked_by}")
+                self._record(stage.name, "not_run", message=self.blocked_by)
+                yield dg.AssetObservation(asset_key=key, metadata={"not_run_because": self.blocked_by})
+                continue
+            number = pipeline.STAGE_NAMES.index(stage.name) + 1
+            self.context.log.info(
+                f"{self.dataset.id}: stage {number} of {len(pipeline.STAGES)} ({stage.name})"
+            )
+            started = time.perf_counter()
+            result = self._run(stage, options)
+            if stage.name == "publish":
+                page = self.settings.reports_dir / "site" / "datasets" / f"{self.dataset.id}.html"
+                result.links["report"] = str(page)
+            yield from _report(self.context, key, self.specs_by_stage[stage.name], result, self.portal)
+            self._keep(stage.name, result, time.perf_counter() - started)
+            if failed := result.blocking_failures:
+                self.blocked_by = (
+                    f"ERROR check {', '.join(repr(o.name) for o in failed)} failed on "
+                    f"{key.to_user_string()}: {failed[0].summary}"
+                )
+                self.context.log.error(f"{self.dataset.id}: publishing stopped. {self.blocked_by}")
+
+    def _run(self, stage: pipeline.Stage, options: RunOptions) -> StageResult:
+        """The stage's result; any failure becomes one sentence (recorded) and a Dagster failure."""
+        try:
+            self.watch.check(stage.name)
+            return stage.run(
+                self.con,
+                self.dataset,
+                self.settings,
+                run_id=self.context.run_id,
+                options=options,
+                progress=self.context.log.info,
+                portal=self.portal.connection() if stage.name == "publish" else None,
+            )
+        except dg.Failure as exc:  # said in one sentence already (e.g. the portal cannot be reached)
+            self._record(stage.name, "failed", message=exc.description)
+            raise
+        except Exception as exc:  # noqa: BLE001 - said in one sentence, traceback kept in a log file
+            said = self.watch.explain_and_stop(exc, stage.name) or (
+                str(exc)
+                if isinstance(exc, StageError)
+                else _internal_error(self.settings, self.context.run_id, self.dataset.id, stage.name, exc)
+            )
+            self._record(stage.name, "failed", message=said)
+            # from None: the chained errors (DuckDB's text repeats rows) would go into the event log
+            raise dg.Failure(description=said, allow_retries=False) from None
+
+    def _keep(self, stage: str, result: StageResult, seconds: float) -> None:
+        record_check_results(self.con, self.dataset.id, stage, self.context.run_id, result.outcomes)
+        status = "blocked" if result.blocking_failures else ("refused" if result.refused else "ok")
+        declared = len(self.specs_by_stage[stage])
+        self._record(stage, status, result, seconds=seconds, declared_checks=declared)
+
+    def _record(self, stage: str, status: str, result: StageResult | None = None, **fields: Any) -> None:
+        pipeline.record(self.con, self.context.run_id, self.dataset.id, stage, status, result, **fields)
 
 
 def _report(
