@@ -29,7 +29,7 @@ def ours(path: str, db: str) -> str:
             "category": "Government",
             "update_frequency": "Daily",
             "contact": "b@ct.gov",
-            "source": {"path": Path(path).name},
+            "ingest": {"path": Path(path).name},
         }
     )
     con = duckdb.connect(db, config=load_settings().duckdb_config)

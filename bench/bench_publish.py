@@ -111,9 +111,9 @@ def ours(domain: str, warehouse: str, run_id: str, in_flight: int) -> dict[str, 
             "category": "Government",
             "update_frequency": "Daily",
             "contact": "bench@ct.gov",
-            "source": {"path": "bench.csv"},
+            "ingest": {"path": "bench.csv"},
             "row_identifier": "id",
-            "portal": {"max_in_flight": in_flight},
+            "publish": {"max_in_flight": in_flight},
         }
     )
     con = duckdb.connect(warehouse)

@@ -46,7 +46,7 @@ def dataset():
             "category": "Health and Human Services",
             "update_frequency": "Monthly",
             "contact": "data.officer@ct.gov",
-            "source": {"path": "bench.csv"},
+            "ingest": {"path": "bench.csv"},
             "columns": [
                 {"source": "record_id", "type": "integer", "required": True, "unique": True},
                 {"source": "event_date", "type": "date", "not_in_future": True},
@@ -58,7 +58,7 @@ def dataset():
                 {"source": "zip", "pattern": r"06[0-9]{3}"},
                 {"source": "notes", "pii": True},
             ],
-            "quality": {
+            "validate": {
                 "expectations": [
                     {"expectation": "expect_column_values_to_not_be_null", "kwargs": {"column": "record_id"}},
                     {"expectation": "expect_column_values_to_be_unique", "kwargs": {"column": "record_id"}},
@@ -175,10 +175,10 @@ def stage_plain_sql(path: Path, workdir: Path) -> dict:
 def stage_naive(path: Path, workdir: Path) -> dict:
     """What a first attempt looks like: whole table into pandas, pandera and GX on the DataFrame."""
     import duckdb
-    import great_expectations as gx
     import pandas as pd
     import pandera.pandas as pa
 
+    from bench.harness import naive_pandas_checks
     from ct_pipelines.validate.custom_checks import CT_TOWNS
 
     con = duckdb.connect(str(path), read_only=True)
@@ -199,22 +199,9 @@ def stage_naive(path: Path, workdir: Path) -> dict:
             "town": pa.Column(str, pa.Check(lambda s: s.str.lower().isin(towns))),
         }
     )
-    try:
-        schema.validate(frame, lazy=True)
-        failures = 0
-    except pa.errors.SchemaErrors as errors:
-        failures = len(errors.failure_cases)
-    context = gx.get_context(mode="ephemeral")
-    batch = (
-        context.data_sources.add_pandas("pandas").add_dataframe_asset("bench")
-        .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
-    )  # fmt: skip
-    suite = gx.ExpectationSuite(name="bench")
-    for item in dataset().quality.expectations:
-        camel = "".join(p.capitalize() for p in item.expectation.split("_"))
-        suite.add_expectation(getattr(gx.expectations, camel)(**item.kwargs))
-    result = batch.validate(suite)
-    return {"pandera_failure_cases": failures, "gx_success": bool(result.success)}
+    expectations = [(e.expectation, e.kwargs) for e in dataset().validate.expectations]
+    failures, success = naive_pandas_checks(frame, schema, expectations)
+    return {"pandera_failure_cases": failures, "gx_success": success}
 
 
 STAGES = {"ours": stage_ours, "plain_sql": stage_plain_sql, "naive": stage_naive}
@@ -237,9 +224,9 @@ def child(stage: str, path: Path, workdir: Path) -> None:
 def run_stage(stage: str, path: Path, workdir: Path) -> dict:
     """Fresh interpreter per stage so each peak RSS belongs to that stage alone."""
     out = subprocess.run(
-        [sys.executable, __file__, "--child", stage, "--db", str(path), "--workdir", str(workdir),
-         "--memory-limit", MEMORY_LIMIT or ""],
-        capture_output=True, text=True, check=True,
+        [sys.executable, "-m", "bench.bench_quality", "--child", stage, "--db", str(path), "--workdir",
+         str(workdir), "--memory-limit", MEMORY_LIMIT or ""],
+        capture_output=True, text=True, check=True, cwd=Path(__file__).resolve().parents[1],
     )  # fmt: skip
     return json.loads(out.stdout.strip().splitlines()[-1])
 

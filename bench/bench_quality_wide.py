@@ -37,7 +37,7 @@ def wide_dataset(columns: int):
             "category": "Government",
             "update_frequency": "Monthly",
             "contact": "data.officer@ct.gov",
-            "source": {"path": "wide.csv"},
+            "ingest": {"path": "wide.csv"},
             "columns": [{"source": f"c{i}", **kinds[i % len(kinds)]} for i in range(columns)],
         }
     )

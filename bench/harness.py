@@ -71,3 +71,28 @@ def markdown(measures: list[Measure]) -> str:
             f"| {m.stage} | {m.variant} | {m.seconds:.2f} | {m.peak_rss_mb:.0f} | {ratio} | {m.note} |"
         )
     return "\n".join(lines)
+
+
+def naive_pandas_checks(
+    frame: Any, schema: Any, expectations: list[tuple[str, dict[str, Any]]]
+) -> tuple[int, bool]:
+    """The baseline a data engineer would write: pandera on the whole pandas frame, then GX 1.x on pandas.
+    Returns (pandera failure cases, whether every GX expectation passed)."""
+    import great_expectations as gx
+    import pandera.pandas as pa
+
+    try:
+        schema.validate(frame, lazy=True)
+        failures = 0
+    except pa.errors.SchemaErrors as errors:
+        failures = len(errors.failure_cases)
+    context = gx.get_context(mode="ephemeral")
+    batch = (
+        context.data_sources.add_pandas("pandas").add_dataframe_asset("bench")
+        .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
+    )  # fmt: skip
+    suite = gx.ExpectationSuite(name="bench")
+    for name, kwargs in expectations:
+        camel = "".join(p.capitalize() for p in name.split("_"))
+        suite.add_expectation(getattr(gx.expectations, camel)(**kwargs))
+    return failures, bool(batch.validate(suite).success)

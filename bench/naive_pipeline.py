@@ -34,11 +34,11 @@ def rel_dicts() -> tuple[dict[str, str], dict[str, str]]:
 
 
 def validate(frame):  # noqa: ANN001, ANN201 - pandas objects
-    import great_expectations as gx
     import pandas as pd
     import pandera.pandas as pa
 
     from bench.bench_pipeline import EXPECTATIONS
+    from bench.harness import naive_pandas_checks
     from ct_pipelines.validate.custom_checks import CT_TOWNS
 
     frame["event_date"] = pd.to_datetime(frame["event_date"], format="%m/%d/%Y", errors="coerce")
@@ -59,21 +59,7 @@ def validate(frame):  # noqa: ANN001, ANN201 - pandas objects
             "status": pa.Column(str, pa.Check.isin(["Open", "Closed", "Pending"])),
         }
     )
-    try:
-        schema.validate(frame, lazy=True)
-        failures = 0
-    except pa.errors.SchemaErrors as errors:
-        failures = len(errors.failure_cases)
-    context = gx.get_context(mode="ephemeral")
-    batch = (
-        context.data_sources.add_pandas("pandas").add_dataframe_asset("bench")
-        .add_batch_definition_whole_dataframe("all").get_batch(batch_parameters={"dataframe": frame})
-    )  # fmt: skip
-    suite = gx.ExpectationSuite(name="bench")
-    for item in EXPECTATIONS:
-        camel = "".join(p.capitalize() for p in item["expectation"].split("_"))
-        suite.add_expectation(getattr(gx.expectations, camel)(**item["kwargs"]))
-    return failures, bool(batch.validate(suite).success)
+    return naive_pandas_checks(frame, schema, [(e["expectation"], e["kwargs"]) for e in EXPECTATIONS])
 
 
 def publish(table, portal_dir: Path) -> int:  # noqa: ANN001 - a pandas DataFrame

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import importlib
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -155,7 +155,6 @@ def run_stages(
     progress: Progress = quiet,
     portal: Any = None,
     until: str | None = None,
-    on_result: Callable[[Stage, StageResult], None] | None = None,
 ) -> Iterator[tuple[Stage, StageResult]]:
     """Run the stages in order without Dagster, stopping after the first stage whose ERROR checks failed."""
     for current in stages_until(until):

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ct_pipelines.catalog.blocks.standardize import RelField, ReportingRule, StandardizeConfig
+from ct_pipelines.catalog.blocks.standardize import RelField, ReportingRule
 from ct_pipelines.standardize.normalize import RelResult
 
 ORIGIN_UNKNOWN = "Hispanic origin unknown"
@@ -34,11 +34,6 @@ SPD15_NAMES = {
     "MENA": "Middle Eastern or North African",
     "NHPI": "Native Hawaiian or Pacific Islander",
 }
-
-
-def not_collected(config: StandardizeConfig) -> list[str]:
-    """REL attributes no configured column asks about (see ``StandardizeConfig.not_collected``)."""
-    return config.not_collected()
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, Standar
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
-from ct_pipelines.standardize.groups import UNKNOWN_GROUP, not_collected, reporting_group  # noqa: F401 - re-exported
+from ct_pipelines.standardize.groups import UNKNOWN_GROUP, reporting_group  # noqa: F401 - re-exported
 from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
 from ct_pipelines.standardize.reference import Status, code_map_for, race_reference
 from ct_pipelines.standardize.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
@@ -229,7 +229,7 @@ def standardize_table(
         columns=list(summaries.values()),
         added_columns=added,
         reporting_groups=dict(group_counts),
-        not_collected=not_collected(config),
+        not_collected=config.not_collected(),
     )
 
 
