@@ -125,7 +125,7 @@ def run_ours(workdir: Path, label: str) -> dict:
         str(workdir / "catalog"),
     ]
     wall, rss, stdout = measured(command, env, workdir)
-    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+    with duckdb.connect(str(home / "warehouse" / "bench_extract.duckdb"), read_only=True) as con:
         stages = dict(
             con.execute("SELECT stage, sum(seconds) FROM meta.stage_results GROUP BY stage").fetchall()
         )
