@@ -147,12 +147,15 @@ def _check_warehouse(settings: Settings) -> None:
         check_warehouse_dir(settings.warehouse_dir)
     except ValueError as exc:
         raise click.ClickException(str(exc)) from None
-    legacy = settings.home / "warehouse.duckdb"
-    if legacy.is_file() and not settings.warehouse_dir.exists():
+    from ct_pipelines.core.legacy_warehouse import split_legacy_warehouse
+
+    split = split_legacy_warehouse(settings.warehouse_dir)
+    if split is not None:
+        rows = sum(split.rows_per_file.values())
         click.echo(
-            f"note: {legacy} is the old single warehouse and is no longer read; each dataset now has its "
-            f"own file in {settings.warehouse_dir} (its publish ledger starts empty, so a dataset already on "
-            "the portal without publish.id in its YAML would be created again: set publish.id first).",
+            f"note: split the old single warehouse {split.legacy} into {len(split.rows_per_file)} files in "
+            f"{split.folder} ({rows:,} rows, publish ledgers and snapshots kept); the old file is no longer "
+            "read and can be deleted once you have checked a run.",
             err=True,
         )
 

@@ -60,7 +60,10 @@ class Settings:
 
     def ensure_dirs(self) -> None:
         """Create the writable folders; called by commands and assets, never at import time."""
+        from ct_pipelines.core.legacy_warehouse import split_legacy_warehouse
+
         check_warehouse_dir(self.warehouse_dir)
+        split_legacy_warehouse(self.warehouse_dir)
         for path in (self.home, self.reports_dir, self.portal_data_dir, self.warehouse_dir):
             path.mkdir(parents=True, exist_ok=True)
 
