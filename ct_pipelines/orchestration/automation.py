@@ -51,9 +51,9 @@ def portal_tag() -> str:
 
 
 def dataset_run_tags(dataset_id: str) -> dict[str, str]:
-    """Tags of a single-dataset run. ``dagster.yaml`` limits runs by them: one run per ``dataset`` at a
-    time (two would write the same file), and a few per ``portal`` (its rate limits)."""
-    return {"dataset": dataset_id, "portal": portal_tag()}
+    """Tags of a single-dataset run. ``dagster.yaml`` limits runs by them: one run per ``ct/dataset`` at a
+    time (two would write the same file), and a few per ``ct/portal`` (its rate limits)."""
+    return {"ct/dataset": dataset_id, "ct/portal": portal_tag()}
 
 
 def freshness_policy(dataset: Dataset, tolerance: float = 0.2) -> dg.FreshnessPolicy | None:
@@ -161,7 +161,6 @@ def _landing_check(
         asset_selection=dataset_asset_keys(dataset.id),
         tags={
             "ct/trigger": "landing_file",
-            "ct/dataset": dataset.id,
             "ct/landing_file": found.name,
             **dataset_run_tags(dataset.id),
         },
@@ -304,8 +303,8 @@ def _failure_reasons(context: dg.RunFailureSensorContext) -> str:
 
 def _run_dataset(run: dg.DagsterRun) -> str:
     """The dataset a run concerns: its tag, or the one asset group its selection covers."""
-    if run.tags.get("dataset") or run.tags.get("ct/dataset"):
-        return run.tags.get("dataset") or run.tags["ct/dataset"]
+    if run.tags.get("ct/dataset"):
+        return run.tags["ct/dataset"]
     groups = {key.path[0] for key in run.asset_selection or ()}
     return groups.pop() if len(groups) == 1 else ""
 

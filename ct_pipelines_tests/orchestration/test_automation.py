@@ -147,10 +147,10 @@ def test_schedules_follow_each_datasets_frequency_and_share_one_job(env: Path):
         assert all(f.astimezone(NEW_YORK).hour == 6 for f in fires)
         data = schedule.evaluate_tick(dg.build_schedule_context(scheduled_execution_time=fires[0]))
         # One run per dataset, tagged so the run queue keeps one run per dataset and a few per portal.
-        assert [r.tags["dataset"] for r in data.run_requests] == dataset_ids
+        assert [r.tags["ct/dataset"] for r in data.run_requests] == dataset_ids
         for request, dataset_id in zip(data.run_requests, dataset_ids, strict=True):
             assert set(request.asset_selection) == set(dataset_asset_keys(dataset_id))
-            assert request.tags["portal"] == "local" and request.run_key.startswith(f"{dataset_id}:")
+            assert request.tags["ct/portal"] == "local" and request.run_key.startswith(f"{dataset_id}:")
             # The selection must be runnable by the shared job (a key outside it would fail at launch).
             repo.get_job(automation.PUBLISH_JOB).get_subset(asset_selection=set(request.asset_selection))
     weekly_fires = list(
@@ -462,12 +462,12 @@ def test_instance_config_runs_schedules_sensors_and_freshness(
         # No global one-run slot: runs of different datasets go together, one per dataset, a few per portal.
         assert queue.max_concurrent_runs == 4
         limits = {limit["key"]: limit for limit in queue.tag_concurrency_limits}
-        assert limits["dataset"] == {
-            "key": "dataset",
+        assert limits["ct/dataset"] == {
+            "key": "ct/dataset",
             "value": {"applyLimitPerUniqueValue": True},
             "limit": 1,
         }
-        assert limits["portal"]["limit"] == 4 and limits["portal"]["value"] == {
+        assert limits["ct/portal"]["limit"] == 4 and limits["ct/portal"]["value"] == {
             "applyLimitPerUniqueValue": True
         }
 

@@ -50,10 +50,14 @@ def test_production_yaml_stores_everything_in_postgres_and_queues_runs(pg_instan
     coordinator = pg_instance.run_coordinator
     assert isinstance(coordinator, QueuedRunCoordinator)
     config = coordinator.inst_data.config_dict  # type: ignore[union-attr]
-    assert config["max_concurrent_runs"] == 1
-    assert {"key": "ct/dataset", "value": {"applyLimitPerUniqueValue": True}, "limit": 1} in config[
-        "tag_concurrency_limits"
-    ]
+    assert config["max_concurrent_runs"] == 8  # runs of different datasets go side by side
+    limits = {limit["key"]: limit for limit in config["tag_concurrency_limits"]}
+    assert limits["ct/dataset"] == {
+        "key": "ct/dataset",
+        "value": {"applyLimitPerUniqueValue": True},
+        "limit": 1,
+    }
+    assert limits["ct/portal"]["limit"] == 4
 
 
 def test_materialization_is_recorded_in_postgres(
