@@ -274,7 +274,7 @@ def catalog_validate(path: Path | None) -> None:
 def dataset_problems(dataset: Dataset, settings: Settings) -> list[str]:
     """What would stop this dataset at run time, found from the YAML alone: rules that cannot be compiled,
     an extract path outside the landing folder, publish SQL that reads anything but its own view."""
-    from ct_pipelines.ingest.paths import source_path_problem
+    from ct_pipelines.ingest.landing import source_path_problem
     from ct_pipelines.pipeline import STAGES
     from ct_pipelines.protect.errors import PublishConfigError
     from ct_pipelines.protect.published import render_sql_file
@@ -286,7 +286,7 @@ def dataset_problems(dataset: Dataset, settings: Settings) -> list[str]:
             stage.check_specs(dataset)
     except ValueError as exc:
         problems.append(str(exc))
-    if (path_problem := source_path_problem(dataset, settings.landing_dir)) is not None:
+    if (path_problem := source_path_problem(settings, dataset.ingest)) is not None:
         problems.append(path_problem)
     if dataset.protect.sql_file:
         names = {"source": "standardized", "standardized": "standardized"}

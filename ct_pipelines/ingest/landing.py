@@ -96,6 +96,25 @@ def landing_files(landing: Landing | Path | Settings, source: Source) -> list[La
     return [LandingFile.local(p, landing.local, marker) for p in paths]
 
 
+def source_path_problem(landing: Landing | Path | Settings, source: Source) -> str | None:
+    """For ``catalog validate``: why ``ingest.path`` cannot be read from its landing root, or None.
+
+    Nothing is listed or fetched: a file that is not there yet is not a problem here (the agency may not
+    have sent one), a pattern or URL that escapes its folder is, and so is a present local file that
+    links outside it."""
+    landing = Landing.of(landing)
+    try:
+        if is_url(source.path) or landing.url:
+            remote_pattern(source.path, landing.remote_roots, landing.url)
+        elif landing.local.is_dir():
+            matching_files(landing.local, source.path)
+        else:
+            relative_pattern(source.path, landing.local)
+    except IngestError as exc:
+        return f"ingest.path: {exc.problem}. Fix: {exc.fix}"
+    return None
+
+
 def find_newest(landing: Landing | Path | Settings, source: Source) -> LandingFile | None:
     """The most recently modified matching file (ties broken by name), or None."""
     files = landing_files(landing, source)

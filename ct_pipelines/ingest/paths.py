@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 from pathlib import Path, PurePosixPath
 
-from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.ingest.errors import IngestError
 
 FIX = "write ingest.path as a file name or glob relative to the landing folder, e.g. extract_*.csv"
@@ -61,18 +60,3 @@ def matching_files(landing_root: Path, pattern: str) -> list[Path]:
     """Files in the landing root matching ``ingest.path``, each checked to stay inside the root."""
     relative = relative_pattern(pattern, landing_root)
     return [inside_landing(p, landing_root, pattern) for p in landing_root.glob(relative) if p.is_file()]
-
-
-def source_path_problem(dataset: Dataset, landing_root: Path) -> str | None:
-    """For ``catalog validate``: why ``ingest.path`` cannot be read from this landing root, or None.
-
-    Files that are not there yet are not a problem here (the agency may not have sent one); a pattern
-    that escapes the folder, or a present file that links outside it, is."""
-    try:
-        if landing_root.is_dir():
-            matching_files(landing_root, dataset.ingest.path)
-        else:
-            relative_pattern(dataset.ingest.path, landing_root)
-    except IngestError as exc:
-        return f"ingest.path: {exc.problem}. Fix: {exc.fix}"
-    return None

@@ -14,7 +14,7 @@ import pytest
 from ct_pipelines.ingest import snapshot
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.ingest import ingest_dataset
-from ct_pipelines.ingest.paths import source_path_problem
+from ct_pipelines.ingest.landing import source_path_problem
 
 OLD = 1_700_000_000  # an mtime well in the past: the file is settled, not being uploaded
 
@@ -161,7 +161,7 @@ def test_source_paths_outside_the_landing_folder_are_refused(tmp_path, make_data
         ingest_dataset(duckdb.connect(), dataset, landing, run_id="r", workdir=tmp_path / "w")
     assert "outside the landing folder" in str(info.value) or "climbs out" in str(info.value)
     assert "relative to the landing folder" in str(info.value)
-    problem = source_path_problem(dataset, landing)
+    problem = source_path_problem(landing, dataset.ingest)
     assert problem is not None and problem.startswith("ingest.path: ")
 
 
@@ -173,7 +173,7 @@ def test_a_symlink_leading_out_of_the_landing_folder_is_refused(tmp_path, make_d
     dataset = make_dataset("*.csv")
     with pytest.raises(IngestError, match="symbolic link that leads outside"):
         ingest_dataset(duckdb.connect(), dataset, landing, run_id="r", workdir=tmp_path / "w")
-    assert "symbolic link" in (source_path_problem(dataset, landing) or "")
+    assert "symbolic link" in (source_path_problem(landing, dataset.ingest) or "")
 
 
 def test_absolute_paths_inside_the_landing_folder_and_links_within_it_are_read(tmp_path, make_dataset):
@@ -183,7 +183,7 @@ def test_absolute_paths_inside_the_landing_folder_and_links_within_it_are_read(t
     (landing / "current.csv").symlink_to(landing / "2026" / "extract.csv")
     for pattern in (str(landing / "2026" / "extract.csv"), "current.csv", "2026/*.csv"):
         dataset = make_dataset(pattern)
-        assert source_path_problem(dataset, landing) is None
+        assert source_path_problem(landing, dataset.ingest) is None
         con = duckdb.connect()
         assert ingest_dataset(con, dataset, landing, run_id="r", workdir=tmp_path / "w").rows == 1
         assert towns(con) == ["Andover"]
@@ -195,7 +195,7 @@ def test_the_bundled_sample_catalog_passes_the_source_path_check():
 
     catalog = load_catalog(SAMPLE_CATALOG_DIR)
     assert catalog.datasets
-    problems = [source_path_problem(d, SAMPLE_LANDING_DIR) for d in catalog.datasets]
+    problems = [source_path_problem(SAMPLE_LANDING_DIR, d.ingest) for d in catalog.datasets]
     assert problems == [None] * len(catalog.datasets)
 
 
@@ -239,3 +239,34 @@ def test_a_declared_ready_marker_must_be_there_and_newer_than_the_file(tmp_path,
     land(tmp_path, "extract_01.csv.ok", "", OLD + 1)  # the glob matches the marker too; it is not data
     result = ingest_dataset(con, dataset, tmp_path, run_id="r1", workdir=tmp_path / "w")
     assert result.path.endswith("extract_01.csv") and towns(con) == ["Andover"]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "roots", "landing_url", "expected"),
+    [
+        (
+            "sftp://files.ct.gov/elsewhere/x.csv",
+            ("sftp://files.ct.gov/agency",),
+            None,
+            "outside every declared",
+        ),
+        ("sftp://files.ct.gov/agency/../other/x.csv", ("sftp://files.ct.gov/agency",), None, "outside every"),
+        ("s3://bucket/x.csv", (), None, "none is declared"),
+        ("../x.csv", (), "sftp://files.ct.gov/agency", "leaves the remote landing folder"),
+        ("sftp://files.ct.gov/agency/2026/x_*.csv", ("sftp://files.ct.gov/agency",), None, None),
+        ("x_*.csv", (), "sftp://files.ct.gov/agency", None),
+    ],
+)
+def test_remote_source_paths_are_checked_without_connecting(
+    tmp_path, make_dataset, pattern, roots, landing_url, expected
+):
+    """`catalog validate` confines a URL to the declared remote folders from the YAML alone (the hosts
+    here do not exist, so any attempt to connect would fail the test)."""
+    from ct_pipelines.ingest.landing import Landing
+
+    landing = Landing(tmp_path / "landing", roots, landing_url)
+    problem = source_path_problem(landing, make_dataset(pattern).ingest)
+    if expected is None:
+        assert problem is None
+    else:
+        assert problem is not None and problem.startswith("ingest.path: ") and expected in problem
