@@ -99,6 +99,7 @@ def run(
         os.environ["CT_PIPELINES_CATALOG"] = str(catalog_dir.resolve())
     settings = load_settings()
     _check_warehouse(settings)
+    _check_dagster_home()
     catalog = load_catalog(settings.catalog_dir)
     for error in catalog.errors:
         click.echo(f"skipped dataset file: {error}", err=True)
@@ -127,6 +128,16 @@ def run(
         )
     failed = [s for s in summaries if not s.ok] or catalog.errors
     sys.exit(1 if failed else 0)
+
+
+def _check_dagster_home() -> None:
+    """Dagster refuses a DAGSTER_HOME that is not a folder with a traceback; say what to do instead."""
+    home = os.environ.get("DAGSTER_HOME")
+    if home and not Path(home).is_dir():
+        raise click.ClickException(
+            f"DAGSTER_HOME is {home}, which is not a folder; create it (mkdir -p {home}) and copy this "
+            "project's dagster.yaml into it, or unset DAGSTER_HOME to use the project's own instance."
+        )
 
 
 def _restrict_existing(settings: Settings) -> None:

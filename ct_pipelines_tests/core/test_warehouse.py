@@ -82,3 +82,11 @@ def test_a_reader_waits_for_a_writer_in_another_process_then_says_so(settings):
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_a_dagster_home_that_is_not_a_folder_is_refused_with_what_to_do(settings, tmp_path, monkeypatch):
+    missing = tmp_path / "no_such_dagster_home"
+    monkeypatch.setenv("DAGSTER_HOME", str(missing))
+    result = CliRunner().invoke(main, ["run", "--dry-run"])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert f"DAGSTER_HOME is {missing}, which is not a folder; create it (mkdir -p {missing})" in result.output
