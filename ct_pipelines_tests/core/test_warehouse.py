@@ -89,4 +89,6 @@ def test_a_dagster_home_that_is_not_a_folder_is_refused_with_what_to_do(settings
     monkeypatch.setenv("DAGSTER_HOME", str(missing))
     result = CliRunner().invoke(main, ["run", "--dry-run"])
     assert result.exit_code == 1 and "Traceback" not in result.output
-    assert f"DAGSTER_HOME is {missing}, which is not a folder; create it (mkdir -p {missing})" in result.output
+    assert (
+        f"DAGSTER_HOME is {missing}, which is not a folder; create it (mkdir -p {missing})" in result.output
+    )
