@@ -17,7 +17,7 @@ import pyarrow as pa
 from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.ingest.detect import _is_header
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.ingest.readers import ARROW_BATCH_ROWS, NameMapper, ReadResult
+from ct_pipelines.ingest.result import ARROW_BATCH_ROWS, NameMapper, ReadResult
 
 
 def read_excel_into(

@@ -43,10 +43,7 @@ RAW_PREFIXES = ("ingest__", "ingest_rows__", "_staging__")
 EXCEPTION_NAME = re.compile(
     r"\b\w*(Error|Exception|Invalid|Warning)\b|Traceback|BadZipFile|\bErrno\b|<class |object at 0x"
 )
-XFAIL_OUTCOME: dict[str, str] = {
-    "c11_mixed_line_endings": "DuckDB's CSV reader stops on a file mixing CRLF and LF line endings; ingest "
-    "would have to normalise line endings while decoding (not done yet), so the dataset fails with a message",
-}
+XFAIL_OUTCOME: dict[str, str] = {}  # case id -> why it does not end as expected yet (strict xfail)
 # the stage tables between ingest and protect keep PII columns by design today (protect drops them)
 STAGE_TABLES = ("validate__", "standardize__")
 
