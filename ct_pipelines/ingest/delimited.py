@@ -388,7 +388,13 @@ def _csv_error(path: Path, exc: Exception, width: int) -> IngestError:
             "a record is longer than 20 MB (usually an unclosed quote that swallows the rest of the file)"
         )
         fix = "close the quote that opens on or before this line, or double quote characters inside fields"
+    elif "invalid state" in text.lower() and at is None:
+        problem = (
+            "the CSV reader could not parse the file and names no line (a quote character inside an "
+            "unquoted value can hide line ends of different kinds from ingest)"
+        )
+        fix = "quote values that hold a quote character, doubling it, or re-export the file with one kind of line end"
     else:
         problem = f"the CSV reader stopped: {first_line(exc)}"
-        fix = "check the line, or set ingest.delimiter and ingest.header_row in the dataset YAML"
+        fix = "check the delimiter and quoting, or set ingest.delimiter and ingest.header_row in the dataset YAML"
     return IngestError(path, problem, fix, line=at)

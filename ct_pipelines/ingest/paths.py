@@ -14,7 +14,7 @@ from pathlib import Path, PurePosixPath
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.ingest.errors import IngestError
 
-FIX = "write ingest.path as a file name or glob relative to the landing folder, e.g. extract_*.csv"
+FIX = "write ingest.path as a file name or glob relative to the landing folder, for example extract_*.csv"
 
 
 def relative_pattern(pattern: str, landing_root: Path) -> str:
@@ -74,5 +74,5 @@ def source_path_problem(dataset: Dataset, landing_root: Path) -> str | None:
         else:
             relative_pattern(dataset.ingest.path, landing_root)
     except IngestError as exc:
-        return f"ingest.path: {exc.problem}. Fix: {exc.fix}"
+        return f"ingest.path: {exc.problem}; {exc.fix}."
     return None

@@ -55,6 +55,7 @@ class Outcome:
     set_aside: int
     published: int
     messages: list[str]
+    failed_stage: str | None = None  # the stage named in "<stage> failed: <message>"
 
 
 @dataclass
@@ -85,7 +86,9 @@ def _parse_summary(output: str) -> dict[str, Outcome]:
         if head and head.group(1) in outcomes:
             current, rest = head.group(1), head.group(2)
             if " failed: " in rest and not rest.startswith("not published"):
-                outcomes[current].messages.append(rest.split(" failed: ", 1)[1])
+                stage, message = rest.split(" failed: ", 1)
+                outcomes[current].messages.append(message)
+                outcomes[current].failed_stage = stage
         elif current and line.startswith("  - ") and "(ERROR)" in line:
             outcomes[current].messages.append(line[4:])
         elif not line.strip():
@@ -268,6 +271,11 @@ def test_each_message_names_the_file_and_where_in_one_plain_sentence(
         assert re.search(r"\b(line|column|byte|sheet)\b|file (is|holds no)\b|not a readable", message), (
             message
         )
+    if outcome.failed_stage == "ingest":
+        # "<file>, line 7: <what is wrong>; <what to do>." - one sentence, the fix included
+        (message,) = outcome.messages
+        assert message.endswith(".") and not re.search(r"[.!?]\s+[A-Z]", message), message
+        assert "; " in message and "Fix:" not in message, message
 
 
 def _leaks(run: CorpusRun, case: Case, stage_tables: bool) -> list[str]:
