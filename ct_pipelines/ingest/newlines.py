@@ -74,10 +74,10 @@ def sample_line_ends(raw: bytes) -> LineEnds:
     return ends
 
 
-def file_line_ends(path: Path, *, skip: int = 0) -> LineEnds:
+def file_line_ends(path: Path) -> LineEnds:
     """Line ends in the whole file (one streamed pass; used only after DuckDB refused the file)."""
     total = LineEnds()
-    for _, _, _, ends in _blocks(read_blocks(path, skip)):
+    for _, _, _, ends in _blocks(read_blocks(path)):
         total.add(ends)
     return total
 
@@ -90,38 +90,30 @@ def read_blocks(path: Path, skip: int = 0, size: int = CHUNK) -> Iterator[bytes]
             yield block
 
 
-def _blocks(blocks: Iterable[bytes]) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray, LineEnds]]:
+def _blocks(blocks: Iterable[bytes]) -> Iterator[tuple[bytes, np.ndarray, np.ndarray, LineEnds]]:
     """Blocks re-cut so that only the last can end in a CR (a CR and its LF stay together), each with
-    its line-end facts."""
+    the positions of CRs that end a CRLF and of lone CRs, and its line-end counts."""
     inside, held = 0, b""
     for raw in blocks:
         block, held = held + raw, b""
         if block.endswith(b"\r"):
             block, held = block[:-1], b"\r"
         if block:
-            data = np.frombuffer(block, dtype=np.uint8)
-            ends, pairs, lone, quotes = _block_ends(data, inside)
-            yield data, pairs, lone, ends
+            ends, pairs, lone, quotes = _block_ends(np.frombuffer(block, dtype=np.uint8), inside)
+            yield block, pairs, lone, ends
             inside = (inside + quotes) & 1
     if held:
-        data = np.frombuffer(held, dtype=np.uint8)
-        ends, pairs, lone, _ = _block_ends(data, inside)
-        yield data, pairs, lone, ends
+        ends, pairs, lone, _ = _block_ends(np.frombuffer(held, dtype=np.uint8), inside)
+        yield held, pairs, lone, ends
 
 
 def normalised_blocks(blocks: Iterable[bytes]) -> Iterator[bytes]:
     """The bytes with every line end outside double quotes written as LF (CRLF loses its CR, a lone CR
     becomes LF). Works on UTF-8 and on single-byte code pages, where CR, LF and '"' are single bytes."""
-    for data, pairs, lone, _ in _blocks(blocks):
+    for block, pairs, lone, _ in _blocks(blocks):
         if not len(pairs) and not len(lone):
-            yield data.tobytes()
+            yield block
             continue
-        out = data.copy()
+        out = np.frombuffer(block, dtype=np.uint8).copy()
         out[lone] = LF
         yield np.delete(out, pairs).tobytes()
-
-
-def normalise_sample(raw: bytes) -> bytes:
-    """A sample with LF line ends (a trailing CR is kept: the next byte may be its LF)."""
-    body = raw.removesuffix(b"\r")
-    return b"".join(normalised_blocks([body])) + raw[len(body) :]

@@ -7,6 +7,7 @@ reports; ordinary files are read in place without the extra pass.
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import duckdb
@@ -14,6 +15,7 @@ import pytest
 
 from ct_pipelines.ingest import delimited
 from ct_pipelines.ingest.ingest import ingest_dataset
+from ct_pipelines.ingest.newlines import LineEnds, file_line_ends, normalised_blocks
 from ct_pipelines.ingest.scan import _Counter
 
 TOWNS = ["Hartford", "New Haven", "Stamford", "Waterbury"]
@@ -155,3 +157,35 @@ def test_the_byte_scan_counts_crlf_and_lf_outside_quotes_across_chunk_edges() ->
     for chunk in (b"a,b\r", b'\n1,"x\n', b'y\r\n",2\n', b"3,4\r\n"):
         counter.add(chunk)
     assert (counter.crlf, counter.bare_lf, counter.lines) == (2, 1, 5)
+
+
+def read_by_hand(data: bytes) -> tuple[bytes, LineEnds]:
+    """The LF copy and the line-end counts, byte by byte: what the vectorised code must agree with."""
+    out, ends, inside, i = bytearray(), LineEnds(), False, 0
+    while i < len(data):
+        byte = data[i]
+        if byte == ord('"'):
+            inside = not inside
+        elif byte == 13 and not inside:
+            pair = data[i + 1 : i + 2] == b"\n"
+            ends.crlf, ends.cr = ends.crlf + pair, ends.cr + (not pair)
+            out.append(10)
+            i += 1 + pair
+            continue
+        elif byte == 10 and not inside:
+            ends.lf += 1
+        out.append(byte)
+        i += 1
+    return bytes(out), ends
+
+
+def test_the_lf_copy_is_the_same_however_the_file_is_cut_into_blocks(tmp_path):
+    chooser = random.Random(17)
+    for _ in range(1_000):
+        data = bytes(chooser.choice(b'ab,"\r\n\r\n') for _ in range(chooser.randint(0, 60)))
+        cuts = sorted(chooser.sample(range(len(data) + 1), min(len(data) + 1, chooser.randint(0, 5))))
+        blocks = [data[a:b] for a, b in zip([0, *cuts], [*cuts, len(data)], strict=True)]
+        copy, ends = read_by_hand(data)
+        assert b"".join(normalised_blocks(blocks)) == copy, (data, blocks)
+        (tmp_path / "x.csv").write_bytes(data)
+        assert file_line_ends(tmp_path / "x.csv") == ends, data
