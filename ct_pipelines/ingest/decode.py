@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import codecs
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 
 from ct_pipelines.ingest.errors import IngestError
+from ct_pipelines.ingest.newlines import normalised_blocks, read_blocks
 
 CHUNK = 16 * 1024 * 1024
 HIGH_BYTES = bytes(range(0x80, 0x100))
@@ -206,10 +206,10 @@ class LineDecoder:
         return f"{utf8}+{used}" if self.utf8_seen or bom else used
 
 
-def iter_line_chunks(handle: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
-    """Yield chunks of about ``size`` bytes that end at a newline (the last one may not)."""
+def iter_line_chunks(blocks: Iterable[bytes]) -> Iterator[bytes]:
+    """Re-cut consecutive blocks into chunks that end at a newline (the last one may not)."""
     rest = b""
-    while block := handle.read(size):
+    for block in blocks:
         block = rest + block
         cut = block.rfind(b"\n") + 1
         if cut == 0:
@@ -221,11 +221,14 @@ def iter_line_chunks(handle: BinaryIO, size: int = CHUNK) -> Iterator[bytes]:
         yield rest
 
 
-def transcode_lines(path: Path, out: Path, decoder: LineDecoder, *, skip: int = 0) -> None:
-    """Write ``path`` (after ``skip`` BOM bytes) as UTF-8 into ``out``, one source line per output line."""
-    with path.open("rb") as src, out.open("wb") as dst:
-        src.seek(skip)
-        for chunk in iter_line_chunks(src):
+def transcode_lines(
+    path: Path, out: Path, decoder: LineDecoder, *, skip: int = 0, normalise: bool = False
+) -> None:
+    """Write ``path`` (after ``skip`` BOM bytes) as UTF-8 into ``out``, one source line per output line;
+    with ``normalise`` every line end outside quotes is written as LF first (see ``newlines``)."""
+    blocks = read_blocks(path, skip, CHUNK)
+    with out.open("wb") as dst:
+        for chunk in iter_line_chunks(normalised_blocks(blocks) if normalise else blocks):
             dst.write(decoder.decode(chunk))
 
 

@@ -1,4 +1,7 @@
-"""Ingest errors that tell an agency what went wrong, where, and what to do about it."""
+"""Ingest errors that tell an agency what went wrong, where, and what to do about it, in one sentence:
+``<file>, line 7: expected 9 fields as in the header, found 10; quote fields that contain the delimiter,
+or remove the extra delimiter on that line.`` A message never quotes a value from the file (it may be
+personal data): it names the line, column or byte, and describes a row by its shape (``record_shape``)."""
 
 from __future__ import annotations
 
@@ -6,7 +9,10 @@ from pathlib import Path
 
 
 class IngestError(Exception):
-    """A problem with one extract; names the file, the line or byte, and the fix."""
+    """A problem with one extract; names the file, the line, byte, sheet, row or column, and the fix.
+
+    ``problem`` and ``fix`` are clauses without a full stop (the message joins them with a semicolon);
+    ``fix`` starts with what to do (``set ingest.header_row to ...``)."""
 
     def __init__(
         self,
@@ -17,6 +23,8 @@ class IngestError(Exception):
         line: int | None = None,
         byte: int | None = None,
         column: str | None = None,
+        sheet: str | None = None,
+        row: int | None = None,
     ) -> None:
         self.path = str(path)
         self.problem = problem
@@ -24,6 +32,8 @@ class IngestError(Exception):
         self.line = line
         self.byte = byte
         self.column = column
+        self.sheet = sheet
+        self.row = row  # a workbook's row (lines are a text file's)
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -32,9 +42,13 @@ class IngestError(Exception):
             where += f", line {self.line}"
         if self.byte is not None:
             where += f", byte {self.byte}"
+        if self.sheet is not None:
+            where += f", sheet '{self.sheet}'"
+        if self.row is not None:
+            where += f", row {self.row}"
         if self.column is not None:
             where += f", column '{self.column}'"
-        return f"{where}: {self.problem}. Fix: {self.fix}"
+        return f"{where}: {self.problem.rstrip(' .')}; {self.fix.rstrip(' .')}."
 
 
 def value_shape(value: str | None) -> str:

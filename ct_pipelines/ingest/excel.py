@@ -6,6 +6,7 @@ the format (``00000``) show the leading zeros: the text kept is what Excel shows
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import pyarrow as pa
 from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.ingest.detect import _is_header
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.ingest.readers import ARROW_BATCH_ROWS, NameMapper, ReadResult
+from ct_pipelines.ingest.result import ARROW_BATCH_ROWS, NameMapper, ReadResult
 
 
 def read_excel_into(
@@ -45,12 +46,8 @@ def read_excel_into(
         ) from exc
     try:
         worksheet, rows_iter = _sheet_rows(path, workbook, formulas, sheet)
-        head: list[tuple[int, list[str | None]]] = []
-        for number, values in enumerate(rows_iter, start=1):
-            head.append((number, values))
-            if len(head) >= 30:
-                break
-        header_line, header = _excel_header(path, head, header_row)
+        head = list(itertools.islice(enumerate(rows_iter, start=1), 30))  # where the header is looked for
+        header_line, header = _excel_header(path, head, header_row, worksheet.title)
         width = len(header)
         header = [h if h.strip() else f"column_{i + 1}" for i, h in enumerate(header)]
         names = names_for(header)
@@ -69,9 +66,10 @@ def read_excel_into(
     if count == 0:
         raise IngestError(
             path,
-            f"sheet '{worksheet.title}' holds only the header row and no data rows",
+            "the sheet holds only the header row and no data rows",
             "check that the export finished and re-send it with its rows",
-            line=header_line,
+            sheet=worksheet.title,
+            row=header_line,
         )
     return ReadResult(
         rows=count,
@@ -155,21 +153,27 @@ def _write_batches(
 
 
 def _excel_header(
-    path: Path, head: list[tuple[int, list[str | None]]], header_row: int | None
+    path: Path, head: list[tuple[int, list[str | None]]], header_row: int | None, sheet: str
 ) -> tuple[int, list[str]]:
     if not any(v not in (None, "") for _, values in head for v in values):
         raise IngestError(
             path,
             "the sheet is empty (no values in its first 30 rows)",
             "check that the agency's export finished and ask for the file again",
-            line=1,
+            sheet=sheet,
         )
     if header_row is not None:
         for number, values in head:
             if number == header_row:
                 return number, [v or "" for v in values]
         raise IngestError(
-            path, f"no row {header_row} in the first 30 rows", "set ingest.header_row", line=header_row
+            path,
+            f"ingest.header_row is {header_row} but the sheet has only {len(head)} rows"
+            if len(head) < 30
+            else f"ingest.header_row is {header_row} but the header must be among the first 30 rows",
+            "set ingest.header_row to the 1-based row number of the column names",
+            sheet=sheet,
+            row=header_row,
         )
     filled = [sum(1 for v in values if v not in (None, "")) for _, values in head]
     width = max(filled)
@@ -182,7 +186,8 @@ def _excel_header(
         path,
         "could not find a header row among the first 30 rows",
         "set ingest.header_row to the 1-based row number of the column names",
-        line=head[0][0],
+        sheet=sheet,
+        row=head[0][0],
     )
 
 

@@ -53,6 +53,7 @@ EXTENSIONS = {
     ".pq": SourceFormat.PARQUET,
 }
 LEDGER = "meta.ingest_log"
+HEADER_FORMATS = (SourceFormat.CSV, SourceFormat.EXCEL)  # formats whose header line ingest looks for
 
 
 def raw_table(dataset_id: str) -> str:
@@ -146,7 +147,7 @@ def read_config_hash(dataset: Dataset) -> str:
 
 
 def _name_mapper(
-    dataset: Dataset, path: Path | str
+    dataset: Dataset, path: Path | str, fmt: SourceFormat = SourceFormat.CSV
 ) -> tuple[Callable[[list[str]], list[str]], dict[str, str]]:
     """Map the file's header to field names: declared columns by source name (exact first, then ignoring
     case and whitespace), the others derived and made distinct."""
@@ -154,6 +155,7 @@ def _name_mapper(
     read_columns = [c for c in dataset.columns if c.field_name not in made]
     sources = [c.source for c in read_columns]
     mapping: dict[str, str] = {}
+    header_fix = "set ingest.header_row if the header line was not found, " if fmt in HEADER_FORMATS else ""
 
     def names_for(header: list[str]) -> list[str]:
         positions, missing = match_declared(sources, header)
@@ -162,8 +164,7 @@ def _name_mapper(
                 path,
                 f"columns declared in the dataset YAML are missing from the file: "
                 f"{', '.join(missing)} ({describe_header(header)})",
-                "fix the column's `source` name in the YAML, set ingest.header_row if the "
-                "header line was not found, or ask the agency for the full extract",
+                f"fix the column's `source` name in the YAML, {header_fix}or ask the agency for the full extract",
                 column=missing[0],
             )
         explicit: list[str | None] = [None] * len(header)
@@ -197,25 +198,12 @@ def ingest_dataset(
     """
     ensure_meta(con)
     started = time.perf_counter()
-    landing = Landing.of(landing_dir)
-    marker = dataset.ingest.ready_marker
-    found = (
-        LandingFile.local(path, landing.local, marker)
-        if path
-        else newest_landing_file(landing, dataset.ingest)
-    )
-    refuse_unfinished(found, dataset.ingest)
+    found = _arrived_file(dataset, landing_dir, path)
     location = found.location
     config = read_config_hash(dataset)
-    table = raw_table(dataset.id)
-    current = _current_version(con, dataset.id, table)
+    current = _current_version(con, dataset.id, raw_table(dataset.id))
     stat = found
-    if (
-        current
-        and not force
-        and (current["path"], current["size_bytes"], current["mtime_ns"], current["read_config"])
-        == (location, stat.st_size, stat.st_mtime_ns, config)
-    ):
+    if current and not force and _same_version(current, found, config):
         reason = "unchanged: the table holds this file (same name, size and mtime), read the same way"
         return _skipped(con, dataset, location, stat, current, config, started, reason)
     if stat.st_size == 0:
@@ -250,6 +238,24 @@ def ingest_dataset(
     )
 
 
+def _arrived_file(dataset: Dataset, landing_dir: Path | Landing | Settings, path: Path | None) -> LandingFile:
+    """The file to read (``path``, or the newest match of ingest.path), refused while not complete."""
+    landing = Landing.of(landing_dir)
+    found = (
+        LandingFile.local(path, landing.local, dataset.ingest.ready_marker)
+        if path
+        else newest_landing_file(landing, dataset.ingest)
+    )
+    refuse_unfinished(found, dataset.ingest)
+    return found
+
+
+def _same_version(current: dict[str, object], found: LandingFile, config: str) -> bool:
+    """The raw table holds this file (same name, size and mtime), read with the same YAML."""
+    held = (current["path"], current["size_bytes"], current["mtime_ns"], current["read_config"])
+    return held == (found.location, found.st_size, found.st_mtime_ns, config)
+
+
 def _load_version(
     found: LandingFile, workdir: Path, read: Callable, *, complete: bool
 ) -> tuple[ReadResult, str, LandingFile | os.stat_result]:
@@ -267,8 +273,8 @@ def _read_version(
 ) -> tuple[ReadResult, str, Any, dict[str, str]]:
     """Read the file version into ``staging`` (hashing the bytes actually loaded); nothing is left behind
     when the read fails."""
-    names_for, mapping = _name_mapper(dataset, found.location)
     fmt = source_format(found.name, dataset.ingest.format)
+    names_for, mapping = _name_mapper(dataset, found.location, fmt)
     try:
         read, digest, stat = _load_version(
             found,

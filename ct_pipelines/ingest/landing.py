@@ -111,7 +111,7 @@ def source_path_problem(landing: Landing | Path | Settings, source: Source) -> s
         else:
             relative_pattern(source.path, landing.local)
     except IngestError as exc:
-        return f"ingest.path: {exc.problem}. Fix: {exc.fix}"
+        return f"ingest.path: {exc.problem}; {exc.fix}."
     return None
 
 

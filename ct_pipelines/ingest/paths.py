@@ -13,7 +13,7 @@ from pathlib import Path, PurePosixPath
 
 from ct_pipelines.ingest.errors import IngestError
 
-FIX = "write ingest.path as a file name or glob relative to the landing folder, e.g. extract_*.csv"
+FIX = "write ingest.path as a file name or glob relative to the landing folder, for example extract_*.csv"
 
 
 def relative_pattern(pattern: str, landing_root: Path) -> str:

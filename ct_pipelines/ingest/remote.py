@@ -19,6 +19,7 @@ import os
 import posixpath
 import re
 import shutil
+import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -36,6 +37,29 @@ PREFETCH_REQUESTS = 64
 SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 EXTRA = "install the remote extra: pip install 'ct-pipelines[remote]'"
 F = TypeVar("F")
+
+
+def failure_words(exc: BaseException) -> str:
+    """What went wrong, in plain words taken from the failure's kind only: a client library's text may
+    quote the user name or a path, and its class name means nothing to an agency."""
+    name = type(exc).__name__
+    kinds: tuple[tuple[bool, str], ...] = (
+        (isinstance(exc, socket.gaierror), "the server's name is not known"),
+        (isinstance(exc, ConnectionRefusedError), "the server refused the connection"),
+        (isinstance(exc, TimeoutError), "the server did not answer in time"),
+        (isinstance(exc, PermissionError), "permission denied"),
+        (isinstance(exc, FileNotFoundError), "not found"),
+        ("Authentication" in name, "the server refused the user name, password or key"),
+        ("NoCredentials" in name, "no credentials were found in the environment"),
+        (
+            "SSH" in name or "HostKey" in name,
+            "the SSH handshake failed, for example on a host key other than the configured one",
+        ),
+        (isinstance(exc, ConnectionError | OSError), "the connection failed"),
+    )
+    return next(
+        (words for matched, words in kinds if matched), "the server or its client library reported a failure"
+    )
 
 
 def is_url(text: str) -> bool:
@@ -58,7 +82,7 @@ class RemoteRoot:
             raise IngestError(
                 _safe(url),
                 "the URL carries a password",
-                "remove it from the URL and set it in the environment (e.g. CT_LANDING_SFTP_PASSWORD)",
+                "remove it from the URL and set it in the environment (for example CT_LANDING_SFTP_PASSWORD)",
             )
         netloc = parts.hostname or ""
         if parts.port:
@@ -91,7 +115,7 @@ def remote_pattern(pattern: str, roots: tuple[str, ...], landing_url: str | None
     if not is_url(text):
         if landing_url is None:
             raise IngestError(
-                pattern, "ingest.path is not a URL", "write it as a URL, e.g. sftp://host/dir/x*.csv"
+                pattern, "ingest.path is not a URL", "write it as a URL, for example sftp://host/dir/x*.csv"
             )
         root = RemoteRoot.parse(landing_url)
         relative = posixpath.normpath(text.replace("\\", "/"))
@@ -99,7 +123,7 @@ def remote_pattern(pattern: str, roots: tuple[str, ...], landing_url: str | None
             raise IngestError(
                 pattern,
                 f"ingest.path leaves the remote landing folder {root.url()}",
-                "write ingest.path as a file name or glob relative to the landing folder, e.g. extract_*.csv",
+                "write ingest.path as a file name or glob relative to the landing folder, for example extract_*.csv",
             )
         return root, posixpath.join(root.path, relative)
     wanted = RemoteRoot.parse(text)
@@ -182,14 +206,14 @@ def _filesystem(root: RemoteRoot) -> Any:
         return fsspec.filesystem(root.scheme, **options)
     except (ImportError, ValueError) as exc:
         raise IngestError(
-            root.url(), f"no installed fsspec filesystem reads {root.scheme}:// ({exc})", EXTRA
+            root.url(), f"no installed fsspec filesystem reads {root.scheme}://", EXTRA
         ) from exc
 
 
 @contextmanager
 def connected(root: RemoteRoot) -> Iterator[Any]:
     """A filesystem for ``root``, closed afterwards; connection failures become one-line IngestErrors
-    (the exception's class only: its text may quote the user name)."""
+    (in words from the failure's kind only: its text may quote the user name)."""
     try:
         fs = _filesystem(root)
     except IngestError:
@@ -197,7 +221,7 @@ def connected(root: RemoteRoot) -> Iterator[Any]:
     except Exception as exc:
         raise IngestError(
             root.url(),
-            f"cannot connect to the remote landing folder ({type(exc).__name__})",
+            f"cannot connect to the remote landing folder ({failure_words(exc)})",
             "check the server address, that it is up, and the CT_LANDING_* / AWS_* credentials",
         ) from exc
     try:
@@ -232,7 +256,9 @@ def remote_files(root: RemoteRoot, pattern: str, marker: str | None, make: Calla
             markers = fs.glob(root.fs_path(pattern) + marker, detail=True) if marker else {}
         except Exception as exc:
             raise IngestError(
-                root.url(pattern), f"cannot list the remote landing folder ({type(exc).__name__})", EXTRA
+                root.url(pattern),
+                f"cannot list the remote landing folder ({failure_words(exc)})",
+                "check that the folder exists and that the CT_LANDING_* / AWS_* credentials may list it",
             ) from exc
     marker_times = {name[: -len(marker)]: _mtime_ns(info) for name, info in markers.items()} if marker else {}
     files = []
@@ -280,7 +306,11 @@ def download(url: str, root: RemoteRoot, workdir: Path) -> tuple[Path, str, tupl
         shutil.rmtree(target.parent, ignore_errors=True)
         if isinstance(exc, IngestError | KeyboardInterrupt):
             raise
-        raise IngestError(_safe(url), f"cannot read the remote file ({type(exc).__name__})", EXTRA) from exc
+        raise IngestError(
+            _safe(url),
+            f"cannot read the remote file ({failure_words(exc)})",
+            "check that the file is still there and that the CT_LANDING_* / AWS_* credentials may read it",
+        ) from exc
     return target, digest.hexdigest(), _version(info), _version(after)
 
 

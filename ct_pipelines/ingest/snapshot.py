@@ -27,8 +27,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.ingest.readers import FileScan, scan_file
 from ct_pipelines.ingest.remote import RemoteRoot, discard, download
+from ct_pipelines.ingest.scan import FileScan, scan_file
 
 FRESH_SECONDS = 2.0
 ATTEMPTS = 3

@@ -3,6 +3,10 @@
 The Metadata API (PATCH with ``validateOnly=true&strict=true``) gives a real dry run, so the catalog
 YAML is validated by the portal itself before anything changes. Column descriptions are not covered
 by that API and go through sodapy ``update_metadata`` with only the ``columns`` key.
+
+The tags sent are the YAML's plus, on a dataset this pipeline made, its marker tag (``target``): the
+marker is how a rerun that lost the warehouse's record of the 4x4 finds the dataset again, so no sync
+removes it, and it never counts as a difference between the YAML and the portal.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ from ct_pipelines.publish.serialize import TableColumn
 from ct_pipelines.publish.specs import DRIFT_CHECK, METADATA_CHECK
 
 METADATA_API = "/api/views/metadata/v1/"
+MARKER_PREFIX = "ct-pipelines:"
 _PERMITTED: dict[str, type[Enum]] = {
     "category": Category,
     "update_frequency": UpdateFrequency,
@@ -38,13 +43,34 @@ def _described(dataset: Dataset) -> str:
     return f"{dataset.description.rstrip()} {note}" if note else dataset.description
 
 
-def desired_metadata(dataset: Dataset) -> dict[str, Any]:
-    """The Metadata API body the catalog YAML asks for (empty fields are left out, not cleared)."""
+def marker_tag(dataset_id: str) -> str:
+    """The tag that marks a portal dataset as created by this pipeline for ``dataset_id``."""
+    return f"{MARKER_PREFIX}{dataset_id}".lower()
+
+
+def carries_marker(dataset: Dataset, tags: Any) -> bool:
+    """Whether the portal's ``tags`` include ``dataset``'s marker (the portal may show no tags as null)."""
+    return marker_tag(dataset.id) in {str(t).lower() for t in tags or []}
+
+
+def keeps_marker(dataset: Dataset, portal_tags: Any = None) -> bool:
+    """Whether the tags sent for ``dataset`` carry its marker: always when the pipeline chose the target
+    (no ``publish.id``: it created the dataset, or adopted one carrying the marker), and on a dataset the
+    YAML names when the marker is there already (it never marks someone else's dataset)."""
+    return dataset.publish.id is None or carries_marker(dataset, portal_tags)
+
+
+def desired_metadata(dataset: Dataset, *, marked: bool = False) -> dict[str, Any]:
+    """The Metadata API body the catalog YAML asks for (empty fields are left out, not cleared), with
+    the marker tag among the tags when ``marked``."""
+    tags = list(dataset.tags)
+    if marked and not carries_marker(dataset, tags):
+        tags.append(marker_tag(dataset.id))
     body: dict[str, Any] = {
         "name": dataset.title,
         "description": _described(dataset),
         "category": _plain(dataset.category),
-        "tags": list(dataset.tags),
+        "tags": tags,
         "license": dataset.license,
         "attribution": dataset.attribution,
     }
@@ -209,8 +235,12 @@ def _already_on_portal(current: Any, desired: dict[str, Any]) -> bool:
     if not isinstance(current, dict):
         return False
     for key, value in desired.items():
+        if key == "tags":  # a set: the portal may store them in another order or case
+            if {str(t).lower() for t in current.get(key) or []} != {str(t).lower() for t in value}:
+                return False
+            continue
         if key != "customFields":
-            if (current.get(key) or None) != (value or None):  # the portal shows no tags as null
+            if (current.get(key) or None) != (value or None):
                 return False
             continue
         portal_fieldsets = current.get("customFields") or {}
@@ -247,8 +277,8 @@ def sync_metadata(
     """Validate the catalog fields with the portal (validateOnly + strict), then apply them when
     ``apply`` and the portal does not already hold them; failures come back as an ERROR outcome with
     the portal's own words. ``validate=False`` skips the validateOnly request when this publish
-    already made it before sending rows."""
-    body = desired_metadata(dataset)
+    already made it before sending rows. The marker tag is kept where :func:`keeps_marker` says so."""
+    body = desired_metadata(dataset, marked=keeps_marker(dataset))
     problems = handbook_problems(dataset)
     fields_sent = sorted(body) + [
         f"{fs}/{f}" for fs, fields in body.get("customFields", {}).items() for f in fields
@@ -270,7 +300,10 @@ def sync_metadata(
     metadata_written = False
     if apply:
         try:
-            metadata_written = not _already_on_portal(portal.get_json(METADATA_API + four_by_four), body)
+            current = portal.get_json(METADATA_API + four_by_four)
+            if isinstance(current, dict) and keeps_marker(dataset, current.get("tags")):
+                body = desired_metadata(dataset, marked=True)
+            metadata_written = not _already_on_portal(current, body)
             if metadata_written:
                 portal.patch_json(METADATA_API + four_by_four, body)
             columns = _column_description_updates(portal, dataset, four_by_four)

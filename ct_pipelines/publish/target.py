@@ -12,10 +12,12 @@ rerun makes a second dataset and leaves the first one orphaned. So:
   API and the local portal filter by tag) is searched for a view carrying the marker, published or
   not; one found is adopted instead of creating another, and more than one is refused.
 
-The marker lives in the tags, so the first metadata sync (which writes the YAML's tags) removes it
-once the 4x4 is safely recorded. Socrata's catalog is indexed asynchronously (unverified how fast),
-so a rerun within seconds of a lost answer may not see the marker yet; it is meant for the next
-scheduled run.
+The marker lives in the tags, and every metadata sync keeps it (``metadata.keeps_marker``): the YAML's
+tags are written with the marker added, and the marker is not a difference to write. So a dataset stays
+findable for the life of the dataset, also when the warehouse that recorded its 4x4 is lost or rebuilt:
+the next run adopts it instead of creating a second one. Socrata's catalog is indexed asynchronously
+(unverified how fast), so a rerun within seconds of a lost answer may not see the marker yet; it is
+meant for the next scheduled run.
 """
 
 from __future__ import annotations
@@ -27,15 +29,8 @@ import requests
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.publish.connection import PortalConnection, PublishError
-from ct_pipelines.publish.metadata import column_specs, desired_metadata
+from ct_pipelines.publish.metadata import column_specs, desired_metadata, marker_tag
 from ct_pipelines.publish.serialize import TableColumn
-
-MARKER_PREFIX = "ct-pipelines:"
-
-
-def marker_tag(dataset_id: str) -> str:
-    """The tag that marks a portal dataset as created by this pipeline for ``dataset_id``."""
-    return f"{MARKER_PREFIX}{dataset_id}".lower()
 
 
 def find_marked_views(portal: PortalConnection, dataset: Dataset) -> list[str]:
@@ -73,7 +68,7 @@ def create_dataset(
 ) -> str:
     """Create the dataset with the marker tag, ``record`` its 4x4 at once, then publish it; returns
     the 4x4. The create is not retried blindly: a lost answer is found by the marker next run."""
-    body = desired_metadata(dataset)
+    body = desired_metadata(dataset, marked=True)
     try:
         with portal.without_write_retries() as client:
             created = client.create(
@@ -81,7 +76,7 @@ def create_dataset(
                 description=body["description"],
                 columns=column_specs(dataset, columns),
                 category=body["category"],
-                tags=[*body["tags"], marker_tag(dataset.id)],
+                tags=body["tags"],
                 row_identifier=dataset.row_identifier,
             )
     except requests.exceptions.RequestException as exc:

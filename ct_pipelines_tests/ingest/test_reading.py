@@ -174,7 +174,9 @@ def test_empty_files_get_their_own_message(tmp_path, make_dataset, content, expe
     (tmp_path / "x.csv").write_bytes(content)
     with pytest.raises(IngestError) as info:
         ingest(tmp_path, make_dataset, "x.csv")
-    assert str(info.value).startswith(f"{tmp_path / 'x.csv'}: {expected}.")
+    assert str(info.value) == (
+        f"{tmp_path / 'x.csv'}: {expected}; check that the agency's export finished and ask for the file again."
+    )
 
 
 def test_a_header_only_file_names_its_header_line(tmp_path, make_dataset):
@@ -211,12 +213,18 @@ def test_excel_header_only_sheet_and_empty_sheet(tmp_path, make_dataset):
     from openpyxl import Workbook
 
     workbook = Workbook()
+    workbook.active.title = "Visits"
+    workbook.active.append(["Visits by town"])
     workbook.active.append(["Town", "Count"])
     workbook.save(tmp_path / "header.xlsx")
-    with pytest.raises(IngestError, match="only the header row and no data rows"):
+    with pytest.raises(IngestError) as info:
         ingest(tmp_path, make_dataset, "header.xlsx")
+    assert str(info.value) == (
+        f"{tmp_path / 'header.xlsx'}, sheet 'Visits', row 2: the sheet holds only the header row and no data "
+        "rows; check that the export finished and re-send it with its rows."
+    )
     Workbook().save(tmp_path / "empty.xlsx")
-    with pytest.raises(IngestError, match="the sheet is empty"):
+    with pytest.raises(IngestError, match=r"empty.xlsx, sheet 'Sheet': the sheet is empty"):
         ingest(tmp_path, make_dataset, "empty.xlsx")
 
 
@@ -259,7 +267,7 @@ def test_a_line_is_decoded_whole_even_when_it_starts_like_utf8(tmp_path, make_da
 @pytest.mark.parametrize("name", ["x.csv", "x.xlsx", "x.json", "x.parquet"])
 def test_a_zero_byte_file_of_any_format_is_called_empty(tmp_path, make_dataset, name):
     (tmp_path / name).write_bytes(b"")
-    with pytest.raises(IngestError, match=r"x\.\w+: the file is empty \(0 bytes\)\."):
+    with pytest.raises(IngestError, match=r"x\.\w+: the file is empty \(0 bytes\); check that"):
         ingest(tmp_path, make_dataset, name)
 
 
@@ -267,6 +275,9 @@ def test_json_without_records_is_refused(tmp_path, make_dataset):
     (tmp_path / "x.json").write_text("[]", encoding="utf-8")
     with pytest.raises(IngestError, match="x.json: the json file holds no records"):
         ingest(tmp_path, make_dataset, "x.json")
+    # with declared columns too: `[]` has no columns, which is not the problem to report
+    with pytest.raises(IngestError, match="x.json: the json file holds no records"):
+        ingest(tmp_path, make_dataset, "x.json", columns=[{"source": "Town"}, {"source": "Count"}])
 
 
 def test_real_dcf_extract_with_a_row_appended_by_a_cp1252_tool(shared_ct, tmp_path, make_dataset):

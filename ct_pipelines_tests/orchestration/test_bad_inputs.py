@@ -43,10 +43,7 @@ RAW_PREFIXES = ("ingest__", "ingest_rows__", "_staging__")
 EXCEPTION_NAME = re.compile(
     r"\b\w*(Error|Exception|Invalid|Warning)\b|Traceback|BadZipFile|\bErrno\b|<class |object at 0x"
 )
-XFAIL_OUTCOME: dict[str, str] = {
-    "c11_mixed_line_endings": "DuckDB's CSV reader stops on a file mixing CRLF and LF line endings; ingest "
-    "would have to normalise line endings while decoding (not done yet), so the dataset fails with a message",
-}
+XFAIL_OUTCOME: dict[str, str] = {}  # case id -> why it does not end as expected yet (strict xfail)
 # the stage tables between ingest and protect keep PII columns by design today (protect drops them)
 STAGE_TABLES = ("validate__", "standardize__")
 
@@ -58,6 +55,7 @@ class Outcome:
     set_aside: int
     published: int
     messages: list[str]
+    failed_stage: str | None = None  # the stage named in "<stage> failed: <message>"
 
 
 @dataclass
@@ -88,7 +86,9 @@ def _parse_summary(output: str) -> dict[str, Outcome]:
         if head and head.group(1) in outcomes:
             current, rest = head.group(1), head.group(2)
             if " failed: " in rest and not rest.startswith("not published"):
-                outcomes[current].messages.append(rest.split(" failed: ", 1)[1])
+                stage, message = rest.split(" failed: ", 1)
+                outcomes[current].messages.append(message)
+                outcomes[current].failed_stage = stage
         elif current and line.startswith("  - ") and "(ERROR)" in line:
             outcomes[current].messages.append(line[4:])
         elif not line.strip():
@@ -271,6 +271,11 @@ def test_each_message_names_the_file_and_where_in_one_plain_sentence(
         assert re.search(r"\b(line|column|byte|sheet)\b|file (is|holds no)\b|not a readable", message), (
             message
         )
+    if outcome.failed_stage == "ingest":
+        # "<file>, line 7: <what is wrong>; <what to do>." - one sentence, the fix included
+        (message,) = outcome.messages
+        assert message.endswith(".") and not re.search(r"[.!?]\s+[A-Z]", message), message
+        assert "; " in message and "Fix:" not in message, message
 
 
 def _leaks(run: CorpusRun, case: Case, stage_tables: bool) -> list[str]:

@@ -1,15 +1,18 @@
-"""No orphans: when the create call's answer is lost or the publication call fails, the rerun
-finishes the dataset the portal already made instead of creating a second one."""
+"""No orphans: when the create call's answer is lost or the publication call fails, or the warehouse
+that recorded the 4x4 is lost later, the rerun finds the dataset the portal already holds by its marker
+tag instead of creating a second one."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
 
+import duckdb
 import pytest
 
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PublishError
+from ct_pipelines.publish.publisher import DRIFT_CHECK, METADATA_CHECK, PublishResult
 from ct_pipelines.publish.target import marker_tag
 from ct_pipelines_tests.support.faults import FaultPlan, FaultRule
 from ct_pipelines_tests.support.publish import Harness, portal_dataset
@@ -62,7 +65,7 @@ def test_a_lost_create_answer_does_not_make_a_second_dataset(harness: Harness) -
     assert harness.portal_rows(orphan["id"]) == harness.table_rows()
     view = harness.portal.socrata_client().get_metadata(orphan["id"])
     assert view["publicationStage"] == "published"
-    assert MARKER not in view["tags"]  # the metadata sync wrote the YAML's tags once the 4x4 was saved
+    assert MARKER in view["tags"]  # the metadata sync keeps it
     assert harness.publish().rows_sent == 0 and len(views(harness)) == 1
 
 
@@ -120,3 +123,46 @@ def test_a_draft_someone_else_made_is_not_published_for_them(harness: Harness) -
     assert result.published and harness.portal_rows(draft) == harness.table_rows()
     assert harness.portal.store is not None
     assert harness.portal.store.get_view(draft)["publicationStage"] == "unpublished"
+    assert not harness.portal.store.get_view(draft)["tags"]  # the YAML names it: it is not marked as ours
+
+
+def outcome(result: PublishResult, name: str):
+    return next(o for o in result.outcomes if o.name == name)
+
+
+def test_the_marker_outlives_every_metadata_sync_and_a_lost_warehouse(
+    harness: Harness, tmp_path: Path
+) -> None:
+    dataset = portal_dataset()
+    dataset.tags = ["health", "weekly counts"]
+    harness.make_rows(25)
+    created = harness.publish(dataset=dataset)
+    four_by_four = created.four_by_four
+    assert created.published and creates(harness) == 1
+    assert sorted(views(harness)[0]["tags"]) == sorted(["health", "weekly counts", MARKER])
+
+    dataset.tags = ["health", "hospital visits"]  # the YAML's tags change: the sync writes them
+    changed = harness.publish(dataset=dataset)
+    assert outcome(changed, METADATA_CHECK).metadata["metadata_written"] is True
+    assert sorted(views(harness)[0]["tags"]) == sorted(["health", "hospital visits", MARKER])
+    again = harness.publish(dataset=dataset)
+    assert outcome(again, METADATA_CHECK).metadata["metadata_written"] is False  # the marker is no change
+    assert outcome(again, DRIFT_CHECK).passed
+
+    # the warehouse is lost (a new server, a restore from before the first publish): no record of the 4x4
+    harness.con.close()
+    harness.con = duckdb.connect(str(tmp_path / "rebuilt.duckdb"))
+    harness.make_rows(27)
+
+    rerun = harness.publish(dataset=dataset)
+
+    assert (
+        rerun.published
+        and rerun.four_by_four == four_by_four
+        and rerun.plan["adopted_dataset"] == four_by_four
+    )
+    assert [v["id"] for v in views(harness)] == [four_by_four] and creates(harness) == 1
+    assert harness.portal_rows(four_by_four) == harness.table_rows() and len(harness.table_rows()) == 27
+    assert MARKER in views(harness)[0]["tags"]
+    assert outcome(rerun, METADATA_CHECK).metadata["metadata_written"] is False
+    assert state.find_target(harness.con, "portal_rows", harness.connection.target) == four_by_four

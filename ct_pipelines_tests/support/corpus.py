@@ -191,7 +191,7 @@ def build_cases() -> list[Case]:  # noqa: PLR0915 - one list of cases reads best
     add("invalid_bytes_strict", STOPPED, _invalid_bytes, source={"encoding": "utf-8"})
     # line endings
     add("lf", OK, plain(newline="\n"))
-    add("cr_only", EITHER, plain(newline="\r"))
+    add("cr_only", OK, plain(newline="\r"))
     add("mixed_line_endings", OK, _mixed_newlines)
     # shapes
     text_case("ragged_long_row", STOPPED, lambda n: _ragged(n, extra=True))
@@ -241,6 +241,8 @@ def build_cases() -> list[Case]:  # noqa: PLR0915 - one list of cases reads best
     )
     # re-sends and overwrites (written in order; the newest file is read)
     add("resend_a_b_a", OK, _resend, pattern="c*_batch_*.csv", count=12)
+    # more line endings (after the re-send case, whose file names the tests spell out)
+    text_case("double_cr_blank_rows", OK, _double_cr_blank_rows)
     return cases
 
 
@@ -271,6 +273,14 @@ def _mixed_newlines(n: int) -> list[tuple[str, bytes]]:
     ends = ["\r\n", "\n", "\r\n", "\n"]
     text = "".join(",".join(line) + ends[i % 4] for i, line in enumerate([header, *rows]))
     return [(f"c{n:02d}.csv", text.encode())]
+
+
+def _double_cr_blank_rows(n: int) -> bytes:
+    """A Windows script writing CRLF through a text-mode file (CR CR LF: a blank line after each row in
+    Excel), with a row of delimiters only where the agency deleted a row's values."""
+    header, rows = table(n, 12)
+    rows.insert(6, [""] * len(header))
+    return csv_text(header, rows, newline="\r\r\n").encode()
 
 
 def _ragged(n: int, *, extra: bool) -> bytes:
