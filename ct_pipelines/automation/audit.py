@@ -38,7 +38,7 @@ from ct_pipelines.automation.frequency import (
     parse_frequency,
 )
 from ct_pipelines.catalog.handbook import UpdateFrequency
-from ct_pipelines.catalog.portal_fields import custom_field_location, domain_metadata_key
+from ct_pipelines.catalog.portal_fields import MARKER_PREFIX, custom_field_location, domain_metadata_key
 
 METADATA_FIELDS = (
     "description",
@@ -166,7 +166,10 @@ def audit_record(
     present = {
         "description": not _blank(resource.get("description")),
         "category": not _blank(classification.get("domain_category")),
-        "tags": not _blank(classification.get("domain_tags")),
+        "tags": any(  # the pipeline's own marker tag describes nothing
+            not _blank(t) and not str(t).startswith(MARKER_PREFIX)
+            for t in classification.get("domain_tags") or []
+        ),
         "attribution": not _blank(resource.get("attribution")),
         "license": not _blank((record.get("metadata") or {}).get("license")),
         "contact": not (_blank(resource.get("contact_email")) and _blank(custom.get(keys["contact"]))),

@@ -10,6 +10,10 @@ from __future__ import annotations
 import json
 import os
 
+#: Tags starting with this mark a portal dataset as created by the pipeline (``ct-pipelines:<dataset id>``),
+#: so a rerun after a lost create answer finds it; they are bookkeeping, not a description of the data.
+MARKER_PREFIX = "ct-pipelines:"
+
 # customFields: {fieldset: {field: catalog attribute}}
 DEFAULT_CUSTOM_FIELDS: dict[str, dict[str, str]] = {
     "Dataset Information": {

@@ -18,14 +18,13 @@ import requests
 
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
 from ct_pipelines.catalog.models import Dataset, published_column_description
-from ct_pipelines.catalog.portal_fields import custom_fields
+from ct_pipelines.catalog.portal_fields import MARKER_PREFIX, custom_fields
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.publish.connection import PortalConnection
 from ct_pipelines.publish.serialize import TableColumn
 from ct_pipelines.publish.specs import DRIFT_CHECK, METADATA_CHECK
 
 METADATA_API = "/api/views/metadata/v1/"
-MARKER_PREFIX = "ct-pipelines:"
 _PERMITTED: dict[str, type[Enum]] = {
     "category": Category,
     "update_frequency": UpdateFrequency,

@@ -108,6 +108,16 @@ def test_metadata_completeness_names_the_missing_fields():
     assert row["metadata_completeness"] == pytest.approx(2 / 8)
 
 
+def test_the_pipelines_own_marker_tag_does_not_count_as_tags():
+    marked_only = _record("m", "Weekly", 1)
+    marked_only["classification"]["domain_tags"] = ["ct-pipelines:m", " "]
+    described = _record("d", "Weekly", 1)
+    described["classification"]["domain_tags"] = ["ct-pipelines:d", "fishing"]
+    rows = _rows(marked_only, described)
+    assert "tags" in rows["m"]["missing_metadata"].split(", ")
+    assert "tags" not in rows["d"]["missing_metadata"].split(", ")
+
+
 class _FakeClient:
     """Stands in for sodapy when only the catalog read matters."""
 
