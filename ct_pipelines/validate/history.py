@@ -9,25 +9,14 @@ import duckdb
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
-from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.validate.specs import _severity
 
 HISTORY_TABLE = "quality.history"
 
 
-def _null_shares(con: duckdb.DuckDBPyConnection, raw_table: str, columns: list[str]) -> dict[str, float]:
-    if not columns:
-        return {}
-    values: list = []
-    for start in range(
-        0, len(columns), 200
-    ):  # one query over 2,000 columns took DuckDB over a minute to plan
-        selects = ", ".join(
-            f"avg(CASE WHEN NULLIF(trim({quote_ident(c)}), '') IS NULL THEN 1 ELSE 0 END)"
-            for c in columns[start : start + 200]
-        )
-        values += list(con.execute(f"SELECT {selects} FROM {raw_table}").fetchone() or ())
-    return {c: round(float(v or 0.0), 6) for c, v in zip(columns, values, strict=True)}
+def null_shares(empty_cells: dict[str, int], rows: int) -> dict[str, float]:
+    """Each column's share of empty cells (the scan counts them), rounded as the history stores it."""
+    return {c: round(n / rows, 6) if rows else 0.0 for c, n in empty_cells.items()}
 
 
 def _history_outcomes(

@@ -21,6 +21,7 @@ from ct_pipelines.catalog.models import Column, ColumnType, Dataset
 # Without a declared format only these forms are read: a four-digit year is required, and month
 # comes before day in slashed dates as in every Connecticut extract seen so far.
 ISO_DATE = r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+US_DATE = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}"  # the first of DATE_FORMATS
 ISO_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
 DATE_FORMATS = ("%m/%d/%Y", "%Y/%m/%d", "%m-%d-%Y", "%Y%m%d")
 TIME_FORMATS = (
@@ -54,6 +55,20 @@ def sql_in(values: tuple[str, ...] | list[str]) -> str:
     return "(" + ", ".join(sql_string(v) for v in values) + ")"
 
 
+def sql_member(value: str, values: tuple[str, ...] | list[str]) -> str:
+    """SQL true when ``value`` is one of ``values`` (NULL for NULL), exactly as ``value IN (...)``.
+
+    A long list is a cast to an ENUM, one hash lookup per row instead of one comparison per listed
+    value (the 169 Connecticut towns cost a row 169 comparisons).
+    """
+    distinct = list(dict.fromkeys(values))
+    if not distinct:
+        return f"CASE WHEN {value} IS NOT NULL THEN FALSE END"
+    if len(distinct) <= 8:
+        return f"{value} IN {sql_in(distinct)}"
+    return f"CASE WHEN {value} IS NOT NULL THEN TRY_CAST({value} AS ENUM{sql_in(distinct)}) IS NOT NULL END"
+
+
 def _re_escape(mark: str) -> str:
     return re.escape(mark) if mark else ""
 
@@ -81,8 +96,8 @@ def number_pattern(fmt: ValueFormat, integer: bool) -> str:
 def number_sql(text: str, fmt: ValueFormat, integer: bool) -> str:
     """The cell as BIGINT/DOUBLE when it is written in the column's format, else NULL.
 
-    Plain digits (most cells) are cast directly, without a regular expression; other cells are matched
-    once and rewritten once to sign and digits.
+    Plain digits (and, with a '.' decimal mark, plain decimals: most cells) are cast directly after one
+    small regular expression; other cells are matched once and rewritten once to sign and digits.
     """
     pattern = sql_string(number_pattern(fmt, integer))
     digits = f"regexp_replace({text}, {pattern}, '\\1\\2\\3')"
@@ -91,8 +106,9 @@ def number_sql(text: str, fmt: ValueFormat, integer: bool) -> str:
     if fmt.decimal != ".":
         digits = f"replace({digits}, {sql_string(fmt.decimal)}, '.')"
     target = "BIGINT" if integer else "DOUBLE"
+    plain = "'[0-9]+'" if integer or fmt.decimal != "." else "'[0-9]+(\\.[0-9]+)?'"
     return (
-        f"CASE WHEN ltrim({text}, '0123456789') = '' THEN TRY_CAST({text} AS {target}) "
+        f"CASE WHEN regexp_full_match({text}, {plain}) THEN TRY_CAST({text} AS {target}) "
         f"WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({digits} AS {target}) END"
     )
 
@@ -131,21 +147,31 @@ def timestamp_sql(text: str, fmt: ValueFormat) -> str:
     )
 
 
+def _midnight_date(stamp: str) -> str:
+    """The timestamp's date when it is midnight, else NULL; a one-element list names it, so it is parsed once."""
+    test = "CASE WHEN stamp_ = date_trunc('day', stamp_) THEN CAST(stamp_ AS DATE) END"
+    return f"list_extract(list_transform([{stamp}], lambda stamp_: {test}), 1)"
+
+
 def date_sql(text: str, fmt: ValueFormat) -> str:
-    """DATE as for timestamps; a time of day other than midnight is not silently dropped (NULL)."""
+    """DATE as for timestamps; a time of day other than midnight is not silently dropped (NULL).
+
+    Without a declared format, ISO and US dates (most cells) are read by one cast each; a US-shaped
+    cell that '%m/%d/%Y' refuses is refused by every other listed format too (checked for every
+    month/day pair), so only the remaining cells try the whole list.
+    """
     if fmt.date:
-        stamp = _declared_formats_sql(text, fmt.date, fmt.pivot_year)
-    else:
-        stamp = (
-            f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATE)}) THEN CAST(TRY_CAST({text} AS DATE) AS TIMESTAMP) "
-            f"WHEN regexp_matches({text}, '[0-9]{{4}}') "
-            f"THEN try_strptime({text}, {sql_list(DATE_FORMATS + TIME_FORMATS)}) END"
-        )
-    general = f"CASE WHEN {stamp} = date_trunc('day', {stamp}) THEN CAST({stamp} AS DATE) END"
-    if fmt.date:
-        return general
-    # ISO dates (most cells) are cast once; the general form evaluates its timestamp three times.
-    return f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATE)}) THEN TRY_CAST({text} AS DATE) ELSE {general} END"
+        return _midnight_date(_declared_formats_sql(text, fmt.date, fmt.pivot_year))
+    stamp = (
+        f"CASE WHEN regexp_matches({text}, '[0-9]{{4}}') "
+        f"THEN try_strptime({text}, {sql_list(DATE_FORMATS + TIME_FORMATS)}) END"
+    )
+    return (
+        f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATE)}) THEN TRY_CAST({text} AS DATE) "
+        f"WHEN regexp_full_match({text}, {sql_string(US_DATE)}) "
+        f"THEN CAST(try_strptime({text}, {sql_string(DATE_FORMATS[0])}) AS DATE) "
+        f"ELSE {_midnight_date(stamp)} END"
+    )
 
 
 def code_sql(text: str, width: int | None) -> str:
