@@ -58,7 +58,7 @@ class DatasetRuleError(ValueError):
 
 @dataclass(frozen=True)
 class Rule:
-    """One row-level rule on one column; ``sql`` is true (never NULL) for rows that break it.
+    """One row-level rule on one column; ``sql`` is true for rows that break it (NULL means it holds).
 
     ``sql`` is a DuckDB condition over the typed row (``x``, ``x__text``, ``x_suppressed``). A ``window``
     rule (unique) needs the whole column, so it runs after the scan on the written table.
@@ -100,7 +100,7 @@ def _column_rules(
     value = typed if column.type == ColumnType.CODE else text  # text rules see a code with its zeros put back
 
     def rule(group: str, rule_name: str, phrase: str, broken: str, window: bool = False) -> Rule:
-        return Rule(group, rule_name, name, severity_for(group), phrase, f"coalesce({broken}, FALSE)", window)
+        return Rule(group, rule_name, name, severity_for(group), phrase, broken, window)
 
     rules: list[Rule] = []
     if column.required:  # a value suppressed at the source is not missing

@@ -4,13 +4,14 @@ One ``CREATE TABLE ... AS SELECT`` reads each raw cell once and writes the valid
 few helper columns, which the rest of the stage reads instead of the data:
 
 * ``__m<k>`` (UBIGINT): bit i is set when the row breaks rule 64k+i (every rule but window rules);
-* ``__b<k>``: bit j is set when data column 64k+j was empty (the null-share history);
 * ``__t<k>``: bit j is set when null-token column 64k+j held a null token (the quirk counts);
 * ``__texts``: the cleaned text of every ruled column, on rows breaking a rule only (quarantine values);
 * ``x__text`` of columns with a window rule (unique), which needs the whole column and runs afterwards.
 
 Masks rather than one column per rule keep a 3,000-column extract's table narrow; the text list is
-built only where a rule fails, so a clean row costs its casts and a few bit operations.
+built only where a rule fails, so a clean row costs its casts and a few bit operations. A declared
+column's empty cells are counted afterwards from what is already there: its NULLs less null tokens,
+suppressed cells and cells that did not parse (the type rules' failures).
 """
 
 from __future__ import annotations
@@ -52,23 +53,29 @@ class ScanPlan:
     token_columns: list[str]  # columns with null tokens in __t bit order
     suppressed: dict[str, str]  # column -> its suppression flag column
     pii: set[str]
+    declared: set[str]
     same_text: set[str]  # columns whose typed value is their cleaned text (text, code without width)
     select: str = ""
     helpers: list[str] = field(default_factory=list)
 
     @property
     def data_columns(self) -> list[str]:
-        """The scan's data columns, in __b bit order."""
         return [c for c in self.columns if c not in ROW_COLUMNS]
 
     def masks(self) -> list[str]:
         return [f"__m{k}" for k in range((len(self.mask_rules) + WORD - 1) // WORD)]
 
     def counts(self) -> list[tuple[str, str, str]]:
-        """(kind, column, SUM over the written table) for every per-column count the stage reports."""
+        """(kind, column, aggregate over the written table) for the per-column counts the stage reports.
+
+        ``null``: a declared column's NULLs (empty, null token, suppressed or not parsed); ``empty``: an
+        undeclared column's empty cells, which it keeps as sent.
+        """
         out = [
-            ("empty", c, f"sum(CAST((__b{j // WORD} >> {j % WORD}) & 1 AS BIGINT))")
-            for j, c in enumerate(self.data_columns)
+            ("null", c, f"count_if({quote_ident(c)} IS NULL)")
+            if c in self.declared
+            else ("empty", c, f"count_if(NULLIF(trim({quote_ident(c)}), '') IS NULL)")
+            for c in self.data_columns
         ]
         out += [
             ("null_tokens", c, f"sum(CAST((__t{j // WORD} >> {j % WORD}) & 1 AS BIGINT))")
@@ -130,7 +137,7 @@ def _plan(dataset: Dataset, rules: list[Rule], columns: list[str], raw_ref: str)
     """The scan's SELECT, in five projections so no expression is written (or evaluated) twice.
 
     1. each declared cell trimmed once; 2. null tokens and suppression markers turned into NULL
-    (``x__text``), flags and empty-cell bits; 3. casts; 4. rule masks; 5. the written columns in the
+    (``x__text``), flags and null-token bits; 3. casts; 4. rule masks; 5. the written columns in the
     raw table's order, sorted by ``_row``. Undeclared columns pass through unchanged (VARCHAR).
     """
     declared = {c.field_name: c for c in dataset.columns}
@@ -150,6 +157,7 @@ def _plan(dataset: Dataset, rules: list[Rule], columns: list[str], raw_ref: str)
             if c in declared and column_quirks(dataset, declared[c]).suppressed_values
         },
         pii=pii,
+        declared=set(declared),
         same_text={
             c.field_name
             for c in dataset.columns
@@ -176,12 +184,7 @@ def _select_sql(dataset: Dataset, plan: ScanPlan, raw_ref: str, texted: list[str
     window_columns = dict.fromkeys(r.column for r in plan.window_rules)
     window_texts = [c + TEXT_SUFFIX for c in window_columns if c not in plan.same_text]
     texts = ", ".join(quote_ident(c + TEXT_SUFFIX) for c in texted)
-    plan.helpers = (
-        plan.masks()
-        + [name for name, _ in _words("__b", data)]
-        + [name for name, _ in _words("__t", plan.token_columns)]
-        + window_texts
-    )
+    plan.helpers = plan.masks() + [name for name, _ in _words("__t", plan.token_columns)] + window_texts
     written = [quote_ident(c) for c in plan.columns] + [quote_ident(f) for f in plan.suppressed.values()]
     if texted:
         written.append(f"CASE WHEN ({' | '.join(plan.masks())}) <> 0 THEN [{texts}] END AS {TEXTS}")
@@ -195,29 +198,24 @@ def _select_sql(dataset: Dataset, plan: ScanPlan, raw_ref: str, texted: list[str
 
 
 def _clean_level(dataset: Dataset, raw_columns: list[str], declared: dict, plan: ScanPlan) -> list[str]:
-    """Level 2: cleaned text, suppression flags, and the empty-cell and null-token bits."""
+    """Level 2: cleaned text, suppression flags and the null-token bits."""
     out: list[str] = []
-    empty: list[str] = []
     token: list[str] = []
     for name in raw_columns:
         ref = quote_ident(name)
         column = declared.get(name)
         if column is None:
             out.append(ref)
-            if name not in ROW_COLUMNS:
-                empty.append(f"NULLIF(trim({ref}), '') IS NULL")
             continue
         quirks = column_quirks(dataset, column)
         tokens = quirks.null_values + quirks.suppressed_values
         cleaned = f"CASE WHEN lower({ref}) IN {sql_in(tokens)} THEN NULL ELSE {ref} END" if tokens else ref
         out.append(f"{cleaned} AS {quote_ident(name + TEXT_SUFFIX)}")
-        empty.append(f"{ref} IS NULL")
         if quirks.null_values:
             token.append(f"coalesce(lower({ref}) IN {sql_in(quirks.null_values)}, FALSE)")
         if quirks.suppressed_values:
             flag = quote_ident(plan.suppressed[name])
             out.append(f"coalesce(lower({ref}) IN {sql_in(quirks.suppressed_values)}, FALSE) AS {flag}")
-    out += [f"{expr} AS {name}" for name, expr in _words("__b", empty)]
     out += [f"{expr} AS {name}" for name, expr in _words("__t", token)]
     return out
 

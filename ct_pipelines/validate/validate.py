@@ -50,6 +50,7 @@ from ct_pipelines.validate.summaries import row_rule_outcomes, share_and_conserv
 
 SET_ASIDE = "('ERROR', 'BLOCK')"  # rows failing these rules go to quarantine
 WIDE = 200  # from this many columns, DuckDB's common-subexpression pass costs more than it saves
+ROW_GROUP = 122_880  # DuckDB's rows per row group
 COUNTS_PER_QUERY = 512  # per-column sums in one aggregate; bounds the planner's work on wide extracts
 
 
@@ -137,23 +138,31 @@ def _check_structure(
 def _scan(
     con: duckdb.DuckDBPyConnection, plans: list[ScanPlan], valid_ref: str, dataset_id: str
 ) -> tuple[int, list[str]]:
-    """Run the scans: one writes the valid table itself; several write temporary slices combined later."""
+    """Run the scans: one writes the valid table itself; several write slices that _assemble combines.
+
+    Slices are stored tables, not temporary ones: DuckDB keeps temporary tables uncompressed in memory,
+    and a 3,000-column extract's slices would then hold the whole typed extract while it is combined.
+    """
     if len(plans) == 1:
         return con.execute(f"CREATE OR REPLACE TABLE {valid_ref} AS {plans[0].select}").fetchone()[0], [
             valid_ref
         ]
-    tables = [quote_ident(f"_quality_scan_{dataset_id}_{k}") for k in range(len(plans))]
+    tables = [f"quality.{quote_ident(f'_scan_{dataset_id}_{k}')}" for k in range(len(plans))]
     rows = 0
     for plan, table in zip(plans, tables, strict=True):
-        rows = con.execute(f"CREATE OR REPLACE TEMP TABLE {table} AS {plan.select}").fetchone()[0]
+        rows = con.execute(f"CREATE OR REPLACE TABLE {table} AS {plan.select}").fetchone()[0]
     return rows, tables
 
 
 def _column_counts(
-    con: duckdb.DuckDBPyConnection, plans: list[ScanPlan], tables: list[str]
+    con: duckdb.DuckDBPyConnection, plans: list[ScanPlan], tables: list[str], failures: str
 ) -> dict[str, dict[str, int]]:
-    """Per column: empty cells, null tokens and suppressed cells, summed from the scans' helper bits."""
-    counts: dict[str, dict[str, int]] = {"empty": {}, "null_tokens": {}, "suppressed": {}}
+    """Per column: empty cells, null tokens and suppressed cells, from the written scans and failures.
+
+    A declared column's empty cells are its NULLs less null tokens, suppressed cells and cells that did
+    not parse (each breaks exactly one type rule), so the scan need not test emptiness again.
+    """
+    counts: dict[str, dict[str, int]] = {"null": {}, "empty": {}, "null_tokens": {}, "suppressed": {}}
     for plan, table in zip(plans, tables, strict=True):
         wanted = plan.counts()
         for first in range(0, len(wanted), COUNTS_PER_QUERY):
@@ -163,6 +172,18 @@ def _column_counts(
             )
             for (kind, column, _), value in zip(batch, values, strict=True):
                 counts[kind][column] = int(value or 0)
+    unparsed = dict(
+        con.execute(
+            f"SELECT column_name, count(*) FROM {failures} WHERE rule_group = 'types' GROUP BY 1"
+        ).fetchall()
+    )
+    nulls, empty = counts.pop("null"), counts.pop("empty")
+    counts["empty"] = {}
+    for column in (c for plan in plans for c in plan.data_columns):  # in the raw table's order
+        if column in nulls:
+            others = counts["null_tokens"].get(column, 0) + counts["suppressed"].get(column, 0)
+            empty[column] = nulls[column] - others - unparsed.get(column, 0)
+        counts["empty"][column] = empty[column]
     return counts
 
 
@@ -278,18 +299,30 @@ def _write_quarantine(
 
 
 @contextlib.contextmanager
-def _wide_plans(con: duckdb.DuckDBPyConnection, columns: int) -> Iterator[None]:
-    """On wide tables, skip DuckDB's common-subexpression pass: it is quadratic (~8 s at 1,000 columns)."""
-    if columns < WIDE:
+def _wide_settings(con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_table: str) -> Iterator[None]:
+    """DuckDB settings for a wide extract, restored afterwards.
+
+    The common-subexpression pass is skipped: it is quadratic (~8 s at 1,000 columns). When the rows fit
+    one row group, one thread does the work anyway and a second only sets up its own state for every
+    column: one thread is 30% faster at 3,000 columns x 10,000 rows and its peak memory 150 MB lower.
+    """
+    if len(dataset.columns) < WIDE:
         yield
         return
-    before = con.execute("SELECT current_setting('disabled_optimizers')").fetchone()[0]
-    disabled = ",".join(name for name in (before, "common_subexpressions") if name)
-    con.execute(f"SET disabled_optimizers = '{disabled}'")
+    schema, name = split_table_name(raw_table)
+    changed = {"disabled_optimizers": "common_subexpressions"}
+    if con.execute(f"SELECT count(*) FROM {_qualified(schema, name)}").fetchone()[0] <= ROW_GROUP:
+        changed["threads"] = "1"
+    before = {key: con.execute("SELECT current_setting(?)", [key]).fetchone()[0] for key in changed}
+    if before["disabled_optimizers"]:
+        changed["disabled_optimizers"] += "," + before["disabled_optimizers"]
+    for key, value in changed.items():
+        con.execute(f"SET {key} = '{value}'")
     try:
         yield
     finally:
-        con.execute(f"SET disabled_optimizers = '{before}'")
+        for key, value in before.items():
+            con.execute(f"SET {key} = '{value}'")
 
 
 def validate_dataset(
@@ -311,7 +344,7 @@ def validate_dataset(
     BLOCK rules to ``quarantine_table``, records the run in ``quality.history`` and writes GX Data Docs
     to ``reports_dir/gx_docs/<dataset id>/``. Nothing is loaded whole into pandas.
     """
-    with _wide_plans(con, len(dataset.columns)):
+    with _wide_settings(con, dataset, raw_table):
         return _validate(
             con, dataset, raw_table, valid_table, quarantine_table, run_id, reports_dir, now, progress
         )
@@ -359,8 +392,8 @@ def _validate(
     con.execute("CREATE SCHEMA IF NOT EXISTS quality")
     plans = plan_scans(dataset, rules, raw_columns, raw_ref)
     rows_ingested, tables = _scan(con, plans, valid_ref, dataset.id)
-    counts = _column_counts(con, plans, tables)
     failures = _list_failures(con, plans, tables, dataset.id)
+    counts = _column_counts(con, plans, tables, failures)
 
     say("writing valid and quarantine tables")
     helpers = _assemble(con, plans, tables, valid_ref, raw_columns)
