@@ -1,7 +1,8 @@
 """The one scan of the validate stage: raw text in, typed table out, every row rule flagged on the way.
 
 One ``CREATE TABLE ... AS SELECT`` reads each raw cell once and writes the valid table's columns with a
-few helper columns, which the rest of the stage reads instead of the data:
+few helper columns, which the rest of the stage reads instead of the data (a very wide extract is
+scanned in slices of columns, each a stored table, then put side by side):
 
 * ``__m<k>`` (UBIGINT): bit i is set when the row breaks rule 64k+i (every rule but window rules);
 * ``__t<k>``: bit j is set when null-token column 64k+j held a null token (the quirk counts);
@@ -31,7 +32,7 @@ TEXTS = "__texts"
 
 
 def _words(prefix: str, conditions: list[str]) -> list[tuple[str, str]]:
-    """(name, expression) of UBIGINT columns whose bits are the (never NULL) conditions, 64 to a column."""
+    """(name, expression) of UBIGINT columns whose bits are the conditions (NULL: 0), 64 to a column."""
     out = []
     for k in range(0, len(conditions), WORD):
         bits = [
@@ -98,14 +99,8 @@ class ScanPlan:
         ]
 
 
-def plan_scans(
-    dataset: Dataset,
-    rules: list[Rule],
-    raw_columns: list[str],
-    raw_ref: str,
-    per_scan: int = COLUMNS_PER_SCAN,
-) -> list[ScanPlan]:
-    """One scan per ``per_scan`` data columns (one for most extracts); each reads only its own columns.
+def plan_scans(dataset: Dataset, rules: list[Rule], raw_columns: list[str], raw_ref: str) -> list[ScanPlan]:
+    """One scan per COLUMNS_PER_SCAN data columns (one for most extracts); each reads only its columns.
 
     DuckDB's planning and per-thread set-up grow with the size of one statement, and a 3,000-column
     SELECT also holds its whole plan in memory; slices keep both bounded, so the cost stays linear.

@@ -51,7 +51,8 @@ from ct_pipelines.validate.summaries import row_rule_outcomes, share_and_conserv
 SET_ASIDE = "('ERROR', 'BLOCK')"  # rows failing these rules go to quarantine
 WIDE = 200  # from this many columns, DuckDB's common-subexpression pass costs more than it saves
 ROW_GROUP = 122_880  # DuckDB's rows per row group
-COUNTS_PER_QUERY = 512  # per-column sums in one aggregate; bounds the planner's work on wide extracts
+COUNTS_PER_QUERY = 512
+SLICE_PREFIX = "_scan_"  # quality._scan_<dataset id>_<k>: one slice of a wide extract, dropped when combined  # per-column sums in one aggregate; bounds the planner's work on wide extracts
 
 
 @dataclass
@@ -143,15 +144,23 @@ def _scan(
     Slices are stored tables, not temporary ones: DuckDB keeps temporary tables uncompressed in memory,
     and a 3,000-column extract's slices would then hold the whole typed extract while it is combined.
     """
+    _drop_slices(con, dataset_id)  # left by a run that stopped half-way
     if len(plans) == 1:
-        return con.execute(f"CREATE OR REPLACE TABLE {valid_ref} AS {plans[0].select}").fetchone()[0], [
-            valid_ref
-        ]
-    tables = [f"quality.{quote_ident(f'_scan_{dataset_id}_{k}')}" for k in range(len(plans))]
-    rows = 0
+        rows = con.execute(f"CREATE OR REPLACE TABLE {valid_ref} AS {plans[0].select}").fetchone()[0]
+        return rows, [valid_ref]
+    tables = [f"quality.{quote_ident(f'{SLICE_PREFIX}{dataset_id}_{k}')}" for k in range(len(plans))]
     for plan, table in zip(plans, tables, strict=True):
-        rows = con.execute(f"CREATE OR REPLACE TABLE {table} AS {plan.select}").fetchone()[0]
+        rows = con.execute(f"CREATE TABLE {table} AS {plan.select}").fetchone()[0]
     return rows, tables
+
+
+def _drop_slices(con: duckdb.DuckDBPyConnection, dataset_id: str) -> None:
+    names = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'quality' AND regexp_full_match(table_name, ?)",
+        [re.escape(f"{SLICE_PREFIX}{dataset_id}_") + "[0-9]+"],
+    ).fetchall()
+    for (name,) in names:
+        con.execute(f"DROP TABLE quality.{quote_ident(name)}")
 
 
 def _column_counts(
