@@ -96,21 +96,34 @@ def number_pattern(fmt: ValueFormat, integer: bool) -> str:
 def number_sql(text: str, fmt: ValueFormat, integer: bool) -> str:
     """The cell as BIGINT/DOUBLE when it is written in the column's format, else NULL.
 
-    Plain digits (and, with a '.' decimal mark, plain decimals: most cells) are cast directly after one
-    small regular expression; other cells are matched once and rewritten once to sign and digits.
+    Most cells are plain digits or decimals, or digits grouped by the declared thousands mark: each of
+    those is recognised by one small regular expression and cast; only the other cells are matched
+    against the whole format (signs, currency, percent) and rewritten to sign and digits. A cell the
+    small expressions accept is one the whole format reads the same way.
     """
     pattern = sql_string(number_pattern(fmt, integer))
+    target = "BIGINT" if integer else "DOUBLE"
+    dec = _re_escape(fmt.decimal)
+    fraction = "" if integer else f"({dec}[0-9]+)?"
+    plain = f"[0-9]+{fraction}" if fmt.decimal == "." else "[0-9]+"
+    cases = [f"WHEN regexp_full_match({text}, {sql_string(plain)}) THEN TRY_CAST({text} AS {target})"]
+    if fmt.thousands:
+        grouped = f"[0-9]{{1,3}}({_re_escape(fmt.thousands)}[0-9]{{3}})+{fraction}"
+        digits = _to_point(f"replace({text}, {sql_string(fmt.thousands)}, '')", fmt)
+        cases.append(
+            f"WHEN regexp_full_match({text}, {sql_string(grouped)}) THEN TRY_CAST({digits} AS {target})"
+        )
     digits = f"regexp_replace({text}, {pattern}, '\\1\\2\\3')"
     if fmt.thousands:
         digits = f"replace({digits}, {sql_string(fmt.thousands)}, '')"
-    if fmt.decimal != ".":
-        digits = f"replace({digits}, {sql_string(fmt.decimal)}, '.')"
-    target = "BIGINT" if integer else "DOUBLE"
-    plain = "'[0-9]+'" if integer or fmt.decimal != "." else "'[0-9]+(\\.[0-9]+)?'"
-    return (
-        f"CASE WHEN regexp_full_match({text}, {plain}) THEN TRY_CAST({text} AS {target}) "
-        f"WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({digits} AS {target}) END"
+    cases.append(
+        f"WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({_to_point(digits, fmt)} AS {target})"
     )
+    return f"CASE {' '.join(cases)} END"
+
+
+def _to_point(digits: str, fmt: ValueFormat) -> str:
+    return f"replace({digits}, {sql_string(fmt.decimal)}, '.')" if fmt.decimal != "." else digits
 
 
 def _with_pivot(parsed: str, pivot: int) -> str:
