@@ -16,6 +16,8 @@ from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.validate.rules import SAMPLE_SIZE, Rule
 from ct_pipelines.validate.specs import GROUP_LABELS, _group_severity, _severity
 
+SAMPLE_COLUMNS = ("_line", "_row", "column", "rule", "value", "severity")
+
 
 def _plural(count: int, phrase: str) -> str:
     """'1 row has ...' / '3 rows have ...': phrases are written for the plural."""
@@ -52,44 +54,35 @@ def _ending(failing: list[Rule], one: bool, dataset_id: str) -> tuple[str, Sever
 def row_rule_outcomes(
     con: duckdb.DuckDBPyConnection, rules: list[Rule], failures: str, rows_ingested: int, dataset_id: str
 ) -> list[CheckOutcome]:
+    """One outcome per row-rule group: failing rows per rule, samples, and a summary in plain words."""
     counts = {
-        (group, column, rule): (n, rows)
-        for group, column, rule, n, rows in con.execute(
-            f"SELECT rule_group, column_name, rule, count(*), count(DISTINCT _row) FROM {failures} GROUP BY ALL"
+        (group, column, rule): n
+        for group, column, rule, n in con.execute(
+            f"SELECT rule_group, column_name, rule, count(*) FROM {failures} GROUP BY ALL"
         ).fetchall()
     }
     outcomes: list[CheckOutcome] = []
     for group in ROW_RULE_GROUPS:
         in_group = [r for r in rules if r.group == group]
-        label = GROUP_LABELS[group]
         per_rule = [
             {
                 "column": r.column,
                 "rule": r.rule,
                 "severity": r.severity.value,
-                "failing_rows": counts.get((r.group, r.column, r.rule), (0, 0))[0],
+                "failing_rows": counts.get((r.group, r.column, r.rule), 0),
             }
             for r in in_group
         ]
         failing = [(r, c) for r, c in zip(in_group, per_rule, strict=True) if c["failing_rows"]]
         samples = [
-            dict(zip(("_line", "_row", "column", "rule", "value", "severity"), row, strict=True))
+            dict(zip(SAMPLE_COLUMNS, row, strict=True))
             for row in con.execute(
                 f"SELECT _line, _row, column_name, rule, value, severity FROM {failures} "
                 f"WHERE rule_group = ? ORDER BY _row, column_name LIMIT {SAMPLE_SIZE}",
                 [group],
             ).fetchall()
         ]
-        severity = _group_severity(in_group) if in_group else Severity.WARN
-        if not in_group:
-            summary = f"No {label} rules are declared for this dataset."
-        elif not failing:
-            summary = f"All {rows_ingested:,} rows pass the {label} rules."
-        else:
-            parts = [_plural(c["failing_rows"], r.phrase) for r, c in failing]
-            one = sum(c["failing_rows"] for _, c in failing) == 1
-            ending, severity = _ending([r for r, _ in failing], one, dataset_id)
-            summary = "; ".join(parts) + f"; {ending}."
+        summary, severity = _group_summary(group, in_group, failing, rows_ingested, dataset_id)
         metadata: dict[str, Any] = {
             "rows_checked": rows_ingested,
             "failing_rows": sum(c["failing_rows"] for c in per_rule),
@@ -97,19 +90,23 @@ def row_rule_outcomes(
             "samples": samples,
         }
         if failing:
-            metadata["details"] = _markdown_table(
-                samples, ["_line", "_row", "column", "rule", "value", "severity"]
-            )
-        outcomes.append(
-            CheckOutcome(
-                name=group,
-                passed=not failing,
-                severity=severity,
-                summary=summary,
-                metadata=metadata,
-            )
-        )
+            metadata["details"] = _markdown_table(samples, list(SAMPLE_COLUMNS))
+        outcomes.append(CheckOutcome(group, not failing, severity, summary, metadata))
     return outcomes
+
+
+def _group_summary(
+    group: str, in_group: list[Rule], failing: list[tuple[Rule, dict]], rows_ingested: int, dataset_id: str
+) -> tuple[str, Severity]:
+    label = GROUP_LABELS[group]
+    if not in_group:
+        return f"No {label} rules are declared for this dataset.", Severity.WARN
+    if not failing:
+        return f"All {rows_ingested:,} rows pass the {label} rules.", _group_severity(in_group)
+    parts = [_plural(c["failing_rows"], r.phrase) for r, c in failing]
+    one = sum(c["failing_rows"] for _, c in failing) == 1
+    ending, severity = _ending([r for r, _ in failing], one, dataset_id)
+    return "; ".join(parts) + f"; {ending}.", severity
 
 
 def share_and_conservation(
