@@ -1,7 +1,7 @@
 """Named checks a dataset can list under a column's ``checks:`` (e.g. ``checks: [ct_town]``).
 
-Each check is an ibis expression over the column's trimmed text, so the same definition runs inside
-the pandera schema and in the SQL that builds the quarantine table: there is one source of truth.
+Each check is a DuckDB SQL condition over the column's trimmed text; the validate stage puts it in the
+one scan that types the rows and flags every rule, so a check costs one expression per row, never a query.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import ibis.expr.types as ir
+from ct_pipelines.validate.parsing import sql_member, sql_string
 
 # The 169 towns of Connecticut (Connecticut has no unincorporated land; cities and boroughs lie within them).
 CT_TOWNS: tuple[str, ...] = (
@@ -47,20 +47,20 @@ CT_COUNTY_FIPS: tuple[str, ...] = (
 
 @dataclass(frozen=True)
 class CustomCheck:
-    """A reusable rule: ``passes`` gets the trimmed, non-empty text and says which values are good."""
+    """A reusable rule: ``passes`` gets SQL for the trimmed, non-empty text and returns SQL true for good values."""
 
     name: str
     failure_phrase: str  # completes "12 rows have a <column> that ..."
-    passes: Callable[[ir.StringValue], ir.BooleanValue]
+    passes: Callable[[str], str]
 
 
-def _ct_town(value: ir.StringValue) -> ir.BooleanValue:
-    return value.lower().isin([town.lower() for town in CT_TOWNS])
+def _ct_town(value: str) -> str:
+    return sql_member(f"lower({value})", [town.lower() for town in CT_TOWNS])
 
 
-def _full_match(pattern: str) -> Callable[[ir.StringValue], ir.BooleanValue]:
-    anchored = f"^(?:{pattern})$"
-    return lambda value: value.re_search(anchored)
+def _full_match(pattern: str) -> Callable[[str], str]:
+    anchored = sql_string(f"^(?:{pattern})$")
+    return lambda value: f"regexp_matches({value}, {anchored})"
 
 
 REGISTRY: dict[str, CustomCheck] = {
@@ -74,7 +74,7 @@ REGISTRY: dict[str, CustomCheck] = {
         CustomCheck(
             "fips_county_ct",
             "is not a Connecticut county or planning-region FIPS code",
-            lambda value: value.isin(list(CT_COUNTY_FIPS)),
+            lambda value: sql_member(value, CT_COUNTY_FIPS),
         ),
         CustomCheck(
             "phone_us",

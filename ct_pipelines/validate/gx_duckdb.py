@@ -12,7 +12,8 @@ Two GX problems on the duckdb-engine SQLAlchemy dialect (see /work/shared/refere
    ``regexp_matches`` (search semantics, as GX's pandas engine uses).
 
 Both are patched only while :func:`duckdb_patches` is active (a lock serialises nested/parallel use),
-so GX behaves as shipped everywhere else in the process.
+so GX behaves as shipped everywhere else in the process. :func:`cached_templates` is a third, unrelated
+to DuckDB: GX's Data Docs compile their Jinja templates afresh in every run (about half a second).
 
 Connection choice: DuckDB allows one read-write process per database file, and a second
 ``duckdb.connect(path)`` in the same process with different settings conflicts with the open one.
@@ -46,6 +47,7 @@ _REGEX_USERS = (
     "great_expectations.expectations.metrics.column_aggregate_metrics.column_values_not_match_regex_values",
 )
 _PATCH_LOCK = threading.RLock()
+_TEMPLATE_CACHE: Any = None
 
 BUG_REPORT_TITLE = (
     "SqlAlchemyExecutionEngine.execute_query returns an unbuffered result after releasing the connection"
@@ -94,6 +96,34 @@ def duckdb_patches() -> Iterator[None]:
         finally:
             for owner, attribute, value in reversed(saved):
                 setattr(owner, attribute, value)
+
+
+@contextmanager
+def cached_templates() -> Iterator[None]:
+    """Give GX's Data Docs views Jinja's bytecode cache while the block runs.
+
+    Each view makes a new Jinja environment, so every run compiled the same ~50 templates again. Jinja's
+    file cache keys each template by name and source checksum (a GX upgrade recompiles) and keeps its
+    files in a per-user folder of the temporary directory that it creates owner-only and checks.
+    """
+    from great_expectations.render.view.view import DefaultJinjaView
+    from jinja2 import FileSystemBytecodeCache
+
+    global _TEMPLATE_CACHE
+    with _PATCH_LOCK:
+        if _TEMPLATE_CACHE is None:
+            _TEMPLATE_CACHE = FileSystemBytecodeCache()
+        original = DefaultJinjaView.__dict__["__init__"]
+
+        def init(self: Any, *args: Any, **kwargs: Any) -> None:
+            original(self, *args, **kwargs)
+            self.env.bytecode_cache = _TEMPLATE_CACHE
+
+        DefaultJinjaView.__init__ = init  # type: ignore[method-assign]
+        try:
+            yield
+        finally:
+            DefaultJinjaView.__init__ = original  # type: ignore[method-assign]
 
 
 def engine_kwargs(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, Any]:

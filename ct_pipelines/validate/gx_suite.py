@@ -115,11 +115,9 @@ def run_gx_suite(
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from ct_pipelines.validate.gx_duckdb import duckdb_patches, engine_kwargs
+    from ct_pipelines.validate.gx_duckdb import cached_templates, duckdb_patches, engine_kwargs
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
-    outcomes: dict[str, CheckOutcome] = {}
-    pii = set(dataset.pii_fields)
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
     source = context.data_sources.add_sql(
@@ -129,6 +127,26 @@ def run_gx_suite(
         "whole_table"
     )
     suite = context.suites.add(gx.ExpectationSuite(name=dataset.id))
+    by_id, outcomes = _add_expectations(suite, named)
+    docs_dir = Path(docs_dir)
+    checkpoint = _checkpoint(context, dataset, suite, batch, table, docs_dir, named)
+    with duckdb_patches(), cached_templates():
+        run = checkpoint.run(run_id=gx.core.run_identifier.RunIdentifier(run_name=run_id))
+    index = docs_dir / "index.html"
+    docs_path = index if index.exists() else None
+    pii = set(dataset.pii_fields)
+    for validation in run.run_results.values():
+        for result in validation.results:
+            name, expectation = by_id[str(result.expectation_config.id)]
+            outcomes[name] = _outcome(name, expectation, result, pii, docs_path)
+    return [outcomes[name] for name, _ in named if name in outcomes], docs_path
+
+
+def _add_expectations(
+    suite: Any, named: list[tuple[str, Expectation]]
+) -> tuple[dict[str, tuple[str, Expectation]], dict[str, CheckOutcome]]:
+    """Add each expectation to the suite; one GX cannot build becomes a failed outcome saying so."""
+    outcomes: dict[str, CheckOutcome] = {}
     by_id: dict[str, tuple[str, Expectation]] = {}
     for name, expectation in named:
         cls = _expectation_class(expectation.expectation)
@@ -147,8 +165,21 @@ def run_gx_suite(
             )
             continue
         by_id[str(added.id)] = (name, expectation)
+    return by_id, outcomes
 
-    docs_dir = Path(docs_dir)
+
+def _checkpoint(
+    context: Any,
+    dataset: Dataset,
+    suite: Any,
+    batch: Any,
+    table: str,
+    docs_dir: Path,
+    named: list[tuple[str, Expectation]],
+) -> Any:
+    """A checkpoint that validates the table and writes this run's Data Docs to ``docs_dir``."""
+    import great_expectations as gx
+
     shutil.rmtree(docs_dir, ignore_errors=True)  # one report per run; history lives in the DuckDB tables
     docs_dir.mkdir(parents=True, exist_ok=True)
     context.add_data_docs_site(
@@ -162,7 +193,8 @@ def run_gx_suite(
     definition = context.validation_definitions.add(
         gx.ValidationDefinition(name=f"{dataset.id}_{table}", data=batch, suite=suite)
     )
-    checkpoint = context.checkpoints.add(
+    pii = set(dataset.pii_fields)
+    return context.checkpoints.add(
         gx.Checkpoint(
             name=f"{dataset.id}_checkpoint",
             validation_definitions=[definition],
@@ -176,39 +208,36 @@ def run_gx_suite(
             },
         )
     )
-    with duckdb_patches():
-        run = checkpoint.run(run_id=gx.core.run_identifier.RunIdentifier(run_name=run_id))
-    index = docs_dir / "index.html"
-    docs_path = index if index.exists() else None
 
-    for validation in run.run_results.values():
-        for result in validation.results:
-            name, expectation = by_id[str(result.expectation_config.id)]
-            details = {k: result.result[k] for k in _RESULT_KEYS if k in result.result}
-            if _touches(expectation, pii) and "partial_unexpected_list" in details:
-                details["partial_unexpected_list"] = [MASK for _ in details["partial_unexpected_list"]]
-            metadata: dict[str, Any] = {
-                "expectation": expectation.expectation,
-                "kwargs": _json_safe(expectation.kwargs),
-                **_json_safe(details),
-                "data_docs_index": str(docs_path) if docs_path else None,
-            }
-            error = (result.exception_info or {}).get("exception_message")
-            if error is None and isinstance(result.exception_info, dict):
-                nested = [v for v in result.exception_info.values() if isinstance(v, dict)]
-                error = next((v.get("exception_message") for v in nested if v.get("raised_exception")), None)
-            if error:
-                metadata["error"] = str(error).splitlines()[0][:300]
-            summary = (
-                f"Great Expectations could not evaluate '{expectation.expectation}': {metadata['error']}"
-                if error
-                else _summary(expectation, bool(result.success), details)
-            )
-            outcomes[name] = CheckOutcome(
-                name=name,
-                passed=bool(result.success),
-                severity=Severity.ERROR if expectation.severity == Severity.BLOCK else expectation.severity,
-                summary=summary,
-                metadata=metadata,
-            )
-    return [outcomes[name] for name, _ in named if name in outcomes], docs_path
+
+def _outcome(
+    name: str, expectation: Expectation, result: Any, pii: set[str], docs_path: Path | None
+) -> CheckOutcome:
+    """One expectation's result as a check outcome; unexpected values of pii columns are masked."""
+    details = {k: result.result[k] for k in _RESULT_KEYS if k in result.result}
+    if _touches(expectation, pii) and "partial_unexpected_list" in details:
+        details["partial_unexpected_list"] = [MASK for _ in details["partial_unexpected_list"]]
+    metadata: dict[str, Any] = {
+        "expectation": expectation.expectation,
+        "kwargs": _json_safe(expectation.kwargs),
+        **_json_safe(details),
+        "data_docs_index": str(docs_path) if docs_path else None,
+    }
+    error = (result.exception_info or {}).get("exception_message")
+    if error is None and isinstance(result.exception_info, dict):
+        nested = [v for v in result.exception_info.values() if isinstance(v, dict)]
+        error = next((v.get("exception_message") for v in nested if v.get("raised_exception")), None)
+    if error:
+        metadata["error"] = str(error).splitlines()[0][:300]
+    summary = (
+        f"Great Expectations could not evaluate '{expectation.expectation}': {metadata['error']}"
+        if error
+        else _summary(expectation, bool(result.success), details)
+    )
+    return CheckOutcome(
+        name=name,
+        passed=bool(result.success),
+        severity=Severity.ERROR if expectation.severity == Severity.BLOCK else expectation.severity,
+        summary=summary,
+        metadata=metadata,
+    )

@@ -9,25 +9,14 @@ import duckdb
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
-from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.validate.specs import _severity
 
 HISTORY_TABLE = "quality.history"
 
 
-def _null_shares(con: duckdb.DuckDBPyConnection, raw_table: str, columns: list[str]) -> dict[str, float]:
-    if not columns:
-        return {}
-    values: list = []
-    for start in range(
-        0, len(columns), 200
-    ):  # one query over 2,000 columns took DuckDB over a minute to plan
-        selects = ", ".join(
-            f"avg(CASE WHEN NULLIF(trim({quote_ident(c)}), '') IS NULL THEN 1 ELSE 0 END)"
-            for c in columns[start : start + 200]
-        )
-        values += list(con.execute(f"SELECT {selects} FROM {raw_table}").fetchone() or ())
-    return {c: round(float(v or 0.0), 6) for c, v in zip(columns, values, strict=True)}
+def null_shares(empty_cells: dict[str, int], rows: int) -> dict[str, float]:
+    """Each column's share of empty cells (the scan counts them), rounded as the history stores it."""
+    return {c: round(n / rows, 6) if rows else 0.0 for c, n in empty_cells.items()}
 
 
 def _history_outcomes(
@@ -36,9 +25,35 @@ def _history_outcomes(
     run_id: str,
     now: datetime,
     rows: int,
-    null_shares: dict[str, float],
+    shares: dict[str, float],
 ) -> list[CheckOutcome]:
     """Compare with the previous run recorded in quality.history, then record this run."""
+    previous = _record(con, dataset, run_id, now, rows, shares)
+    if previous is None:
+        first = f"This is the first recorded run ({rows:,} rows); there is nothing to compare with yet."
+        return [
+            CheckOutcome(
+                "row_count_change", True, _severity(dataset, "row_count_change"), first, {"rows": rows}
+            ),
+            CheckOutcome("null_share_change", True, _severity(dataset, "null_share_change"), first, {}),
+        ]
+    previous_run, previous_rows, previous_shares_json = previous
+    previous_shares = json.loads(previous_shares_json) if previous_shares_json else {}
+    return [
+        _row_count_outcome(dataset, rows, previous_run, previous_rows),
+        _null_share_outcome(dataset, shares, previous_run, previous_shares),
+    ]
+
+
+def _record(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    run_id: str,
+    now: datetime,
+    rows: int,
+    shares: dict[str, float],
+) -> tuple | None:
+    """Record this run (replacing a retry of it) and return the one before: (run id, rows, shares JSON)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS quality")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} "
@@ -52,25 +67,37 @@ def _history_outcomes(
     con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE dataset_id = ? AND run_id = ?", [dataset.id, run_id])
     con.execute(
         f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?)",
-        [dataset.id, run_id, now, rows, json.dumps(null_shares)],
+        [dataset.id, run_id, now, rows, json.dumps(shares)],
     )
+    return previous
+
+
+def _row_count_outcome(dataset: Dataset, rows: int, previous_run: str, previous_rows: int) -> CheckOutcome:
     config = dataset.validate
-    if previous is None:
-        first = f"This is the first recorded run ({rows:,} rows); there is nothing to compare with yet."
-        return [
-            CheckOutcome(
-                "row_count_change", True, _severity(dataset, "row_count_change"), first, {"rows": rows}
-            ),
-            CheckOutcome("null_share_change", True, _severity(dataset, "null_share_change"), first, {}),
-        ]
-    previous_run, previous_rows, previous_shares_json = previous
     floor = previous_rows * (1 - config.max_row_count_drop)
     drop = (previous_rows - rows) / previous_rows if previous_rows else 0.0
     row_ok = rows >= floor
     row_summary = f"{rows:,} rows this run against {previous_rows:,} last run" + (
         "." if row_ok else f": a drop of {drop:.0%}, more than the {config.max_row_count_drop:.0%} allowed."
     )
-    previous_shares = json.loads(previous_shares_json) if previous_shares_json else {}
+    return CheckOutcome(
+        "row_count_change",
+        row_ok,
+        _severity(dataset, "row_count_change"),
+        row_summary,
+        {
+            "rows": rows,
+            "previous_rows": previous_rows,
+            "previous_run_id": previous_run,
+            "max_drop": config.max_row_count_drop,
+        },
+    )
+
+
+def _null_share_outcome(
+    dataset: Dataset, shares: dict[str, float], previous_run: str, previous_shares: dict[str, float]
+) -> CheckOutcome:
+    config = dataset.validate
     jumps = [
         {
             "column": c,
@@ -78,7 +105,7 @@ def _history_outcomes(
             "share": share,
             "increase": round(share - previous_shares[c], 6),
         }
-        for c, share in null_shares.items()
+        for c, share in shares.items()
         if c in previous_shares and share - previous_shares[c] > config.max_null_share_increase
     ]
     if jumps:
@@ -91,28 +118,10 @@ def _history_outcomes(
         )
     else:
         null_summary = "No column has many more empty values than last run."
-    return [
-        CheckOutcome(
-            "row_count_change",
-            row_ok,
-            _severity(dataset, "row_count_change"),
-            row_summary,
-            {
-                "rows": rows,
-                "previous_rows": previous_rows,
-                "previous_run_id": previous_run,
-                "max_drop": config.max_row_count_drop,
-            },
-        ),
-        CheckOutcome(
-            "null_share_change",
-            not jumps,
-            _severity(dataset, "null_share_change"),
-            null_summary,
-            {
-                "previous_run_id": previous_run,
-                "max_increase": config.max_null_share_increase,
-                "columns": jumps,
-            },
-        ),
-    ]
+    return CheckOutcome(
+        "null_share_change",
+        not jumps,
+        _severity(dataset, "null_share_change"),
+        null_summary,
+        {"previous_run_id": previous_run, "max_increase": config.max_null_share_increase, "columns": jumps},
+    )

@@ -21,6 +21,7 @@ from ct_pipelines.catalog.models import Column, ColumnType, Dataset
 # Without a declared format only these forms are read: a four-digit year is required, and month
 # comes before day in slashed dates as in every Connecticut extract seen so far.
 ISO_DATE = r"[0-9]{4}-[0-9]{1,2}-[0-9]{1,2}"
+US_DATE = r"[0-9]{1,2}/[0-9]{1,2}/[0-9]{4}"  # the first of DATE_FORMATS
 ISO_DATETIME = r"[0-9]{4}-[0-9]{2}-[0-9]{2}([ T][0-9]{1,2}:[0-9]{2}(:[0-9]{2}(\.[0-9]{1,6})?)?)?"
 DATE_FORMATS = ("%m/%d/%Y", "%Y/%m/%d", "%m-%d-%Y", "%Y%m%d")
 TIME_FORMATS = (
@@ -54,6 +55,20 @@ def sql_in(values: tuple[str, ...] | list[str]) -> str:
     return "(" + ", ".join(sql_string(v) for v in values) + ")"
 
 
+def sql_member(value: str, values: tuple[str, ...] | list[str]) -> str:
+    """SQL true when ``value`` is one of ``values`` (NULL for NULL), exactly as ``value IN (...)``.
+
+    A long list is a cast to an ENUM, one hash lookup per row instead of one comparison per listed
+    value (the 169 Connecticut towns cost a row 169 comparisons).
+    """
+    distinct = list(dict.fromkeys(values))
+    if not distinct:
+        return f"CASE WHEN {value} IS NOT NULL THEN FALSE END"
+    if len(distinct) <= 8:
+        return f"{value} IN {sql_in(distinct)}"
+    return f"CASE WHEN {value} IS NOT NULL THEN TRY_CAST({value} AS ENUM{sql_in(distinct)}) IS NOT NULL END"
+
+
 def _re_escape(mark: str) -> str:
     return re.escape(mark) if mark else ""
 
@@ -81,20 +96,34 @@ def number_pattern(fmt: ValueFormat, integer: bool) -> str:
 def number_sql(text: str, fmt: ValueFormat, integer: bool) -> str:
     """The cell as BIGINT/DOUBLE when it is written in the column's format, else NULL.
 
-    Plain digits (most cells) are cast directly, without a regular expression; other cells are matched
-    once and rewritten once to sign and digits.
+    Most cells are plain digits or decimals, or digits grouped by the declared thousands mark: each of
+    those is recognised by one small regular expression and cast; only the other cells are matched
+    against the whole format (signs, currency, percent) and rewritten to sign and digits. A cell the
+    small expressions accept is one the whole format reads the same way.
     """
     pattern = sql_string(number_pattern(fmt, integer))
+    target = "BIGINT" if integer else "DOUBLE"
+    dec = _re_escape(fmt.decimal)
+    fraction = "" if integer else f"({dec}[0-9]+)?"
+    plain = f"[0-9]+{fraction}" if fmt.decimal == "." else "[0-9]+"
+    cases = [f"WHEN regexp_full_match({text}, {sql_string(plain)}) THEN TRY_CAST({text} AS {target})"]
+    if fmt.thousands:
+        grouped = f"[0-9]{{1,3}}({_re_escape(fmt.thousands)}[0-9]{{3}})+{fraction}"
+        digits = _to_point(f"replace({text}, {sql_string(fmt.thousands)}, '')", fmt)
+        cases.append(
+            f"WHEN regexp_full_match({text}, {sql_string(grouped)}) THEN TRY_CAST({digits} AS {target})"
+        )
     digits = f"regexp_replace({text}, {pattern}, '\\1\\2\\3')"
     if fmt.thousands:
         digits = f"replace({digits}, {sql_string(fmt.thousands)}, '')"
-    if fmt.decimal != ".":
-        digits = f"replace({digits}, {sql_string(fmt.decimal)}, '.')"
-    target = "BIGINT" if integer else "DOUBLE"
-    return (
-        f"CASE WHEN ltrim({text}, '0123456789') = '' THEN TRY_CAST({text} AS {target}) "
-        f"WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({digits} AS {target}) END"
+    cases.append(
+        f"WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({_to_point(digits, fmt)} AS {target})"
     )
+    return f"CASE {' '.join(cases)} END"
+
+
+def _to_point(digits: str, fmt: ValueFormat) -> str:
+    return f"replace({digits}, {sql_string(fmt.decimal)}, '.')" if fmt.decimal != "." else digits
 
 
 def _with_pivot(parsed: str, pivot: int) -> str:
@@ -131,21 +160,31 @@ def timestamp_sql(text: str, fmt: ValueFormat) -> str:
     )
 
 
+def _midnight_date(stamp: str) -> str:
+    """The timestamp's date when it is midnight, else NULL; a one-element list names it, so it is parsed once."""
+    test = "CASE WHEN stamp_ = date_trunc('day', stamp_) THEN CAST(stamp_ AS DATE) END"
+    return f"list_extract(list_transform([{stamp}], lambda stamp_: {test}), 1)"
+
+
 def date_sql(text: str, fmt: ValueFormat) -> str:
-    """DATE as for timestamps; a time of day other than midnight is not silently dropped (NULL)."""
+    """DATE as for timestamps; a time of day other than midnight is not silently dropped (NULL).
+
+    Without a declared format, ISO and US dates (most cells) are read by one cast each; a US-shaped
+    cell that '%m/%d/%Y' refuses is refused by every other listed format too (checked for every
+    month/day pair), so only the remaining cells try the whole list.
+    """
     if fmt.date:
-        stamp = _declared_formats_sql(text, fmt.date, fmt.pivot_year)
-    else:
-        stamp = (
-            f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATE)}) THEN CAST(TRY_CAST({text} AS DATE) AS TIMESTAMP) "
-            f"WHEN regexp_matches({text}, '[0-9]{{4}}') "
-            f"THEN try_strptime({text}, {sql_list(DATE_FORMATS + TIME_FORMATS)}) END"
-        )
-    general = f"CASE WHEN {stamp} = date_trunc('day', {stamp}) THEN CAST({stamp} AS DATE) END"
-    if fmt.date:
-        return general
-    # ISO dates (most cells) are cast once; the general form evaluates its timestamp three times.
-    return f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATE)}) THEN TRY_CAST({text} AS DATE) ELSE {general} END"
+        return _midnight_date(_declared_formats_sql(text, fmt.date, fmt.pivot_year))
+    stamp = (
+        f"CASE WHEN regexp_matches({text}, '[0-9]{{4}}') "
+        f"THEN try_strptime({text}, {sql_list(DATE_FORMATS + TIME_FORMATS)}) END"
+    )
+    return (
+        f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATE)}) THEN TRY_CAST({text} AS DATE) "
+        f"WHEN regexp_full_match({text}, {sql_string(US_DATE)}) "
+        f"THEN CAST(try_strptime({text}, {sql_string(DATE_FORMATS[0])}) AS DATE) "
+        f"ELSE {_midnight_date(stamp)} END"
+    )
 
 
 def code_sql(text: str, width: int | None) -> str:

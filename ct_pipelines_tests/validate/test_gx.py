@@ -12,7 +12,7 @@ from great_expectations.execution_engine.sqlalchemy_execution_engine import SqlA
 from great_expectations.expectations.metrics import util as gx_metric_util
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.validate.gx_duckdb import duckdb_patches
+from ct_pipelines.validate.gx_duckdb import cached_templates, duckdb_patches
 from ct_pipelines.validate.gx_suite import gx_check_names, run_gx_suite
 
 
@@ -135,6 +135,14 @@ def test_patches_apply_only_inside_the_block():
         assert gx_metric_util.get_dialect_regex_expression is not original_regex
     assert SqlAlchemyExecutionEngine.execute_query is original_execute
     assert gx_metric_util.get_dialect_regex_expression is original_regex
+
+
+def test_data_docs_templates_are_cached_only_inside_the_block():
+    from great_expectations.render.view.view import DefaultJinjaView
+
+    with cached_templates():
+        assert DefaultJinjaView().env.bytecode_cache is not None
+    assert DefaultJinjaView().env.bytecode_cache is None
 
 
 def test_unknown_expectation_is_reported_without_hiding_the_others(warehouse, tmp_path):

@@ -424,3 +424,33 @@ def test_real_dcf_extract_types_and_conservation(con, tmp_path):
     assert failing_rows(outcomes["types"], "total_cip") == not_integer
     assert outcomes["conservation"].passed
     assert con.execute("SELECT min(data_as_of) FROM valid.dcf").fetchone()[0].year >= 2000
+
+
+def _everything(con: duckdb.DuckDBPyConnection, result) -> tuple:
+    outcomes = [(o.name, o.passed, o.summary, json.dumps(o.metadata, default=str)) for o in result.outcomes]
+    quarantine = con.execute(
+        'SELECT * EXCLUDE (quarantined_at) FROM quarantine."clients" ORDER BY ALL'
+    ).fetchall()
+    valid = con.execute('SELECT * FROM valid."clients" ORDER BY _row').fetchall()
+    columns = con.execute('DESCRIBE valid."clients"').fetchall()
+    history = con.execute("SELECT null_shares FROM quality.history").fetchall()
+    return outcomes, quarantine, valid, columns, history, result.null_tokens, result.suppressed
+
+
+def test_an_extract_scanned_in_slices_gives_what_one_scan_gives(tmp_path, monkeypatch):
+    """Wide extracts are typed in slices of columns put side by side again: nothing may change."""
+    from ct_pipelines.validate import scan
+
+    rows = clean_rows()
+    plant_defects(rows)
+    rows[8]["age"] = "N/A"  # a null token
+    rows[9]["amount"] = "*"  # suppressed at the source
+    dataset = make_dataset(null_values=["N/A"], suppressed_values=["*"])
+    results = []
+    for per_scan in (scan.COLUMNS_PER_SCAN, 3):
+        monkeypatch.setattr(scan, "COLUMNS_PER_SCAN", per_scan)
+        with duckdb.connect(":memory:") as connection:
+            load_raw(connection, rows)
+            results.append(_everything(connection, run(connection, dataset, tmp_path)))
+    assert results[0] == results[1]
+    assert results[0][1] and results[0][5]["age"] == 1 and results[0][6]["amount"] == 1
