@@ -28,7 +28,8 @@ def test_project_instance_uses_the_unflushed_storage_only_for_its_own_files(
     monkeypatch.setenv("DAGSTER_HOME", str(tmp_path / "home"))
     with dg.DagsterInstance.get() as instance:
         storage = instance.get_ref().storage_data
-        assert (storage.module_name, storage.class_name) == (LocalSqliteStorage.__module__, "LocalSqliteStorage")
+        assert storage.class_name == LocalSqliteStorage.__name__
+        assert storage.module_name == LocalSqliteStorage.__module__
         run = instance.create_run_for_job(dg.GraphDefinition("noop").to_job(), run_id="a" * 32)
         assert instance.get_run_by_id(run.run_id) is not None
     assert _synchronous(tmp_path / ".dagster" / "storage" / "history" / "runs.db") == 0  # OFF
