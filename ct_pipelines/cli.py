@@ -162,13 +162,14 @@ def _write_staff_reports(settings: Settings, catalog: Catalog, ran: list[str] | 
 
     A run of some datasets rewrites their pages and, unless another run is writing a dataset right
     now (then the run that finishes later does it), the directory: runs side by side neither wait for
-    one another nor each render every page."""
+    one another (a file another run holds is busy at once; its run refreshes the directory when it ends)
+    nor each render every page."""
     import duckdb
 
     from ct_pipelines.report.build import write_reports
 
     try:
-        site = write_reports(settings, catalog, pages_for=ran, busy_wait=0.5 if ran else 10.0)
+        site = write_reports(settings, catalog, pages_for=ran, busy_wait=0.0 if ran else 10.0)
         if site.busy:
             click.echo(
                 f"\n{len(site.busy)} other dataset(s) were being written by other runs; the report directory "
