@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.catalog.loader import Catalog, load_catalog
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.settings import Settings, load_settings
 from ct_pipelines.pipeline import STAGE_NAMES
@@ -112,10 +112,10 @@ def run(
         reingest=reingest,
     )
     summaries, _ = run_catalog(
-        None, list(dataset_ids) or None, options=options, until=until, settings=settings
+        None, list(dataset_ids) or None, options=options, until=until, settings=settings, catalog=catalog
     )
     click.echo(format_summary(summaries))
-    _write_staff_reports(settings, [s.dataset_id for s in summaries] if dataset_ids else None)
+    _write_staff_reports(settings, catalog, [s.dataset_id for s in summaries] if dataset_ids else None)
     click.echo(f"\nWarehouse: {settings.warehouse_dir}  Reports: {settings.reports_dir}")
     if os.environ.get("CT_PORTAL_DOMAIN"):
         click.echo(
@@ -171,20 +171,19 @@ def _check_warehouse(settings: Settings) -> None:
         )
 
 
-def _write_staff_reports(settings: Settings, ran: list[str] | None) -> None:
+def _write_staff_reports(settings: Settings, catalog: Catalog, ran: list[str] | None) -> None:
     """Every run refreshes the staff report site; a report problem is said, never fatal to the run.
 
     A run of some datasets rewrites their pages and, unless another run is writing a dataset right
     now (then the run that finishes later does it), the directory: runs side by side neither wait for
-    one another nor each render every page."""
+    one another (a file another run holds is busy at once; its run refreshes the directory when it ends)
+    nor each render every page."""
     import duckdb
 
     from ct_pipelines.report.build import write_reports
 
     try:
-        site = write_reports(
-            settings, load_catalog(settings.catalog_dir), pages_for=ran, busy_wait=0.5 if ran else 10.0
-        )
+        site = write_reports(settings, catalog, pages_for=ran, busy_wait=0.0 if ran else 10.0)
         if site.busy:
             click.echo(
                 f"\n{len(site.busy)} other dataset(s) were being written by other runs; the report directory "

@@ -19,6 +19,7 @@ from typing import Any
 
 import dagster as dg
 
+from ct_pipelines.catalog.loader import Catalog
 from ct_pipelines.core import warehouse
 from ct_pipelines.core.results import RunOptions
 from ct_pipelines.core.settings import Settings, load_settings
@@ -94,10 +95,13 @@ def run_catalog(
     until: str | None = None,
     settings: Settings | None = None,
     instance: dg.DagsterInstance | None = None,
+    catalog: Catalog | None = None,
 ) -> tuple[list[DatasetSummary], dg.ExecuteInProcessResult]:
-    """Materialize the catalog's assets (all, or the named datasets up to ``until``) and summarize them."""
+    """Materialize the catalog's assets (all, or the named datasets up to ``until``) and summarize them;
+    ``catalog``, when the caller has loaded it already, is not read again."""
     settings = settings or load_settings(catalog_dir)
-    defs = build_definitions(catalog_dir, with_automation=False)
+    # Only the named datasets' assets: the run's cost does not grow with the catalog.
+    defs = build_definitions(catalog_dir, with_automation=False, catalog=catalog, only=dataset_ids)
     job = defs.resolve_job_def(PUBLISH_JOB)
     selection = None
     ids = list(

@@ -29,11 +29,20 @@ from ct_pipelines.core.settings import Settings
 from ct_pipelines.report import dcat
 from ct_pipelines.report.chart import trend_svg
 from ct_pipelines.report.dictionary import HEADERS, dictionary_rows, write_dictionary
-from ct_pipelines.report.warehouse import Recorded, masked_set_aside_sql, read_recorded, table_exists
+from ct_pipelines.report.warehouse import (
+    Recorded,
+    file_state,
+    keep_recorded,
+    load_recorded,
+    masked_set_aside_sql,
+    read_recorded,
+    table_exists,
+)
 from ct_pipelines.report.words import STAGE_LABELS, RuleText, rules_in_words
 
 HERE = Path(__file__).resolve().parent
 LOCAL_PORTAL_URL = "http://127.0.0.1:8765"
+RECORDED_CACHE_DIR = ".recorded"  # under the reports folder, beside (not inside) the served site
 SORT_KEYS = {
     "title": ("Title", lambda r: r.dataset.title.lower()),
     "agency": ("Agency", lambda r: (r.dataset.agency.lower(), r.dataset.title.lower())),
@@ -326,16 +335,27 @@ def write_reports(
 def _read_records(
     settings: Settings, catalog: Catalog, busy_wait: float
 ) -> tuple[dict[str, Recorded], list[str]]:
-    """What each dataset recorded; a dataset whose file a run holds past ``busy_wait`` is listed busy."""
+    """What each dataset recorded; a dataset whose file a run holds past ``busy_wait`` is listed busy.
+
+    A dataset's file is opened only when it changed since the last read (see ``load_recorded``)."""
     records: dict[str, Recorded] = {}
     busy: list[str] = []
     for d in catalog.datasets:
+        cache = settings.reports_dir / RECORDED_CACHE_DIR / f"{d.id}.json"
+        state = file_state(settings.warehouse_for(d.id))
+        kept = load_recorded(cache, state)
+        if kept is not None:
+            records[d.id] = kept
+            continue
         try:
             with warehouse.open_recorded(settings, d.id, wait=busy_wait) as con:
                 records[d.id] = read_recorded(con, d.id)
         except warehouse.WarehouseBusy:
             busy.append(d.id)
             records[d.id] = Recorded()
+            continue
+        if state is not None and state == file_state(settings.warehouse_for(d.id)):  # unchanged meanwhile
+            keep_recorded(cache, state, records[d.id])
     return records, busy
 
 

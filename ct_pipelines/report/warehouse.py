@@ -8,8 +8,11 @@ catalog even when half of it has not run yet.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
+import os
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import duckdb
@@ -258,3 +261,76 @@ def masked_set_aside_sql(
 
 def json_figures(value: str | None) -> dict[str, Any]:
     return json.loads(value) if value else {}
+
+
+# What each dataset recorded, kept beside the reports so that refreshing the directory after a run of one
+# dataset reads the other datasets' files only when they changed: opening 40 DuckDB files cost ~5 s per
+# run, in proportion to the catalog. An entry is used only while its dataset's file (and write-ahead log)
+# has the same inode, size and modification time as when it was read, so it always says what the file says.
+RECORDED_CACHE_VERSION = 1
+
+
+def file_state(path: Path) -> list[int] | None:
+    """Inode, size and modification time of a dataset's file and its write-ahead log; None if no file."""
+    state: list[int] = []
+    for candidate in (path, path.with_name(path.name + ".wal")):
+        try:
+            stat = candidate.stat()
+        except FileNotFoundError:
+            if candidate == path:
+                return None
+            state += [-1, -1, -1]
+            continue
+        state += [stat.st_ino, stat.st_size, stat.st_mtime_ns]
+    return state
+
+
+def _encode(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return {"__datetime__": value.isoformat()}
+    if isinstance(value, date):
+        return {"__date__": value.isoformat()}
+    if isinstance(value, Decimal):
+        return {"__decimal__": str(value)}
+    raise TypeError(f"cannot keep {type(value).__name__} in the recorded cache")
+
+
+def _decode(value: dict[str, Any]) -> Any:
+    if "__datetime__" in value:
+        return datetime.fromisoformat(value["__datetime__"])
+    if "__date__" in value:
+        return date.fromisoformat(value["__date__"])
+    if "__decimal__" in value:
+        return Decimal(value["__decimal__"])
+    return value
+
+
+def load_recorded(cache: Path, state: list[int] | None) -> Recorded | None:
+    """The cached record if it was read from the file in exactly this state, else None."""
+    try:
+        kept = json.loads(cache.read_text(encoding="utf-8"), object_hook=_decode)
+        if kept.get("version") != RECORDED_CACHE_VERSION or kept.get("state") != state:
+            return None
+        data = kept["recorded"]
+        return Recorded(
+            **{k: v for k, v in data.items() if k not in ("checks", "set_aside_rules", "runs")},
+            checks=[CheckRow(**c) for c in data["checks"]],
+            set_aside_rules=[SetAsideRule(**r) for r in data["set_aside_rules"]],
+            runs=[RunRow(**r) for r in data["runs"]],
+        )
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def keep_recorded(cache: Path, state: list[int] | None, recorded: Recorded) -> None:
+    """Keep ``recorded`` as read from the file in ``state`` (written whole, then renamed into place)."""
+    try:
+        text = json.dumps(
+            {"version": RECORDED_CACHE_VERSION, "state": state, "recorded": asdict(recorded)}, default=_encode
+        )
+    except TypeError:  # a value JSON cannot hold: read the file next time instead
+        return
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    partial = cache.with_name(f".{cache.name}.{os.getpid()}")
+    partial.write_text(text, encoding="utf-8")
+    os.replace(partial, cache)

@@ -11,8 +11,6 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from iso639 import Language, LanguageNotFoundError
-
 from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField
 from ct_pipelines.standardize.groups import SPD15_NAMES
 from ct_pipelines.standardize.reference import Status
@@ -32,6 +30,8 @@ def _candidate_name(code: str, field: RelField) -> str:
     """A label the reference tables read back: a category name, or a language code (name)."""
     if field != RelField.LANGUAGE:
         return json.dumps(SPD15_NAMES.get(code, code.title()))
+    from iso639 import Language, LanguageNotFoundError  # reads the ISO tables: ~0.5 s, only when needed
+
     try:
         return f'"{code}" ({Language.from_part3(code).name})'
     except LanguageNotFoundError:

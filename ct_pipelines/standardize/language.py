@@ -22,10 +22,12 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-
-from iso639 import Language, LanguageNotFoundError
+from typing import TYPE_CHECKING
 
 from ct_pipelines.standardize.reference import Part, PartKind, language_reference
+
+if TYPE_CHECKING:
+    from iso639 import Language
 
 _TAG = re.compile(
     r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{3}))?(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|\d{3}))?$"
@@ -45,6 +47,10 @@ class LanguageReading:
 
 @cache
 def _iso(code: str) -> Language | None:
+    # Imported here: python-iso639 reads its ISO tables on import (~0.5 s), and most labels are
+    # aliases that never reach it.
+    from iso639 import Language, LanguageNotFoundError
+
     lookups = (Language.from_part1,) if len(code) == 2 else (
         Language.from_part3, Language.from_part2b, Language.from_part2t,
     )  # fmt: skip

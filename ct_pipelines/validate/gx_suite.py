@@ -17,6 +17,7 @@ import duckdb
 
 from ct_pipelines.catalog.blocks.validate import Expectation
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.imports import import_great_expectations
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 
 MASK = "***"
@@ -51,8 +52,7 @@ def gx_check_names(dataset: Dataset) -> list[tuple[str, Expectation]]:
 
 
 def _expectation_class(snake_name: str) -> type | None:
-    import great_expectations as gx
-
+    gx = import_great_expectations()
     camel = "".join(part.capitalize() for part in snake_name.split("_"))
     return getattr(gx.expectations, camel, None)
 
@@ -112,7 +112,7 @@ def run_gx_suite(
     named = gx_check_names(dataset)
     if not named:
         return [], None
-    import great_expectations as gx
+    gx = import_great_expectations()  # without scipy.stats and altair until an expectation uses them
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
     from ct_pipelines.validate.gx_duckdb import cached_templates, duckdb_patches, engine_kwargs
