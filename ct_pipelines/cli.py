@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import atexit
 import copy
 import importlib
 import json
 import os
 import subprocess
 import sys
+import threading
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, NoReturn
 
 import click
 
@@ -40,11 +42,46 @@ STAGE_GROUPS = {  # name: (module, attribute, hidden)
 class _LazyGroup(click.Group):
     """Imports a stage's sub-commands on use: importing all of them cost seconds before every ``run``."""
 
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        """The command as a process (the console script, ``python -c``; tests call ``main.main``)."""
+        try:
+            return super().__call__(*args, **kwargs)
+        except SystemExit as exc:
+            if _EXIT.without_teardown:
+                _exit_without_teardown(exc.code)
+            raise
+
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *STAGE_GROUPS})
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         return super().get_command(ctx, cmd_name) or _stage_group(cmd_name)
+
+
+class _Exit:
+    """Set by a command whose process should end without tearing the interpreter down."""
+
+    without_teardown = False
+
+
+_EXIT = _Exit()
+
+
+def _exit_without_teardown(code: int | str | None) -> NoReturn:
+    """End the process once its work is done and said: other threads finished, ``atexit`` handlers run
+    (logging, temporary folders), output flushed, then ``os._exit``. What is skipped is the interpreter's
+    own teardown, freeing every object that Dagster, Great Expectations and pandas built: about 1 s of
+    CPU after a run (1.6 s on a loaded machine), more than some datasets' whole pipeline."""
+    for thread in threading.enumerate():
+        if thread is not threading.current_thread() and not thread.daemon:
+            thread.join()
+    if isinstance(code, str):  # as SystemExit does: the message to stderr, status 1
+        print(code, file=sys.stderr)
+        code = 1
+    atexit._run_exitfuncs()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code or 0)
 
 
 @click.group(cls=_LazyGroup)
@@ -93,6 +130,8 @@ def run(
 ) -> None:
     """Materialize every dataset's assets once, in process, and print a summary."""
     from ct_pipelines.core.results import RunOptions
+
+    _EXIT.without_teardown = True  # everything is written and closed when it exits
     from ct_pipelines.orchestration.runner import run_catalog
 
     if catalog_dir:

@@ -2,8 +2,8 @@
 
 Dagster's SQLite storage opens a new connection for every event it stores (109 for one dataset's run)
 and SQLite flushes the write-ahead log to disk (``fdatasync``) at each commit and again when the last
-connection closes; on the development machines that was about 1,500 flushes and 2-3 s of a 10-row
-run. This storage asks SQLite not to flush (``PRAGMA synchronous = OFF``) for the files under its own
+connection closes: about 1,500 flushes for a 10-row run, which took 2-3 s of it on the development
+machines while other work was using the disk. This storage asks SQLite not to flush (``PRAGMA synchronous = OFF``) for the files under its own
 ``base_dir`` only: a crashed process loses nothing, and only a power cut or an operating-system crash
 in the middle of a run can damage the local run history (delete ``.dagster/`` to start a fresh one).
 Production keeps its run history in PostgreSQL (``deploy/dagster.production.yaml``), which this does
