@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import time
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +37,7 @@ from ct_pipelines.report.warehouse import (
     load_recorded,
     masked_set_aside_sql,
     read_recorded,
+    settled,
     table_exists,
 )
 from ct_pipelines.report.words import STAGE_LABELS, RuleText, rules_in_words
@@ -354,8 +356,8 @@ def _read_records(
             busy.append(d.id)
             records[d.id] = Recorded()
             continue
-        if state is not None and state == file_state(settings.warehouse_for(d.id)):  # unchanged meanwhile
-            keep_recorded(cache, state, records[d.id])
+        if state == file_state(settings.warehouse_for(d.id)) and settled(state, time.time_ns()):
+            keep_recorded(cache, state, records[d.id])  # unchanged while it was read, and not just written
     return records, busy
 
 

@@ -285,6 +285,16 @@ def file_state(path: Path) -> list[int] | None:
     return state
 
 
+#: A file modified less than this long ago is read again next time rather than kept: on a file system
+#: with coarse modification times, a write in the same tick with the same size would look unchanged.
+SETTLED_NS = 2_000_000_000
+
+
+def settled(state: list[int] | None, now_ns: int) -> bool:
+    """Whether a file state (see :func:`file_state`) is old enough to be kept."""
+    return state is not None and all(now_ns - mtime >= SETTLED_NS for mtime in state[2::3] if mtime >= 0)
+
+
 def _encode(value: Any) -> Any:
     if isinstance(value, datetime):
         return {"__datetime__": value.isoformat()}

@@ -16,6 +16,7 @@ from ct_pipelines.report.warehouse import (
     file_state,
     keep_recorded,
     load_recorded,
+    settled,
 )
 
 
@@ -52,3 +53,12 @@ def test_a_missing_or_unreadable_record_is_read_from_the_file(tmp_path: Path):
     cache.write_text("{not json", encoding="utf-8")
     assert load_recorded(cache, [1, 2, 3, -1, -1, -1]) is None
     assert file_state(tmp_path / "never_ran.duckdb") is None
+
+
+def test_a_file_written_in_the_last_moments_is_not_kept(tmp_path: Path):
+    warehouse = tmp_path / "x.duckdb"
+    duckdb.connect(str(warehouse)).execute("CREATE TABLE t AS SELECT 1 AS a").close()
+    state = file_state(warehouse)
+    assert state is not None
+    assert not settled(state, state[2] + 1_000_000)  # 1 ms after the write
+    assert settled(state, state[2] + 5_000_000_000)
