@@ -146,8 +146,9 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
 
 #: A local extract at least this big keeps DuckDB busy (without the GIL) for longer than importing Great
 #: Expectations takes (~2 s), so the import is done in the background meanwhile. For a small extract the
-#: two would only take turns with the GIL, and the thread costs a little (bench/bench_pipeline.py: -8%
-#: wall on 1M rows, +3% on 10 rows), so it is not started.
+#: two would only take turns with the GIL, and the thread costs a little (`ct-pipelines run` on
+#: bench/generate_extract.py's extract, 2026-12-01: -8% wall on 1M rows, +3% on 10 rows), so it is not
+#: started.
 PRELOAD_GX_BYTES = 32 * 1024 * 1024
 
 
