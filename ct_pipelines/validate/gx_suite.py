@@ -52,9 +52,14 @@ def gx_check_names(dataset: Dataset) -> list[tuple[str, Expectation]]:
 
 
 def _expectation_class(snake_name: str) -> type | None:
+    """GX's class for a snake_case name, matched without case (GX spells some acronyms in capitals:
+    ``expect_column_kl_divergence_to_be_less_than`` is ``ExpectColumnKLDivergenceToBeLessThan``)."""
     gx = import_great_expectations()
-    camel = "".join(part.capitalize() for part in snake_name.split("_"))
-    return getattr(gx.expectations, camel, None)
+    wanted = snake_name.replace("_", "").lower()
+    for name in dir(gx.expectations):
+        if name.lower() == wanted and isinstance(getattr(gx.expectations, name), type):
+            return getattr(gx.expectations, name)
+    return None
 
 
 def _touches(expectation: Expectation, columns: set[str]) -> bool:

@@ -161,3 +161,18 @@ def test_unknown_expectation_is_reported_without_hiding_the_others(warehouse, tm
     assert bad.name == "gx_column_values_to_be_purple_sex" and not bad.passed and bad.blocks
     assert "check its name" in bad.summary
     assert good.metadata["unexpected_count"] == sum(r[3] not in ("F", "M") for r in make_rows())
+
+
+@pytest.mark.parametrize(
+    ("snake", "expected"),
+    [
+        ("expect_column_kl_divergence_to_be_less_than", "ExpectColumnKLDivergenceToBeLessThan"),
+        ("expect_column_values_to_be_between", "ExpectColumnValuesToBeBetween"),
+        ("expect_column_values_to_be_purple", None),
+    ],
+)
+def test_expectation_names_in_yaml_find_gx_classes_whatever_their_capitals(snake: str, expected: str | None):
+    from ct_pipelines.validate.gx_suite import _expectation_class
+
+    found = _expectation_class(snake)
+    assert (found.__name__ if found else None) == expected
