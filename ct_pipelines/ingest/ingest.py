@@ -17,7 +17,7 @@ import duckdb
 from ct_pipelines.catalog.models import Dataset, Source, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.core.settings import Settings
-from ct_pipelines.core.sql import stage_table
+from ct_pipelines.core.sql import ordered_rows_view, stage_table
 from ct_pipelines.ingest.detect import describe_header, refuse_binary_as_text
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.landing import (
@@ -27,10 +27,17 @@ from ct_pipelines.ingest.landing import (
     ready_on_sight,
     refuse_unfinished,
 )
-from ct_pipelines.ingest.quirks import QuirkResult, apply_quirks, produced_columns, recorded_quirks
+from ct_pipelines.ingest.quirks import (
+    QuirkResult,
+    apply_quirks,
+    has_quirks,
+    produced_columns,
+    recorded_quirks,
+)
 from ct_pipelines.ingest.readers import (
     FileScan,
     ReadResult,
+    create_ordered_view,
     create_rows_view,
     read_csv_into,
     read_excel_into,
@@ -415,6 +422,9 @@ def _swap_in(
         con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
         create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")
         quirks = apply_quirks(con, dataset, path, table, read)
+        create_ordered_view(
+            con, ordered_rows_view(dataset.id), table, data_table, read, shaped=has_quirks(dataset.ingest)
+        )
         log()
         con.execute("COMMIT")
         return quirks

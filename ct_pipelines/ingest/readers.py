@@ -34,6 +34,7 @@ __all__ = [
     "FileScan",
     "NameMapper",
     "ReadResult",
+    "create_ordered_view",
     "create_rows_view",
     "quote_ident",
     "read_csv_into",
@@ -74,6 +75,20 @@ def create_rows_view(
         f'd.rowid + {start_line} + coalesce(s.shift, 0) AS _line, d.* FROM "{data_table}" d '
         f'ASOF LEFT JOIN "{shifts_table}" s ON d.rowid >= s.at_rowid'
     )
+
+
+def create_ordered_view(
+    con: duckdb.DuckDBPyConnection, view: str, rows_view: str, data_table: str, read: ReadResult, shaped: bool
+) -> None:
+    """``view``: the rows of ``rows_view`` without ``_line``, in ``_row`` order, read with no join.
+
+    Rows numbered by position come straight from the data table (a scan keeps its order); rows that carry
+    their numbers (Excel, JSON, or shaped by leave-out rules and unpivot) are sorted by them."""
+    if read.numbered or shaped:
+        body = f'SELECT * EXCLUDE (_line) FROM "{rows_view}" ORDER BY _row'
+    else:
+        body = f'SELECT rowid + 1 AS _row, * FROM "{data_table}"'
+    con.execute(f'CREATE OR REPLACE VIEW "{view}" AS {body}')
 
 
 def read_excel_into(

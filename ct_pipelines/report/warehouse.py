@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import ordered_rows_view, quote_ident
 from ct_pipelines.report.checks import CHECK_RESULTS
 
 MASK = "***"
@@ -226,27 +226,32 @@ def masked_set_aside_sql(
     from ct_pipelines.protect.pii import PATTERNS
 
     run_id = last_validation_run(con, dataset_id)
-    quarantine, raw = f"quarantine__{dataset_id}", f"ingest__{dataset_id}"
+    quarantine = f"quarantine__{dataset_id}"
     if run_id is None or not table_exists(con, "main", quarantine):
         return None
-    raw_columns = (
-        [r[0] for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()]
-        if table_exists(con, "main", raw)
-        else []
+    # The record is joined by _row from the rows without line numbers when ingest wrote them (the
+    # line-numbered view pays a join on every row of the extract); the line comes from quarantine.
+    raw = next(
+        (
+            name
+            for name in (ordered_rows_view(dataset_id), f"ingest__{dataset_id}")
+            if table_exists(con, "main", name)
+        ),
+        None,
     )
+    raw_columns = [r[0] for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()] if raw else []
     pii = set(pii_fields)
+    # One regular expression for every pattern: one pass over each value instead of one per pattern.
+    masked = "|".join(f"(?:{pattern.regex})" for pattern in PATTERNS).replace("'", "''")
     selected = []
     for column in raw_columns:
         if column in ("_row", "_line"):
             continue
-        expr = f"r.{quote_ident(column)}::VARCHAR"
+        ref = f"r.{quote_ident(column)}"
         if column in pii:
-            expr = f"CASE WHEN r.{quote_ident(column)} IS NULL THEN NULL ELSE '{MASK}' END"
+            expr = f"CASE WHEN {ref} IS NULL THEN NULL ELSE '{MASK}' END"
         else:
-            for pattern in PATTERNS:
-                expr = (
-                    f"regexp_replace({expr}, '{pattern.regex.replace(chr(39), chr(39) * 2)}', '{MASK}', 'g')"
-                )
+            expr = f"regexp_replace({ref}::VARCHAR, '{masked}', '{MASK}', 'g')"
         selected.append(f"{expr} AS {quote_ident(column)}")
     run = run_id.replace("'", "''")
     body = "".join(", " + s for s in selected)

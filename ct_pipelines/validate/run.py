@@ -9,7 +9,7 @@ import duckdb
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.results import Progress, RunOptions, StageError, StageResult, quiet
 from ct_pipelines.core.settings import Settings
-from ct_pipelines.core.sql import quarantine_table, quote_ident, stage_table
+from ct_pipelines.core.sql import ordered_rows_view, quarantine_table, quote_ident, stage_table
 
 
 def run(
@@ -37,6 +37,7 @@ def run(
             run_id=run_id,
             reports_dir=settings.reports_dir,
             progress=progress,
+            ordered_rows=ordered_rows_view(dataset.id),
         )
     except DatasetRuleError as exc:
         raise StageError(str(exc)) from exc

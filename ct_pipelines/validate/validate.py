@@ -214,6 +214,23 @@ def _list_failures(
     return failures
 
 
+def _relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
+    return bool(
+        con.execute(
+            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
+            [name],
+        ).fetchone()[0]
+    )
+
+
+def _source_lines(con: duckdb.DuckDBPyConnection, failures: str, raw_ref: str) -> None:
+    """The source line of each failing row, from the raw view (the scan read the rows without them)."""
+    con.execute(
+        f"UPDATE {failures} AS f SET _line = v._line FROM (SELECT _row, _line FROM {raw_ref} "
+        f"WHERE _row IN (SELECT _row FROM {failures})) AS v WHERE f._row = v._row"
+    )
+
+
 def _assemble(
     con: duckdb.DuckDBPyConnection,
     plans: list[ScanPlan],
@@ -345,17 +362,30 @@ def validate_dataset(
     reports_dir: Path,
     now: datetime | None = None,
     progress: Callable[[str], None] | None = None,
+    ordered_rows: str | None = None,
 ) -> ValidationResult:
     """Validate ``raw_table`` (all VARCHAR plus ``_row``/``_line``) against the dataset's rules.
 
-    Writes ``valid_table`` (replaced; typed per the YAML, ``_row``/``_line`` kept, plus a
+    ``ordered_rows``, when it exists, holds the same rows without ``_line`` in ``_row`` order: the scan reads
+    it instead, and only failing rows get their source line from ``raw_table``.
+
+    Writes ``valid_table`` (replaced; typed per the YAML, ``_row`` kept, plus a
     ``<field>_suppressed`` flag per column with suppression markers), appends failures of ERROR and
     BLOCK rules to ``quarantine_table``, records the run in ``quality.history`` and writes GX Data Docs
     to ``reports_dir/gx_docs/<dataset id>/``. Nothing is loaded whole into pandas.
     """
     with _wide_settings(con, dataset, raw_table):
         return _validate(
-            con, dataset, raw_table, valid_table, quarantine_table, run_id, reports_dir, now, progress
+            con,
+            dataset,
+            raw_table,
+            valid_table,
+            quarantine_table,
+            run_id,
+            reports_dir,
+            now,
+            progress,
+            ordered_rows,
         )
 
 
@@ -370,7 +400,7 @@ def _set_aside(
         con.execute(
             f"DELETE FROM {valid_ref} WHERE _row IN (SELECT _row FROM {failures} WHERE severity IN {SET_ASIDE})"
         )
-    for helper in helpers:
+    for helper in [*helpers, "_line"]:  # source lines are kept with the rows set aside, not the valid ones
         con.execute(f"ALTER TABLE {valid_ref} DROP COLUMN {quote_ident(helper)}")
     rows_valid = con.execute(f"SELECT count(*) FROM {valid_ref}").fetchone()[0]
     return rows_valid, rows_quarantined
@@ -386,6 +416,7 @@ def _validate(
     reports_dir: Path,
     now: datetime | None,
     progress: Callable[[str], None] | None,
+    ordered_rows: str | None,
 ) -> ValidationResult:
     now = now or datetime.now()
     say = progress or (lambda message: None)
@@ -399,9 +430,13 @@ def _validate(
 
     say("typing columns and checking row-level rules")
     con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    plans = plan_scans(dataset, rules, raw_columns, raw_ref)
+    in_order = bool(ordered_rows) and _relation_exists(con, ordered_rows)
+    scan_ref = f"(SELECT *, NULL::BIGINT AS _line FROM {quote_ident(ordered_rows)})" if in_order else raw_ref
+    plans = plan_scans(dataset, rules, raw_columns, scan_ref, in_order=in_order)
     rows_ingested, tables = _scan(con, plans, valid_ref, dataset.id)
     failures = _list_failures(con, plans, tables, dataset.id)
+    if in_order:
+        _source_lines(con, failures, raw_ref)
     counts = _column_counts(con, plans, tables, failures)
 
     say("writing valid and quarantine tables")

@@ -176,7 +176,8 @@ def test_planted_defects_are_counted_quarantined_and_conserved(con, tmp_path):
     )
     assert types["client_id"] == "BIGINT" and types["age"] == "BIGINT"
     assert types["visit_date"] == "DATE" and types["amount"] == "DOUBLE"
-    assert types["extra_note"] == "VARCHAR" and types["_line"] == "BIGINT"
+    assert types["extra_note"] == "VARCHAR" and types["_row"] == "BIGINT"
+    assert "_line" not in types  # source lines stay with the rows set aside (quarantine's source_line)
     visit, amount = con.execute('SELECT visit_date, amount FROM valid."clients" WHERE _row = 2').fetchone()
     assert visit == date(2022, 3, 15) and amount == pytest.approx(2001.0)
 
