@@ -24,6 +24,24 @@ from ct_pipelines.core.outcomes import Severity
 
 SLUG = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
 FIELD_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+#: Names the pipeline gives its own columns: ``_row``/``_line`` (source positions) and anything with a double
+#: underscore (validation's helper columns such as ``__m0`` and ``age__text``). Names made from a header never
+#: take these forms; a field_name that did would overwrite one of them.
+RESERVED_FIELD = re.compile(r"^_(row|line)$|__")
+
+
+def _check_field_name(value: str) -> str:
+    if not FIELD_NAME.match(value):
+        raise ValueError(
+            "must be lowercase letters, digits and underscores, start with a letter or _, "
+            "and be at most 63 characters"
+        )
+    if RESERVED_FIELD.search(value):
+        raise ValueError(
+            "must not be _row or _line or contain two underscores in a row: the pipeline names its own "
+            "columns that way"
+        )
+    return value
 
 
 class ColumnType(StrEnum):
@@ -112,9 +130,7 @@ class Unpivot(BaseModel):
     @field_validator("name", "value")
     @classmethod
     def _field_name(cls, value: str) -> str:
-        if not FIELD_NAME.match(value):
-            raise ValueError("must be lowercase letters, digits and underscores, start with a letter or _")
-        return value
+        return _check_field_name(value)
 
 
 class Source(BaseModel):
@@ -198,12 +214,7 @@ class Column(BaseModel):
     @field_validator("field_name")
     @classmethod
     def _field_name(cls, value: str | None) -> str | None:
-        if value is not None and not FIELD_NAME.match(value):
-            raise ValueError(
-                "must be lowercase letters, digits and underscores, start with a letter or _, "
-                "and be at most 63 characters"
-            )
-        return value
+        return value if value is None else _check_field_name(value)
 
     @field_validator("pattern")
     @classmethod

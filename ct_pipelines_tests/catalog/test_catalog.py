@@ -70,6 +70,17 @@ def test_unknown_field_and_bad_row_identifier(tmp_path: Path):
     assert errors["update_frequncy"].line == 13 and "unknown field" in errors["update_frequncy"].message
 
 
+@pytest.mark.parametrize("name", ["__m0", "age__text", "_row", "_line"])
+def test_a_field_name_the_pipeline_uses_for_its_own_columns_is_refused_at_its_line(tmp_path: Path, name: str):
+    text = GOOD + f"  - source: Age\n    field_name: {name}\n"
+    (tmp_path / "x.yaml").write_text(text, encoding="utf-8")
+    catalog = load_catalog(tmp_path)
+    assert not catalog.datasets
+    (error,) = catalog.errors
+    assert error.line == 13 and error.field.endswith("field_name")  # the column entry that names it
+    assert "two underscores in a row" in error.message
+
+
 def test_exported_json_schema_is_current():
     assert SCHEMA_PATH.read_text(encoding="utf-8") == schema_text(), (
         "run `ct-pipelines catalog schema --output ct_pipelines/catalog/dataset.schema.json`"
