@@ -24,6 +24,18 @@ WRITE_WAIT_SECONDS = 60.0
 READ_WAIT_SECONDS = 10.0
 
 
+def relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
+    """Whether a table or a view (not temporary) of that name exists: a reader of a file written before the
+    relation existed (a dataset that never ran that far, an older version) says "nothing recorded" instead
+    of failing."""
+    row = con.execute(
+        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2 AND NOT temporary)"
+        " + (SELECT count(*) FROM duckdb_views() WHERE schema_name = $1 AND view_name = $2 AND NOT temporary)",
+        [schema, name],
+    ).fetchone()
+    return bool(row and row[0])
+
+
 class WarehouseBusy(RuntimeError):
     """Another process held a dataset's file for longer than the caller would wait."""
 

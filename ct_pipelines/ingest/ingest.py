@@ -18,6 +18,7 @@ from ct_pipelines.catalog.models import Dataset, Source, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import ordered_rows_view, stage_table
+from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.ingest.detect import describe_header, refuse_binary_as_text
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.landing import (
@@ -338,11 +339,7 @@ def _resend_of(
 
 def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str) -> dict[str, object] | None:
     """The ingest-log row describing what the raw table holds now (None when there is no raw table)."""
-    exists = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
-        [table],
-    ).fetchall()[0][0]
-    if not exists:
+    if not relation_exists(con, "main", table):
         return None
     cursor = con.execute(
         f"SELECT * FROM {LEDGER} WHERE dataset_id = ? ORDER BY ingested_at DESC LIMIT 1", [dataset_id]

@@ -132,10 +132,7 @@ def run_catalog(
 def _stage_rows(settings: Settings, dataset_id: str, run_id: str) -> list[tuple]:
     """The run's stage results from the dataset's own file, opened read-only and closed at once."""
     with warehouse.open_recorded(settings, dataset_id) as con:
-        exists = con.execute(
-            "SELECT count(*) FROM duckdb_tables() WHERE schema_name = 'meta' AND table_name = 'stage_results'"
-        ).fetchone()[0]
-        if not exists:
+        if not warehouse.relation_exists(con, "meta", "stage_results"):
             return []
         return con.execute(
             f"SELECT dataset_id, stage, status, message, rows_in, rows_out, rows_set_aside, checks_passed, "

@@ -38,7 +38,6 @@ from ct_pipelines.report.warehouse import (
     masked_set_aside_sql,
     read_recorded,
     settled,
-    table_exists,
 )
 from ct_pipelines.report.words import STAGE_LABELS, RuleText, rules_in_words
 
@@ -218,7 +217,7 @@ def _write_set_aside(con: duckdb.DuckDBPyConnection, dataset: Dataset, folder: P
 
 def _published_columns(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[tuple[str, str]] | None:
     name = f"protect__{dataset.id}"
-    if not table_exists(con, "main", name):
+    if not warehouse.relation_exists(con, "main", name):
         return None
     return [(r[0], r[1]) for r in con.execute(f'DESCRIBE "{name}"').fetchall()]
 

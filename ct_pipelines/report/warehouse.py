@@ -18,19 +18,10 @@ from typing import Any
 import duckdb
 
 from ct_pipelines.core.sql import ordered_rows_view, quote_ident
+from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.report.checks import CHECK_RESULTS
 
 MASK = "***"
-
-
-def table_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> bool:
-    """A table or a view (ingest exposes ``ingest__<id>`` as a view over its table)."""
-    row = con.execute(
-        "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2 AND NOT temporary)"
-        " + (SELECT count(*) FROM duckdb_views() WHERE schema_name = $1 AND view_name = $2 AND NOT temporary)",
-        [schema, name],
-    ).fetchone()
-    return bool(row and row[0])
 
 
 @dataclass
@@ -87,7 +78,7 @@ def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> dict[st
 
 def last_validation_run(con: duckdb.DuckDBPyConnection, dataset_id: str) -> str | None:
     """The run id of the latest validation (``quality.history``), the run whose set-aside rows are shown."""
-    if not table_exists(con, "quality", "history"):
+    if not relation_exists(con, "quality", "history"):
         return None
     row = con.execute(
         "SELECT run_id FROM quality.history WHERE dataset_id = ? ORDER BY recorded_at DESC LIMIT 1",
@@ -97,7 +88,7 @@ def last_validation_run(con: duckdb.DuckDBPyConnection, dataset_id: str) -> str 
 
 
 def _checks(con: duckdb.DuckDBPyConnection, dataset_id: str) -> tuple[str | None, list[CheckRow]]:
-    if not table_exists(con, "meta", "check_results"):
+    if not relation_exists(con, "meta", "check_results"):
         return None, []
     latest = con.execute(
         f"SELECT run_id FROM {CHECK_RESULTS} WHERE dataset_id = ? ORDER BY recorded_at DESC LIMIT 1",
@@ -117,7 +108,7 @@ def _set_aside(
     con: duckdb.DuckDBPyConnection, dataset_id: str, run_id: str | None
 ) -> tuple[int, list[SetAsideRule]]:
     table = f"quarantine__{dataset_id}"
-    if run_id is None or not table_exists(con, "main", table):
+    if run_id is None or not relation_exists(con, "main", table):
         return 0, []
     total = con.execute(
         f"SELECT count(DISTINCT _row) FROM {quote_ident(table)} WHERE run_id = ?", [run_id]
@@ -131,20 +122,20 @@ def _set_aside(
 
 
 def _publish(con: duckdb.DuckDBPyConnection, dataset_id: str, recorded: Recorded) -> None:
-    if table_exists(con, "main", "publish_log"):
+    if relation_exists(con, "main", "publish_log"):
         recorded.last_publish = _one(
             con,
             "SELECT * FROM publish_log WHERE dataset_id = ? AND status = 'published' "
             "ORDER BY finished_at DESC LIMIT 1",
             [dataset_id],
         )
-    if table_exists(con, "main", "publish_state"):
+    if relation_exists(con, "main", "publish_state"):
         state = _one(
             con, "SELECT four_by_four, row_count FROM publish_state WHERE dataset_id = ?", [dataset_id]
         )
         if state:
             recorded.four_by_four, recorded.portal_rows = state["four_by_four"], state["row_count"]
-    if table_exists(con, "main", "publish_runs"):
+    if relation_exists(con, "main", "publish_runs"):
         recorded.last_plan = _one(
             con,
             "SELECT mode, status, chunks, planned_created, planned_updated, "
@@ -156,7 +147,7 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset_id: str, recorded: Recorded
 
 def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[RunRow]:
     """One row per run that validated this dataset, newest last; figures from each stage's own record."""
-    if not table_exists(con, "quality", "history"):
+    if not relation_exists(con, "quality", "history"):
         return []
     runs = {
         r[0]: RunRow(r[0], r[1], rows_in=r[2])
@@ -171,7 +162,7 @@ def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[R
     ids = list(runs)
     marks = ", ".join("?" * len(ids))
     quarantine = f"quarantine__{dataset_id}"
-    if table_exists(con, "main", quarantine):
+    if relation_exists(con, "main", quarantine):
         for run_id, n in con.execute(
             f"SELECT run_id, count(DISTINCT _row) FROM {quote_ident(quarantine)} WHERE run_id IN ({marks}) GROUP BY 1",
             ids,
@@ -179,14 +170,14 @@ def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[R
             runs[run_id].set_aside = n
     for run in runs.values():
         run.set_aside = run.set_aside or 0
-    if table_exists(con, "main", "publish_runs"):
+    if relation_exists(con, "main", "publish_runs"):
         for run_id, n in con.execute(
             f"SELECT run_id, max(expected_count) FROM publish_runs WHERE dataset_id = ? "
             f"AND status = 'applied' AND run_id IN ({marks}) GROUP BY 1",
             [dataset_id, *ids],
         ).fetchall():
             runs[run_id].published = n
-    if not table_exists(con, "meta", "check_results"):
+    if not relation_exists(con, "meta", "check_results"):
         return sorted(runs.values(), key=lambda r: r.at or datetime.min)
     for run_id, n in con.execute(
         f"SELECT run_id, count(*) FILTER (WHERE NOT passed) FROM {CHECK_RESULTS} "
@@ -200,7 +191,7 @@ def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[R
 def read_recorded(con: duckdb.DuckDBPyConnection, dataset_id: str, history: int = 10) -> Recorded:
     """Everything the reports show about one dataset (works on a read-only connection)."""
     recorded = Recorded()
-    if table_exists(con, "meta", "ingest_log"):
+    if relation_exists(con, "meta", "ingest_log"):
         recorded.last_ingest = _one(
             con,
             "SELECT path, rows, format, encoding, run_id, ingested_at "
@@ -227,7 +218,7 @@ def masked_set_aside_sql(
 
     run_id = last_validation_run(con, dataset_id)
     quarantine = f"quarantine__{dataset_id}"
-    if run_id is None or not table_exists(con, "main", quarantine):
+    if run_id is None or not relation_exists(con, "main", quarantine):
         return None
     # The record is joined by _row from the rows without line numbers when ingest wrote them (the
     # line-numbered view pays a join on every row of the extract); the line comes from quarantine.
@@ -235,7 +226,7 @@ def masked_set_aside_sql(
         (
             name
             for name in (ordered_rows_view(dataset_id), f"ingest__{dataset_id}")
-            if table_exists(con, "main", name)
+            if relation_exists(con, "main", name)
         ),
         None,
     )

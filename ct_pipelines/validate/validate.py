@@ -28,6 +28,7 @@ import pandera.errors
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
 from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.validate.gx_suite import run_gx_suite
 from ct_pipelines.validate.history import HISTORY_TABLE, _history_outcomes, null_shares  # noqa: F401
 from ct_pipelines.validate.parsing import column_quirks, suppressed_field
@@ -212,15 +213,6 @@ def _list_failures(
             con.execute(sql, parameters)
     con.execute(f"DROP TABLE {catalog}")
     return failures
-
-
-def _relation_exists(con: duckdb.DuckDBPyConnection, name: str) -> bool:
-    return bool(
-        con.execute(
-            "SELECT count(*) FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
-            [name],
-        ).fetchone()[0]
-    )
 
 
 def _source_lines(con: duckdb.DuckDBPyConnection, failures: str, raw_ref: str) -> None:
@@ -430,7 +422,7 @@ def _validate(
 
     say("typing columns and checking row-level rules")
     con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    in_order = bool(ordered_rows) and _relation_exists(con, ordered_rows)
+    in_order = bool(ordered_rows) and relation_exists(con, "main", ordered_rows)
     scan_ref = f"(SELECT *, NULL::BIGINT AS _line FROM {quote_ident(ordered_rows)})" if in_order else raw_ref
     plans = plan_scans(dataset, rules, raw_columns, scan_ref, in_order=in_order)
     rows_ingested, tables = _scan(con, plans, valid_ref, dataset.id)
