@@ -8,6 +8,11 @@ def quote_ident(name: str) -> str:
     return '"' + str(name).replace('"', '""') + '"'
 
 
+def quote_literal(value: str) -> str:
+    """A DuckDB string literal, embedded quotes doubled."""
+    return "'" + value.replace("'", "''") + "'"
+
+
 def quote_qualified(name: str) -> str:
     """A dotted name (``schema.table``) with each part quoted."""
     return ".".join(quote_ident(part) for part in name.split("."))

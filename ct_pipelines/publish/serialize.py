@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import duckdb
 
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal
 
 # Integers beyond 2**53 lose digits in JavaScript parsers, so they travel as strings (Socrata accepts
 # numeric strings in number columns).
@@ -21,10 +21,6 @@ _STRING_NUMBER_TYPES = {"HUGEINT", "UHUGEINT", "UBIGINT"}
 _FLOAT_TYPES = {"FLOAT", "DOUBLE", "REAL"}
 SOCRATA_TIMESTAMP_FORMAT = "%Y-%m-%dT%H:%M:%S.%g"
 SOCRATA_DATE_FORMAT = "%Y-%m-%dT00:00:00.000"
-
-
-def quote_literal(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 @dataclass(frozen=True)

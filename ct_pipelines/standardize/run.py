@@ -22,13 +22,20 @@ def run(
     progress: Progress = quiet,
     portal: Any = None,
 ) -> StageResult:
-    """Map each distinct label once, then join in DuckDB; raw labels are kept beside the standard ones."""
-    from ct_pipelines.standardize.standardize import rel_checks, standardize_table
+    """Map each distinct label once; the standardized rows are a view joining the labels to the valid rows
+    (no copy of the rows), with the raw labels kept beside the standard ones."""
+    from ct_pipelines.standardize.standardize import (
+        drop_label_tables,
+        rel_checks,
+        replace_with_view,
+        standardize_table,
+    )
 
     source, target = stage_table("validate", dataset.id), stage_table("standardize", dataset.id)
     config = dataset.standardize
     if config is None or not config.columns:
-        con.execute(f"CREATE OR REPLACE TABLE {quote_ident(target)} AS SELECT * FROM {quote_ident(source)}")
+        drop_label_tables(con, target)
+        replace_with_view(con, target, f"SELECT * FROM {quote_ident(source)}")
         rows = con.execute(f"SELECT count(*) FROM {quote_ident(target)}").fetchone()[0]
         return StageResult(
             table=target,

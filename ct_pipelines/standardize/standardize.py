@@ -1,9 +1,14 @@
 """Standardize REL columns of a DuckDB table, set-based.
 
 Each distinct raw value (or, for race/ethnicity, each distinct combination of a row's
-race/ethnicity columns) is classified once in Python; the results are loaded as a small DuckDB
-mapping table and joined back in SQL. No per-row Python, so a 5M-row table costs one GROUP BY
-plus one join per mapping table, and memory stays flat.
+race/ethnicity columns) is classified once in Python; the results are stored as a small DuckDB
+label table (``<target>_labels_<n>``, with the rows each label has) and the standardized rows are a
+view joining them to the source. No per-row Python and no copy of the rows: a 5M-row table costs one
+GROUP BY per label table, and whoever reads the view pays a join against a few hundred labels.
+
+A label the source gains after standardize ran (validate re-run alone) has no row in the label
+tables; reading its standard columns then fails with a message saying to run standardize again,
+instead of publishing it without a category.
 """
 
 from __future__ import annotations
@@ -18,7 +23,7 @@ import pyarrow as pa
 
 from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, StandardizeConfig
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal
 from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
 from ct_pipelines.standardize.groups import UNKNOWN_GROUP, reporting_group  # noqa: F401 - re-exported
 from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
@@ -28,6 +33,7 @@ from ct_pipelines.standardize.specs import check_name, rel_check_specs  # noqa: 
 REPORTING_GROUP_COLUMN = "rel_reporting_group"
 PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS, Status.MULTIPLE)
 MAX_LISTED_VALUES = 100
+ROWS_COLUMN = "_rows"  # in a label table: the source rows with that label (or combination)
 
 
 @dataclass
@@ -133,6 +139,23 @@ def _check_columns(
     return added, described
 
 
+def label_table(target_table: str, number: int) -> str:
+    """The stored labels of one group of REL columns (race columns together, others one each)."""
+    return f"{target_table}_labels_{number}"
+
+
+def _label_groups(config: StandardizeConfig) -> list[tuple[list[RelColumn], bool]]:
+    """REL columns in label tables: the race/ethnicity columns together (with the reporting group), then
+    each other column alone; the order numbers the label tables."""
+    race_columns = [c for c in config.columns if c.field in RACE_FIELDS]
+    groups: list[tuple[list[RelColumn], bool]] = [
+        ([c], False) for c in config.columns if c.field not in RACE_FIELDS
+    ]
+    if race_columns:
+        groups.insert(0, (race_columns, True))
+    return groups
+
+
 def _load_mapping(
     con: duckdb.DuckDBPyConnection, name: str, columns: dict[str, str], rows: list[list]
 ) -> None:
@@ -143,9 +166,38 @@ def _load_mapping(
     }
     con.register(f"{name}_arrow", pa.table(arrays))
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {quote_ident(name)} AS SELECT * FROM {quote_ident(name + '_arrow')}"
+        f"CREATE OR REPLACE TABLE {quote_ident(name)} AS SELECT * FROM {quote_ident(name + '_arrow')}"
     )
     con.unregister(f"{name}_arrow")
+
+
+def _drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
+    """Drop a table or view in main: the stage wrote a table before it wrote a view."""
+    kind = con.execute(
+        "SELECT 'TABLE' FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = $1 AND NOT temporary "
+        "UNION ALL SELECT 'VIEW' FROM duckdb_views() WHERE schema_name = 'main' AND view_name = $1 "
+        "AND NOT temporary",
+        [name],
+    ).fetchone()
+    if kind:
+        con.execute(f"DROP {kind[0]} {quote_ident(name)}")
+
+
+def replace_with_view(con: duckdb.DuckDBPyConnection, name: str, select: str) -> None:
+    """``name`` becomes a view of ``select``, whether it was a table, a view or nothing."""
+    _drop_relation(con, name)
+    con.execute(f"CREATE VIEW {quote_ident(name)} AS {select}")
+
+
+def drop_label_tables(con: duckdb.DuckDBPyConnection, target_table: str) -> None:
+    """Label tables of an earlier run: the number of groups may have changed, or REL may be gone."""
+    names = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
+        "AND starts_with(table_name, ?) AND regexp_full_match(substr(table_name, ?), '[0-9]+')",
+        [label_table(target_table, 0)[:-1], len(label_table(target_table, 0))],
+    ).fetchall()
+    for (name,) in names:
+        con.execute(f"DROP TABLE {quote_ident(name)}")
 
 
 def _mapping_row(
@@ -179,49 +231,55 @@ def _mapping_row(
 def standardize_table(
     con: duckdb.DuckDBPyConnection, source_table: str, target_table: str, config: StandardizeConfig
 ) -> StandardizeResult:
-    """Create `target_table` = every source column (raw kept for audit) + standardized columns
+    """Make `target_table` a view: every source column (raw kept for audit) + standardized columns
     per REL column (see `output_columns`) + `rel_reporting_group` per the reporting rule."""
     added, types = _check_columns(con, source_table, config)
-    race_columns = [c for c in config.columns if c.field in RACE_FIELDS]
-    other_columns = [c for c in config.columns if c.field not in RACE_FIELDS]
-    groups: list[tuple[list[RelColumn], bool]] = [([c], False) for c in other_columns]
-    if race_columns:
-        groups.insert(0, (race_columns, True))
     summaries = {c.column: ColumnSummary(c.column, c.field) for c in config.columns}
     group_counts: Counter[str] = Counter()
     joins: list[str] = []
     selects: list[str] = []
-    temp_tables: list[str] = []
-    for number, (columns, with_group) in enumerate(groups):
+    row_count: int | None = None
+    drop_label_tables(con, target_table)
+    stale = (
+        f"the standardized rows of '{source_table}' have a race, ethnicity or language label that was not "
+        f"there when standardize ran; run standardize again before reading '{target_table}'"
+    )
+    for number, (columns, with_group) in enumerate(_label_groups(config)):
         keys = ", ".join(_as_text(quote_ident(c.column), types[c.column]) for c in columns)
         combos = con.execute(
             f"SELECT {keys}, count(*) FROM {quote_ident(source_table)} GROUP BY ALL"
         ).fetchall()
+        row_count = sum(combo[-1] for combo in combos)
         map_columns = {f"_raw_{i}": "VARCHAR" for i in range(len(columns))}
         for c in columns:
             map_columns.update(output_columns(c))
         if with_group:
             map_columns[REPORTING_GROUP_COLUMN] = "VARCHAR"
-        rows = [_mapping_row(combo, columns, with_group, config, summaries, group_counts) for combo in combos]
-        temp = f"_rel_map_{target_table}_{number}"
-        temp_tables.append(temp)
-        _load_mapping(con, temp, map_columns, rows)
+        rows = [
+            [*_mapping_row(combo, columns, with_group, config, summaries, group_counts), combo[-1]]
+            for combo in combos
+        ]
+        labels = label_table(target_table, number)
+        _load_mapping(con, labels, {**map_columns, ROWS_COLUMN: "BIGINT"}, rows)
         alias = f"m{number}"
         condition = " AND ".join(
             f"{_as_text('s.' + quote_ident(c.column), types[c.column])} IS NOT DISTINCT FROM {alias}._raw_{i}"
             for i, c in enumerate(columns)
         )
-        joins.append(f"LEFT JOIN {quote_ident(temp)} {alias} ON {condition}")
-        outputs = [name for name in map_columns if not name.startswith("_raw_")]
-        selects.extend(f"{alias}.{quote_ident(name)}" for name in outputs)
-    select_list = ", ".join(["s.*", *selects])
-    con.execute(
-        f"CREATE OR REPLACE TABLE {quote_ident(target_table)} AS "
-        f"SELECT {select_list} FROM {quote_ident(source_table)} s {' '.join(joins)}"
+        joins.append(f"LEFT JOIN {quote_ident(labels)} {alias} ON {condition}")
+        selects.extend(
+            f"CASE WHEN {alias}.{ROWS_COLUMN} IS NOT NULL THEN {alias}.{quote_ident(name)} "
+            f"ELSE error({quote_literal(stale)}) END AS {quote_ident(name)}"
+            for name in map_columns
+            if not name.startswith("_raw_")
+        )
+    replace_with_view(
+        con,
+        target_table,
+        f"SELECT {', '.join(['s.*', *selects])} FROM {quote_ident(source_table)} s {' '.join(joins)}",
     )
-    for temp in temp_tables:
-        con.execute(f"DROP TABLE IF EXISTS {quote_ident(temp)}")
-    row_count = con.execute(f"SELECT count(*) FROM {quote_ident(target_table)}").fetchone()[0]
+    if row_count is None:  # no REL columns: the view is the source as it is
+        row_count = con.execute(f"SELECT count(*) FROM {quote_ident(source_table)}").fetchone()[0]
     return StandardizeResult(
         target_table=target_table,
         row_count=row_count,
@@ -282,46 +340,67 @@ def rel_checks(
     labels with row counts and the `code_map:` YAML that would map them: WARN when there are any,
     ERROR when their share exceeds max_unmapped_share. Labels of `pii_columns` are never shown."""
     outcomes = []
-    table = quote_ident(standardized_table)
     problem = ", ".join(f"'{s.value}'" for s in PROBLEM_STATUSES)
-    total = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-    for c in config.columns:
-        status_col = quote_ident(f"{c.column}_status")
-        cand_col = f"{c.column}_candidates"
-        candidates = quote_ident(cand_col) if cand_col in output_columns(c) else "NULL"
-        found = con.execute(
-            f"SELECT {quote_ident(c.column)}, {status_col}, {candidates}, count(*) AS n FROM {table} "
-            f"WHERE {status_col} IN ({problem}) GROUP BY ALL ORDER BY n DESC, 1 LIMIT {MAX_LISTED_VALUES + 1}"
-        ).fetchall()
-        bad_rows, distinct = con.execute(
-            f"SELECT count(*), count(DISTINCT {quote_ident(c.column)}) FROM {table} WHERE {status_col} IN ({problem})"
-        ).fetchone()
-        share = bad_rows / total if total else 0.0
-        labels = [
-            ProblemLabel(
-                None if raw is None else str(raw), status, tuple(cands.split(";")) if cands else (), n
-            )
-            for raw, status, cands, n in found
-        ][:MAX_LISTED_VALUES]
-        too_many = share > config.max_unmapped_share
-        pii = c.column in set(pii_columns)
-        if not bad_rows:
-            summary = f"All {total:,} rows have a recognized {c.field.value.replace('_', ' ')} label in '{c.column}'."
-        else:
-            summary = problem_summary(c, labels, bad_rows, total, distinct, pii=pii) + (
-                f"\nThat is above the allowed share ({config.max_unmapped_share:.0%}), so publishing is stopped "
-                "until they are mapped."
-                if too_many
-                else "\nThey stay in the data as raw values with no standardized category until they are mapped."
-            )
-        metadata = _check_metadata(c, config, labels, (total, bad_rows, distinct), pii=pii)
-        outcomes.append(
-            CheckOutcome(
-                name=check_name(c),
-                passed=not bad_rows,
-                severity=Severity.ERROR if too_many else Severity.WARN,
-                summary=summary,
-                metadata=metadata,
-            )
+    groups = _label_groups(config)
+    total = 0
+    if groups:  # every label table covers every row
+        total = con.execute(
+            f"SELECT coalesce(sum({ROWS_COLUMN}), 0) FROM {quote_ident(label_table(standardized_table, 0))}"
+        ).fetchone()[0]
+    for number, (columns, _) in enumerate(groups):
+        labels = label_table(standardized_table, number)
+        for position, c in enumerate(columns):
+            outcomes.append(_rel_check(con, labels, position, c, config, (problem, total), pii_columns))
+    order = {c.column: k for k, c in enumerate(config.columns)}
+    return sorted(outcomes, key=lambda outcome: order[outcome.metadata["column"]])
+
+
+def _rel_check(
+    con: duckdb.DuckDBPyConnection,
+    labels_table: str,
+    position: int,
+    c: RelColumn,
+    config: StandardizeConfig,
+    statuses_and_total: tuple[str, int],
+    pii_columns: Collection[str],
+) -> CheckOutcome:
+    """One REL column's outcome, counted from its label table (one row per label, with its rows)."""
+    problem, total = statuses_and_total
+    table, raw = quote_ident(labels_table), f"_raw_{position}"
+    status_col = quote_ident(f"{c.column}_status")
+    cand_col = f"{c.column}_candidates"
+    candidates = quote_ident(cand_col) if cand_col in output_columns(c) else "NULL"
+    found = con.execute(
+        f"SELECT {raw}, {status_col}, {candidates}, sum({ROWS_COLUMN})::BIGINT AS n FROM {table} "
+        f"WHERE {status_col} IN ({problem}) GROUP BY ALL ORDER BY n DESC, 1 LIMIT {MAX_LISTED_VALUES + 1}"
+    ).fetchall()
+    bad_rows, distinct = con.execute(
+        f"SELECT coalesce(sum({ROWS_COLUMN}), 0)::BIGINT, count(DISTINCT {raw}) FROM {table} "
+        f"WHERE {status_col} IN ({problem})"
+    ).fetchone()
+    share = bad_rows / total if total else 0.0
+    labels = [
+        ProblemLabel(None if raw is None else str(raw), status, tuple(cands.split(";")) if cands else (), n)
+        for raw, status, cands, n in found
+    ][:MAX_LISTED_VALUES]
+    too_many = share > config.max_unmapped_share
+    pii = c.column in set(pii_columns)
+    if not bad_rows:
+        summary = (
+            f"All {total:,} rows have a recognized {c.field.value.replace('_', ' ')} label in '{c.column}'."
         )
-    return outcomes
+    else:
+        summary = problem_summary(c, labels, bad_rows, total, distinct, pii=pii) + (
+            f"\nThat is above the allowed share ({config.max_unmapped_share:.0%}), so publishing is stopped "
+            "until they are mapped."
+            if too_many
+            else "\nThey stay in the data as raw values with no standardized category until they are mapped."
+        )
+    metadata = _check_metadata(c, config, labels, (total, bad_rows, distinct), pii=pii)
+    return CheckOutcome(
+        name=check_name(c),
+        passed=not bad_rows,
+        severity=Severity.ERROR if too_many else Severity.WARN,
+        summary=summary,
+        metadata=metadata,
+    )

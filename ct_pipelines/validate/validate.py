@@ -109,9 +109,12 @@ def _source_path(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> str:
 
 
 def _check_structure(
-    con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_table: str, raw_ref: str
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_table: str, raw_ref: str, rows_ref: str
 ) -> list[str]:
-    """Structural failures stop the dataset whatever the rules say: missing columns, no rows, clashing flags."""
+    """Structural failures stop the dataset whatever the rules say: missing columns, no rows, clashing flags.
+
+    ``rows_ref`` is what the scan reads: asking it for one row costs nothing, where the line-numbered view
+    may number every row first."""
     raw_columns = [row[0] for row in con.execute(f"DESCRIBE {raw_ref}").fetchall()]
     missing = [c.field_name for c in dataset.columns if c.field_name not in raw_columns]
     if missing or not set(ROW_COLUMNS) <= set(raw_columns):
@@ -127,7 +130,7 @@ def _check_structure(
                 "suppressed at the source clashes with a column of the extract; rename that column "
                 "(field_name) or set suppressed_values: [] on this one"
             )
-    if con.execute(f"SELECT 1 FROM {raw_ref} LIMIT 1").fetchone() is None:  # the scan counts the rows
+    if con.execute(f"SELECT 1 FROM {rows_ref} LIMIT 1").fetchone() is None:  # the scan counts the rows
         data_columns = [c for c in raw_columns if c not in ROW_COLUMNS]
         raise DatasetRuleError(
             f"{_source_path(con, dataset)} has a header line ({len(data_columns)} columns) but no data rows, "
@@ -415,15 +418,15 @@ def _validate(
     rules = build_rules(dataset, now)
     raw_schema, raw_name = split_table_name(raw_table)
     raw_ref = _qualified(raw_schema, raw_name)
-    raw_columns = _check_structure(con, dataset, raw_table, raw_ref)
+    in_order = bool(ordered_rows) and relation_exists(con, "main", ordered_rows)
+    scan_ref = f"(SELECT *, NULL::BIGINT AS _line FROM {quote_ident(ordered_rows)})" if in_order else raw_ref
+    raw_columns = _check_structure(con, dataset, raw_table, raw_ref, scan_ref)
     valid_schema, valid_name = split_table_name(valid_table)
     _ensure_schema(con, valid_schema)
     valid_ref = _qualified(valid_schema, valid_name)
 
     say("typing columns and checking row-level rules")
     con.execute("CREATE SCHEMA IF NOT EXISTS quality")
-    in_order = bool(ordered_rows) and relation_exists(con, "main", ordered_rows)
-    scan_ref = f"(SELECT *, NULL::BIGINT AS _line FROM {quote_ident(ordered_rows)})" if in_order else raw_ref
     plans = plan_scans(dataset, rules, raw_columns, scan_ref, in_order=in_order)
     rows_ingested, tables = _scan(con, plans, valid_ref, dataset.id)
     failures = _list_failures(con, plans, tables, dataset.id)

@@ -194,7 +194,6 @@ def test_ethnicity_only_source_gets_no_race_groups(con, tmp_path):
         ),
         ("omb1997", ["Race not collected"] * 3),
     ):
-        con.execute("DROP TABLE IF EXISTS std")
         groups, result = _groups(
             con, {"columns": [{"column": "ethnicity", "field": "ethnicity"}], "reporting_rule": rule}
         )

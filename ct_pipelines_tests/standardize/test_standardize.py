@@ -209,3 +209,57 @@ def test_ocme_extract_has_no_unmapped_race_values(con):
     ).fetchall()
     assert asian_other == [("ASIAN", False)]
     assert rel_checks(con, "ocme_std", config)[0].passed
+
+
+def test_standardized_rows_are_a_view_over_stored_labels_that_refuses_a_label_it_has_not_seen(con):
+    """No copy of the rows: the label tables hold each distinct label once with its row count, and a
+    label the source gains after standardize ran stops the read instead of reaching the portal uncategorized."""
+    rows = [
+        ("1", "White", "Spanish"),
+        ("2", "White", "English"),
+        ("3", "Black", "Spanish"),
+        ("4", None, "es"),
+    ]
+    _table(con, "valid", ["id", "race", "lang"], rows)
+    config = _config(
+        columns=[{"column": "race", "field": "race_ethnicity"}, {"column": "lang", "field": "language"}],
+        max_unmapped_share=1.0,
+    )
+    result = standardize_table(con, "valid", "std", config)
+    assert result.row_count == 4
+    assert con.execute(
+        "SELECT table_type FROM information_schema.tables WHERE table_name = 'std'"
+    ).fetchone() == ("VIEW",)
+    assert con.execute("SELECT _raw_0, _rows FROM std_labels_0 ORDER BY 1 NULLS FIRST").fetchall() == [
+        (None, 1),
+        ("Black", 1),
+        ("White", 2),
+    ]
+    assert con.execute("SELECT _raw_0, lang_iso639_3, _rows FROM std_labels_1 ORDER BY 1").fetchall() == [
+        ("English", "eng", 1),
+        ("Spanish", "spa", 2),
+        ("es", "spa", 1),
+    ]
+    assert con.execute("SELECT id, race, race_spd15, lang_iso639_3 FROM std ORDER BY id").fetchall() == [
+        ("1", "White", "WHITE", "spa"),
+        ("2", "White", "WHITE", "eng"),
+        ("3", "Black", "BLACK", "spa"),
+        ("4", None, None, "spa"),
+    ]
+    race, lang = rel_checks(con, "std", config)
+    assert (race.metadata["rows"], race.metadata["problem_rows"], lang.metadata["problem_rows"]) == (4, 0, 0)
+
+    con.execute("INSERT INTO valid VALUES ('5', 'Martian', 'Spanish')")  # validate re-run, standardize not
+    assert con.execute("SELECT count(*) FROM std").fetchone() == (5,)
+    with pytest.raises(duckdb.InvalidInputException, match="run standardize again before reading 'std'"):
+        con.execute("SELECT race_spd15, count(*) FROM std GROUP BY ALL").fetchall()
+    standardize_table(con, "valid", "std", config)
+    (martian,) = con.execute("SELECT race_status FROM std WHERE id = '5'").fetchone()
+    assert martian == "unmapped"
+    assert rel_checks(con, "std", config)[0].metadata["problem_rows"] == 1
+
+    standardize_table(con, "valid", "std", _config(columns=[{"column": "lang", "field": "language"}]))
+    labels = con.execute(
+        "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'std_labels%'"
+    ).fetchall()
+    assert labels == [("std_labels_0",)]  # the old race label table is gone with the race column
