@@ -67,9 +67,13 @@ class _Counter:
         self.bare_lf = 0
         self.last_byte = -1
 
-    def add(self, chunk: bytes) -> None:
+    def add(self, chunk: bytes) -> bool:
+        """Count one chunk; returns whether a quote in it follows '=' (an Excel formula such as ="0012")."""
         data = np.frombuffer(chunk, dtype=np.uint8)
         quotes = np.flatnonzero(data == 34)
+        formula = bool(len(quotes)) and (
+            (quotes[0] == 0 and self.last_byte == 61) or bool(np.any(data[quotes[quotes > 0] - 1] == 61))
+        )
         newlines = np.flatnonzero(data == 10)
         outside: np.ndarray | None = None  # None: every newline of the chunk is outside quotes
         if len(quotes):
@@ -83,6 +87,7 @@ class _Counter:
         self.inside_quotes = (self.inside_quotes + len(quotes)) & 1
         self.lines += len(newlines)
         self.last_byte = chunk[-1]
+        return formula
 
     def _line_ends(
         self, chunk: bytes, data: np.ndarray, newlines: np.ndarray, outside: np.ndarray | None
@@ -116,8 +121,9 @@ def scan_file(path: Path) -> FileScan:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-            has_formula = has_formula or b'="' in chunk or (tail[-1:] == b"=" and chunk[:1] == b'"')
-            counter.add(chunk)
+            has_formula = (
+                counter.add(chunk) or has_formula
+            )  # from the quotes' positions: `in` costs 0.8 s per 500 MB
             tail = (tail + chunk[-4096:])[-4096:]
     lines = counter.lines + (1 if tail and not tail.endswith(b"\n") else 0)
     trailing = 0
