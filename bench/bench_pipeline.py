@@ -174,6 +174,15 @@ def report(rows: int, ours: list[dict], fixed: list[dict], floor: list[dict], na
             f"| naive pandas/pandera/GX/sodapy | {naive_s:.1f} | {median(naive, 'rss'):.0f} | run is {naive_s / ours_s:.2f}x faster |"
         )
     print(f"| fixed cost: 10-row run | {median(fixed, 'wall'):.1f} | {median(fixed, 'rss'):.0f} | |")
+    each = {"ct-pipelines run": ours, "floor": floor, "naive": naive, "10-row run": fixed}
+    print(
+        "\neach run (wall s / peak MB): "
+        + "; ".join(
+            f"{name} " + ", ".join(f"{r['wall']:.1f}/{r['rss']:.0f}" for r in runs)
+            for name, runs in each.items()
+            if runs
+        )
+    )
     print("\n| stage | seconds (median) |\n|---|---:|")
     for stage in STAGES:
         print(f"| {stage} | {statistics.median(r['stages'].get(stage, 0) or 0 for r in ours):.2f} |")
