@@ -35,3 +35,11 @@ def ordered_rows_view(dataset_id: str) -> str:
     each row's source line, which for a file with quoted newlines is a join paid on every row (at 5M rows,
     two thirds of the scan's time); the lines of the few rows that need them are looked up afterwards."""
     return f"ingest_ordered__{dataset_id}"
+
+
+def source_lines_macro(dataset_id: str) -> str:
+    """A table macro giving the source line of chosen rows: ``ingest_lines__<id>('<table of _row>')``.
+
+    Ingest writes it beside its views; it numbers only the rows asked for, where ``ingest__<id>`` would
+    number every row of the extract first (validation asks for the lines of the rows it sets aside)."""
+    return f"ingest_lines__{dataset_id}"

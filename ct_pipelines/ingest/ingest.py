@@ -17,7 +17,7 @@ import duckdb
 from ct_pipelines.catalog.models import Dataset, Source, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.core.settings import Settings
-from ct_pipelines.core.sql import ordered_rows_view, stage_table
+from ct_pipelines.core.sql import ordered_rows_view, source_lines_macro, stage_table
 from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.ingest.detect import describe_header, refuse_binary_as_text
 from ct_pipelines.ingest.errors import IngestError
@@ -38,6 +38,7 @@ from ct_pipelines.ingest.quirks import (
 from ct_pipelines.ingest.readers import (
     FileScan,
     ReadResult,
+    create_lines_macro,
     create_ordered_view,
     create_rows_view,
     read_csv_into,
@@ -419,8 +420,10 @@ def _swap_in(
         con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
         create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")
         quirks = apply_quirks(con, dataset, path, table, read)
-        create_ordered_view(
-            con, ordered_rows_view(dataset.id), table, data_table, read, shaped=has_quirks(dataset.ingest)
+        shaped = has_quirks(dataset.ingest)
+        create_ordered_view(con, ordered_rows_view(dataset.id), table, data_table, read, shaped=shaped)
+        create_lines_macro(
+            con, source_lines_macro(dataset.id), table, read, shaped, f"raw_lines__{dataset.id}"
         )
         log()
         con.execute("COMMIT")

@@ -34,6 +34,7 @@ __all__ = [
     "FileScan",
     "NameMapper",
     "ReadResult",
+    "create_lines_macro",
     "create_ordered_view",
     "create_rows_view",
     "quote_ident",
@@ -89,6 +90,31 @@ def create_ordered_view(
     else:
         body = f'SELECT rowid + 1 AS _row, * FROM "{data_table}"'
     con.execute(f'CREATE OR REPLACE VIEW "{view}" AS {body}')
+
+
+def create_lines_macro(
+    con: duckdb.DuckDBPyConnection,
+    macro: str,
+    rows_view: str,
+    read: ReadResult,
+    shaped: bool,
+    shifts_table: str,
+) -> None:
+    """``macro(rows_table)``: ``_row`` and ``_line`` of the rows listed in ``rows_table``, the same lines
+    ``rows_view`` gives, numbering only those rows (see core.sql.source_lines_macro)."""
+    start_line = (read.header_line or 0) + 1
+    if read.numbered or shaped:  # the lines are stored with the rows
+        body = (
+            f'SELECT r._row, v._line FROM query_table(rows_table) r JOIN "{rows_view}" v ON v._row = r._row'
+        )
+    elif read.line_shifts is None:
+        body = f"SELECT r._row, r._row - 1 + {start_line} AS _line FROM query_table(rows_table) r"
+    else:
+        body = (
+            f"SELECT r._row, r._row - 1 + {start_line} + coalesce(s.shift, 0) AS _line "
+            f'FROM query_table(rows_table) r ASOF LEFT JOIN "{shifts_table}" s ON r._row - 1 >= s.at_rowid'
+        )
+    con.execute(f'CREATE OR REPLACE MACRO "{macro}"(rows_table) AS TABLE {body}')
 
 
 def read_excel_into(

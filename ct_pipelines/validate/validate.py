@@ -27,7 +27,7 @@ import pandera.errors
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal, source_lines_macro
 from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.validate.gx_suite import run_gx_suite
 from ct_pipelines.validate.history import HISTORY_TABLE, _history_outcomes, null_shares  # noqa: F401
@@ -218,12 +218,28 @@ def _list_failures(
     return failures
 
 
-def _source_lines(con: duckdb.DuckDBPyConnection, failures: str, raw_ref: str) -> None:
-    """The source line of each failing row, from the raw view (the scan read the rows without them)."""
+def _source_lines(con: duckdb.DuckDBPyConnection, failures: str, raw_ref: str, dataset_id: str) -> None:
+    """The source line of each failing row (the scan read the rows without them): from ingest's lines
+    macro, which numbers only these rows, else (a warehouse ingested before it) from the raw view."""
+    macro = source_lines_macro(dataset_id)
+    has_macro = con.execute(
+        "SELECT count(*) FROM duckdb_functions() WHERE function_name = ? AND function_type = 'table_macro'",
+        [macro],
+    ).fetchone()[0]
+    if not has_macro:
+        con.execute(
+            f"UPDATE {failures} AS f SET _line = v._line FROM (SELECT _row, _line FROM {raw_ref} "
+            f"WHERE _row IN (SELECT _row FROM {failures})) AS v WHERE f._row = v._row"
+        )
+        return
+    name = f"_quality_failing_rows_{dataset_id}"
+    rows = quote_ident(name)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {rows} AS SELECT DISTINCT _row FROM {failures}")
     con.execute(
-        f"UPDATE {failures} AS f SET _line = v._line FROM (SELECT _row, _line FROM {raw_ref} "
-        f"WHERE _row IN (SELECT _row FROM {failures})) AS v WHERE f._row = v._row"
+        f"UPDATE {failures} AS f SET _line = v._line FROM {quote_ident(macro)}({quote_literal(name)}) AS v "
+        "WHERE f._row = v._row"
     )
+    con.execute(f"DROP TABLE {rows}")
 
 
 def _assemble(
@@ -431,7 +447,7 @@ def _validate(
     rows_ingested, tables = _scan(con, plans, valid_ref, dataset.id)
     failures = _list_failures(con, plans, tables, dataset.id)
     if in_order:
-        _source_lines(con, failures, raw_ref)
+        _source_lines(con, failures, raw_ref, dataset.id)
     counts = _column_counts(con, plans, tables, failures)
 
     say("writing valid and quarantine tables")

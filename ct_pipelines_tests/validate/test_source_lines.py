@@ -82,3 +82,34 @@ def test_set_aside_rows_name_their_source_line_and_valid_rows_keep_file_order(
     assert notes[4] == "plain note 4"
     columns = {r[0] for r in run.con.execute(f'DESCRIBE "validate__{dataset.id}"').fetchall()}
     assert "_line" not in columns
+
+
+@pytest.mark.parametrize("shape", ["plain", "quoted_newlines", "left_out", "json"])
+def test_ingest_lines_macro_gives_every_row_the_line_the_numbered_view_gives(
+    tmp_path: Path, portal: LocalPortal, shape: str
+):
+    """Validation asks ``ingest_lines__<id>`` for the set-aside rows' lines; for every row it must agree
+    with ``ingest__<id>``, however the rows were read (numbered by position, shifted by quoted newlines,
+    shaped by a leave-out rule, numbered by the reader)."""
+    text, starts = agency_extract(60, title=shape != "plain", footer=shape == "left_out")
+    source: dict = {"path": f"macro_{shape}.{'json' if shape == 'json' else 'csv'}"}
+    if shape == "plain":
+        text = "id,age,note\n" + "".join(f"{n},{n},note {n}\n" for n in range(1, 61))
+    elif shape == "json":
+        text = "[" + ",".join(f'{{"id": {n}, "age": {n}, "note": "n{n}"}}' for n in range(1, 61)) + "]"
+    else:
+        source["header_row"] = 2
+    if shape == "left_out":
+        source["leave_out"] = [{"name": "footer total", "column": "id", "equals": "Total"}]
+    dataset = make_dataset(f"macro_{shape}", [{"source": "age"}, {"source": "note"}], source=source)
+    run = run_stages(tmp_path, portal, dataset, text, publish=False)
+
+    assert run.results["ingest"].rows_out == 60
+    run.con.execute(f'CREATE TEMP TABLE every_row AS SELECT _row FROM "ingest__{dataset.id}"')
+    from_view = run.con.execute(f'SELECT _row, _line FROM "ingest__{dataset.id}" ORDER BY _row').fetchall()
+    from_macro = run.con.execute(
+        f"SELECT _row, _line FROM \"ingest_lines__{dataset.id}\"('every_row') ORDER BY _row"
+    ).fetchall()
+    assert len(from_macro) == 60 and from_macro == from_view
+    if shape in ("quoted_newlines", "left_out"):
+        assert [line for _, line in from_macro] == [starts[n] for n in range(1, 61)]
