@@ -123,6 +123,9 @@ def stage_standardize(path: str) -> None:
     start = time.perf_counter()
     rel_checks(con, "std", config)
     print(f"CHECKS {time.perf_counter() - start:.3f}")
+    start = time.perf_counter()  # the standardized rows are a view: what a reader pays to write them all
+    con.execute("CREATE OR REPLACE TABLE std_rows AS SELECT * FROM std")
+    print(f"READ {time.perf_counter() - start:.3f}")
     con.close()
 
 
@@ -165,8 +168,9 @@ def main() -> None:
     print("|---|---|---|---|")
     print(f"| plain join to prebuilt mapping tables | {base:.2f} | {plain_rss:.0f} | 1.00 |")
     print(
-        f"| standardize_table (classify distinct + join) | {std['TIME']:.2f} | {std_rss:.0f} | {std['TIME'] / base:.2f} |"
+        f"| standardize_table (classify distinct labels, label tables, view) | {std['TIME']:.2f} | {std_rss:.0f} | {std['TIME'] / base:.2f} |"
     )
+    print(f"| the view written out in full | {std['READ']:.2f} | (same process) | {std['READ'] / base:.2f} |")
     print(f"| rel_checks | {std['CHECKS']:.2f} | (same process) | {std['CHECKS'] / base:.2f} |")
 
 
