@@ -31,6 +31,7 @@ from ct_pipelines.publish.serialize import (
 )
 
 PORTAL_KEY_PAGE = 50_000
+WIDE_JSON_COLUMNS = 500  # past this many columns a row's JSON is written, then sorted (see _write_numbered)
 
 
 @dataclass
@@ -164,7 +165,7 @@ class _ChangeSetSql:
     ) -> None:
         self.columns, self.table = columns, quote_ident(table)
         self.create = "CREATE OR REPLACE TEMP TABLE" if temporary else "CREATE OR REPLACE TABLE"
-        self.pending = quote_ident(pending)
+        self.pending, self.unsorted = quote_ident(pending), quote_ident(f"{pending}_unsorted")
         self.key_name = dataset.row_identifier
         self.key_column = next((c for c in columns if c.name == self.key_name), None)
         self.key_sql = key_json_sql(self.key_column) if self.key_column else "CAST(NULL AS VARCHAR)"
@@ -186,6 +187,19 @@ class _ChangeSetSql:
             f"FROM (SELECT * FROM ({change_set}) ORDER BY {self.order})"
         )
 
+    def _write_numbered(self, con: duckdb.DuckDBPyConnection, change_set: str) -> None:
+        """The pending table: ``change_set`` numbered in send order. A wide row's JSON is written before it
+        is sorted: building 3,000-member objects inside the sort ran DuckDB out of memory at 10,000 rows
+        (768 MB or 1 GB), where writing them first and then sorting the stored text does not."""
+        if len(self.columns) <= WIDE_JSON_COLUMNS:
+            con.execute(f"{self.create} {self.pending} AS " + self.numbered(change_set))
+            return
+        con.execute(f"{self.create} {self.unsorted} AS {change_set}")
+        try:
+            con.execute(f"{self.create} {self.pending} AS " + self.numbered(f"SELECT * FROM {self.unsorted}"))
+        finally:
+            con.execute(f"DROP TABLE IF EXISTS {self.unsorted}")
+
     def write_all(self, con: duckdb.DuckDBPyConnection) -> None:
         """Every row is sent: the JSON is written once, straight into the change set with its hash;
         promotion turns this table itself into the snapshot (see state.promote_snapshot)."""
@@ -193,7 +207,7 @@ class _ChangeSetSql:
             f"SELECT row_key, key_value, 'create' AS op, body, row_hash FROM ({self.rows(self.table)})"
         )
         with _uncompressed_writes(con):
-            con.execute(f"{self.create} {self.pending} AS " + self.numbered(every_row))
+            self._write_numbered(con, every_row)
 
     def write_changes(self, con: duckdb.DuckDBPyConnection, previous: str) -> None:
         """Only changed rows are sent: diff the typed-row hashes against the snapshot by the typed key
@@ -228,13 +242,11 @@ class _ChangeSetSql:
         # a delete names the row by the key JSON the portal was sent
         delete_body = delete_body_sql(self.key_name or "", "ch.previous_row_key")
         with _uncompressed_writes(con):
-            con.execute(
-                f"{self.create} {self.pending} AS "
-                + self.numbered(
-                    f"""SELECT coalesce(r.row_key, ch.previous_row_key) AS row_key, ch.key_value, ch.op,
-                    CASE WHEN ch.op = 'delete' THEN {delete_body} ELSE r.body END AS body, ch.row_hash
-                    FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.key_value = ch.key_value AND ch.op <> 'delete'"""
-                )
+            self._write_numbered(
+                con,
+                f"""SELECT coalesce(r.row_key, ch.previous_row_key) AS row_key, ch.key_value, ch.op,
+                CASE WHEN ch.op = 'delete' THEN {delete_body} ELSE r.body END AS body, ch.row_hash
+                FROM {changes} ch LEFT JOIN ({changed_rows}) r ON r.key_value = ch.key_value AND ch.op <> 'delete'""",
             )
         con.execute(f"DROP TABLE {changes}")
 

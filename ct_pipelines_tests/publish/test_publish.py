@@ -337,3 +337,25 @@ def test_zoned_timestamps_hash_as_the_wall_time_sent(con: duckdb.DuckDBPyConnect
     con.execute("SET TimeZone = 'America/New_York'")
     after = row_hashes(con, "t")
     assert {key for key in before if before[key] != after[key]} == {0, 2}  # the rows with a time
+
+
+def test_a_3000_column_table_plans_within_the_memory_cap(tmp_path) -> None:
+    """An agency's wide extract (3,000 columns, 10,000 rows, no row identifier) under the default 768 MB
+    cap: one hash() of every column and JSON built inside the sort each ran DuckDB out of memory here."""
+    con = duckdb.connect(str(tmp_path / "wide.duckdb"), config={"memory_limit": "768MB"})
+    columns = ", ".join(f"(i * {k} + 7) % 100003 AS c{k}" for k in range(3000))
+    con.execute(f"CREATE TABLE out AS SELECT {columns} FROM range(10000) r(i)")
+    dataset = make_dataset()
+    plan = build_plan(con, dataset, "out", table_columns(con, "out"), "replace", None, temporary=False)
+    assert plan.counts == {"create": 10000} and plan.expected_count == 10000
+    for (body,) in con.execute(f'SELECT body FROM "{plan.pending}" WHERE seq IN (0, 4321, 9999)').fetchall():
+        row = json.loads(body)
+        i = row["c1"] - 7  # every value is recomputed from the row number, all 3,000 of them
+        assert len(row) == 3000 and all(row[f"c{k}"] == (i * k + 7) % 100003 for k in range(3000))
+    assert con.execute(f'SELECT count(DISTINCT row_hash), count(*) FROM "{plan.pending}"').fetchone() == (
+        10000,
+        10000,
+    )
+    assert not con.execute(
+        "SELECT count(*) FROM duckdb_tables() WHERE table_name LIKE '%unsorted%'"
+    ).fetchone()[0]
