@@ -47,14 +47,18 @@ def _is_lock_error(exc: duckdb.Error) -> bool:
 def connect(
     path: Path, settings: Settings, *, read_only: bool = False, wait: float | None = None
 ) -> duckdb.DuckDBPyConnection:
-    """Open ``path``, retrying while another process holds its lock (up to ``wait`` seconds)."""
+    """Open ``path``, retrying while another process holds its lock (up to ``wait`` seconds). DuckDB's
+    terminal progress bar is off: progress goes to the run log, and a report build's bar broke into the
+    run summary."""
     wait = (READ_WAIT_SECONDS if read_only else WRITE_WAIT_SECONDS) if wait is None else wait
     if not read_only:
         path.parent.mkdir(parents=True, exist_ok=True)
     deadline, pause = time.monotonic() + wait, 0.05
     while True:
         try:
-            return duckdb.connect(str(path), read_only=read_only, config=settings.duckdb_config)
+            con = duckdb.connect(str(path), read_only=read_only, config=settings.duckdb_config)
+            con.execute("SET enable_progress_bar = false")  # a session setting: config= refuses it
+            return con
         except duckdb.Error as exc:
             if not _is_lock_error(exc):
                 raise

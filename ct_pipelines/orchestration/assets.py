@@ -131,11 +131,9 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         budget = Budget(limits.seconds or resolved.dataset_seconds, limits.memory)
         # The dataset's own file, closed even when a stage raises (a later run must find it free), under
         # the dataset's time and memory budget.
-        with warehouse.connection(dataset.id) as con:
-            con.execute("SET enable_progress_bar = false")  # progress goes to the run log, not a terminal bar
-            with enforce(con, budget, dataset.id) as watch:  # after the SET, which the timer must not cut
-                step = _DatasetStep(context, dataset, resolved, con, watch, portal, specs_by_stage)
-                yield from step.run_selected(RunOptions(**config.model_dump()))
+        with warehouse.connection(dataset.id) as con, enforce(con, budget, dataset.id) as watch:
+            step = _DatasetStep(context, dataset, resolved, con, watch, portal, specs_by_stage)
+            yield from step.run_selected(RunOptions(**config.model_dump()))
         if step.blocked_by:  # the run fails with the reason (not a stack trace): failure alerts see it
             raise dg.Failure(
                 description=f"{dataset.id} was not published: {step.blocked_by}", allow_retries=False

@@ -92,3 +92,28 @@ def test_a_dagster_home_that_is_not_a_folder_is_refused_with_what_to_do(settings
     assert (
         f"DAGSTER_HOME is {missing}, which is not a folder; create it (mkdir -p {missing})" in result.output
     )
+
+
+PROGRESS = """
+import duckdb, sys
+from ct_pipelines.core import warehouse
+from ct_pipelines.core.settings import load_settings
+settings = load_settings()
+setting = "SELECT current_setting('enable_progress_bar'), current_setting('memory_limit')"
+print(duckdb.connect().execute(setting).fetchone()[0])  # a plain connection outside pytest: the bar is on
+with duckdb.connect(config={"memory_limit": settings.duckdb_memory_limit}) as plain:
+    print(plain.execute(setting).fetchone()[1])
+for read_only in (False, True):
+    with warehouse.open_dataset(settings, "capped", read_only=read_only) as con:
+        print(*con.execute(setting).fetchone())
+"""
+
+
+def test_every_warehouse_connection_has_the_memory_cap_and_no_terminal_progress_bar(settings):
+    """The bar is a session setting, so each connection turns it off; a report build's bar once broke into
+    the run summary. Checked in a process of its own: under pytest DuckDB starts with the bar off."""
+    out = subprocess.run(
+        [sys.executable, "-c", PROGRESS], capture_output=True, text=True, check=True, timeout=60
+    ).stdout.splitlines()
+    cap = out[1]
+    assert out == ["True", cap, f"False {cap}", f"False {cap}"]
