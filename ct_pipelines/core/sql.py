@@ -23,6 +23,11 @@ def stage_table(stage: str, dataset_id: str) -> str:
     return f"{stage}__{dataset_id}"
 
 
+#: How a read of the standardized rows fails when the valid rows hold a label standardize has not seen
+#: (validate re-run alone): standardize writes it into its view, protect recognizes it.
+STALE_LABELS = "run standardize again before reading"
+
+
 def quarantine_table(dataset_id: str) -> str:
     """Rows the validate stage set aside, each with its reason: ``quarantine__<dataset id>``."""
     return f"quarantine__{dataset_id}"

@@ -9,7 +9,7 @@ import duckdb
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.results import Progress, RunOptions, StageError, StageResult, quiet
 from ct_pipelines.core.settings import Settings
-from ct_pipelines.core.sql import quote_ident, stage_table
+from ct_pipelines.core.sql import STALE_LABELS, quote_ident, stage_table
 
 INTERNAL_COLUMNS = {"_row", "_line"}  # source positions, for quarantine and lineage; never published
 
@@ -50,7 +50,14 @@ def run(
             dataset.sql_folder(settings.sql_dir),
             tables={"standardized": public},
         )
-    except (PublishConfigError, PiiLeakError) as exc:
+    except (PublishConfigError, PiiLeakError, duckdb.InvalidInputException) as exc:
+        if STALE_LABELS in str(exc):  # the standardized view refused a label (see core.sql.STALE_LABELS)
+            raise StageError(
+                f"dataset '{dataset.id}' has a race, ethnicity or language label that its last standardize "
+                "run did not see (validate ran again after it); run standardize before protect, or run every stage"
+            ) from exc
+        if isinstance(exc, duckdb.InvalidInputException):
+            raise
         raise StageError(str(exc)) from exc
     finally:
         con.execute(f"DROP VIEW IF EXISTS {quote_ident(public)}")

@@ -23,7 +23,7 @@ import pyarrow as pa
 
 from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, StandardizeConfig
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
-from ct_pipelines.core.sql import quote_ident, quote_literal
+from ct_pipelines.core.sql import STALE_LABELS, quote_ident, quote_literal
 from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
 from ct_pipelines.standardize.groups import UNKNOWN_GROUP, reporting_group  # noqa: F401 - re-exported
 from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
@@ -242,7 +242,7 @@ def standardize_table(
     drop_label_tables(con, target_table)
     stale = (
         f"the standardized rows of '{source_table}' have a race, ethnicity or language label that was not "
-        f"there when standardize ran; run standardize again before reading '{target_table}'"
+        f"there when standardize ran; {STALE_LABELS} '{target_table}'"
     )
     for number, (columns, with_group) in enumerate(_label_groups(config)):
         keys = ", ".join(_as_text(quote_ident(c.column), types[c.column]) for c in columns)
