@@ -17,6 +17,7 @@ from pathlib import Path
 import duckdb
 
 from ct_pipelines.core.settings import Settings, check_warehouse_dir
+from ct_pipelines.core.sql import quote_ident
 
 #: How long a run waits for another process (a second run of the same dataset, a report build) to
 #: let go of the dataset's file before saying so; readers wait less.
@@ -34,6 +35,18 @@ def relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> b
         [schema, name],
     ).fetchone()
     return bool(row and row[0])
+
+
+def drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:
+    """Drop ``schema.name`` whether it is a table or a view: a stage that now writes a view (raw rows,
+    standardized rows) finds the table an older version wrote."""
+    kind = con.execute(
+        "SELECT 'TABLE' FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2 AND NOT temporary "
+        "UNION ALL SELECT 'VIEW' FROM duckdb_views() WHERE schema_name = $1 AND view_name = $2 AND NOT temporary",
+        [schema, name],
+    ).fetchone()
+    if kind:
+        con.execute(f"DROP {kind[0]} {quote_ident(schema)}.{quote_ident(name)}")
 
 
 class WarehouseBusy(RuntimeError):

@@ -18,7 +18,7 @@ from ct_pipelines.catalog.models import Dataset, Source, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import ordered_rows_view, source_lines_macro, stage_table
-from ct_pipelines.core.warehouse import relation_exists
+from ct_pipelines.core.warehouse import drop_relation, relation_exists
 from ct_pipelines.ingest.detect import describe_header, refuse_binary_as_text
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.landing import (
@@ -410,12 +410,9 @@ def _swap_in(
     table, data_table = raw_table(dataset.id), f"ingest_rows__{dataset.id}"
     con.execute("BEGIN TRANSACTION")
     try:
-        kind = con.execute(
-            "SELECT table_type FROM information_schema.tables WHERE table_schema = 'main' AND table_name = ?",
-            [table],
-        ).fetchall()
-        if kind:  # a view now; a table in warehouses written before raw became a view
-            con.execute(f'DROP {"VIEW" if kind[0][0] == "VIEW" else "TABLE"} "{table}"')
+        drop_relation(
+            con, "main", table
+        )  # a view now; a table in warehouses written before raw became a view
         con.execute(f'DROP TABLE IF EXISTS "{data_table}"')
         con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
         create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")

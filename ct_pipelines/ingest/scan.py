@@ -121,9 +121,8 @@ def scan_file(path: Path) -> FileScan:
     with path.open("rb") as handle:
         while chunk := handle.read(CHUNK):
             digest.update(chunk)
-            has_formula = (
-                counter.add(chunk) or has_formula
-            )  # from the quotes' positions: `in` costs 0.8 s per 500 MB
+            # the counter finds '="' from the quotes' positions: a substring search cost 0.8 s per 500 MB
+            has_formula = counter.add(chunk) or has_formula
             tail = (tail + chunk[-4096:])[-4096:]
     lines = counter.lines + (1 if tail and not tail.endswith(b"\n") else 0)
     trailing = 0

@@ -24,6 +24,7 @@ import pyarrow as pa
 from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, StandardizeConfig
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import STALE_LABELS, quote_ident, quote_literal
+from ct_pipelines.core.warehouse import drop_relation
 from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
 from ct_pipelines.standardize.groups import UNKNOWN_GROUP, reporting_group  # noqa: F401 - re-exported
 from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
@@ -171,21 +172,9 @@ def _load_mapping(
     con.unregister(f"{name}_arrow")
 
 
-def _drop_relation(con: duckdb.DuckDBPyConnection, name: str) -> None:
-    """Drop a table or view in main: the stage wrote a table before it wrote a view."""
-    kind = con.execute(
-        "SELECT 'TABLE' FROM duckdb_tables() WHERE schema_name = 'main' AND table_name = $1 AND NOT temporary "
-        "UNION ALL SELECT 'VIEW' FROM duckdb_views() WHERE schema_name = 'main' AND view_name = $1 "
-        "AND NOT temporary",
-        [name],
-    ).fetchone()
-    if kind:
-        con.execute(f"DROP {kind[0]} {quote_ident(name)}")
-
-
 def replace_with_view(con: duckdb.DuckDBPyConnection, name: str, select: str) -> None:
     """``name`` becomes a view of ``select``, whether it was a table, a view or nothing."""
-    _drop_relation(con, name)
+    drop_relation(con, "main", name)
     con.execute(f"CREATE VIEW {quote_ident(name)} AS {select}")
 
 
