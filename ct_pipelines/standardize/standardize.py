@@ -13,6 +13,7 @@ instead of publishing it without a category.
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field
@@ -34,6 +35,7 @@ from ct_pipelines.standardize.specs import check_name, rel_check_specs  # noqa: 
 REPORTING_GROUP_COLUMN = "rel_reporting_group"
 PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS, Status.MULTIPLE)
 MAX_LISTED_VALUES = 100
+LABELS_INFIX = "_labels_"  # <target>_labels_<n>: the label tables of a standardized view
 ROWS_COLUMN = "_rows"  # in a label table: the source rows with that label (or combination)
 
 
@@ -142,7 +144,7 @@ def _check_columns(
 
 def label_table(target_table: str, number: int) -> str:
     """The stored labels of one group of REL columns (race columns together, others one each)."""
-    return f"{target_table}_labels_{number}"
+    return f"{target_table}{LABELS_INFIX}{number}"
 
 
 def _label_groups(config: StandardizeConfig) -> list[tuple[list[RelColumn], bool]]:
@@ -182,8 +184,8 @@ def drop_label_tables(con: duckdb.DuckDBPyConnection, target_table: str) -> None
     """Label tables of an earlier run: the number of groups may have changed, or REL may be gone."""
     names = con.execute(
         "SELECT table_name FROM duckdb_tables() WHERE schema_name = 'main' AND NOT temporary "
-        "AND starts_with(table_name, ?) AND regexp_full_match(substr(table_name, ?), '[0-9]+')",
-        [label_table(target_table, 0)[:-1], len(label_table(target_table, 0))],
+        "AND regexp_full_match(table_name, ?)",
+        [re.escape(target_table + LABELS_INFIX) + "[0-9]+"],
     ).fetchall()
     for (name,) in names:
         con.execute(f"DROP TABLE {quote_ident(name)}")
