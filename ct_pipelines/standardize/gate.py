@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField
 from ct_pipelines.standardize.groups import SPD15_NAMES
+from ct_pipelines.standardize.iso639_tables import from_part3
 from ct_pipelines.standardize.reference import Status
 
 TOP_LABELS = 5
@@ -30,12 +31,8 @@ def _candidate_name(code: str, field: RelField) -> str:
     """A label the reference tables read back: a category name, or a language code (name)."""
     if field != RelField.LANGUAGE:
         return json.dumps(SPD15_NAMES.get(code, code.title()))
-    from iso639 import Language, LanguageNotFoundError  # reads the ISO tables: ~0.5 s, only when needed
-
-    try:
-        return f'"{code}" ({Language.from_part3(code).name})'
-    except LanguageNotFoundError:
-        return json.dumps(code)
+    found = from_part3(code)
+    return f'"{code}" ({found.name})' if found is not None else json.dumps(code)
 
 
 def field_words(field: RelField) -> str:

@@ -22,12 +22,15 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from functools import cache
-from typing import TYPE_CHECKING
 
+from ct_pipelines.standardize.iso639_tables import (
+    IsoLanguage,
+    from_part1,
+    from_part2b,
+    from_part2t,
+    from_part3,
+)
 from ct_pipelines.standardize.reference import Part, PartKind, language_reference
-
-if TYPE_CHECKING:
-    from iso639 import Language
 
 _TAG = re.compile(
     r"^([A-Za-z]{2,3})(?:[-_]([A-Za-z]{3}))?(?:[-_]([A-Za-z]{4}))?(?:[-_]([A-Za-z]{2}|\d{3}))?$"
@@ -46,21 +49,14 @@ class LanguageReading:
 
 
 @cache
-def _iso(code: str) -> Language | None:
-    # Imported here: python-iso639 reads its ISO tables on import (~0.5 s), and most labels are
-    # aliases that never reach it.
-    from iso639 import Language, LanguageNotFoundError
-
-    lookups = (Language.from_part1,) if len(code) == 2 else (
-        Language.from_part3, Language.from_part2b, Language.from_part2t,
-    )  # fmt: skip
+def _iso(code: str) -> IsoLanguage | None:
+    lookups = (from_part1,) if len(code) == 2 else (from_part3, from_part2b, from_part2t)
     for lookup in lookups:
-        try:
-            found = lookup(code)
-        except LanguageNotFoundError:
+        found = lookup(code)
+        if found is None:
             continue
         if found.status == "R":  # retired: follow ISO's change-to, else nothing
-            return _iso(found.retire_change_to) if found.retire_change_to else None
+            return _iso(found.change_to) if found.change_to else None
         return found
     return None
 
