@@ -15,10 +15,15 @@ PACKAGE_DIR = Path(__file__).resolve().parent.parent  # ct_pipelines/
 SAMPLES_DIR = PACKAGE_DIR / "samples"
 SAMPLE_CATALOG_DIR = SAMPLES_DIR / "catalog"
 SAMPLE_LANDING_DIR = SAMPLES_DIR / "landing"
-#: DuckDB's memory cap per dataset. Past ~7M rows a run fills whatever cap it has with cached blocks, so
-#: the cap is the peak: 768 MB keeps a 20M-row run within 1.2x of a 5M-row one at the same speed (1 GB:
-#: 1.44x). The CSV reader's 20 MB line limit needs more than 512 MB.
-DEFAULT_DUCKDB_MEMORY = "768MB"
+#: DuckDB's memory cap per dataset. Past a few million rows a run fills whatever cap it has with cached
+#: blocks, so the cap sets the peak: at 512 MB the 5M- and 20M-row benches ran as fast as at 768 MB and
+#: peaked at 850 and 961 MB (768 MB: 923 and 1,204 MB).
+DEFAULT_DUCKDB_MEMORY = "512MB"
+#: A wide extract needs more: DuckDB's reader keeps each column's vectors for every thread, and a
+#: 3,000-column file needs 640 MB to load. Datasets declaring this many columns get WIDE_DUCKDB_MEMORY,
+#: unless their YAML (validate.budget.memory) or CT_PIPELINES_DUCKDB_MEMORY sets the cap.
+WIDE_COLUMNS = 200
+WIDE_DUCKDB_MEMORY = "768MB"
 
 
 def _env_path(name: str, default: Path) -> Path:
@@ -38,6 +43,7 @@ class Settings:
     portal_data_dir: Path
     sql_dir: Path
     duckdb_memory_limit: str = DEFAULT_DUCKDB_MEMORY
+    duckdb_memory_from_env: bool = False  # CT_PIPELINES_DUCKDB_MEMORY set: every dataset gets that cap
     #: Remote folders (fsspec URLs such as sftp://host/landing) that ``ingest.path`` may read from: a URL
     #: ``CT_PIPELINES_LANDING`` (then also the base of relative paths) and ``CT_PIPELINES_REMOTE_LANDING``.
     remote_roots: tuple[str, ...] = ()
@@ -49,6 +55,13 @@ class Settings:
         """DuckDB settings for the warehouse: a memory cap (DuckDB spills to disk past it), so memory
         stays flat as extracts grow instead of taking most of the machine."""
         return {"memory_limit": self.duckdb_memory_limit}
+
+    def dataset_memory(self, columns: int) -> str | None:
+        """The cap of one dataset's step when its YAML sets none: WIDE_DUCKDB_MEMORY for a dataset of
+        ``columns`` >= WIDE_COLUMNS, unless the environment set the cap; None keeps the connection's."""
+        if self.duckdb_memory_from_env or columns < WIDE_COLUMNS:
+            return None
+        return WIDE_DUCKDB_MEMORY
 
     def warehouse_for(self, dataset_id: str) -> Path:
         """The DuckDB file holding one dataset's stage tables and its own state (ingest log, publish
@@ -111,7 +124,8 @@ def load_settings(catalog_dir: Path | str | None = None) -> Settings:
         reports_dir=_env_path("CT_PIPELINES_REPORTS", home / "reports"),
         portal_data_dir=_env_path("CT_PIPELINES_PORTAL_DATA", home / "portal"),
         sql_dir=_env_path("CT_PIPELINES_SQL", sql_default),
-        duckdb_memory_limit=os.environ.get("CT_PIPELINES_DUCKDB_MEMORY", DEFAULT_DUCKDB_MEMORY),
+        duckdb_memory_limit=os.environ.get("CT_PIPELINES_DUCKDB_MEMORY") or DEFAULT_DUCKDB_MEMORY,
+        duckdb_memory_from_env=bool(os.environ.get("CT_PIPELINES_DUCKDB_MEMORY")),
         remote_roots=tuple(([landing_url] if landing_url else []) + extra_roots),
         landing_url=landing_url,
         dataset_seconds=float(os.environ["CT_PIPELINES_DATASET_SECONDS"])

@@ -128,7 +128,10 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
         resolved = settings.resolve()
         resolved.ensure_dirs()
         limits = dataset.validate.budget
-        budget = Budget(limits.seconds or resolved.dataset_seconds, limits.memory)
+        budget = Budget(
+            limits.seconds or resolved.dataset_seconds,
+            limits.memory or resolved.dataset_memory(len(dataset.columns)),
+        )
         # The dataset's own file, closed even when a stage raises (a later run must find it free), under
         # the dataset's time and memory budget.
         with warehouse.connection(dataset.id) as con, enforce(con, budget, dataset.id) as watch:
