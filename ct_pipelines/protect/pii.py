@@ -101,6 +101,9 @@ PATTERNS: tuple[PiiPattern, ...] = (
     ),
 )
 PATTERN_BY_NAME = {p.name: p for p in PATTERNS}
+#: Every pattern in one regular expression (each in its own group, so an inline (?i) stays inside it):
+#: a value matches it exactly when it matches some pattern, in one pass instead of one per pattern.
+ANY_PATTERN = "|".join(f"(?:{pattern.regex})" for pattern in PATTERNS)
 
 
 class PiiLeakError(ValueError):
@@ -165,9 +168,6 @@ def _scan_plan(columns: list[tuple[str, str]]) -> list[_Probe]:
 
 
 SCAN_BATCH = 200  # predicates per query: one query over a 2,000-column table never finished planning
-#: Above this many text columns the patterns run over the table in long form (one row per cell, grouped by
-#: column): planning stays constant, where one predicate per column and pattern cost ~70 s for 3,000 columns.
-LONG_FORM_COLUMNS = 100
 
 
 def _wide_counts(con: duckdb.DuckDBPyConnection, table: str, plan: list[_Probe]) -> list:
@@ -186,15 +186,20 @@ def _wide_counts(con: duckdb.DuckDBPyConnection, table: str, plan: list[_Probe])
 
 
 def _long_counts(con: duckdb.DuckDBPyConnection, table: str, text_columns: list[str]) -> dict:
-    """{(column, pattern name): (hits, example)} for every text column, from one UNPIVOT of the cells."""
+    """{(column, pattern name): (hits, example)} for every text column, from one UNPIVOT of the cells.
+
+    Only the cells matching ANY_PATTERN reach the per-pattern aggregates, so each cell meets one regular
+    expression, and planning does not grow with the width: 4.6M rows x 15 text columns took 49 s with a
+    predicate per column and pattern, 3.5 s this way; 3,000 columns took ~70 s that way."""
     selects = []
     for pattern in PATTERNS:
-        predicate = f"regexp_matches(cell, '{pattern.regex.replace(chr(39), chr(39) * 2)}')"
+        predicate = f"regexp_matches(cell, {_sql_regex(pattern.regex)})"
         selects.append(f"count(*) FILTER (WHERE {predicate}), min(cell) FILTER (WHERE {predicate})")
     on = ", ".join(quote_ident(c) for c in text_columns)
-    rows = con.execute(
+    rows = con.execute(  # a column without a matching cell has no row: (0, None) for each pattern
         f"SELECT column_name, {', '.join(selects)} FROM (UNPIVOT {quote_ident(table)} ON {on} "
-        f"INTO NAME column_name VALUE cell) GROUP BY column_name"
+        f"INTO NAME column_name VALUE cell) WHERE regexp_matches(cell, {_sql_regex(ANY_PATTERN)}) "
+        "GROUP BY column_name"
     ).fetchall()
     return {
         (row[0], pattern.name): (row[1 + 2 * i], row[2 + 2 * i])
@@ -203,13 +208,15 @@ def _long_counts(con: duckdb.DuckDBPyConnection, table: str, text_columns: list[
     }
 
 
+def _sql_regex(regex: str) -> str:
+    return "'" + regex.replace("'", "''") + "'"
+
+
 def _scan_counts(con: duckdb.DuckDBPyConnection, table: str, plan: list[_Probe]) -> list:
-    """[row count, then (hits, example) per probe]: column by column for ordinary tables, in long form
-    for the content patterns of a wide one (the name-based rules, a few columns at most, stay per column)."""
+    """[row count, then (hits, example) per probe]: the content patterns from the cells in long form, the
+    name-based rules (a few columns at most) column by column."""
     text = list(dict.fromkeys(probe.column for probe in plan if probe.on_content))
-    if len(text) <= LONG_FORM_COLUMNS:
-        return _wide_counts(con, table, plan)
-    content_hits = _long_counts(con, table, text)
+    content_hits = _long_counts(con, table, text) if text else {}
     by_name = [probe for probe in plan if not probe.on_content]
     by_name_counts = iter(_wide_counts(con, table, by_name)[1:]) if by_name else iter(())
     out = [con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime
+import re
 from pathlib import Path
 
 import duckdb
@@ -135,15 +136,18 @@ def test_scan_reports_show_no_digit_of_an_ssn_or_phone() -> None:
     assert shapes == {"ssn": "###-##-####", "phone": "(###) ###-####"}
 
 
-def test_a_wide_table_is_scanned_in_long_form_with_the_same_findings(monkeypatch: pytest.MonkeyPatch):
-    """3,000 text columns took ~70 s as one predicate per column and pattern; the long form must find
-    exactly what the per-column scan finds, name-based rules included."""
+def test_the_scan_counts_what_each_pattern_matches_cell_by_cell():
+    """Content patterns run on the cells in long form, and only on cells matching any pattern at all:
+    each count must equal Python's own count of the cells each pattern matches, for cells matching one
+    pattern, two at once, or none; the name-based rules still count by column name."""
     from ct_pipelines.protect import pii
 
     planted = {
         "c7": "call 860-555-0123 after 5",
         "c42": "write to jane.doe@example.org",
         "c99": "SSN 123-45-6789 on file",
+        "c100": "SSN 123-45-6789, cell (203) 555-0199",
+        "c101": "12 Elm Street",
         "date_of_birth": "03/14/1961",
         "medicaid_id": "R1",
     }
@@ -156,17 +160,17 @@ def test_a_wide_table_is_scanned_in_long_form_with_the_same_findings(monkeypatch
     )
     con = duckdb.connect()
     con.execute(f"CREATE TABLE wide AS SELECT {selects} FROM range(30) r(i)")
-    assert len(columns) > pii.LONG_FORM_COLUMNS
-    long_form = scan_for_pii(con, "wide")
-    monkeypatch.setattr(pii, "LONG_FORM_COLUMNS", 10_000)
-    per_column = scan_for_pii(con, "wide")
+    found = {(f["column"], f["pattern"]): f["rows"] for f in scan_for_pii(con, "wide")}
 
-    def key(finding: dict) -> tuple:
-        return finding["column"], finding["pattern"]
-
-    assert sorted(long_form, key=key) == sorted(per_column, key=key)
-    found = {(f["column"], f["pattern"]): f["rows"] for f in long_form}
-    assert found[("c7", "phone")] == found[("c42", "email")] == found[("c99", "ssn")] == 10
-    assert found[("date_of_birth", "date_of_birth")] == 10
-    assert found[("medicaid_id", "record_id")] == 30
-    assert all("123-45" not in f["example"] and "jane" not in f["example"] for f in long_form)
+    expected = {}
+    for column in columns:
+        values = [row[0] for row in con.execute(f"SELECT {column} FROM wide").fetchall()]
+        for pattern in pii.PATTERNS:
+            hits = sum(bool(re.search(pii._python_regex(pattern.regex), v)) for v in values)
+            if hits:
+                expected[(column, pattern.name)] = hits
+    expected[("date_of_birth", "date_of_birth")] = 10  # its name and a date: the name-based rule
+    expected[("medicaid_id", "record_id")] = 30  # a record-number name: every non-empty value
+    assert found == expected
+    assert found[("c100", "ssn")] == found[("c100", "phone")] == found[("c101", "street_address")] == 10
+    assert all("123-45" not in f["example"] and "jane" not in f["example"] for f in scan_for_pii(con, "wide"))
