@@ -18,7 +18,7 @@ import duckdb
 
 from ct_pipelines.catalog.blocks.protect import PiiExemption
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal
 from ct_pipelines.protect.specs import PII_SCAN_CHECK
 
 _DATE = r"(\d{1,2}[/-]\d{1,2}[/-](\d{4}|\d{2})|\d{4}-\d{2}-\d{2})"
@@ -157,8 +157,9 @@ def _scan_plan(columns: list[tuple[str, str]]) -> list[_Probe]:
         is_text = column_type.startswith("VARCHAR")
         if is_text:
             for pattern in PATTERNS:
-                regex = pattern.regex.replace("'", "''")
-                plan.append(_Probe(name, pattern, f"regexp_matches({quoted}, '{regex}')", True))
+                plan.append(
+                    _Probe(name, pattern, f"regexp_matches({quoted}, {quote_literal(pattern.regex)})", True)
+                )
         if _BIRTH_NAME.search(lowered) and (column_type in ("DATE", "TIMESTAMP") or is_text):
             date_test = f"regexp_matches(CAST({quoted} AS VARCHAR), '{_DATE}')"
             plan.append(_Probe(name, PATTERN_BY_NAME["date_of_birth"], date_test, False))
@@ -193,12 +194,12 @@ def _long_counts(con: duckdb.DuckDBPyConnection, table: str, text_columns: list[
     predicate per column and pattern, 3.5 s this way; 3,000 columns took ~70 s that way."""
     selects = []
     for pattern in PATTERNS:
-        predicate = f"regexp_matches(cell, {_sql_regex(pattern.regex)})"
+        predicate = f"regexp_matches(cell, {quote_literal(pattern.regex)})"
         selects.append(f"count(*) FILTER (WHERE {predicate}), min(cell) FILTER (WHERE {predicate})")
     on = ", ".join(quote_ident(c) for c in text_columns)
     rows = con.execute(  # a column without a matching cell has no row: (0, None) for each pattern
         f"SELECT column_name, {', '.join(selects)} FROM (UNPIVOT {quote_ident(table)} ON {on} "
-        f"INTO NAME column_name VALUE cell) WHERE regexp_matches(cell, {_sql_regex(ANY_PATTERN)}) "
+        f"INTO NAME column_name VALUE cell) WHERE regexp_matches(cell, {quote_literal(ANY_PATTERN)}) "
         "GROUP BY column_name"
     ).fetchall()
     return {
@@ -206,10 +207,6 @@ def _long_counts(con: duckdb.DuckDBPyConnection, table: str, text_columns: list[
         for row in rows
         for i, pattern in enumerate(PATTERNS)
     }
-
-
-def _sql_regex(regex: str) -> str:
-    return "'" + regex.replace("'", "''") + "'"
 
 
 def _scan_counts(con: duckdb.DuckDBPyConnection, table: str, plan: list[_Probe]) -> list:

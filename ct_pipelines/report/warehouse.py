@@ -17,7 +17,7 @@ from typing import Any
 
 import duckdb
 
-from ct_pipelines.core.sql import ordered_rows_view, quote_ident
+from ct_pipelines.core.sql import ordered_rows_view, quote_ident, quote_literal
 from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.report.checks import CHECK_RESULTS
 
@@ -232,7 +232,7 @@ def masked_set_aside_sql(
     )
     raw_columns = [r[0] for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()] if raw else []
     pii = set(pii_fields)
-    masked = ANY_PATTERN.replace("'", "''")  # every pattern in one pass over each value
+    masked = quote_literal(ANY_PATTERN)  # every pattern in one pass over each value
     selected = []
     for column in raw_columns:
         if column in ("_row", "_line"):
@@ -241,7 +241,7 @@ def masked_set_aside_sql(
         if column in pii:
             expr = f"CASE WHEN {ref} IS NULL THEN NULL ELSE '{MASK}' END"
         else:
-            expr = f"regexp_replace({ref}::VARCHAR, '{masked}', '{MASK}', 'g')"
+            expr = f"regexp_replace({ref}::VARCHAR, {masked}, '{MASK}', 'g')"
         selected.append(f"{expr} AS {quote_ident(column)}")
     run = run_id.replace("'", "''")
     body = "".join(", " + s for s in selected)

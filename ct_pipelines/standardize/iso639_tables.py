@@ -127,20 +127,19 @@ def from_part3(code: str) -> IsoLanguage | None:
 
 def from_part1(code: str) -> IsoLanguage | None:
     """An ISO 639-1 (two-letter) code."""
-    index = _index()
-    part3 = index.part1.get(code.strip())
-    return index.part3[part3] if part3 else None
+    return _active(_index().part1, code)
 
 
 def from_part2b(code: str) -> IsoLanguage | None:
     """An ISO 639-2 bibliographic code ("chi", "ger")."""
-    index = _index()
-    part3 = index.part2b.get(code.strip())
-    return index.part3[part3] if part3 else None
+    return _active(_index().part2b, code)
 
 
 def from_part2t(code: str) -> IsoLanguage | None:
     """An ISO 639-2 terminological code ("zho", "deu")."""
-    index = _index()
-    part3 = index.part2t.get(code.strip())
-    return index.part3[part3] if part3 else None
+    return _active(_index().part2t, code)
+
+
+def _active(part3_by_code: dict[str, str], code: str) -> IsoLanguage | None:
+    part3 = part3_by_code.get(code.strip())
+    return _index().part3[part3] if part3 else None
