@@ -27,6 +27,7 @@ from ct_pipelines.catalog.loader import Catalog
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core import warehouse
 from ct_pipelines.core.settings import Settings
+from ct_pipelines.core.sql import quote_literal
 from ct_pipelines.report import dcat
 from ct_pipelines.report.chart import trend_svg
 from ct_pipelines.report.dictionary import HEADERS, dictionary_rows, write_dictionary
@@ -215,8 +216,7 @@ def _write_set_aside(con: duckdb.DuckDBPyConnection, dataset: Dataset, folder: P
         return None
     path = folder / f"{dataset.id}_set_aside.csv"
     con.execute(
-        f"COPY ({sql} LIMIT {SPREADSHEET_ROWS}) TO '{str(path).replace(chr(39), chr(39) * 2)}' "
-        "(HEADER, DELIMITER ',')"
+        f"COPY ({sql} LIMIT {SPREADSHEET_ROWS}) TO {quote_literal(str(path))} (HEADER, DELIMITER ',')"
     )
     return path
 
