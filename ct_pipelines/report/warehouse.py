@@ -247,10 +247,11 @@ def masked_set_aside_sql(
     body = "".join(", " + s for s in selected)
     joined = f" LEFT JOIN {quote_ident(raw)} r ON r._row = q._row" if raw_columns else ""
     return (
-        # sorted as a list: string_agg(... ORDER BY) is an ordered aggregate, twice as slow per set-aside row
-        f"WITH q AS (SELECT _row, min(source_line) AS source_line, array_to_string(list_transform(list_sort("
-        f"list({{'g': rule_group, 'c': column_name, 't': rule_group || ' (' || column_name || '): ' || reason}})), "
-        f"lambda x: x.t), '; ') AS rules_broken "
+        # sorted as a list: string_agg(... ORDER BY) is an ordered aggregate, twice as slow per set-aside row.
+        # Sorting the texts sorts by rule group, then column: both are [a-z0-9_] names, and the ' (' and ')'
+        # after them sort before any of those characters (0.3 s for 393K rows, where structs took 0.5 s).
+        f"WITH q AS (SELECT _row, min(source_line) AS source_line, array_to_string(list_sort("
+        f"list(rule_group || ' (' || column_name || '): ' || reason)), '; ') AS rules_broken "
         f"FROM {quote_ident(quarantine)} WHERE run_id = '{run}' GROUP BY _row) "
         f"SELECT q.source_line, q.rules_broken{body} FROM q{joined} ORDER BY q.source_line, q._row"
     )
