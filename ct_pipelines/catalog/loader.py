@@ -6,13 +6,15 @@ while every other dataset still loads; one agency's typo must not stop the state
 
 from __future__ import annotations
 
+import difflib
 import re
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from ct_pipelines.catalog.models import Dataset, upgrade_legacy_blocks
 
@@ -117,13 +119,79 @@ def _line_of(document: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+def _models_in(annotation: Any) -> list[Any]:
+    """The models, lists and dicts an annotation may hold (``X | None``, ``list[X]``, ``str | Dimension``)."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [annotation]
+    if typing.get_origin(annotation) in (list, dict):
+        return [annotation]
+    return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
+
+
+def _fields_at(loc: tuple[Any, ...]) -> dict[str, Any] | None:
+    """The fields of the block at ``loc`` (a field's path without the field), following pydantic's loc:
+    field names, list positions, dict keys and the model names it adds inside a union; None if lost."""
+    holders: list[Any] = [Dataset]
+    for part in loc:
+        nxt: list[Any] = []
+        for holder in holders:
+            origin = typing.get_origin(holder)
+            if origin in (list, dict):
+                nxt += _models_in(typing.get_args(holder)[-1])
+            elif isinstance(part, str) and part in holder.model_fields:
+                nxt += _models_in(holder.model_fields[part].annotation)
+            elif holder.__name__ == part:
+                nxt.append(holder)
+        holders = nxt
+    models = [h for h in holders if isinstance(h, type) and issubclass(h, BaseModel)]
+    return models[0].model_fields if models else None
+
+
+def _where_field_is(name: str) -> list[str]:
+    """Every block path (``protect``, ``columns[]``) whose model has a field called ``name``."""
+    found: list[str] = []
+    queue: list[tuple[str, Any]] = [("", Dataset)]
+    seen: set[Any] = set()
+    while queue:
+        path, model = queue.pop(0)
+        if model in seen:
+            continue
+        seen.add(model)
+        for field_name, info in model.model_fields.items():
+            here = f"{path}.{field_name}" if path else field_name
+            if field_name == name:
+                found.append(f"under {path}" if path else "at the top level of the file")
+            for held in _models_in(info.annotation):
+                origin = typing.get_origin(held)
+                inner = _models_in(typing.get_args(held)[-1]) if origin in (list, dict) else [held]
+                suffix = "[]" if origin is list else ".<name>" if origin is dict else ""
+                queue += [(here + suffix, m) for m in inner if isinstance(m, type)]
+    return found
+
+
+def _unknown_field(loc: tuple[Any, ...]) -> str:
+    """What to write instead of a field the block does not have: a near spelling, the block the field
+    belongs in, or the fields this block allows."""
+    name = str(loc[-1]) if loc else ""
+    fields = _fields_at(loc[:-1])
+    if fields is None:
+        return "unknown field; check the spelling against the catalog's JSON Schema"
+    close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.6)
+    if close:
+        return f"unknown field; did you mean '{close[0]}'?"
+    elsewhere = _where_field_is(name)
+    if elsewhere:
+        return f"unknown field here; '{name}' belongs {' or '.join(elsewhere)}"
+    return f"unknown field; the fields allowed here are {', '.join(fields)}"
+
+
 def _describe(error: dict[str, Any]) -> str:
     message = error["msg"]
     ctx = error.get("ctx") or {}
     if error["type"] in ("enum", "literal_error") and "expected" in ctx:
         return f"{error.get('input')!r} is not allowed; allowed values: {ctx['expected']}"
     if error["type"] == "extra_forbidden":
-        return "unknown field; check the spelling against the catalog's JSON Schema"
+        return _unknown_field(tuple(error["loc"]))
     if error["type"] == "missing":
         return "required field is missing"
     return message.removeprefix("Value error, ")

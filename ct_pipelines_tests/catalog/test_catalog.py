@@ -70,6 +70,40 @@ def test_unknown_field_and_bad_row_identifier(tmp_path: Path):
     assert errors["update_frequncy"].line == 13 and "unknown field" in errors["update_frequncy"].message
 
 
+def test_an_unknown_field_gets_a_near_spelling_the_block_it_belongs_in_or_the_fields_allowed(tmp_path: Path):
+    text = GOOD.replace("  path: good.csv\n", "  path: good.csv\n  pathh: other.csv\n") + (
+        "    minimum: 0\n"
+        "    colour: red\n"
+        "protect:\n"
+        "  mode: aggregate\n"
+        "  row_identifier: record_id\n"
+        "  aggregate:\n"
+        "    dimensions: [record_id]\n"
+        "    measures: [{name: n}]\n"
+        "    suppression: {threshold: 5}\n"
+        "  suppression:\n"
+        "    treshold: 5\n"
+    )
+    (tmp_path / "x.yaml").write_text(text, encoding="utf-8")
+    errors = {e.field: (e.line, e.message) for e in load_catalog(tmp_path).errors}
+    assert errors == {
+        "source.pathh": (10, "unknown field; did you mean 'path'?"),  # the old block name, as written
+        "columns.0.minimum": (13, "unknown field; did you mean 'min'?"),
+        "columns.0.colour": (
+            14,
+            "unknown field; the fields allowed here are source, field_name, type, description, required, "
+            "unique, allowed_values, min, max, pattern, not_in_future, checks, severity, pii, width, format, "
+            "null_values, suppressed_values",
+        ),
+        "protect.row_identifier": (
+            17,
+            "unknown field here; 'row_identifier' belongs at the top level of the file",
+        ),
+        "protect.aggregate.suppression": (21, "unknown field here; 'suppression' belongs under protect"),
+        "protect.suppression.treshold": (23, "unknown field; did you mean 'threshold'?"),
+    }
+
+
 @pytest.mark.parametrize("name", ["__m0", "age__text", "_row", "_line"])
 def test_a_field_name_the_pipeline_uses_for_its_own_columns_is_refused_at_its_line(tmp_path: Path, name: str):
     text = GOOD + f"  - source: Age\n    field_name: {name}\n"
