@@ -160,13 +160,20 @@ def _where_field_is(name: str) -> list[str]:
         for field_name, info in model.model_fields.items():
             here = f"{path}.{field_name}" if path else field_name
             if field_name == name:
-                found.append(f"under {path}" if path else "at the top level of the file")
+                found.append(_block_words(path))
             for held in _models_in(info.annotation):
                 origin = typing.get_origin(held)
                 inner = _models_in(typing.get_args(held)[-1]) if origin in (list, dict) else [held]
                 suffix = "[]" if origin is list else ".<name>" if origin is dict else ""
                 queue += [(here + suffix, m) for m in inner if isinstance(m, type)]
     return found
+
+
+def _block_words(path: str) -> str:
+    """Where a block is, in words: ``at the top level of the file``, ``in each entry of columns``."""
+    if not path:
+        return "at the top level of the file"
+    return f"in each entry of {path[:-2]}" if path.endswith("[]") else f"under {path}"
 
 
 def _unknown_field(loc: tuple[Any, ...]) -> str:

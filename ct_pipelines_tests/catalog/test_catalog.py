@@ -83,6 +83,7 @@ def test_an_unknown_field_gets_a_near_spelling_the_block_it_belongs_in_or_the_fi
         "    suppression: {threshold: 5}\n"
         "  suppression:\n"
         "    treshold: 5\n"
+        "pii: true\n"
     )
     (tmp_path / "x.yaml").write_text(text, encoding="utf-8")
     errors = {e.field: (e.line, e.message) for e in load_catalog(tmp_path).errors}
@@ -101,6 +102,7 @@ def test_an_unknown_field_gets_a_near_spelling_the_block_it_belongs_in_or_the_fi
         ),
         "protect.aggregate.suppression": (21, "unknown field here; 'suppression' belongs under protect"),
         "protect.suppression.treshold": (23, "unknown field; did you mean 'threshold'?"),
+        "pii": (24, "unknown field here; 'pii' belongs in each entry of columns"),
     }
 
 
