@@ -25,7 +25,7 @@ from pathlib import Path
 
 import duckdb
 
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal
 
 AUDIT_FILE = "_portal_audit.duckdb"
 
@@ -104,7 +104,7 @@ def _dataset_ids(con: duckdb.DuckDBPyConnection, tables: list[_Table]) -> set[st
 
 def _filter(table: _Table, dataset_id: str | None) -> str | None:
     """The WHERE clause that picks this file's rows from ``old``, or None when the table goes elsewhere."""
-    literal = "NULL" if dataset_id is None else "'" + dataset_id.replace("'", "''") + "'"
+    literal = "NULL" if dataset_id is None else quote_literal(dataset_id)
     if table.suffix:
         return "TRUE" if table.suffix == dataset_id else None
     if "dataset_id" in table.columns:

@@ -21,7 +21,7 @@ from pathlib import Path
 import duckdb
 import pyarrow as pa
 
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal
 from ct_pipelines.ingest.decode import LineDecoder, decode_sample, is_single_byte_ascii, transcode_lines
 from ct_pipelines.ingest.detect import (
     CHUNK,
@@ -34,7 +34,7 @@ from ct_pipelines.ingest.detect import (
 )
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.newlines import file_line_ends, normalised_blocks, read_blocks, sample_line_ends
-from ct_pipelines.ingest.result import NameMapper, ReadResult, first_line, sql_str, unwrap_formula_sql
+from ct_pipelines.ingest.result import NameMapper, ReadResult, first_line, unwrap_formula_sql
 from ct_pipelines.ingest.scan import FileScan, record_line_shifts, scan_file
 
 Scan = Callable[[], FileScan]
@@ -298,7 +298,7 @@ def _load_text_columns(request: _Request, source: _Source, names: list[str], lay
     def load(padding: bool) -> None:
         options = ", null_padding=true, parallel=false" if padding else ""
         reader = (
-            f"read_csv({sql_str(str(source.path))}, delim={sql_str(layout.delimiter)}, quote='\"', escape='\"', "
+            f"read_csv({quote_literal(str(source.path))}, delim={quote_literal(layout.delimiter)}, quote='\"', escape='\"', "
             f"header=false, skip={layout.header_line}, columns={columns_arg}, auto_detect=false, "
             f"strict_mode=true, max_line_size={MAX_LINE_BYTES}, buffer_size={CSV_BUFFER_BYTES}{options})"
         )

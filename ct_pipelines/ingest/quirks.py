@@ -13,7 +13,7 @@ from pathlib import Path
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset, LeaveOutRule, Source
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.readers import ReadResult
 
@@ -77,8 +77,8 @@ def _rule_sql(path: Path, read: ReadResult, rule: LeaveOutRule) -> tuple[str, st
         cells = [f"NULLIF(trim({quote_ident(n)}), '')" for n in read.field_names]
         value = f"coalesce({', '.join(cells)})" if len(cells) > 1 else cells[0]
     if rule.equals is not None:
-        return value, f"{value} = {_sql_str(rule.equals.strip())}"
-    return value, f"coalesce(regexp_matches({value}, {_sql_str(rule.matches or '')}), false)"
+        return value, f"{value} = {quote_literal(rule.equals.strip())}"
+    return value, f"coalesce(regexp_matches({value}, {quote_literal(rule.matches or '')}), false)"
 
 
 def apply_quirks(
@@ -143,7 +143,7 @@ def _unpivot_sql(path: Path, read: ReadResult, source: Source, kept: str) -> tup
         )
     kept_columns = [n for n in read.field_names if n not in wide]
     items = ", ".join(
-        f"{{'i': {i}, 'n': {_sql_str(labels[f])}, 'v': {quote_ident(f)}}}" for i, f in enumerate(wide)
+        f"{{'i': {i}, 'n': {quote_literal(labels[f])}, 'v': {quote_ident(f)}}}" for i, f in enumerate(wide)
     )
     ids = ", ".join(quote_ident(n) for n in kept_columns)
     inner = f"SELECT _row AS _wide_row, _line, {ids + ', ' if ids else ''}unnest([{items}]) AS _cell FROM ({kept})"
@@ -153,10 +153,6 @@ def _unpivot_sql(path: Path, read: ReadResult, source: Source, kept: str) -> tup
         f"FROM ({inner}) ORDER BY _row"
     )
     return sql, len(wide)
-
-
-def _sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
 
 
 def recorded_quirks(

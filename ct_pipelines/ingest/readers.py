@@ -16,7 +16,7 @@ from pathlib import Path
 
 import duckdb
 
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal
 from ct_pipelines.ingest.delimited import read_csv_into
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.result import (
@@ -24,7 +24,6 @@ from ct_pipelines.ingest.result import (
     NameMapper,
     ReadResult,
     first_line,
-    sql_str,
     unwrap_formula_sql,
 )
 from ct_pipelines.ingest.scan import FileScan, scan_file
@@ -143,7 +142,7 @@ def read_json_into(
     try:
         con.execute(
             f"CREATE OR REPLACE TEMP TABLE _ingest_json AS SELECT * FROM "
-            f"read_json({sql_str(str(path))}, format='{fmt}', sample_size=-1, union_by_name=true)"
+            f"read_json({quote_literal(str(path))}, format='{fmt}', sample_size=-1, union_by_name=true)"
         )
     except duckdb.Error as exc:
         at = re.search(r"\bline (\d+)", str(exc))
@@ -177,7 +176,10 @@ def read_parquet_into(
 ) -> ReadResult:
     try:
         source = [
-            r[0] for r in con.execute(f"DESCRIBE SELECT * FROM read_parquet({sql_str(str(path))})").fetchall()
+            r[0]
+            for r in con.execute(
+                f"DESCRIBE SELECT * FROM read_parquet({quote_literal(str(path))})"
+            ).fetchall()
         ]
     except duckdb.Error as exc:
         raise IngestError(
@@ -191,7 +193,7 @@ def read_parquet_into(
     )
     con.execute(
         f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 1 AS _row, NULL::BIGINT AS _line, "
-        f"{selected} FROM read_parquet({sql_str(str(path))}, file_row_number=true) ORDER BY _row"
+        f"{selected} FROM read_parquet({quote_literal(str(path))}, file_row_number=true) ORDER BY _row"
     )
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return ReadResult(rows=rows, source_columns=source, field_names=names, format="parquet")

@@ -40,10 +40,6 @@ def unwrap_formula_sql(expr: str) -> str:
     )
 
 
-def sql_str(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def first_line(exc: Exception) -> str:
     """DuckDB's reason in plain words: its first line without the error category (``Invalid Input
     Error:``), file paths or quoted text (which can be a value from the file)."""

@@ -243,7 +243,6 @@ def masked_set_aside_sql(
         else:
             expr = f"regexp_replace({ref}::VARCHAR, {masked}, '{MASK}', 'g')"
         selected.append(f"{expr} AS {quote_ident(column)}")
-    run = run_id.replace("'", "''")
     body = "".join(", " + s for s in selected)
     joined = f" LEFT JOIN {quote_ident(raw)} r ON r._row = q._row" if raw_columns else ""
     return (
@@ -252,7 +251,7 @@ def masked_set_aside_sql(
         # after them sort before any of those characters (0.3 s for 393K rows, where structs took 0.5 s).
         f"WITH q AS (SELECT _row, min(source_line) AS source_line, array_to_string(list_sort("
         f"list(rule_group || ' (' || column_name || '): ' || reason)), '; ') AS rules_broken "
-        f"FROM {quote_ident(quarantine)} WHERE run_id = '{run}' GROUP BY _row) "
+        f"FROM {quote_ident(quarantine)} WHERE run_id = {quote_literal(run_id)} GROUP BY _row) "
         f"SELECT q.source_line, q.rules_broken{body} FROM q{joined} ORDER BY q.source_line, q._row"
     )
 

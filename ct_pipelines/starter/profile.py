@@ -18,6 +18,7 @@ from ct_pipelines.catalog.handbook import Category, UpdateFrequency
 from ct_pipelines.catalog.loader import PLACEHOLDER_END, PLACEHOLDER_START
 from ct_pipelines.catalog.models import Column, ColumnType, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for
+from ct_pipelines.core.sql import quote_literal
 from ct_pipelines.ingest.ingest import source_format
 from ct_pipelines.ingest.readers import (
     ReadResult,
@@ -149,7 +150,7 @@ def _markers(
     nulls = [v for v in values if v not in suppressed and re.match(NULL_TOKEN, v, re.IGNORECASE)]
     if len(suppressed) + len(nulls) != len(values):
         return None
-    listed = ", ".join("'" + v.replace("'", "''") + "'" for v in values)
+    listed = ", ".join(quote_literal(v) for v in values)
     kept = f"CASE WHEN {text} IN ({listed}) THEN NULL ELSE {text} END"
     integer = cast_sql(Column(source=column, type=ColumnType.INTEGER), kept)
     filled, whole = con.execute(f"SELECT count({kept}), count({integer}) FROM {table}").fetchone()

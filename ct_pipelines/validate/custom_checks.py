@@ -9,7 +9,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from ct_pipelines.validate.parsing import sql_member, sql_string
+from ct_pipelines.core.sql import quote_literal
+from ct_pipelines.validate.parsing import sql_member
 
 # The 169 towns of Connecticut (Connecticut has no unincorporated land; cities and boroughs lie within them).
 CT_TOWNS: tuple[str, ...] = (
@@ -59,7 +60,7 @@ def _ct_town(value: str) -> str:
 
 
 def _full_match(pattern: str) -> Callable[[str], str]:
-    anchored = sql_string(f"^(?:{pattern})$")
+    anchored = quote_literal(f"^(?:{pattern})$")
     return lambda value: f"regexp_matches({value}, {anchored})"
 
 

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ct_pipelines.catalog.blocks.validate import DEFAULT_DATE_FLOOR, ValueFormat
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
+from ct_pipelines.core.sql import quote_literal
 
 # Without a declared format only these forms are read: a four-digit year is required, and month
 # comes before day in slashed dates as in every Connecticut extract seen so far.
@@ -42,17 +43,13 @@ AMBIGUOUS_DATE = r"[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2}( .*)?"
 ZONED_DATETIME = ISO_DATETIME + r" ?(Z|[+-][0-9]{2}:?[0-9]{2})"
 
 
-def sql_string(value: str) -> str:
-    return "'" + value.replace("'", "''") + "'"
-
-
 def sql_list(values: tuple[str, ...] | list[str]) -> str:
-    return "[" + ", ".join(sql_string(v) for v in values) + "]"
+    return "[" + ", ".join(quote_literal(v) for v in values) + "]"
 
 
 def sql_in(values: tuple[str, ...] | list[str]) -> str:
     """``('a', 'b')`` for ``x IN ...`` (Python's tuple repr breaks on one value or a quote)."""
-    return "(" + ", ".join(sql_string(v) for v in values) + ")"
+    return "(" + ", ".join(quote_literal(v) for v in values) + ")"
 
 
 def sql_member(value: str, values: tuple[str, ...] | list[str]) -> str:
@@ -101,21 +98,21 @@ def number_sql(text: str, fmt: ValueFormat, integer: bool) -> str:
     against the whole format (signs, currency, percent) and rewritten to sign and digits. A cell the
     small expressions accept is one the whole format reads the same way.
     """
-    pattern = sql_string(number_pattern(fmt, integer))
+    pattern = quote_literal(number_pattern(fmt, integer))
     target = "BIGINT" if integer else "DOUBLE"
     dec = _re_escape(fmt.decimal)
     fraction = "" if integer else f"({dec}[0-9]+)?"
     plain = f"[0-9]+{fraction}" if fmt.decimal == "." else "[0-9]+"
-    cases = [f"WHEN regexp_full_match({text}, {sql_string(plain)}) THEN TRY_CAST({text} AS {target})"]
+    cases = [f"WHEN regexp_full_match({text}, {quote_literal(plain)}) THEN TRY_CAST({text} AS {target})"]
     if fmt.thousands:
         grouped = f"[0-9]{{1,3}}({_re_escape(fmt.thousands)}[0-9]{{3}})+{fraction}"
-        digits = _to_point(f"replace({text}, {sql_string(fmt.thousands)}, '')", fmt)
+        digits = _to_point(f"replace({text}, {quote_literal(fmt.thousands)}, '')", fmt)
         cases.append(
-            f"WHEN regexp_full_match({text}, {sql_string(grouped)}) THEN TRY_CAST({digits} AS {target})"
+            f"WHEN regexp_full_match({text}, {quote_literal(grouped)}) THEN TRY_CAST({digits} AS {target})"
         )
     digits = f"regexp_replace({text}, {pattern}, '\\1\\2\\3')"
     if fmt.thousands:
-        digits = f"replace({digits}, {sql_string(fmt.thousands)}, '')"
+        digits = f"replace({digits}, {quote_literal(fmt.thousands)}, '')"
     cases.append(
         f"WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({_to_point(digits, fmt)} AS {target})"
     )
@@ -123,7 +120,7 @@ def number_sql(text: str, fmt: ValueFormat, integer: bool) -> str:
 
 
 def _to_point(digits: str, fmt: ValueFormat) -> str:
-    return f"replace({digits}, {sql_string(fmt.decimal)}, '.')" if fmt.decimal != "." else digits
+    return f"replace({digits}, {quote_literal(fmt.decimal)}, '.')" if fmt.decimal != "." else digits
 
 
 def _with_pivot(parsed: str, pivot: int) -> str:
@@ -140,7 +137,7 @@ def _with_pivot(parsed: str, pivot: int) -> str:
 def _declared_formats_sql(text: str, formats: list[str], pivot: int | None) -> str:
     parts = []
     for fmt in formats:
-        parsed = f"try_strptime({text}, {sql_string(fmt)})"
+        parsed = f"try_strptime({text}, {quote_literal(fmt)})"
         if "%y" in fmt and pivot is not None:
             parsed = _with_pivot(parsed, pivot)
         if "%Y" in fmt:  # DuckDB's %Y takes '24' as the year 24: insist on four digits
@@ -154,7 +151,7 @@ def timestamp_sql(text: str, fmt: ValueFormat) -> str:
     if fmt.date:
         return _declared_formats_sql(text, fmt.date, fmt.pivot_year)
     return (
-        f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATETIME)}) THEN TRY_CAST({text} AS TIMESTAMP) "
+        f"CASE WHEN regexp_full_match({text}, {quote_literal(ISO_DATETIME)}) THEN TRY_CAST({text} AS TIMESTAMP) "
         f"WHEN regexp_matches({text}, '[0-9]{{4}}') "
         f"THEN try_strptime({text}, {sql_list(TIME_FORMATS + DATE_FORMATS)}) END"
     )
@@ -180,9 +177,9 @@ def date_sql(text: str, fmt: ValueFormat) -> str:
         f"THEN try_strptime({text}, {sql_list(DATE_FORMATS + TIME_FORMATS)}) END"
     )
     return (
-        f"CASE WHEN regexp_full_match({text}, {sql_string(ISO_DATE)}) THEN TRY_CAST({text} AS DATE) "
-        f"WHEN regexp_full_match({text}, {sql_string(US_DATE)}) "
-        f"THEN CAST(try_strptime({text}, {sql_string(DATE_FORMATS[0])}) AS DATE) "
+        f"CASE WHEN regexp_full_match({text}, {quote_literal(ISO_DATE)}) THEN TRY_CAST({text} AS DATE) "
+        f"WHEN regexp_full_match({text}, {quote_literal(US_DATE)}) "
+        f"THEN CAST(try_strptime({text}, {quote_literal(DATE_FORMATS[0])}) AS DATE) "
         f"ELSE {_midnight_date(stamp)} END"
     )
 

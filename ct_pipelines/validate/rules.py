@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
 from ct_pipelines.core.outcomes import Severity
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, quote_literal
 from ct_pipelines.validate.custom_checks import get_check
 from ct_pipelines.validate.parsing import (
     AMBIGUOUS_DATE,
@@ -31,7 +31,6 @@ from ct_pipelines.validate.parsing import (
     column_quirks,
     date_floor,
     sql_member,
-    sql_string,
     suppressed_field,
 )
 
@@ -123,7 +122,7 @@ def _column_rules(
         phrase = f"have {a_name} outside the allowed values ({shown})"
         rules.append(rule("allowed_values", "allowed_values", phrase, outside))
     if column.pattern is not None:
-        anchored = sql_string(f"^(?:{column.pattern})$")
+        anchored = quote_literal(f"^(?:{column.pattern})$")
         phrase = f"have {a_name} that does not match the expected pattern"
         broken = f"CASE WHEN {value} IS NOT NULL THEN NOT regexp_matches({value}, {anchored}) END"
         rules.append(rule("patterns", "pattern", phrase, broken))
@@ -188,7 +187,7 @@ def _type_rules(dataset: Dataset, column: Column, a_name: str, rule: RuleMaker) 
     if column.type == ColumnType.TEXT or (column.type == ColumnType.CODE and column.width is None):
         return []
     hints = [
-        (rule_name, sql_string(f"^(?:{pattern})$"), phrase)
+        (rule_name, quote_literal(f"^(?:{pattern})$"), phrase)
         for rule_name, pattern, phrase in _format_hints(column, a_name)
     ]
     # CASE, not AND: DuckDB evaluates both sides of an AND for every row, and the hint patterns are

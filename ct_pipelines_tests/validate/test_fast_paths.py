@@ -13,6 +13,7 @@ import duckdb
 import pytest
 
 from ct_pipelines.catalog.blocks.validate import ValueFormat
+from ct_pipelines.core.sql import quote_literal
 from ct_pipelines.validate.parsing import (
     DATE_FORMATS,
     TIME_FORMATS,
@@ -20,7 +21,6 @@ from ct_pipelines.validate.parsing import (
     number_pattern,
     number_sql,
     sql_list,
-    sql_string,
 )
 
 
@@ -56,12 +56,12 @@ def _number_cells() -> list[str]:
 
 def _full_number_sql(text: str, fmt: ValueFormat, integer: bool) -> str:
     """The whole format alone: match, rewrite to sign and digits, cast."""
-    pattern = sql_string(number_pattern(fmt, integer))
+    pattern = quote_literal(number_pattern(fmt, integer))
     digits = f"regexp_replace({text}, {pattern}, '\\1\\2\\3')"
     if fmt.thousands:
-        digits = f"replace({digits}, {sql_string(fmt.thousands)}, '')"
+        digits = f"replace({digits}, {quote_literal(fmt.thousands)}, '')"
     if fmt.decimal != ".":
-        digits = f"replace({digits}, {sql_string(fmt.decimal)}, '.')"
+        digits = f"replace({digits}, {quote_literal(fmt.decimal)}, '.')"
     target = "BIGINT" if integer else "DOUBLE"
     return f"CASE WHEN regexp_matches({text}, {pattern}) THEN TRY_CAST({digits} AS {target}) END"
 
