@@ -298,7 +298,8 @@ def _load_text_columns(request: _Request, source: _Source, names: list[str], lay
     def load(padding: bool) -> None:
         options = ", null_padding=true, parallel=false" if padding else ""
         reader = (
-            f"read_csv({quote_literal(str(source.path))}, delim={quote_literal(layout.delimiter)}, quote='\"', escape='\"', "
+            f"read_csv({quote_literal(str(source.path))}, delim={quote_literal(layout.delimiter)}, "
+            f"quote='\"', escape='\"', "
             f"header=false, skip={layout.header_line}, columns={columns_arg}, auto_detect=false, "
             f"strict_mode=true, max_line_size={MAX_LINE_BYTES}, buffer_size={CSV_BUFFER_BYTES}{options})"
         )
