@@ -140,12 +140,12 @@ def _table_columns(con: duckdb.DuckDBPyConnection, table: str) -> list[tuple[str
 
 
 class _Probe(NamedTuple):
-    """One test of the scan: a pattern on a column's content, or a rule on what the column is called."""
+    """One test of the scan: a pattern on a column's content (``predicate`` None: _long_counts runs every
+    content pattern at once), or a rule on what the column is called, with its SQL predicate."""
 
     column: str
     pattern: PiiPattern
-    predicate: str
-    on_content: bool
+    predicate: str | None
 
 
 def _scan_plan(columns: list[tuple[str, str]]) -> list[_Probe]:
@@ -156,15 +156,12 @@ def _scan_plan(columns: list[tuple[str, str]]) -> list[_Probe]:
         lowered = name.lower()
         is_text = column_type.startswith("VARCHAR")
         if is_text:
-            for pattern in PATTERNS:
-                plan.append(
-                    _Probe(name, pattern, f"regexp_matches({quoted}, {quote_literal(pattern.regex)})", True)
-                )
+            plan += [_Probe(name, pattern, None) for pattern in PATTERNS]
         if _BIRTH_NAME.search(lowered) and (column_type in ("DATE", "TIMESTAMP") or is_text):
             date_test = f"regexp_matches(CAST({quoted} AS VARCHAR), '{_DATE}')"
-            plan.append(_Probe(name, PATTERN_BY_NAME["date_of_birth"], date_test, False))
+            plan.append(_Probe(name, PATTERN_BY_NAME["date_of_birth"], date_test))
         if _RECORD_NAME.search(lowered):
-            plan.append(_Probe(name, PATTERN_BY_NAME["record_id"], f"{quoted} IS NOT NULL", False))
+            plan.append(_Probe(name, PATTERN_BY_NAME["record_id"], f"{quoted} IS NOT NULL"))
     return plan
 
 
@@ -172,7 +169,7 @@ SCAN_BATCH = 200  # predicates per query: one query over a 2,000-column table ne
 
 
 def _wide_counts(con: duckdb.DuckDBPyConnection, table: str, plan: list[_Probe]) -> list:
-    """[row count, then (hits, example) per plan entry], in queries of at most SCAN_BATCH predicates."""
+    """[row count, then (hits, example) per name-based probe], in queries of at most SCAN_BATCH predicates."""
     out: list = []
     for start in range(0, len(plan), SCAN_BATCH):
         selects = ["count(*)"]
@@ -212,13 +209,13 @@ def _long_counts(con: duckdb.DuckDBPyConnection, table: str, text_columns: list[
 def _scan_counts(con: duckdb.DuckDBPyConnection, table: str, plan: list[_Probe]) -> list:
     """[row count, then (hits, example) per probe]: the content patterns from the cells in long form, the
     name-based rules (a few columns at most) column by column."""
-    text = list(dict.fromkeys(probe.column for probe in plan if probe.on_content))
+    text = list(dict.fromkeys(probe.column for probe in plan if probe.predicate is None))
     content_hits = _long_counts(con, table, text) if text else {}
-    by_name = [probe for probe in plan if not probe.on_content]
+    by_name = [probe for probe in plan if probe.predicate is not None]
     by_name_counts = iter(_wide_counts(con, table, by_name)[1:]) if by_name else iter(())
     out = [con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0]]
     for probe in plan:
-        if probe.on_content:
+        if probe.predicate is None:
             out.extend(content_hits.get((probe.column, probe.pattern.name), (0, None)))
         else:
             out.extend((next(by_name_counts), next(by_name_counts)))
@@ -234,7 +231,7 @@ def scan_for_pii(con: duckdb.DuckDBPyConnection, table: str) -> list[dict]:
     row = _scan_counts(con, table, plan)
     total = row[0]
     hits: dict[tuple[str, str], dict] = {}
-    for index, (name, pattern, _, _) in enumerate(plan):
+    for index, (name, pattern, _) in enumerate(plan):
         count, example = row[1 + 2 * index], row[2 + 2 * index]
         if not count:
             continue
