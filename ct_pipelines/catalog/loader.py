@@ -128,6 +128,11 @@ def _models_in(annotation: Any) -> list[Any]:
     return [m for arg in typing.get_args(annotation) for m in _models_in(arg)]
 
 
+def _entries(annotation: Any) -> list[Any]:
+    """What each entry of a ``list[...]`` or value of a ``dict[str, ...]`` may hold."""
+    return _models_in(typing.get_args(annotation)[-1])
+
+
 def _fields_at(loc: tuple[Any, ...]) -> dict[str, Any] | None:
     """The fields of the block at ``loc`` (a field's path without the field), following pydantic's loc:
     field names, list positions, dict keys and the model names it adds inside a union; None if lost."""
@@ -137,7 +142,7 @@ def _fields_at(loc: tuple[Any, ...]) -> dict[str, Any] | None:
         for holder in holders:
             origin = typing.get_origin(holder)
             if origin in (list, dict):
-                nxt += _models_in(typing.get_args(holder)[-1])
+                nxt += _entries(holder)
             elif isinstance(part, str) and part in holder.model_fields:
                 nxt += _models_in(holder.model_fields[part].annotation)
             elif holder.__name__ == part:
@@ -163,7 +168,7 @@ def _where_field_is(name: str) -> list[str]:
                 found.append(_block_words(path))
             for held in _models_in(info.annotation):
                 origin = typing.get_origin(held)
-                inner = _models_in(typing.get_args(held)[-1]) if origin in (list, dict) else [held]
+                inner = _entries(held) if origin in (list, dict) else [held]
                 suffix = "[]" if origin is list else ".<name>" if origin is dict else ""
                 queue += [(here + suffix, m) for m in inner if isinstance(m, type)]
     return found
