@@ -4,7 +4,8 @@ Why: the heuristic picks complements greedily, line by line, and can hide more t
 chooses which cells to hide so the hidden count is smallest, under the same rules the heuristic
 enforces: no line (a total and its members) has exactly one hidden cell; a line with a published total
 hides members adding up to more than the threshold; zeros are not complements unless zeros are
-protected; a hidden margin costs more than any set of interior cells (CT's handbook: keep totals).
+protected; a hidden margin costs more than any set of interior cells (CT's handbook: keep totals), and
+a margin over k dimensions (the grand total: 2) costs k times as much.
 These rules are necessary, not sufficient, so the caller still runs the attacker LP audit on the result.
 """
 
@@ -52,7 +53,7 @@ def optimal_pattern(
     primary: np.ndarray,
     threshold: int,
     protect_zeros: bool,
-    is_margin: np.ndarray,
+    margin_level: np.ndarray,
     time_limit: float,
 ) -> np.ndarray | None:
     """The cheapest pattern meeting the line rules and the attacker cuts; None when HiGHS found none in time.
@@ -65,8 +66,8 @@ def optimal_pattern(
     if not constraints or not primary.any():
         return primary.copy()
     deadline = time.perf_counter() + time_limit
-    margin_penalty = float(values[~is_margin].sum() + n + 1)
-    cost = values.astype(float) + 1.0 + np.where(is_margin, margin_penalty, 0.0)
+    margin_penalty = float(values[margin_level == 0].sum() + n + 1)
+    cost = values.astype(float) + 1.0 + margin_level * margin_penalty
     lower = primary.astype(float)
     upper = np.ones(n)
     if not protect_zeros:

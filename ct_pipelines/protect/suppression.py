@@ -186,8 +186,10 @@ def suppress(
     table, constraints = margin_table(as_ints, dims, count, total_label, margins)
     values = table[count].to_numpy(np.int64)
     is_margin = table["is_margin"].to_numpy()
+    totals_per_row = (table[dims] == total_label).sum(axis=1).to_numpy(np.int64)
+    margin_level = np.where(is_margin, totals_per_row, 0)  # the grand total of a two-way table: 2
     outcome = protect_cells(
-        values, constraints, threshold, protect_zeros, is_margin, method=method, time_limit=time_limit
+        values, constraints, threshold, protect_zeros, margin_level, method=method, time_limit=time_limit
     )
     published = table[[*dims]].copy()
     published[count] = pd.array(np.where(outcome.suppressed, 0, values), dtype="Int64")

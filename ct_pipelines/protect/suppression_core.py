@@ -87,7 +87,7 @@ def protect_cells(
     constraints: Sequence[Constraint],
     threshold: int,
     protect_zeros: bool = False,
-    is_margin: Sequence[bool] | np.ndarray | None = None,
+    margin_level: Sequence[int] | np.ndarray | None = None,
     max_rounds: int = 200,
     method: str = "heuristic",
     time_limit: float = 3.0,
@@ -98,13 +98,18 @@ def protect_cells(
     rules from a HiGHS MILP when it finishes within ``time_limit`` seconds, else the heuristic); auto
     (both, keeping the pattern that hides fewer margins, then less count). The attacker audit runs on
     every result and adds complements until no small count can be worked out.
+
+    ``margin_level`` gives each cell the number of dimensions it totals: 0 for an interior cell, 1 for
+    a row or column total, 2 for the grand total of a two-way table. A hidden margin counts that many
+    times, because hiding the grand total takes away the sum of the row totals and of the column totals
+    at once (CT's handbook: "Totals are retained whenever possible").
     """
     values = np.asarray(values, dtype=np.int64)
     if (values < 0).any():
         raise SuppressionInputError("counts must be zero or more")
     if method not in METHODS:
         raise SuppressionInputError(f"method must be one of {', '.join(METHODS)} (got '{method}')")
-    margin = np.zeros(len(values), bool) if is_margin is None else np.asarray(is_margin, bool)
+    levels = np.zeros(len(values), np.int64) if margin_level is None else np.asarray(margin_level, np.int64)
     primary = is_sensitive(values, threshold, protect_zeros)
     lines_of = _lines_through_cells(len(values), constraints)
     exact, seconds = None, 0.0
@@ -112,37 +117,39 @@ def protect_cells(
         from ct_pipelines.protect.optimal import optimal_pattern
 
         started = time.perf_counter()
-        exact = optimal_pattern(values, constraints, primary, threshold, protect_zeros, margin, time_limit)
+        exact = optimal_pattern(values, constraints, primary, threshold, protect_zeros, levels, time_limit)
         seconds = time.perf_counter() - started
     candidates = []
     if exact is not None:
         state = CellSuppression(suppressed=exact.copy(), primary=primary, method="optimal")
         candidates.append(
             _audit_and_repair(
-                state, values, constraints, margin, threshold, protect_zeros, lines_of, max_rounds
+                state, values, constraints, levels, threshold, protect_zeros, lines_of, max_rounds
             )
         )
     if exact is None or method == "auto":
         state = CellSuppression(suppressed=primary.copy(), primary=primary)
-        _close_lines(values, constraints, state.suppressed, margin, threshold, protect_zeros)
+        _close_lines(values, constraints, state.suppressed, levels, threshold, protect_zeros)
         candidates.append(
             _audit_and_repair(
-                state, values, constraints, margin, threshold, protect_zeros, lines_of, max_rounds
+                state, values, constraints, levels, threshold, protect_zeros, lines_of, max_rounds
             )
         )
-    best = min(candidates, key=lambda c: _cost(c, values, margin))
+    best = min(candidates, key=lambda c: _cost(c, values, levels))
     best.seconds_optimal = seconds
     best.lp_solves = sum(c.lp_solves for c in candidates)
     return best
 
 
-def _cost(state: CellSuppression, values: np.ndarray, margin: np.ndarray) -> tuple[int, int, int, int]:
-    """Patterns compare by audit failures, then hidden margins (CT keeps totals), hidden count, cells."""
+def _cost(state: CellSuppression, values: np.ndarray, levels: np.ndarray) -> tuple[int, int, int, int]:
+    """Patterns compare by audit failures, then hidden margins weighed by level (CT keeps totals), hidden
+    count, cells."""
     hidden = state.suppressed
+    interior = levels == 0
     return (
         len(state.failures),
-        int((hidden & margin).sum()),
-        int(values[hidden & ~margin].sum()),
+        int(levels[hidden].sum()),
+        int(values[hidden & interior].sum()),
         int(hidden.sum()),
     )
 
@@ -151,7 +158,7 @@ def _audit_and_repair(
     state: CellSuppression,
     values: np.ndarray,
     constraints: Sequence[Constraint],
-    margin: np.ndarray,
+    levels: np.ndarray,
     threshold: int,
     protect_zeros: bool,
     lines_of: list[list[int]],
@@ -171,11 +178,11 @@ def _audit_and_repair(
         if state.method == "optimal":
             state.method = "optimal+repair"
         for failure in failures:
-            added |= _add_complement_near(failure.cell, values, constraints, lines_of, suppressed, margin)
+            added |= _add_complement_near(failure.cell, values, constraints, lines_of, suppressed, levels)
         state.failures = failures
         if not added:
             return state  # nothing left to suppress; report the failures
-        _close_lines(values, constraints, suppressed, margin, threshold, protect_zeros)
+        _close_lines(values, constraints, suppressed, levels, threshold, protect_zeros)
         # Suppressing more only widens the attacker's intervals, so cells proven safe stay safe.
         pending = np.array([f.cell for f in failures])
     return state
@@ -191,14 +198,15 @@ def _lines_through_cells(n_cells: int, constraints: Sequence[Constraint]) -> lis
 
 
 def _pick_complement(
-    cells: Sequence[int], values: np.ndarray, suppressed: np.ndarray, margin: np.ndarray, allow_zero: bool
+    cells: Sequence[int], values: np.ndarray, suppressed: np.ndarray, levels: np.ndarray, allow_zero: bool
 ) -> int | None:
-    """The smallest non-zero unsuppressed cell, interior cells before margins (SDE practice)."""
-    best: tuple[bool, int, int] | None = None
+    """The smallest non-zero unsuppressed cell, interior cells before margins (SDE practice), row and
+    column totals before the grand total."""
+    best: tuple[int, int, int] | None = None
     for cell in cells:
         if suppressed[cell] or (values[cell] == 0 and not allow_zero):
             continue
-        key = (bool(margin[cell]), int(values[cell]), int(cell))
+        key = (int(levels[cell]), int(values[cell]), int(cell))
         if best is None or key < best:
             best = key
     return None if best is None else best[2]
@@ -208,7 +216,7 @@ def _close_lines(
     values: np.ndarray,
     constraints: Sequence[Constraint],
     suppressed: np.ndarray,
-    margin: np.ndarray,
+    levels: np.ndarray,
     threshold: int,
     protect_zeros: bool,
 ) -> None:
@@ -233,9 +241,9 @@ def _close_lines(
             )
             if n_suppressed != 1 and not narrow:
                 continue
-            choice = _pick_complement(cells, values, suppressed, margin, allow_zero=protect_zeros)
+            choice = _pick_complement(cells, values, suppressed, levels, allow_zero=protect_zeros)
             if choice is None:
-                choice = _pick_complement(cells, values, suppressed, margin, allow_zero=True)
+                choice = _pick_complement(cells, values, suppressed, levels, allow_zero=True)
             if choice is not None:
                 suppressed[choice] = True
                 changed = True
@@ -247,7 +255,7 @@ def _add_complement_near(
     constraints: Sequence[Constraint],
     lines_of: list[list[int]],
     suppressed: np.ndarray,
-    margin: np.ndarray,
+    levels: np.ndarray,
 ) -> bool:
     """Suppress one more cell on a line through ``cell``, widening the search if those lines are used up."""
     seen_lines: set[int] = set()
@@ -262,7 +270,7 @@ def _add_complement_near(
                         continue
                     seen_lines.add(line)
                     neighbours.extend((constraints[line].total, *constraints[line].members))
-            choice = _pick_complement(neighbours, values, suppressed, margin, allow_zero)
+            choice = _pick_complement(neighbours, values, suppressed, levels, allow_zero)
             if choice is not None:
                 suppressed[choice] = True
                 return True
