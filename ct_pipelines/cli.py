@@ -132,14 +132,15 @@ def run(
     from ct_pipelines.core.results import RunOptions
 
     _EXIT.without_teardown = True  # everything is written and closed when it exits
-    from ct_pipelines.orchestration.runner import run_catalog
-
     if catalog_dir:
         os.environ["CT_PIPELINES_CATALOG"] = str(catalog_dir.resolve())
     settings = load_settings()
     _check_warehouse(settings)
     _check_dagster_home()
     catalog = load_catalog(settings.catalog_dir)
+    _start_gx_worker(catalog, dataset_ids, until)  # before Dagster's import: it has seconds to do
+    from ct_pipelines.orchestration.runner import run_catalog
+
     for error in catalog.errors:
         click.echo(f"skipped dataset file: {error}", err=True)
     _restrict_existing(settings)
@@ -167,6 +168,18 @@ def run(
         )
     failed = [s for s in summaries if not s.ok] or catalog.errors
     sys.exit(1 if failed else 0)
+
+
+def _start_gx_worker(catalog: Catalog, dataset_ids: tuple[str, ...], until: str | None) -> None:
+    """Start importing Great Expectations in its own process when a dataset of this run will need it."""
+    from ct_pipelines.validate.gx_suite import gx_check_names
+    from ct_pipelines.validate.gx_worker import start_gx_worker
+
+    if until == "ingest":
+        return
+    selected = [d for d in catalog.datasets if not dataset_ids or d.id in dataset_ids]
+    if any(gx_check_names(d) for d in selected):
+        start_gx_worker()
 
 
 def _check_dagster_home() -> None:

@@ -11,7 +11,6 @@ dataset that does use those expectations gets it, a moment later.
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import sys
 import threading
@@ -63,22 +62,3 @@ def import_great_expectations() -> ModuleType:
     import great_expectations
 
     return great_expectations
-
-
-def preload_great_expectations() -> threading.Thread | None:
-    """Import GX in a background thread (None when it is imported already).
-
-    Importing is Python work that holds the GIL, so this gains only while the caller waits without it:
-    DuckDB reading a big extract, the portal answering. A run starts it when a dataset has expectations
-    and then ingests: for large files the import is done before validation needs it. A failed import
-    here is left for the caller's own import to raise."""
-    if "great_expectations" in sys.modules:
-        return None
-
-    def _import() -> None:
-        with contextlib.suppress(Exception):  # the validate stage imports it again and says what failed
-            import_great_expectations()
-
-    thread = threading.Thread(target=_import, name="import-great-expectations", daemon=True)
-    thread.start()
-    return thread

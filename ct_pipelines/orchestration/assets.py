@@ -19,15 +19,14 @@ import dagster as dg
 from ct_pipelines import pipeline
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.budget import Budget, enforce
-from ct_pipelines.core.imports import preload_great_expectations
 from ct_pipelines.core.results import RunOptions, StageError, StageResult
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.ingest.errors import value_shape
-from ct_pipelines.ingest.landing import find_newest
-from ct_pipelines.ingest.remote import is_url
 from ct_pipelines.orchestration.resources import PortalResource, SettingsResource, WarehouseResource
 from ct_pipelines.orchestration.results import check_results, check_specs, stage_metadata
 from ct_pipelines.report.checks import record_check_results
+from ct_pipelines.validate.gx_suite import gx_check_names
+from ct_pipelines.validate.gx_worker import start_gx_worker
 
 KINDS = {"publish": {"socrata"}}
 
@@ -145,26 +144,6 @@ def build_dataset_assets(dataset: Dataset, freshness: dg.FreshnessPolicy | None)
     return [_dataset]
 
 
-#: A local extract at least this big keeps DuckDB busy (without the GIL) for longer than importing Great
-#: Expectations takes (~2 s), so the import is done in the background meanwhile. For a small extract the
-#: two would only take turns with the GIL, and the thread costs a little (`ct-pipelines run` on
-#: bench/generate_extract.py's extract, 2026-12-01: -8% wall on 1M rows, +3% on 10 rows), so it is not
-#: started.
-PRELOAD_GX_BYTES = 32 * 1024 * 1024
-
-
-def _long_ingest_ahead(dataset: Dataset, settings: Settings) -> bool:
-    """Whether the dataset has expectations and its newest local landing file is big (never looks at a
-    remote folder: listing one costs more than it could save)."""
-    if not dataset.validate.expectations or is_url(dataset.ingest.path) or settings.landing_url:
-        return False
-    try:
-        found = find_newest(settings, dataset.ingest)
-    except (OSError, ValueError):  # ingest will say what is wrong with the path
-        return False
-    return found is not None and found.size >= PRELOAD_GX_BYTES
-
-
 @dataclass
 class _DatasetStep:
     """One dataset's stages inside its Dagster step: run each selected stage in order, report it, keep
@@ -183,8 +162,8 @@ class _DatasetStep:
         self, options: RunOptions
     ) -> Iterator[dg.MaterializeResult | dg.AssetObservation | dg.AssetCheckResult]:
         keys = self.context.selected_asset_keys
-        if asset_key(self.dataset.id, "validate") in keys and _long_ingest_ahead(self.dataset, self.settings):
-            preload_great_expectations()  # imported while DuckDB reads the extract; validate needs it next
+        if asset_key(self.dataset.id, "validate") in keys and gx_check_names(self.dataset):
+            start_gx_worker()  # imports GX on the other core while ingest runs; validate needs it next
         for stage in [s for s in pipeline.STAGES if asset_key(self.dataset.id, s.name) in keys]:
             key = asset_key(self.dataset.id, stage.name)
             if self.blocked_by:

@@ -29,7 +29,8 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
 from ct_pipelines.core.sql import quote_ident, quote_literal, source_lines_macro
 from ct_pipelines.core.warehouse import relation_exists
-from ct_pipelines.validate.gx_suite import run_gx_suite
+from ct_pipelines.validate.gx_suite import gx_check_names, run_gx_suite
+from ct_pipelines.validate.gx_worker import GxWorkerError, running_gx_worker
 from ct_pipelines.validate.history import HISTORY_TABLE, _history_outcomes, null_shares  # noqa: F401
 from ct_pipelines.validate.parsing import column_quirks, suppressed_field
 from ct_pipelines.validate.rules import DatasetRuleError, Rule, build_rules, pandera_schema
@@ -417,6 +418,26 @@ def _set_aside(
     return rows_valid, rows_quarantined
 
 
+def _gx_outcomes(
+    con: duckdb.DuckDBPyConnection,
+    dataset: Dataset,
+    schema: str,
+    table: str,
+    docs_dir: Path,
+    run_id: str,
+    say: Callable[[str], None],
+) -> tuple[list[CheckOutcome], Path | None]:
+    """The suite's outcomes from the GX worker when the run started one (see ``gx_worker``), else in process."""
+    worker = running_gx_worker()
+    if worker is not None and gx_check_names(dataset):
+        try:
+            return worker.run(con, dataset, schema, table, docs_dir.resolve(), run_id)
+        except GxWorkerError as exc:
+            reason = str(exc).strip().splitlines()[-1]
+            say(f"the Great Expectations worker failed ({reason}); running the suite in this process")
+    return run_gx_suite(con, dataset, schema, table, docs_dir, run_id)
+
+
 def _validate(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
@@ -459,8 +480,14 @@ def _validate(
     con.execute(f"DROP TABLE {failures}")
 
     say("running Great Expectations suite")
-    gx_outcomes, docs_index = run_gx_suite(
-        con, dataset, valid_schema or "main", valid_name, Path(reports_dir) / "gx_docs" / dataset.id, run_id
+    gx_outcomes, docs_index = _gx_outcomes(
+        con,
+        dataset,
+        valid_schema or "main",
+        valid_name,
+        Path(reports_dir) / "gx_docs" / dataset.id,
+        run_id,
+        say,
     )
     outcomes.extend(gx_outcomes)
 
