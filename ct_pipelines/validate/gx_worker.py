@@ -9,7 +9,9 @@ DuckDB lets one process open the warehouse read-write, so the worker never opens
 engine sends each statement back over a pipe to a cursor of the run's own connection, which runs it and
 returns the rows (:class:`RemoteConnection`). GX thus reads exactly the committed tables, as it does in
 process, and :func:`~ct_pipelines.validate.gx_suite.run_gx_suite` is the same function either way. If
-the worker cannot answer (it failed to start, died, or raised), validation runs GX in process instead.
+the worker cannot answer (it failed to start, died, or raised), validation runs GX in process instead,
+where an error is reported as any stage error is (the worker sends back only the exception's type, since
+its message could quote a value).
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import logging
 import subprocess
 import sys
 import threading
-import traceback
 from multiprocessing.connection import Connection, Pipe
 from pathlib import Path
 from typing import Any
@@ -72,7 +73,7 @@ class GxWorker:
                 self._pipe.send(("run", dataset, schema, table, str(docs_dir), run_id))
                 return _serve(self._pipe, con)
             except (OSError, EOFError) as exc:
-                raise GxWorkerError(f"the Great Expectations worker stopped ({exc})") from exc
+                raise GxWorkerError(f"the worker stopped ({type(exc).__name__})") from exc
 
     def stop(self) -> None:
         """End the worker at once: between suites it holds nothing (each suite's Data Docs are written before
@@ -111,8 +112,8 @@ def _serve(pipe: Connection, con: duckdb.DuckDBPyConnection) -> tuple[list[Check
             if kind == "result":
                 outcomes, docs = message[1]
                 return outcomes, Path(docs) if docs else None
-            if kind == "failed":
-                raise GxWorkerError(message[1])
+            if kind == "failed":  # only the exception's type: its message could quote a value
+                raise GxWorkerError(f"{message[1]} in the worker")
             pipe.send(_answer(message, con, cursors))
     finally:
         for cursor in cursors.values():
@@ -238,8 +239,8 @@ def _main(fd: int) -> None:
 
         import_great_expectations()  # first: it keeps scipy.stats and altair out, which GX's engine imports
         from ct_pipelines.validate import gx_duckdb  # noqa: F401 - SQLAlchemy and GX's engine
-    except Exception:  # noqa: BLE001 - said when the first suite is asked for
-        import_failure = traceback.format_exc()
+    except Exception as exc:  # noqa: BLE001 - said when the first suite is asked for
+        import_failure: str | None = type(exc).__name__
     else:
         import_failure = None
     while True:
@@ -262,8 +263,8 @@ def _main(fd: int) -> None:
                 Path(docs_dir),
                 run_id,
             )
-        except Exception:  # noqa: BLE001 - the caller runs the suite in process and raises there
-            pipe.send(("failed", traceback.format_exc()))
+        except Exception as exc:  # noqa: BLE001 - the caller runs the suite in process and raises there
+            pipe.send(("failed", type(exc).__name__))
             continue
         pipe.send(("result", (outcomes, str(docs) if docs else None)))
 

@@ -428,13 +428,13 @@ def _gx_outcomes(
     say: Callable[[str], None],
 ) -> tuple[list[CheckOutcome], Path | None]:
     """The suite's outcomes from the GX worker when the run started one (see ``gx_worker``), else in process."""
+    docs_dir = docs_dir.resolve()  # the worker's working folder need not be the run's
     worker = running_gx_worker()
     if worker is not None and gx_check_names(dataset):
         try:
-            return worker.run(con, dataset, schema, table, docs_dir.resolve(), run_id)
+            return worker.run(con, dataset, schema, table, docs_dir, run_id)
         except GxWorkerError as exc:
-            reason = str(exc).strip().splitlines()[-1]
-            say(f"the Great Expectations worker failed ({reason}); running the suite in this process")
+            say(f"Great Expectations: {exc}; running the suite in this process instead")
     return run_gx_suite(con, dataset, schema, table, docs_dir, run_id)
 
 
