@@ -51,7 +51,7 @@ class GxWorker:
             [sys.executable, "-m", "ct_pipelines.validate.gx_worker", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # errors come back over the pipe, with their traceback
+            stdout=subprocess.DEVNULL,  # errors come back over the pipe (their type)
             stderr=subprocess.DEVNULL,
         )
         theirs.close()
