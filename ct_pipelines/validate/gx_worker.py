@@ -50,9 +50,7 @@ class GxWorker:
         self._process = subprocess.Popen(
             [sys.executable, "-m", "ct_pipelines.validate.gx_worker", str(theirs.fileno())],
             pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # errors come back over the pipe (their type)
-            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,  # its output goes where the run's goes, as GX's log did in process
         )
         theirs.close()
         self._pipe = ours
