@@ -14,6 +14,9 @@ Two GX problems on the duckdb-engine SQLAlchemy dialect (see /work/shared/refere
 Both are patched only while :func:`duckdb_patches` is active (a lock serialises nested/parallel use),
 so GX behaves as shipped everywhere else in the process. :func:`cached_templates` is a third, unrelated
 to DuckDB: GX's Data Docs compile their Jinja templates afresh in every run (about half a second).
+:func:`counted_render_failures` is a fourth: when one of GX's Data Docs renderers raises (its results
+table does for a failed ``expect_column_distinct_values_to_be_in_set``), GX logs a traceback, which
+would reach the run's terminal; the check results do not depend on the rendering.
 
 Connection choice: DuckDB allows one read-write process per database file, and a second
 ``duckdb.connect(path)`` in the same process with different settings conflicts with the open one.
@@ -26,6 +29,7 @@ in-memory databases used by tests, with no file locking or snapshot copy.
 from __future__ import annotations
 
 import importlib
+import logging
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -48,6 +52,16 @@ _REGEX_USERS = (
 )
 _PATCH_LOCK = threading.RLock()
 _TEMPLATE_CACHE: Any = None
+
+#: GX modules that log a Data Docs renderer's exception, with its traceback, at ERROR.
+_RENDER_LOGGERS = (
+    "great_expectations.render.renderer.content_block.validation_results_table_content_block",
+    "great_expectations.render.renderer.content_block.content_block",
+    "great_expectations.render.renderer.column_section_renderer",
+    "great_expectations.render.renderer.site_index_page_renderer",
+    "great_expectations.render.renderer.site_builder",
+)
+_RENDER_FAILURE = "An unexpected Exception occurred during data docs rendering"
 
 BUG_REPORT_TITLE = (
     "SqlAlchemyExecutionEngine.execute_query returns an unbuffered result after releasing the connection"
@@ -139,3 +153,31 @@ def engine_kwargs(con: duckdb.DuckDBPyConnection, schema: str) -> dict[str, Any]
         return ConnectionWrapper(cursor)
 
     return {"creator": creator}
+
+
+class RenderFailures(logging.Filter):
+    """Counts GX's Data Docs rendering failures and keeps them out of the log (other records pass)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.count = 0
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.getMessage().lstrip().startswith(_RENDER_FAILURE):
+            self.count += 1
+            return False
+        return True
+
+
+@contextmanager
+def counted_render_failures() -> Iterator[RenderFailures]:
+    """While the block runs, GX's Data Docs rendering failures are counted instead of logged."""
+    failures = RenderFailures()
+    loggers = [logging.getLogger(name) for name in _RENDER_LOGGERS]
+    for logger in loggers:
+        logger.addFilter(failures)
+    try:
+        yield failures
+    finally:
+        for logger in loggers:
+            logger.removeFilter(failures)

@@ -20,6 +20,8 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.imports import import_great_expectations
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 
+log = logging.getLogger(__name__)
+
 MASK = "***"
 SAMPLE_SIZE = 20
 _RESULT_KEYS = (
@@ -120,7 +122,12 @@ def run_gx_suite(
     gx = import_great_expectations()  # without scipy.stats and altair until an expectation uses them
     from great_expectations.data_context.types.base import ProgressBarsConfig
 
-    from ct_pipelines.validate.gx_duckdb import cached_templates, duckdb_patches, engine_kwargs
+    from ct_pipelines.validate.gx_duckdb import (
+        cached_templates,
+        counted_render_failures,
+        duckdb_patches,
+        engine_kwargs,
+    )
 
     logging.getLogger("great_expectations").setLevel(logging.WARNING)
     context = gx.get_context(mode="ephemeral")
@@ -135,8 +142,15 @@ def run_gx_suite(
     by_id, outcomes = _add_expectations(suite, named)
     docs_dir = Path(docs_dir)
     checkpoint = _checkpoint(context, dataset, suite, batch, table, docs_dir, named)
-    with duckdb_patches(), cached_templates():
+    with duckdb_patches(), cached_templates(), counted_render_failures() as render_failures:
         run = checkpoint.run(run_id=gx.core.run_identifier.RunIdentifier(run_name=run_id))
+    if render_failures.count:
+        log.warning(
+            "Great Expectations could not draw %d part(s) of its Data Docs for %s; the check results "
+            "are not affected.",
+            render_failures.count,
+            dataset.id,
+        )
     index = docs_dir / "index.html"
     docs_path = index if index.exists() else None
     pii = set(dataset.pii_fields)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from html.parser import HTMLParser
 from pathlib import Path
@@ -176,3 +177,28 @@ def test_expectation_names_in_yaml_find_gx_classes_whatever_their_capitals(snake
 
     found = _expectation_class(snake)
     assert (found.__name__ if found else None) == expected
+
+
+def test_a_data_docs_rendering_failure_is_one_line_not_a_traceback(warehouse, tmp_path, caplog):
+    """GX's results table raises while drawing a failed distinct-values expectation and logs a traceback;
+    the run says so in one line, and the check's result is unaffected."""
+    dataset = make_dataset(
+        [
+            {
+                "expectation": "expect_column_distinct_values_to_be_in_set",
+                "kwargs": {"column": "sex", "value_set": ["F"]},
+            }
+        ]
+    )
+    with caplog.at_level(logging.WARNING):
+        outcomes, index = run_gx_suite(warehouse, dataset, "valid", "gx_probe", tmp_path / "docs", "run-1")
+    assert not outcomes[0].passed and index is not None and index.is_file()
+    messages = [record.getMessage() for record in caplog.records]
+    assert not any("Traceback" in message or "unexpected Exception" in message for message in messages)
+    assert (
+        "Great Expectations could not draw 1 part(s) of its Data Docs for gx_probe; the check results are not "
+        "affected." in messages
+    )
+    assert not logging.getLogger(
+        "great_expectations.render.renderer.content_block.validation_results_table_content_block"
+    ).filters
