@@ -94,6 +94,11 @@ def _summary(expectation: Expectation, success: bool, result: dict[str, Any]) ->
     unexpected, total = result.get("unexpected_count"), result.get("element_count")
     if unexpected is not None and total is not None:
         return f"{unexpected:,} of {total:,} rows break the rule '{subject}{what}'."
+    if unexpected:  # the distinct-values expectations count values, not rows
+        sample = ", ".join(str(v) for v in (result.get("partial_unexpected_list") or [])[:5])
+        return f"{unexpected:,} value(s) found break the rule '{subject}{what}'" + (
+            f": {sample}." if sample else "."
+        )
     observed = result.get("observed_value")
     if observed is not None:
         return f"The rule '{subject}{what}' failed; the value found was {observed}."

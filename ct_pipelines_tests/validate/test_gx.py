@@ -193,6 +193,10 @@ def test_a_data_docs_rendering_failure_is_one_line_not_a_traceback(warehouse, tm
     with caplog.at_level(logging.WARNING):
         outcomes, index = run_gx_suite(warehouse, dataset, "valid", "gx_probe", tmp_path / "docs", "run-1")
     assert not outcomes[0].passed and index is not None and index.is_file()
+    assert (
+        outcomes[0].summary
+        == "2 value(s) found break the rule 'sex: column distinct values to be in set': M, X."
+    )
     messages = [record.getMessage() for record in caplog.records]
     assert not any("Traceback" in message or "unexpected Exception" in message for message in messages)
     assert (
