@@ -96,7 +96,7 @@ def protect_cells(
 
     ``method``: heuristic (greedy complements, line by line); optimal (the exact minimum of the line
     rules from a HiGHS MILP when it finishes within ``time_limit`` seconds, else the heuristic); auto
-    (both, keeping the pattern that hides fewer margins, then less count). The attacker audit runs on
+    (both, keeping the pattern that hides fewer margins, weighed as below, then less count). The attacker audit runs on
     every result and adds complements until no small count can be worked out.
 
     ``margin_level`` gives each cell the number of dimensions it totals: 0 for an interior cell, 1 for
