@@ -65,18 +65,27 @@ class GxWorker:
         docs_dir: Path,
         run_id: str,
     ) -> tuple[list[CheckOutcome], Path | None]:
-        """What ``run_gx_suite`` returns, computed in the worker on ``con``'s tables."""
+        """What ``run_gx_suite`` returns, computed in the worker on ``con``'s tables.
+
+        A suite the worker reports as failed leaves it ready for the next; anything else (it died, or a
+        message could not be sent) stops it, since the two ends may no longer agree on what comes next."""
         with self._lock:
+            if self._process.poll() is not None:
+                raise GxWorkerError("the worker stopped")
             try:
                 self._pipe.send(("run", dataset, schema, table, str(docs_dir), run_id))
                 return _serve(self._pipe, con)
-            except (OSError, EOFError) as exc:
+            except GxWorkerError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - EOF, a broken pipe, a value that does not pickle
+                self.stop()
                 raise GxWorkerError(f"the worker stopped ({type(exc).__name__})") from exc
 
     def stop(self) -> None:
         """End the worker at once: between suites it holds nothing (each suite's Data Docs are written before
         its result is sent), and it may still be importing GX, which would hold a run's exit for seconds."""
-        self._pipe.close()
+        if not self._pipe.closed:
+            self._pipe.close()
         self._process.kill()
         self._process.wait()
 
