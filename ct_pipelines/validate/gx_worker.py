@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import atexit
 import logging
+import pickle
 import subprocess
 import sys
 import threading
@@ -155,8 +156,6 @@ def _answer(
 
 def _portable(exc: Exception) -> Exception:
     """The exception itself when it pickles (DuckDB's do, with their type), else a duckdb.Error saying it."""
-    import pickle
-
     try:
         pickle.dumps(exc)
         return exc
@@ -239,8 +238,6 @@ class RemoteCursor:
 def _main(fd: int) -> None:
     """The worker: import GX now, then run each suite asked for until told to stop or the run goes."""
     pipe = Connection(fd)
-    from ct_pipelines.validate.gx_suite import run_gx_suite
-
     try:
         from ct_pipelines.core.imports import import_great_expectations
 
@@ -253,27 +250,36 @@ def _main(fd: int) -> None:
     while True:
         try:
             message = pipe.recv()
-        except (EOFError, OSError):
+            if message[0] != "run":
+                return
+            pipe.send(_suite_reply(message, pipe, import_failure))
+        except (EOFError, OSError):  # the run has gone
             return
-        if message[0] != "run":
-            return
-        if import_failure:
-            pipe.send(("failed", import_failure))
-            continue
-        _, dataset, schema, table, docs_dir, run_id = message
-        try:
-            outcomes, docs = run_gx_suite(
-                RemoteConnection(pipe),  # type: ignore[arg-type] - a DB-API stand-in for the connection
-                dataset,
-                schema,
-                table,
-                Path(docs_dir),
-                run_id,
-            )
-        except Exception as exc:  # noqa: BLE001 - the caller runs the suite in process and raises there
-            pipe.send(("failed", type(exc).__name__))
-            continue
-        pipe.send(("result", (outcomes, str(docs) if docs else None)))
+
+
+def _suite_reply(message: tuple, pipe: Connection, import_failure: str | None) -> tuple:
+    """The worker's answer to one suite: its result, or the type of what failed (the caller retries).
+
+    If the run has gone, the pipe's own error ends the worker when this answer is sent."""
+    if import_failure:
+        return ("failed", import_failure)
+    from ct_pipelines.validate.gx_suite import run_gx_suite
+
+    _, dataset, schema, table, docs_dir, run_id = message
+    try:
+        outcomes, docs = run_gx_suite(
+            RemoteConnection(pipe),  # type: ignore[arg-type] - a DB-API stand-in for the connection
+            dataset,
+            schema,
+            table,
+            Path(docs_dir),
+            run_id,
+        )
+        reply = ("result", (outcomes, str(docs) if docs else None))
+        pickle.dumps(reply)  # what does not pickle is said here, not by a failed send
+        return reply
+    except Exception as exc:  # noqa: BLE001 - the caller runs the suite in process and raises there
+        return ("failed", type(exc).__name__)
 
 
 if __name__ == "__main__":
