@@ -219,9 +219,6 @@ class RemoteCursor:
         self._at = len(self._rows)
         return rows
 
-    def cursor(self) -> RemoteCursor:
-        return self._connection.cursor()
-
     def begin(self) -> None:
         self._connection.ask("call", self._id, "begin")
 
