@@ -53,8 +53,11 @@ class Settings:
     @property
     def duckdb_config(self) -> dict[str, str]:
         """DuckDB settings for the warehouse: a memory cap (DuckDB spills to disk past it), so memory
-        stays flat as extracts grow instead of taking most of the machine."""
-        return {"memory_limit": self.duckdb_memory_limit}
+        stays flat as extracts grow instead of taking most of the machine; and no vacuum at checkpoints.
+        Validation deletes the rows it sets aside from a table the next run replaces; merging what is
+        left rewrote the whole table when the run closed (3.2 s of a 5M-row run). Deleted rows stay as
+        marks instead, and fully deleted row groups are still freed."""
+        return {"memory_limit": self.duckdb_memory_limit, "max_vacuum_tasks": "0"}
 
     def dataset_memory(self, columns: int) -> str | None:
         """The cap of one dataset's step when its YAML sets none: WIDE_DUCKDB_MEMORY for a dataset of
