@@ -329,7 +329,7 @@ def _refusal(original: Path, source: _Source, exc: duckdb.Error, width: int) -> 
     line_ends_may_be_why = not (source.normalised or COLUMN_COUNT.search(text) or "Out of Memory" in text)
     if line_ends_may_be_why and (source.scan().mixed_line_ends or file_line_ends(source.path).mixed):
         return _MixedLineEnds()
-    return _csv_error(original, exc, width)
+    return _csv_error(original, exc, width, source.scan)
 
 
 def _line_shifts(
@@ -363,13 +363,13 @@ def _line_shifts(
     ).to_arrow_table()
 
 
-def _csv_error(path: Path, exc: Exception, width: int) -> IngestError:
+def _csv_error(path: Path, exc: Exception, width: int, scan: Scan) -> IngestError:
     """Turn DuckDB's CSV error into one naming the line, what was found, and what to do. DuckDB's text
     lists its options (``quote = "``) and the original line (PII), so only known phrases are matched and
     none of the line is repeated."""
     text = str(exc)
     line = re.search(r"Line: (\d+)", text)
-    at = int(line[1]) if line else None
+    at = scan().physical_line(int(line[1])) if line else None
     found = COLUMN_COUNT.search(text)
     if isinstance(exc, duckdb.OutOfMemoryException) or "Out of Memory" in text:
         return IngestError(

@@ -31,6 +31,15 @@ class FileScan:
         """Lines end partly in CRLF and partly in LF (lone CRs are not counted here; see newlines)."""
         return self.crlf > 0 and self.bare_lf > 0
 
+    def physical_line(self, record_line: int) -> int:
+        """The line where the record starts that DuckDB's reader calls line ``record_line``: it counts
+        records (title and header lines included), so each newline inside quotes in an earlier record
+        puts the record one line further down. The k-th quoted newline, at newline position q, lies in
+        0-based record q - k."""
+        quoted = self.quoted_newlines
+        records = quoted - np.arange(len(quoted), dtype=np.int64)
+        return record_line + int(np.searchsorted(records, record_line - 1, side="left"))
+
     def record_start_shifts(self, header_line: int, rows: int) -> pa.Table | None:
         """For data rows whose first line is pushed down by quoted newlines in earlier rows: (row index,
         extra lines). None when the quote-parity view of the file disagrees with the parser's row count

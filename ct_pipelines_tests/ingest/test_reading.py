@@ -97,6 +97,24 @@ def test_invalid_bytes_inside_a_quoted_field_are_not_called_an_unclosed_quote(tm
     ]
 
 
+@pytest.mark.parametrize(
+    ("body", "line"),
+    [
+        (b'id,note\n1,"x\ny"\n2,ok\n3,4,5\n', 5),  # a note over two lines above the bad row
+        (b'id,note\n1,"x\ny"\n\n3,4,5\n', 5),  # and a blank line
+        (b'id,note\n1,"x\r\ny\r\nz"\r\n3,"4\r\n5\r\n', 5),  # an unclosed quote after a three-line note
+    ],
+)
+def test_a_bad_row_after_notes_running_over_lines_is_named_by_its_own_line(
+    tmp_path, make_dataset, body, line
+):
+    """DuckDB's reader counts records, not lines; the agency opens the file at the line the message names."""
+    (tmp_path / "x.csv").write_bytes(body)
+    with pytest.raises(IngestError) as info:
+        ingest(tmp_path, make_dataset, "x.csv")
+    assert info.value.line == line
+
+
 def test_declared_cp1252_with_utf8_rows_reads_both_and_refuses_bytes_neither_fits(tmp_path, make_dataset):
     (tmp_path / "x.csv").write_bytes("id,name\n1,Zoë\n".encode() + "2,Renée\n".encode("cp1252"))
     con, result = ingest(tmp_path, make_dataset, "x.csv", source={"encoding": "cp1252"})
