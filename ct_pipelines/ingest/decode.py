@@ -25,6 +25,8 @@ from ct_pipelines.ingest.newlines import normalised_blocks, read_blocks
 
 CHUNK = 16 * 1024 * 1024
 HIGH_BYTES = bytes(range(0x80, 0x100))
+#: Code pages (Python's names) that read bytes 0xA0-0xFF as latin-1 does.
+LATIN1_READS_HIGH_BYTES = {"cp1252", "iso8859-1"}
 
 
 def is_single_byte_ascii(codec: str) -> bool:
@@ -122,6 +124,31 @@ class LineDecoder:
             _ACTIVE.decoder = None
         self._line += chunk.count(b"\n")
         return out
+
+    def read_in_place(self) -> bool:
+        """Whether DuckDB's own latin-1 reader gives the text the UTF-8 copy would: no line holds UTF-8,
+        the fallback reads bytes 0xA0-0xFF as latin-1 does (cp1252, latin-1), and no byte is in
+        0x80-0x9F (DuckDB refuses them; cp1252 reads them as other characters). Counts the fallback
+        lines as ``decode`` would when it says yes. One numpy pass (1.5 s for 500 MB) instead of the
+        copy: decoding, encoding and writing 500 MB took 5 s of a 14 s ingest."""
+        if self.strict_utf8 or codecs.lookup(self.fallback).name not in LATIN1_READS_HIGH_BYTES:
+            return False
+        line, fallback_lines, first = self._line, 0, None
+        for chunk in iter_line_chunks(read_blocks(self.path, 0, CHUNK)):
+            if not chunk.isascii():
+                data = np.frombuffer(chunk, dtype=np.uint8)
+                high = np.flatnonzero(data >= 0x80)
+                if data[high].min() < 0xA0 or _has_utf8_sequence(data, high):
+                    return False
+                lines = np.searchsorted(np.flatnonzero(data == 10), high)
+                first = line + int(lines[0]) if first is None else first
+                fallback_lines += 1 + int(np.count_nonzero(np.diff(lines)))
+            line += chunk.count(b"\n")
+        if first is not None:
+            self._note_fallback(first, self.fallback)
+            self.fallback_lines += fallback_lines - 1
+        self._line = line
+        return True
 
     def _whole_chunk_fallback(self, chunk: bytes) -> bytes | None:
         """A chunk with no multi-byte UTF-8 sequence at all (a cp1252 export): every line holding a high

@@ -74,8 +74,9 @@ class _Source:
 
     path: Path
     scan: Scan
-    decoded: bool  # a copy written by a decoder: UTF-8 by construction
+    decoded: bool  # a copy written by a decoder (UTF-8 by construction), or a file DuckDB decodes as latin-1
     normalised: bool  # its line ends are LF only
+    encoding: str = "utf-8"  # how DuckDB decodes it: utf-8, or latin-1 for a single-byte file read in place
 
 
 def read_csv_into(
@@ -147,7 +148,8 @@ def _read_delimited(
     names = request.names_for(header)
     if normalise is None:
         normalise = sample_line_ends(text.encode("utf-8")).mixed
-    copy = _source_for_duckdb(path, enc, decoder, normalise, request.workdir)
+    in_place = decoder is not None and not normalise and not enc.bom and decoder.read_in_place()
+    copy = path if in_place else _source_for_duckdb(path, enc, decoder, normalise, request.workdir)
     if copy != path or scan is None:
 
         def scan() -> FileScan:
@@ -155,7 +157,8 @@ def _read_delimited(
 
     decoded = decoder is not None or not enc.is_utf8
     try:
-        rows, shifts = _load_delimited(request, _Source(copy, scan, decoded, normalise), names, layout)
+        source = _Source(copy, scan, decoded, normalise, "latin-1" if in_place else "utf-8")
+        rows, shifts = _load_delimited(request, source, names, layout)
     finally:
         if copy != path:
             copy.unlink(missing_ok=True)
@@ -297,6 +300,8 @@ def _load_text_columns(request: _Request, source: _Source, names: list[str], lay
 
     def load(padding: bool) -> None:
         options = ", null_padding=true, parallel=false" if padding else ""
+        if source.encoding != "utf-8":
+            options += f", encoding={quote_literal(source.encoding)}"
         reader = (
             f"read_csv({quote_literal(str(source.path))}, delim={quote_literal(layout.delimiter)}, "
             f"quote='\"', escape='\"', "
