@@ -148,9 +148,12 @@ def validate_cells(
     bad = counts.isna() | (counts < 0) | (counts != counts.round())
     if bad.any():
         row = int(np.flatnonzero(bad.to_numpy())[0])
+        cell = ", ".join(f"{d}={cells[d].iloc[row]}" for d in dims)
+        value = cells[count].iloc[row]
+        shown = "empty (none of its rows has a value)" if pd.isna(value) else f"{value}"
         raise SuppressionInputError(
-            f"row {row + 1}: count {cells[count].iloc[row]!r} in column '{count}' is not a whole number "
-            "of zero or more"
+            f"the count in column '{count}' of the cell {cell} is {shown}, not a whole number of zero or "
+            "more; count rows (agg: count), or mark the column required so rows without a value are set aside"
         )
     for d in dims if totalled is None else totalled:
         if (cells[d].astype(str) == total_label).any():

@@ -253,6 +253,21 @@ def test_core_api_rejects_labels_that_clash_with_the_total() -> None:
         suppress(pd.DataFrame({"k": ["Total", "b"], "n": [9, 9]}), ["k"], "n", threshold=5)
 
 
+def test_core_api_names_the_cell_whose_count_is_empty_and_says_what_to_do() -> None:
+    """A sum over a cell whose rows all lack the value is NaN; the message once showed 'row 1: count
+    np.float64(nan)', which named neither the cell nor a fix."""
+    cells = pd.DataFrame(
+        {"district": ["Andover", "Ansonia"], "race": ["Asian", "Asian"], "n": [12.0, np.nan]}
+    )
+    with pytest.raises(SuppressionInputError) as info:
+        suppress(cells, ["district", "race"], "n", threshold=5)
+    assert str(info.value) == (
+        "the count in column 'n' of the cell district=Ansonia, race=Asian is empty (none of its rows has a "
+        "value), not a whole number of zero or more; count rows (agg: count), or mark the column required so "
+        "rows without a value are set aside"
+    )
+
+
 def test_collapsing_small_categories_reduces_suppression() -> None:
     rng = np.random.default_rng(11)
     rows = []

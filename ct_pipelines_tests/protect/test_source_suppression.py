@@ -1,0 +1,101 @@
+"""Aggregates over values the source suppressed: an EdSight-style enrollment export ('*' for counts of 1-5)
+summed by race would be published too low, so the run stops before the portal and says what to do; the
+same export without '*' publishes sums equal to the file."""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from ct_pipelines.orchestration.runner import run_catalog
+from ct_pipelines.portal.store import PortalStore
+
+RACES = ["Asian", "Black or African American", "White"]
+DISTRICTS = [
+    ("Andover School District", "0010011", ["*", "12", "208"]),
+    ("Ansonia School District", "0020011", ["42", "*", "951"]),
+    ("Ashford School District", "0030011", ["9", "17", "330"]),
+    ("Avon School District", "0040011", ["301", "88", "2402"]),
+]
+
+CATALOG = """\
+id: enrollment_by_race
+title: Enrollment by race, all districts
+description: Student counts by district and race from the EdSight export, for tests.
+agency: Department of Education
+category: Education
+update_frequency: Annually
+contact: sde.data@ct.gov
+source:
+  path: enrollment.csv
+  header_row: 4
+  leave_out: [{name: footer total, column: District, equals: Total, max_rows: 1}]
+  unpivot: {columns: [Asian, Black or African American, White], name: race, value: count}
+columns:
+- {source: District, required: true}
+- {source: District Code, type: code, width: 7, required: true}
+- {source: race, required: true}
+- {source: count, type: integer, suppressed_values: ['*']}
+protect:
+  mode: aggregate
+  aggregate:
+    dimensions: [race]
+    measures: [{name: students, agg: sum, column: count}]
+  suppression: {count_column: students, threshold: 5}
+"""
+
+
+def edsight_export(rows: list[tuple[str, str, list[str]]]) -> str:
+    """Title lines, a blank line, codes written as Excel formulas, a Total row: as EdSight writes it."""
+    out = io.StringIO()
+    out.write("Student Counts by District and Race\r\n2016-17\r\n\r\n")
+    writer = csv.writer(out, lineterminator="\r\n")
+    writer.writerow(["District", "District Code", *RACES])
+    for district, code, counts in rows:
+        writer.writerow([district, f'="{code}"', *counts])
+    totals = [sum(int(r[2][i]) for r in rows if r[2][i] != "*") for i in range(len(RACES))]
+    writer.writerow(["Total", "", *totals])
+    return out.getvalue()
+
+
+def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[tuple[str, str, list[str]]]):
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "landing" / "enrollment.csv").write_text(edsight_export(rows), encoding="utf-8")
+    (tmp_path / "catalog" / "enrollment.yaml").write_text(CATALOG, encoding="utf-8")
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
+    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
+    (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())
+    store = PortalStore(tmp_path / "home" / "portal")
+    try:
+        views = store.list_views()
+        published = [store.query(v["id"], {"$limit": "100"}).records() for v in views]
+    finally:
+        store.close()
+    return summary, published
+
+
+def test_a_sum_over_cells_the_source_suppressed_is_refused_and_nothing_reaches_the_portal(
+    tmp_path, monkeypatch
+):
+    summary, published = run(tmp_path, monkeypatch, DISTRICTS)
+    assert not summary.ok and published == []
+    assert summary.rows_in == 5  # four districts and the Total row, which its rule leaves out
+    assert "measure 'students' is the sum of 'count'" in summary.error
+    assert "the source suppressed 2 of its values" in summary.error
+    assert "publish the rows as they are (remove protect.aggregate" in summary.error
+
+
+def test_the_same_export_without_suppressed_cells_publishes_sums_equal_to_the_file(tmp_path, monkeypatch):
+    rows = [(d, c, [n.replace("*", "3") for n in counts]) for d, c, counts in DISTRICTS]
+    summary, (records,) = run(tmp_path, monkeypatch, rows)
+    assert summary.ok, summary.error
+    assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (5, 1, 4)
+    expected = {race: sum(int(r[2][i]) for r in rows) for i, race in enumerate(RACES)}
+    expected["Total"] = sum(expected.values())
+    assert {r["race"]: int(r["students"]) for r in records} == expected  # 3 + 9 >= 5: nothing hidden
