@@ -478,14 +478,23 @@ def profile(
     if as_json:
         click.echo(json.dumps(data, indent=2, default=str))
         return
-    click.echo(
-        f"{file}: {data['format']}, encoding {data['encoding']}{' with BOM' if data['bom'] else ''}, "
-        f"delimiter {data['delimiter']!r}, header on line {data['header_row']}, {data['rows']:,} rows"
-    )
+    layout = [data["format"]]
+    if data["encoding"]:
+        layout.append(f"encoding {data['encoding']}{' with BOM' if data['bom'] else ''}")
+    if data["delimiter"]:
+        layout.append(f"delimiter {data['delimiter']!r}")
+    if data["sheet"]:
+        layout.append(f"sheet {data['sheet']!r}")
+    click.echo(f"{file}: {', '.join(layout)}, header on line {data['header_row']}, {data['rows']:,} rows")
     for column in data["columns"]:
+        markers = "".join(
+            f"; {what} written as {', '.join(repr(v) for v in column[key])}"
+            for key, what in (("null_values", "no value"), ("suppressed_values", "suppressed"))
+            if column[key]
+        )
         click.echo(
             f"  {column['field_name']:<40} {column['type']:<9} {column['nulls']:>8,} empty  "
-            f"{column['distinct']:>8,} distinct   ({column['name']})"
+            f"{column['distinct']:>8,} distinct   ({column['name']}{markers})"
         )
     for rule in data["leave_out"]:
         click.echo(

@@ -78,6 +78,8 @@ class Profile:
                     "type": c.type,
                     "nulls": c.nulls,
                     "distinct": c.distinct,
+                    "null_values": c.null_values,
+                    "suppressed_values": c.suppressed_values,
                 }
                 for c in self.columns
             ],
@@ -132,6 +134,9 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
 # and tokens for no value. A starter proposes them only when every other cell of the column is a number.
 SUPPRESSION_MARKER = r"^(\*+|[<≤]=?\s*[0-9]+|s|supp(ressed)?|\(s\)|‡|†)$"
 NULL_TOKEN = r"^(null|none|n/?a|-+|\.|missing|unknown|not available|nr)$"
+# What a database or spreadsheet writes for an empty text cell. Words such as 'Unknown' or 'None' are not
+# here: in a text column they can be real answers (a race reported as Unknown).
+EXPORT_NULL = r"(?i)null|\(null\)|#n/a|#null!"
 
 
 def _markers(
@@ -157,6 +162,17 @@ def _markers(
     if not filled:
         return None
     return ("integer" if whole == filled else "number"), suppressed, nulls
+
+
+def _export_nulls(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[str]:
+    """The spellings of EXPORT_NULL in a text column: DCF's office column holds one literal 'NULL', which
+    would otherwise be published as an office's name."""
+    text = f"trim({quote_ident(column)})"
+    found = con.execute(
+        f"SELECT DISTINCT {text} FROM {table} WHERE regexp_full_match({text}, {quote_literal(EXPORT_NULL)}) "
+        "ORDER BY 1"
+    ).fetchall()
+    return [v for (v,) in found]
 
 
 def _footer_rules(
@@ -239,7 +255,8 @@ def profile_file(
             kind, suppressed, nulls = markers
             columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, suppressed, nulls))
         else:
-            columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros))
+            nulls = _export_nulls(con, table, name) if kind == "text" else []
+            columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, null_values=nulls))
     names = ", ".join(quote_ident(n) for n in read.field_names)
     sample_rows = con.execute(f"SELECT {names} FROM {table} ORDER BY _row LIMIT 5").fetchall()
     sample = [dict(zip(read.field_names, row, strict=True)) for row in sample_rows]

@@ -175,6 +175,8 @@ def test_profile_json(tmp_path: Path):
         "type": "integer",
         "nulls": 0,
         "distinct": 2,
+        "null_values": [],
+        "suppressed_values": [],
     }
     assert data["sample"][1] == {"a": "2", "b": "y"}
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import re
 import shutil
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import pyarrow as pa
@@ -476,39 +477,73 @@ def test_real_wide_sde_table_unpivoted_gets_rel_groups_and_reaches_the_portal(
     assert con.execute("SELECT count(*) FROM left_out__sde_enrollment_by_race").fetchone()[0] == 1
 
 
-def test_count_columns_with_source_markers_are_typed_and_published_as_flags(tmp_path: Path, monkeypatch):
-    """Agencies write '*' for a suppressed count and 'N/A' for none: the starter says so, the run publishes
-    the numbers, empty cells with a suppressed flag where the source had '*', and nothing else changed."""
+def landed(tmp_path: Path, name: str, text: str) -> tuple[Path, Path]:
+    """An extract in a landing folder beside an empty catalog folder, as `run` expects them."""
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir()
+    extract = tmp_path / "landing" / name
+    extract.write_text(text, encoding="utf-8")
+    return extract, tmp_path / "catalog"
+
+
+def run_filled_starter(tmp_path: Path, catalog: Path, monkeypatch) -> tuple[Any, list[dict]]:
+    """Run a catalog whose starter TODOs were filled; the one dataset's summary and its portal rows."""
     import dagster as dg
 
     from ct_pipelines.orchestration.runner import run_catalog
     from ct_pipelines.portal.store import PortalStore
 
-    landing, catalog = tmp_path / "landing", tmp_path / "catalog"
-    landing.mkdir()
-    catalog.mkdir()
-    extract = landing / "enrollment.csv"
-    extract.write_text(
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
+    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
+    (summary,), _ = run_catalog(str(catalog), instance=dg.DagsterInstance.ephemeral())
+    assert summary.ok, summary.error or summary.failed_checks
+    store = PortalStore(tmp_path / "home" / "portal")
+    try:
+        (view,) = store.list_views()
+        return summary, store.query(view["id"], {"$limit": "10"}).records()
+    finally:
+        store.close()
+
+
+def test_a_database_null_in_a_text_column_is_proposed_as_no_value_and_published_empty(
+    tmp_path: Path, monkeypatch
+):
+    """DCF's export writes one office as the literal 'NULL'; kept as text it was published as an office's
+    name. 'Unknown' is a real answer in a race column and stays."""
+    extract, catalog = landed(
+        tmp_path,
+        "placements.csv",
+        "Office,Demographic,Children\r\nHartford,WHITE,12\r\nNULL,BLACK,3\r\nWaterbury,Unknown,7\r\n",
+    )
+    profiled = CliRunner().invoke(main, ["profile", str(extract)])
+    assert "(Office; no value written as 'NULL')" in profiled.output
+    columns = starter_columns(new_starter(extract, catalog / "placements.yaml"))
+    assert columns["Office"]["null_values"] == ["NULL"] and "required" not in columns["Office"]
+    assert "null_values" not in columns["Demographic"] and columns["Demographic"]["required"] is True
+    fill_todos(catalog / "placements.yaml")
+    summary, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (3, None, 3)
+    published = sorted((r.get("office") or "", r["demographic"], r["children"]) for r in rows)
+    assert published == [("", "BLACK", "3"), ("Hartford", "WHITE", "12"), ("Waterbury", "Unknown", "7")]
+
+
+def test_count_columns_with_source_markers_are_typed_and_published_as_flags(tmp_path: Path, monkeypatch):
+    """Agencies write '*' for a suppressed count and 'N/A' for none: the starter says so, the run publishes
+    the numbers, empty cells with a suppressed flag where the source had '*', and nothing else changed."""
+    extract, catalog = landed(
+        tmp_path,
+        "enrollment.csv",
         "District,Asian,Black\r\nAndover,*,12\r\nAnsonia,42,N/A\r\nAshford,9,*\r\nAvon,0,1204\r\n",
-        encoding="utf-8",
     )
     text = new_starter(extract, catalog / "enrollment.yaml")
     columns = starter_columns(text)
     assert columns["Asian"]["type"] == "integer" and columns["Asian"]["suppressed_values"] == ["*"]
     assert columns["Black"]["null_values"] == ["N/A"] and "required" not in columns["Black"]
     fill_todos(catalog / "enrollment.yaml")
-    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
-    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
-    (summary,), _ = run_catalog(str(catalog), instance=dg.DagsterInstance.ephemeral())
-    assert summary.ok, summary.error or summary.failed_checks
+    summary, records = run_filled_starter(tmp_path, catalog, monkeypatch)
     assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (4, None, 4)
-    store = PortalStore(tmp_path / "home" / "portal")
-    try:
-        (view,) = store.list_views()
-        rows = sorted(store.query(view["id"], {"$limit": "10"}).records(), key=lambda r: r["district"])
-    finally:
-        store.close()
+    rows = sorted(records, key=lambda r: r["district"])
     published = [(r["district"], r.get("asian"), r["asian_suppressed"], r.get("black")) for r in rows]
     assert published == [
         ("Andover", None, True, "12"),
