@@ -388,10 +388,53 @@ def _rel_check(
             else "\nThey stay in the data as raw values with no standardized category until they are mapped."
         )
     metadata = _check_metadata(c, config, labels, (total, bad_rows, distinct), pii=pii)
+    contradiction = _origin_in_race_column(con, labels_table, position, c, config, total, pii=pii)
+    if contradiction:
+        return CheckOutcome(
+            name=check_name(c),
+            passed=False,
+            severity=Severity.ERROR,
+            summary=contradiction,
+            metadata=metadata,
+        )
     return CheckOutcome(
         name=check_name(c),
         passed=not bad_rows,
         severity=Severity.ERROR if too_many else Severity.WARN,
         summary=summary,
         metadata=metadata,
+    )
+
+
+def _origin_in_race_column(
+    con: duckdb.DuckDBPyConnection,
+    labels_table: str,
+    position: int,
+    c: RelColumn,
+    config: StandardizeConfig,
+    total: int,
+    *,
+    pii: bool,
+) -> str:
+    """Why a column declared ``field: race`` cannot be published as race only, or "" when it can.
+
+    With no ethnicity column, the dataset's description says the source did not collect Hispanic origin.
+    OCME's Race column holds 'Hispanic, White': the question was asked, and the portal said it was not
+    while publishing a Hispanic group of 585. Deciding which question the agency asked is the engineer's
+    call, so the run stops and names the labels."""
+    if c.field != RelField.RACE or "hispanic_origin" not in config.not_collected():
+        return ""
+    found = con.execute(
+        f"SELECT _raw_{position}, sum({ROWS_COLUMN})::BIGINT AS n FROM {quote_ident(labels_table)} "
+        f"WHERE {quote_ident(c.column + '_hispanic')} IS NOT NULL GROUP BY 1 ORDER BY n DESC, 1"
+    ).fetchall()
+    if not found:
+        return ""
+    rows = sum(n for _, n in found)
+    shown = "" if pii else " (" + ", ".join(f'"{raw}" ({n:,} rows)' for raw, n in found[:TOP_LABELS]) + ")"
+    return (
+        f"'{c.column}' is declared as field: race, but {rows:,} of {total:,} rows have a label that also "
+        f"answers Hispanic origin{shown}, so the source did ask it; declare the column as field: "
+        "race_ethnicity in the dataset's standardize block, so the published groups and description say "
+        "what was collected."
     )

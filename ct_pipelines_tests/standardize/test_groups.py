@@ -213,26 +213,17 @@ def test_language_only_source_says_race_and_origin_were_not_collected(con, tmp_p
     assert con.execute("SELECT lang_iso639_3 FROM std ORDER BY respondent").fetchall() == [("spa",), ("por",)]
 
 
-def test_race_only_survey_says_so_on_the_portal(tmp_path):
-    """The published dataset's description tells readers Hispanic origin was not collected."""
-    import shutil
-
+def _publish(tmp_path: Path, extract: bytes, yaml_text: str):
+    """Land the extract, run its catalog, and read back the dataset's summary, description and rows."""
     import dagster as dg
 
     from ct_pipelines.orchestration.runner import run_catalog
     from ct_pipelines.portal.store import PortalStore
 
-    (tmp_path / "landing").mkdir()
-    (tmp_path / "catalog").mkdir()
-    (tmp_path / "landing" / "survey.csv").write_bytes(b"\xef\xbb\xbf" + SURVEY.replace("\n", "\r\n").encode())
-    (tmp_path / "catalog" / "survey.yaml").write_text(
-        "id: race_survey\ntitle: Race survey answers\ndescription: Answers to a survey that asked race only.\n"
-        "agency: Department of Testing\ncategory: Government\ntags: [survey]\nupdate_frequency: Annually\n"
-        "contact: t@ct.gov\ningest:\n  path: survey.csv\ncolumns:\n  - source: respondent\n    type: code\n"
-        "  - source: What is your race? (Select all that apply)\n    field_name: race\n  - source: County\n"
-        "standardize:\n  columns:\n    - column: race\n      field: race\n",
-        encoding="utf-8",
-    )
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir(exist_ok=True)
+    (tmp_path / "landing" / "extract.csv").write_bytes(extract)
+    (tmp_path / "catalog" / "dataset.yaml").write_text(yaml_text, encoding="utf-8")
     env = {"CT_PIPELINES_HOME": str(tmp_path / "home"), "CT_PIPELINES_CATALOG": str(tmp_path / "catalog")}
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
@@ -240,14 +231,84 @@ def test_race_only_survey_says_so_on_the_portal(tmp_path):
         mp.delenv("CT_PIPELINES_LANDING", raising=False)
         mp.delenv("CT_PORTAL_DOMAIN", raising=False)
         (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())
-    assert summary.ok, summary.error or summary.failed_checks
     store = PortalStore(tmp_path / "home" / "portal")
     try:
-        (view,) = store.list_views()
-        description = view["description"]
-        groups = {r["rel_reporting_group"] for r in store.query(view["id"], {"$limit": "100"}).records()}
+        views = store.list_views()
+        published = [(v["description"], store.query(v["id"], {"$limit": "100"}).records()) for v in views]
     finally:
         store.close()
+    return summary, published
+
+
+def test_race_only_survey_says_so_on_the_portal(tmp_path):
+    """The published dataset's description tells readers Hispanic origin was not collected."""
+    summary, ((description, records),) = _publish(
+        tmp_path,
+        b"\xef\xbb\xbf" + SURVEY.replace("\n", "\r\n").encode(),
+        "id: race_survey\ntitle: Race survey answers\ndescription: Answers to a survey that asked race only.\n"
+        "agency: Department of Testing\ncategory: Government\ntags: [survey]\nupdate_frequency: Annually\n"
+        "contact: t@ct.gov\ningest:\n  path: extract.csv\ncolumns:\n  - source: respondent\n    type: code\n"
+        "  - source: What is your race? (Select all that apply)\n    field_name: race\n  - source: County\n"
+        "standardize:\n  columns:\n    - column: race\n      field: race\n",
+    )
+    assert summary.ok, summary.error or summary.failed_checks
+    groups = {r["rel_reporting_group"] for r in records}
     assert "did not collect Hispanic origin" in description
     assert not any(g.startswith("Non-Hispanic") for g in groups if g)
-    shutil.rmtree(tmp_path / "home", ignore_errors=True)
+
+
+# OCME's export: one Race column whose labels mix in Hispanic origin, a residence column running over lines.
+OCME = """ID,Date,Race,ResidenceCityGeo
+12-0001,01/02/2012,White,"HARTFORD, CT
+(41.76, -72.67)"
+12-0002,01/03/2012,"Hispanic, White","NEW BRITAIN, CT
+(41.66, -72.77)"
+12-0003,01/03/2012,Black,"HARTFORD, CT
+(41.76, -72.67)"
+12-0004,01/05/2012,"Hispanic, Black",WATERBURY
+12-0005,01/07/2012,"Hispanic, White",MERIDEN
+12-0006,01/09/2012,Asian Indian,
+"""
+OCME_YAML = """\
+id: drug_deaths
+title: Accidental drug related deaths
+description: Deaths from accidental drug overdose, one row per person, for tests.
+agency: Office of the Chief Medical Examiner
+category: Health and Human Services
+update_frequency: Annually
+contact: ocme@ct.gov
+ingest: {path: extract.csv}
+columns:
+- {source: ID, pii: true}
+- {source: Date, type: date}
+- {source: Race}
+- {source: ResidenceCityGeo, pii: true}
+standardize:
+  columns: [{column: race, field: FIELD}]
+protect:
+  mode: aggregate
+  aggregate: {dimensions: [rel_reporting_group], measures: [{name: deaths}]}
+"""
+
+
+@pytest.mark.parametrize("crlf", [False, True])
+def test_a_race_column_whose_labels_answer_hispanic_origin_is_not_published_as_race_only(tmp_path, crlf):
+    """Declared field: race, OCME's 'Hispanic, White' would be published as a Hispanic group beside a
+    description saying origin was not collected; the run stops and says to declare race_ethnicity."""
+    extract = b"\xef\xbb\xbf" + (OCME.replace("\n", "\r\n") if crlf else OCME).encode()
+    summary, published = _publish(tmp_path, extract, OCME_YAML.replace("FIELD", "race"))
+    assert not summary.ok and published == []
+    (blocking,) = summary.blocking_summaries
+    assert (
+        "'race' is declared as field: race, but 3 of 6 rows have a label that also answers Hispanic "
+        in blocking
+    )
+    assert '"Hispanic, White" (2 rows), "Hispanic, Black" (1 rows)' in blocking
+    assert "declare the column as field: race_ethnicity" in blocking
+    summary, ((description, records),) = _publish(
+        tmp_path, extract, OCME_YAML.replace("FIELD", "race_ethnicity")
+    )
+    assert summary.ok, summary.error or summary.failed_checks
+    assert "did not collect" not in description
+    deaths = {r["rel_reporting_group"]: int(r["deaths"]) for r in records}
+    assert deaths["Hispanic"] == 3 and deaths["Non-Hispanic White"] == 1 and deaths["Total"] == 6
