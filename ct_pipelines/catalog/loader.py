@@ -119,6 +119,15 @@ def _line_of(document: Any, loc: tuple[Any, ...]) -> int | None:
     return line
 
 
+def _named_field(message: str, document: Any) -> tuple[str, ...]:
+    """A check across fields has no location of its own; its message starts with the field it is about
+    ("row_identifier 'id' is ...", "columns X are listed in ..."), so the error points at that field's
+    line rather than the file's first."""
+    first = message.removeprefix("Value error, ").split(" ", 1)[0]
+    path = tuple(first.split("."))
+    return path if isinstance(document, _Located) and path[0] in document else ()
+
+
 def _models_in(annotation: Any) -> list[Any]:
     """The models, lists and dicts an annotation may hold (``X | None``, ``list[X]``, ``str | Dimension``)."""
     if isinstance(annotation, type) and issubclass(annotation, BaseModel):
@@ -241,12 +250,15 @@ def parse_dataset_file(path: Path) -> tuple[Dataset | None, list[CatalogError]]:
             as_written = {}
         errors = []
         for error in exc.errors():
-            loc = tuple(error["loc"])
+            loc = tuple(error["loc"]) or _named_field(error["msg"], located)
+            message = _describe(error)
+            if loc and not error["loc"]:  # the message began with the field, which now leads the line
+                message = message.split(" ", 1)[1]
             if loc and loc[0] in as_written:
                 loc = (as_written[loc[0]], *loc[1:])
             dotted = ".".join(str(p) for p in loc)
             if not any(dotted == t.field or dotted.startswith(t.field + ".") for t in todo):
-                errors.append(CatalogError(path, _line_of(located, loc), dotted, _describe(error)))
+                errors.append(CatalogError(path, _line_of(located, loc), dotted, message))
         return None, sorted(todo + errors, key=lambda e: e.line or 0)
     return (None, todo) if todo else (dataset, [])
 

@@ -15,7 +15,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.json_schema import SkipJsonSchema
 
-from ct_pipelines.catalog.blocks.protect import ProtectConfig
+from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode
 from ct_pipelines.catalog.blocks.publish import PublishConfig
 from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
 from ct_pipelines.catalog.blocks.validate import ValidateConfig, ValueFormat
@@ -353,11 +353,32 @@ class Dataset(BaseModel):
                     f"exist after ingest; remove them from columns: and declare "
                     f"'{self.ingest.unpivot.value}' (and '{self.ingest.unpivot.name}') instead"
                 )
-        if self.row_identifier and self.columns and self.row_identifier not in names:
-            raise ValueError(f"row_identifier '{self.row_identifier}' is not one of the columns' field names")
+        if self.row_identifier:
+            self._check_row_identifier(names)
         if self.attribution is None:
             self.attribution = self.agency
         return self
+
+    def _check_row_identifier(self, names: list[str]) -> None:
+        """The row identifier must be a published column that tells rows apart: a personal column is
+        never published, and an aggregate has one row per combination of its dimensions."""
+        key = self.row_identifier
+        if key in self.pii_fields:
+            raise ValueError(
+                f"row_identifier '{key}' is marked pii: true, and personal columns are never published; name "
+                "a published column that is unique per row, or remove row_identifier to replace the whole "
+                "dataset at each publish"
+            )
+        if self.protect.mode == ProtectMode.AGGREGATE and self.protect.aggregate is not None:
+            dimensions = [d.name for d in self.protect.aggregate.dimension_specs]
+            if dimensions != [key]:
+                raise ValueError(
+                    f"row_identifier '{key}' does not identify a row of the aggregate, which has one row per "
+                    f"combination of {', '.join(dimensions)}; remove row_identifier (an aggregate is "
+                    "replaced whole at each publish)"
+                )
+        elif self.protect.mode == ProtectMode.ROWS and self.columns and key not in names:
+            raise ValueError(f"row_identifier '{key}' is not one of the columns' field names")
 
     def column(self, field_name: str) -> Column | None:
         return next((c for c in self.columns if c.field_name == field_name), None)

@@ -340,7 +340,8 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
         "# Starter dataset file written by `ct-pipelines dataset new`. Replace every <<TODO: ...>> marker",
         "# (the whole marker) with what it asks for; `ct-pipelines catalog validate` refuses the file until then.",
         "# Mark columns that identify a person with `pii: true`; they are never published.",
-        "# Set row_identifier to a unique column's field name to publish changes incrementally.",
+        "# To publish changes incrementally, set row_identifier to the field name of a unique column that is",
+        "# published (not pii); an aggregate is replaced whole instead.",
     ]
     codes = [c.field_name for c in profile.columns if c.leading_zeros]
     if codes and CODE_TYPE == "text":

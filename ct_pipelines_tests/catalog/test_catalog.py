@@ -70,6 +70,36 @@ def test_unknown_field_and_bad_row_identifier(tmp_path: Path):
     assert errors["update_frequncy"].line == 13 and "unknown field" in errors["update_frequncy"].message
 
 
+@pytest.mark.parametrize(
+    ("extra", "refusal"),
+    [
+        (  # the starter's own advice, followed on OCME: ID is unique, and personal
+            "    pii: true\nrow_identifier: record_id\n",
+            "x.yaml:13: row_identifier: 'record_id' is marked pii: true, and personal columns are never published",
+        ),
+        (
+            "  - source: Town\nrow_identifier: record_id\nprotect:\n  mode: aggregate\n  aggregate:\n"
+            "    dimensions: [town]\n    measures: [{name: people}]\n",
+            "x.yaml:13: row_identifier: 'record_id' does not identify a row of the aggregate, which has one "
+            "row per combination of town",
+        ),
+        (
+            "  - source: Town\nrow_identifier: town\nprotect:\n  mode: aggregate\n  aggregate:\n"
+            "    dimensions: [town]\n    measures: [{name: people}]\n",
+            None,
+        ),  # fmt: skip
+    ],
+)
+def test_catalog_validate_refuses_a_row_identifier_that_is_never_published(tmp_path: Path, extra, refusal):
+    """These once passed validation and failed at publish, after four stages had run."""
+    (tmp_path / "x.yaml").write_text(GOOD + extra, encoding="utf-8")
+    result = CliRunner().invoke(main, ["catalog", "validate", str(tmp_path)])
+    if refusal is None:
+        assert result.exit_code == 0, result.output
+    else:
+        assert result.exit_code != 0 and refusal in " ".join(result.output.split())
+
+
 def test_an_unknown_field_gets_a_near_spelling_the_block_it_belongs_in_or_the_fields_allowed(tmp_path: Path):
     text = GOOD.replace("  path: good.csv\n", "  path: good.csv\n  pathh: other.csv\n") + (
         "    minimum: 0\n"
