@@ -62,17 +62,19 @@ def run(
     finally:
         con.execute(f"DROP VIEW IF EXISTS {quote_ident(public)}")
     outcomes = privacy_outcomes(con, dataset, result)
+    # validate drops the personal columns standardize does not read; protect leaves out the rest
+    left_out = sorted({*dataset.pii_fields, *result.excluded_pii_columns})
     facts: dict[str, Any] = {
         "mode": str(result.mode),
         "columns": result.columns,
-        "pii_columns_left_out": result.excluded_pii_columns,
+        "pii_columns_left_out": left_out,
     }
     if result.suppression is not None:
         facts["cells_suppressed_primary"] = result.suppression.primary_count
         facts["cells_suppressed_complementary"] = result.suppression.complementary_count
     progress(
-        f"{dataset.id}: published table has {result.row_count:,} rows ({result.mode}); "
-        f"left out PII columns {result.excluded_pii_columns}"
+        f"{dataset.id}: published table has {result.row_count:,} rows ({result.mode})"
+        + (f"; personal columns not published: {', '.join(left_out)}" if left_out else "")
     )
     return StageResult(
         table=target, rows_in=rows_in, rows_out=result.row_count, outcomes=outcomes, facts=facts

@@ -78,7 +78,11 @@ def _row_count_outcome(dataset: Dataset, rows: int, previous_run: str, previous_
     drop = (previous_rows - rows) / previous_rows if previous_rows else 0.0
     row_ok = rows >= floor
     row_summary = f"{rows:,} rows this run against {previous_rows:,} last run" + (
-        "." if row_ok else f": a drop of {drop:.0%}, more than the {config.max_row_count_drop:.0%} allowed."
+        "."
+        if row_ok
+        else f": a drop of {drop:.0%}, more than the {config.max_row_count_drop:.0%} allowed "
+        "(validate.max_row_count_drop); check that the whole extract arrived, or raise the limit if the "
+        "data really shrank."
     )
     return CheckOutcome(
         "row_count_change",

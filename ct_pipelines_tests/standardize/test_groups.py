@@ -6,6 +6,7 @@ and read by DuckDB; every row's published group is asserted.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import duckdb
@@ -312,3 +313,12 @@ def test_a_race_column_whose_labels_answer_hispanic_origin_is_not_published_as_r
     assert "did not collect" not in description
     deaths = {r["rel_reporting_group"]: int(r["deaths"]) for r in records}
     assert deaths["Hispanic"] == 3 and deaths["Non-Hispanic White"] == 1 and deaths["Total"] == 6
+    warehouse = duckdb.connect(str(tmp_path / "home" / "warehouse" / "drug_deaths.duckdb"), read_only=True)
+    (facts,) = warehouse.execute(
+        "SELECT facts FROM meta.stage_results WHERE stage = 'protect' AND status = 'ok'"
+    ).fetchone()
+    warehouse.close()
+    assert json.loads(facts)["pii_columns_left_out"] == [
+        "id",
+        "residence_city_geo",
+    ]  # once [], though left out

@@ -271,6 +271,11 @@ def test_row_count_drop_and_null_share_jump_against_previous_run(con, tmp_path):
     outcomes = by_name(run(con, dataset, tmp_path, "run-2"))
     assert not outcomes["row_count_change"].passed
     assert outcomes["row_count_change"].metadata["previous_rows"] == 60
+    assert outcomes["row_count_change"].summary == (
+        "20 rows this run against 60 last run: a drop of 67%, more than the 50% allowed "
+        "(validate.max_row_count_drop); check that the whole extract arrived, or raise the limit if the data "
+        "really shrank."
+    )
     assert outcomes["row_count_change"].severity == Severity.ERROR
     jumps = outcomes["null_share_change"].metadata["columns"]
     assert [j["column"] for j in jumps] == ["zip"] and jumps[0]["share"] == 1.0
