@@ -37,8 +37,17 @@ def dagster_home() -> Path | None:
 
 
 def instance_paths(home: Path) -> list[Path]:
-    """What the instance writes under its home (SQLite storage, compute logs, history, schedules)."""
+    """What the instance writes under its home: dagster.yaml's .dagster/, and Dagster's default folders."""
     return [
         home / name
-        for name in ("storage", "history", "schedules", "logs", ".logs_queue", ".nux", ".telemetry")
+        for name in (
+            ".dagster",
+            "storage",
+            "history",
+            "schedules",
+            "logs",
+            ".logs_queue",
+            ".nux",
+            ".telemetry",
+        )
     ]

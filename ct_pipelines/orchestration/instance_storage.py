@@ -10,14 +10,18 @@ Production keeps its run history in PostgreSQL (``deploy/dagster.production.yaml
 not touch.
 
 ``dagster.yaml`` names it under ``storage: custom:`` with the same ``base_dir`` as ``storage: sqlite:``.
+It and the artifact and compute-log classes here take a relative ``base_dir`` under DAGSTER_HOME.
 """
 
 from __future__ import annotations
 
 import os
 import threading
+from collections.abc import Mapping
 from typing import Any
 
+from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
+from dagster._core.storage.root import LocalArtifactStorage
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, SqliteStorageConfig
 from dagster._serdes import ConfigurableClassData
 from sqlalchemy import event
@@ -59,4 +63,36 @@ class LocalSqliteStorage(DagsterSqliteStorage):
     def from_config_value(  # ty: ignore[invalid-method-override]
         cls, inst_data: ConfigurableClassData, config_value: SqliteStorageConfig
     ) -> LocalSqliteStorage:
-        return cls.from_local(inst_data=inst_data, **config_value)
+        return cls.from_local(inst_data=inst_data, **_under_home(config_value))
+
+
+def under_dagster_home(base_dir: str) -> str:
+    """A relative ``base_dir`` in dagster.yaml, under DAGSTER_HOME (the folder holding the file). Dagster
+    takes it from the working folder: an instance copied to its own DAGSTER_HOME, as the CLI advises,
+    stored its runs wherever the command was started, and runs of two homes shared one history."""
+    home = os.environ.get("DAGSTER_HOME")
+    return base_dir if os.path.isabs(base_dir) or not home else os.path.join(home, base_dir)
+
+
+def _under_home(config_value: Mapping[str, Any]) -> dict[str, Any]:
+    return {**config_value, "base_dir": under_dagster_home(config_value["base_dir"])}
+
+
+class HomeArtifactStorage(LocalArtifactStorage):
+    """Dagster's local artifact storage, with a relative ``base_dir`` under DAGSTER_HOME."""
+
+    @classmethod
+    def from_config_value(  # ty: ignore[invalid-method-override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> HomeArtifactStorage:
+        return cls(inst_data=inst_data, **_under_home(config_value))
+
+
+class HomeComputeLogManager(LocalComputeLogManager):
+    """Dagster's local compute log manager, with a relative ``base_dir`` under DAGSTER_HOME."""
+
+    @classmethod
+    def from_config_value(  # ty: ignore[invalid-method-override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> HomeComputeLogManager:
+        return cls(inst_data=inst_data, **_under_home(config_value))
