@@ -78,21 +78,19 @@ def _under_home(config_value: Mapping[str, Any]) -> dict[str, Any]:
     return {**config_value, "base_dir": under_dagster_home(config_value["base_dir"])}
 
 
-class HomeArtifactStorage(LocalArtifactStorage):
+class _UnderHome:
+    """``from_config_value`` of a Dagster local storage class, with a relative ``base_dir`` under DAGSTER_HOME."""
+
+    @classmethod
+    def from_config_value(  # ty: ignore[invalid-method-override]
+        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
+    ) -> Any:
+        return cls(inst_data=inst_data, **_under_home(config_value))  # ty: ignore[unknown-argument]
+
+
+class HomeArtifactStorage(_UnderHome, LocalArtifactStorage):
     """Dagster's local artifact storage, with a relative ``base_dir`` under DAGSTER_HOME."""
 
-    @classmethod
-    def from_config_value(  # ty: ignore[invalid-method-override]
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> HomeArtifactStorage:
-        return cls(inst_data=inst_data, **_under_home(config_value))
 
-
-class HomeComputeLogManager(LocalComputeLogManager):
+class HomeComputeLogManager(_UnderHome, LocalComputeLogManager):
     """Dagster's local compute log manager, with a relative ``base_dir`` under DAGSTER_HOME."""
-
-    @classmethod
-    def from_config_value(  # ty: ignore[invalid-method-override]
-        cls, inst_data: ConfigurableClassData | None, config_value: Mapping[str, Any]
-    ) -> HomeComputeLogManager:
-        return cls(inst_data=inst_data, **_under_home(config_value))
