@@ -154,17 +154,22 @@ def drift_outcome(
     else:
         parts = []
         if missing:
-            parts.append(f"missing on the portal: {', '.join(missing)}")
+            parts.append(f"in the table but not on the portal: {', '.join(missing)}")
         if extra:
-            parts.append(f"only on the portal: {', '.join(extra)}")
+            parts.append(f"on the portal but not in the table: {', '.join(extra)}")
         if mismatched:
             parts.append(
-                "different types: "
-                + ", ".join(f"{m['field']} ({m['table']} vs {m['portal']})" for m in mismatched)
+                "of another type: "
+                + ", ".join(
+                    f"{m['field']} ({m['table']} in the table, {m['portal']} on the portal)"
+                    for m in mismatched
+                )
             )
         summary = (
-            f"The portal dataset {four_by_four} does not match the table ({'; '.join(parts)}); "
-            "nothing was published. Add the columns on the portal or fix the catalog."
+            f"The portal dataset {four_by_four} does not match the table to publish ({'; '.join(parts)}), "
+            "so nothing was published; a replace of the rows (--full-replace) does not change the portal's "
+            "columns. Change the portal dataset's columns to the table's (on Socrata, in the dataset's "
+            "schema editor), or change the dataset YAML back to what the portal has."
         )
     return CheckOutcome(
         name=DRIFT_CHECK,

@@ -248,7 +248,28 @@ def test_schema_drift_is_refused(harness: Harness) -> None:
     harness.portal.request_log.clear()
     result = harness.publish()
     drift = next(o for o in result.outcomes if o.name == "portal_schema_drift")
-    assert drift.blocks and "extra" in drift.summary
+    assert drift.blocks and "(in the table but not on the portal: extra)" in drift.summary
+    assert harness.data_writes() == []
+
+
+def test_a_column_type_changed_after_the_first_publish_is_refused_saying_which_side_has_which(
+    harness: Harness,
+) -> None:
+    """A district code first published as a number, then declared a code: the message once said
+    'district_code (text vs number)' and 'add the columns', which fits neither side nor the change."""
+    harness.make_rows(5)
+    first = harness.publish()
+    harness.con.execute("ALTER TABLE out ALTER COLUMN amount TYPE VARCHAR")
+    harness.portal.request_log.clear()
+    result = harness.publish()
+    drift = next(o for o in result.outcomes if o.name == "portal_schema_drift")
+    assert drift.blocks and drift.summary == (
+        f"The portal dataset {first.four_by_four} does not match the table to publish (of another type: "
+        "amount (text in the table, number on the portal)), so nothing was published; a replace of the rows "
+        "(--full-replace) does not change the portal's columns. Change the portal dataset's columns to the "
+        "table's (on Socrata, in the dataset's schema editor), or change the dataset YAML back to what the "
+        "portal has."
+    )
     assert harness.data_writes() == []
 
 
