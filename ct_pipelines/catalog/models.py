@@ -17,7 +17,11 @@ from pydantic.json_schema import SkipJsonSchema
 
 from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode
 from ct_pipelines.catalog.blocks.publish import PublishConfig
-from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
+from ct_pipelines.catalog.blocks.standardize import (
+    REPORTING_GROUP_COLUMN,
+    StandardizeConfig,
+    standardized_columns,
+)
 from ct_pipelines.catalog.blocks.validate import ValidateConfig, ValueFormat
 from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFrequency
 from ct_pipelines.core.outcomes import Severity
@@ -226,6 +230,12 @@ class Column(BaseModel):
                 raise ValueError(f"is not a valid regular expression: {exc}") from exc
         return value
 
+    @property
+    def suppressed_flag(self) -> str:
+        """The boolean column validation adds beside a column with suppressed_values: true where the
+        source suppressed the value (which is then empty)."""
+        return f"{self.field_name}_suppressed"
+
 
 # Old block names (before each block took the name of the stage that reads it) and their new names.
 # ``publish:`` once configured the protect stage; a file is in the old layout when it uses any old name.
@@ -404,9 +414,38 @@ def published_column_description(dataset: Dataset, field_name: str) -> str:
     column = dataset.column(field_name)
     if column is not None and column.description:
         return column.description
+    made = _made_column_description(dataset, field_name)
+    if made:
+        return made
     if protect.suppression is not None and field_name == protect.suppression.flag_column:
         return (
             f"True where a count on this row is hidden: it is 1 to {protect.suppression.threshold}"
             f"{' or 0' if protect.suppression.protect_zeros else ''}, or would let such a count be worked out"
         )
+    return ""
+
+
+def _made_column_description(dataset: Dataset, field_name: str) -> str:
+    """Columns the pipeline adds get a description of their own when the YAML gives none: a new-user pass
+    found the suppression flags, the standardized columns and the reporting group published undescribed."""
+    for column in dataset.columns:
+        if field_name == column.suppressed_flag:
+            return f"True where the source suppressed the value of '{column.field_name}', which is then empty"
+    rel = dataset.standardize
+    if rel is not None:
+        if field_name == REPORTING_GROUP_COLUMN:
+            return (
+                f"The row's race and ethnicity reporting group ({rel.reporting_rule.value} rule), built only "
+                "from what the source collected"
+            )
+        for rel_column in rel.columns:
+            made = standardized_columns(rel_column).get(field_name)
+            if made:
+                return made[1]
+    measures = dataset.protect.aggregate.measures if dataset.protect.aggregate else []
+    for measure in measures:
+        if measure.name == field_name:
+            if measure.column is None:
+                return f"Number of {dataset.row_label or 'rows'} in this group"
+            return f"The {measure.agg} of '{measure.column}' over this group's rows where it is given"
     return ""

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ct_pipelines.catalog.blocks.standardize import RelField
+from ct_pipelines.catalog.blocks.standardize import RACE_FIELDS, RelField
 from ct_pipelines.standardize.language import read_language
 from ct_pipelines.standardize.reference import (
     HISPANIC_UNKNOWN,
@@ -41,7 +41,6 @@ from ct_pipelines.standardize.reference import (
     race_reference,
 )
 
-RACE_FIELDS = (RelField.RACE, RelField.ETHNICITY, RelField.RACE_ETHNICITY)
 _STATUS_PRIORITY = (Status.DECLINED, Status.UNKNOWN, Status.NOT_COLLECTED)
 
 

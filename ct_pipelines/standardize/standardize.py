@@ -22,17 +22,23 @@ from functools import cache
 import duckdb
 import pyarrow as pa
 
-from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField, StandardizeConfig
+from ct_pipelines.catalog.blocks.standardize import (
+    RACE_FIELDS,
+    REPORTING_GROUP_COLUMN,
+    RelColumn,
+    RelField,
+    StandardizeConfig,
+    standardized_columns,
+)
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import STALE_LABELS, quote_ident, quote_literal
 from ct_pipelines.core.warehouse import drop_relation
 from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
 from ct_pipelines.standardize.groups import UNKNOWN_GROUP, reporting_group  # noqa: F401 - re-exported
-from ct_pipelines.standardize.normalize import RACE_FIELDS, RelResult, classify
+from ct_pipelines.standardize.normalize import RelResult, classify
 from ct_pipelines.standardize.reference import Status, code_map_for, race_reference
 from ct_pipelines.standardize.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
 
-REPORTING_GROUP_COLUMN = "rel_reporting_group"
 PROBLEM_STATUSES = (Status.UNMAPPED, Status.AMBIGUOUS, Status.MULTIPLE)
 MAX_LISTED_VALUES = 100
 LABELS_INFIX = "_labels_"  # <target>_labels_<n>: the label tables of a standardized view
@@ -74,21 +80,7 @@ def _join_text(values: Iterable[str]) -> str | None:
 
 def output_columns(rel_column: RelColumn) -> dict[str, str]:
     """Standardized column names and DuckDB types added for one REL column."""
-    c = rel_column.column
-    if rel_column.field in RACE_FIELDS:
-        return {
-            f"{c}_status": "VARCHAR",
-            f"{c}_hispanic": "BOOLEAN",
-            f"{c}_omb1997": "VARCHAR",
-            f"{c}_spd15": "VARCHAR",
-            f"{c}_two_or_more": "BOOLEAN",
-            f"{c}_other_race": "BOOLEAN",
-            f"{c}_detailed": "VARCHAR",
-            f"{c}_candidates": "VARCHAR",
-        }
-    if rel_column.field == RelField.LANGUAGE:
-        return {f"{c}_status": "VARCHAR", f"{c}_iso639_3": "VARCHAR", f"{c}_candidates": "VARCHAR"}
-    return {f"{c}_status": "VARCHAR", f"{c}_value": "VARCHAR"}
+    return {name: kind for name, (kind, _) in standardized_columns(rel_column).items()}
 
 
 def _output_values(rel_column: RelColumn, result: RelResult) -> list[object]:

@@ -241,10 +241,6 @@ def column_quirks(dataset: Dataset, column: Column) -> Quirks:
     return Quirks(tuple(v for v in clean(nulls) if v not in suppressed), suppressed)  # a marker wins
 
 
-def suppressed_field(column: Column) -> str:
-    return f"{column.field_name}_suppressed"
-
-
 def date_floor(dataset: Dataset, column: Column) -> dt.date:
     """The earliest believable date for a column (its format's floor, else the dataset's)."""
     if column.format and column.format.floor:

@@ -31,7 +31,6 @@ from ct_pipelines.validate.parsing import (
     column_quirks,
     date_floor,
     sql_member,
-    suppressed_field,
 )
 
 if TYPE_CHECKING:
@@ -95,7 +94,7 @@ def _column_rules(
     name = column.field_name or column.source
     typed, text = quote_ident(name), quote_ident(name + TEXT_SUFFIX)
     a_name = f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
-    flag = suppressed_field(column) if column_quirks(dataset, column).suppressed_values else None
+    flag = column.suppressed_flag if column_quirks(dataset, column).suppressed_values else None
     value = typed if column.type == ColumnType.CODE else text  # text rules see a code with its zeros put back
 
     def rule(group: str, rule_name: str, phrase: str, broken: str, window: bool = False) -> Rule:
@@ -259,5 +258,5 @@ def pandera_schema(dataset: Dataset) -> pa.DataFrameSchema:
             ibis.dtype(PANDERA_DTYPES[column.type]), nullable=True, description=column.description
         )
         if column_quirks(dataset, column).suppressed_values:
-            columns[suppressed_field(column)] = pa.Column(ibis.dtype("boolean"), nullable=True)
+            columns[column.suppressed_flag] = pa.Column(ibis.dtype("boolean"), nullable=True)
     return pa.DataFrameSchema(columns, name=dataset.id)

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from ct_pipelines.catalog.models import ColumnType, Dataset
 from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.validate.gx_suite import MASK
-from ct_pipelines.validate.parsing import cast_sql, column_quirks, sql_in, suppressed_field
+from ct_pipelines.validate.parsing import cast_sql, column_quirks, sql_in
 from ct_pipelines.validate.rules import TEXT_SUFFIX, Rule
 
 ROW_COLUMNS = ("_row", "_line")
@@ -152,7 +152,7 @@ def _plan(dataset: Dataset, rules: list[Rule], columns: list[str], raw_ref: str,
         text_index={c: i + 1 for i, c in enumerate(texted)},
         token_columns=[c for c in data if c in declared and column_quirks(dataset, declared[c]).null_values],
         suppressed={
-            c: suppressed_field(declared[c])
+            c: declared[c].suppressed_flag
             for c in data
             if c in declared and column_quirks(dataset, declared[c]).suppressed_values
         },

@@ -32,7 +32,7 @@ from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.validate.gx_suite import gx_check_names, run_gx_suite
 from ct_pipelines.validate.gx_worker import GxWorkerError, running_gx_worker
 from ct_pipelines.validate.history import HISTORY_TABLE, _history_outcomes, null_shares  # noqa: F401
-from ct_pipelines.validate.parsing import column_quirks, suppressed_field
+from ct_pipelines.validate.parsing import column_quirks
 from ct_pipelines.validate.rules import DatasetRuleError, Rule, build_rules, pandera_schema
 from ct_pipelines.validate.scan import (
     CATALOG_SQL,
@@ -124,7 +124,7 @@ def _check_structure(
             f"'{dataset.id}'; fix the column names in the dataset file or re-run ingest"
         )
     for column in dataset.columns:
-        flag = suppressed_field(column)
+        flag = column.suppressed_flag
         if column_quirks(dataset, column).suppressed_values and flag in raw_columns:
             raise DatasetRuleError(
                 f"dataset '{dataset.id}', column '{column.field_name}': the flag column '{flag}' for values "

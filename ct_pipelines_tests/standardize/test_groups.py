@@ -235,7 +235,7 @@ def _publish(tmp_path: Path, extract: bytes, yaml_text: str):
     store = PortalStore(tmp_path / "home" / "portal")
     try:
         views = store.list_views()
-        published = [(v["description"], store.query(v["id"], {"$limit": "100"}).records()) for v in views]
+        published = [(v, store.query(v["id"], {"$limit": "100"}).records()) for v in views]
     finally:
         store.close()
     return summary, published
@@ -243,7 +243,7 @@ def _publish(tmp_path: Path, extract: bytes, yaml_text: str):
 
 def test_race_only_survey_says_so_on_the_portal(tmp_path):
     """The published dataset's description tells readers Hispanic origin was not collected."""
-    summary, ((description, records),) = _publish(
+    summary, ((view, records),) = _publish(
         tmp_path,
         b"\xef\xbb\xbf" + SURVEY.replace("\n", "\r\n").encode(),
         "id: race_survey\ntitle: Race survey answers\ndescription: Answers to a survey that asked race only.\n"
@@ -254,7 +254,7 @@ def test_race_only_survey_says_so_on_the_portal(tmp_path):
     )
     assert summary.ok, summary.error or summary.failed_checks
     groups = {r["rel_reporting_group"] for r in records}
-    assert "did not collect Hispanic origin" in description
+    assert "did not collect Hispanic origin" in view["description"]
     assert not any(g.startswith("Non-Hispanic") for g in groups if g)
 
 
@@ -306,11 +306,15 @@ def test_a_race_column_whose_labels_answer_hispanic_origin_is_not_published_as_r
     )
     assert '"Hispanic, White" (2 rows), "Hispanic, Black" (1 rows)' in blocking
     assert "declare the column as field: race_ethnicity" in blocking
-    summary, ((description, records),) = _publish(
-        tmp_path, extract, OCME_YAML.replace("FIELD", "race_ethnicity")
-    )
+    summary, ((view, records),) = _publish(tmp_path, extract, OCME_YAML.replace("FIELD", "race_ethnicity"))
     assert summary.ok, summary.error or summary.failed_checks
-    assert "did not collect" not in description
+    assert "did not collect" not in view["description"]
+    described = {c["fieldName"]: c.get("description") for c in view["columns"]}
+    assert described == {  # columns the pipeline made, described although the YAML says nothing of them
+        "rel_reporting_group": "The row's race and ethnicity reporting group (ct_dph rule), built only from "
+        "what the source collected",
+        "deaths": "Number of rows in this group",
+    }
     deaths = {r["rel_reporting_group"]: int(r["deaths"]) for r in records}
     assert deaths["Hispanic"] == 3 and deaths["Non-Hispanic White"] == 1 and deaths["Total"] == 6
     warehouse = duckdb.connect(str(tmp_path / "home" / "warehouse" / "drug_deaths.duckdb"), read_only=True)

@@ -486,8 +486,8 @@ def landed(tmp_path: Path, name: str, text: str) -> tuple[Path, Path]:
     return extract, tmp_path / "catalog"
 
 
-def run_filled_starter(tmp_path: Path, catalog: Path, monkeypatch) -> tuple[Any, list[dict]]:
-    """Run a catalog whose starter TODOs were filled; the one dataset's summary and its portal rows."""
+def run_filled_starter(tmp_path: Path, catalog: Path, monkeypatch) -> tuple[Any, dict, list[dict]]:
+    """Run a catalog whose starter TODOs were filled; the one dataset's summary, portal view and rows."""
     import dagster as dg
 
     from ct_pipelines.orchestration.runner import run_catalog
@@ -501,7 +501,7 @@ def run_filled_starter(tmp_path: Path, catalog: Path, monkeypatch) -> tuple[Any,
     store = PortalStore(tmp_path / "home" / "portal")
     try:
         (view,) = store.list_views()
-        return summary, store.query(view["id"], {"$limit": "10"}).records()
+        return summary, view, store.query(view["id"], {"$limit": "10"}).records()
     finally:
         store.close()
 
@@ -522,7 +522,7 @@ def test_a_database_null_in_a_text_column_is_proposed_as_no_value_and_published_
     assert columns["Office"]["null_values"] == ["NULL"] and "required" not in columns["Office"]
     assert "null_values" not in columns["Demographic"] and columns["Demographic"]["required"] is True
     fill_todos(catalog / "placements.yaml")
-    summary, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
     assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (3, None, 3)
     published = sorted((r.get("office") or "", r["demographic"], r["children"]) for r in rows)
     assert published == [("", "BLACK", "3"), ("Hartford", "WHITE", "12"), ("Waterbury", "Unknown", "7")]
@@ -541,7 +541,7 @@ def test_count_columns_with_source_markers_are_typed_and_published_as_flags(tmp_
     assert columns["Asian"]["type"] == "integer" and columns["Asian"]["suppressed_values"] == ["*"]
     assert columns["Black"]["null_values"] == ["N/A"] and "required" not in columns["Black"]
     fill_todos(catalog / "enrollment.yaml")
-    summary, records = run_filled_starter(tmp_path, catalog, monkeypatch)
+    summary, view, records = run_filled_starter(tmp_path, catalog, monkeypatch)
     assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (4, None, 4)
     rows = sorted(records, key=lambda r: r["district"])
     published = [(r["district"], r.get("asian"), r["asian_suppressed"], r.get("black")) for r in rows]
@@ -552,3 +552,8 @@ def test_count_columns_with_source_markers_are_typed_and_published_as_flags(tmp_
         ("Avon", "0", False, "1204"),
     ]
     assert [r["black_suppressed"] for r in rows] == [False, False, True, False]
+    described = {c["fieldName"]: c.get("description") for c in view["columns"]}
+    assert (
+        described["asian_suppressed"]
+        == "True where the source suppressed the value of 'asian', which is then empty"
+    )

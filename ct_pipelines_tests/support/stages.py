@@ -18,7 +18,9 @@ from ct_pipelines.publish.connection import PortalConnection
 
 
 def make_dataset(dataset_id: str, columns: list[dict[str, Any]], **fields: Any) -> Dataset:
-    """A dataset keyed by an integer ``id`` column followed by ``columns``."""
+    """A dataset with an integer ``id`` column followed by ``columns``, keyed by it when rows are published
+    (an aggregate has no row identifier)."""
+    rows = fields.get("protect", {}).get("mode", "rows") == "rows"
     return Dataset.model_validate(
         {
             "id": dataset_id,
@@ -29,7 +31,7 @@ def make_dataset(dataset_id: str, columns: list[dict[str, Any]], **fields: Any) 
             "update_frequency": "Weekly",
             "contact": "data.officer@ct.gov",
             "source": {"path": f"{dataset_id}.csv"},
-            "row_identifier": "id",
+            "row_identifier": "id" if rows else None,
             "columns": [{"source": "id", "type": "integer", "required": True, "unique": True}, *columns],
             **fields,
         }

@@ -18,6 +18,40 @@ class RelField(StrEnum):
     INTERPRETER_NEEDED = "interpreter_needed"
 
 
+RACE_FIELDS = (RelField.RACE, RelField.ETHNICITY, RelField.RACE_ETHNICITY)
+#: The published reporting group of each row (see standardize/groups.py).
+REPORTING_GROUP_COLUMN = "rel_reporting_group"
+_STATUS = (
+    "How the value of '{c}' was read: reported, declined, unknown, not_collected, ambiguous, unmapped or "
+    "multiple (ambiguous and unmapped values are kept as sent, with no category)"
+)
+_RACE_COLUMNS = {
+    "status": ("VARCHAR", _STATUS),
+    "hispanic": ("BOOLEAN", "Hispanic or Latino origin as '{c}' states it; empty where it does not say"),
+    "omb1997": ("VARCHAR", "The OMB 1997 race categories '{c}' names, separated by ';'"),
+    "spd15": ("VARCHAR", "The OMB SPD 15 (2024) categories '{c}' names, separated by ';'"),
+    "two_or_more": ("BOOLEAN", "True where '{c}' reports two or more races"),
+    "other_race": ("BOOLEAN", "True where '{c}' reports another race that names no category"),
+    "detailed": ("VARCHAR", "The detailed groups '{c}' names (CDC/HL7 race and ethnicity), separated by ';'"),
+    "candidates": (
+        "VARCHAR",
+        "For an ambiguous value of '{c}', the categories it could mean, separated by ';'",
+    ),
+}
+_LANGUAGE_COLUMNS = {
+    "status": ("VARCHAR", _STATUS),
+    "iso639_3": ("VARCHAR", "The ISO 639-3 code of the language '{c}' names"),
+    "candidates": (
+        "VARCHAR",
+        "For an ambiguous value of '{c}', the ISO 639-3 codes it could mean, separated by ';'",
+    ),
+}
+_OTHER_COLUMNS = {
+    "status": ("VARCHAR", _STATUS),
+    "value": ("VARCHAR", "The standard value of '{c}'"),
+}
+
+
 class ReportingRule(StrEnum):
     """How standardized rows are grouped for published tables."""
 
@@ -75,3 +109,15 @@ class StandardizeConfig(BaseModel):
         if "race" in missing and "hispanic_origin" not in missing:
             return "The source did not collect race: only Hispanic origin is reported."
         return ""
+
+
+def standardized_columns(rel_column: RelColumn) -> dict[str, tuple[str, str]]:
+    """The columns standardize adds for one REL column: name -> (DuckDB type, portal description)."""
+    if rel_column.field in RACE_FIELDS:
+        added = _RACE_COLUMNS
+    elif rel_column.field == RelField.LANGUAGE:
+        added = _LANGUAGE_COLUMNS
+    else:
+        added = _OTHER_COLUMNS
+    c = rel_column.column
+    return {f"{c}_{suffix}": (kind, text.format(c=c)) for suffix, (kind, text) in added.items()}
