@@ -363,6 +363,13 @@ class Dataset(BaseModel):
                     f"exist after ingest; remove them from columns: and declare "
                     f"'{self.ingest.unpivot.value}' (and '{self.ingest.unpivot.name}') instead"
                 )
+            repeated = [c.source for c in self.columns if c.unique and c.source != self.ingest.unpivot.value]
+            if repeated and len(wide) > 1:
+                raise ValueError(
+                    f"columns {', '.join(repeated)} are marked unique, but ingest.unpivot repeats each row once "
+                    f"per listed column ({len(wide)} times), so every value would be set aside as a duplicate; "
+                    "remove unique from them"
+                )
         if self.row_identifier:
             self._check_row_identifier(names)
         if self.attribution is None:
