@@ -172,8 +172,9 @@ def build_aggregate(
     except duckdb.Error as exc:
         raise PublishConfigError(explain_sql_error(exc, label, {view: list(types)}, pii_fields)) from exc
     try:
+        sums = [m.name for m in aggregate.measures if m.agg.lower() == "sum"]
         return suppress_table(
-            con, staging, target, dims, margin_dims, suppression, aggregate.total_label, margin_frame
+            con, staging, target, dims, margin_dims, suppression, aggregate.total_label, margin_frame, sums
         )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {q(staging)}")
@@ -188,10 +189,13 @@ def suppress_table(
     config: SuppressionConfig,
     total_label: str,
     margin_frame: pd.DataFrame | None = None,
+    sums: Sequence[str] = (),
 ) -> list[SuppressionResult]:
     """Suppress every count column of ``staging`` (interior cells) into ``target``, with margins and types.
 
-    Rates and other measures are hidden wherever a count of their row is hidden.
+    Rates and other measures are hidden wherever a count of their row is hidden. Suppression publishes
+    every combination of the dimensions; one with no rows gets 0 for the ``sums`` (a sum over no rows),
+    and stays empty for a mean, minimum or maximum.
     """
     types = column_types(con, staging)
     counts = config.counts
@@ -216,7 +220,10 @@ def suppress_table(
         hidden |= result.table[config.flag_column].to_numpy(bool)
     published[config.flag_column] = hidden
     extra = [c for c in frame.columns if c not in (*dims, *counts)]
-    published = published.merge(frame[[*dims, *extra]], on=dims, how="left")
+    published = published.merge(frame[[*dims, *extra]], on=dims, how="left", indicator="_cell")
+    no_rows = (published.pop("_cell") == "left_only").to_numpy() & ~published["is_margin"].to_numpy(bool)
+    for column in (c for c in extra if c in sums):
+        published[column] = published[column].astype(object).where(~no_rows, 0)
     if margin_frame is not None:
         _fill_margins(published, margin_frame, dims, extra)
     for column in extra:

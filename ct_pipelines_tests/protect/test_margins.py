@@ -13,8 +13,10 @@ import numpy as np
 import pytest
 import yaml
 
+from ct_pipelines.catalog.blocks.protect import AggregateConfig, SuppressionConfig
 from ct_pipelines.catalog.loader import parse_dataset_file
 from ct_pipelines.catalog.models import Dataset, published_column_description
+from ct_pipelines.protect.aggregate import build_aggregate
 from ct_pipelines.protect.errors import PublishConfigError
 from ct_pipelines.protect.published import build_published_table, privacy_outcomes
 from ct_pipelines.publish.metadata import column_specs
@@ -329,3 +331,29 @@ def test_published_aggregate_columns_get_descriptions_from_yaml() -> None:
     assert specs["report_date"] == "Date of the report" and specs["deaths"] == "Deaths so far"
     assert specs["race"] == "Race as reported" and "1 to 5" in specs["suppressed"]
     assert published_column_description(data, "unknown") == ""
+
+
+def test_a_combination_with_no_rows_sums_to_zero_and_has_no_mean_or_maximum():
+    """Suppression publishes every race x sex; OCME's zero cells once showed 0 deaths beside an empty
+    age_sum. A cell whose rows all lack the value keeps an empty sum: it is unknown, not zero."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (race VARCHAR, sex VARCHAR, age BIGINT)")
+    rows = [("White", "Male", 40)] * 30 + [("White", "Female", 50)] * 20 + [("Black", "Male", 30)] * 12
+    rows += [("Black", "Female", None)] * 9 + [("Asian", "Male", 44)] * 8  # no Asian woman
+    con.executemany("INSERT INTO v VALUES (?, ?, ?)", rows)
+    aggregate = AggregateConfig.model_validate(
+        {
+            "dimensions": ["race", "sex"],
+            "measures": [
+                {"name": "deaths"},
+                {"name": "age_sum", "agg": "sum", "column": "age"},
+                {"name": "age_max", "agg": "max", "column": "age"},
+            ],
+        }
+    )
+    suppression = SuppressionConfig.model_validate({"count_column": "deaths", "threshold": 5})
+    build_aggregate(con, "v", "out", aggregate, suppression, [])
+    cells = {(r, s): rest for r, s, *rest in con.execute("SELECT * FROM out").fetchall()}
+    assert cells[("Asian", "Female")] == [0, False, 0, None]
+    assert cells[("Black", "Female")] == [9, False, None, None]
+    assert cells[("Total", "Total")] == [79, False, 40 * 30 + 50 * 20 + 30 * 12 + 44 * 8, 50]
