@@ -154,6 +154,14 @@ def run(
     summaries, _ = run_catalog(
         None, list(dataset_ids) or None, options=options, until=until, settings=settings, catalog=catalog
     )
+    if not summaries:  # an empty table and "Published to" hid that nothing ran (the reasons went to stderr)
+        files = f"{len(catalog.errors)} dataset file(s) in {settings.catalog_dir} were skipped"
+        raise click.ClickException(
+            f"no dataset ran: {files} (listed above); fix them and run again"
+            if catalog.errors
+            else f"no dataset ran: {settings.catalog_dir} holds no dataset file"
+            + (f" with the id(s) {', '.join(dataset_ids)}" if dataset_ids else "")
+        )
     click.echo(format_summary(summaries))
     _write_staff_reports(settings, catalog, [s.dataset_id for s in summaries] if dataset_ids else None)
     click.echo(f"\nWarehouse: {settings.warehouse_dir}  Reports: {settings.reports_dir}")

@@ -256,3 +256,20 @@ def test_profile_and_dataset_new_on_real_files_agree_with_ingest(
     con = duckdb.connect()
     result = ingest_dataset(con, dataset, shared_ct, run_id="t", workdir=tmp_path)
     assert (result.source_rows, result.columns) == (rows, columns)  # SDE: the footer Total row is left out
+
+
+def test_run_with_every_dataset_file_skipped_says_nothing_ran(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """It once printed an empty table and 'Published to the local portal', the reason only on stderr."""
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "catalog" / "x.yaml").write_text(GOOD.replace("title: Good one", "title: '<<TODO: a title>>'"))
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
+    result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
+    assert result.exit_code == 1 and "Published" not in result.output
+    assert "x.yaml:2: title:" in result.output
+    assert (
+        "no dataset ran: 1 dataset file(s) in " in result.output
+        and "were skipped (listed above)" in result.output
+    )
