@@ -263,7 +263,9 @@ def test_run_with_every_dataset_file_skipped_says_nothing_ran(
 ):
     """It once printed an empty table and 'Published to the local portal', the reason only on stderr."""
     (tmp_path / "catalog").mkdir()
-    (tmp_path / "catalog" / "x.yaml").write_text(GOOD.replace("title: Good one", "title: '<<TODO: a title>>'"))
+    (tmp_path / "catalog" / "x.yaml").write_text(
+        GOOD.replace("title: Good one", "title: '<<TODO: a title>>'")
+    )
     monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
     result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
