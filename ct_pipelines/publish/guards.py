@@ -9,6 +9,8 @@ counts, the limit, the YAML key and the flag that overrides it for one run.
 
 from __future__ import annotations
 
+import os
+import shlex
 from dataclasses import dataclass
 
 import duckdb
@@ -74,8 +76,8 @@ def table_problems(
     if facts.row_count == 0 and not (config.allow_empty or facts.allow_shrink):
         problems.append(
             "the table is empty; publishing it would wipe the portal dataset "
-            "(set publish.allow_empty: true in the dataset YAML, or run `ct-pipelines run --allow-shrink` "
-            "if that is intended)"
+            "(set publish.allow_empty: true in the dataset YAML, or run "
+            f"{_rerun(dataset, '--allow-shrink')} if that is intended)"
         )
     shrink = facts.shrink
     if (
@@ -87,7 +89,7 @@ def table_problems(
         problems.append(
             f"it has {facts.row_count:,} rows, {_percent(shrink)} fewer than the {facts.previous_count:,} last "
             f"published (limit {_percent(config.max_shrink_share)}); check the extract, or raise "
-            "publish.max_shrink_share in the dataset YAML, or run `ct-pipelines run --allow-shrink` if the "
+            f"publish.max_shrink_share in the dataset YAML, or run {_rerun(dataset, '--allow-shrink')} if the "
             "drop is real"
         )
     key = dataset.row_identifier
@@ -103,6 +105,14 @@ def table_problems(
                 f"and {dupes:,} repeat another row's value"
             )
     return problems
+
+
+def _rerun(dataset: Dataset, flag: str) -> str:
+    """The command that publishes this dataset alone past one guard. Pasted as it was once printed
+    (`ct-pipelines run --allow-deletes`), it ran the bundled sample catalog instead."""
+    catalog = os.environ.get("CT_PIPELINES_CATALOG")
+    where = f" --catalog {shlex.quote(catalog)}" if catalog else ""
+    return f"`ct-pipelines run{where} --dataset {dataset.id} {flag}`"
 
 
 def delete_problems(dataset: Dataset, mode: str, facts: GuardFacts) -> list[str]:
@@ -125,7 +135,7 @@ def delete_problems(dataset: Dataset, mode: str, facts: GuardFacts) -> list[str]
         f"it would delete {facts.rows_to_delete:,} of the {previous:,} rows on the portal "
         f"({_percent(facts.rows_to_delete / previous)}{beyond}; limit {_percent(limit)}); check the extract "
         "and its row identifier, or raise publish.max_delete_share in the dataset YAML, or run "
-        "`ct-pipelines run --allow-deletes` if those rows really went away"
+        f"{_rerun(dataset, '--allow-deletes')} if those rows really went away"
     ]
 
 

@@ -65,7 +65,10 @@ def portal_cases(harness: Harness, four_by_four: str) -> dict[str, tuple]:
     return {r["case_id"]: (r.get("death_date"), r.get("death_city"), r.get("manner")) for r in rows}
 
 
-def test_real_extract_cut_to_61_percent_is_refused_and_portal_untouched(harness: Harness) -> None:
+def test_real_extract_cut_to_61_percent_is_refused_and_portal_untouched(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("CT_PIPELINES_CATALOG", raising=False)  # the bundled catalog, as `run` alone reads
     if not OCME.exists():
         pytest.skip("the real Connecticut extracts (../shared/data/ct) are not on this machine")
     load_ocme(harness)
@@ -85,9 +88,8 @@ def test_real_extract_cut_to_61_percent_is_refused_and_portal_untouched(harness:
         guard = guard_of(result)
         assert guard.blocks and not result.published and result.mode == "refused"
         assert "3,114 rows, 39% fewer than the 5,105 last published (limit 10%)" in guard.summary
-        assert (
-            "publish.max_shrink_share" in guard.summary and "ct-pipelines run --allow-shrink" in guard.summary
-        )
+        assert "publish.max_shrink_share" in guard.summary
+        assert "run `ct-pipelines run --dataset ocme_drug_deaths --allow-shrink` if the drop" in guard.summary
     assert harness.writes() == []  # no write, not even a validateOnly PATCH
     assert portal_cases(harness, first.four_by_four) == before  # same rows, same values
 
@@ -103,7 +105,12 @@ def churn(harness: Harness, replaced: int) -> None:
     harness.con.execute(f"UPDATE out SET id = id + 10000 WHERE id < {replaced}")
 
 
-def test_deletes_beyond_the_limit_are_refused_even_without_a_shrink(harness: Harness) -> None:
+def test_deletes_beyond_the_limit_are_refused_even_without_a_shrink(
+    harness: Harness, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The command to publish past the guard names the catalog and dataset of the run: pasted as once
+    printed (`ct-pipelines run --allow-deletes`), it ran the bundled sample catalog instead."""
+    monkeypatch.setenv("CT_PIPELINES_CATALOG", "/srv/dph catalog")  # as `run --catalog` sets it
     harness.make_rows(100)
     first = harness.publish()
     churn(harness, 8)  # 8 deletes and 8 creates: no shrink, 8% of the portal's rows deleted
@@ -117,9 +124,10 @@ def test_deletes_beyond_the_limit_are_refused_even_without_a_shrink(harness: Har
         guard = guard_of(result)
         assert guard.blocks and not result.published
         assert "would delete 8 of the 100 rows on the portal (8%; limit 5%)" in guard.summary
+        assert "publish.max_delete_share" in guard.summary
         assert (
-            "publish.max_delete_share" in guard.summary
-            and "ct-pipelines run --allow-deletes" in guard.summary
+            f"`ct-pipelines run --catalog '/srv/dph catalog' --dataset {portal_dataset().id} --allow-deletes`"
+            in (guard.summary)
         )
         assert guard.metadata["rows_to_delete"] == 8 and guard.metadata["max_delete_share"] == 0.05
     assert harness.writes() == []
