@@ -27,49 +27,46 @@ def _history_outcomes(
     rows: int,
     shares: dict[str, float],
 ) -> list[CheckOutcome]:
-    """Compare with the previous run recorded in quality.history, then record this run."""
-    previous = _record(con, dataset, run_id, now, rows, shares)
+    """Compare with the last run recorded in quality.history, then record this run unless its row count
+    was refused: a refused run recorded became the base the next run compared with, so running the same
+    short extract again passed."""
+    previous = _previous(con, dataset, run_id)
     if previous is None:
         first = f"This is the first recorded run ({rows:,} rows); there is nothing to compare with yet."
-        return [
+        outcomes = [
             CheckOutcome(
                 "row_count_change", True, _severity(dataset, "row_count_change"), first, {"rows": rows}
             ),
             CheckOutcome("null_share_change", True, _severity(dataset, "null_share_change"), first, {}),
         ]
-    previous_run, previous_rows, previous_shares_json = previous
-    previous_shares = json.loads(previous_shares_json) if previous_shares_json else {}
-    return [
-        _row_count_outcome(dataset, rows, previous_run, previous_rows),
-        _null_share_outcome(dataset, shares, previous_run, previous_shares),
-    ]
+    else:
+        previous_run, previous_rows, previous_shares_json = previous
+        previous_shares = json.loads(previous_shares_json) if previous_shares_json else {}
+        outcomes = [
+            _row_count_outcome(dataset, rows, previous_run, previous_rows),
+            _null_share_outcome(dataset, shares, previous_run, previous_shares),
+        ]
+    if not outcomes[0].blocks:  # recorded, replacing a retry of this run
+        con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE dataset_id = ? AND run_id = ?", [dataset.id, run_id])
+        con.execute(
+            f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?)",
+            [dataset.id, run_id, now, rows, json.dumps(shares)],
+        )
+    return outcomes
 
 
-def _record(
-    con: duckdb.DuckDBPyConnection,
-    dataset: Dataset,
-    run_id: str,
-    now: datetime,
-    rows: int,
-    shares: dict[str, float],
-) -> tuple | None:
-    """Record this run (replacing a retry of it) and return the one before: (run id, rows, shares JSON)."""
+def _previous(con: duckdb.DuckDBPyConnection, dataset: Dataset, run_id: str) -> tuple | None:
+    """The last recorded run before this one: (run id, rows, shares JSON)."""
     con.execute("CREATE SCHEMA IF NOT EXISTS quality")
     con.execute(
         f"CREATE TABLE IF NOT EXISTS {HISTORY_TABLE} "
         "(dataset_id VARCHAR, run_id VARCHAR, recorded_at TIMESTAMP, row_count BIGINT, null_shares JSON)"
     )
-    previous = con.execute(
+    return con.execute(
         f"SELECT run_id, row_count, null_shares FROM {HISTORY_TABLE} WHERE dataset_id = ? AND run_id <> ? "
-        "ORDER BY recorded_at DESC LIMIT 1",
+        "ORDER BY recorded_at DESC, rowid DESC LIMIT 1",  # runs recorded at the same instant: the later one
         [dataset.id, run_id],
     ).fetchone()
-    con.execute(f"DELETE FROM {HISTORY_TABLE} WHERE dataset_id = ? AND run_id = ?", [dataset.id, run_id])
-    con.execute(
-        f"INSERT INTO {HISTORY_TABLE} VALUES (?, ?, ?, ?, ?)",
-        [dataset.id, run_id, now, rows, json.dumps(shares)],
-    )
-    return previous
 
 
 def _row_count_outcome(dataset: Dataset, rows: int, previous_run: str, previous_rows: int) -> CheckOutcome:

@@ -280,6 +280,16 @@ def test_row_count_drop_and_null_share_jump_against_previous_run(con, tmp_path):
     jumps = outcomes["null_share_change"].metadata["columns"]
     assert [j["column"] for j in jumps] == ["zip"] and jumps[0]["share"] == 1.0
     assert outcomes["null_share_change"].severity == Severity.WARN
+    # the same short extract again: still refused (a refused run once became the base, and this passed)
+    again = by_name(run(con, dataset, tmp_path, "run-3"))["row_count_change"]
+    assert not again.passed and again.metadata["previous_rows"] == 60
+    # the owner says the drop is real: the run passes and becomes the base
+    accepted = dataset.model_copy(
+        update={"validate": dataset.validate.model_copy(update={"max_row_count_drop": 0.7})}
+    )
+    assert by_name(run(con, accepted, tmp_path, "run-4"))["row_count_change"].passed
+    after = by_name(run(con, dataset, tmp_path, "run-5"))["row_count_change"]
+    assert after.passed and after.metadata["previous_rows"] == 20
 
 
 def test_check_specs_come_from_config_alone_and_follow_severities():
