@@ -44,6 +44,8 @@ class DatasetSummary:
     dry_run_plan: Any = None
     quarantine_table: str | None = None
     rows_left_out: dict[str, int] = field(default_factory=dict)  # by the YAML's leave_out rules, by rule name
+    portal_changes: dict[str, int] | None = None  # rows the publish created, updated and deleted
+    publish_mode: str | None = None  # incremental, replace, upsert or resync
     duration_s: float = 0.0
 
     @property
@@ -184,6 +186,11 @@ def summarize(
                 s.dry_run_plan = facts_value.get("plan")
             elif status == "ok":
                 s.rows_published = rows_out
+                s.portal_changes = {
+                    what: int(facts_value.get(f"rows_{what}") or 0)
+                    for what in ("created", "updated", "deleted")
+                }
+                s.publish_mode = facts_value.get("mode")
     for event in result.all_events:  # a step that failed before any stage recorded a result
         if event.is_step_failure and event.step_key and event.step_key not in by_id:
             data = event.step_failure_data
