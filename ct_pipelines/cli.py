@@ -165,11 +165,12 @@ def run(
     click.echo(format_summary(summaries))
     _write_staff_reports(settings, catalog, [s.dataset_id for s in summaries] if dataset_ids else None)
     click.echo(f"\nWarehouse: {settings.warehouse_dir}  Reports: {settings.reports_dir}")
-    if os.environ.get("CT_PORTAL_DOMAIN"):
+    published = any(s.portal_changes is not None for s in summaries)  # not after runs that stopped short
+    if published and os.environ.get("CT_PORTAL_DOMAIN"):
         click.echo(
             f"Published to: {os.environ.get('CT_PORTAL_SCHEME', 'https')}://{os.environ['CT_PORTAL_DOMAIN']}"
         )
-    elif until in (None, "publish"):
+    elif published:
         click.echo(
             f"Published to the local portal in {settings.portal_data_dir}; browse it with:\n"
             f"  ct-pipelines portal serve --data {settings.portal_data_dir}"

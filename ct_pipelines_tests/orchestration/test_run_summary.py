@@ -35,16 +35,21 @@ def test_the_run_says_whether_the_portal_changed(tmp_path: Path, monkeypatch: py
     monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
     extract = tmp_path / "landing" / "licenses.csv"
 
-    def deliver(towns: list[str]) -> str:
+    def deliver(towns: list[str], *options: str) -> str:
         extract.write_text(
             "License ID,Town\r\n" + "".join(f"L{i:04d},{t}\r\n" for i, t in enumerate(towns)),
             encoding="utf-8",
         )
-        result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
+        result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog"), *options])
         assert result.exit_code == 0, result.output
         return result.output
 
     towns = ["Hartford", "Mystic", "Groton", "Salem"]
-    assert "licenses: the portal's rows were replaced by the 4 sent" in deliver(towns)
+    first = deliver(towns)
+    assert "licenses: the portal's rows were replaced by the 4 sent" in first
+    assert "Published to the local portal in" in first
     assert "licenses: nothing changed on the portal; it held these rows" in deliver(towns)
-    assert "licenses: on the portal, rows 1 created, 1 updated" in deliver([*towns[:3], "Old Lyme", "Lyme"])
+    changed = [*towns[:3], "Old Lyme", "Lyme"]
+    assert "licenses: on the portal, rows 1 created, 1 updated" in deliver(changed)
+    dry = deliver(changed[:4] + ["Essex"], "--dry-run")
+    assert "licenses: dry run, nothing sent" in dry and "Published to" not in dry
