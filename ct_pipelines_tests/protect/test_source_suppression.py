@@ -8,11 +8,9 @@ import csv
 import io
 from pathlib import Path
 
-import dagster as dg
 import pytest
 
-from ct_pipelines.orchestration.runner import run_catalog
-from ct_pipelines.portal.store import PortalStore
+from ct_pipelines_tests.support.catalog_run import run_and_read_portal
 
 RACES = ["Asian", "Black or African American", "White"]
 DISTRICTS = [
@@ -67,17 +65,8 @@ def run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, rows: list[tuple[str, s
         (tmp_path / folder).mkdir()
     (tmp_path / "landing" / "enrollment.csv").write_text(edsight_export(rows), encoding="utf-8")
     (tmp_path / "catalog" / "enrollment.yaml").write_text(CATALOG, encoding="utf-8")
-    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
-    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
-    (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())
-    store = PortalStore(tmp_path / "home" / "portal")
-    try:
-        views = store.list_views()
-        published = [store.query(v["id"], {"$limit": "100"}).records() for v in views]
-    finally:
-        store.close()
-    return summary, published
+    summary, published = run_and_read_portal(tmp_path, tmp_path / "catalog", monkeypatch)
+    return summary, [records for _, records in published]
 
 
 def test_a_sum_over_cells_the_source_suppressed_is_refused_and_nothing_reaches_the_portal(

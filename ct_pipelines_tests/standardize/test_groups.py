@@ -14,6 +14,7 @@ import pytest
 
 from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
 from ct_pipelines.standardize.standardize import standardize_table
+from ct_pipelines_tests.support.catalog_run import run_and_read_portal
 
 
 @pytest.fixture
@@ -215,30 +216,13 @@ def test_language_only_source_says_race_and_origin_were_not_collected(con, tmp_p
 
 
 def _publish(tmp_path: Path, extract: bytes, yaml_text: str):
-    """Land the extract, run its catalog, and read back the dataset's summary, description and rows."""
-    import dagster as dg
-
-    from ct_pipelines.orchestration.runner import run_catalog
-    from ct_pipelines.portal.store import PortalStore
-
+    """Land the extract, run its catalog, and read back the dataset's summary, portal view and rows."""
     for folder in ("landing", "catalog"):
         (tmp_path / folder).mkdir(exist_ok=True)
     (tmp_path / "landing" / "extract.csv").write_bytes(extract)
     (tmp_path / "catalog" / "dataset.yaml").write_text(yaml_text, encoding="utf-8")
-    env = {"CT_PIPELINES_HOME": str(tmp_path / "home"), "CT_PIPELINES_CATALOG": str(tmp_path / "catalog")}
     with pytest.MonkeyPatch.context() as mp:
-        for key, value in env.items():
-            mp.setenv(key, value)
-        mp.delenv("CT_PIPELINES_LANDING", raising=False)
-        mp.delenv("CT_PORTAL_DOMAIN", raising=False)
-        (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())
-    store = PortalStore(tmp_path / "home" / "portal")
-    try:
-        views = store.list_views()
-        published = [(v, store.query(v["id"], {"$limit": "100"}).records()) for v in views]
-    finally:
-        store.close()
-    return summary, published
+        return run_and_read_portal(tmp_path, tmp_path / "catalog", mp)
 
 
 def test_race_only_survey_says_so_on_the_portal(tmp_path):

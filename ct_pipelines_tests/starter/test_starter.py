@@ -21,6 +21,7 @@ from ct_pipelines.cli import main
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.ingest import ingest_dataset
 from ct_pipelines.starter.profile import CODE_TYPE
+from ct_pipelines_tests.support.catalog_run import run_and_read_portal
 
 FILLS = {
     "title": "Town counts for testing",
@@ -488,22 +489,10 @@ def landed(tmp_path: Path, name: str, text: str) -> tuple[Path, Path]:
 
 def run_filled_starter(tmp_path: Path, catalog: Path, monkeypatch) -> tuple[Any, dict, list[dict]]:
     """Run a catalog whose starter TODOs were filled; the one dataset's summary, portal view and rows."""
-    import dagster as dg
-
-    from ct_pipelines.orchestration.runner import run_catalog
-    from ct_pipelines.portal.store import PortalStore
-
-    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
-    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
-    (summary,), _ = run_catalog(str(catalog), instance=dg.DagsterInstance.ephemeral())
+    summary, published = run_and_read_portal(tmp_path, catalog, monkeypatch)
     assert summary.ok, summary.error or summary.failed_checks
-    store = PortalStore(tmp_path / "home" / "portal")
-    try:
-        (view,) = store.list_views()
-        return summary, view, store.query(view["id"], {"$limit": "10"}).records()
-    finally:
-        store.close()
+    ((view, records),) = published
+    return summary, view, records
 
 
 def test_a_database_null_in_a_text_column_is_proposed_as_no_value_and_published_empty(
