@@ -351,7 +351,41 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
             "# ingest.leave_out: trailing rows found that are not data (a total or notes); they are left "
             "out and counted."
         )
-    return "\n".join(notes) + "\n" + body
+    return "\n".join(notes) + "\n" + body + _rel_hint(profile)
+
+
+REL_NAMES = {  # column names that usually hold race/ethnicity or language answers
+    "race, ethnicity or race_ethnicity (one question asking both)": re.compile(
+        r"race|ethnic|hispanic|latino|demograph", re.IGNORECASE
+    ),
+    "language": re.compile(r"language|\blang\b", re.IGNORECASE),
+}
+
+
+def _rel_hint(profile: Profile) -> str:
+    """Commented standardize and protect blocks for columns whose names suggest race, ethnicity or
+    language: new users found rel_reporting_group only in the README. Comments, so nothing is guessed."""
+    found = [
+        (column.field_name, field)
+        for column in profile.columns
+        for field, pattern in REL_NAMES.items()
+        if pattern.search(column.name)
+    ]
+    if not found:
+        return ""
+    lines = [
+        "# To standardize race, ethnicity and language to Connecticut's REL standards, uncomment and choose",
+        "# each column's field (rows then get rel_reporting_group, built only from what was collected):",
+        "# standardize:",
+        "#   columns:",
+        *(f"#   - {{column: {name}, field: <{field}>}}" for name, field in found),
+        "# To publish counts by group instead of rows, with cells of 1 to 5 hidden:",
+        "# protect:",
+        "#   mode: aggregate",
+        "#   aggregate: {dimensions: [rel_reporting_group], measures: [{name: count}]}",
+        "#   suppression: {count_column: count, threshold: 5}",
+    ]
+    return "\n".join(lines) + "\n"
 
 
 def _default_name(source: str) -> str:

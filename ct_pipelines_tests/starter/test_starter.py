@@ -495,6 +495,42 @@ def run_filled_starter(tmp_path: Path, catalog: Path, monkeypatch) -> tuple[Any,
     return summary, view, records
 
 
+def test_columns_named_like_race_or_language_get_commented_standardize_and_protect_blocks(
+    tmp_path: Path, monkeypatch
+):
+    """New users found rel_reporting_group only in the README. The starter names the columns in commented
+    blocks and leaves the field to the person (a race column may carry ethnicity too: OCME's does)."""
+    extract, catalog = landed(
+        tmp_path,
+        "deaths.csv",
+        "ID,Race,Primary Language,Town\r\n"
+        + "".join(
+            f"{i},{r},{lang},Hartford\r\n"
+            for i, (r, lang) in enumerate(
+                [("White", "English"), ('"Hispanic, White"', "Spanish"), ("Black", "English")] * 8
+            )
+        ),
+    )
+    text = new_starter(extract, catalog / "deaths.yaml")
+    assert (
+        "#   - {column: race, field: <race, ethnicity or race_ethnicity (one question asking both)>}" in text
+    )
+    assert "#   - {column: primary_language, field: <language>}" in text
+    assert "#   aggregate: {dimensions: [rel_reporting_group], measures: [{name: count}]}" in text
+    chosen = (  # the person uncomments the blocks and picks each field
+        text.replace("<race, ethnicity or race_ethnicity (one question asking both)>", "race_ethnicity")
+        .replace("<language>", "language")
+        .replace("\n# standardize:", "\nstandardize:")
+        .replace("\n#   ", "\n  ")
+        .replace("\n# protect:", "\nprotect:")
+    )
+    (catalog / "deaths.yaml").write_text(chosen, encoding="utf-8")
+    fill_todos(catalog / "deaths.yaml")
+    summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    counts = {r["rel_reporting_group"]: int(r["count"]) for r in rows}
+    assert counts == {"Hispanic": 8, "Non-Hispanic Black": 8, "Non-Hispanic White": 8, "Total": 24}
+
+
 def test_a_database_null_in_a_text_column_is_proposed_as_no_value_and_published_empty(
     tmp_path: Path, monkeypatch
 ):
