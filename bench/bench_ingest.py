@@ -67,7 +67,7 @@ def _catalog(folder: Path, n: int) -> None:
 
 
 def load_catalog_defs(folder: str) -> str:
-    # The modules the check specs need (ibis for rule expressions) are imported first: a fixed cost, not one
+    # The modules the check specs need are imported first: a fixed cost, not one
     # that grows with the catalog; the process time in the table still includes it.
     import ct_pipelines.protect.specs  # noqa: F401
     import ct_pipelines.publish.specs  # noqa: F401

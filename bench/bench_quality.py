@@ -1,7 +1,7 @@
 """Benchmark the validate stage on a generated extract (5M rows by default).
 
 Compares, each in its own child process (so peak RSS is the stage's own):
-  * ours:      validate_dataset (pandera on ibis/DuckDB + SQL quarantine + GX on DuckDB)
+  * ours:      validate_dataset (one SQL scan on DuckDB, checked by pandera, + SQL quarantine + GX on DuckDB)
   * plain_sql: the same row rules hand-written as DuckDB SQL (the floor we compare against)
   * naive:     pandas read of the whole table + pandera on pandas + GX on pandas (skip with --skip-naive)
 
@@ -208,7 +208,7 @@ STAGES = {"ours": stage_ours, "plain_sql": stage_plain_sql, "naive": stage_naive
 
 
 def child(stage: str, path: Path, workdir: Path) -> None:
-    # Library imports (ibis, pandera, GX: a few seconds, once per process) are not part of a stage's cost.
+    # Library imports (pandas, pandera, GX: a few seconds, once per process) are not part of a stage's cost.
     import great_expectations  # noqa: F401
     import pandera.pandas  # noqa: F401
 

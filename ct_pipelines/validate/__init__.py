@@ -1,5 +1,5 @@
-"""Data-quality gates: column rules (pandera on DuckDB), Great Expectations suites, quarantine.
+"""Data-quality gates: column rules (SQL on DuckDB, checked by pandera), Great Expectations suites, quarantine.
 
 Import the stage from :mod:`ct_pipelines.validate.validate`; this package stays light so that reading
-``quality.config`` (done by the catalog models) does not import ibis, pandera or GX.
+``quality.config`` (done by the catalog models) does not import pandas, pandera or GX.
 """

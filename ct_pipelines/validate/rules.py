@@ -34,18 +34,19 @@ from ct_pipelines.validate.parsing import (
 )
 
 if TYPE_CHECKING:
-    import pandera.ibis as pa
+    import pandera.pandas as pa
 
 TEXT_SUFFIX = "__text"
 SAMPLE_SIZE = 20
 
+# The Arrow type DuckDB gives each declared type's column (pyarrow's aliases).
 PANDERA_DTYPES = {
     ColumnType.TEXT: "string",
     ColumnType.INTEGER: "int64",
-    ColumnType.NUMBER: "float64",
-    ColumnType.BOOLEAN: "boolean",
-    ColumnType.DATE: "date",
-    ColumnType.DATETIME: "timestamp(6)",  # DuckDB's TIMESTAMP; bare "timestamp" never matches it
+    ColumnType.NUMBER: "double",
+    ColumnType.BOOLEAN: "bool",
+    ColumnType.DATE: "date32",
+    ColumnType.DATETIME: "timestamp[us]",  # DuckDB's TIMESTAMP
     ColumnType.CODE: "string",
 }
 
@@ -247,16 +248,21 @@ def build_rules(dataset: Dataset, now: datetime) -> list[Rule]:
 
 
 def pandera_schema(dataset: Dataset) -> pa.DataFrameSchema:
-    """The declared schema: every typed column with its dtype (pandera checks the written table against it)."""
-    import ibis
-    import pandera.ibis as pa  # only validation needs pandera; definitions loading does not
+    """The declared schema: every typed column with the Arrow dtype DuckDB gives it (pandera checks the
+    written table's columns against it, on an empty Arrow-typed frame: no rows are read)."""
+    import pandas as pd
+    import pandera.pandas as pa  # only validation needs pandera; definitions loading does not
+    import pyarrow
+
+    def dtype(alias: str) -> pd.ArrowDtype:
+        return pd.ArrowDtype(pyarrow.type_for_alias(alias))
 
     columns: dict[str, pa.Column] = {}
     for column in dataset.columns:
         name = column.field_name or column.source
         columns[name] = pa.Column(
-            ibis.dtype(PANDERA_DTYPES[column.type]), nullable=True, description=column.description
+            dtype(PANDERA_DTYPES[column.type]), nullable=True, description=column.description
         )
         if column_quirks(dataset, column).suppressed_values:
-            columns[column.suppressed_flag] = pa.Column(ibis.dtype("boolean"), nullable=True)
+            columns[column.suppressed_flag] = pa.Column(dtype("bool"), nullable=True)
     return pa.DataFrameSchema(columns, name=dataset.id)

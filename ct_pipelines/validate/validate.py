@@ -267,14 +267,13 @@ def _pandera_failed_checks(
     The rules are not evaluated again: the counts come from the failures table, one row per rule, and a
     single vectorised pandera check says which rules have failing rows.
     """
-    import ibis
     import pandas as pd
     import pandera.pandas as pdp
 
     schema_name, name = split_table_name(table)
-    typed = ibis.duckdb.from_connection(con).table(name, database=schema_name)
+    empty = con.sql(f"SELECT * FROM {_qualified(schema_name, name)} LIMIT 0").to_arrow_table()
     try:
-        pandera_schema(dataset).validate(typed, lazy=True)
+        pandera_schema(dataset).validate(empty.to_pandas(types_mapper=pd.ArrowDtype), lazy=True)
     except pandera.errors.SchemaErrors as errors:
         raise RuntimeError(f"the typed table does not have the declared types: {errors}") from None
     failing = dict(

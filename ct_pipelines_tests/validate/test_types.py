@@ -102,3 +102,35 @@ def test_header_only_extract_gets_its_own_message(tmp_path: Path, portal: LocalP
     message = str(caught.value)
     assert "header_only.csv, line 1: the file holds only the header line and no data rows" in message
     assert "re-send it with its rows" in message and "pandera" not in message
+
+
+def test_pandera_refuses_a_typed_table_whose_column_has_another_type():
+    """pandera checks the written table's Arrow types: a date stored as text, or a number column of whole
+    numbers stored as BIGINT, is not what the YAML declared."""
+    import duckdb
+    import pandas as pd
+    import pandera.errors
+
+    from ct_pipelines.validate.rules import pandera_schema
+
+    dataset = make_dataset(
+        "pandera_types",
+        [
+            {"source": "on", "type": "date"},
+            {"source": "amount", "type": "number"},
+            {"source": "flag", "type": "boolean", "suppressed_values": ["*"]},
+        ],
+    )
+    schema = pandera_schema(dataset)
+    con = duckdb.connect()
+
+    def empty(sql: str) -> pd.DataFrame:
+        return con.sql(f"{sql} LIMIT 0").to_arrow_table().to_pandas(types_mapper=pd.ArrowDtype)
+
+    declared = "SELECT 1::BIGINT AS id, DATE '2024-01-01' AS on, 1.5::DOUBLE AS amount, true AS flag"
+    schema.validate(empty(f"{declared}, false AS flag_suppressed"), lazy=True)
+    wrong = "SELECT 1::BIGINT AS id, '2024-01-01' AS on, 1::BIGINT AS amount, true AS flag, false AS flag_suppressed"
+    with pytest.raises(pandera.errors.SchemaErrors) as caught:
+        schema.validate(empty(wrong), lazy=True)
+    failing = set(caught.value.failure_cases["column"])
+    assert failing == {"on", "amount"}
