@@ -157,6 +157,7 @@ class _DatasetStep:
     portal: PortalResource
     specs_by_stage: dict[str, list]
     blocked_by: str | None = None
+    stopped_at: str | None = None  # the stage whose ERROR check stopped publishing
 
     def run_selected(
         self, options: RunOptions
@@ -167,7 +168,10 @@ class _DatasetStep:
         for stage in [s for s in pipeline.STAGES if asset_key(self.dataset.id, s.name) in keys]:
             key = asset_key(self.dataset.id, stage.name)
             if self.blocked_by:
-                self.context.log.warning(f"{key.to_user_string()} not run: {self.blocked_by}")
+                # the reason is in the log line above and in the observation: not repeated per stage
+                self.context.log.warning(
+                    f"{key.to_user_string()} not run: publishing stopped at {self.stopped_at}"
+                )
                 self._record(stage.name, "not_run", message=self.blocked_by)
                 yield dg.AssetObservation(asset_key=key, metadata={"not_run_because": self.blocked_by})
                 continue
@@ -187,6 +191,7 @@ class _DatasetStep:
                     f"ERROR check {', '.join(repr(o.name) for o in failed)} failed on "
                     f"{key.to_user_string()}: {failed[0].summary}"
                 )
+                self.stopped_at = stage.name
                 self.context.log.error(f"{self.dataset.id}: publishing stopped. {self.blocked_by}")
 
     def _run(self, stage: pipeline.Stage, options: RunOptions) -> StageResult:

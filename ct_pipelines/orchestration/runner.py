@@ -26,6 +26,7 @@ from ct_pipelines.core.settings import Settings, load_settings
 from ct_pipelines.orchestration.assets import asset_key
 from ct_pipelines.orchestration.automation import PUBLISH_JOB, dataset_run_tags
 from ct_pipelines.orchestration.component import build_definitions
+from ct_pipelines.orchestration.terminal_log import terminal_logger
 from ct_pipelines.pipeline import RESULTS_TABLE, stages_until
 
 
@@ -104,7 +105,7 @@ def run_catalog(
     settings = settings or load_settings(catalog_dir)
     # Only the named datasets' assets: the run's cost does not grow with the catalog.
     defs = build_definitions(catalog_dir, with_automation=False, catalog=catalog, only=dataset_ids)
-    job = defs.resolve_job_def(PUBLISH_JOB)
+    job = defs.resolve_job_def(PUBLISH_JOB).with_logger_defs({"console": terminal_logger})
     selection = None
     ids = list(
         dict.fromkeys(

@@ -392,7 +392,13 @@ def _send_plan(job: _Job, plan: Plan, previous: str | None) -> None:
     assert job.four_by_four is not None
     run = register_plan(job.con, plan, job.dataset, job.run_id, job.portal.target, job.four_by_four)
     job.result.chunks_planned += len(plan.chunks)
-    job.say(f"{plan.mode} publish of {job.four_by_four}: {len(plan.chunks)} chunks, {plan.summary()}")
+    plan_figures = plan.summary()
+    job.say(
+        f"{plan.mode} publish of {job.four_by_four}: rows {plan_figures['rows_to_create']:,} to create, "
+        f"{plan_figures['rows_to_update']:,} to update, {plan_figures['rows_to_delete']:,} to delete, in "
+        f"{len(plan.chunks)} chunk(s), {plan_figures['bytes']:,} bytes in all; the portal should then hold "
+        f"{plan_figures['expected_row_count']:,} rows"
+    )
     send_run(job.con, job.portal, run, job.run_id, job.tally, job.send)
     job.result.chunks = job.tally.chunks_sent
     if previous and previous.startswith("publish_tmp_"):

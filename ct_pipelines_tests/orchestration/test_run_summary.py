@@ -3,6 +3,7 @@ changes rows, read the same in the summary table, so a line under it says which 
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -53,3 +54,61 @@ def test_the_run_says_whether_the_portal_changed(tmp_path: Path, monkeypatch: py
     assert "licenses: on the portal, rows 1 created, 1 updated" in deliver(changed)
     dry = deliver(changed[:4] + ["Essex"], "--dry-run")
     assert "licenses: dry run, nothing sent" in dry and "Published to" not in dry
+
+
+def test_a_refused_delivery_is_said_once_in_short_lines_without_a_stack_trace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Dagster's console printed a refusal as a stack trace, twice, behind job names and run ids."""
+    for folder in ("catalog", "landing"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "catalog" / "licenses.yaml").write_text(CATALOG, encoding="utf-8")
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
+    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
+    (tmp_path / "landing" / "licenses.csv").write_text(
+        "License ID,Town\r\nL0001,Hartford\r\nL0001,Mystic\r\nL0002,Groton\r\n", encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
+    assert result.exit_code == 1, result.output
+    lines = result.stderr.splitlines()
+    assert lines and all(
+        re.match(r"\d\d:\d\d:\d\d (ERROR |WARNING )?licenses[:/ ]", line) for line in lines
+    ), lines
+    refusal = [line for line in lines if "licenses was not published: ERROR check 'quarantine_share'" in line]
+    assert len(refusal) == 1, lines
+    assert not [line for line in lines if "Traceback" in line or "Stack Trace" in line or 'File "' in line]
+    assert [line.split(" ", 1)[1] for line in lines if "not run" in line] == [
+        f"WARNING licenses/{stage} not run: publishing stopped at validate"
+        for stage in ("standardize", "protect", "publish")
+    ]
+    assert "licenses  blocked" in result.stdout
+
+
+def test_an_unexpected_error_keeps_its_stack_trace(capfd: pytest.CaptureFixture[str]):
+    """An error that is not a refusal is a bug to report: the short line is followed by its trace."""
+    import dagster as dg
+
+    from ct_pipelines.orchestration.terminal_log import terminal_logger
+
+    @dg.asset
+    def breaks() -> None:
+        raise ValueError("the parser met a case it does not know")
+
+    @dg.asset
+    def refuses() -> None:
+        raise dg.Failure(description="refuses was not published: the file is empty")
+
+    defs = dg.Definitions(assets=[breaks, refuses], jobs=[dg.define_asset_job("both")])
+    job = defs.resolve_job_def("both").with_logger_defs({"console": terminal_logger})
+    result = job.execute_in_process(
+        instance=dg.DagsterInstance.ephemeral(),
+        raise_on_error=False,
+        run_config={"loggers": {"console": {"config": {"log_level": "INFO"}}}},
+    )
+    assert not result.success
+    err = capfd.readouterr().err
+    assert re.search(r"^\d\d:\d\d:\d\d ERROR breaks: Execution of step \"breaks\" failed\.$", err, re.M), err
+    assert 'File "' in err
+    assert err.count("refuses was not published: the file is empty") == 1, err
+    assert err.count("ValueError: the parser met a case it does not know") == 1, err  # not again for the run
