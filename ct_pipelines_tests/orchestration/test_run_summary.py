@@ -27,14 +27,19 @@ columns:
 """
 
 
-def test_the_run_says_whether_the_portal_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+def _licenses_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A catalog folder with the licenses dataset, a landing folder and a home; returns the extract's path."""
     for folder in ("catalog", "landing"):
         (tmp_path / folder).mkdir()
     (tmp_path / "catalog" / "licenses.yaml").write_text(CATALOG, encoding="utf-8")
     monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
     monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
-    extract = tmp_path / "landing" / "licenses.csv"
+    return tmp_path / "landing" / "licenses.csv"
+
+
+def test_the_run_says_whether_the_portal_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    extract = _licenses_project(tmp_path, monkeypatch)
 
     def deliver(towns: list[str], *options: str) -> str:
         extract.write_text(
@@ -60,13 +65,7 @@ def test_a_refused_delivery_is_said_once_in_short_lines_without_a_stack_trace(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
     """Dagster's console printed a refusal as a stack trace, twice, behind job names and run ids."""
-    for folder in ("catalog", "landing"):
-        (tmp_path / folder).mkdir()
-    (tmp_path / "catalog" / "licenses.yaml").write_text(CATALOG, encoding="utf-8")
-    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
-    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
-    (tmp_path / "landing" / "licenses.csv").write_text(
+    _licenses_project(tmp_path, monkeypatch).write_text(
         "License ID,Town\r\nL0001,Hartford\r\nL0001,Mystic\r\nL0002,Groton\r\n", encoding="utf-8"
     )
     result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
