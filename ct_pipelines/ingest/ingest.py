@@ -7,7 +7,7 @@ import json
 import os
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -24,9 +24,11 @@ from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.landing import (
     Landing,
     LandingFile,
+    names_several_files,
     newest_landing_file,
     ready_on_sight,
     refuse_unfinished,
+    unread_arrivals,
 )
 from ct_pipelines.ingest.quirks import (
     QuirkResult,
@@ -98,6 +100,8 @@ class IngestResult:
     source_rows: int | None = None  # records in the file; = rows + rows left out when nothing is unpivoted
     rows_left_out: dict[str, int] = field(default_factory=dict)  # "left out by rule": rule name -> rows
     unpivoted_columns: int = 0
+    # matching files that arrived after the file read last time and were not read (only the newest is)
+    unread_arrivals: list[str] = field(default_factory=list)
 
     def lineage(self) -> dict[str, object]:
         """Flat lineage for asset metadata and the ingest log."""
@@ -211,10 +215,22 @@ def ingest_dataset(
     location = found.location
     config = read_config_hash(dataset)
     current = _current_version(con, dataset.id, raw_table(dataset.id))
+    unread = (
+        unread_arrivals(landing_dir, dataset.ingest, found, int(current["mtime_ns"]))
+        if current
+        and current.get("mtime_ns") is not None
+        and path is None
+        and names_several_files(dataset.ingest.path)
+        else []
+    )
+    passed_over = [f.relative for f in unread]
     stat = found
     if current and not force and _same_version(current, found, config):
         reason = "unchanged: the table holds this file (same name, size and mtime), read the same way"
-        return _skipped(con, dataset, location, stat, current, config, started, reason)
+        return replace(
+            _skipped(con, dataset, location, stat, current, config, started, reason),
+            unread_arrivals=passed_over,
+        )
     if stat.st_size == 0:
         raise IngestError(
             location,
@@ -228,7 +244,10 @@ def ingest_dataset(
         seconds = time.perf_counter() - started
         _log(con, dataset, location, stat, digest, read, run_id, seconds, config, "unchanged")  # fmt: skip
         reason = "unchanged: same content (SHA-256) as the table holds, read the same way"
-        return _skipped(con, dataset, location, stat, current, config, started, reason)
+        return replace(
+            _skipped(con, dataset, location, stat, current, config, started, reason),
+            unread_arrivals=passed_over,
+        )
     resend_of = _resend_of(con, dataset.id, digest, current)
     reason = _reason(force, current, digest, resend_of)
     duration = round(time.perf_counter() - started, 3)
@@ -242,8 +261,11 @@ def ingest_dataset(
             con, dataset, location, stat, digest, read, run_id, duration, config, "ingested", resend_of
         ),
     )
-    return _ingested(
-        con, dataset, location, stat, digest, read, mapping, quirks, duration, config, reason, resend_of
+    return replace(
+        _ingested(
+            con, dataset, location, stat, digest, read, mapping, quirks, duration, config, reason, resend_of
+        ),
+        unread_arrivals=passed_over,
     )
 
 

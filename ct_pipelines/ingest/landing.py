@@ -115,6 +115,24 @@ def source_path_problem(landing: Landing | Path | Settings, source: Source) -> s
     return None
 
 
+def names_several_files(path: str) -> bool:
+    """``ingest.path`` is a pattern (``extract_*.csv``): several deliveries can match it at once."""
+    return any(ch in path for ch in "*?[")
+
+
+def unread_arrivals(
+    landing: Landing | Path | Settings, source: Source, read: LandingFile, since_mtime_ns: int
+) -> list[LandingFile]:
+    """Matching files that arrived after the file read last time (``since_mtime_ns``) and that this run
+    does not read: a run reads only the newest, so a delivery in between is passed over. Oldest first."""
+    others = [
+        f
+        for f in landing_files(landing, source)
+        if f.location != read.location and f.mtime_ns > since_mtime_ns
+    ]
+    return sorted(others, key=lambda f: (f.mtime_ns, f.name))
+
+
 def find_newest(landing: Landing | Path | Settings, source: Source) -> LandingFile | None:
     """The most recently modified matching file (ties broken by name), or None."""
     files = landing_files(landing, source)

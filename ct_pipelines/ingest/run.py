@@ -7,10 +7,13 @@ from typing import Any
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.results import Progress, RunOptions, StageError, StageResult, quiet
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.ingest.errors import IngestError
-from ct_pipelines.ingest.ingest import ingest_dataset, raw_table
+from ct_pipelines.ingest.ingest import IngestResult, ingest_dataset, raw_table
+from ct_pipelines.ingest.landing import names_several_files
+from ct_pipelines.ingest.specs import UNREAD_ARRIVALS
 
 
 def run(
@@ -48,6 +51,9 @@ def run(
             f"{dataset.id}: left out by rule: "
             + ", ".join(f"{name} {n:,}" for name, n in result.rows_left_out.items())
         )
+    outcomes = [_unread_outcome(dataset, result)] if names_several_files(dataset.ingest.path) else []
+    if result.unread_arrivals:
+        progress(f"{dataset.id}: {outcomes[0].summary}")
     markdown = {}
     if result.field_map:
         markdown["field_names"] = "| source column | API field name |\n|---|---|\n" + "\n".join(
@@ -60,4 +66,23 @@ def run(
         rows_set_aside=left_out or None,
         facts=result.lineage(),
         markdown=markdown,
+        outcomes=outcomes,
+    )
+
+
+def _unread_outcome(dataset: Dataset, result: IngestResult) -> CheckOutcome:
+    """Whether a delivery that matches ingest.path arrived since the last run and was passed over."""
+    unread = result.unread_arrivals
+    if not unread:
+        return CheckOutcome(UNREAD_ARRIVALS, True, Severity.WARN, "no matching file was passed over")
+    names = ", ".join(unread)
+    return CheckOutcome(
+        UNREAD_ARRIVALS,
+        False,
+        Severity.WARN,
+        f"{len(unread)} file(s) matching ingest.path arrived after the file read last time and were not "
+        f"read: {names}; this run read only the newest, {result.path}, as the whole dataset. If each file "
+        "holds every row, nothing is missing; if each holds only new rows, the rows of the files passed "
+        "over are not published: ask the agency for one file with every row",
+        {"unread_files": unread},
     )

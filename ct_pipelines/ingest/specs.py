@@ -1,10 +1,25 @@
-"""The ingest stage's checks: none yet; a file that cannot be read fails the stage with its reason."""
+"""The ingest stage's checks, from the YAML alone. A file that cannot be read fails the stage with its
+reason; a path pattern, which several deliveries can match at once, gets a check that none was passed over."""
 
 from __future__ import annotations
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckSpec
+from ct_pipelines.ingest.landing import names_several_files
+
+UNREAD_ARRIVALS = "no_delivery_passed_over"
 
 
 def ingest_check_specs(dataset: Dataset) -> list[CheckSpec]:
-    return []
+    if not names_several_files(dataset.ingest.path):
+        return []
+    return [
+        CheckSpec(
+            name=UNREAD_ARRIVALS,
+            description=(
+                "Every file matching ingest.path that arrived since the last run was read: a run reads "
+                "only the newest, so a file that arrived before it would be passed over (a warning)"
+            ),
+            blocking=False,
+        )
+    ]

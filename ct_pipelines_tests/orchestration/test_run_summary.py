@@ -3,6 +3,7 @@ changes rows, read the same in the summary table, so a line under it says which 
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -111,3 +112,37 @@ def test_an_unexpected_error_keeps_its_stack_trace(capfd: pytest.CaptureFixture[
     assert 'File "' in err
     assert err.count("refuses was not published: the file is empty") == 1, err
     assert err.count("ValueError: the parser met a case it does not know") == 1, err  # not again for the run
+
+
+def test_a_delivery_passed_over_by_a_newer_one_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """ingest.path is a pattern and two monthly files land before the next run: the run reads the newest
+    as the whole dataset and says which file it did not read; the next run, with nothing new, passes."""
+    _licenses_project(tmp_path, monkeypatch)
+    catalog = tmp_path / "catalog" / "licenses.yaml"
+    catalog.write_text(CATALOG.replace("path: licenses.csv", "path: licenses_*.csv"), encoding="utf-8")
+
+    def land(name: str, ids: range, minute: int) -> None:
+        path = tmp_path / "landing" / name
+        path.write_text(
+            "License ID,Town\r\n" + "".join(f"L{i:04d},Hartford\r\n" for i in ids), encoding="utf-8"
+        )
+        os.utime(path, (1_767_225_600 + minute * 60,) * 2)
+
+    def run() -> str:
+        result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    land("licenses_2026_01.csv", range(1, 4), 0)
+    first = run()
+    assert "licenses  ok      3 " in first and "passed over" not in first and "not read" not in first
+    land("licenses_2026_02.csv", range(1, 6), 10)
+    land("licenses_2026_03.csv", range(1, 8), 20)
+    second = run()
+    assert "licenses  ok      7 " in second
+    warning = next(line for line in second.splitlines() if "no_delivery_passed_over (WARN)" in line)
+    assert "1 file(s) matching ingest.path arrived after the file read last time" in warning
+    assert (
+        "were not read: licenses_2026_02.csv;" in warning and "licenses_2026_03.csv, as the whole" in warning
+    )
+    assert "no_delivery_passed_over" not in run()  # nothing new: kept the table, nothing passed over
