@@ -23,6 +23,7 @@ from ct_pipelines.pipeline import STAGE_NAMES
 if TYPE_CHECKING:
     from ct_pipelines.orchestration.runner import DatasetSummary
 from ct_pipelines.ingest.errors import IngestError
+from ct_pipelines.publish.changes import portal_changes
 
 # Sub-commands owned by the packages, named after them; the names they had before stay as hidden aliases.
 STAGE_GROUPS = {  # name: (module, attribute, hidden)
@@ -300,7 +301,7 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
             out.append(f"\n{s.dataset_id}: warnings:")
             out.extend(f"  - {line}" for line in warnings)
         if s.portal_changes is not None:
-            out.append(f"\n{s.dataset_id}: {_portal_changes(s.publish_mode, s.portal_changes)}")
+            out.append(f"\n{s.dataset_id}: {portal_changes(s.publish_mode, s.portal_changes)}")
         if s.rows_left_out:
             rules = ", ".join(f"{name} {count:,}" for name, count in s.rows_left_out.items())
             out.append(f"\n{s.dataset_id}: rows left out by the YAML's leave_out rules: {rules}")
@@ -311,17 +312,6 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
                 f"`ct-pipelines validate quarantine {s.dataset_id}` (table {s.quarantine_table})"
             )
     return "\n".join(out)
-
-
-def _portal_changes(mode: str | None, changes: dict[str, int]) -> str:
-    """What the publish did to the portal: the table alone looked the same for a run that sent nothing
-    and one that added 300 rows and deleted 300."""
-    if mode == "replace":
-        return f"the portal's rows were replaced by the {changes['created']:,} sent"
-    changed = ", ".join(f"{n:,} {what}" for what, n in changes.items() if n)
-    return (
-        f"on the portal, rows {changed}" if changed else "nothing changed on the portal; it held these rows"
-    )
 
 
 def _n(value: int | None) -> str:

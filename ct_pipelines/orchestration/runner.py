@@ -28,6 +28,7 @@ from ct_pipelines.orchestration.automation import PUBLISH_JOB, dataset_run_tags
 from ct_pipelines.orchestration.component import build_definitions
 from ct_pipelines.orchestration.terminal_log import terminal_logger
 from ct_pipelines.pipeline import RESULTS_TABLE, stages_until
+from ct_pipelines.publish.changes import recorded_changes
 
 
 @dataclass
@@ -187,10 +188,7 @@ def summarize(
                 s.dry_run_plan = facts_value.get("plan")
             elif status == "ok":
                 s.rows_published = rows_out
-                s.portal_changes = {
-                    what: int(facts_value.get(f"rows_{what}") or 0)
-                    for what in ("created", "updated", "deleted")
-                }
+                s.portal_changes = recorded_changes(facts_value)
                 s.publish_mode = facts_value.get("mode")
     for event in result.all_events:  # a step that failed before any stage recorded a result
         if event.is_step_failure and event.step_key and event.step_key not in by_id:

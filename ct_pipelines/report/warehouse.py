@@ -19,6 +19,8 @@ import duckdb
 
 from ct_pipelines.core.sql import ordered_rows_view, quote_ident, quote_literal
 from ct_pipelines.core.warehouse import relation_exists
+from ct_pipelines.pipeline import RESULTS_TABLE
+from ct_pipelines.publish.changes import portal_changes, recorded_changes
 from ct_pipelines.report.checks import CHECK_RESULTS
 
 MASK = "***"
@@ -50,6 +52,7 @@ class RunRow:
     set_aside: int | None = None
     published: int | None = None
     checks_failed: int | None = None
+    portal_changes: str | None = None  # what the publish did to the portal, in words
 
 
 @dataclass
@@ -145,6 +148,22 @@ def _publish(con: duckdb.DuckDBPyConnection, dataset_id: str, recorded: Recorded
         )
 
 
+def _portal_changes(con: duckdb.DuckDBPyConnection, dataset_id: str, runs: dict[str, RunRow]) -> None:
+    """Each run's publish in words (rows replaced, created, updated, deleted, or nothing changed), from
+    the publish stage's recorded facts; a dry run or a refused publish changed nothing and says none."""
+    if not relation_exists(con, "meta", "stage_results"):
+        return
+    marks = ", ".join("?" * len(runs))
+    for run_id, facts in con.execute(
+        f"SELECT run_id, facts FROM {RESULTS_TABLE} WHERE dataset_id = ? AND stage = 'publish' "
+        f"AND status = 'ok' AND run_id IN ({marks}) ORDER BY recorded_at",
+        [dataset_id, *runs],
+    ).fetchall():
+        recorded = json.loads(facts or "{}")
+        if not recorded.get("dry_run"):
+            runs[run_id].portal_changes = portal_changes(recorded.get("mode"), recorded_changes(recorded))
+
+
 def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[RunRow]:
     """One row per run that validated this dataset, newest last; figures from each stage's own record."""
     if not relation_exists(con, "quality", "history"):
@@ -177,6 +196,7 @@ def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[R
             [dataset_id, *ids],
         ).fetchall():
             runs[run_id].published = n
+    _portal_changes(con, dataset_id, runs)
     if not relation_exists(con, "meta", "check_results"):
         return sorted(runs.values(), key=lambda r: r.at or datetime.min)
     for run_id, n in con.execute(

@@ -60,6 +60,16 @@ def test_the_run_says_whether_the_portal_changed(tmp_path: Path, monkeypatch: py
     assert "licenses: on the portal, rows 1 created, 1 updated" in deliver(changed)
     dry = deliver(changed[:4] + ["Essex"], "--dry-run")
     assert "licenses: dry run, nothing sent" in dry and "Published to" not in dry
+    # The staff report's last runs say the same, one run per row, oldest first.
+    page = (tmp_path / "home" / "reports" / "site" / "datasets" / "licenses.html").read_text(encoding="utf-8")
+    history = page[page.index('id="history"') : page.index('id="dict"')]
+    rows = re.findall(r"<tr><td><code>.*?</tr>", history)
+    assert [re.findall(r"<td>([^<]*)</td>", row)[-1] for row in rows] == [
+        "the portal&#39;s rows were replaced by the 4 sent",
+        "nothing changed on the portal; it held these rows",
+        "on the portal, rows 1 created, 1 updated",
+        "none",  # the dry run
+    ]
 
 
 def test_a_refused_delivery_is_said_once_in_short_lines_without_a_stack_trace(

@@ -81,10 +81,13 @@ def test_dataset_page_says_what_failed_in_words_and_how_many_rows_were_set_aside
     assert "No more than 2% of rows may be set aside. If not, nothing is published." in text
     # History: the fixed run published 200 rows, the defects run set 10 aside and published nothing.
     runs = re.findall(
-        r"[0-9a-f]{8} \S+ \S+ (\d+) (\d+) (not published|\d+) (\d+)",
-        text.split("Last runs")[1].split("Data dictionary")[0],
+        r"[0-9a-f]{8} \S+ \S+ (\d+) (\d+) (not published|\d+) (.+?) (\d+)(?= [0-9a-f]{8} | *$)",
+        text.split("Last runs")[1].split("Data dictionary")[0].split("oldest first")[1],
     )
-    assert runs[-2:] == [("200", "0", "200", "0"), ("200", "10", "not published", "7")]
+    assert runs[-2:] == [
+        ("200", "0", "200", "the portal's rows were replaced by the 200 sent", "0"),
+        ("200", "10", "not published", "none", "7"),
+    ]
     assert "<svg" in defects_site.report.dataset_pages["dph_clinic_visits"].read_text()
 
 
