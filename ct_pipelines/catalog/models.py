@@ -172,6 +172,11 @@ class Source(BaseModel):
         description="Suffix of an empty file the agency writes after the extract (e.g. .done for "
         "extract.csv.done); when set, a file is read only once its marker is there",
     )
+    each_file_complete: bool = Field(
+        False,
+        description="With a path pattern: every delivery holds the whole dataset, so a newer file makes "
+        "any older one not yet read out of date (the ingest check then warns instead of stopping the run)",
+    )
 
     @field_validator("leave_out")
     @classmethod

@@ -153,7 +153,9 @@ def read_config_hash(dataset: Dataset) -> str:
     there, the same file is read again."""
     # When a file counts as arrived does not change how it is read.
     parts = {
-        "source": dataset.ingest.model_dump(mode="json", exclude={"settle_seconds", "ready_marker"}),
+        "source": dataset.ingest.model_dump(
+            mode="json", exclude={"settle_seconds", "ready_marker", "each_file_complete"}
+        ),
         "columns": [c.model_dump(mode="json") for c in dataset.columns],
     }
     return hashlib.sha256(json.dumps(parts, sort_keys=True).encode()).hexdigest()[:16]
@@ -216,11 +218,8 @@ def ingest_dataset(
     config = read_config_hash(dataset)
     current = _current_version(con, dataset.id, raw_table(dataset.id))
     unread = (
-        unread_arrivals(landing_dir, dataset.ingest, found, int(current["mtime_ns"]))
-        if current
-        and current.get("mtime_ns") is not None
-        and path is None
-        and names_several_files(dataset.ingest.path)
+        unread_arrivals(landing_dir, dataset.ingest, found, _previous_file_mtime(con, dataset.id, location))
+        if path is None and names_several_files(dataset.ingest.path)
         else []
     )
     passed_over = [f.relative for f in unread]
@@ -358,6 +357,17 @@ def _resend_of(
         [dataset_id, digest],
     ).fetchone()
     return earlier[0] if earlier and (current is None or current["sha256"] != digest) else None
+
+
+def _previous_file_mtime(con: duckdb.DuckDBPyConnection, dataset_id: str, location: str) -> int | None:
+    """The modification time of the last file read before the one found now (None before any), so a
+    run that stopped over a passed-over delivery stops again until that file is dealt with."""
+    row = con.execute(
+        f"SELECT mtime_ns FROM {LEDGER} WHERE dataset_id = ? AND path <> ? AND mtime_ns IS NOT NULL "
+        "ORDER BY ingested_at DESC LIMIT 1",
+        [dataset_id, location],
+    ).fetchone()
+    return int(row[0]) if row else None
 
 
 def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str) -> dict[str, object] | None:

@@ -121,14 +121,15 @@ def names_several_files(path: str) -> bool:
 
 
 def unread_arrivals(
-    landing: Landing | Path | Settings, source: Source, read: LandingFile, since_mtime_ns: int
+    landing: Landing | Path | Settings, source: Source, read: LandingFile, since_mtime_ns: int | None
 ) -> list[LandingFile]:
-    """Matching files that arrived after the file read last time (``since_mtime_ns``) and that this run
-    does not read: a run reads only the newest, so a delivery in between is passed over. Oldest first."""
+    """Matching files that arrived after the file read before (``since_mtime_ns``; None before any file
+    was read: every other match) and that this run does not read: a run reads only the newest, so a
+    delivery in between is passed over. Oldest first."""
     others = [
         f
         for f in landing_files(landing, source)
-        if f.location != read.location and f.mtime_ns > since_mtime_ns
+        if f.location != read.location and (since_mtime_ns is None or f.mtime_ns > since_mtime_ns)
     ]
     return sorted(others, key=lambda f: (f.mtime_ns, f.name))
 

@@ -52,8 +52,6 @@ def run(
             + ", ".join(f"{name} {n:,}" for name, n in result.rows_left_out.items())
         )
     outcomes = [_unread_outcome(dataset, result)] if names_several_files(dataset.ingest.path) else []
-    if result.unread_arrivals:
-        progress(f"{dataset.id}: {outcomes[0].summary}")
     markdown = {}
     if result.field_map:
         markdown["field_names"] = "| source column | API field name |\n|---|---|\n" + "\n".join(
@@ -71,18 +69,29 @@ def run(
 
 
 def _unread_outcome(dataset: Dataset, result: IngestResult) -> CheckOutcome:
-    """Whether a delivery that matches ingest.path arrived since the last run and was passed over."""
+    """Whether a delivery that matches ingest.path arrived since the file read before and was passed over.
+
+    A run reads only the newest file, as the whole dataset. If the files passed over held rows the newest
+    lacks, those rows would leave the portal with nothing said, so this stops the run unless the YAML
+    says every file is complete (``ingest.each_file_complete``)."""
     unread = result.unread_arrivals
+    complete = dataset.ingest.each_file_complete
+    severity = Severity.WARN if complete else Severity.ERROR
     if not unread:
-        return CheckOutcome(UNREAD_ARRIVALS, True, Severity.WARN, "no matching file was passed over")
+        return CheckOutcome(UNREAD_ARRIVALS, True, severity, "no matching file was passed over")
     names = ", ".join(unread)
-    return CheckOutcome(
-        UNREAD_ARRIVALS,
-        False,
-        Severity.WARN,
-        f"{len(unread)} file(s) matching ingest.path arrived after the file read last time and were not "
-        f"read: {names}; this run read only the newest, {result.path}, as the whole dataset. If each file "
-        "holds every row, nothing is missing; if each holds only new rows, the rows of the files passed "
-        "over are not published: ask the agency for one file with every row",
-        {"unread_files": unread},
-    )
+    read = f"{len(unread)} file(s) matching ingest.path were not read: {names}; a run reads only the newest"
+    if complete:
+        summary = (
+            f"{read}, {result.path}, which holds the whole dataset (ingest.each_file_complete), so the "
+            "older file(s) are out of date"
+        )
+    else:
+        summary = (
+            f"{read}, {result.path}, as the whole dataset, so rows that are only in the others would leave "
+            "the portal, and nothing was published. If every file holds the whole dataset, set "
+            "ingest.each_file_complete: true in the dataset YAML (or move the older files out of the "
+            "landing folder) and run again; if each holds only new rows, ask the agency for one file with "
+            "every row"
+        )
+    return CheckOutcome(UNREAD_ARRIVALS, False, severity, summary, {"unread_files": unread})

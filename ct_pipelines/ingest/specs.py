@@ -1,5 +1,6 @@
 """The ingest stage's checks, from the YAML alone. A file that cannot be read fails the stage with its
-reason; a path pattern, which several deliveries can match at once, gets a check that none was passed over."""
+reason; a path pattern, which several deliveries can match at once, gets a check that none was passed
+over."""
 
 from __future__ import annotations
 
@@ -13,13 +14,15 @@ UNREAD_ARRIVALS = "no_delivery_passed_over"
 def ingest_check_specs(dataset: Dataset) -> list[CheckSpec]:
     if not names_several_files(dataset.ingest.path):
         return []
+    complete = dataset.ingest.each_file_complete
     return [
         CheckSpec(
             name=UNREAD_ARRIVALS,
             description=(
-                "Every file matching ingest.path that arrived since the last run was read: a run reads "
-                "only the newest, so a file that arrived before it would be passed over (a warning)"
+                "No file matching ingest.path was passed over: a run reads only the newest, as the whole "
+                "dataset, so an older file not yet read stops the run"
+                + (" (a warning here: every file holds the whole dataset)" if complete else "")
             ),
-            blocking=False,
+            blocking=not complete,
         )
     ]

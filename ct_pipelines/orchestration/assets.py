@@ -191,8 +191,7 @@ class _DatasetStep:
                     f"ERROR check {', '.join(repr(o.name) for o in failed)} failed on "
                     f"{key.to_user_string()}: {failed[0].summary}"
                 )
-                self.stopped_at = stage.name
-                self.context.log.error(f"{self.dataset.id}: publishing stopped. {self.blocked_by}")
+                self.stopped_at = stage.name  # the step fails with the reason once the stages are done
 
     def _run(self, stage: pipeline.Stage, options: RunOptions) -> StageResult:
         """The stage's result; any failure becomes one sentence (recorded) and a Dagster failure."""

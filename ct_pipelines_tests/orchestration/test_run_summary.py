@@ -11,6 +11,7 @@ import pytest
 from click.testing import CliRunner
 
 from ct_pipelines.cli import main
+from ct_pipelines.portal.store import PortalStore
 
 CATALOG = """\
 id: licenses
@@ -124,9 +125,12 @@ def test_an_unexpected_error_keeps_its_stack_trace(capfd: pytest.CaptureFixture[
     assert err.count("ValueError: the parser met a case it does not know") == 1, err  # not again for the run
 
 
-def test_a_delivery_passed_over_by_a_newer_one_is_named(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """ingest.path is a pattern and two monthly files land before the next run: the run reads the newest
-    as the whole dataset and says which file it did not read; the next run, with nothing new, passes."""
+def test_a_delivery_passed_over_by_a_newer_one_stops_the_run_until_the_yaml_says_files_are_complete(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """ingest.path is a pattern and two files land before the next run: a run reads only the newest, as
+    the whole dataset, so rows only in the older one would leave the portal. The run stops, again on a
+    retry, and goes on once the YAML says every file holds the whole dataset."""
     _licenses_project(tmp_path, monkeypatch)
     catalog = tmp_path / "catalog" / "licenses.yaml"
     catalog.write_text(CATALOG.replace("path: licenses.csv", "path: licenses_*.csv"), encoding="utf-8")
@@ -138,21 +142,31 @@ def test_a_delivery_passed_over_by_a_newer_one_is_named(tmp_path: Path, monkeypa
         )
         os.utime(path, (1_767_225_600 + minute * 60,) * 2)
 
-    def run() -> str:
+    def run(exit_code: int) -> str:
         result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
-        assert result.exit_code == 0, result.output
+        assert result.exit_code == exit_code, result.output
         return result.stdout
 
+    def portal_rows() -> list[str]:
+        store = PortalStore(tmp_path / "home" / "portal")
+        try:
+            (view,) = store.list_views()
+            return sorted(r["license_id"] for r in store.query(view["id"], {"$limit": "100"}).records())
+        finally:
+            store.close()
+
+    first = [f"L{i:04d}" for i in range(1, 4)]
     land("licenses_2026_01.csv", range(1, 4), 0)
-    first = run()
-    assert "licenses  ok      3 " in first and "passed over" not in first and "not read" not in first
-    land("licenses_2026_02.csv", range(1, 6), 10)
+    assert "licenses  ok      3 " in run(0) and portal_rows() == first
+    land("licenses_2026_02.csv", range(4, 6), 10)  # only the new licenses of each month
     land("licenses_2026_03.csv", range(1, 8), 20)
-    second = run()
-    assert "licenses  ok      7 " in second
-    warning = next(line for line in second.splitlines() if "no_delivery_passed_over (WARN)" in line)
-    assert "1 file(s) matching ingest.path arrived after the file read last time" in warning
-    assert (
-        "were not read: licenses_2026_02.csv;" in warning and "licenses_2026_03.csv, as the whole" in warning
-    )
-    assert "no_delivery_passed_over" not in run()  # nothing new: kept the table, nothing passed over
+    for _ in range(2):  # a retry of the same run stops again
+        blocked = run(1)
+        assert "licenses  blocked" in blocked and portal_rows() == first
+        line = next(line for line in blocked.splitlines() if "no_delivery_passed_over (ERROR)" in line)
+        assert "1 file(s) matching ingest.path were not read: licenses_2026_02.csv; a run reads only" in line
+        assert "set ingest.each_file_complete: true in the dataset YAML" in line
+    catalog.write_text(catalog.read_text(encoding="utf-8").replace("}", ", each_file_complete: true}", 1))
+    complete = run(0)
+    assert "licenses  ok      7 " in complete and portal_rows() == [f"L{i:04d}" for i in range(1, 8)]
+    assert "no_delivery_passed_over (WARN): 1 file(s) matching ingest.path were not read" in complete

@@ -238,8 +238,9 @@ def build_cases() -> list[Case]:  # noqa: PLR0915 - one list of cases reads best
         count=5,
         header=[*HEADER, *[f"Measure {i}" for i in range(1, WIDE_EXTRA + 1)]],
     )
-    # re-sends and overwrites (written in order; the newest file is read)
-    add("resend_a_b_a", OK, _resend, pattern="c*_batch_*.csv", count=12)
+    # re-sends and overwrites (written in order; the newest file is read; each file holds every row)
+    source = {"each_file_complete": True}
+    add("resend_a_b_a", OK, _resend, pattern="c*_batch_*.csv", count=12, source=source)
     # more line endings (after the re-send case, whose file names the tests spell out)
     text_case("double_cr_blank_rows", OK, _double_cr_blank_rows)
     return cases
