@@ -28,6 +28,7 @@ from ct_pipelines.protect.pii import (
 )
 from ct_pipelines.protect.sandbox import check_sql, run_confined
 from ct_pipelines.protect.specs import (  # noqa: F401 - privacy_check_specs re-exported
+    SMALL_COUNTS_CHECK,
     SUPPRESSION_AUDIT_CHECK,
     privacy_check_specs,
     suppression_applies,
@@ -243,4 +244,89 @@ def privacy_outcomes(
     outcomes = [pii_scan_outcome(con, result.target_table, dataset.protect.pii_exemptions)]
     if suppression_applies(dataset):
         outcomes.append(suppression_audit_outcome(result.suppressions, result.notes))
+    else:
+        outcomes.append(small_counts_outcome(con, dataset, result.target_table))
     return outcomes
+
+
+# Words in a column name that say it counts people (or events of people), not measures a record.
+COUNT_WORDS = frozenset(
+    [
+        "count",
+        "counts",
+        "total",
+        "totals",
+        "number",
+        "num",
+        "n",
+        "cases",
+        "children",
+        "students",
+        "persons",
+        "people",
+        "clients",
+        "deaths",
+        "births",
+        "enrollment",
+        "enrolled",
+        "individuals",
+        "patients",
+        "residents",
+        "population",
+    ]
+)
+_INTEGER_TYPES = (
+    "TINYINT",
+    "SMALLINT",
+    "INTEGER",
+    "BIGINT",
+    "HUGEINT",
+    "UTINYINT",
+    "USMALLINT",
+    "UINTEGER",
+    "UBIGINT",
+)
+
+
+def _named_like_count(column: str) -> bool:
+    words = re.sub(r"([a-z])([A-Z])", r"\1 \2", column).lower()
+    return bool(COUNT_WORDS & set(re.split(r"[^a-z0-9]+", words)))
+
+
+def small_counts_outcome(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str) -> CheckOutcome:
+    """A table published row by row may itself be a table of counts (an agency's own summary): its small
+    counts of people would then reach the portal unsuppressed. Whole-number columns named like counts are
+    searched for values from 1 to the threshold; a name can mislead, so this only warns."""
+    threshold = dataset.protect.suppression.threshold if dataset.protect.suppression else 5
+    skip = {dataset.row_identifier, *dataset.pii_fields}
+    candidates = [
+        name
+        for name, column_type in column_types(con, table).items()
+        if name not in skip and column_type.upper() in _INTEGER_TYPES and _named_like_count(name)
+    ]
+    found: dict[str, int] = {}
+    if candidates:
+        counts = con.execute(
+            "SELECT "
+            + ", ".join(
+                f"count(*) FILTER (WHERE {quote_ident(c)} BETWEEN 1 AND {threshold})" for c in candidates
+            )
+            + f" FROM {quote_ident(table)}"
+        ).fetchone()
+        found = {c: int(n) for c, n in zip(candidates, counts or (), strict=True) if n}
+    if not found:
+        return CheckOutcome(
+            SMALL_COUNTS_CHECK, True, Severity.WARN, "no column named like a count holds small counts"
+        )
+    listed = "; ".join(f"{column}: {n:,} row(s)" for column, n in found.items())
+    first = next(iter(found))
+    return CheckOutcome(
+        SMALL_COUNTS_CHECK,
+        False,
+        Severity.WARN,
+        f"column(s) named like counts hold values from 1 to {threshold}, published as they are ({listed}). "
+        "If each row counts people (a table the agency already summed), publish it as an aggregate with "
+        f"small-cell suppression (protect.mode: aggregate, a measure with agg: sum and column: {first}, and a "
+        "suppression block naming that measure); if each row is one record, this warning can be ignored",
+        {"columns": found, "threshold": threshold},
+    )

@@ -11,6 +11,7 @@ from ct_pipelines.core.outcomes import CheckSpec
 
 PII_SCAN_CHECK = "pii_scan"
 SUPPRESSION_AUDIT_CHECK = "suppression_audit"
+SMALL_COUNTS_CHECK = "small_counts_unsuppressed"
 
 
 def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
@@ -29,6 +30,16 @@ def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
                 SUPPRESSION_AUDIT_CHECK,
                 "Small counts are hidden and cannot be worked out from totals or other published cells.",
                 blocking=True,
+            )
+        )
+    else:
+        specs.append(
+            CheckSpec(
+                SMALL_COUNTS_CHECK,
+                "No whole-number column named like a count of people (count, total, number, children, "
+                "students, ...) is published with counts from 1 to the suppression threshold: a table of "
+                "counts is published as an aggregate with suppression (a warning, since a name can mislead).",
+                blocking=False,
             )
         )
     return specs

@@ -191,7 +191,8 @@ def test_sql_file_must_be_a_single_select(con: duckdb.DuckDBPyConnection, tmp_pa
 
 
 def test_check_specs_come_from_config_alone() -> None:
-    assert [s.name for s in privacy_check_specs(make_dataset())] == ["pii_scan"]
+    rows = privacy_check_specs(make_dataset())
+    assert [(s.name, s.blocking) for s in rows] == [("pii_scan", True), ("small_counts_unsuppressed", False)]
     aggregate = make_dataset(
         {"mode": "aggregate", "aggregate": {"dimensions": ["town"]}, "suppression": {"threshold": 5}}
     )
