@@ -362,30 +362,88 @@ REL_NAMES = {  # column names that usually hold race/ethnicity or language answe
 }
 
 
+NUMBER_TYPES = ("integer", "number")
+
+
 def _rel_hint(profile: Profile) -> str:
-    """Commented standardize and protect blocks for columns whose names suggest race, ethnicity or
-    language: new users found rel_reporting_group only in the README. Comments, so nothing is guessed."""
-    found = [
-        (column.field_name, field)
+    """Commented blocks for race, ethnicity and language: new users found rel_reporting_group only in the
+    README. Comments, so nothing is guessed.
+
+    Text columns whose names suggest REL answers get a standardize block. Number columns named after
+    race/ethnicity groups (EdSight's one column of student counts per race) hold counts, not answers:
+    they get an unpivot block, which makes the group names the values of one column to standardize."""
+    group_columns = _race_group_columns(profile)
+    found = [  # (column, its field or the choice to make)
+        (column.field_name, f"<{field}>")
         for column in profile.columns
         for field, pattern in REL_NAMES.items()
-        if pattern.search(column.name)
+        if pattern.search(column.name) and column.type not in NUMBER_TYPES
     ]
-    if not found:
-        return ""
-    lines = [
-        "# To standardize race, ethnicity and language to Connecticut's REL standards, uncomment and choose",
-        "# each column's field (rows then get rel_reporting_group, built only from what was collected):",
-        "# standardize:",
-        "#   columns:",
-        *(f"#   - {{column: {name}, field: <{field}>}}" for name, field in found),
+    lines: list[str] = []
+    protect = [
         "# To publish counts by group instead of rows, with cells of 1 to 5 hidden:",
         "# protect:",
         "#   mode: aggregate",
         "#   aggregate: {dimensions: [rel_reporting_group], measures: [{name: count}]}",
         "#   suppression: {count_column: count, threshold: 5}",
     ]
+    if len(group_columns) >= 2:
+        listed = ", ".join(_flow(c.name) for c in group_columns)
+        marker = next((v for c in group_columns for v in c.suppressed_values), None)
+        count = (
+            "{source: count, type: integer" + (f", suppressed_values: ['{marker}']" if marker else "") + "}"
+        )
+        lines += [
+            f"# {len(group_columns)} number columns are named after race/ethnicity groups: each holds counts for",
+            "# one group. To publish one row per group, add this unpivot to the ingest block above, and in",
+            "# columns replace those columns' entries with the two it makes (race_ethnicity and count):",
+            f"#   unpivot: {{columns: [{listed}], name: race_ethnicity, value: count}}",
+            "#   - {source: race_ethnicity, required: true}",
+            f"#   - {count}",
+        ]
+        found = [(name, field) for name, field in found if name not in {c.field_name for c in group_columns}]
+        found.insert(0, ("race_ethnicity", "race_ethnicity"))
+        protect = (
+            [
+                f"# The source hid small counts ('{marker}'): publish these rows as they are (each hidden count",
+                "# stays empty, flagged in count_suppressed); sums over them would be too low, so no aggregate.",
+            ]
+            if marker
+            else [
+                "# To publish sums by group with cells of 1 to 5 hidden: protect: {mode: aggregate, aggregate:",
+                "#   {dimensions: [rel_reporting_group], measures: [{name: students, agg: sum, column: count}]},",
+                "#   suppression: {count_column: students, threshold: 5}}",
+            ]
+        )
+    if not found:
+        return "\n".join(lines) + "\n" if lines else ""
+    lines += [
+        "# To standardize race, ethnicity and language to Connecticut's REL standards, uncomment and choose",
+        "# each column's field (rows then get rel_reporting_group, built only from what was collected):",
+        "# standardize:",
+        "#   columns:",
+        *(f"#   - {{column: {name}, field: {field}}}" for name, field in found),
+        *protect,
+    ]
     return "\n".join(lines) + "\n"
+
+
+def _race_group_columns(profile: Profile) -> list[ColumnProfile]:
+    """Number columns whose header is a race/ethnicity group the REL reference recognizes."""
+    from ct_pipelines.catalog.blocks.standardize import RelField
+    from ct_pipelines.standardize.normalize import classify_race
+    from ct_pipelines.standardize.reference import Status
+
+    return [
+        c
+        for c in profile.columns
+        if c.type in NUMBER_TYPES and classify_race(c.name, RelField.RACE_ETHNICITY).status == Status.REPORTED
+    ]
+
+
+def _flow(name: str) -> str:
+    """A source column name as a YAML flow-sequence item (quoted when it has a comma, colon or quote)."""
+    return name if re.fullmatch(r"[A-Za-z0-9 /._-]+", name) else yaml.safe_dump(name, width=1000).strip()
 
 
 def _default_name(source: str) -> str:

@@ -582,3 +582,62 @@ def test_count_columns_with_source_markers_are_typed_and_published_as_flags(tmp_
         described["asian_suppressed"]
         == "True where the source suppressed the value of 'asian', which is then empty"
     )
+
+
+def test_count_columns_named_after_race_groups_get_an_unpivot_hint_that_publishes_as_is(
+    tmp_path: Path, monkeypatch
+):
+    """EdSight exports one column of student counts per race. The starter suggested standardizing two of
+    those count columns as race answers, which then failed on the counts ("21" unrecognized). Number
+    columns named after groups now get an unpivot block; applied as written, the run publishes one row
+    per district and group with the source's '*' kept empty and flagged."""
+    groups = ["American Indian or Alaska Native", "Asian", "Hispanic/Latino of any race", "White"]
+    districts = [("Andover School District", "0010011", ["0", "*", "12", "208"])]
+    districts += [
+        (f"District {i}", f"{i:03d}0011", ["*", str(10 + i), str(100 + i), str(900 + i)]) for i in range(2, 9)
+    ]
+    lines = [
+        '"Student Counts by District and Race"',
+        '"2016-17"',
+        "",
+        '"District","District Code",' + ",".join(f'"{g}"' for g in groups) + ',"Total"',
+    ]
+    for name, code, cells in districts:
+        total = sum(int(c) for c in cells if c != "*") + 3
+        lines.append(
+            f'"{name}","=""{code}""",' + ",".join(f'"{c}"' if c == "*" else c for c in cells) + f",{total}"
+        )
+    lines.append('"Total","",' + ",".join("0" for _ in groups) + ",0")
+    extract, catalog = landed(tmp_path, "enrollment.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "enrollment.yaml")
+    assert "standardize:\n#   columns:\n#   - {column: race_ethnicity, field: race_ethnicity}" in text
+    assert "field: <" not in text  # no count column is offered as a race answer
+    hint = next(line for line in text.splitlines() if line.startswith("#   unpivot:"))
+    assert hint == (
+        "#   unpivot: {columns: [American Indian or Alaska Native, Asian, Hispanic/Latino of any race, White], "
+        "name: race_ethnicity, value: count}"
+    )
+    assert "#   - {source: count, type: integer, suppressed_values: ['*']}" in text
+    fill_todos(catalog / "enrollment.yaml")
+    doc = yaml.safe_load((catalog / "enrollment.yaml").read_text(encoding="utf-8"))  # then applies the hint
+    doc["ingest"]["unpivot"] = yaml.safe_load(hint[4:])["unpivot"]
+    doc["columns"] = [c for c in doc["columns"] if c["source"] not in groups] + [
+        yaml.safe_load(line[6:]) for line in text.splitlines() if line.startswith("#   - {source:")
+    ]
+    doc["standardize"] = {"columns": [{"column": "race_ethnicity", "field": "race_ethnicity"}]}
+    (catalog / "enrollment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    assert (summary.rows_in, summary.rows_published) == (9, 8 * 4)  # the Total row is left out
+    andover = {
+        r["race_ethnicity"]: (r.get("count"), r["count_suppressed"])
+        for r in rows
+        if r["district_code"] == "0010011"
+    }
+    assert andover == {
+        "American Indian or Alaska Native": ("0", False),
+        "Asian": (None, True),
+        "Hispanic/Latino of any race": ("12", False),
+        "White": ("208", False),
+    }
+    white = sum(int(r["count"]) for r in rows if r["race_ethnicity"] == "White")
+    assert white == 208 + sum(900 + i for i in range(2, 9))
