@@ -377,7 +377,28 @@ def dataset_notes(dataset: Dataset) -> list[str]:
     """Worth fixing but not blocking: old block names, and what the data.json entry would lack."""
     from ct_pipelines.report.dcat import dcat_gaps
 
-    return [*dataset.deprecations, *(f"data.json: {gap}" for gap in dcat_gaps(dataset))]
+    return [
+        *dataset.deprecations,
+        *_measures_over_source_suppression(dataset),
+        *(f"data.json: {gap}" for gap in dcat_gaps(dataset)),
+    ]
+
+
+def _measures_over_source_suppression(dataset: Dataset) -> list[str]:
+    """An aggregate measure over a column whose values the source may hide: a run whose file holds such a
+    value is refused (the sum would be too low), so say it before the first run."""
+    aggregate = dataset.protect.aggregate if dataset.protect.mode == "aggregate" else None
+    notes = []
+    for measure in aggregate.measures if aggregate else []:
+        column = dataset.column(measure.column) if measure.column else None
+        if column is not None and column.suppressed_values:
+            notes.append(
+                f"protect.aggregate.measures: '{measure.name}' is the {measure.agg} of '{column.field_name}', "
+                f"whose values the source may hide ({', '.join(repr(v) for v in column.suppressed_values)}); a "
+                "run whose file holds one is refused, since the result would be too low. Publish the rows "
+                "instead (protect.mode: rows), which keep each hidden value empty with its flag"
+            )
+    return notes
 
 
 @catalog.command("list")

@@ -377,9 +377,24 @@ class Dataset(BaseModel):
                 )
         if self.row_identifier:
             self._check_row_identifier(names)
+        self._check_standardize_columns(names)
         if self.attribution is None:
             self.attribution = self.agency
         return self
+
+    def _check_standardize_columns(self, names: list[str]) -> None:
+        """A standardize column written as the extract's header ('Race') instead of its field name ('race'):
+        validate passed it and the run then failed at standardize."""
+        if self.standardize is None:
+            return
+        by_source = {c.source.casefold(): c.field_name for c in self.columns}
+        for rel_column in self.standardize.columns:
+            field = by_source.get(rel_column.column.casefold())
+            if rel_column.column not in names and field:
+                raise ValueError(
+                    f"standardize column '{rel_column.column}' is the extract's header, not a field name; "
+                    f"write the field name, '{field}' (column: {field})"
+                )
 
     def _check_row_identifier(self, names: list[str]) -> None:
         """The row identifier must be a published column that tells rows apart: a personal column is

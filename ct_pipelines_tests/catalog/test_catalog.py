@@ -116,6 +116,38 @@ def test_a_unique_column_of_an_unpivoted_table_is_refused_at_the_columns_line(tm
     )
 
 
+def test_a_standardize_column_named_by_its_header_is_refused_with_the_field_name(tmp_path: Path):
+    """OCME's column is 'Race' in the file and 'race' as a field: validate passed 'Race' and the run then
+    failed at standardize."""
+    extra = "  - source: Race\nstandardize:\n  columns:\n  - {column: Race, field: race_ethnicity}\n"
+    (tmp_path / "x.yaml").write_text(GOOD + extra, encoding="utf-8")
+    result = CliRunner().invoke(main, ["catalog", "validate", str(tmp_path)])
+    assert result.exit_code != 0
+    assert (
+        "x.yaml:14: standardize: column 'Race' is the extract's header, not a field name; write the field "
+        "name, 'race' (column: race)" in " ".join(result.output.split())
+    )
+    fixed = extra.replace("column: Race", "column: race")
+    (tmp_path / "x.yaml").write_text(GOOD + fixed, encoding="utf-8")
+    assert CliRunner().invoke(main, ["catalog", "validate", str(tmp_path)]).exit_code == 0
+
+
+def test_an_aggregate_of_a_column_the_source_may_hide_gets_a_note_before_the_first_run(tmp_path: Path):
+    """The run refuses such a sum when the file holds a hidden value; validate now says so up front."""
+    extra = (
+        "  - {source: District}\n  - {source: Students, type: integer, suppressed_values: ['*']}\n"
+        "protect:\n  mode: aggregate\n  aggregate:\n    dimensions: [district]\n"
+        "    measures: [{name: enrolled, agg: sum, column: students}]\n"
+    )
+    (tmp_path / "x.yaml").write_text(GOOD + extra, encoding="utf-8")
+    result = CliRunner().invoke(main, ["catalog", "validate", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert (
+        "note: protect.aggregate.measures: 'enrolled' is the sum of 'students', whose values the source may "
+        "hide ('*'); a run whose file holds one is refused" in " ".join(result.output.split())
+    )
+
+
 def test_an_unknown_field_gets_a_near_spelling_the_block_it_belongs_in_or_the_fields_allowed(tmp_path: Path):
     text = GOOD.replace("  path: good.csv\n", "  path: good.csv\n  pathh: other.csv\n") + (
         "    minimum: 0\n"
