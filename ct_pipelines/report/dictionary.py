@@ -11,7 +11,7 @@ import csv
 from pathlib import Path
 from typing import Any
 
-from ct_pipelines.catalog.models import Column, Dataset
+from ct_pipelines.catalog.models import Column, Dataset, published_column_description
 
 HEADERS = {
     "field_name": "Field name",
@@ -72,6 +72,24 @@ def _suppression(dataset: Dataset, field: str) -> str:
     return ""
 
 
+def _declared_type(duckdb_type: str) -> str:
+    """A computed column's DuckDB type in the words the YAML's column types use (as the rows above it)."""
+    kind = duckdb_type.upper()
+    if kind.startswith(("VARCHAR", "ENUM")):
+        return "text"
+    if kind.startswith("BOOL"):
+        return "boolean"
+    if kind.startswith("TIMESTAMP"):
+        return "datetime"
+    if kind.startswith("DATE"):
+        return "date"
+    if kind.endswith("INT") or kind in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT"):
+        return "integer"
+    if kind.startswith(("DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
+        return "number"
+    return duckdb_type.lower()
+
+
 def dictionary_rows(
     dataset: Dataset, published_columns: list[tuple[str, str]] | None = None
 ) -> list[dict[str, str]]:
@@ -108,8 +126,9 @@ def dictionary_rows(
             {
                 "field_name": name,
                 "source_name": "",
-                "type": kind.lower(),
-                "description": f"computed by the publish step ({dataset.protect.mode})",
+                "type": _declared_type(kind),
+                "description": published_column_description(dataset, name)
+                or f"computed by the publish step ({dataset.protect.mode})",
                 "allowed": "",
                 "rel_mapping": "reporting group from the standardized race and ethnicity"
                 if "race" in name

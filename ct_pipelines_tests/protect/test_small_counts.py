@@ -7,7 +7,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
+from ct_pipelines.cli import main
 from ct_pipelines_tests.support.catalog_run import run_and_read_portal
 
 COUNTS = {  # (region, race) -> children in placement on the snapshot date
@@ -83,3 +85,14 @@ def test_the_same_counts_as_a_suppressed_aggregate_show_no_small_count(
     assert shown and not [n for n in shown if 1 <= n <= 5]
     total = next(r for r in rows if r["region"] == "Total" and r["race_ethnicity"] == "Total")
     assert int(total["children"]) == sum(COUNTS.values())
+    # The staff report says what is published in words (it once printed the YAML model's Python text).
+    built = CliRunner().invoke(main, ["report", "build", "--catalog", str(tmp_path / "catalog")])
+    assert built.exit_code == 0, built.output
+    page = (tmp_path / "home" / "reports" / "site" / "datasets" / "dcf_placement.html").read_text(
+        encoding="utf-8"
+    )
+    assert "What is published: one row per combination of region, race_ethnicity, with children.</li>" in page
+    dictionary = (
+        tmp_path / "home" / "reports" / "site" / "datasets" / "dcf_placement_dictionary.csv"
+    ).read_text(encoding="utf-8")
+    assert "children,,integer,The sum of 'total_cip' over this group's rows where it is given," in dictionary
