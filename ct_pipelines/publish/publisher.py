@@ -29,6 +29,7 @@ import duckdb
 
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
+from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.publish import state
 from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.guards import (
@@ -249,10 +250,13 @@ def publish_table(
         if refusal is not None:
             plan.drop(con, previous)
             return job.refuse(refusal)
+        if _holds_these_rows(job, plan, has_snapshot, force_full_replace):
+            plan.drop(con, previous)
+            return _unchanged_result(job, plan, sync_metadata_fields)
         if dry_run:
             return _dry_run_result(job, plan, previous)
         _send_plan(job, plan, previous)  # 5
-        return _verify_and_sync(job, plan, sync_metadata_fields)  # 6
+        return _verify_and_sync(job, plan, sync_metadata_fields, plan.publish_id)  # 6
     except PublishError as exc:
         if not job.result.log_row:
             job.finish("failed", str(exc))
@@ -377,6 +381,33 @@ def _prepare_target(job: _Job, sync_metadata_fields: bool) -> CheckOutcome | Non
     return None
 
 
+def _holds_these_rows(job: _Job, plan: Plan, has_snapshot: bool, force_full_replace: bool) -> bool:
+    """A table replaced whole (no row identifier: every aggregate) whose rows are exactly the ones this
+    target got last time: the same multiset of row hashes, which cover every column's name, type and
+    value. A scheduled run then sends nothing, rather than rewriting the portal (and its 'updated' date)
+    with the same rows. ``--full-replace`` sends anyway."""
+    if plan.mode != "replace" or not has_snapshot or force_full_replace:
+        return False
+    pending, snapshot = quote_ident(plan.pending), quote_ident(state.snapshot_table(job.dataset.id))
+    differ = job.con.execute(
+        f"SELECT count(*) FROM ((SELECT row_hash FROM {pending} EXCEPT ALL SELECT row_hash FROM {snapshot}) "
+        f"UNION ALL (SELECT row_hash FROM {snapshot} EXCEPT ALL SELECT row_hash FROM {pending}))"
+    ).fetchone()[0]
+    return differ == 0
+
+
+def _unchanged_result(job: _Job, plan: Plan, sync_metadata_fields: bool) -> PublishResult:
+    """Nothing sent: the portal's row count is still checked and, outside a dry run, metadata synced."""
+    job.result.mode = "unchanged"
+    job.result.plan = {**job.result.plan, "mode": "unchanged", "rows_to_create": 0, "chunks": 0, "bytes": 0}
+    job.say(
+        f"{job.four_by_four} holds these {plan.expected_count:,} rows already (the rows sent last time); nothing sent"
+    )
+    if job.dry_run:
+        return job.finish("dry_run")
+    return _verify_and_sync(job, plan, sync_metadata_fields, publish_id=None)
+
+
 def _dry_run_result(job: _Job, plan: Plan, previous: str | None) -> PublishResult:
     plan.drop(job.con, previous)
     result = job.finish("dry_run")
@@ -405,8 +436,11 @@ def _send_plan(job: _Job, plan: Plan, previous: str | None) -> None:
         job.con.execute(f"DROP TABLE IF EXISTS {previous}")
 
 
-def _verify_and_sync(job: _Job, plan: Plan, sync_metadata_fields: bool) -> PublishResult:
-    """Step 6: the portal must hold exactly the table's rows; then the catalog metadata is applied."""
+def _verify_and_sync(
+    job: _Job, plan: Plan, sync_metadata_fields: bool, publish_id: str | None
+) -> PublishResult:
+    """Step 6: the portal must hold exactly the table's rows; then the catalog metadata is applied.
+    ``publish_id`` is the plan's, or None when nothing was sent."""
     assert job.four_by_four is not None
     result = job.result
     result.portal_row_count = portal_count(job.portal, job.four_by_four)
@@ -415,7 +449,7 @@ def _verify_and_sync(job: _Job, plan: Plan, sync_metadata_fields: bool) -> Publi
     )
     result.outcomes.append(verified)
     if not verified.passed:
-        job.finish("failed", verified.summary, plan.publish_id)
+        job.finish("failed", verified.summary, publish_id)
         raise PublishVerificationError(
             f"Publishing '{job.dataset.id}' to {job.four_by_four} did not verify: {verified.summary}"
         )
@@ -424,4 +458,4 @@ def _verify_and_sync(job: _Job, plan: Plan, sync_metadata_fields: bool) -> Publi
             sync_metadata(job.portal, job.dataset, job.four_by_four, apply=True, validate=False)
         )
     result.published = True
-    return job.finish("published", verified.summary, plan.publish_id)
+    return job.finish("published", verified.summary, publish_id)
