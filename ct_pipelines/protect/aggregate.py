@@ -195,7 +195,8 @@ def suppress_table(
 
     Rates and other measures are hidden wherever a count of their row is hidden. Suppression publishes
     every combination of the dimensions; one with no rows gets 0 for the ``sums`` (a sum over no rows),
-    and stays empty for a mean, minimum or maximum.
+    and stays empty for a mean, minimum or maximum. A category with no row in a period of a date
+    dimension is left out for that period (see ``_absent_in_period``).
     """
     types = column_types(con, staging)
     counts = config.counts
@@ -228,8 +229,33 @@ def suppress_table(
         _fill_margins(published, margin_frame, dims, extra)
     for column in extra:
         published[column] = published[column].astype(object).where(~hidden, None)
+    published = published[~(_absent_in_period(published, frame, dims, types, total_label) & ~hidden)]
     _write_typed(con, published.drop(columns=["is_margin"]), target, types, dims, margin_dims, counts)
     return results
+
+
+def _absent_in_period(
+    published: pd.DataFrame, frame: pd.DataFrame, dims: list[str], types: dict[str, str], total_label: str
+) -> np.ndarray:
+    """Rows for a category with no row at all in that period (a region that did not report in 2014, or
+    did not exist yet): the grid would publish them as 0, which says no one, where the source said
+    nothing. Within a period, a missing combination of categories that do occur stays 0. Suppression
+    and its audit treat these cells as known zeros, so leaving them out only hides more."""
+    times = [d for d in dims if _is_time(types[d])]
+    others = [d for d in dims if d not in times]
+    absent = np.zeros(len(published), bool)
+    for time in times:
+        for dim in others:
+            seen = set(zip(frame[time], frame[dim], strict=True))
+            absent |= np.fromiter(
+                (
+                    t != total_label and v != total_label and (t, v) not in seen
+                    for t, v in zip(published[time], published[dim], strict=True)
+                ),
+                bool,
+                len(published),
+            )
+    return absent
 
 
 def _suppress_count(

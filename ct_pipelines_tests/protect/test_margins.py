@@ -357,3 +357,39 @@ def test_a_combination_with_no_rows_sums_to_zero_and_has_no_mean_or_maximum():
     assert cells[("Asian", "Female")] == [0, False, 0, None]
     assert cells[("Black", "Female")] == [9, False, None, None]
     assert cells[("Total", "Total")] == [79, False, 40 * 30 + 50 * 20 + 30 * 12 + 44 * 8, 50]
+
+
+def test_a_category_with_no_row_in_a_period_is_left_out_for_that_period_not_published_as_zero():
+    """DCF's placement counts: the region 'Other' first appears in 2018. The grid published it as 0
+    children for 2017, which says no one where the source said nothing. Within a period, a missing
+    combination of categories that do occur (no Asian child in Region 1) is still 0."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (as_of DATE, region VARCHAR, race VARCHAR, children BIGINT)")
+    counts = {
+        ("2017-06-30", "Region 1", "Black"): 140, ("2017-06-30", "Region 1", "White"): 210,
+        ("2017-06-30", "Region 2", "Black"): 95, ("2017-06-30", "Region 2", "White"): 180,
+        ("2017-06-30", "Region 2", "Asian"): 22,
+        ("2018-06-30", "Region 1", "Black"): 133, ("2018-06-30", "Region 1", "White"): 201,
+        ("2018-06-30", "Region 1", "Asian"): 17, ("2018-06-30", "Region 2", "Black"): 90,
+        ("2018-06-30", "Region 2", "White"): 175, ("2018-06-30", "Other", "White"): 31,
+        ("2018-06-30", "Other", "Black"): 26,
+    }  # fmt: skip
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", [(*k, n) for k, n in counts.items()])
+    aggregate = AggregateConfig.model_validate(
+        {
+            "dimensions": [{"name": "as_of", "time": True}, "region", "race"],
+            "measures": [{"name": "placed", "agg": "sum", "column": "children"}],
+        }
+    )
+    suppression = SuppressionConfig.model_validate({"count_column": "placed", "threshold": 5})
+    build_aggregate(con, "v", "out", aggregate, suppression, [])
+    cells = {(str(d), g, r): n for d, g, r, n, _ in con.execute("SELECT * FROM out").fetchall()}
+    assert not [key for key in cells if key[:2] == ("2017-06-30", "Other")]
+    assert [key for key in cells if key[:2] == ("2018-06-30", "Other")]
+    assert cells[("2017-06-30", "Region 1", "Asian")] == 0  # Asian occurs in 2017: a true zero
+    assert cells[("2018-06-30", "Other", "Asian")] == 0
+    for day in ("2017-06-30", "2018-06-30"):
+        assert cells[(day, "Total", "Total")] == sum(n for k, n in counts.items() if k[0] == day)
+        for key, n in counts.items():
+            if key[0] == day:
+                assert cells[key] == n  # no count here is 1 to 5: nothing hidden
