@@ -266,6 +266,7 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
         "rows published",
         "checks passed",
         "checks failed",
+        "warnings",
         "seconds",
     ]
     rows = [
@@ -277,6 +278,7 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
             _n(s.rows_published),
             str(s.checks_passed),
             str(s.checks_failed),
+            str(s.warnings),
             f"{s.duration_s:.1f}",
         ]
         for s in summaries

@@ -52,7 +52,12 @@ class DatasetSummary:
 
     @property
     def checks_failed(self) -> int:
-        return len(self.failed_checks)
+        """Failed checks that stop publishing (ERROR); a failed WARN check is a warning, counted apart."""
+        return len(self.blocking_summaries)
+
+    @property
+    def warnings(self) -> int:
+        return sum(1 for line in self.failed_checks if "(WARN)" in line)
 
     @property
     def status(self) -> str:

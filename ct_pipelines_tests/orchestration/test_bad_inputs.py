@@ -78,7 +78,7 @@ def _parse_summary(output: str) -> dict[str, Outcome]:
     lines = output.splitlines()
     for line in lines:
         cells = re.split(r"\s{2,}", line.strip())
-        if cells and cells[0] in ids and len(cells) == 8:
+        if cells and cells[0] in ids and len(cells) == 9:
             outcomes[cells[0]] = Outcome(cells[1], _n(cells[2]), _n(cells[3]), _n(cells[4]), [])
     current: str | None = None
     for line in lines:
