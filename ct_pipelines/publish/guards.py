@@ -118,12 +118,14 @@ def _rerun(dataset: Dataset, flag: str) -> str:
 def delete_problems(dataset: Dataset, mode: str, facts: GuardFacts) -> list[str]:
     """Why the planned deletes must not be sent.
 
-    Only an incremental publish is judged: a first publish deletes nothing, and a full replace or
-    resync is asked for (YAML ``full_replace``, ``--full-replace``) or follows a lost snapshot, where
-    the shrink guard still judges the net loss. Deletes of rows the table lost under an accepted
-    ``--allow-shrink`` are that shrink, so only deletes beyond it count then."""
+    An incremental publish is judged, and so is a replace of a table published whole (an aggregate),
+    whose deletes are the cells it no longer has (see ``cells``). A first publish deletes nothing, and
+    a full replace or resync asked for (YAML ``full_replace``, ``--full-replace``) or following a lost
+    snapshot counts none: the shrink guard still judges the net loss. Deletes of rows the table lost
+    under an accepted ``--allow-shrink`` are that shrink, so only deletes beyond it count then."""
     previous = facts.previous_count
-    if mode != "incremental" or not previous or not facts.rows_to_delete or facts.allow_deletes:
+    judged = mode in ("incremental", "replace")
+    if not judged or not previous or not facts.rows_to_delete or facts.allow_deletes:
         return []
     explained = previous - facts.row_count if facts.allow_shrink and facts.shrink else 0
     counted = max(facts.rows_to_delete - explained, 0)
@@ -131,11 +133,16 @@ def delete_problems(dataset: Dataset, mode: str, facts: GuardFacts) -> list[str]
     if counted / previous <= limit:
         return []
     beyond = f", {counted:,} of them beyond the shrink accepted by --allow-shrink" if explained else ""
+    what = (
+        "check the extract (a file holding one period where the last held another replaces it whole)"
+        if mode == "replace"
+        else "check the extract and its row identifier"
+    )
     return [
         f"it would delete {facts.rows_to_delete:,} of the {previous:,} rows on the portal "
-        f"({_percent(facts.rows_to_delete / previous)}{beyond}; limit {_percent(limit)}); check the extract "
-        "and its row identifier, or raise publish.max_delete_share in the dataset YAML, or run "
-        f"{_rerun(dataset, '--allow-deletes')} if those rows really went away"
+        f"({_percent(facts.rows_to_delete / previous)}{beyond}; limit {_percent(limit)}); {what}, or raise "
+        f"publish.max_delete_share in the dataset YAML, or run {_rerun(dataset, '--allow-deletes')} if those "
+        "rows really went away"
     ]
 
 

@@ -31,6 +31,7 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
 from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.publish import state
+from ct_pipelines.publish.cells import cells_removed, dimensions, keep_cells
 from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.guards import (
     GuardFacts,
@@ -142,6 +143,7 @@ class _Job:
         self.run_id, self.dry_run, self.send = run_id, dry_run, send
         self.started, self.started_at = time.monotonic(), datetime.now()
         self.columns, self.key = _columns_and_key(con, dataset, table)
+        self.dimensions = dimensions(dataset, [c.name for c in self.columns])
         self.four_by_four = dataset.publish.id or state.find_target(con, dataset.id, portal.target)
         self.result = PublishResult(dataset.id, self.four_by_four, mode="", dry_run=dry_run, published=False)
         self.tally = Tally()
@@ -242,6 +244,13 @@ def publish_table(
         if problems:
             return job.refuse(guard_outcome(dataset, problems, facts))
         plan, previous = _plan(job, interrupted, force_full_replace, has_snapshot, byte_count)  # 3
+        if (
+            plan.mode == "replace"
+            and has_snapshot
+            and not (force_full_replace or dataset.publish.full_replace)
+        ):
+            # a replace removes the cells the table no longer has: counted, so the delete guard judges them
+            plan.counts["delete"] = cells_removed(con, dataset.id, job.table, job.dimensions)
         facts.rows_to_delete = plan.deletes
         guard = guard_outcome(dataset, delete_problems(dataset, plan.mode, facts), facts)
         if not guard.blocks:
@@ -348,6 +357,9 @@ def _plan(
     elif mode == "resync" and job.key is not None and four_by_four:
         previous = portal_keys_table(con, job.portal, four_by_four, job.key)
     plan = build_plan(con, dataset, job.table, job.columns, mode, previous, temporary=job.dry_run)
+    if mode == "replace" and has_snapshot and not (force_full_replace or dataset.publish.full_replace):
+        # a replace removes the cells the table no longer has: counted, so the delete guard judges them
+        plan.counts["delete"] = cells_removed(con, dataset.id, job.table, job.dimensions)
     job.result.mode, job.result.plan = mode, {**job.result.plan, **plan.summary()}
     return plan, previous
 
@@ -458,4 +470,5 @@ def _verify_and_sync(
             sync_metadata(job.portal, job.dataset, job.four_by_four, apply=True, validate=False)
         )
     result.published = True
+    keep_cells(job.con, job.dataset.id, job.table, job.dimensions)
     return job.finish("published", verified.summary, publish_id)

@@ -10,7 +10,7 @@ import duckdb
 
 from ct_pipelines import pipeline
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.core.results import StageResult
+from ct_pipelines.core.results import RunOptions, StageResult
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import quarantine_table
 from ct_pipelines.portal.local import LocalPortal
@@ -84,7 +84,13 @@ def settings_for(tmp_path: Path, portal: LocalPortal) -> Settings:
 
 
 def run_stages(
-    tmp_path: Path, portal: LocalPortal, dataset: Dataset, csv_text: str, *, publish: bool = True
+    tmp_path: Path,
+    portal: LocalPortal,
+    dataset: Dataset,
+    csv_text: str,
+    *,
+    publish: bool = True,
+    options: RunOptions = RunOptions(),
 ) -> StageRun:
     """Ingest, validate, and (unless a check blocks) standardize, protect and publish to ``portal``."""
     settings = settings_for(tmp_path, portal)
@@ -99,6 +105,7 @@ def run_stages(
         dataset,
         settings,
         run_id="run-1",
+        options=options,
         portal=connection,
         until="publish" if publish else "validate",
     ):
