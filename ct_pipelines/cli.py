@@ -176,8 +176,13 @@ def run(
             f"Published to the local portal in {settings.portal_data_dir}; browse it with:\n"
             f"  ct-pipelines portal serve --data {settings.portal_data_dir}"
         )
-    failed = [s for s in summaries if not s.ok] or catalog.errors
-    sys.exit(1 if failed else 0)
+    failed = [s for s in summaries if not s.ok]
+    if catalog.errors and not dataset_ids:  # a run of the named datasets is not failed by other files
+        click.echo(
+            f"\nExit status 1: {len(catalog.errors)} dataset file(s) in {settings.catalog_dir} were skipped "
+            "(listed on stderr); fix them, or run the others with --dataset"
+        )
+    sys.exit(1 if failed or (catalog.errors and not dataset_ids) else 0)
 
 
 def _start_gx_worker(catalog: Catalog, dataset_ids: tuple[str, ...], until: str | None) -> None:

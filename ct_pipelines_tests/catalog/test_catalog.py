@@ -307,3 +307,26 @@ def test_run_with_every_dataset_file_skipped_says_nothing_ran(
         "no dataset ran: 1 dataset file(s) in " in result.output
         and "were skipped (listed above)" in result.output
     )
+
+
+def test_a_broken_sibling_file_fails_a_whole_catalog_run_with_a_reason_but_not_a_run_of_one_dataset(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A new user's `run --dataset sde` printed ok and exited 1, because another file still held TODOs."""
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "catalog" / "good.yaml").write_text(GOOD, encoding="utf-8")
+    (tmp_path / "catalog" / "todo.yaml").write_text(
+        GOOD.replace("id: good_one", "id: todo_one").replace("title: Good one", "title: '<<TODO: a title>>'"),
+        encoding="utf-8",
+    )
+    (tmp_path / "landing" / "good.csv").write_text("Record ID\r\nA1\r\nA2\r\n", encoding="utf-8")
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
+    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
+    every = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
+    assert every.exit_code == 1 and "good_one  ok" in every.stdout
+    assert "Exit status 1: 1 dataset file(s) in " in every.stdout and "were skipped" in every.stdout
+    one = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog"), "--dataset", "good_one"])
+    assert one.exit_code == 0, one.output
+    assert "todo.yaml:2: title:" in one.stderr and "Exit status" not in one.stdout
