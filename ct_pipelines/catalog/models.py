@@ -383,18 +383,26 @@ class Dataset(BaseModel):
         return self
 
     def _check_standardize_columns(self, names: list[str]) -> None:
-        """A standardize column written as the extract's header ('Race') instead of its field name ('race'):
-        validate passed it and the run then failed at standardize."""
-        if self.standardize is None:
-            return
+        """Columns named by the extract's header ('Race', 'TOTAL_CIP') instead of their field names ('race',
+        'total_cip') in standardize or an aggregate: validate passed them and the run then failed."""
         by_source = {c.source.casefold(): c.field_name for c in self.columns}
-        for rel_column in self.standardize.columns:
-            field = by_source.get(rel_column.column.casefold())
-            if rel_column.column not in names and field:
+
+        def refuse(block: str, written: str | None) -> None:
+            field = by_source.get(written.casefold()) if written else None
+            if written and written not in names and field:
                 raise ValueError(
-                    f"standardize column '{rel_column.column}' is the extract's header, not a field name; "
-                    f"write the field name, '{field}' (column: {field})"
+                    f"{block} column '{written}' is the extract's header, not a field name; write the field "
+                    f"name, '{field}'"
                 )
+
+        for rel_column in self.standardize.columns if self.standardize else []:
+            refuse("standardize", rel_column.column)
+        aggregate = self.protect.aggregate if self.protect.mode == ProtectMode.AGGREGATE else None
+        if aggregate is not None:
+            for dimension in aggregate.dimension_specs:
+                refuse("protect", dimension.name)
+            for measure in aggregate.measures:
+                refuse("protect", measure.column)
 
     def _check_row_identifier(self, names: list[str]) -> None:
         """The row identifier must be a published column that tells rows apart: a personal column is

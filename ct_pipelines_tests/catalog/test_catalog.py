@@ -116,7 +116,9 @@ def test_a_unique_column_of_an_unpivoted_table_is_refused_at_the_columns_line(tm
     )
 
 
-def test_a_standardize_column_named_by_its_header_is_refused_with_the_field_name(tmp_path: Path):
+def test_a_column_named_by_its_header_in_standardize_or_an_aggregate_is_refused_with_the_field_name(
+    tmp_path: Path,
+):
     """OCME's column is 'Race' in the file and 'race' as a field: validate passed 'Race' and the run then
     failed at standardize."""
     extra = "  - source: Race\nstandardize:\n  columns:\n  - {column: Race, field: race_ethnicity}\n"
@@ -125,11 +127,30 @@ def test_a_standardize_column_named_by_its_header_is_refused_with_the_field_name
     assert result.exit_code != 0
     assert (
         "x.yaml:14: standardize: column 'Race' is the extract's header, not a field name; write the field "
-        "name, 'race' (column: race)" in " ".join(result.output.split())
+        "name, 'race'" in " ".join(result.output.split())
     )
     fixed = extra.replace("column: Race", "column: race")
     (tmp_path / "x.yaml").write_text(GOOD + fixed, encoding="utf-8")
     assert CliRunner().invoke(main, ["catalog", "validate", str(tmp_path)]).exit_code == 0
+    # DCF's headers as an aggregate's dimension and measure column
+    aggregate = (
+        "  - {source: DCF_Region}\n  - {source: TOTAL_CIP, type: integer}\nprotect:\n  mode: aggregate\n"
+        "  aggregate:\n    dimensions: [DCF_Region]\n    measures: [{name: children, agg: sum, column: TOTAL_CIP}]\n"
+    )
+    (tmp_path / "x.yaml").write_text(GOOD + aggregate, encoding="utf-8")
+    result = CliRunner().invoke(main, ["catalog", "validate", str(tmp_path)])
+    assert (
+        "protect: column 'DCF_Region' is the extract's header, not a field name; write the field name, 'dcf_region'"
+        in " ".join(result.output.split())
+    )
+    (tmp_path / "x.yaml").write_text(
+        GOOD + aggregate.replace("[DCF_Region]", "[dcf_region]"), encoding="utf-8"
+    )
+    result = CliRunner().invoke(main, ["catalog", "validate", str(tmp_path)])
+    assert (
+        "protect: column 'TOTAL_CIP' is the extract's header, not a field name; write the field name, 'total_cip'"
+        in " ".join(result.output.split())
+    )
 
 
 def test_an_aggregate_of_a_column_the_source_may_hide_gets_a_note_before_the_first_run(tmp_path: Path):
