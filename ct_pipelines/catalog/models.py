@@ -225,6 +225,19 @@ class Column(BaseModel):
     def _field_name(cls, value: str | None) -> str | None:
         return value if value is None else _check_field_name(value)
 
+    @field_validator("format", mode="before")
+    @classmethod
+    def _date_format_as_text(cls, value: Any) -> Any:
+        """``format: '%m/%d/%Y'``, as people write it, is the date format ``{date: ['%m/%d/%Y']}``."""
+        if isinstance(value, str) and "%" in value:
+            return {"date": [value]}
+        if isinstance(value, str):
+            raise ValueError(
+                f"'{value}' is not a date format (no % directive); write dates like '%m/%d/%Y', or numbers as "
+                "{decimal: ',', thousands: '.'}"
+            )
+        return value
+
     @field_validator("pattern")
     @classmethod
     def _pattern_compiles(cls, value: str | None) -> str | None:

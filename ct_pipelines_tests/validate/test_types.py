@@ -134,3 +134,23 @@ def test_pandera_refuses_a_typed_table_whose_column_has_another_type():
         schema.validate(empty(wrong), lazy=True)
     failing = set(caught.value.failure_cases["column"])
     assert failing == {"on", "amount"}
+
+
+def test_a_date_format_written_as_text_is_read_as_that_format(tmp_path: Path, portal: LocalPortal):
+    """OCME writes dates as '06/28/2014 12:00:00 AM'; `format: '%m/%d/%Y %I:%M:%S %p'` was refused as
+    'Input should be a valid dictionary or instance of ValueFormat'. Text is now the date format."""
+    dataset = make_dataset(
+        "ocme_dates", [{"source": "date", "type": "date", "format": "%m/%d/%Y %I:%M:%S %p"}]
+    )
+    assert dataset.columns[1].format is not None and dataset.columns[1].format.date == [
+        "%m/%d/%Y %I:%M:%S %p"
+    ]
+    csv = "id,date\r\n1,06/28/2014 12:00:00 AM\r\n2,12/31/2018 12:00:00 AM\r\n"
+    run = run_stages(tmp_path, portal, dataset, csv)
+    assert run.results["validate"].rows_set_aside == 0
+    assert [r["date"] for r in portal_rows(portal, run.four_by_four)] == [
+        "2014-06-28T00:00:00.000",
+        "2018-12-31T00:00:00.000",
+    ]
+    with pytest.raises(ValueError, match="'MM/DD/YYYY' is not a date format \\(no % directive\\)"):
+        make_dataset("bad_format", [{"source": "date", "type": "date", "format": "MM/DD/YYYY"}])
