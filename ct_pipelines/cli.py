@@ -308,7 +308,13 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
             out.append(f"\n{s.dataset_id}: warnings:")
             out.extend(f"  - {line}" for line in warnings)
         if s.portal_changes is not None:
-            out.append(f"\n{s.dataset_id}: {portal_changes(s.publish_mode, s.portal_changes)}")
+            kept = (
+                f"; {s.rows_kept_as_published:,} row(s) set aside this run keep the values published before "
+                "(their new values broke a rule)"
+                if s.rows_kept_as_published
+                else ""
+            )
+            out.append(f"\n{s.dataset_id}: {portal_changes(s.publish_mode, s.portal_changes)}{kept}")
         if s.rows_left_out:
             rules = ", ".join(f"{name} {count:,}" for name, count in s.rows_left_out.items())
             out.append(f"\n{s.dataset_id}: rows left out by the YAML's leave_out rules: {rules}")

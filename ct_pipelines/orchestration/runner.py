@@ -48,6 +48,7 @@ class DatasetSummary:
     rows_left_out: dict[str, int] = field(default_factory=dict)  # by the YAML's leave_out rules, by rule name
     portal_changes: dict[str, int] | None = None  # rows the publish created, updated and deleted
     publish_mode: str | None = None  # incremental, replace, upsert or resync
+    rows_kept_as_published: int = 0  # rows set aside this run whose published version the portal keeps
     duration_s: float = 0.0
 
     @property
@@ -194,6 +195,9 @@ def summarize(
             elif status == "ok":
                 s.rows_published = rows_out
                 s.portal_changes = recorded_changes(facts_value)
+                s.rows_kept_as_published = int(
+                    (facts_value.get("plan") or {}).get("rows_kept_as_published") or 0
+                )
                 s.publish_mode = facts_value.get("mode")
     for event in result.all_events:  # a step that failed before any stage recorded a result
         if event.is_step_failure and event.step_key and event.step_key not in by_id:

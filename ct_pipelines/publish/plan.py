@@ -46,10 +46,12 @@ class Plan:
     expected_count: int
     counts: dict[str, int]
     chunks: list[dict[str, Any]]
+    held: int = 0  # published rows whose new version was set aside: the portal keeps them as they were
 
     def summary(self) -> dict[str, Any]:
         return {
             "mode": self.mode,
+            "rows_kept_as_published": self.held,
             "rows_to_create": self.counts.get("create", 0),
             "rows_to_update": self.counts.get("update", 0),
             "rows_to_delete": self.counts.get("delete", 0),
@@ -272,6 +274,18 @@ def set_aside_keys(con: duckdb.DuckDBPyConnection, dataset: Dataset, key: TableC
     )
 
 
+def held_count(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, key: TableColumn) -> int:
+    """Published rows an incremental publish keeps because validation set their new version aside (see
+    ``set_aside_keys``): the portal still holds them, so the shrink guard counts them too."""
+    held, snapshot = set_aside_keys(con, dataset, key), state.snapshot_table(dataset.id)
+    if held is None or not state.has_current_format(con, snapshot, key.duckdb_type):
+        return 0
+    return con.execute(
+        f"SELECT count(*) FROM {quote_ident(snapshot)} WHERE key_value IN ({held}) "
+        f"AND key_value NOT IN (SELECT {quote_ident(key.name)} FROM {quote_ident(table)} WHERE {quote_ident(key.name)} IS NOT NULL)"
+    ).fetchone()[0]
+
+
 def build_plan(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
@@ -306,6 +320,7 @@ def build_plan(
         expected_count=int(expected),
         counts={k: int(v) for k, v in counts.items()},
         chunks=chunks,
+        held=int(held),
     )
 
 

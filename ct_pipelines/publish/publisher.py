@@ -46,6 +46,7 @@ from ct_pipelines.publish.plan import (
     build_plan,
     choose_mode,
     discard_run,
+    held_count,
     portal_keys_table,
     register_plan,
 )
@@ -236,10 +237,15 @@ def publish_table(
     job = _Job(con, dataset, table, portal, run_id, dry_run, send)
     try:
         interrupted = _finish_interrupted(job)  # 1
-        facts, byte_count, has_snapshot = _guard_table(job, interrupted, allow_shrink, allow_deletes)  # 2
+        incremental = not (force_full_replace or dataset.publish.full_replace)
+        facts, byte_count, has_snapshot = _guard_table(
+            job, interrupted, allow_shrink, allow_deletes, incremental
+        )  # 2
         problems = table_problems(dataset, job.columns, con, table, facts)
         if not problems and _adopt_marked_dataset(job):
-            facts, byte_count, has_snapshot = _guard_table(job, interrupted, allow_shrink, allow_deletes)
+            facts, byte_count, has_snapshot = _guard_table(
+                job, interrupted, allow_shrink, allow_deletes, incremental
+            )
             problems = table_problems(dataset, job.columns, con, table, facts)
         if problems:
             return job.refuse(guard_outcome(dataset, problems, facts))
@@ -301,10 +307,11 @@ def _finish_interrupted(job: _Job) -> dict[str, Any] | None:
 
 
 def _guard_table(
-    job: _Job, interrupted: dict[str, Any] | None, allow_shrink: bool, allow_deletes: bool
+    job: _Job, interrupted: dict[str, Any] | None, allow_shrink: bool, allow_deletes: bool, incremental: bool
 ) -> tuple[GuardFacts, int, bool]:
-    """Step 2's inputs: the table's size and the row count it is compared with (the snapshot's, the
-    one an interrupted publish will leave, or the portal's when there is no snapshot)."""
+    """Step 2's inputs: the rows the portal will hold and the row count they are compared with (the
+    snapshot's, the one an interrupted publish will leave, or the portal's when there is no snapshot).
+    An incremental publish keeps the published rows whose new version was set aside: they count."""
     con, dataset, four_by_four = job.con, job.dataset, job.four_by_four
     row_count, byte_count = table_size(con, job.table, job.columns, dataset.publish.chunk_rows)
     previous_count = (
@@ -315,6 +322,8 @@ def _guard_table(
         previous_count = int(interrupted["expected_count"])
     elif not has_snapshot and four_by_four:
         previous_count = portal_count(job.portal, four_by_four)
+    if incremental and has_snapshot and job.key is not None:
+        row_count += held_count(con, dataset, job.table, job.key)
     facts = GuardFacts(row_count, previous_count, allow_shrink, allow_deletes)
     return facts, byte_count, has_snapshot
 

@@ -170,3 +170,35 @@ def test_a_delivery_passed_over_by_a_newer_one_stops_the_run_until_the_yaml_says
     complete = run(0)
     assert "licenses  ok      7 " in complete and portal_rows() == [f"L{i:04d}" for i in range(1, 8)]
     assert "no_delivery_passed_over (WARN): 1 file(s) matching ingest.path were not read" in complete
+
+
+def test_a_row_set_aside_on_a_resend_is_said_to_keep_its_published_values(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A resend with one mistyped town: the row is set aside and the portal keeps its earlier values. The
+    run said 'nothing changed on the portal' while the portal no longer matched the file; it now says so.
+    And the shrink guard counted the table without the kept row: 1 of 4 set aside refused the publish as
+    a 25% shrink, though the portal keeps 4 rows."""
+    extract = _licenses_project(tmp_path, monkeypatch)
+    catalog = tmp_path / "catalog" / "licenses.yaml"
+    catalog.write_text(
+        CATALOG.replace("- {source: Town}", "- {source: Town, allowed_values: [Hartford, Mystic, Groton]}")
+        + "validate: {max_quarantine_share: 0.5}\n",
+        encoding="utf-8",
+    )
+
+    def deliver(towns: list[str]) -> str:
+        extract.write_text(
+            "License ID,Town\r\n" + "".join(f"L{i:04d},{t}\r\n" for i, t in enumerate(towns)),
+            encoding="utf-8",
+        )
+        result = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog")])
+        assert result.exit_code == 0, result.output
+        return result.stdout
+
+    deliver(["Hartford", "Mystic", "Groton", "Mystic"])
+    second = deliver(["Hartford", "Mystik", "Groton", "Mystic"])
+    assert (
+        "licenses: nothing changed on the portal; it held these rows; 1 row(s) set aside this run keep the "
+        "values published before (their new values broke a rule)" in second
+    )
