@@ -22,7 +22,14 @@ from typing import Any
 import duckdb
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 
-from ct_pipelines.automation.frequency import UNSCHEDULED, is_overdue, overdue_deadline, parse_frequency
+from ct_pipelines.automation.frequency import (
+    UNSCHEDULED,
+    as_utc,
+    frequency_timedelta,
+    is_overdue,
+    overdue_deadline,
+    parse_frequency,
+)
 from ct_pipelines.catalog.loader import Catalog
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core import warehouse
@@ -122,12 +129,16 @@ def _freshness(dataset: Dataset, last_publish: datetime | None, now: datetime) -
     if is_overdue(last_publish, dataset.update_frequency, now):
         return (
             "Overdue",
-            f"due by {overdue_deadline(last_publish, dataset.update_frequency):%Y-%m-%d %H:%M} UTC",
+            f"overdue since {overdue_deadline(last_publish, dataset.update_frequency):%Y-%m-%d %H:%M} UTC",
         )
     deadline = overdue_deadline(last_publish, dataset.update_frequency)
-    if deadline is None:
+    gap = frequency_timedelta(dataset.update_frequency)
+    if deadline is None or gap is None:
         return "No schedule", f"{dataset.update_frequency} has no checkable cadence"
-    return "On time", f"next update due by {deadline:%Y-%m-%d %H:%M} UTC"
+    # the deadline allows a grace beyond the cadence: say both, so an annual dataset is not read as due in 14 months
+    return "On time", (
+        f"next update expected {as_utc(last_publish) + gap:%Y-%m-%d}; overdue after {deadline:%Y-%m-%d %H:%M} UTC"
+    )
 
 
 def _check_status(recorded: Recorded) -> tuple[str, int]:

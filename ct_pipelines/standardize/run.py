@@ -55,7 +55,8 @@ def run(
         ):
             outcome.metadata = {k: v for k, v in outcome.metadata.items() if isinstance(v, int | float)}
     progress(
-        f"{dataset.id}: standardized {result.row_count:,} rows; reporting groups {result.reporting_groups}"
+        f"{dataset.id}: standardized {result.row_count:,} rows; reporting groups: "
+        + ", ".join(f"{group} {n:,}" for group, n in result.reporting_groups.items())
     )
     status_md = "| column | status | rows |\n|---|---|---|\n" + "\n".join(
         f"| {c.column} | {status} | {count:,} |"

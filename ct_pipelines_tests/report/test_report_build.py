@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import datetime as dt
 import re
 import shutil
 from html import unescape
@@ -42,6 +43,11 @@ def test_directory_lists_the_dataset_with_its_status_and_sort_and_filter_pages(d
         "Blocked: 1 failed" in text
     )  # the quarantine share (5% set aside, 2% allowed) blocks the defects run
     assert "On time" in text  # the fixed extract was published minutes ago; Daily allows a day
+    # the cadence's date and the deadline with its grace: an annual dataset once read "due by" 14 months on
+    expected = re.search(r"next update expected (\S+); overdue after (\S+) \d\d:\d\d UTC", text)
+    assert expected, text
+    cadence, deadline = (dt.date.fromisoformat(expected.group(i)) for i in (1, 2))
+    assert 0 <= (deadline - cadence).days <= 1  # Daily: a day after publishing, then a grace of hours
     assert "1 blocked by failed checks, 0 overdue" in text
     published = re.search(r"Blocked: 1 failed (\S+) (\d+)%", text)
     assert published and published.group(1) == "200"  # the portal still holds the 200 fixed rows
