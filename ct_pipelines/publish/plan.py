@@ -259,25 +259,34 @@ class _ChangeSetSql:
         return int(held_rows)
 
 
+SET_ASIDE_KEYS = "publish_tmp_set_aside_keys"
+
+
 def set_aside_keys(con: duckdb.DuckDBPyConnection, dataset: Dataset, key: TableColumn) -> str | None:
     """The keys of the rows the last validation set aside (ingested, not valid), as a query.
 
     A row set aside (a date that does not parse, say) is missing from the table to publish, so an
     incremental publish deleted it from the portal: the row the agency still sends vanished until its
-    next fix. Such a row keeps what the portal had instead."""
+    next fix. Such a row keeps what the portal had instead. The keys are written once to a temporary
+    table (an anti-join of the ingested rows with the valid ones), which the shrink guard and the plan
+    both read."""
     rows, valid = ordered_rows_view(dataset.id), stage_table("validate", dataset.id)
     if not (relation_exists(con, "main", rows) and relation_exists(con, "main", valid)):
         return None
-    return (
-        f"SELECT TRY_CAST(NULLIF(trim(CAST(i.{quote_ident(key.name)} AS VARCHAR)), '') AS {key.duckdb_type}) "
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {SET_ASIDE_KEYS} AS SELECT "
+        f"TRY_CAST(NULLIF(trim(CAST(i.{quote_ident(key.name)} AS VARCHAR)), '') AS {key.duckdb_type}) AS key_value "
         f"FROM {quote_ident(rows)} i ANTI JOIN {quote_ident(valid)} v ON i._row = v._row"
     )
+    return f"SELECT key_value FROM {SET_ASIDE_KEYS}"
 
 
-def held_count(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, key: TableColumn) -> int:
-    """Published rows an incremental publish keeps because validation set their new version aside (see
-    ``set_aside_keys``): the portal still holds them, so the shrink guard counts them too."""
-    held, snapshot = set_aside_keys(con, dataset, key), state.snapshot_table(dataset.id)
+def held_count(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str, key: TableColumn, held: str | None
+) -> int:
+    """Published rows an incremental publish keeps because validation set their new version aside
+    (``held``, from ``set_aside_keys``): the portal still holds them, so the shrink guard counts them."""
+    snapshot = state.snapshot_table(dataset.id)
     if held is None or not state.has_current_format(con, snapshot, key.duckdb_type):
         return 0
     return con.execute(
@@ -294,15 +303,17 @@ def build_plan(
     mode: str,
     previous: str | None,
     temporary: bool,
+    held_keys: str | None = None,
 ) -> Plan:
-    """Materialize the change set (row key, op, JSON body, row hash) in DuckDB, ordered by key."""
+    """Materialize the change set (row key, op, JSON body, row hash) in DuckDB, ordered by key; published
+    rows whose keys ``held_keys`` lists (set aside this run) are kept, not deleted."""
     pending = ("publish_dryrun_" if temporary else "") + state.pending_table(dataset.id)
     sql = _ChangeSetSql(dataset, table, columns, pending, temporary)
     held = 0
     if previous is None or mode == "replace" or sql.key_column is None:
         sql.write_all(con)
     else:
-        held = sql.write_changes(con, previous, set_aside_keys(con, dataset, sql.key_column))
+        held = sql.write_changes(con, previous, held_keys)
     expected = con.execute(f"SELECT count(*) FROM {quote_ident(table)}").fetchone()[0] + held
     counts = dict(con.execute(f"SELECT op, count(*) FROM {quote_ident(pending)} GROUP BY op").fetchall())
     chunks = cut_chunks(

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import cached_property
 from typing import Any
 
 import duckdb
@@ -49,6 +50,7 @@ from ct_pipelines.publish.plan import (
     held_count,
     portal_keys_table,
     register_plan,
+    set_aside_keys,
 )
 from ct_pipelines.publish.send import (  # noqa: F401 - read_counters re-exported
     Progress,
@@ -148,6 +150,11 @@ class _Job:
         self.four_by_four = dataset.publish.id or state.find_target(con, dataset.id, portal.target)
         self.result = PublishResult(dataset.id, self.four_by_four, mode="", dry_run=dry_run, published=False)
         self.tally = Tally()
+
+    @cached_property
+    def set_aside_keys(self) -> str | None:
+        """The keys validation set aside this run, written once per publish (see plan.set_aside_keys)."""
+        return set_aside_keys(self.con, self.dataset, self.key) if self.key else None
 
     def say(self, message: str) -> None:
         if self.send.progress:
@@ -323,7 +330,7 @@ def _guard_table(
     elif not has_snapshot and four_by_four:
         previous_count = portal_count(job.portal, four_by_four)
     if incremental and has_snapshot and job.key is not None:
-        row_count += held_count(con, dataset, job.table, job.key)
+        row_count += held_count(con, dataset, job.table, job.key, job.set_aside_keys)
     facts = GuardFacts(row_count, previous_count, allow_shrink, allow_deletes)
     return facts, byte_count, has_snapshot
 
@@ -365,7 +372,8 @@ def _plan(
         )
     elif mode == "resync" and job.key is not None and four_by_four:
         previous = portal_keys_table(con, job.portal, four_by_four, job.key)
-    plan = build_plan(con, dataset, job.table, job.columns, mode, previous, temporary=job.dry_run)
+    held_keys = job.set_aside_keys if mode == "incremental" and job.key is not None else None
+    plan = build_plan(con, dataset, job.table, job.columns, mode, previous, job.dry_run, held_keys)
     if mode == "replace" and has_snapshot and not (force_full_replace or dataset.publish.full_replace):
         # a replace removes the cells the table no longer has: counted, so the delete guard judges them
         plan.counts["delete"] = cells_removed(con, dataset.id, job.table, job.dimensions)
