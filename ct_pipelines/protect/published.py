@@ -15,7 +15,7 @@ from pathlib import Path
 
 import duckdb
 
-from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode
+from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode, SuppressionConfig
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import quote_ident, quote_qualified
@@ -297,7 +297,7 @@ def small_counts_outcome(con: duckdb.DuckDBPyConnection, dataset: Dataset, table
     """A table published row by row may itself be a table of counts (an agency's own summary): its small
     counts of people would then reach the portal unsuppressed. Whole-number columns named like counts are
     searched for values from 1 to the threshold; a name can mislead, so this only warns."""
-    threshold = dataset.protect.suppression.threshold if dataset.protect.suppression else 5
+    threshold = (dataset.protect.suppression or SuppressionConfig()).threshold  # the YAML's, else its default
     skip = {dataset.row_identifier, *dataset.pii_fields}
     candidates = [
         name
