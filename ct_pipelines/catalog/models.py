@@ -390,12 +390,12 @@ class Dataset(BaseModel):
                 )
         if self.row_identifier:
             self._check_row_identifier(names)
-        self._check_standardize_columns(names)
+        self._check_header_names(names)
         if self.attribution is None:
             self.attribution = self.agency
         return self
 
-    def _check_standardize_columns(self, names: list[str]) -> None:
+    def _check_header_names(self, names: list[str]) -> None:
         """Columns named by the extract's header ('Race', 'TOTAL_CIP') instead of their field names ('race',
         'total_cip') in standardize or an aggregate: validate passed them and the run then failed."""
         by_source = {c.source.casefold(): c.field_name for c in self.columns}

@@ -83,7 +83,7 @@ def _declared_type(duckdb_type: str) -> str:
         return "datetime"
     if kind.startswith("DATE"):
         return "date"
-    if kind.endswith("INT") or kind in ("BIGINT", "INTEGER", "SMALLINT", "TINYINT", "HUGEINT"):
+    if kind.endswith(("INT", "INTEGER")):
         return "integer"
     if kind.startswith(("DOUBLE", "FLOAT", "DECIMAL", "REAL", "NUMERIC")):
         return "number"
