@@ -5,7 +5,9 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+import signal
 import socket
+import sys
 from pathlib import Path
 
 import click
@@ -98,6 +100,9 @@ def serve(
         )
         # runs find this server through the file and publish to it instead of opening the same DuckDB file
         announce(data_dir, host, bound_port, username)
+        # uvicorn shuts down on SIGTERM and then raises it again with the handler found at start: the
+        # default one ended the process before `finally`, leaving the server file behind
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
         try:
             uvicorn.Server(uvicorn.Config(app, log_level="warning", lifespan="off")).run(sockets=[sock])
         finally:

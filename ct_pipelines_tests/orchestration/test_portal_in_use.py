@@ -134,3 +134,12 @@ def test_a_folder_held_by_another_process_fails_in_one_sentence_naming_it(
     assert f"process {holder.pid}" in summary.error
     assert f"ct-pipelines portal serve --data {data}" in summary.error
     assert "\n" not in summary.error and "Error" not in summary.error
+
+
+def test_a_served_portal_stopped_with_sigterm_removes_its_server_file(served):
+    """A service manager stops `portal serve` with SIGTERM. uvicorn shut down and raised the signal again
+    with the default handler, which ended the process before it removed its server file."""
+    server, data = served
+    server.send_signal(signal.SIGTERM)
+    assert server.wait(timeout=30) == 0
+    assert not (data / SERVER_FILE).exists()
