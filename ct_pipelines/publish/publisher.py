@@ -257,13 +257,6 @@ def publish_table(
         if problems:
             return job.refuse(guard_outcome(dataset, problems, facts))
         plan, previous = _plan(job, interrupted, force_full_replace, has_snapshot, byte_count)  # 3
-        if (
-            plan.mode == "replace"
-            and has_snapshot
-            and not (force_full_replace or dataset.publish.full_replace)
-        ):
-            # a replace removes the cells the table no longer has: counted, so the delete guard judges them
-            plan.counts["delete"] = cells_removed(con, dataset.id, job.table, job.dimensions)
         facts.rows_to_delete = plan.deletes
         guard = guard_outcome(dataset, delete_problems(dataset, plan.mode, facts), facts)
         if not guard.blocks:
