@@ -1,4 +1,5 @@
-"""The local Dagster instance's storage: Dagster's SQLite storage, without a disk flush per event.
+"""The local Dagster instance's storage: Dagster's SQLite storage, without a disk flush per event and
+with one SQLAlchemy engine per event log file (``LocalEventLogStorage``).
 
 Dagster's SQLite storage opens a new connection for every event it stores (109 for one dataset's run)
 and SQLite flushes the write-ahead log to disk (``fdatasync``) at each commit and again when the last
@@ -17,16 +18,21 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
+from dagster._core.storage.event_log.sqlite.sqlite_event_log import INDEX_SHARD_NAME, SqliteEventLogStorage
 from dagster._core.storage.local_compute_log_manager import LocalComputeLogManager
 from dagster._core.storage.root import LocalArtifactStorage
+from dagster._core.storage.sqlite import SQLITE_BUSY_TIMEOUT_SECONDS
 from dagster._core.storage.sqlite_storage import DagsterSqliteStorage, SqliteStorageConfig
 from dagster._serdes import ConfigurableClassData
-from sqlalchemy import event
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.pool import NullPool
 
+ENGINES_KEPT = 8  # event log files whose SQLAlchemy engine is kept (the index and the runs being written)
 _UNFLUSHED: set[str] = set()  # absolute base_dirs whose SQLite files skip the flush
 _LOCK = threading.Lock()
 
@@ -52,12 +58,63 @@ def skip_flush_under(base_dir: str) -> None:
         _UNFLUSHED.update({os.path.abspath(base_dir), os.path.realpath(base_dir)})
 
 
+class LocalEventLogStorage(SqliteEventLogStorage):
+    """Dagster's SQLite event log, with one SQLAlchemy engine per file instead of one per event.
+
+    Dagster builds an engine for every event it stores and again for every asset check result, to ask
+    whether the check table exists: 1.0 of a 10-row run's 5.9 s went to its 109 events, 0.45 s with an
+    engine per file. The engines keep NullPool, so each use still opens and closes its own SQLite
+    connection, as Dagster's do (nothing is held between events, and other processes see every write)."""
+
+    def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
+        super().__init__(base_dir, inst_data)
+        self._engines: dict[str, Engine] = {}
+        self._engines_lock = threading.Lock()
+        self._tables: set[str] = set()
+
+    def _engine(self, shard: str) -> Engine:
+        """The shard's engine; a long-lived process (the webserver) keeps those of the last few runs."""
+        with self._engines_lock:
+            engine = self._engines.pop(shard, None)
+            if engine is None:
+                engine = create_engine(
+                    self.conn_string_for_shard(shard),
+                    poolclass=NullPool,
+                    connect_args={"timeout": SQLITE_BUSY_TIMEOUT_SECONDS},
+                )
+            self._engines[shard] = engine  # the most recent last
+            while len(self._engines) > ENGINES_KEPT:
+                self._engines.pop(next(iter(self._engines))).dispose()
+            return engine
+
+    @contextmanager
+    def _connect(self, shard: str) -> Iterator[Connection]:
+        with self._db_lock:
+            engine = self._engine(shard)
+            if shard not in self._initialized_dbs:
+                self._initdb(engine)
+                self._initialized_dbs.add(shard)
+            with engine.connect() as conn, conn.begin():
+                yield conn
+
+    def has_table(self, table_name: str) -> bool:
+        """Dagster never drops its tables, so a table once found is there for the life of the process."""
+        if table_name not in self._tables:
+            engine = self._engine(INDEX_SHARD_NAME)
+            with engine.connect() as conn:
+                if not engine.dialect.has_table(conn, table_name):
+                    return False
+            self._tables.add(table_name)
+        return True
+
+
 class LocalSqliteStorage(DagsterSqliteStorage):
     """``DagsterSqliteStorage`` (runs, event logs, schedules under ``base_dir``) writing without flushes."""
 
     def __init__(self, base_dir: str, inst_data: ConfigurableClassData | None = None):
         skip_flush_under(base_dir)
         super().__init__(base_dir, inst_data)
+        self._event_log_storage = LocalEventLogStorage(self._event_log_storage._base_dir)
 
     @classmethod
     def from_config_value(  # ty: ignore[invalid-method-override]
