@@ -18,6 +18,8 @@ from typing import Any
 
 import yaml
 
+from ct_pipelines.catalog.loader import FastLoader
+
 OMB1997_RACES = ("AIAN", "ASIAN", "BLACK", "NHPI", "WHITE")
 SPD15_CATEGORIES = ("AIAN", "ASIAN", "BLACK", "HISPANIC", "MENA", "NHPI", "WHITE")
 NOT_HISPANIC_CODE = "2186-5"
@@ -134,7 +136,7 @@ def label_keys(alias: str) -> set[str]:
 
 def _load(name: str) -> dict[str, Any]:
     text = resources.files("ct_pipelines.standardize").joinpath("data", name).read_text(encoding="utf-8")
-    return yaml.safe_load(text)
+    return yaml.load(text, Loader=FastLoader)  # noqa: S506 - a safe loader (libyaml's when installed: 8x faster)
 
 
 def _version(name: str) -> str:
