@@ -93,6 +93,49 @@ def refuse_measures_over_source_suppression(
             )
 
 
+def refuse_sums_over_dates(
+    con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str], aggregate: AggregateConfig
+) -> None:
+    """A published cell that sums rows from several dates of a date column that is not a dimension adds
+    those dates together. For counts taken on a date (DCF's children in placement on each July 1) that
+    counts the same children again: a new user's DCF aggregate by extract date summed seven annual counts
+    into each cell. Only the YAML can say the rows are separate events, so the run stops and says how.
+    A date that has one value within every cell (the extract date of each July 1) adds nothing up."""
+    dims = [d.name for d in aggregate.dimension_specs]
+    dates = [
+        c
+        for c, t in types.items()
+        if t.upper().startswith(("DATE", "TIMESTAMP")) and c not in dims and c[0] != "_"
+    ]
+    sums = [m for m in aggregate.measures if m.agg.lower() == "sum" and m.column]
+    wanted = list(dict.fromkeys(c for m in sums for c in dates if c not in m.sum_over))
+    if not wanted:
+        return
+    group = f" GROUP BY {', '.join(q(d) for d in dims)}" if dims else ""
+    per_cell = ", ".join(f"count(DISTINCT {q(c)}) AS {q(c)}" for c in wanted)
+    most = (
+        con.execute(
+            f"SELECT {', '.join(f'max({q(c)})' for c in wanted)} FROM (SELECT {per_cell} FROM {q(view)}{group})"
+        ).fetchone()
+        or ()
+    )
+    several = {c: n for c, n in zip(wanted, most, strict=True) if n and n > 1}
+    for measure in sums:
+        summed = {c: n for c, n in several.items() if c not in measure.sum_over}
+        if not summed:
+            continue
+        listed = " and ".join(f"up to {n:,} different values of '{c}'" for c, n in summed.items())
+        first = next(iter(summed))
+        which = f"{' and '.join(summed)} {'is not a dimension' if len(summed) == 1 else 'are not dimensions'}"
+        raise PublishConfigError(
+            f"protect.aggregate: measure '{measure.name}' would add up '{measure.column}' over {listed} in "
+            f"one published cell, because {which}; counts taken on different dates would be added as if "
+            "they counted different people, so add each such date to the dimensions as a time dimension "
+            f"(for example '- {{name: {first}, time: true}}'), or, if each row counts separate events, "
+            "list it in the measure's sum_over"
+        )
+
+
 def measure_sql(measure: Measure) -> str:
     agg = measure.agg.lower()
     if agg == "count" and measure.column is None:
@@ -147,6 +190,7 @@ def build_aggregate(
     types = column_types(con, view)
     check_aggregate_columns(types, aggregate, pii_fields, label)
     refuse_measures_over_source_suppression(con, view, types, aggregate.measures)
+    refuse_sums_over_dates(con, view, types, aggregate)
     dims = [d.name for d in aggregate.dimension_specs]
     margin_dims = [
         d for d in aggregate.margin_dimensions() if not _is_time(types[d]) or _declared(aggregate, d)
@@ -237,24 +281,31 @@ def suppress_table(
 def _absent_in_period(
     published: pd.DataFrame, frame: pd.DataFrame, dims: list[str], types: dict[str, str], total_label: str
 ) -> np.ndarray:
-    """Rows for a category with no row at all in that period (a region that did not report in 2014, or
-    did not exist yet): the grid would publish them as 0, which says no one, where the source said
-    nothing. Within a period, a missing combination of categories that do occur stays 0. Suppression
-    and its audit treat these cells as known zeros, so leaving them out only hides more."""
+    """Rows for a period with no row at all, or for a category with no row in that period (a region that
+    did not report in 2014, or did not exist yet): the grid would publish them as 0, which says no one,
+    where the source said nothing. A period is a combination of the date dimensions' values: DCF's extract
+    date and the July 1 it counts occur only in pairs, and the other pairs are not periods. Within a
+    period, a missing combination of categories that do occur stays 0. Suppression and its audit treat
+    these cells as known zeros, so leaving them out only hides more."""
     times = [d for d in dims if _is_time(types[d])]
-    others = [d for d in dims if d not in times]
     absent = np.zeros(len(published), bool)
-    for time in times:
-        for dim in others:
-            seen = set(zip(frame[time], frame[dim], strict=True))
-            absent |= np.fromiter(
-                (
-                    t != total_label and v != total_label and (t, v) not in seen
-                    for t, v in zip(published[time], published[dim], strict=True)
-                ),
-                bool,
-                len(published),
-            )
+    if not times:
+        return absent
+    periods = list(zip(*(published[t] for t in times), strict=True))
+    seen_periods = list(zip(*(frame[t] for t in times), strict=True))
+    whole = [total_label not in period for period in periods]  # a total over a date is no period
+    occurring = set(seen_periods)
+    absent |= np.fromiter((w and p not in occurring for w, p in zip(whole, periods, strict=True)), bool)
+    for dim in (d for d in dims if d not in times):
+        seen = set(zip(seen_periods, frame[dim], strict=True))
+        absent |= np.fromiter(
+            (
+                w and v != total_label and (p, v) not in seen
+                for w, p, v in zip(whole, periods, published[dim], strict=True)
+            ),
+            bool,
+            len(published),
+        )
     return absent
 
 

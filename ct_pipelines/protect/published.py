@@ -288,7 +288,8 @@ _INTEGER_TYPES = (
 )
 
 
-def _named_like_count(column: str) -> bool:
+def named_like_count(column: str) -> bool:
+    """Whether a column's name says it counts people or events (``TOTAL_CIP``, ``Students``)."""
     words = re.sub(r"([a-z])([A-Z])", r"\1 \2", column).lower()
     return bool(COUNT_WORDS & set(re.split(r"[^a-z0-9]+", words)))
 
@@ -302,7 +303,7 @@ def small_counts_outcome(con: duckdb.DuckDBPyConnection, dataset: Dataset, table
     candidates = [
         name
         for name, column_type in column_types(con, table).items()
-        if name not in skip and column_type.upper() in _INTEGER_TYPES and _named_like_count(name)
+        if name not in skip and column_type.upper() in _INTEGER_TYPES and named_like_count(name)
     ]
     found: dict[str, int] = {}
     if candidates:
@@ -326,7 +327,9 @@ def small_counts_outcome(con: duckdb.DuckDBPyConnection, dataset: Dataset, table
         Severity.WARN,
         f"column(s) named like counts hold values from 1 to {threshold}, published as they are ({listed}). "
         "If each row counts people (a table the agency already summed), publish it as an aggregate with "
-        f"small-cell suppression (protect.mode: aggregate, a measure with agg: sum and column: {first}, and a "
-        "suppression block naming that measure); if each row is one record, this warning can be ignored",
+        f"small-cell suppression (protect.mode: aggregate, a measure with agg: sum and column: {first}, every "
+        "date column among the dimensions with time: true, since counts taken on different dates do not add "
+        "up, and a suppression block naming that measure); if each row is one record, this warning can be "
+        "ignored",
         {"columns": found, "threshold": threshold},
     )

@@ -380,13 +380,7 @@ def _rel_hint(profile: Profile) -> str:
         if pattern.search(column.name) and column.type not in NUMBER_TYPES
     ]
     lines: list[str] = []
-    protect = [
-        "# To publish counts by group instead of rows, with cells of 1 to 5 hidden:",
-        "# protect:",
-        "#   mode: aggregate",
-        "#   aggregate: {dimensions: [rel_reporting_group], measures: [{name: count}]}",
-        "#   suppression: {count_column: count, threshold: 5}",
-    ]
+    protect = _aggregate_hint(profile)
     if len(group_columns) >= 2:
         listed = ", ".join(_flow(c.name) for c in group_columns)
         marker = next((v for c in group_columns for v in c.suppressed_values), None)
@@ -426,6 +420,36 @@ def _rel_hint(profile: Profile) -> str:
         *protect,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _aggregate_hint(profile: Profile) -> list[str]:
+    """The commented protect block: counts of rows by group, or, when the rows already hold counts (a
+    column named like one, such as DCF's TOTAL_CIP), the sum of that column, with every date column a
+    time dimension: counting such rows counts groups, not people, and counts taken on different dates
+    (each July 1) must not be added together."""
+    from ct_pipelines.protect.published import named_like_count
+
+    counts = [c for c in profile.columns if c.type == "integer" and named_like_count(c.name)]
+    if not counts:
+        return [
+            "# To publish counts by group instead of rows, with cells of 1 to 5 hidden:",
+            "# protect:",
+            "#   mode: aggregate",
+            "#   aggregate: {dimensions: [rel_reporting_group], measures: [{name: count}]}",
+            "#   suppression: {count_column: count, threshold: 5}",
+        ]
+    measure = counts[0].field_name
+    dates = [c.field_name for c in profile.columns if c.type in ("date", "timestamp")]
+    dimensions = [f"{{name: {d}, time: true}}" for d in dates] + ["rel_reporting_group"]
+    return [
+        f"# Each row already holds counts ({', '.join(c.field_name for c in counts)}): to publish their sums by",
+        "# group, with cells of 1 to 5 hidden, uncomment this (every date column is a dimension: counts",
+        "# taken on different dates must not be added together):",
+        "# protect:",
+        "#   mode: aggregate",
+        f"#   aggregate: {{dimensions: [{', '.join(dimensions)}], measures: [{{name: {measure}, agg: sum, column: {measure}}}]}}",
+        f"#   suppression: {{count_column: {measure}, threshold: 5}}",
+    ]
 
 
 def _race_group_columns(profile: Profile) -> list[ColumnProfile]:

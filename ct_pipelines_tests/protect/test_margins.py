@@ -393,3 +393,74 @@ def test_a_category_with_no_row_in_a_period_is_left_out_for_that_period_not_publ
         for key, n in counts.items():
             if key[0] == day:
                 assert cells[key] == n  # no count here is 1 to 5: nothing hidden
+
+
+def _annual_counts() -> tuple[duckdb.DuckDBPyConnection, dict[tuple[str, str, str], int]]:
+    """DCF's placement trend: each extract (as_of) holds counts for several July 1s (counted_on)."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (as_of DATE, counted_on DATE, race VARCHAR, children BIGINT)")
+    counts = {
+        ("2014-06-26", "2012-07-01", "Black"): 1810, ("2014-06-26", "2012-07-01", "White"): 2011,
+        ("2014-06-26", "2013-07-01", "Black"): 1702, ("2014-06-26", "2013-07-01", "White"): 1904,
+        ("2017-07-18", "2016-07-01", "Black"): 1544, ("2017-07-18", "2016-07-01", "White"): 1620,
+        ("2018-11-07", "2018-07-01", "Black"): 1498, ("2018-11-07", "2018-07-01", "White"): 1710,
+    }  # fmt: skip
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", [(*k, n) for k, n in counts.items()])
+    return con, counts
+
+
+def _by_race(dimensions: list, **measure) -> AggregateConfig:
+    return AggregateConfig.model_validate(
+        {
+            "dimensions": dimensions,
+            "measures": [{"name": "placed", "agg": "sum", "column": "children", **measure}],
+        }
+    )
+
+
+def test_a_sum_over_several_dates_in_one_cell_is_refused_with_the_ways_on():
+    """Summing counts taken on different July 1s adds the same children again: a new user's aggregate by
+    extract date published each extract's July 1 counts added together, with no warning."""
+    con, counts = _annual_counts()
+    suppression = SuppressionConfig.model_validate({"count_column": "placed", "threshold": 5})
+    with pytest.raises(PublishConfigError) as refused:
+        build_aggregate(con, "v", "out", _by_race([{"name": "as_of", "time": True}, "race"]), suppression, [])
+    message = str(refused.value)
+    assert "'placed' would add up 'children' over up to 2 different values of 'counted_on'" in message
+    assert "'- {name: counted_on, time: true}'" in message and "sum_over" in message
+    assert not con.execute("SELECT count(*) FROM duckdb_tables() WHERE table_name = 'out'").fetchone()[0]
+
+    # The date counted on as the dimension: each cell holds one as_of too, so nothing is added up.
+    build_aggregate(
+        con, "v", "out", _by_race([{"name": "counted_on", "time": True}, "race"]), suppression, []
+    )
+    cells = {(str(d), r): n for d, r, n, _ in con.execute("SELECT * FROM out").fetchall()}
+    assert cells == {
+        **{(k[1], k[2]): n for k, n in counts.items()},
+        **{
+            (day, "Total"): sum(n for k, n in counts.items() if k[1] == day) for day in {k[1] for k in counts}
+        },
+    }
+
+    # Rows that count separate events may be summed over a date, when the YAML says so.
+    events = _by_race(["race"], sum_over=["as_of", "counted_on"])
+    build_aggregate(con, "v", "out", events, suppression, [])
+    totals = dict(con.execute("SELECT race, placed FROM out").fetchall())
+    assert totals["Black"] == sum(n for k, n in counts.items() if k[2] == "Black")
+
+
+def test_two_date_dimensions_publish_only_the_pairs_that_occur():
+    """With the extract date and the July 1 it counts both dimensions, the grid of every combination
+    published 0 children for pairs that never occur (the 2018 extract's counts for 2012), 45 of 60 rows
+    per group on the real DCF file."""
+    con, counts = _annual_counts()
+    aggregate = _by_race([{"name": "as_of", "time": True}, {"name": "counted_on", "time": True}, "race"])
+    suppression = SuppressionConfig.model_validate({"count_column": "placed", "threshold": 5})
+    build_aggregate(con, "v", "out", aggregate, suppression, [])
+    cells = {(str(a), str(d), r): n for a, d, r, n, _ in con.execute("SELECT * FROM out").fetchall()}
+    pairs = {k[:2] for k in counts}
+    assert {k[:2] for k in cells} == pairs  # 4 pairs, not 3 x 4 = 12
+    assert len(cells) == len(pairs) * 3  # Black, White and Total for each
+    for pair in pairs:
+        assert cells[(*pair, "Total")] == sum(n for k, n in counts.items() if k[:2] == pair)
+    assert all(cells[k] == n for k, n in counts.items())

@@ -641,3 +641,50 @@ def test_count_columns_named_after_race_groups_get_an_unpivot_hint_that_publishe
     }
     white = sum(int(r["count"]) for r in rows if r["race_ethnicity"] == "White")
     assert white == 208 + sum(900 + i for i in range(2, 9))
+
+
+def test_rows_that_hold_counts_get_a_sum_by_every_date_and_publish_the_files_totals(
+    tmp_path: Path, monkeypatch
+):
+    """DCF's placement trend: each row counts children on a July 1 (Month_in_Care), in an extract made
+    later (Data_as_of), with literal NULL offices. The starter suggested counting rows, which published
+    the number of rows per group as children; a sum by group alone added the July 1s together. It now
+    suggests the sum of TOTAL_CIP with both dates as time dimensions; applied as written, each July 1's
+    total equals the file's and no pair of dates that never occurs is published as 0."""
+    pairs = [("06/26/2014", "07/01/2012"), ("06/26/2014", "07/01/2013"), ("07/18/2017", "07/01/2016")]
+    offices = [("Region 1", "Hartford"), ("Region 1", "NULL"), ("Region 2", "New Haven")]
+    labels = ["Hispanic", "BLACK", "Non-Hispanic White"]
+    lines = ["Data_as_of,DCF_Region,DCF_Office,Demographic,Month_in_Care,TOTAL_CIP,FOSTER_CARE"]
+    totals: dict[str, int] = {}
+    for k, (as_of, counted_on) in enumerate(pairs):
+        for j, (region, office) in enumerate(offices):
+            for i, label in enumerate(labels):
+                n = 40 + 17 * i + 11 * j + 5 * k
+                lines.append(f"{as_of},{region},{office},{label},{counted_on},{n},{n - 9}")
+                totals[counted_on] = totals.get(counted_on, 0) + n
+    extract, catalog = landed(tmp_path, "placements.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "placements.yaml")
+    assert "{name: count}" not in text  # counting these rows counts groups, not children
+    block = [
+        line[2:]
+        for line in text.splitlines()
+        if line.startswith(("# protect:", "#   mode:", "#   aggregate:", "#   suppression:"))
+    ]
+    assert "{name: data_as_of, time: true}, {name: month_in_care, time: true}" in block[2]
+    fill_todos(catalog / "placements.yaml")
+    doc = yaml.safe_load((catalog / "placements.yaml").read_text(encoding="utf-8"))
+    doc["standardize"] = {"columns": [{"column": "demographic", "field": "race_ethnicity"}]}
+    doc.update(yaml.safe_load("\n".join(block)))  # the protect block as written
+    (catalog / "placements.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    assert summary.rows_in == len(lines) - 1
+    published = {(r["data_as_of"][:10], r["month_in_care"][:10]) for r in rows}
+    assert published == {(f"{a[6:]}-{a[:2]}-{a[3:5]}", f"{c[6:]}-{c[:2]}-{c[3:5]}") for a, c in pairs}
+    for counted_on, total in totals.items():
+        day = f"{counted_on[6:]}-{counted_on[:2]}-{counted_on[3:5]}"
+        assert [
+            int(r["total_cip"])
+            for r in rows
+            if r["month_in_care"][:10] == day and r["rel_reporting_group"] == "Total"
+        ] == [total]
+    assert summary.rows_published == len(pairs) * 4  # three groups and their total, per July 1

@@ -61,6 +61,12 @@ class Measure(BaseModel):
         description="Dimensions over which a total of this measure is meaningful; empty: every dimension "
         "not marked time",
     )
+    sum_over: list[str] = Field(
+        default_factory=list,
+        description="Date columns left out of the dimensions whose values this sum adds together: say so "
+        "only when each row counts separate events (deaths in a month); counts taken on a date (children "
+        "in care on June 1) add up the same people again, so a sum over several dates is refused",
+    )
     description: str = Field("", description="Portal description of this column")
 
     def adds_up(self, dimension: Dimension) -> bool:
