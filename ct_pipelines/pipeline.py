@@ -22,6 +22,7 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckSpec
 from ct_pipelines.core.results import Progress, RunOptions, StageResult, quiet
 from ct_pipelines.core.settings import Settings
+from ct_pipelines.core.warehouse import STAGE_RESULTS
 
 
 @dataclass(frozen=True)
@@ -98,9 +99,6 @@ def stages_until(last: str | None) -> tuple[Stage, ...]:
     return STAGES[: STAGE_NAMES.index(stage(last).name) + 1]
 
 
-RESULTS_TABLE = "meta.stage_results"
-
-
 def record(
     con: duckdb.DuckDBPyConnection,
     run_id: str,
@@ -114,7 +112,7 @@ def record(
 ) -> None:
     """Keep what a stage did in the warehouse: the runner's summary and the reports read it from here."""
     con.execute("CREATE SCHEMA IF NOT EXISTS meta")
-    con.execute(f"""CREATE TABLE IF NOT EXISTS {RESULTS_TABLE} (
+    con.execute(f"""CREATE TABLE IF NOT EXISTS {STAGE_RESULTS} (
         run_id VARCHAR, dataset_id VARCHAR, stage VARCHAR, status VARCHAR, message VARCHAR,
         rows_in BIGINT, rows_out BIGINT, rows_set_aside BIGINT, checks_passed INTEGER, checks_failed JSON,
         facts JSON, seconds DOUBLE, recorded_at TIMESTAMP DEFAULT current_timestamp)""")
@@ -126,7 +124,7 @@ def record(
     # Declared checks the stage had nothing to say about pass (Dagster reports them as passed too).
     passed = max(declared_checks, len(result.outcomes) if result else 0) - len(failed)
     con.execute(
-        f"INSERT INTO {RESULTS_TABLE} (run_id, dataset_id, stage, status, message, rows_in, rows_out, "
+        f"INSERT INTO {STAGE_RESULTS} (run_id, dataset_id, stage, status, message, rows_in, rows_out, "
         "rows_set_aside, checks_passed, checks_failed, facts, seconds) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         [
             run_id,

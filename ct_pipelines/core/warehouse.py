@@ -19,6 +19,9 @@ import duckdb
 from ct_pipelines.core.settings import Settings, check_warehouse_dir
 from ct_pipelines.core.sql import quote_ident
 
+#: Each stage's outcome per run (written by ``pipeline``); ingest reads which file version was last published.
+STAGE_RESULTS = "meta.stage_results"
+
 #: How long a run waits for another process (a second run of the same dataset, a report build) to
 #: let go of the dataset's file before saying so; readers wait less.
 WRITE_WAIT_SECONDS = 60.0

@@ -18,7 +18,7 @@ from ct_pipelines.catalog.models import Dataset, Source, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import ordered_rows_view, source_lines_macro, stage_table
-from ct_pipelines.core.warehouse import drop_relation, relation_exists
+from ct_pipelines.core.warehouse import STAGE_RESULTS, drop_relation, relation_exists
 from ct_pipelines.ingest.detect import describe_header, refuse_binary_as_text
 from ct_pipelines.ingest.errors import IngestError
 from ct_pipelines.ingest.landing import (
@@ -248,6 +248,10 @@ def ingest_dataset(
             unread_arrivals=passed_over,
         )
     resend_of = _resend_of(con, dataset.id, digest, current)
+    published = _published_version(con, dataset.id) if resend_of and not force else None
+    if published and published[0] != digest:
+        con.execute(f'DROP TABLE IF EXISTS "{staging}"')
+        raise _earlier_version(location, resend_of, published[1])
     reason = _reason(force, current, digest, resend_of)
     duration = round(time.perf_counter() - started, 3)
     quirks = _swap_in(
@@ -379,6 +383,34 @@ def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str
     )
     row = cursor.fetchone()
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
+
+
+def _published_version(con: duckdb.DuckDBPyConnection, dataset_id: str) -> tuple[str, str] | None:
+    """The SHA-256 and path of the file the last successful publish sent, from each run's stage results."""
+    if not relation_exists(con, "meta", STAGE_RESULTS.split(".")[1]):
+        return None
+    row = con.execute(
+        f"SELECT i.facts->>'sha256', i.facts->>'path' FROM {STAGE_RESULTS} p JOIN {STAGE_RESULTS} i ON i.run_id = p.run_id "
+        "AND i.dataset_id = p.dataset_id AND i.stage = 'ingest' WHERE p.dataset_id = ? AND p.stage = 'publish' "
+        "AND p.status = 'ok' ORDER BY p.recorded_at DESC LIMIT 1",
+        [dataset_id],
+    ).fetchone()
+    return (row[0], row[1]) if row and row[0] else None
+
+
+def _earlier_version(location: Path | str, resend_of: str, published: str) -> IngestError:
+    """A file holding the bytes of a version read before a different one that the portal now holds:
+    publishing it would take the portal back. A new user's older monthly file, touched, became the newest
+    match of the path pattern and was published over the month after it with nothing said. (An earlier
+    version sent again after one that was never published, say refused by a guard, is the fix, and goes.)"""
+    return IngestError(
+        location,
+        f"it holds the same bytes as the version read in run {resend_of}, before the version the portal "
+        f"holds now ({published}), so publishing it would take the portal back to the earlier "
+        "version, and nothing was read",
+        "move the older file out of the landing folder, or, if the portal should go back to it, run again "
+        "with --reingest",
+    )
 
 
 def _reason(force: bool, current: dict[str, object] | None, digest: str, resend_of: str | None) -> str:

@@ -27,7 +27,7 @@ from ct_pipelines.orchestration.assets import asset_key
 from ct_pipelines.orchestration.automation import PUBLISH_JOB, dataset_run_tags
 from ct_pipelines.orchestration.component import build_definitions
 from ct_pipelines.orchestration.terminal_log import terminal_logger
-from ct_pipelines.pipeline import RESULTS_TABLE, stages_until
+from ct_pipelines.pipeline import stages_until
 from ct_pipelines.publish.changes import recorded_changes
 
 
@@ -146,7 +146,7 @@ def _stage_rows(settings: Settings, dataset_id: str, run_id: str) -> list[tuple]
             return []
         return con.execute(
             f"SELECT dataset_id, stage, status, message, rows_in, rows_out, rows_set_aside, checks_passed, "
-            f"checks_failed, facts, seconds FROM {RESULTS_TABLE} WHERE run_id = ? ORDER BY recorded_at",
+            f"checks_failed, facts, seconds FROM {warehouse.STAGE_RESULTS} WHERE run_id = ? ORDER BY recorded_at",
             [run_id],
         ).fetchall()
 

@@ -18,8 +18,7 @@ from typing import Any
 import duckdb
 
 from ct_pipelines.core.sql import ordered_rows_view, quote_ident, quote_literal
-from ct_pipelines.core.warehouse import relation_exists
-from ct_pipelines.pipeline import RESULTS_TABLE
+from ct_pipelines.core.warehouse import STAGE_RESULTS, relation_exists
 from ct_pipelines.publish.changes import portal_changes, recorded_changes
 from ct_pipelines.report.checks import CHECK_RESULTS
 
@@ -155,7 +154,7 @@ def _portal_changes(con: duckdb.DuckDBPyConnection, dataset_id: str, runs: dict[
         return
     marks = ", ".join("?" * len(runs))
     for run_id, facts in con.execute(
-        f"SELECT run_id, facts FROM {RESULTS_TABLE} WHERE dataset_id = ? AND stage = 'publish' "
+        f"SELECT run_id, facts FROM {STAGE_RESULTS} WHERE dataset_id = ? AND stage = 'publish' "
         f"AND status = 'ok' AND run_id IN ({marks}) ORDER BY recorded_at",
         [dataset_id, *runs],
     ).fetchall():

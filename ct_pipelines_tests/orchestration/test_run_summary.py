@@ -40,6 +40,16 @@ def _licenses_project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return tmp_path / "landing" / "licenses.csv"
 
 
+def _portal_values(tmp_path: Path, field: str) -> list[str]:
+    """One field of every row the local portal holds for the licenses dataset, sorted."""
+    store = PortalStore(tmp_path / "home" / "portal")
+    try:
+        (view,) = store.list_views()
+        return sorted(r[field] for r in store.query(view["id"], {"$limit": "100"}).records())
+    finally:
+        store.close()
+
+
 def test_the_run_says_whether_the_portal_changed(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     extract = _licenses_project(tmp_path, monkeypatch)
 
@@ -148,12 +158,7 @@ def test_a_delivery_passed_over_by_a_newer_one_stops_the_run_until_the_yaml_says
         return result.stdout
 
     def portal_rows() -> list[str]:
-        store = PortalStore(tmp_path / "home" / "portal")
-        try:
-            (view,) = store.list_views()
-            return sorted(r["license_id"] for r in store.query(view["id"], {"$limit": "100"}).records())
-        finally:
-            store.close()
+        return _portal_values(tmp_path, "license_id")
 
     first = [f"L{i:04d}" for i in range(1, 4)]
     land("licenses_2026_01.csv", range(1, 4), 0)
@@ -202,3 +207,45 @@ def test_a_row_set_aside_on_a_resend_is_said_to_keep_its_published_values(
         "licenses: nothing changed on the portal; it held these rows; 1 row(s) set aside this run keep the "
         "values published before (their new values broke a rule)" in second
     )
+
+
+def test_an_earlier_delivery_that_became_the_newest_file_does_not_take_the_portal_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """Monthly files under a path pattern: October, then November, were published. Then October's file
+    was touched (copied back, restored from a backup) and became the newest match: the run published
+    October over November with status ok. It is now refused, the portal keeps November, and --reingest
+    takes the portal back when that is what the agency wants."""
+    _licenses_project(tmp_path, monkeypatch)
+    yaml_path = tmp_path / "catalog" / "licenses.yaml"
+    yaml_path.write_text(CATALOG.replace("{path: licenses.csv}", "{path: licenses_*.csv}"), encoding="utf-8")
+    months = {
+        "2026-10": ["Hartford", "Mystic", "Groton"],
+        "2026-11": ["Hartford", "Mystic", "Groton", "Salem"],
+    }
+
+    def run(*options: str):
+        return CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog"), *options])
+
+    def portal_towns() -> list[str]:
+        return _portal_values(tmp_path, "town")
+
+    files = {}
+    for step, (month, towns) in enumerate(months.items()):  # October, then November a month later
+        files[month] = tmp_path / "landing" / f"licenses_{month}.csv"
+        rows = "".join(f"L{i:04d},{town}\r\n" for i, town in enumerate(towns))
+        files[month].write_text("License ID,Town\r\n" + rows, encoding="utf-8")
+        os.utime(files[month], (1_767_225_600 + step * 60,) * 2)
+        assert run().exit_code == 0 and portal_towns() == sorted(towns)
+    os.utime(files["2026-10"], (1_767_227_000,) * 2)  # the older file touched: now the newest match
+    refused = run()
+    assert refused.exit_code == 1
+    assert "licenses_2026-10.csv: it holds the same bytes as the version read in run" in refused.output
+    assert "licenses_2026-11.csv), so publishing it would take the portal back" in refused.output
+    assert "run again with --reingest" in refused.output
+    assert portal_towns() == sorted(months["2026-11"])
+    assert run().exit_code == 1  # a retry stops again: the pipeline still holds November
+    back = run("--reingest")  # the way back, as the message says; then the portal's guards speak
+    assert back.exit_code == 1 and "fewer than the 4 last published" in back.output, back.output
+    assert run("--reingest", "--allow-shrink", "--allow-deletes").exit_code == 0
+    assert portal_towns() == sorted(months["2026-10"])
