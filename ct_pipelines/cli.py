@@ -538,6 +538,10 @@ def profile(
             for key, what in (("null_values", "no value"), ("suppressed_values", "suppressed"))
             if column[key]
         )
+        if column["not_numbers"]:
+            markers += "; not numbers: " + ", ".join(
+                f"{v!r} ({n:,})" for v, n in column["not_numbers"].items()
+            )
         click.echo(
             f"  {column['field_name']:<40} {column['type']:<9} {column['nulls']:>8,} empty  "
             f"{column['distinct']:>8,} distinct   ({column['name']}{markers})"

@@ -7,6 +7,7 @@ reports (encoding, header line, row count, field names) is exactly what ingest w
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -50,6 +51,7 @@ class ColumnProfile:
     leading_zeros: bool = False  # digit codes such as 06106: never a number
     suppressed_values: list[str] = field(default_factory=list)  # source markers such as '*' or '<5'
     null_values: list[str] = field(default_factory=list)  # cells meaning no value, such as 'N/A' or '-'
+    not_numbers: dict[str, int] = field(default_factory=dict)  # a number column's few bad cells, counted
 
 
 @dataclass
@@ -80,6 +82,7 @@ class Profile:
                     "distinct": c.distinct,
                     "null_values": c.null_values,
                     "suppressed_values": c.suppressed_values,
+                    "not_numbers": c.not_numbers,
                 }
                 for c in self.columns
             ],
@@ -139,29 +142,43 @@ NULL_TOKEN = r"^(null|none|n/?a|-+|\.|missing|unknown|not available|nr)$"
 EXPORT_NULL = r"(?i)null|\(null\)|#n/a|#null!"
 
 
+#: A number column may hold this many distinct cells that are neither numbers nor markers (typos such as
+#: '12 3'), on at most BAD_SHARE of its filled cells (one cell always): it stays a number column, and
+#: validation sets those rows aside with their reason. Typed as text, one typo published the whole column
+#: as text (OCME's Age) or dropped a race group from the suggested unpivot (EdSight's White).
+BAD_VALUES = 3
+BAD_SHARE = 0.02
+
+
 def _markers(
-    con: duckdb.DuckDBPyConnection, table: str, column: str
-) -> tuple[str, list[str], list[str]] | None:
-    """(number type, suppression markers, null tokens) when a text column is numbers plus a few such cells."""
+    con: duckdb.DuckDBPyConnection, table: str, column: str, filled: int
+) -> tuple[str, list[str], list[str], dict[str, int]] | None:
+    """(number type, suppression markers, null tokens, other bad cells counted) when a text column is
+    numbers plus a few such cells."""
     text = f"NULLIF(trim({quote_ident(column)}), '')"
     others = con.execute(
         f"SELECT {text} AS v, count(*) FROM {table} WHERE {text} IS NOT NULL AND "
-        f"{cast_sql(Column(source=column, type=ColumnType.NUMBER), text)} IS NULL GROUP BY 1 ORDER BY 2 DESC LIMIT 5"
+        f"{cast_sql(Column(source=column, type=ColumnType.NUMBER), text)} IS NULL GROUP BY 1 ORDER BY 2 DESC, 1 LIMIT 7"
     ).fetchall()
-    if not others or len(others) > 3:
+    if not others or len(others) > 6:
         return None
     values = [str(v) for v, _ in others]
     suppressed = [v for v in values if re.match(SUPPRESSION_MARKER, v, re.IGNORECASE)]
     nulls = [v for v in values if v not in suppressed and re.match(NULL_TOKEN, v, re.IGNORECASE)]
-    if len(suppressed) + len(nulls) != len(values):
+    bad = {str(v): int(n) for v, n in others if str(v) not in suppressed and str(v) not in nulls}
+    if (
+        len(suppressed) + len(nulls) > 3
+        or len(bad) > BAD_VALUES
+        or sum(bad.values()) > max(1, filled * BAD_SHARE)
+    ):
         return None
     listed = ", ".join(quote_literal(v) for v in values)
     kept = f"CASE WHEN {text} IN ({listed}) THEN NULL ELSE {text} END"
     integer = cast_sql(Column(source=column, type=ColumnType.INTEGER), kept)
     filled, whole = con.execute(f"SELECT count({kept}), count({integer}) FROM {table}").fetchone()
-    if not filled:
+    if not filled or (bad and filled < 2 * sum(bad.values()) + 10):  # a few cells of many, not a guess
         return None
-    return ("integer" if whole == filled else "number"), suppressed, nulls
+    return ("integer" if whole == filled else "number"), suppressed, nulls, bad
 
 
 def _export_nulls(con: duckdb.DuckDBPyConnection, table: str, column: str) -> list[str]:
@@ -250,10 +267,10 @@ def profile_file(
     columns = []
     for source, name in zip(read.source_columns, read.field_names, strict=True):
         kind, empty, distinct, zeros = _infer_type(con, table, name)
-        markers = _markers(con, table, name) if kind == "text" else None
+        markers = _markers(con, table, name, read.rows - len(footer) - empty) if kind == "text" else None
         if markers:
-            kind, suppressed, nulls = markers
-            columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, suppressed, nulls))
+            kind, suppressed, nulls, bad = markers
+            columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, suppressed, nulls, bad))
         else:
             nulls = _export_nulls(con, table, name) if kind == "text" else []
             columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, null_values=nulls))
@@ -346,6 +363,16 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
     codes = [c.field_name for c in profile.columns if c.leading_zeros]
     if codes and CODE_TYPE == "text":
         notes.append(f"# Codes with leading zeros, kept as text so the zeros survive: {', '.join(codes)}.")
+    bad = [c for c in profile.columns if c.not_numbers]
+    if bad:
+        listed = "; ".join(f"{c.field_name}: {_counted(c.not_numbers)}" for c in bad)
+        said = "Cells that are not numbers in number columns; validation sets their rows aside, each with "
+        notes += textwrap.wrap(
+            f"{said}its reason, until the agency fixes them: {listed}.",
+            100,
+            initial_indent="# ",
+            subsequent_indent="# ",
+        )
     if profile.leave_out:
         notes.append(
             "# ingest.leave_out: trailing rows found that are not data (a total or notes); they are left "
@@ -384,8 +411,12 @@ def _rel_hint(profile: Profile) -> str:
     if len(group_columns) >= 2:
         listed = ", ".join(_flow(c.name) for c in group_columns)
         marker = next((v for c in group_columns for v in c.suppressed_values), None)
+        nulls = list(dict.fromkeys(v for c in group_columns for v in c.null_values))
         count = (
-            "{source: count, type: integer" + (f", suppressed_values: ['{marker}']" if marker else "") + "}"
+            "{source: count, type: integer"
+            + (f", suppressed_values: ['{marker}']" if marker else "")
+            + (f", null_values: [{', '.join(_flow(v) for v in nulls)}]" if nulls else "")
+            + "}"
         )
         lines += [
             f"# {len(group_columns)} number columns are named after race/ethnicity groups: each holds counts for",
@@ -420,6 +451,12 @@ def _rel_hint(profile: Profile) -> str:
         *protect,
     ]
     return "\n".join(lines) + "\n"
+
+
+def _counted(values: dict[str, int]) -> str:
+    """``'12 3' (2 rows), '1,2' (1 row)``: each value quoted as in YAML, with its count."""
+    quoted = {v: "'" + v.replace("'", "''") + "'" for v in values}
+    return ", ".join(f"{quoted[v]} ({n:,} row{'s' if n > 1 else ''})" for v, n in values.items())
 
 
 def _aggregate_hint(profile: Profile) -> list[str]:

@@ -688,3 +688,46 @@ def test_rows_that_hold_counts_get_a_sum_by_every_date_and_publish_the_files_tot
             if r["month_in_care"][:10] == day and r["rel_reporting_group"] == "Total"
         ] == [total]
     assert summary.rows_published == len(pairs) * 4  # three groups and their total, per July 1
+
+
+def test_a_few_typos_in_a_count_column_keep_it_a_number_and_its_rows_go_to_quarantine(
+    tmp_path: Path, monkeypatch
+):
+    """One typed-in '12 3' in EdSight's White column made the starter call it text: the suggested unpivot
+    left White out (295,026 students missing from the portal) and published the typo as a value. A few
+    such cells now keep the column a number, the starter names them, and validation sets those rows aside."""
+    groups = ["Asian", "Black or African American", "White"]
+    rows = [
+        (f"District {i}", f"{i:03d}0011", [str(10 + i), str(200 + i), str(900 + 7 * i)]) for i in range(1, 41)
+    ]
+    rows[4][2][2] = "12 3"  # typed with a space
+    rows[7][2][0] = "N/A"
+    rows[9][2][1] = "*"
+    lines = [
+        '"Student Counts by District and Race"',
+        "",
+        '"District","District Code",' + ",".join(f'"{g}"' for g in groups),
+    ]
+    lines += [f'"{name}","=""{code}""",' + ",".join(cells) for name, code, cells in rows]
+    extract, catalog = landed(tmp_path, "enrollment.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "enrollment.yaml")
+    columns = starter_columns(text)
+    assert columns["White"]["type"] == "integer" and columns["Asian"]["null_values"] == ["N/A"]
+    assert "until the agency fixes them: white: '12 3' (1 row)." in text
+    hint = next(line for line in text.splitlines() if line.startswith("#   unpivot:"))
+    assert "White]" in hint
+    count_line = "#   - {source: count, type: integer, suppressed_values: ['*'], null_values: [N/A]}"
+    assert count_line in text
+    fill_todos(catalog / "enrollment.yaml")
+    doc = yaml.safe_load((catalog / "enrollment.yaml").read_text(encoding="utf-8"))
+    doc["ingest"]["unpivot"] = yaml.safe_load(hint[4:])["unpivot"]
+    doc["columns"] = [c for c in doc["columns"] if c["source"] not in groups] + [
+        yaml.safe_load(line[6:]) for line in text.splitlines() if line.startswith("#   - {source:")
+    ]
+    (catalog / "enrollment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    summary, _, published = run_filled_starter(tmp_path, catalog, monkeypatch)
+    assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (40, 1, 40 * 3 - 1)
+    white = [int(r["count"]) for r in published if r["race_ethnicity"] == "White"]
+    assert len(white) == 39 and sum(white) == sum(900 + 7 * i for i in range(1, 41)) - (900 + 7 * 5)
+    asian = {r["district"]: r.get("count") for r in published if r["race_ethnicity"] == "Asian"}
+    assert asian["District 8"] is None and asian["District 9"] == "19"
