@@ -142,7 +142,9 @@ def _freshness(dataset: Dataset, last_publish: datetime | None, now: datetime) -
 
 
 def _check_status(recorded: Recorded) -> tuple[str, int]:
-    """Words and a sort rank (blocked first)."""
+    """Words and a sort rank (blocked or failed first)."""
+    if recorded.failed_stage:
+        return f"Failed at {STAGE_LABELS.get(recorded.failed_stage, recorded.failed_stage)}", 0
     if not recorded.checks:
         return "Not recorded", 3
     errors = [c for c in recorded.checks if not c.passed and c.severity == "ERROR"]
@@ -276,7 +278,7 @@ def _dataset_page(
 def rule_results(rules: list[RuleText], recorded: Recorded) -> list[str]:
     """The last result of each rule in words: a row rule's own count of rows set aside, not its group's."""
     by_check = {c.check: c for c in recorded.checks}
-    per_column = {(s.rule_group, s.column): s.rows for s in recorded.set_aside_rules}
+    per_rule = {(s.rule_group, s.rule, s.column): s.rows for s in recorded.set_aside_rules}
     out = []
     for rule in rules:
         result = by_check.get(rule.check)
@@ -285,7 +287,7 @@ def rule_results(rules: list[RuleText], recorded: Recorded) -> list[str]:
         elif result.passed:
             out.append("passed")
         elif rule.engine == "pandera" and rule.severity == "ERROR":
-            rows = per_column.get((rule.check, rule.column), 0)
+            rows = per_rule.get((rule.check, rule.rule, rule.column), 0)
             out.append(f"failed: {rows:,} row{'' if rows == 1 else 's'} set aside" if rows else "passed")
         elif result.failing_rows is not None:
             out.append(f"failed: {result.failing_rows:,} row{'' if result.failing_rows == 1 else 's'}")

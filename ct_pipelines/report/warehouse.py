@@ -38,6 +38,7 @@ class CheckRow:
 @dataclass
 class SetAsideRule:
     rule_group: str
+    rule: str  # one rule of the group (a column's type rules: not an integer, a decimal comma)
     column: str
     reason: str
     rows: int
@@ -50,7 +51,8 @@ class RunRow:
     rows_in: int | None = None
     set_aside: int | None = None
     published: int | None = None
-    checks_failed: int | None = None
+    checks_failed: int | None = None  # ERROR checks that failed: they stop publishing
+    warnings: int | None = None  # WARN checks that failed
     portal_changes: str | None = None  # what the publish did to the portal, in words
 
 
@@ -68,6 +70,8 @@ class Recorded:
     set_aside_rules: list[SetAsideRule] = field(default_factory=list)
     last_plan: dict[str, Any] | None = None
     runs: list[RunRow] = field(default_factory=list)
+    failed_stage: str | None = None  # the stage at which the latest run stopped with an error
+    failure: str | None = None  # its message
 
 
 def _one(con: duckdb.DuckDBPyConnection, sql: str, params: list[Any]) -> dict[str, Any] | None:
@@ -116,8 +120,8 @@ def _set_aside(
         f"SELECT count(DISTINCT _row) FROM {quote_ident(table)} WHERE run_id = ?", [run_id]
     ).fetchone()[0]
     rules = con.execute(
-        f"SELECT rule_group, column_name, any_value(reason), count(DISTINCT _row) FROM {quote_ident(table)} "
-        "WHERE run_id = ? GROUP BY ALL ORDER BY 4 DESC, 1, 2",
+        f"SELECT rule_group, rule, column_name, any_value(reason), count(DISTINCT _row) FROM {quote_ident(table)} "
+        "WHERE run_id = ? GROUP BY ALL ORDER BY 5 DESC, 1, 2, 3",
         [run_id],
     ).fetchall()
     return int(total), [SetAsideRule(*r) for r in rules]
@@ -198,12 +202,13 @@ def _runs(con: duckdb.DuckDBPyConnection, dataset_id: str, limit: int) -> list[R
     _portal_changes(con, dataset_id, runs)
     if not relation_exists(con, "meta", "check_results"):
         return sorted(runs.values(), key=lambda r: r.at or datetime.min)
-    for run_id, n in con.execute(
-        f"SELECT run_id, count(*) FILTER (WHERE NOT passed) FROM {CHECK_RESULTS} "
+    for run_id, failed, warned in con.execute(
+        f"SELECT run_id, count(*) FILTER (WHERE NOT passed AND severity = 'ERROR'), "
+        f"count(*) FILTER (WHERE NOT passed AND severity <> 'ERROR') FROM {CHECK_RESULTS} "
         f"WHERE dataset_id = ? AND run_id IN ({marks}) GROUP BY 1",
         [dataset_id, *ids],
     ).fetchall():
-        runs[run_id].checks_failed = n
+        runs[run_id].checks_failed, runs[run_id].warnings = failed, warned
     return sorted(runs.values(), key=lambda r: r.at or datetime.min)
 
 
@@ -222,7 +227,21 @@ def read_recorded(con: duckdb.DuckDBPyConnection, dataset_id: str, history: int 
     recorded.set_aside_rows, recorded.set_aside_rules = _set_aside(con, dataset_id, validation_run)
     _publish(con, dataset_id, recorded)
     recorded.runs = _runs(con, dataset_id, history)
+    recorded.failed_stage, recorded.failure = _failure(con, dataset_id)
     return recorded
+
+
+def _failure(con: duckdb.DuckDBPyConnection, dataset_id: str) -> tuple[str | None, str | None]:
+    """The stage that failed in the dataset's latest run, and its message: a run that raised (a portal
+    answering 404, a refused aggregate) records no failed check, so the reports read it as healthy."""
+    if not relation_exists(con, "meta", "stage_results"):
+        return None, None
+    row = con.execute(
+        f"SELECT stage, message FROM {STAGE_RESULTS} WHERE dataset_id = ? AND status = 'failed' AND run_id = "
+        f"(SELECT run_id FROM {STAGE_RESULTS} WHERE dataset_id = ? ORDER BY recorded_at DESC LIMIT 1)",
+        [dataset_id, dataset_id],
+    ).fetchone()
+    return (row[0], row[1]) if row else (None, None)
 
 
 def masked_set_aside_sql(
@@ -283,7 +302,7 @@ def json_figures(value: str | None) -> dict[str, Any]:
 # dataset reads the other datasets' files only when they changed: opening 40 DuckDB files cost ~5 s per
 # run, in proportion to the catalog. An entry is used only while its dataset's file (and write-ahead log)
 # has the same inode, size and modification time as when it was read, so it always says what the file says.
-RECORDED_CACHE_VERSION = 1
+RECORDED_CACHE_VERSION = 2
 
 
 def file_state(path: Path) -> list[int] | None:

@@ -44,6 +44,7 @@ class RuleText:
     words: str
     severity: str
     engine: str  # "pandera", "Great Expectations", "pipeline"
+    rule: str | None = None  # a pandera row rule's own name within its check (its group)
 
 
 def _consequence(severity: Severity) -> str:
@@ -92,7 +93,9 @@ def rules_in_words(dataset: Dataset, now: datetime | None = None) -> list[RuleTe
     out: list[RuleText] = []
     for rule in build_rules(dataset, now or datetime.now()):
         words = f"Rows that {rule.phrase} are {_consequence(rule.severity)}."
-        out.append(RuleText("validate", rule.group, rule.column, words, str(rule.severity), "pandera"))
+        out.append(
+            RuleText("validate", rule.group, rule.column, words, str(rule.severity), "pandera", rule.rule)
+        )
     for name, expectation in gx_check_names(dataset):
         column = expectation.kwargs.get("column")
         words = f"Check that {expectation_words(expectation)}."

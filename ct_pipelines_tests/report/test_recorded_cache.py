@@ -29,8 +29,10 @@ def _recorded() -> Recorded:
         last_run_id="r1",
         checks=[CheckRow("validate", "not_null_id", False, "ERROR", "2 rows are empty.", 2)],
         set_aside_rows=2,
-        set_aside_rules=[SetAsideRule("required", "id", "empty", 2)],
-        runs=[RunRow("r1", datetime(2026, 1, 2, 3, 4), rows_in=10, set_aside=2)],
+        set_aside_rules=[SetAsideRule("required", "required", "id", "empty", 2)],
+        runs=[RunRow("r1", datetime(2026, 1, 2, 3, 4), rows_in=10, set_aside=2, checks_failed=1, warnings=2)],
+        failed_stage="publish",
+        failure="Reading the columns of abcd-1234 failed: 404 Client Error",
     )
 
 

@@ -18,6 +18,7 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from ct_pipelines.catalog.loader import load_catalog
+from ct_pipelines.cli import main
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.settings import load_settings
 from ct_pipelines.report.build import write_reports
@@ -85,14 +86,16 @@ def test_dataset_page_says_what_failed_in_words_and_how_many_rows_were_set_aside
         "Blocks (pandera) failed: 3 rows set aside" in text
     )
     assert "No more than 2% of rows may be set aside. If not, nothing is published." in text
-    # History: the fixed run published 200 rows, the defects run set 10 aside and published nothing.
+    # History: the fixed run published 200 rows, the defects run set 10 aside and published nothing;
+    # of its 7 failed checks, 1 stopped publishing (too many rows set aside) and 6 are warnings (each row
+    # rule's rows went to quarantine and the rest went on), in columns of their own, as the run prints them.
     runs = re.findall(
-        r"[0-9a-f]{8} \S+ \S+ (\d+) (\d+) (not published|\d+) (.+?) (\d+)(?= [0-9a-f]{8} | *$)",
+        r"[0-9a-f]{8} \S+ \S+ (\d+) (\d+) (not published|\d+) (.+?) (\d+) (\d+)(?= [0-9a-f]{8} | *$)",
         text.split("Last runs")[1].split("Data dictionary")[0].split("oldest first")[1],
     )
     assert runs[-2:] == [
-        ("200", "0", "200", "the portal's rows were replaced by the 200 sent", "0"),
-        ("200", "10", "not published", "none", "7"),
+        ("200", "0", "200", "the portal's rows were replaced by the 200 sent", "0", "0"),
+        ("200", "10", "not published", "none", "1", "6"),
     ]
     assert "<svg" in defects_site.report.dataset_pages["dph_clinic_visits"].read_text()
 
@@ -229,3 +232,68 @@ def test_dagster_ui_does_not_show_the_first_open_community_modal(
         assert instance.nux_enabled is False
     finally:
         instance.dispose()
+
+
+AGES = """\
+id: ages
+title: Ages at intake
+description: One row per intake, for tests.
+agency: Department of Public Health
+category: Health and Human Services
+update_frequency: Monthly
+contact: dph.data@ct.gov
+ingest: {path: ages.csv}
+columns:
+- {source: Case, type: code, required: true}
+- {source: Age, type: integer}
+"""
+
+
+def test_a_run_that_stopped_shows_as_failed_and_each_type_rule_counts_its_own_rows(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A new user's report said 'Warnings: 1' and '0 blocked' while the last runs had failed (the portal
+    answered 404), and gave both of Age's type rules the group's 3 rows where 2 were not integers and 1
+    had a decimal comma."""
+    for folder in ("catalog", "landing"):
+        (tmp_path / folder).mkdir()
+    monkeypatch.setenv("CT_PIPELINES_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("CT_PIPELINES_LANDING", raising=False)
+    monkeypatch.delenv("CT_PORTAL_DOMAIN", raising=False)
+    ages = [str(20 + i) for i in range(200)]
+    ages[3], ages[9], ages[11] = "12 3", "4 1", "1,2"
+    (tmp_path / "landing" / "ages.csv").write_text(
+        "Case,Age\r\n" + "".join(f'C{i:04d},"{a}"\r\n' for i, a in enumerate(ages)), encoding="utf-8"
+    )
+    catalog = tmp_path / "catalog" / "ages.yaml"
+    catalog.write_text(AGES, encoding="utf-8")
+    assert CliRunner().invoke(main, ["run", "--catalog", str(catalog.parent)]).exit_code == 0
+    page = tmp_path / "home" / "reports" / "site" / "datasets" / "ages.html"
+    text = _text(page)
+    assert "Checks Passed" in text or "Warnings" in text
+    why = text.split("Why rows were set aside")[1].split("Download")[0]
+    assert "types age Rows that have an age that is not a valid integer 2" in why
+    assert "types age Rows that have an age written with a decimal comma" in why and why.count(" 1 ") >= 1
+    results = dict(
+        re.findall(
+            r"Rows that (have an age [^.]*?) are set aside and not published\. \(column age\) "
+            r"Blocks \(pandera\) (failed: \d+ rows? set aside|passed)",
+            text,
+        )
+    )
+    assert results["have an age that is not a valid integer"] == "failed: 2 rows set aside"
+    assert [v for k, v in results.items() if "decimal comma" in k] == ["failed: 1 row set aside"]
+
+    catalog.write_text(
+        AGES + "protect: {mode: aggregate, aggregate: {dimensions: [nowhere]}}\n", encoding="utf-8"
+    )
+    failed = CliRunner().invoke(main, ["run", "--catalog", str(catalog.parent)])
+    assert failed.exit_code == 1
+    text = _text(page)
+    assert "Checks Failed at Protect (privacy)" in text
+    assert (
+        "The last run stopped at Protect (privacy): protect.aggregate: dimension column 'nowhere' does not exist"
+        in text
+    )
+    index = _text(tmp_path / "home" / "reports" / "site" / "index.html")
+    assert "Failed at Protect (privacy)" in index and "1 blocked" in index
