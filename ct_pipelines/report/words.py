@@ -74,7 +74,7 @@ def expectation_words(expectation: Expectation) -> str:
 def _dataset_check_words(dataset: Dataset, name: str) -> str:
     q = dataset.validate
     return {
-        "row_count_change": f"The row count may not fall by more than {q.max_row_count_drop:.0%} since the last run.",
+        "row_count_change": f"The number of rows read from the file may not fall by more than {q.max_row_count_drop:.0%} since the last run.",
         "null_share_change": "No column's share of empty values may grow by more than "
         f"{q.max_null_share_increase:.0%} since the last run.",
         "quarantine_share": f"No more than {q.max_quarantine_share:.0%} of rows may be set aside.",
@@ -92,7 +92,8 @@ def rules_in_words(dataset: Dataset, now: datetime | None = None) -> list[RuleTe
 
     out: list[RuleText] = []
     for rule in build_rules(dataset, now or datetime.now()):
-        words = f"Rows that {rule.phrase} are {_consequence(rule.severity)}."
+        what, _, advice = rule.phrase.partition("; ")  # "have x written so; declare ...": advice after
+        words = f"Rows that {what} are {_consequence(rule.severity)}" + (f"; {advice}." if advice else ".")
         out.append(
             RuleText("validate", rule.group, rule.column, words, str(rule.severity), "pandera", rule.rule)
         )

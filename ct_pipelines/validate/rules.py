@@ -149,7 +149,15 @@ def _column_rules(
 def _format_hints(column: Column, a_name: str) -> list[tuple[str, str, str]]:
     """(rule, RE2 pattern, phrase) for values that only fail because a format was not declared."""
     fmt = column.format
-    if column.type in (ColumnType.INTEGER, ColumnType.NUMBER) and (fmt is None or fmt.decimal == "."):
+    if column.type == ColumnType.INTEGER:  # no format makes 1,2 a whole number: no advice to declare one
+        return [
+            (
+                "decimal_comma",
+                DECIMAL_COMMA,
+                f"have {a_name} with a comma that does not separate thousands (such as 1,2), so not a whole number",
+            )
+        ]
+    if column.type == ColumnType.NUMBER and (fmt is None or fmt.decimal == "."):
         return [
             (
                 "decimal_comma",

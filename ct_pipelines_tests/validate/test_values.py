@@ -113,13 +113,23 @@ def test_values_are_read_as_declared_or_set_aside_with_a_reason(
 def test_reasons_say_what_to_declare(tmp_path: Path, portal: LocalPortal):
     dataset = make_dataset(
         "reasons",
-        [{"source": "amount", "type": "number"}, {"source": "day", "type": "date"}],
+        [
+            {"source": "amount", "type": "number"},
+            {"source": "day", "type": "date"},
+            {"source": "age", "type": "integer"},
+        ],
         quality={"max_quarantine_share": 1.0},
     )
-    run = run_stages(tmp_path, portal, dataset, "id;amount;day\n1;510,93;3/5/24\n", publish=False)
-    reasons = {rule: reason for _, rule, _, _, reason in run.quarantine()}
-    assert "declare the column's format: {decimal: ','}" in reasons["decimal_comma"]
-    assert "pivot_year" in reasons["ambiguous_date"]
+    run = run_stages(
+        tmp_path, portal, dataset, "id;amount;day;age\n1;510,93;3/5/24;4\n2;5;1/1/2024;1,2\n", publish=False
+    )
+    reasons = {(column, rule): reason for _, rule, column, _, reason in run.quarantine()}
+    assert "declare the column's format: {decimal: ','}" in reasons[("amount", "decimal_comma")]
+    assert "pivot_year" in reasons[("day", "ambiguous_date")]
+    # no format makes 1,2 a whole number, so an integer column gets no advice to declare a decimal comma
+    assert reasons[("age", "decimal_comma")] == (
+        "have an age with a comma that does not separate thousands (such as 1,2), so not a whole number"
+    )
 
 
 def test_declared_decimal_comma_reaches_the_portal_as_written(tmp_path: Path, portal: LocalPortal):
