@@ -119,6 +119,12 @@ def main() -> None:
 @click.option(
     "--allow-deletes", is_flag=True, help="Publish even if it deletes more portal rows than the limit."
 )
+@click.option(
+    "--new-portal-dataset",
+    is_flag=True,
+    help="Publish to a new portal dataset, not the one published to before (deleted on the portal, or "
+    "with columns the YAML changed); the old one is left as it is.",
+)
 def run(
     catalog_dir: Path | None,
     dataset_ids: tuple[str, ...],
@@ -128,6 +134,7 @@ def run(
     full_replace: bool,
     allow_shrink: bool,
     allow_deletes: bool,
+    new_portal_dataset: bool,
 ) -> None:
     """Materialize every dataset's assets once, in process, and print a summary."""
     from ct_pipelines.core.results import RunOptions
@@ -151,6 +158,7 @@ def run(
         allow_shrink=allow_shrink,
         allow_deletes=allow_deletes,
         reingest=reingest,
+        new_portal_dataset=new_portal_dataset,
     )
     summaries, _ = run_catalog(
         None, list(dataset_ids) or None, options=options, until=until, settings=settings, catalog=catalog

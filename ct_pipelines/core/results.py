@@ -34,6 +34,7 @@ class RunOptions:
     allow_shrink: bool = False
     allow_deletes: bool = False
     reingest: bool = False
+    new_portal_dataset: bool = False
 
 
 @dataclass

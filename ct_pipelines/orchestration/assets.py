@@ -39,6 +39,7 @@ class PublishOptions(dg.Config):
     allow_shrink: bool = False
     allow_deletes: bool = False
     reingest: bool = False
+    new_portal_dataset: bool = False
 
 
 def asset_key(dataset_id: str, stage: str) -> dg.AssetKey:

@@ -20,7 +20,7 @@ from ct_pipelines.catalog.handbook import Category, GeographicUnit, UpdateFreque
 from ct_pipelines.catalog.models import Dataset, published_column_description
 from ct_pipelines.catalog.portal_fields import MARKER_PREFIX, custom_fields
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
-from ct_pipelines.publish.connection import PortalConnection
+from ct_pipelines.publish.connection import PortalConnection, PublishError
 from ct_pipelines.publish.serialize import TableColumn
 from ct_pipelines.publish.specs import DRIFT_CHECK, METADATA_CHECK
 
@@ -115,12 +115,20 @@ def column_specs(dataset: Dataset, columns: list[TableColumn]) -> list[dict[str,
     return specs
 
 
+class PortalDatasetMissing(PublishError):
+    """The portal answered 404 for a dataset the pipeline published to (deleted on the portal)."""
+
+
 def read_view(portal: PortalConnection, four_by_four: str) -> dict[str, Any]:
     """The view JSON of ``four_by_four`` (columns, tags, publication stage)."""
     try:
         view = portal.client.get_metadata(four_by_four)
     except requests.exceptions.RequestException as exc:
-        raise portal.describe_failure(f"Reading the columns of {four_by_four}", exc) from None
+        response = getattr(exc, "response", None)
+        failure = portal.describe_failure(f"Reading the columns of {four_by_four}", exc)
+        if response is not None and response.status_code == 404:
+            raise PortalDatasetMissing(str(failure)) from None
+        raise failure from None
     return view if isinstance(view, dict) else {}
 
 
@@ -129,6 +137,7 @@ def drift_outcome(
     four_by_four: str,
     columns: list[TableColumn],
     view: dict[str, Any] | None = None,
+    dataset_id: str | None = None,
 ) -> CheckOutcome:
     """ERROR when the portal's columns differ from the table's (names or types): upserting into a
     different schema either fails per row or silently drops values. ``view`` saves a request when
@@ -169,7 +178,13 @@ def drift_outcome(
             f"The portal dataset {four_by_four} does not match the table to publish ({'; '.join(parts)}), "
             "so nothing was published; a replace of the rows (--full-replace) does not change the portal's "
             "columns. Change the portal dataset's columns to the table's (on Socrata, in the dataset's "
-            "schema editor), or change the dataset YAML back to what the portal has."
+            "schema editor), or change the dataset YAML back to what the portal has"
+            + (
+                f", or publish to a new portal dataset: `ct-pipelines run --dataset {dataset_id} "
+                "--new-portal-dataset` (the old one keeps its columns and rows)."
+                if dataset_id
+                else "."
+            )
         )
     return CheckOutcome(
         name=DRIFT_CHECK,

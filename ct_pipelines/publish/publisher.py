@@ -41,7 +41,7 @@ from ct_pipelines.publish.guards import (
     table_problems,
     table_size,
 )
-from ct_pipelines.publish.metadata import drift_outcome, read_view, sync_metadata
+from ct_pipelines.publish.metadata import PortalDatasetMissing, drift_outcome, read_view, sync_metadata
 from ct_pipelines.publish.plan import (
     Plan,
     build_plan,
@@ -150,6 +150,7 @@ class _Job:
         self.four_by_four = dataset.publish.id or state.find_target(con, dataset.id, portal.target)
         self.result = PublishResult(dataset.id, self.four_by_four, mode="", dry_run=dry_run, published=False)
         self.tally = Tally()
+        self.new_target = False  # --new-portal-dataset: create one, adopting none
 
     @cached_property
     def set_aside_keys(self) -> str | None:
@@ -226,6 +227,7 @@ def publish_table(
     force_full_replace: bool = False,
     allow_shrink: bool = False,
     allow_deletes: bool = False,
+    new_portal_dataset: bool = False,
     sync_metadata_fields: bool = True,
     progress: Progress | None = None,
     after_chunk: Callable[[int], None] | None = None,
@@ -236,12 +238,21 @@ def publish_table(
     refused (the portal is then untouched). Raises PublishError for failures met while sending (the
     ledger keeps what landed, so running again resumes) and PublishVerificationError when the portal
     does not hold what was sent. ``allow_shrink`` / ``allow_deletes`` override the shrink and delete
-    guards for this run; ``after_chunk`` is called with each applied chunk's index (tests use it to
+    guards for this run; ``new_portal_dataset`` publishes to a new portal dataset instead of the
+    recorded one (which is left as it is); ``after_chunk`` is called with each applied chunk's index (tests use it to
     simulate a crash).
     """
     state.ensure_schema(con)
     send = SendOptions(dataset.publish.max_in_flight, progress, after_chunk)
+    if new_portal_dataset and dataset.publish.id:
+        raise PublishError(
+            f"'{dataset.id}' names its portal dataset in publish.id ({dataset.publish.id}), so "
+            "--new-portal-dataset cannot choose another; change publish.id in the dataset YAML instead"
+        )
     job = _Job(con, dataset, table, portal, run_id, dry_run, send)
+    if new_portal_dataset:  # the recorded target is forgotten when the new one is recorded
+        job.four_by_four = job.result.four_by_four = None
+        job.new_target = True
     try:
         interrupted = _finish_interrupted(job)  # 1
         incremental = not (force_full_replace or dataset.publish.full_replace)
@@ -331,7 +342,7 @@ def _guard_table(
 def _adopt_marked_dataset(job: _Job) -> bool:
     """With no known target, use a dataset an earlier run created but never heard back about (it
     carries our marker) instead of creating a second one. Not in a dry run, which reads nothing."""
-    if job.four_by_four or job.dry_run or not job.dataset.publish.create_if_missing:
+    if job.four_by_four or job.dry_run or job.new_target or not job.dataset.publish.create_if_missing:
         return False
     found = find_marked_views(job.portal, job.dataset)
     if not found:
@@ -389,10 +400,19 @@ def _prepare_target(job: _Job, sync_metadata_fields: bool) -> CheckOutcome | Non
         four_by_four = create_dataset(portal, dataset, job.columns, job.record_target)
         job.say(f"created dataset {four_by_four} on {portal.domain}")
     else:
-        view = read_view(portal, job.four_by_four)
+        try:
+            view = read_view(portal, job.four_by_four)
+        except PortalDatasetMissing:
+            raise PublishError(
+                f"the portal at {portal.domain} has no dataset {job.four_by_four} any more (deleted there?), so "
+                f"nothing was published; to publish '{dataset.id}' as a new portal dataset, run "
+                f"`ct-pipelines run --dataset {dataset.id} --new-portal-dataset`"
+                + (", after removing publish.id from the dataset YAML" if dataset.publish.id else "")
+                + ", or take it out of the catalog if it was retired"
+            ) from None
         if not job.dry_run:
             ensure_published(portal, dataset, view, job.record_target)
-        drift = drift_outcome(portal, job.four_by_four, job.columns, view)
+        drift = drift_outcome(portal, job.four_by_four, job.columns, view, dataset.id)
         if drift.blocks:
             return drift
         job.result.outcomes.append(drift)

@@ -39,6 +39,7 @@ def run(
             force_full_replace=options.full_replace,
             allow_shrink=options.allow_shrink,
             allow_deletes=options.allow_deletes,
+            new_portal_dataset=options.new_portal_dataset,
             progress=progress,
         )
     except PublishError as exc:

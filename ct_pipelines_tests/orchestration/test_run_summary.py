@@ -249,3 +249,53 @@ def test_an_earlier_delivery_that_became_the_newest_file_does_not_take_the_porta
     assert back.exit_code == 1 and "fewer than the 4 last published" in back.output, back.output
     assert run("--reingest", "--allow-shrink", "--allow-deletes").exit_code == 0
     assert portal_towns() == sorted(months["2026-10"])
+
+
+def test_a_portal_dataset_deleted_or_of_other_columns_is_replaced_only_when_asked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A new user deleted the portal dataset after a type change was refused: every run then ended
+    'Reading the columns of mcrm-b6u7 failed: 404 Client Error', with no next step, also --full-replace.
+    Both refusals now name --new-portal-dataset, which publishes to a new portal dataset."""
+    extract = _licenses_project(tmp_path, monkeypatch)
+    extract.write_text("License ID,Town,Fee\r\nL0001,Hartford,10\r\nL0002,Mystic,12\r\n", encoding="utf-8")
+    yaml_path = tmp_path / "catalog" / "licenses.yaml"
+
+    def run(*options: str):
+        return CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog"), *options])
+
+    def views() -> list[dict]:
+        store = PortalStore(tmp_path / "home" / "portal")
+        try:
+            return [
+                {**view, "rows": store.query(view["id"], {"$limit": "10"}).records()}
+                for view in store.list_views()
+            ]
+        finally:
+            store.close()
+
+    assert run().exit_code == 0
+    (first,) = views()
+    assert {c["fieldName"]: c["dataTypeName"] for c in first["columns"]}["fee"] == "text"
+    yaml_path.write_text(CATALOG + "- {source: Fee, type: integer}\n", encoding="utf-8")
+    drift = run()
+    assert (
+        drift.exit_code == 1
+        and "of another type: fee (number in the table, text on the portal)" in drift.output
+    )
+    assert "`ct-pipelines run --dataset licenses --new-portal-dataset` (the old one keeps" in drift.output
+
+    store = PortalStore(tmp_path / "home" / "portal")
+    store.delete_view(first["id"])
+    store.close()
+    gone = run("--full-replace")
+    assert gone.exit_code == 1
+    assert f"has no dataset {first['id']} any more (deleted there?), so nothing was published" in gone.output
+    assert "run `ct-pipelines run --dataset licenses --new-portal-dataset`" in gone.output
+
+    assert run("--new-portal-dataset").exit_code == 0
+    (second,) = views()
+    assert second["id"] != first["id"]
+    assert {c["fieldName"]: c["dataTypeName"] for c in second["columns"]}["fee"] == "number"
+    assert sorted((r["license_id"], r["fee"]) for r in second["rows"]) == [("L0001", "10"), ("L0002", "12")]
+    assert run().exit_code == 0 and [v["id"] for v in views()] == [second["id"]]  # it is the target now

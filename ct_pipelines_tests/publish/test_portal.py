@@ -268,7 +268,8 @@ def test_a_column_type_changed_after_the_first_publish_is_refused_saying_which_s
         "amount (text in the table, number on the portal)), so nothing was published; a replace of the rows "
         "(--full-replace) does not change the portal's columns. Change the portal dataset's columns to the "
         "table's (on Socrata, in the dataset's schema editor), or change the dataset YAML back to what the "
-        "portal has."
+        "portal has, or publish to a new portal dataset: `ct-pipelines run --dataset portal_rows "
+        "--new-portal-dataset` (the old one keeps its columns and rows)."
     )
     assert harness.data_writes() == []
 
