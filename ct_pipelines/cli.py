@@ -546,6 +546,8 @@ def profile(
             for key, what in (("null_values", "no value"), ("suppressed_values", "suppressed"))
             if column[key]
         )
+        if column["two_digit_years"]:
+            markers += "; two-digit years: `dataset new` asks for the pivot year"
         if column["not_numbers"]:
             markers += "; not numbers: " + ", ".join(
                 f"{v!r} ({n:,})" for v, n in column["not_numbers"].items()

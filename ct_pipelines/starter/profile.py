@@ -52,6 +52,7 @@ class ColumnProfile:
     suppressed_values: list[str] = field(default_factory=list)  # source markers such as '*' or '<5'
     null_values: list[str] = field(default_factory=list)  # cells meaning no value, such as 'N/A' or '-'
     not_numbers: dict[str, int] = field(default_factory=dict)  # a number column's few bad cells, counted
+    two_digit_years: bool = False  # dates such as 6/26/14: the century is the person's to say (pivot_year)
 
 
 @dataclass
@@ -83,6 +84,7 @@ class Profile:
                     "null_values": c.null_values,
                     "suppressed_values": c.suppressed_values,
                     "not_numbers": c.not_numbers,
+                    "two_digit_years": c.two_digit_years,
                 }
                 for c in self.columns
             ],
@@ -109,12 +111,13 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
         f"count_if(regexp_full_match({text}, '0[0-9]+([ -][0-9]+)*')), "  # ... with a leading zero
         f"count_if(regexp_matches({text}, '[0-9]')), "  # numbers hold a digit ('nan', 'inf' do not)
         f"count_if(regexp_matches({text}, '[0-9]:[0-5][0-9]')), "  # a time of day
-        f"count_if(regexp_full_match({text}, '[+-]?[0-9.,]+')) "  # plain digits, not yes/no words
+        f"count_if(regexp_full_match({text}, '[+-]?[0-9.,]+')), "  # plain digits, not yes/no words
+        f"count_if(regexp_full_match({text}, {quote_literal(TWO_DIGIT_YEAR)})) "
         f"FROM {table}"
     ).fetchone()
     total, filled, distinct = row[0], row[1], row[2]
     found = dict(zip(casts, row[3:8], strict=True))
-    digits, leading, with_digit, with_time, numeric = row[8:13]
+    digits, leading, with_digit, with_time, numeric, short_years = row[8:14]
     empty = total - filled
     if filled == 0:
         return "text", empty, distinct, False
@@ -130,7 +133,14 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
         return "datetime", empty, distinct, False
     if found["date"] == filled:
         return "date", empty, distinct, False
+    if short_years == filled:
+        return SHORT_YEAR_DATE, empty, distinct, False
     return "text", empty, distinct, False
+
+
+#: Month/day/two-digit-year dates (DCF's 6/26/14): a date column whose pivot year the person chooses.
+TWO_DIGIT_YEAR = "(0?[1-9]|1[0-2])/(0?[1-9]|[12][0-9]|3[01])/[0-9]{2}"
+SHORT_YEAR_DATE = "date with two-digit years"
 
 
 # Cells agencies write in count columns instead of a number: markers of a value suppressed at the source,
@@ -267,13 +277,19 @@ def profile_file(
     columns = []
     for source, name in zip(read.source_columns, read.field_names, strict=True):
         kind, empty, distinct, zeros = _infer_type(con, table, name)
+        short_years = kind == SHORT_YEAR_DATE
+        kind = "date" if short_years else kind
         markers = _markers(con, table, name, read.rows - len(footer) - empty) if kind == "text" else None
         if markers:
             kind, suppressed, nulls, bad = markers
             columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, suppressed, nulls, bad))
         else:
             nulls = _export_nulls(con, table, name) if kind == "text" else []
-            columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, null_values=nulls))
+            columns.append(
+                ColumnProfile(
+                    source, name, kind, empty, distinct, zeros, null_values=nulls, two_digit_years=short_years
+                )
+            )
     names = ", ".join(quote_ident(n) for n in read.field_names)
     sample_rows = con.execute(f"SELECT {names} FROM {table} ORDER BY _row LIMIT 5").fetchall()
     sample = [dict(zip(read.field_names, row, strict=True)) for row in sample_rows]
@@ -343,6 +359,11 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
             entry["field_name"] = column.field_name
         entry["type"] = column.type
         entry["description"] = ""
+        if column.two_digit_years:
+            entry["format"] = {
+                "date": "%m/%d/%y",
+                "pivot_year": todo("a number: two-digit years from it on are 19xx, e.g. 50 (49 is 2049)"),
+            }
         if column.suppressed_values:  # each such cell becomes empty with <field>_suppressed = true
             entry["suppressed_values"] = column.suppressed_values
         if column.null_values:

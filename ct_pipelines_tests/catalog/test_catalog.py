@@ -276,6 +276,8 @@ def test_profile_json(tmp_path: Path):
         "distinct": 2,
         "null_values": [],
         "suppressed_values": [],
+        "not_numbers": {},
+        "two_digit_years": False,
     }
     assert data["sample"][1] == {"a": "2", "b": "y"}
 

@@ -731,3 +731,33 @@ def test_a_few_typos_in_a_count_column_keep_it_a_number_and_its_rows_go_to_quara
     assert len(white) == 39 and sum(white) == sum(900 + 7 * i for i in range(1, 41)) - (900 + 7 * 5)
     asian = {r["district"]: r.get("count") for r in published if r["race_ethnicity"] == "Asian"}
     assert asian["District 8"] is None and asian["District 9"] == "19"
+
+
+def test_dates_with_two_digit_years_become_dates_once_the_person_gives_the_pivot_year(
+    tmp_path: Path, monkeypatch
+):
+    """DCF's dates saved as 6/26/14 were typed as text with no hint, so the published dates were text and
+    sorted as text. The starter now types them as dates and asks, with a marker, for the pivot year (the
+    century is not the tool's to guess); filled, the run publishes real dates."""
+    lines = ["Case,Opened,Built,Count"]
+    lines += [
+        f"C{i:03d},{1 + i % 12}/{1 + i % 28}/{14 + i % 5},{1 + i % 12}/15/{60 + i % 30},{i}"
+        for i in range(60)
+    ]
+    extract, catalog = landed(tmp_path, "cases.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "cases.yaml")
+    columns = starter_columns(text)
+    for name in ("Opened", "Built"):
+        assert columns[name]["type"] == "date" and columns[name]["format"]["date"] == "%m/%d/%y"
+        assert columns[name]["format"]["pivot_year"].startswith("<<TODO: a number")
+    fill_todos(catalog / "cases.yaml")
+    refused = CliRunner().invoke(main, ["catalog", "validate", str(catalog / "cases.yaml")])
+    assert refused.exit_code != 0 and "format.pivot_year: still holds the starter's" in refused.output
+    path = catalog / "cases.yaml"
+    path.write_text(
+        re.sub(r"pivot_year: '<<TODO:[^']*>>'", "pivot_year: 50", path.read_text()), encoding="utf-8"
+    )
+    _, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    assert len(rows) == 60
+    first = next(r for r in rows if r["case"] == "C000")
+    assert first["opened"].startswith("2014-01-01") and first["built"].startswith("1960-01-15")
