@@ -7,7 +7,7 @@ from html import escape
 from ct_pipelines.report.warehouse import RunRow
 
 SERIES = (
-    ("rows_in", "Rows in", "series-in"),
+    ("rows_in", "Rows checked", "series-in"),
     ("set_aside", "Set aside", "series-aside"),
     ("published", "Published", "series-published"),
 )

@@ -381,6 +381,15 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
         "# To publish changes incrementally, set row_identifier to the field name of a unique column that is",
         "# published (not pii); an aggregate is replaced whole instead.",
     ]
+    # OCME's ID: a new user did not know which column the note above meant
+    kept = profile.read.rows - sum(rule.get("max_rows", 0) for rule in profile.leave_out)
+    unique = [
+        c.field_name
+        for c in profile.columns
+        if c.nulls == 0 and c.distinct == kept > 1 and c.type in ("text", "code", "integer")
+    ]
+    if unique and len(_race_group_columns(profile)) < 2:  # (an unpivot repeats each row per group)
+        notes.append(f"# A different value on every row, so a possible row_identifier: {', '.join(unique)}.")
     codes = [c.field_name for c in profile.columns if c.leading_zeros]
     if codes and CODE_TYPE == "text":
         notes.append(f"# Codes with leading zeros, kept as text so the zeros survive: {', '.join(codes)}.")

@@ -109,22 +109,22 @@ def test_set_aside_csv_has_one_line_per_row_set_aside_with_the_rules_it_broke(de
     )
 
 
-def test_set_aside_csv_stops_at_what_a_spreadsheet_opens_and_the_page_says_where_the_rest_are(
+def test_set_aside_csv_stops_at_its_row_limit_and_the_page_says_where_the_rest_are(
     defects_site: Site, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ):
-    """Past Excel's last row a spreadsheet drops the rest without a word; the CSV stops there instead
-    (4 here, standing in for 1,048,575) and the page names the quarantine table that has them all."""
-    monkeypatch.setattr("ct_pipelines.report.build.SPREADSHEET_ROWS", 4)
+    """The CSV holds the first rows in file order (4 here, standing in for 100,000: a spreadsheet would
+    drop rows past its last without a word) and the page names the quarantine table that has them all."""
+    monkeypatch.setattr("ct_pipelines.report.build.SET_ASIDE_CSV_ROWS", 4)
     settings = dataclasses.replace(defects_site.settings, reports_dir=tmp_path / "reports")
     report = write_reports(settings, load_catalog(DEFECTS / "catalog"))
     page = report.dataset_pages["dph_clinic_visits"]
     rows = list(csv.DictReader((page.parent / "dph_clinic_visits_set_aside.csv").open(encoding="utf-8")))
     assert [int(r["source_line"]) for r in rows] == [6, 10, 13, 21]  # the first four in file order
     assert (
-        "the first 4 in file order, the most a spreadsheet opens. All 10 are in the quarantine table "
+        "the first 4 in file order. All 10 are in the quarantine table "
         "(ct-pipelines validate quarantine dph_clinic_visits)" in _text(page)
     )
-    assert "the most a spreadsheet opens" not in _text(defects_site.report.dataset_pages["dph_clinic_visits"])
+    assert "in file order. All" not in _text(defects_site.report.dataset_pages["dph_clinic_visits"])
 
 
 def test_data_dictionary_as_csv_and_xlsx(defects_site: Site):

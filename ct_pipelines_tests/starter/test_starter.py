@@ -641,6 +641,17 @@ def test_count_columns_named_after_race_groups_get_an_unpivot_hint_that_publishe
     }
     white = sum(int(r["count"]) for r in rows if r["race_ethnicity"] == "White")
     assert white == 208 + sum(900 + i for i in range(2, 9))
+    # The staff page says how 9 rows in the file became 32 checked: the run's summary and the page
+    # counted different things with nothing said.
+    from ct_pipelines.core.settings import load_settings
+    from ct_pipelines.report.build import write_reports
+
+    page = write_reports(load_settings(), load_catalog(catalog)).dataset_pages["enrollment"]
+    text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.read_text(encoding="utf-8")))
+    assert (
+        'enrollment.csv , 9 rows; 1 left out by the rule "footer total"; 4 count columns unpivoted into 32 rows'
+        in text
+    )
 
 
 def test_rows_that_hold_counts_get_a_sum_by_every_date_and_publish_the_files_totals(
@@ -761,3 +772,15 @@ def test_dates_with_two_digit_years_become_dates_once_the_person_gives_the_pivot
     assert len(rows) == 60
     first = next(r for r in rows if r["case"] == "C000")
     assert first["opened"].startswith("2014-01-01") and first["built"].startswith("1960-01-15")
+
+
+def test_a_column_unique_on_every_row_is_named_as_a_possible_row_identifier(tmp_path: Path):
+    """OCME's ID differs on every row, but the starter's note only said 'a unique column': a new user did
+    not set it. Columns with a value on every row, all different, are named; repeating ones are not."""
+    lines = ["ID,Town,Date"] + [
+        f"{18 - i % 3}-{i:04d},{'Hartford' if i % 2 else 'Mystic'},2018-01-0{1 + i % 9}" for i in range(40)
+    ]
+    lines.append("18-9999,,2018-01-01")  # a row without a town: town is not a candidate anyway
+    extract, catalog = landed(tmp_path, "deaths.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "deaths.yaml")
+    assert "# A different value on every row, so a possible row_identifier: id.\n" in text
