@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
@@ -223,6 +224,8 @@ def ingest_dataset(
         else []
     )
     passed_over = [f.relative for f in unread]
+    if path is None and not force and names_several_files(dataset.ingest.path):
+        _refuse_earlier_name(con, dataset.id, location)
     stat = found
     if current and not force and _same_version(current, found, config):
         reason = "unchanged: the table holds this file (same name, size and mtime), read the same way"
@@ -383,6 +386,30 @@ def _current_version(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str
     )
     row = cursor.fetchone()
     return dict(zip([d[0] for d in cursor.description], row, strict=True)) if row else None
+
+
+def _name_order(name: str) -> list[tuple[int, int | str]]:
+    """A file name's sort key with its numbers as numbers (extract_9 before extract_10)."""
+    return [
+        (0, int(part)) if part.isdigit() else (1, part.lower()) for part in re.split(r"(\d+)", name) if part
+    ]
+
+
+def _refuse_earlier_name(con: duckdb.DuckDBPyConnection, dataset_id: str, location: Path | str) -> None:
+    """Under a path pattern, the newest file (by time) whose name sorts before the file the portal holds
+    now is an earlier delivery saved again: a new user re-exported January's OCME file after March's
+    was published, and, its bytes differing, it went out over March with status ok."""
+    published = _published_version(con, dataset_id)
+    if published is None:
+        return
+    name, held = Path(str(location)).name, Path(published[1]).name
+    if _name_order(name) < _name_order(held):
+        raise IngestError(
+            location,
+            f"it is the newest file matching ingest.path, but its name sorts before {held}, the file the "
+            "portal holds now, so it looks like an earlier delivery saved again, and nothing was read",
+            "move it out of the landing folder, or, if it is the newer version, run again with --reingest",
+        )
 
 
 def _published_version(con: duckdb.DuckDBPyConnection, dataset_id: str) -> tuple[str, str] | None:

@@ -240,11 +240,18 @@ def test_an_earlier_delivery_that_became_the_newest_file_does_not_take_the_porta
     os.utime(files["2026-10"], (1_767_227_000,) * 2)  # the older file touched: now the newest match
     refused = run()
     assert refused.exit_code == 1
-    assert "licenses_2026-10.csv: it holds the same bytes as the version read in run" in refused.output
-    assert "licenses_2026-11.csv), so publishing it would take the portal back" in refused.output
+    assert (
+        "licenses_2026-10.csv: it is the newest file matching ingest.path, but its name sorts before"
+        in refused.output
+    )
+    assert "licenses_2026-11.csv, the file the portal holds now" in refused.output
     assert "run again with --reingest" in refused.output
     assert portal_towns() == sorted(months["2026-11"])
-    assert run().exit_code == 1  # a retry stops again: the pipeline still holds November
+    # re-exported with every field quoted: other bytes, the same earlier delivery
+    rows = "".join(f'"L{i:04d}","{town}"\r\n' for i, town in enumerate(months["2026-10"]))
+    files["2026-10"].write_text('"License ID","Town"\r\n' + rows, encoding="utf-8")
+    os.utime(files["2026-10"], (1_767_228_000,) * 2)
+    assert run().exit_code == 1 and portal_towns() == sorted(months["2026-11"])
     back = run("--reingest")  # the way back, as the message says; then the portal's guards speak
     assert back.exit_code == 1 and "fewer than the 4 last published" in back.output, back.output
     assert run("--reingest", "--allow-shrink", "--allow-deletes").exit_code == 0
@@ -299,3 +306,28 @@ def test_a_portal_dataset_deleted_or_of_other_columns_is_replaced_only_when_aske
     assert {c["fieldName"]: c["dataTypeName"] for c in second["columns"]}["fee"] == "number"
     assert sorted((r["license_id"], r["fee"]) for r in second["rows"]) == [("L0001", "10"), ("L0002", "12")]
     assert run().exit_code == 0 and [v["id"] for v in views()] == [second["id"]]  # it is the target now
+
+
+def test_the_same_bytes_as_an_earlier_version_sent_again_under_one_name_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """One file name, overwritten each month: January's bytes put back after February was published
+    would take the portal back; the run stops, and a retry stops again (the pipeline still holds
+    February), until --reingest says that is what the agency wants."""
+    extract = _licenses_project(tmp_path, monkeypatch)
+    january = "License ID,Town\r\nL0001,Hartford\r\nL0002,Mystic\r\n"
+    february = january + "L0003,Groton\r\n"
+
+    def deliver(text: str, *options: str):
+        extract.write_text(text, encoding="utf-8")
+        return CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog"), *options])
+
+    assert deliver(january).exit_code == 0 and deliver(february).exit_code == 0
+    refused = deliver(january)
+    assert refused.exit_code == 1
+    assert "licenses.csv: it holds the same bytes as the version read in run" in refused.output
+    assert "before the version the portal holds now" in refused.output
+    assert _portal_values(tmp_path, "license_id") == ["L0001", "L0002", "L0003"]
+    assert deliver(january).exit_code == 1  # again: the pipeline still holds February
+    assert deliver(january, "--reingest", "--allow-shrink", "--allow-deletes").exit_code == 0
+    assert _portal_values(tmp_path, "license_id") == ["L0001", "L0002"]
