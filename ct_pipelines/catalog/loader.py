@@ -6,7 +6,6 @@ while every other dataset still loads; one agency's typo must not stop the state
 
 from __future__ import annotations
 
-import difflib
 import re
 import typing
 from dataclasses import dataclass, field
@@ -17,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from ct_pipelines.catalog.models import Dataset, upgrade_legacy_blocks
+from ct_pipelines.catalog.naming import closest
 
 YAML_SUFFIXES = {".yaml", ".yml"}
 # The starter file (``ct-pipelines dataset new``) writes every value a person must decide as
@@ -197,9 +197,9 @@ def _unknown_field(loc: tuple[Any, ...]) -> str:
     fields = _fields_at(loc[:-1])
     if fields is None:
         return "unknown field; check the spelling against the catalog's JSON Schema"
-    close = difflib.get_close_matches(name, list(fields), n=1, cutoff=0.6)
+    close = closest(name, fields)
     if close:
-        return f"unknown field; did you mean '{close[0]}'?"
+        return f"unknown field; did you mean '{close}'?"
     elsewhere = _where_field_is(name)
     if elsewhere:
         return f"unknown field here; '{name}' belongs {' or '.join(elsewhere)}"

@@ -436,7 +436,11 @@ class Dataset(BaseModel):
                     "replaced whole at each publish)"
                 )
         elif self.protect.mode == ProtectMode.ROWS and self.columns and key not in names:
-            raise ValueError(f"row_identifier '{key}' is not one of the columns' field names")
+            from ct_pipelines.catalog.naming import closest
+
+            meant = closest(key, names)
+            hint = f"; did you mean '{meant}'?" if meant else f" ({', '.join(names)})"
+            raise ValueError(f"row_identifier '{key}' is not one of the columns' field names{hint}")
 
     def column(self, field_name: str) -> Column | None:
         return next((c for c in self.columns if c.field_name == field_name), None)

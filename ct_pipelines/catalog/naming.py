@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 import unicodedata
+from collections.abc import Iterable
 
 MAX_FIELD_NAME = 63
 
@@ -69,3 +71,13 @@ def source_labels(header: list[str]) -> list[str]:
     """Distinct labels for a header's columns (lineage keys): a repeated name gets its position."""
     seen = [h.strip() or h for h in header]
     return [f"{s} (column {i + 1})" if seen.count(s) > 1 else s for i, s in enumerate(seen)]
+
+
+def closest(name: str, names: Iterable[str]) -> str | None:
+    """The name a misspelling most likely meant (``racee`` -> ``race``, ``ID`` -> ``id``), or None."""
+    candidates = list(names)
+    folded = {n.casefold(): n for n in candidates}
+    if name.casefold() in folded:
+        return folded[name.casefold()]
+    found = difflib.get_close_matches(name, candidates, n=1, cutoff=0.6)
+    return found[0] if found else None

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 
 from ct_pipelines.catalog.blocks.protect import AggregateConfig, Measure, SuppressionConfig
+from ct_pipelines.catalog.naming import closest
 from ct_pipelines.core.sql import quote_ident as q
 from ct_pipelines.protect.errors import PublishConfigError
 from ct_pipelines.protect.sandbox import explain_sql_error
@@ -66,9 +67,12 @@ def check_aggregate_columns(
                 if name in pii_fields
                 else ""
             )
+            named = [c for c in types if not c.startswith("_")]
+            meant = closest(name, named)
+            hint = f" (did you mean '{meant}'?)" if meant and not pii else ""
             raise PublishConfigError(
-                f"{label}: {role} column '{name}' does not exist; the columns that exist are: "
-                f"{', '.join(types)}.{pii}"
+                f"{label}: {role} column '{name}' does not exist{hint}; the columns that exist are: "
+                f"{', '.join(named)}.{pii}"
             )
 
 

@@ -30,6 +30,7 @@ from ct_pipelines.catalog.blocks.standardize import (
     StandardizeConfig,
     standardized_columns,
 )
+from ct_pipelines.catalog.naming import closest
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import STALE_LABELS, quote_ident, quote_literal
 from ct_pipelines.core.warehouse import drop_relation
@@ -118,9 +119,12 @@ def _check_columns(
     existing = list(described)
     missing = [c.column for c in config.columns if c.column not in existing]
     if missing:
+        named = [c for c in existing if not c.startswith("_")]
+        meant = {m: closest(m, named) for m in missing}
+        hints = "".join(f" (did you mean '{c}' for '{m}'?)" for m, c in meant.items() if c)
         raise ValueError(
-            f"standardize: column(s) {', '.join(missing)} not found in table '{source_table}'. "
-            f"Fix the standardize.columns entries; the table has: {', '.join(existing)}"
+            f"standardize: column(s) {', '.join(missing)} not found in table '{source_table}'{hints}. "
+            f"Fix the standardize.columns entries; the table has: {', '.join(named)}"
         )
     added = [name for c in config.columns for name in output_columns(c)]
     if config.columns and any(c.field in RACE_FIELDS for c in config.columns):

@@ -353,3 +353,10 @@ def test_a_broken_sibling_file_fails_a_whole_catalog_run_with_a_reason_but_not_a
     one = CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog"), "--dataset", "good_one"])
     assert one.exit_code == 0, one.output
     assert "todo.yaml:2: title:" in one.stderr and "Exit status" not in one.stdout
+
+
+def test_a_row_identifier_written_as_the_header_names_the_field_meant(tmp_path: Path):
+    """'row_identifier: ID' was refused as not a field name, without the 'id' it meant."""
+    (tmp_path / "x.yaml").write_text(GOOD + "row_identifier: Record_ID\n", encoding="utf-8")
+    (error,) = load_catalog(tmp_path).errors
+    assert "'Record_ID' is not one of the columns' field names; did you mean 'record_id'?" in (error.message)

@@ -464,3 +464,10 @@ def test_two_date_dimensions_publish_only_the_pairs_that_occur():
     for pair in pairs:
         assert cells[(*pair, "Total")] == sum(n for k, n in counts.items() if k[:2] == pair)
     assert all(cells[k] == n for k, n in counts.items())
+
+
+def test_a_misspelled_dimension_is_named_with_the_one_meant():
+    con, _ = _annual_counts()
+    with pytest.raises(PublishConfigError) as refused:
+        build_aggregate(con, "v", "out", _by_race([{"name": "countedon", "time": True}, "race"]), None, [])
+    assert "dimension column 'countedon' does not exist (did you mean 'counted_on'?)" in str(refused.value)

@@ -263,3 +263,13 @@ def test_standardized_rows_are_a_view_over_stored_labels_that_refuses_a_label_it
         "SELECT table_name FROM duckdb_tables() WHERE table_name LIKE 'std_labels%'"
     ).fetchall()
     assert labels == [("std_labels_0",)]  # the old race label table is gone with the race column
+
+
+def test_a_misspelled_column_is_named_with_the_one_meant(con):
+    """A new user's 'racee' failed with the 43 columns listed, internal _row among them, and no hint."""
+    _table(con, "t", ["_row", "id", "race", "ethnicity"], [("1", "a", "White", "Hispanic")])
+    with pytest.raises(ValueError) as failed:
+        standardize_table(con, "t", "t_std", _config(columns=[{"column": "racee", "field": "race"}]))
+    message = str(failed.value)
+    assert "column(s) racee not found in table 't' (did you mean 'race' for 'racee'?)" in message
+    assert message.endswith("the table has: id, race, ethnicity")
