@@ -166,8 +166,21 @@ def _format_hints(column: Column, a_name: str) -> list[tuple[str, str, str]]:
                 "numbers that way, declare the column's format: {decimal: ','}",
             )
         ]
-    if column.type not in (ColumnType.DATE, ColumnType.DATETIME) or (fmt and fmt.date):
+    if column.type not in (ColumnType.DATE, ColumnType.DATETIME):
         return []
+    if fmt and fmt.date:  # a declared four-digit year met two digits (DCF's 6/26/14 under '%m/%d/%Y')
+        formats = [fmt.date] if isinstance(fmt.date, str) else list(fmt.date)
+        if not any("%Y" in f for f in formats) or any("%y" in f for f in formats):
+            return []
+        written = formats[0].replace("%Y", "%y")
+        return [
+            (
+                "two_digit_year",
+                AMBIGUOUS_DATE,
+                f"have {a_name} with a two-digit year (such as 6/26/14), where the declared format "
+                f"'{formats[0]}' has four; declare the column's format as {{date: '{written}', pivot_year: 50}}",
+            )
+        ]
     hints = [
         (
             "ambiguous_date",

@@ -35,7 +35,7 @@ def _markdown_table(rows: list[dict[str, Any]], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _ending(failing: list[Rule], one: bool, dataset_id: str) -> tuple[str, Severity]:
+def _ending(failing: list[Rule], one: bool, dataset_id: str, every: bool = False) -> tuple[str, Severity]:
     """How a failing row-rule group ends its summary, and the outcome's severity (BLOCK stops the dataset)."""
     severities = {r.severity for r in failing}
     they = "it was" if one else "they were"
@@ -48,7 +48,8 @@ def _ending(failing: list[Rule], one: bool, dataset_id: str) -> tuple[str, Sever
         return f"{they} kept because these rules only warn", Severity.WARN
     if Severity.WARN in severities:
         return f"rows breaking error-level rules were set aside ({where}), the others kept", Severity.WARN
-    return f"{they} set aside and the other rows go on ({where})", Severity.WARN
+    rest = "no row is left to go on" if every else "the other rows go on"
+    return f"{they} set aside and {rest} ({where})", Severity.WARN
 
 
 def row_rule_outcomes(
@@ -105,7 +106,8 @@ def _group_summary(
         return f"All {rows_ingested:,} rows pass the {label} rules.", _group_severity(in_group)
     parts = [_plural(c["failing_rows"], r.phrase) for r, c in failing]
     one = sum(c["failing_rows"] for _, c in failing) == 1
-    ending, severity = _ending([r for r, _ in failing], one, dataset_id)
+    every = any(c["failing_rows"] >= rows_ingested for _, c in failing)
+    ending, severity = _ending([r for r, _ in failing], one, dataset_id, every)
     return "; ".join(parts) + f"; {ending}.", severity
 
 

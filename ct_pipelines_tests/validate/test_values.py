@@ -79,7 +79,7 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[Any], dict[int, str]]] = 
         {"type": "date", "format": {"date": ["%d/%m/%Y", "%Y-%m-%d"]}},
         ["5/3/24", "05/03/2024", "2024-03-06"],
         [date(2024, 3, 5), date(2024, 3, 6)],
-        {2: "type"},  # '24' is not the year 24
+        {2: "two_digit_year"},  # '24' is not the year 24: set aside, saying to declare '%d/%m/%y'
     ),
     "date_floor_declared": (
         {"type": "date", "format": {"floor": "1700-01-01"}},
@@ -183,3 +183,24 @@ def test_null_tokens_and_suppression_markers_are_applied_counted_and_flagged(
     ]
     types = portal_types(portal, run.four_by_four)
     assert types["count_suppressed"] == "checkbox" and types["count"] == "number"
+
+
+def test_a_declared_four_digit_year_meeting_two_digits_says_which_format_to_declare(
+    tmp_path: Path, portal: LocalPortal
+):
+    """DCF's 6/26/14 under a declared '%m/%d/%Y' was reported as 'not a valid date', and with every row
+    set aside the summary said 'the other rows go on'."""
+    dataset = make_dataset(
+        "short_years",
+        [{"source": "as_of", "type": "date", "format": {"date": "%m/%d/%Y"}}],
+        quality={"max_quarantine_share": 1.0},
+    )
+    run = run_stages(tmp_path, portal, dataset, "id;as_of\n1;6/26/14\n2;7/18/17\n", publish=False)
+    reasons = {rule: reason for _, rule, _, _, reason in run.quarantine()}
+    assert reasons == {
+        "two_digit_year": "have an as_of with a two-digit year (such as 6/26/14), where the declared format "
+        "'%m/%d/%Y' has four; declare the column's format as {date: '%m/%d/%y', pivot_year: 50}"
+    }
+    summary = run.outcome("types").summary
+    assert "2 rows have an as_of with a two-digit year" in summary
+    assert "they were set aside and no row is left to go on" in summary
