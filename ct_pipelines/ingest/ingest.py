@@ -224,8 +224,9 @@ def ingest_dataset(
         else []
     )
     passed_over = [f.relative for f in unread]
-    if path is None and not force and names_several_files(dataset.ingest.path):
-        _refuse_earlier_name(con, dataset.id, location)
+    published = None if force else _published_version(con, dataset.id)  # what the portal holds now
+    if published and path is None and names_several_files(dataset.ingest.path):
+        _refuse_earlier_name(location, published[1])
     stat = found
     if current and not force and _same_version(current, found, config):
         reason = "unchanged: the table holds this file (same name, size and mtime), read the same way"
@@ -251,8 +252,7 @@ def ingest_dataset(
             unread_arrivals=passed_over,
         )
     resend_of = _resend_of(con, dataset.id, digest, current)
-    published = _published_version(con, dataset.id) if resend_of and not force else None
-    if published and published[0] != digest:
+    if resend_of and published and published[0] != digest:
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
         raise _earlier_version(location, resend_of, published[1])
     reason = _reason(force, current, digest, resend_of)
@@ -395,14 +395,11 @@ def _name_order(name: str) -> list[tuple[int, int | str]]:
     ]
 
 
-def _refuse_earlier_name(con: duckdb.DuckDBPyConnection, dataset_id: str, location: Path | str) -> None:
+def _refuse_earlier_name(location: Path | str, published_path: str) -> None:
     """Under a path pattern, the newest file (by time) whose name sorts before the file the portal holds
     now is an earlier delivery saved again: a new user re-exported January's OCME file after March's
     was published, and, its bytes differing, it went out over March with status ok."""
-    published = _published_version(con, dataset_id)
-    if published is None:
-        return
-    name, held = Path(str(location)).name, Path(published[1]).name
+    name, held = Path(str(location)).name, Path(published_path).name
     if _name_order(name) < _name_order(held):
         raise IngestError(
             location,

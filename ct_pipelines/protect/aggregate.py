@@ -109,7 +109,7 @@ def refuse_sums_over_dates(
     dates = [
         c
         for c, t in types.items()
-        if t.upper().startswith(("DATE", "TIMESTAMP")) and c not in dims and c[0] != "_"
+        if t.upper().startswith(("DATE", "TIMESTAMP")) and c not in dims and not c.startswith("_")
     ]
     sums = [m for m in aggregate.measures if m.agg.lower() == "sum" and m.column]
     wanted = list(dict.fromkeys(c for m in sums for c in dates if c not in m.sum_over))

@@ -224,8 +224,8 @@ def _directory_pages(env: Environment, rows: list[DirectoryRow], out: Path, gene
 
 
 def _write_set_aside(con: duckdb.DuckDBPyConnection, dataset: Dataset, folder: Path) -> Path | None:
-    """The set-aside rows in source-line order, at most as many as a spreadsheet opens (the page says when
-    there are more; the quarantine table keeps them all)."""
+    """The first SET_ASIDE_CSV_ROWS set-aside rows in source-line order (the page says when there are
+    more; the quarantine table keeps them all)."""
     sql = masked_set_aside_sql(con, dataset.id, dataset.pii_fields, SET_ASIDE_CSV_ROWS)
     if sql is None:
         return None
