@@ -398,9 +398,12 @@ def _name_order(name: str) -> list[tuple[int, int | str]]:
 def _refuse_earlier_name(location: Path | str, published_path: str) -> None:
     """Under a path pattern, the newest file (by time) whose name sorts before the file the portal holds
     now is an earlier delivery saved again: a new user re-exported January's OCME file after March's
-    was published, and, its bytes differing, it went out over March with status ok."""
+    was published, and, its bytes differing, it went out over March with status ok. Only names that
+    differ in their numbers are compared (ocme_2019-01 and ocme_2019-03): words such as month names
+    (april, march) do not sort by time."""
     name, held = Path(str(location)).name, Path(published_path).name
-    if _name_order(name) < _name_order(held):
+    same_words = re.sub(r"\d+", "#", name.lower()) == re.sub(r"\d+", "#", held.lower())
+    if same_words and _name_order(name) < _name_order(held):
         raise IngestError(
             location,
             f"it is the newest file matching ingest.path, but its name sorts before {held}, the file the "

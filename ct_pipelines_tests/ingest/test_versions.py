@@ -271,3 +271,17 @@ def test_remote_source_paths_are_checked_without_connecting(
         assert problem is None
     else:
         assert problem is not None and problem.startswith("ingest.path: ") and expected in problem
+
+
+def test_an_earlier_name_is_judged_by_its_numbers_only():
+    """extract_9 comes before extract_10, and 2019-01 before 2019-03; month names (april after march)
+    do not sort by time, so names that differ in words are never compared."""
+    from ct_pipelines.ingest.ingest import _refuse_earlier_name
+
+    with pytest.raises(IngestError, match="its name sorts before ocme_2019-03.csv"):
+        _refuse_earlier_name("landing/ocme_2019-01.csv", "/landing/ocme_2019-03.csv")
+    with pytest.raises(IngestError, match="its name sorts before extract_10.csv"):
+        _refuse_earlier_name("extract_9.csv", "extract_10.csv")
+    _refuse_earlier_name("extract_11.csv", "extract_10.csv")  # a later number goes
+    _refuse_earlier_name("ocme_april.csv", "ocme_march.csv")  # words: not compared
+    _refuse_earlier_name("ocme_final.csv", "ocme_2019-03.csv")
