@@ -169,7 +169,7 @@ def _format_hints(column: Column, a_name: str) -> list[tuple[str, str, str]]:
     if column.type not in (ColumnType.DATE, ColumnType.DATETIME):
         return []
     if fmt and fmt.date:  # a declared four-digit year met two digits (DCF's 6/26/14 under '%m/%d/%Y')
-        formats = [fmt.date] if isinstance(fmt.date, str) else list(fmt.date)
+        formats = fmt.date  # a list: ValueFormat makes one of a single format
         if not any("%Y" in f for f in formats) or any("%y" in f for f in formats):
             return []
         written = formats[0].replace("%Y", "%y")
