@@ -10,7 +10,8 @@ Rules (documented decisions):
   "Unknown", "Unable to obtain", "Not reported" are ``unknown`` (the source says it is unknown);
   "Declined", "Refused", "Prefer not to answer" are ``declined``.
 - "Other"/"Some other race" is a ``reported`` answer with no race (``other_race`` flag, CDCREC
-  2131-1); "Asian, Other" is Asian only. "Multiracial"/"Two or more races" sets two_or_more with
+  2131-1); "Asian, Other" is Asian only. A pooled "Other/Unknown" or "Other/Multiracial" is
+  ``ambiguous``: the group holds people of either answer. "Multiracial"/"Two or more races" sets two_or_more with
   no races.
 - two_or_more means two or more OMB 1997 races (or a multiracial label); Hispanic plus one race
   is not two_or_more, though under SPD 15 it is two categories (spd15 holds both).
@@ -165,12 +166,35 @@ def _parse_key(key: str, field: RelField) -> _Parsed:
     return parsed
 
 
+def _pooled_candidates(parts: list[Part], answers: list[Part]) -> tuple[str, ...]:
+    """The answers a pooled label such as "Other/Unknown" or "Other/Multiracial" stands for.
+
+    "Other" names no category, so a status or a multiracial part beside it cannot qualify it
+    (as "Unknown" beside "White" leaves only origin open): the source put people of either
+    answer in one group, and calling them all Other, or all multiracial, would claim what it
+    did not collect.
+    """
+    kinds = {p.kind for p in answers}
+    if PartKind.OTHER not in kinds or any(p.omb1997 or p.spd15 or p.candidates for p in answers):
+        return ()
+    if any(isinstance(p.hispanic, bool) for p in answers):
+        return ()
+    pooled = {"OTHER"}
+    if PartKind.MULTIRACIAL in kinds:
+        pooled.add("MULTIRACIAL")
+    pooled |= {p.status.value.upper() for p in parts if p.kind == PartKind.STATUS and p.status is not None}
+    return tuple(sorted(pooled)) if len(pooled) > 1 else ()
+
+
 def _combine(parts: list[Part], field: RelField) -> RelResult:
     """Merge the parts of one label into a single answer."""
     answers = [p for p in parts if p.kind != PartKind.STATUS]
     if not answers:
         statuses = {p.status for p in parts}
         return RelResult(next((s for s in _STATUS_PRIORITY if s in statuses), Status.NOT_COLLECTED))
+    pooled = _pooled_candidates(parts, answers)
+    if pooled:
+        return RelResult(Status.AMBIGUOUS, candidates=pooled)
     omb = frozenset().union(*(p.omb1997 for p in answers))
     spd = set().union(*(p.spd15 for p in answers))
     stated = {p.hispanic for p in answers if isinstance(p.hispanic, bool)}

@@ -186,6 +186,29 @@ def test_asian_other_is_asian_only_and_flags_other():
     assert result.omb1997 == ("ASIAN",) and result.other_race and not result.two_or_more
 
 
+@pytest.mark.parametrize(
+    ("raw", "candidates"),
+    [
+        ("Other/Unknown", ("OTHER", "UNKNOWN")),
+        ("Unknown/Other", ("OTHER", "UNKNOWN")),
+        ("OTHER, UNKNOWN", ("OTHER", "UNKNOWN")),
+        ("Other/Declined", ("DECLINED", "OTHER")),
+        ("Other/Multi-racial", ("MULTIRACIAL", "OTHER")),
+    ],
+)
+def test_a_pooled_other_group_is_ambiguous_not_other_race(raw, candidates):
+    """People whose race is unknown, or who are multiracial, are not claimed as Other."""
+    for field in (RelField.RACE, RE):
+        result = classify(raw, field)
+        assert result.status.value == A and result.candidates == candidates
+        assert not result.other_race and not result.two_or_more and result.omb1997 == ()
+
+
+def test_a_status_beside_a_race_still_leaves_only_origin_open():
+    result = classify("White, Unknown", RE)
+    assert result.status.value == R and result.omb1997 == ("WHITE",) and result.hispanic is None
+
+
 def test_legacy_asian_pacific_islander_is_ambiguous_with_both_candidates():
     for raw in ["Asian/Pacific Islander", "Asian or Pacific Islander", "ASIAN PACIFIC ISLANDER"]:
         result = classify(raw, RE)

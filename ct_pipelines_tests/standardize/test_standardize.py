@@ -158,6 +158,26 @@ def test_check_lists_unmapped_and_ambiguous_values_and_escalates_by_share(con):
     assert outcome.name == rel_check_specs(config)[0].name
 
 
+def test_a_pooled_other_unknown_group_is_asked_about_then_mapped_as_the_agency_says(con):
+    rows = [("White",)] * 96 + [("Other/Unknown",)] * 4
+    _table(con, "t", ["race"], rows)
+    config = _config(columns=[{"column": "race", "field": "race"}])
+    standardize_table(con, "t", "t_std", config)
+    (outcome,) = rel_checks(con, "t_std", config)
+    assert not outcome.passed and outcome.metadata["problem_rows"] == 4
+    assert '"Other/Unknown": "TODO"  # 4 rows; ambiguous: one of "Other", "Unknown"' in outcome.summary
+    assert con.execute("SELECT count(*) FROM t_std WHERE race_other_race").fetchone() == (0,)
+
+    mapped = _config(
+        columns=[{"column": "race", "field": "race"}], code_map={"race": {"Other/Unknown": "Unknown"}}
+    )
+    standardize_table(con, "t", "t_std", mapped)
+    (outcome,) = rel_checks(con, "t_std", mapped)
+    assert outcome.passed
+    counts = con.execute("SELECT race_status, count(*) FROM t_std GROUP BY ALL ORDER BY 1").fetchall()
+    assert counts == [("reported", 96), ("unknown", 4)]
+
+
 def test_check_passes_when_everything_is_recognized(con):
     _table(con, "t", ["race"], [("White",), (None,), ("Unknown",)])
     config = _config(columns=[{"column": "race", "field": "race"}])
