@@ -53,6 +53,7 @@ class ColumnProfile:
     null_values: list[str] = field(default_factory=list)  # cells meaning no value, such as 'N/A' or '-'
     not_numbers: dict[str, int] = field(default_factory=dict)  # a number column's few bad cells, counted
     two_digit_years: bool = False  # dates such as 6/26/14: the century is the person's to say (pivot_year)
+    two_digit_year_span: tuple[int, int] | None = None  # the lowest and highest two-digit year seen
 
 
 @dataclass
@@ -85,6 +86,7 @@ class Profile:
                     "suppressed_values": c.suppressed_values,
                     "not_numbers": c.not_numbers,
                     "two_digit_years": c.two_digit_years,
+                    "two_digit_year_span": list(c.two_digit_year_span) if c.two_digit_year_span else None,
                 }
                 for c in self.columns
             ],
@@ -136,6 +138,31 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
     if short_years == filled:
         return SHORT_YEAR_DATE, empty, distinct, False
     return "text", empty, distinct, False
+
+
+def _two_digit_year_span(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tuple[int, int]:
+    """The lowest and highest two-digit year of a month/day/yy column, to show what a pivot year does."""
+    year = f"CAST(right(trim({quote_ident(column)}), 2) AS INTEGER)"
+    low, high = con.execute(
+        f"SELECT min({year}), max({year}) FROM {table} WHERE trim({quote_ident(column)}) <> ''"
+    ).fetchone()
+    return int(low), int(high)
+
+
+def _pivot_year_ask(span: tuple[int, int] | None) -> str:
+    """The marker's question, with what the years in the file become under each choice: the century is
+    the person's to say, but they should not have to work out which number gives which."""
+    ask = "a number: two-digit years from it on are 19xx"
+    if span is None:
+        return f"{ask}, e.g. 50 (49 is 2049)"
+    low, high = span
+    seen = f"here they run from {low:02d} to {high:02d}"
+    readings = []
+    if high < 99:
+        readings.append(f"{high + 1} or more reads them all as 20{low:02d}-20{high:02d}")
+    if low > 0:
+        readings.append(f"{low} or less as 19{low:02d}-19{high:02d}")
+    return f"{ask}; {seen}" + (f": {', '.join(readings)}" if readings else "")
 
 
 #: Month/day/two-digit-year dates (DCF's 6/26/14): a date column whose pivot year the person chooses.
@@ -285,9 +312,18 @@ def profile_file(
             columns.append(ColumnProfile(source, name, kind, empty, distinct, zeros, suppressed, nulls, bad))
         else:
             nulls = _export_nulls(con, table, name) if kind == "text" else []
+            span = _two_digit_year_span(con, table, name) if short_years else None
             columns.append(
                 ColumnProfile(
-                    source, name, kind, empty, distinct, zeros, null_values=nulls, two_digit_years=short_years
+                    source,
+                    name,
+                    kind,
+                    empty,
+                    distinct,
+                    zeros,
+                    null_values=nulls,
+                    two_digit_years=short_years,
+                    two_digit_year_span=span,
                 )
             )
     names = ", ".join(quote_ident(n) for n in read.field_names)
@@ -362,7 +398,7 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
         if column.two_digit_years:
             entry["format"] = {
                 "date": "%m/%d/%y",
-                "pivot_year": todo("a number: two-digit years from it on are 19xx, e.g. 50 (49 is 2049)"),
+                "pivot_year": todo(_pivot_year_ask(column.two_digit_year_span)),
             }
         if column.suppressed_values:  # each such cell becomes empty with <field>_suppressed = true
             entry["suppressed_values"] = column.suppressed_values

@@ -278,6 +278,7 @@ def test_profile_json(tmp_path: Path):
         "suppressed_values": [],
         "not_numbers": {},
         "two_digit_years": False,
+        "two_digit_year_span": None,
     }
     assert data["sample"][1] == {"a": "2", "b": "y"}
 

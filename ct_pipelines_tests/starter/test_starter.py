@@ -761,6 +761,15 @@ def test_dates_with_two_digit_years_become_dates_once_the_person_gives_the_pivot
     for name in ("Opened", "Built"):
         assert columns[name]["type"] == "date" and columns[name]["format"]["date"] == "%m/%d/%y"
         assert columns[name]["format"]["pivot_year"].startswith("<<TODO: a number")
+    # The marker says what the file's own years become under each choice.
+    assert (
+        "here they run from 14 to 18: 19 or more reads them all as 2014-2018, 14 or less as 1914-1918"
+        in (columns["Opened"]["format"]["pivot_year"])
+    )
+    assert (
+        "here they run from 60 to 89: 90 or more reads them all as 2060-2089, 60 or less as 1960-1989"
+        in (columns["Built"]["format"]["pivot_year"])
+    )
     fill_todos(catalog / "cases.yaml")
     refused = CliRunner().invoke(main, ["catalog", "validate", str(catalog / "cases.yaml")])
     assert refused.exit_code != 0 and "format.pivot_year: still holds the starter's" in refused.output
