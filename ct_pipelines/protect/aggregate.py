@@ -332,6 +332,7 @@ def _suppress_count(
         config.flag_column,
         method=config.method,
         time_limit=config.time_limit,
+        node_limit=config.node_limit,
     )
 
 

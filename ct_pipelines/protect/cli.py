@@ -11,7 +11,7 @@ from typing import Any
 import click
 import pandas as pd
 
-from ct_pipelines.protect.suppression import SuppressionInputError, suppress
+from ct_pipelines.protect.suppression import NODE_LIMIT, SuppressionInputError, suppress
 
 WHOLE_NUMBER = re.compile(r"^(\d+|\d{1,3}(,\d{3})+)$")  # 1234 or 1,234 as spreadsheets export it
 
@@ -55,9 +55,22 @@ def _read_cells(path: Path, dims: list[str], count: str) -> pd.DataFrame:
     type=click.Choice(["auto", "heuristic", "optimal"]),
     default="auto",
     show_default=True,
-    help="auto: the better of the exact minimum (HiGHS MILP, within --time-limit) and the heuristic",
+    help="auto: the better of the exact minimum (HiGHS MILP, within --node-limit) and the heuristic",
 )
-@click.option("--time-limit", type=click.FloatRange(min=0.01), default=3.0, show_default=True, help="Seconds")
+@click.option(
+    "--node-limit",
+    type=click.IntRange(min=1),
+    default=NODE_LIMIT,
+    show_default=True,
+    help="MILP nodes per table",
+)
+@click.option(
+    "--time-limit",
+    type=click.FloatRange(min=0.01),
+    default=60.0,
+    show_default=True,
+    help="Safety stop, seconds",
+)
 @click.argument("input_csv", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 def suppress_command(
     dims: str,
@@ -66,6 +79,7 @@ def suppress_command(
     protect_zeros: bool,
     total_label: str,
     method: str,
+    node_limit: int,
     time_limit: float,
     input_csv: Path,
 ) -> None:
@@ -96,6 +110,7 @@ def suppress_command(
             total_label,
             method=method,
             time_limit=time_limit,
+            node_limit=node_limit,
         )
     except SuppressionInputError as exc:
         raise click.ClickException(f"{input_csv}: {exc}") from exc

@@ -19,7 +19,7 @@ import numpy as np
 from scipy import sparse
 from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
-from ct_pipelines.protect.suppression_core import Constraint, _audit
+from ct_pipelines.protect.suppression_core import Constraint, SuppressionTimeout, _audit
 
 
 @dataclass(frozen=True)
@@ -47,6 +47,10 @@ def loss_of(values: np.ndarray, suppressed: np.ndarray, is_margin: np.ndarray) -
     )
 
 
+#: Rounds of attacker cuts before the last pattern found goes to the audit's repair.
+CUT_ROUNDS = 30
+
+
 def optimal_pattern(
     values: np.ndarray,
     constraints: Sequence[Constraint],
@@ -54,18 +58,23 @@ def optimal_pattern(
     threshold: int,
     protect_zeros: bool,
     margin_level: np.ndarray,
-    time_limit: float,
+    node_limit: int,
+    deadline: float,
 ) -> np.ndarray | None:
-    """The cheapest pattern meeting the line rules and the attacker cuts; None when HiGHS found none in time.
+    """The cheapest pattern meeting the line rules and the attacker cuts; None when HiGHS proved none
+    within ``node_limit`` branch-and-bound nodes.
 
     After each MILP the attacker LP audit looks at the pattern; every small count the attacker could
     still confine to 0..T yields a cut from that LP's dual (Fischetti and Salazar's capacity cut) and the
     MILP is solved again, so the attacker's own constraints shape the minimum.
+
+    Why a node count and not seconds: the same table must get the same pattern on every run, or two
+    releases hide different cells and their difference discloses the small counts. ``deadline`` (a
+    ``time.perf_counter`` value) is only a safety stop: passing it raises ``SuppressionTimeout``.
     """
     n = len(values)
     if not constraints or not primary.any():
         return primary.copy()
-    deadline = time.perf_counter() + time_limit
     margin_penalty = float(values[margin_level == 0].sum() + n + 1)
     cost = values.astype(float) + 1.0 + margin_level * margin_penalty
     lower = primary.astype(float)
@@ -75,8 +84,13 @@ def optimal_pattern(
     base = _line_rules(values, constraints, threshold, n)
     cuts: list[tuple[np.ndarray, float]] = []
     best: np.ndarray | None = None
-    while (remaining := deadline - time.perf_counter()) > 0:
-        pattern = _solve(cost, base, cuts, lower, upper, remaining)
+    for _ in range(CUT_ROUNDS):
+        remaining = deadline - time.perf_counter()
+        if remaining <= 0:
+            raise SuppressionTimeout
+        pattern = _solve(cost, base, cuts, lower, upper, node_limit, remaining)
+        if time.perf_counter() >= deadline:
+            raise SuppressionTimeout
         if pattern is None:
             break
         best = pattern
@@ -86,7 +100,9 @@ def optimal_pattern(
         if not new_cuts:
             break
         cuts.extend(new_cuts)
-    return best  # out of time after a first solve: the caller's audit repairs what cuts did not reach
+    return (
+        best  # out of nodes or rounds after a first solve: the caller's audit repairs what cuts did not reach
+    )
 
 
 def _line_rules(
@@ -121,6 +137,7 @@ def _solve(
     cuts: list[tuple[np.ndarray, float]],
     lower: np.ndarray,
     upper: np.ndarray,
+    node_limit: int,
     time_limit: float,
 ) -> np.ndarray | None:
     blocks = [LinearConstraint(base, lb=np.zeros(base.shape[0]), ub=np.full(base.shape[0], np.inf))]
@@ -134,9 +151,9 @@ def _solve(
         constraints=blocks,
         integrality=np.ones(len(cost)),
         bounds=Bounds(lower, upper),
-        options={"time_limit": time_limit, "disp": False},
+        options={"node_limit": node_limit, "time_limit": time_limit, "disp": False},
     )
-    if result.status != 0 or result.x is None:
+    if result.status != 0 or result.x is None:  # not proven within the nodes: no exact minimum
         return None
     return result.x > 0.5
 

@@ -15,6 +15,7 @@ import pandas as pd
 
 from ct_pipelines.protect.optimal import Loss, loss_of
 from ct_pipelines.protect.suppression_core import (  # noqa: F401 - re-exported for callers and tests
+    NODE_LIMIT,
     AuditFailure,
     CellSuppression,
     Constraint,
@@ -178,7 +179,8 @@ def suppress(
     margins: bool | Sequence[str] = True,
     flag: str = "suppressed",
     method: str = "auto",
-    time_limit: float = 3.0,
+    time_limit: float = 60.0,
+    node_limit: int = NODE_LIMIT,
 ) -> SuppressionResult:
     """Protect a count table given as interior cells; the result holds the margins that get published.
 
@@ -192,7 +194,14 @@ def suppress(
     totals_per_row = (table[dims] == total_label).sum(axis=1).to_numpy(np.int64)
     margin_level = np.where(is_margin, totals_per_row, 0)  # the grand total of a two-way table: 2
     outcome = protect_cells(
-        values, constraints, threshold, protect_zeros, margin_level, method=method, time_limit=time_limit
+        values,
+        constraints,
+        threshold,
+        protect_zeros,
+        margin_level,
+        method=method,
+        time_limit=time_limit,
+        node_limit=node_limit,
     )
     published = table[[*dims]].copy()
     published[count] = pd.array(np.where(outcome.suppressed, 0, values), dtype="Int64")

@@ -71,6 +71,15 @@ class SuppressionInputError(ValueError):
     """The cell table cannot be suppressed as given (missing columns, bad counts, duplicates)."""
 
 
+class SuppressionTimeout(SuppressionInputError):
+    """The exact search outran its safety limit in seconds: a pattern cut short there would depend on
+    the machine's load, so the run stops instead."""
+
+
+#: Branch-and-bound nodes the exact minimum may use per solve: a count, so every run decides alike.
+NODE_LIMIT = 2000
+
+
 # --------------------------------------------------------------------------------------------------
 # Generic engine on cells + constraints
 # --------------------------------------------------------------------------------------------------
@@ -90,12 +99,13 @@ def protect_cells(
     margin_level: Sequence[int] | np.ndarray | None = None,
     max_rounds: int = 200,
     method: str = "heuristic",
-    time_limit: float = 3.0,
+    time_limit: float = 60.0,
+    node_limit: int = NODE_LIMIT,
 ) -> CellSuppression:
     """Suppress sensitive cells and enough complements that the attacker LP cannot disclose them.
 
     ``method``: heuristic (greedy complements, line by line); optimal (the exact minimum of the line
-    rules from a HiGHS MILP when it finishes within ``time_limit`` seconds, else the heuristic); auto
+    rules from a HiGHS MILP when it is proven within ``node_limit`` nodes, else the heuristic); auto
     (both, keeping the pattern that hides fewer margins, weighed as below, then less count). The attacker audit runs on
     every result and adds complements until no small count can be worked out.
 
@@ -103,6 +113,12 @@ def protect_cells(
     a row or column total, 2 for the grand total of a two-way table. A hidden margin counts that many
     times, because hiding the grand total takes away the sum of the row totals and of the column totals
     at once (CT's handbook: "Totals are retained whenever possible").
+
+    Cells that share no line (one week's table and the next, when no total runs over weeks) are
+    protected apart, and nothing here depends on the clock: the same cells always get the same
+    pattern, so a weekly release hides in last week's table what the last release hid. A pattern that
+    changed between releases would let anyone holding both recover the counts. ``time_limit`` seconds
+    is a safety stop that raises ``SuppressionTimeout``.
     """
     values = np.asarray(values, dtype=np.int64)
     if (values < 0).any():
@@ -110,6 +126,101 @@ def protect_cells(
     if method not in METHODS:
         raise SuppressionInputError(f"method must be one of {', '.join(METHODS)} (got '{method}')")
     levels = np.zeros(len(values), np.int64) if margin_level is None else np.asarray(margin_level, np.int64)
+    deadline = time.perf_counter() + time_limit
+    components = _components(len(values), constraints)
+    try:
+        parts = [
+            _protect_component(
+                values[cells],
+                local,
+                threshold,
+                protect_zeros,
+                levels[cells],
+                max_rounds,
+                method,
+                node_limit,
+                deadline,
+            )
+            for cells, local in components
+        ]
+    except SuppressionTimeout:
+        raise SuppressionTimeout(
+            f"finding the fewest cells to hide took more than the {time_limit:g} s allowed; set "
+            "protect.suppression.method: heuristic, or raise protect.suppression.time_limit"
+        ) from None
+    merged = CellSuppression(
+        suppressed=np.zeros(len(values), bool),
+        primary=np.zeros(len(values), bool),
+        method=_merged_method(parts),
+    )
+    for (cells, _), part in zip(components, parts, strict=True):
+        merged.suppressed[cells] = part.suppressed
+        merged.primary[cells] = part.primary
+        merged.failures += [
+            AuditFailure(int(cells[f.cell]), f.value, f.attacker_min, f.attacker_max) for f in part.failures
+        ]
+        merged.lp_solves += part.lp_solves
+        merged.audit_rounds = max(merged.audit_rounds, part.audit_rounds)
+        merged.seconds_optimal += part.seconds_optimal
+    return merged
+
+
+def _components(n_cells: int, constraints: Sequence[Constraint]) -> list[tuple[np.ndarray, list[Constraint]]]:
+    """Groups of cells linked by lines, each with its lines renumbered to the group's own cells, in the
+    order of their first cell (so the same table always splits, and is solved, the same way)."""
+    parent = list(range(n_cells))
+
+    def root(cell: int) -> int:
+        while parent[cell] != cell:
+            parent[cell] = parent[parent[cell]]
+            cell = parent[cell]
+        return cell
+
+    for line in constraints:
+        top = root(line.total)
+        for member in line.members:
+            other = root(member)
+            if other != top:
+                parent[max(other, top)] = min(other, top)
+                top = min(other, top)
+    roots = np.array([root(c) for c in range(n_cells)], np.int64)
+    groups: dict[int, list[int]] = {}
+    for cell, group in enumerate(roots):
+        groups.setdefault(int(group), []).append(cell)
+    lines: dict[int, list[Constraint]] = {}
+    for line in constraints:
+        lines.setdefault(int(roots[line.total]), []).append(line)
+    out = []
+    for group, members in groups.items():
+        cells = np.array(members, np.int64)
+        position = {int(c): i for i, c in enumerate(members)}
+        local = [
+            Constraint(position[line.total], tuple(position[m] for m in line.members))
+            for line in lines.get(group, [])
+        ]
+        out.append((cells, local))
+    return out
+
+
+def _merged_method(parts: list[CellSuppression]) -> str:
+    """One word for the whole table: the single method used, or each one used, in a fixed order."""
+    used = {p.method for p in parts} or {"heuristic"}
+    order = ("optimal", "optimal+repair", "heuristic")
+    return " and ".join(m for m in order if m in used)
+
+
+def _protect_component(
+    values: np.ndarray,
+    constraints: list[Constraint],
+    threshold: int,
+    protect_zeros: bool,
+    levels: np.ndarray,
+    max_rounds: int,
+    method: str,
+    node_limit: int,
+    deadline: float,
+) -> CellSuppression:
+    """``protect_cells`` for one group of linked cells."""
     primary = is_sensitive(values, threshold, protect_zeros)
     lines_of = _lines_through_cells(len(values), constraints)
     exact, seconds = None, 0.0
@@ -117,7 +228,9 @@ def protect_cells(
         from ct_pipelines.protect.optimal import optimal_pattern
 
         started = time.perf_counter()
-        exact = optimal_pattern(values, constraints, primary, threshold, protect_zeros, levels, time_limit)
+        exact = optimal_pattern(
+            values, constraints, primary, threshold, protect_zeros, levels, node_limit, deadline
+        )
         seconds = time.perf_counter() - started
     candidates = []
     if exact is not None:

@@ -124,10 +124,23 @@ class SuppressionConfig(BaseModel):
     collapse_label: str = "Another race/ethnicity"
     method: str = Field(
         "auto",
-        description="auto: the exact minimum (HiGHS MILP) when it finishes within time_limit seconds, "
+        description="auto: the exact minimum (HiGHS MILP) when it is proven within node_limit nodes, "
         "else the heuristic; heuristic; optimal",
     )
-    time_limit: float = Field(3.0, gt=0, le=120, description="Seconds the exact minimum may take")
+    node_limit: int = Field(
+        2000,
+        ge=1,
+        le=1_000_000,
+        description="Branch-and-bound nodes the exact minimum may use for each table of linked cells: a count, "
+        "not seconds, so the same counts always hide the same cells, release after release",
+    )
+    time_limit: float = Field(
+        60.0,
+        gt=0,
+        le=600,
+        description="Seconds the search may take in all before the run stops (a safety stop; the pattern "
+        "never depends on time)",
+    )
 
     @property
     def counts(self) -> list[str]:
