@@ -18,7 +18,8 @@ import duckdb
 from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode, SuppressionConfig
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
-from ct_pipelines.core.sql import quote_ident, quote_qualified
+from ct_pipelines.core.sql import quarantine_table, quote_ident, quote_qualified, stage_table
+from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.protect.aggregate import NOT_REPORTED, build_aggregate, column_types, suppress_table
 from ct_pipelines.protect.errors import PublishConfigError
 from ct_pipelines.protect.pii import (
@@ -28,6 +29,7 @@ from ct_pipelines.protect.pii import (
 )
 from ct_pipelines.protect.sandbox import check_sql, run_confined
 from ct_pipelines.protect.specs import (  # noqa: F401 - privacy_check_specs re-exported
+    AGGREGATE_ROWS_CHECK,
     SMALL_COUNTS_CHECK,
     SUPPRESSION_AUDIT_CHECK,
     privacy_check_specs,
@@ -246,7 +248,53 @@ def privacy_outcomes(
         outcomes.append(suppression_audit_outcome(result.suppressions, result.notes))
     else:
         outcomes.append(small_counts_outcome(con, dataset, result.target_table))
+    if dataset.protect.mode == ProtectMode.AGGREGATE:
+        outcomes.append(aggregate_rows_outcome(con, dataset))
     return outcomes
+
+
+def aggregate_rows_outcome(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> CheckOutcome:
+    """Rows set aside by validation are missing from every cell of an aggregate, which then publishes
+    counts and sums that look complete and are too low (a helper's DCF delivery with three empty
+    `hospital` cells published 6,569 children for a July 1 the file counts as 6,595)."""
+    ingested, valid = stage_table("ingest", dataset.id), stage_table("validate", dataset.id)
+    if not (relation_exists(con, "main", ingested) and relation_exists(con, "main", valid)):
+        return CheckOutcome(AGGREGATE_ROWS_CHECK, True, Severity.ERROR, "No validated rows to compare.")
+    total = con.execute(f"SELECT count(*) FROM {quote_ident(ingested)}").fetchone()[0]
+    kept = con.execute(f"SELECT count(*) FROM {quote_ident(valid)}").fetchone()[0]
+    missing = total - kept
+    if missing <= 0:
+        return CheckOutcome(
+            AGGREGATE_ROWS_CHECK, True, Severity.ERROR, f"All {total:,} rows are counted in the aggregate."
+        )
+    reasons = _set_aside_reasons(con, dataset.id)
+    summary = (
+        f"{missing:,} of {total:,} rows were set aside by validation"
+        + (f" ({reasons})" if reasons else "")
+        + ", so every count and sum they belong to would be published too low; correct those rows in the "
+        f"extract, or change the rule that set them aside (`ct-pipelines validate quarantine {dataset.id}` "
+        "lists each row and its reason)"
+    )
+    return CheckOutcome(
+        AGGREGATE_ROWS_CHECK,
+        False,
+        Severity.ERROR,
+        summary,
+        {"rows_set_aside": missing, "rows_ingested": total},
+    )
+
+
+def _set_aside_reasons(con: duckdb.DuckDBPyConnection, dataset_id: str) -> str:
+    """The last validation's rules that set rows aside, with their row counts, most rows first."""
+    table = quarantine_table(dataset_id)
+    if not relation_exists(con, "main", table):
+        return ""
+    rows = con.execute(
+        f"SELECT rule, column_name, count(DISTINCT _row) AS n FROM {quote_ident(table)} "
+        f"WHERE run_id = (SELECT arg_max(run_id, quarantined_at) FROM {quote_ident(table)}) "
+        "GROUP BY ALL ORDER BY n DESC, rule, column_name LIMIT 3"
+    ).fetchall()
+    return "; ".join(f"{rule}{f' on {column}' if column else ''}: {n:,}" for rule, column, n in rows)
 
 
 # Words in a column name that say it counts people (or events of people), not measures a record.

@@ -12,6 +12,7 @@ from ct_pipelines.core.outcomes import CheckSpec
 PII_SCAN_CHECK = "pii_scan"
 SUPPRESSION_AUDIT_CHECK = "suppression_audit"
 SMALL_COUNTS_CHECK = "small_counts_unsuppressed"
+AGGREGATE_ROWS_CHECK = "aggregate_counts_every_row"
 
 
 def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
@@ -40,6 +41,15 @@ def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
                 "students, ...) is published with counts from 1 to the suppression threshold: a table of "
                 "counts is published as an aggregate with suppression (a warning, since a name can mislead).",
                 blocking=False,
+            )
+        )
+    if dataset.protect.mode == ProtectMode.AGGREGATE:
+        specs.append(
+            CheckSpec(
+                AGGREGATE_ROWS_CHECK,
+                "Every row of the extract is counted: a row validation set aside would leave every count and "
+                "sum it belongs to too low, so an aggregate is not published while any row is set aside.",
+                blocking=True,
             )
         )
     return specs

@@ -196,5 +196,9 @@ def test_check_specs_come_from_config_alone() -> None:
     aggregate = make_dataset(
         {"mode": "aggregate", "aggregate": {"dimensions": ["town"]}, "suppression": {"threshold": 5}}
     )
-    assert [s.name for s in privacy_check_specs(aggregate)] == ["pii_scan", "suppression_audit"]
+    assert [s.name for s in privacy_check_specs(aggregate)] == [
+        "pii_scan",
+        "suppression_audit",
+        "aggregate_counts_every_row",
+    ]
     assert all(s.blocking for s in privacy_check_specs(aggregate))

@@ -701,6 +701,52 @@ def test_rows_that_hold_counts_get_a_sum_by_every_date_and_publish_the_files_tot
     assert summary.rows_published == len(pairs) * 4  # three groups and their total, per July 1
 
 
+def test_an_aggregate_is_not_published_while_a_row_it_would_count_is_set_aside(tmp_path: Path, monkeypatch):
+    """A helper's DCF delivery had a few empty cells in a column the aggregate does not use; validation set
+    those rows aside, and the portal got 6,569 children for a July 1 the file counts as 6,595, with status
+    ok. Every count of an aggregate holds every row, or the aggregate is not published."""
+    lines = ["Data_as_of,Demographic,Month_in_Care,TOTAL_CIP,FOSTER_CARE"]
+    labels = ["Hispanic", "Non-Hispanic Black", "Non-Hispanic White"]
+    for k, counted_on in enumerate(["07/01/2016", "07/01/2017"]):
+        for region in range(8):
+            for i, label in enumerate(labels):
+                n = 40 + 17 * i + 3 * region + 5 * k
+                lines.append(f"07/18/2017,{label},{counted_on},{n},{n - 9}")
+    extract, catalog = landed(tmp_path, "placements.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "placements.yaml")
+    block = [
+        line[2:]
+        for line in text.splitlines()
+        if line.startswith(("# protect:", "#   mode:", "#   aggregate:", "#   suppression:"))
+    ]
+    fill_todos(catalog / "placements.yaml")
+    doc = yaml.safe_load((catalog / "placements.yaml").read_text(encoding="utf-8"))
+    doc["standardize"] = {"columns": [{"column": "demographic", "field": "race_ethnicity"}]}
+    doc.update(yaml.safe_load("\n".join(block)))
+    (catalog / "placements.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    late = list(lines)
+    late[5] = late[5].rsplit(",", 1)[0] + ",5O"  # a letter O typed for a zero
+    extract.write_text("\r\n".join(late) + "\r\n", encoding="utf-8")
+
+    summary, published = run_and_read_portal(tmp_path, catalog, monkeypatch)
+    assert not summary.ok and published == []
+    assert summary.blocked_stage == "protect" and summary.rows_set_aside == 1
+    (failure,) = [f for f in summary.failed_checks if "aggregate_counts_every_row" in f]
+    assert "1 of 48 rows were set aside by validation (type on foster_care: 1)" in failure
+    assert "ct-pipelines validate quarantine placements" in failure
+
+    extract.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    totals = {
+        r["month_in_care"][:10]: int(r["total_cip"]) for r in rows if r["rel_reporting_group"] == "Total"
+    }
+    expected = {
+        f"{year}-07-01": sum(int(line.split(",")[3]) for line in lines[1:] if f"07/01/{year}" in line)
+        for year in (2016, 2017)
+    }
+    assert totals == expected
+
+
 def test_a_few_typos_in_a_count_column_keep_it_a_number_and_its_rows_go_to_quarantine(
     tmp_path: Path, monkeypatch
 ):
