@@ -404,8 +404,6 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
             entry["suppressed_values"] = column.suppressed_values
         if column.null_values:
             entry["null_values"] = column.null_values
-        if column.nulls == 0 and not column.null_values and profile.read.rows:
-            entry["required"] = True
         columns.append(entry)
     body = yaml.safe_dump(_header(profile, dataset_id), sort_keys=False, allow_unicode=True, width=1000)
     body += yaml.safe_dump({"ingest": _source(profile)}, sort_keys=False, allow_unicode=True, width=1000)
@@ -426,6 +424,17 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
     ]
     if unique and len(_race_group_columns(profile)) < 2:  # (an unpivot repeats each row per group)
         notes.append(f"# A different value on every row, so a possible row_identifier: {', '.join(unique)}.")
+    # A rule the person did not choose set a later delivery's rows aside: a helper's new case never reached
+    # the portal for want of a cause of death. Rules are theirs to add; the file's facts are named.
+    filled = [c.field_name for c in profile.columns if c.nulls == 0 and not c.null_values]
+    if filled and profile.read.rows:
+        notes += textwrap.wrap(
+            f"A value on every row of this file: {', '.join(filled)}. Add `required: true` to those where an "
+            "empty cell means the row is wrong; validation then sets such rows aside, each with its reason.",
+            100,
+            initial_indent="# ",
+            subsequent_indent="# ",
+        )
     codes = [c.field_name for c in profile.columns if c.leading_zeros]
     if codes and CODE_TYPE == "text":
         notes.append(f"# Codes with leading zeros, kept as text so the zeros survive: {', '.join(codes)}.")

@@ -57,6 +57,11 @@ def starter_columns(text: str) -> dict[str, dict]:
 # --- 1. types from every value -------------------------------------------------------------------------------
 
 
+def comments(text: str) -> str:
+    """The starter's comment lines as one paragraph (they wrap at 100 characters)."""
+    return " ".join(line[2:] for line in text.splitlines() if line.startswith("# "))
+
+
 def test_types_come_from_every_value_and_match_what_validation_accepts(tmp_path: Path):
     (tmp_path / "mixed.csv").write_text(
         "Share,Count,Amount,Reported,Visit Date,Zip,Fips,Flag,Note\n"
@@ -65,7 +70,8 @@ def test_types_come_from_every_value_and_match_what_validation_accepts(tmp_path:
         "6.5,3,12,2024-03-09T23:59:59,2024-03-09,10001,09011,Y,  \n",
         encoding="utf-8",
     )
-    columns = starter_columns(new_starter(tmp_path / "mixed.csv", tmp_path / "mixed.yaml"))
+    text = new_starter(tmp_path / "mixed.csv", tmp_path / "mixed.yaml")
+    columns = starter_columns(text)
     types = {name: c["type"] for name, c in columns.items()}
     assert types == {
         "Share": "number",  # a rounding cast would have called 0.5, 0.25, 6.5 integers
@@ -79,8 +85,13 @@ def test_types_come_from_every_value_and_match_what_validation_accepts(tmp_path:
         "Note": "text",
     }
     assert all(t in {c.value for c in ColumnType} for t in types.values())
-    # Blank and whitespace-only cells are empty to validation, so such a column is never required.
-    assert columns["Note"].get("required") is None and columns["Share"]["required"] is True
+    # No rule is chosen for the person; the columns filled on every row are named (blank and
+    # whitespace-only cells are empty to validation, so Note is not).
+    assert not any("required" in c for c in columns.values())
+    assert (
+        "A value on every row of this file: share, count, amount, reported, visit_date, zip, fips, flag. "
+        in (comments(text))
+    )
 
 
 def test_a_single_fraction_among_integers_makes_a_number_and_digit_words_are_not_booleans(tmp_path: Path):
@@ -108,13 +119,14 @@ def test_parquet_empty_strings_are_never_required_and_types_still_infer(tmp_path
         ),
         tmp_path / "t.parquet",
     )
-    columns = starter_columns(new_starter(tmp_path / "t.parquet", tmp_path / "t.yaml"))
-    assert {n: (c["type"], c.get("required", False)) for n, c in columns.items()} == {
-        "town": ("text", False),
-        "code": (CODE_TYPE, True),
-        "rate": ("number", False),
-        "n": ("integer", True),
+    text = new_starter(tmp_path / "t.parquet", tmp_path / "t.yaml")
+    assert {n: c["type"] for n, c in starter_columns(text).items()} == {
+        "town": "text",
+        "code": CODE_TYPE,
+        "rate": "number",
+        "n": "integer",
     }
+    assert "A value on every row of this file: code, n. " in comments(text)
 
 
 # --- 2. reader options carried into the source block ---------------------------------------------------------
@@ -274,12 +286,10 @@ def test_dataset_new_proposes_the_footer_rules_and_profiles_without_those_rows(t
         {"name": "footer total", "column": "District", "equals": "Total", "max_rows": 1},
         {"name": "notes", "matches": "^(Note:)", "max_rows": 2},
     ]
-    assert starter_columns(text)["Code"] == {
-        "source": "Code",
-        "type": CODE_TYPE,
-        "description": "",
-        "required": True,
-    }  # the Total row's empty code is not data
+    assert starter_columns(text)["Code"] == {"source": "Code", "type": CODE_TYPE, "description": ""}
+    assert "A value on every row of this file: district, code" in comments(
+        text
+    )  # the Total row's is not data
 
 
 def test_a_rule_leaving_out_more_rows_than_allowed_or_naming_no_column_refuses_the_file(
@@ -544,8 +554,7 @@ def test_a_database_null_in_a_text_column_is_proposed_as_no_value_and_published_
     profiled = CliRunner().invoke(main, ["profile", str(extract)])
     assert "(Office; no value written as 'NULL')" in profiled.output
     columns = starter_columns(new_starter(extract, catalog / "placements.yaml"))
-    assert columns["Office"]["null_values"] == ["NULL"] and "required" not in columns["Office"]
-    assert "null_values" not in columns["Demographic"] and columns["Demographic"]["required"] is True
+    assert columns["Office"]["null_values"] == ["NULL"] and "null_values" not in columns["Demographic"]
     fill_todos(catalog / "placements.yaml")
     summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
     assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (3, None, 3)
