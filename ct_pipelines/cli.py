@@ -381,6 +381,10 @@ def dataset_problems(dataset: Dataset, settings: Settings) -> list[str]:
             stage.check_specs(dataset)
     except ValueError as exc:
         problems.append(str(exc))
+    if dataset.standardize is not None:
+        from ct_pipelines.standardize.standardize import code_map_problems
+
+        problems += code_map_problems(dataset.standardize)
     if (path_problem := source_path_problem(settings, dataset.ingest)) is not None:
         problems.append(path_problem)
     if dataset.protect.sql_file:

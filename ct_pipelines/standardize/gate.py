@@ -9,6 +9,7 @@ a column marked PII are never shown; the message says how to see them where that
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 
 from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField
@@ -86,4 +87,26 @@ def problem_summary(
     return (
         f"{head}. Most frequent: {listed}{more}. To map them, add to the dataset's YAML and replace "
         f"each TODO with the standard label or code it stands for:\n{code_map_snippet(top, field)}"
+        + _totals_advice(column, top)
+    )
+
+
+#: Labels of a row that totals the others (DPH's "ALL RACES/ETHNICITIES", a "Total" line).
+TOTAL_LABEL = re.compile(r"^\W*(all|total|totals|grand total|overall|statewide)\b", re.IGNORECASE)
+
+
+def _totals_advice(column: RelColumn, labels: list[ProblemLabel]) -> str:
+    """A total row is not an answer any standard label stands for: mapped to a group it would count the
+    state twice. It is left out at ingest (an aggregate publishes the total as its margin)."""
+    totals = [t.raw for t in labels if t.raw is not None and TOTAL_LABEL.match(t.raw)]
+    if not totals:
+        return ""
+    rules = "".join(
+        f"\n  - {{name: {json.dumps(f'total {raw}'.lower())}, column: {column.column}, equals: {json.dumps(raw)}}}"
+        for raw in totals
+    )
+    return (
+        f"\n{', '.join(_shown(r) for r in totals)} reads as a total of the other rows, not an answer: no label "
+        "stands for it. Leave those rows out at ingest (an aggregate publishes the total as its margin):"
+        f"\ningest:\n  leave_out:{rules}"
     )

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 
 from ct_pipelines.catalog.blocks.standardize import RelField, ReportingRule
 from ct_pipelines.standardize.normalize import RelResult
+from ct_pipelines.standardize.reference import Status
 
 ORIGIN_UNKNOWN = "Hispanic origin unknown"
 RACE_NOT_COLLECTED = "race not collected"
 UNKNOWN_GROUP = "Unknown"
+#: A row with a label the reference could not read: not "Unknown", which says the source did not know.
+NOT_STANDARDIZED_GROUP = "Not standardized"
 
 OMB_NAMES = {
     "AIAN": "American Indian or Alaska Native",
@@ -132,6 +135,15 @@ def _omb1997(answer: _Answer) -> str:
     return race if answer.multiracial or race.endswith(")") or race == "Some Other Race" else f"{race} alone"
 
 
+def _unread(result: RelResult) -> bool:
+    """A label left unmapped, or ambiguous between groups the rules cannot hold together (a 1977-style
+    Asian or Pacific Islander answer has a group of its own). A state total such as "ALL RACES/ETHNICITIES"
+    published as "Unknown" made the portal's Unknown group larger than the state."""
+    if result.status == Status.UNMAPPED:
+        return True
+    return result.status == Status.AMBIGUOUS and set(result.candidates) != {"ASIAN", "NHPI"}
+
+
 def reporting_group(results: list[tuple[RelField, RelResult]], rule: ReportingRule) -> str:
     """One row's published group from all its race/ethnicity columns.
 
@@ -139,8 +151,11 @@ def reporting_group(results: list[tuple[RelField, RelResult]], rule: ReportingRu
     single race; non-Hispanic two or more races; "<race> (Hispanic origin unknown)" when origin
     is not known. SPD15_ALONE: each SPD 15 (2024) category alone, or "Multiracial and/or
     Multiethnic". OMB1997: races alone or two or more races; Hispanic origin is tabulated
-    separately. A 1977-style "Asian or Pacific Islander" answer keeps its own group.
+    separately. A 1977-style "Asian or Pacific Islander" answer keeps its own group; a row with a
+    label that was not standardized is "Not standardized" under every rule.
     """
+    if any(_unread(result) for _, result in results):
+        return NOT_STANDARDIZED_GROUP
     answer = _merge(results)
     if rule == ReportingRule.SPD15_ALONE:
         return _spd15(answer)

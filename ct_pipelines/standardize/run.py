@@ -25,6 +25,7 @@ def run(
     """Map each distinct label once; the standardized rows are a view joining the labels to the valid rows
     (no copy of the rows), with the raw labels kept beside the standard ones."""
     from ct_pipelines.standardize.standardize import (
+        code_map_problems,
         drop_label_tables,
         rel_checks,
         replace_with_view,
@@ -43,6 +44,8 @@ def run(
             rows_out=rows,
             facts={"note": "No race, ethnicity or language columns declared (standardize:); rows passed on."},
         )
+    if problems := code_map_problems(config):
+        raise StageError("; ".join(problems))
     try:
         result = standardize_table(con, source, target, config)
     except ValueError as exc:

@@ -13,6 +13,7 @@ instead of publishing it without a category.
 
 from __future__ import annotations
 
+import json
 import re
 from collections import Counter
 from collections.abc import Collection, Iterable
@@ -34,7 +35,13 @@ from ct_pipelines.catalog.naming import closest
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import STALE_LABELS, quote_ident, quote_literal
 from ct_pipelines.core.warehouse import drop_relation
-from ct_pipelines.standardize.gate import TOP_LABELS, ProblemLabel, code_map_snippet, problem_summary
+from ct_pipelines.standardize.gate import (
+    TOP_LABELS,
+    TOTAL_LABEL,
+    ProblemLabel,
+    code_map_snippet,
+    problem_summary,
+)
 from ct_pipelines.standardize.groups import UNKNOWN_GROUP, reporting_group  # noqa: F401 - re-exported
 from ct_pipelines.standardize.normalize import RelResult, classify
 from ct_pipelines.standardize.reference import Status, code_map_for, race_reference
@@ -99,6 +106,40 @@ def _output_values(rel_column: RelColumn, result: RelResult) -> list[object]:
     if rel_column.field == RelField.LANGUAGE:
         return [result.status.value, result.language, _join_text(result.candidates)]
     return [result.status.value, result.value]
+
+
+def code_map_problems(config: StandardizeConfig) -> list[str]:
+    """Targets in ``code_map`` the reference does not read: a helper mapped DPH's "ALL RACES/ETHNICITIES"
+    to "Total", `catalog validate` said valid, and the run stopped again asking for the same TODO."""
+    problems = []
+    fields = {f.value for f in RelField}
+    for field_name, entries in config.code_map.items():
+        if field_name not in fields:
+            continue
+        for raw, target in entries.items():
+            if classify(str(target), RelField(field_name)).status != Status.UNMAPPED:
+                continue
+            where = f"standardize.code_map.{field_name}: {json.dumps(str(raw))} is mapped to {json.dumps(str(target))}"
+            if str(target).strip().upper() == "TODO":
+                problems.append(
+                    f"{where}; replace TODO with the standard label it stands for, or remove the line"
+                )
+            elif TOTAL_LABEL.match(str(raw)) or TOTAL_LABEL.match(str(target)):
+                problems.append(
+                    f"{where}, which no standard label stands for; a row that totals the others is left out at "
+                    f"ingest instead (ingest.leave_out: [{{name: total, column: {_column_of(config, field_name)}, equals: {json.dumps(str(raw))}}}])"
+                )
+            else:
+                problems.append(
+                    f"{where}, which is not a label the REL reference reads, so those rows would stay "
+                    "unmapped; write a standard label (e.g. White, Hispanic, Unknown, Declined)"
+                )
+    return problems
+
+
+def _column_of(config: StandardizeConfig, field_name: str) -> str:
+    named = [c.column for c in config.columns if c.field.value == field_name]
+    return named[0] if len(named) == 1 else "<its column>"
 
 
 @cache

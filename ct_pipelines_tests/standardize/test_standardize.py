@@ -70,7 +70,7 @@ def test_separate_race_and_ethnicity_columns_with_a_source_code_map(con):
     assert rows["3"][-1] == "Asian (Hispanic origin unknown)"
     # CTRP3 ethnicity M (Middle Eastern) is MENA in 2024 terms but does not add a race
     assert rows["4"][-2:] == ("MENA", "Non-Hispanic White")
-    assert rows["5"][1] == "unmapped" and rows["5"][-1] == "Unknown"
+    assert rows["5"][1] == "unmapped" and rows["5"][-1] == "Not standardized"  # read, not unknown
     assert rows["6"][1] == "not_collected" and rows["6"][-1] == "Unknown"
     assert result.row_count == 6
     assert result.columns[0].status_counts == {"reported": 4, "unmapped": 1, "not_collected": 1}
@@ -176,6 +176,27 @@ def test_a_pooled_other_unknown_group_is_asked_about_then_mapped_as_the_agency_s
     assert outcome.passed
     counts = con.execute("SELECT race_status, count(*) FROM t_std GROUP BY ALL ORDER BY 1").fetchall()
     assert counts == [("reported", 96), ("unknown", 4)]
+    assert con.execute(
+        "SELECT DISTINCT rel_reporting_group FROM t_std WHERE race_status = 'unknown'"
+    ).fetchall() == [("Unknown",)]
+
+
+def test_a_state_total_row_is_not_published_in_the_unknown_group(con):
+    """DPH's mortality table has an ALL RACES/ETHNICITIES row per year and cause. Left unmapped under a
+    raised max_unmapped_share, those rows were published with reporting group "Unknown", which then held
+    1,491,766 deaths, the state's own total. A label the reference did not read is "Not standardized"."""
+    rows = [("WHITE, NON-HISPANIC",)] * 40 + [("ALL RACES/ETHNICITIES",)] * 10 + [("Unknown",)] * 2
+    _table(con, "t", ["race"], rows)
+    config = _config(columns=[{"column": "race", "field": "race_ethnicity"}], max_unmapped_share=0.25)
+    standardize_table(con, "t", "t_std", config)
+    groups = dict(con.execute("SELECT rel_reporting_group, count(*) FROM t_std GROUP BY ALL").fetchall())
+    assert groups == {"Non-Hispanic White": 40, "Not standardized": 10, "Unknown": 2}
+    (outcome,) = rel_checks(con, "t_std", config)
+    # a total is left out at ingest, not mapped to a group
+    assert (
+        'leave_out:\n  - {name: "total all races/ethnicities", column: race, equals: "ALL RACES/ETHNICITIES"}'
+        in outcome.summary
+    )
 
 
 def test_check_passes_when_everything_is_recognized(con):
@@ -293,3 +314,44 @@ def test_a_misspelled_column_is_named_with_the_one_meant(con):
     message = str(failed.value)
     assert "column(s) racee not found in table 't' (did you mean 'race' for 'racee'?)" in message
     assert message.endswith("the table has: id, race, ethnicity")
+
+
+@pytest.mark.parametrize(
+    ("raw", "target", "said"),
+    [
+        (
+            "ALL RACES/ETHNICITIES",
+            "Total",
+            "no standard label stands for; a row that totals the others is left out",
+        ),
+        (
+            "ALL RACES/ETHNICITIES",
+            "TODO",
+            "replace TODO with the standard label it stands for, or remove the line",
+        ),
+        ("WH", "Whte", "which is not a label the REL reference reads, so those rows would stay unmapped"),
+    ],
+)
+def test_a_code_map_target_the_reference_cannot_read_is_refused_before_the_run(tmp_path, raw, target, said):
+    """A helper mapped "ALL RACES/ETHNICITIES" to "Total": `catalog validate` said valid, and the run
+    stopped again asking for the same TODO. The target is checked against the reference tables."""
+    from click.testing import CliRunner
+
+    from ct_pipelines.cli import main
+
+    (tmp_path / "landing").mkdir()
+    (tmp_path / "catalog").mkdir()
+    (tmp_path / "landing" / "deaths.csv").write_text(f"Year,Race\n2020,{raw}\n", encoding="utf-8")
+    (tmp_path / "catalog" / "deaths.yaml").write_text(
+        "id: deaths\ntitle: Deaths by race\ndescription: Deaths by year and race, from death certificates.\n"
+        "agency: Department of Public Health\ncategory: Health and Human Services\nupdate_frequency: Annually\n"
+        "contact: dph@ct.gov\ningest: {path: deaths.csv}\n"
+        "columns: [{source: Year, type: integer}, {source: Race}]\n"
+        "standardize:\n  columns: [{column: race, field: race_ethnicity}]\n"
+        f"  code_map: {{race_ethnicity: {{'{raw}': {target}, 'Wht': White}}}}\n",
+        encoding="utf-8",
+    )
+    result = CliRunner().invoke(main, ["catalog", "validate", str(tmp_path / "catalog")])
+    assert result.exit_code == 1
+    assert f'standardize.code_map.race_ethnicity: "{raw}" is mapped to "{target}"' in result.output
+    assert said in result.output and '"Wht"' not in result.output
