@@ -42,7 +42,12 @@ from ct_pipelines.standardize.gate import (
     code_map_snippet,
     problem_summary,
 )
-from ct_pipelines.standardize.groups import UNKNOWN_GROUP, reporting_group  # noqa: F401 - re-exported
+from ct_pipelines.standardize.groups import (  # noqa: F401 - UNKNOWN_GROUP re-exported
+    NOT_STANDARDIZED_GROUP,
+    UNKNOWN_GROUP,
+    reporting_group,
+)
+from ct_pipelines.standardize.iso639_tables import from_part3
 from ct_pipelines.standardize.normalize import RelResult, classify
 from ct_pipelines.standardize.reference import Status, code_map_for, race_reference
 from ct_pipelines.standardize.specs import check_name, rel_check_specs  # noqa: F401 - rel_check_specs re-exported
@@ -104,8 +109,24 @@ def _output_values(rel_column: RelColumn, result: RelResult) -> list[object]:
             _join_text(result.candidates),
         ]
     if rel_column.field == RelField.LANGUAGE:
-        return [result.status.value, result.language, _join_text(result.candidates)]
+        return [result.status.value, result.language, _join_text(result.candidates), language_group(result)]
     return [result.status.value, result.value]
+
+
+def language_group(result: RelResult) -> str:
+    """The published group of a language answer. A helper's aggregate by ISO code put 103 clients who
+    answered "Other" in "Not reported" with the blanks; an answer that names no listed language is
+    "Other language", and a code is published by its name."""
+    if result.status == Status.REPORTED:
+        found = from_part3(result.language) if result.language else None
+        return found.name if found is not None else "Other language"
+    if result.status == Status.MULTIPLE:
+        return "Multiple languages"
+    if result.status == Status.DECLINED:
+        return "Declined"
+    if result.status in (Status.UNKNOWN, Status.NOT_COLLECTED):
+        return UNKNOWN_GROUP
+    return NOT_STANDARDIZED_GROUP
 
 
 def code_map_problems(config: StandardizeConfig) -> list[str]:

@@ -106,6 +106,27 @@ def test_language_columns_get_iso_codes(con):
     assert "rel_reporting_group" not in [r[0] for r in con.execute("DESCRIBE p_std").fetchall()]
 
 
+def test_a_language_answer_that_names_no_listed_language_is_kept_apart_from_unknown(con):
+    """A helper aggregated clients by the ISO code: 103 who answered "Other", 100 "Unknown" and 197 blank
+    were all published as "Not reported", and the languages as codes (hat, yue). The language group keeps
+    "Other language" apart and names each language."""
+    labels = ["Spanish"] * 7 + ["Cantonese"] * 3 + ["Other"] * 4 + ["Unknown"] * 2 + [None] * 5
+    labels += ["Creole", "Declined", "English and Spanish"]
+    _table(con, "p", ["lang"], [(label,) for label in labels])
+    standardize_table(con, "p", "p_std", _config(columns=[{"column": "lang", "field": "language"}]))
+    groups = dict(con.execute("SELECT lang_language_group, count(*) FROM p_std GROUP BY ALL").fetchall())
+    assert groups == {
+        "Spanish": 7,
+        "Yue Chinese": 3,
+        "Other language": 4,
+        "Unknown": 7,
+        "Not standardized": 1,
+        "Declined": 1,
+        "Multiple languages": 1,
+    }
+    assert sum(groups.values()) == len(labels)
+
+
 @pytest.mark.parametrize(
     ("rule", "expected"),
     [

@@ -45,6 +45,11 @@ _LANGUAGE_COLUMNS = {
         "VARCHAR",
         "For an ambiguous value of '{c}', the ISO 639-3 codes it could mean, separated by ';'",
     ),
+    "language_group": (
+        "VARCHAR",
+        "The language '{c}' names, for grouping: its ISO 639-3 name, 'Other language', 'Multiple languages', "
+        "'Unknown', 'Declined' or 'Not standardized'",
+    ),
 }
 _OTHER_COLUMNS = {
     "status": ("VARCHAR", _STATUS),
