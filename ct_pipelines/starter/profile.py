@@ -551,7 +551,7 @@ def _aggregate_hint(profile: Profile) -> list[str]:
             "#   suppression: {count_column: count, threshold: 5}",
         ]
     measure = counts[0].field_name
-    dates = [c.field_name for c in profile.columns if c.type in ("date", "timestamp")]
+    dates = [c.field_name for c in profile.columns if c.type in ("date", "datetime")]
     dimensions = [f"{{name: {d}, time: true}}" for d in dates] + ["rel_reporting_group"]
     return [
         f"# Each row already holds counts ({', '.join(c.field_name for c in counts)}): to publish their sums by",

@@ -3,6 +3,7 @@ until filled, and the agency's row quirks (footer totals, notes lines, wide tabl
 
 from __future__ import annotations
 
+import json
 import re
 import shutil
 from pathlib import Path
@@ -708,6 +709,46 @@ def test_rows_that_hold_counts_get_a_sum_by_every_date_and_publish_the_files_tot
             if r["month_in_care"][:10] == day and r["rel_reporting_group"] == "Total"
         ] == [total]
     assert summary.rows_published == len(pairs) * 4  # three groups and their total, per July 1
+
+
+def test_socrata_json_dates_with_times_are_time_dimensions_of_the_suggested_sum(tmp_path: Path, monkeypatch):
+    """DCF's file as Socrata's own JSON export: every value a string, dates as 2014-06-26T00:00:00.000.
+    Those columns are datetimes, which the hint left out of the dimensions, so the suggested sum added
+    the July 1s together and the run refused it."""
+    records = [
+        {
+            "data_as_of": "2017-07-18T00:00:00.000",
+            "demographic": label,
+            "month_in_care": f"{year}-07-01T00:00:00.000",
+            "total_cip": str(40 + 17 * i + 5 * (year - 2015) + region),
+        }
+        for year in (2015, 2016)
+        for region in range(6)
+        for i, label in enumerate(["Hispanic", "Non-Hispanic Black", "Non-Hispanic White"])
+    ]
+    extract, catalog = landed(tmp_path, "placements.json", json.dumps(records))
+    text = new_starter(extract, catalog / "placements.yaml")
+    block = [
+        line[2:]
+        for line in text.splitlines()
+        if line.startswith(("# protect:", "#   mode:", "#   aggregate:", "#   suppression:"))
+    ]
+    assert (
+        "{name: data_as_of, time: true}, {name: month_in_care, time: true}, rel_reporting_group" in block[2]
+    )
+    fill_todos(catalog / "placements.yaml")
+    doc = yaml.safe_load((catalog / "placements.yaml").read_text(encoding="utf-8"))
+    doc["standardize"] = {"columns": [{"column": "demographic", "field": "race_ethnicity"}]}
+    doc.update(yaml.safe_load("\n".join(block)))
+    (catalog / "placements.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    totals = {
+        r["month_in_care"][:4]: int(r["total_cip"]) for r in rows if r["rel_reporting_group"] == "Total"
+    }
+    assert totals == {
+        str(year): sum(int(r["total_cip"]) for r in records if r["month_in_care"].startswith(str(year)))
+        for year in (2015, 2016)
+    }
 
 
 def test_an_aggregate_is_not_published_while_a_row_it_would_count_is_set_aside(tmp_path: Path, monkeypatch):
