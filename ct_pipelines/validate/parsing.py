@@ -39,6 +39,7 @@ DEFAULT_FORMAT = ValueFormat()
 # Values that only fail because the column's format was not declared: the quarantine reason says
 # what to declare instead of the generic "not a valid number".
 DECIMAL_COMMA = r"[+-]?[0-9]{1,3}(\.[0-9]{3})*,[0-9]+"
+FRACTION = r"[+-]?\$?[0-9][0-9,]*\.[0-9]+"  # digits after the point: a number, but not a whole one
 AMBIGUOUS_DATE = r"[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2}( .*)?"
 ZONED_DATETIME = ISO_DATETIME + r" ?(Z|[+-][0-9]{2}:?[0-9]{2})"
 

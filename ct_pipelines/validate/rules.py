@@ -26,6 +26,7 @@ from ct_pipelines.validate.custom_checks import get_check
 from ct_pipelines.validate.parsing import (
     AMBIGUOUS_DATE,
     DECIMAL_COMMA,
+    FRACTION,
     ZONED_DATETIME,
     cast_sql,  # noqa: F401 - re-exported for the starter's profiler
     column_quirks,
@@ -155,7 +156,13 @@ def _format_hints(column: Column, a_name: str) -> list[tuple[str, str, str]]:
                 "decimal_comma",
                 DECIMAL_COMMA,
                 f"have {a_name} with a comma that does not separate thousands (such as 1,2), so not a whole number",
-            )
+            ),
+            (  # a column typed from a first file of whole amounts (1216100.00) met 1042200.50 later
+                "fraction",
+                FRACTION,
+                f"have {a_name} with a fraction (such as 1042200.50), so not a whole number; if the column "
+                "holds such values, declare it type: number",
+            ),
         ]
     if column.type == ColumnType.NUMBER and (fmt is None or fmt.decimal == "."):
         return [

@@ -53,7 +53,7 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[Any], dict[int, str]]] = 
         {"type": "integer"},
         ["1,234", "12.5", "1,00", "1,2345", "12,34,567"],
         [1234],
-        {3: "type", 4: "decimal_comma", 5: "decimal_comma", 6: "type"},
+        {3: "fraction", 4: "decimal_comma", 5: "decimal_comma", 6: "type"},
     ),
     "date_default": (
         {"type": "date"},
@@ -121,7 +121,11 @@ def test_reasons_say_what_to_declare(tmp_path: Path, portal: LocalPortal):
         quality={"max_quarantine_share": 1.0},
     )
     run = run_stages(
-        tmp_path, portal, dataset, "id;amount;day;age\n1;510,93;3/5/24;4\n2;5;1/1/2024;1,2\n", publish=False
+        tmp_path,
+        portal,
+        dataset,
+        "id;amount;day;age\n1;510,93;3/5/24;4\n2;5;1/1/2024;1,2\n3;5;1/1/2024;1042200.50\n",
+        publish=False,
     )
     reasons = {(column, rule): reason for _, rule, column, _, reason in run.quarantine()}
     assert "declare the column's format: {decimal: ','}" in reasons[("amount", "decimal_comma")]
@@ -129,6 +133,10 @@ def test_reasons_say_what_to_declare(tmp_path: Path, portal: LocalPortal):
     # no format makes 1,2 a whole number, so an integer column gets no advice to declare a decimal comma
     assert reasons[("age", "decimal_comma")] == (
         "have an age with a comma that does not separate thousands (such as 1,2), so not a whole number"
+    )
+    # a column typed integer from a first file of whole amounts meets a fraction: the type to declare
+    assert reasons[("age", "fraction")].endswith(
+        "so not a whole number; if the column holds such values, declare it type: number"
     )
 
 
