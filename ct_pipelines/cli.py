@@ -275,6 +275,7 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
         "dataset",
         "status",
         "rows in",
+        "left out",
         "set aside",
         "rows published",
         "checks passed",
@@ -287,6 +288,7 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
             s.dataset_id,
             s.status,
             _n(s.rows_in),
+            _n(sum(s.rows_left_out.values()) or None),
             _n(s.rows_set_aside),
             _n(s.rows_published),
             str(s.checks_passed),
@@ -301,7 +303,7 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
         "  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)),
         "  ".join("-" * w for w in widths),
     ]
-    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for s in summaries:
         if s.dry_run_plan is not None:
             out.append(f"\n{s.dataset_id}: dry run, nothing sent; the plan: {s.dry_run_plan}")
@@ -326,7 +328,7 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
         if s.rows_left_out:
             rules = ", ".join(f"{name} {count:,}" for name, count in s.rows_left_out.items())
             out.append(f"\n{s.dataset_id}: rows left out by the YAML's leave_out rules: {rules}")
-        quarantined = (s.rows_set_aside or 0) - sum(s.rows_left_out.values())
+        quarantined = s.rows_set_aside or 0
         if quarantined > 0 and s.quarantine_table:
             out.append(
                 f"\n{s.dataset_id}: {quarantined:,} rows quarantined; read them with "

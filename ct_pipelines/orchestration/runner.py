@@ -176,7 +176,7 @@ def summarize(
         s.failed_checks += [f"{stage}: {line}" for line in json.loads(failed or "[]")]
         if stage == "ingest" and rows_in is not None:
             s.rows_in = rows_in
-        if set_aside:
+        if set_aside and stage != "ingest":  # ingest's are the rows leave_out rules left out, shown apart
             s.rows_set_aside = (s.rows_set_aside or 0) + set_aside
         facts_value = json.loads(facts or "{}")
         if stage == "ingest":

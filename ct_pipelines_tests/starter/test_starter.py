@@ -461,7 +461,8 @@ def test_real_wide_sde_table_unpivoted_gets_rel_groups_and_reaches_the_portal(
     (summary,), _ = run_catalog(str(tmp_path / "catalog"), instance=dg.DagsterInstance.ephemeral())
     assert summary.ok, summary.error or summary.blocking_summaries
     # 204 source rows: the Total footer left out by its rule, the other 203 turned long (7 race columns each)
-    assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (204, 1, 203 * 7)
+    assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (204, None, 203 * 7)
+    assert summary.rows_left_out == {"footer total": 1}  # left out by rule, not set aside
     con = duckdb.connect(
         str(tmp_path / "home" / "warehouse" / "sde_enrollment_by_race.duckdb"), read_only=True
     )
