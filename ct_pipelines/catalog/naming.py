@@ -9,6 +9,17 @@ from collections.abc import Iterable
 
 MAX_FIELD_NAME = 63
 
+#: Labels of a row that totals the others (DPH's "ALL RACES/ETHNICITIES" and "BOTH SEXES", a "Total"
+#: line, "Statewide"), in RE2 syntax so DuckDB can search with it; "All other ..." is a category.
+TOTAL_LABEL_RE2 = r"(?i)^\W*(all|total|totals|grand total|overall|statewide|both sexes|both genders)\b"
+
+
+def is_total_label(value: str) -> bool:
+    """Whether a value reads as a total of the other values of its column."""
+    return bool(re.match(TOTAL_LABEL_RE2[4:], value, re.IGNORECASE)) and not re.match(
+        r"\W*all\s+other\b", value, re.IGNORECASE
+    )
+
 
 def field_name(source_name: str) -> str:
     """Turn a source column name into an API field name (``"Date of Death"`` -> ``date_of_death``)."""

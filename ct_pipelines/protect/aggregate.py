@@ -16,8 +16,9 @@ import numpy as np
 import pandas as pd
 
 from ct_pipelines.catalog.blocks.protect import AggregateConfig, Measure, SuppressionConfig
-from ct_pipelines.catalog.naming import closest
+from ct_pipelines.catalog.naming import TOTAL_LABEL_RE2, closest, is_total_label
 from ct_pipelines.core.sql import quote_ident as q
+from ct_pipelines.core.sql import quote_literal
 from ct_pipelines.protect.errors import PublishConfigError
 from ct_pipelines.protect.sandbox import explain_sql_error
 from ct_pipelines.protect.suppression import (
@@ -140,6 +141,64 @@ def refuse_sums_over_dates(
         )
 
 
+def refuse_sums_over_empty_cells(con: duckdb.DuckDBPyConnection, view: str, measures: list[Measure]) -> None:
+    """A sum leaves empty cells out and is published as a true figure, too low: a helper blanked four of
+    DCF's TOTAL_CIP cells and eight of 75 published counts fell short, while the run said every row was
+    counted. Only the agency knows what an empty cell means, so the run stops and says where they are."""
+    for measure in measures:
+        if measure.agg.lower() != "sum" or measure.column is None:
+            continue
+        empty = con.execute(f"SELECT count(*) - count({q(measure.column)}) FROM {q(view)}").fetchone()[0]
+        if empty:
+            raise PublishConfigError(
+                f"protect.aggregate: measure '{measure.name}' is the sum of '{measure.column}', which is empty "
+                f"on {empty:,} row{'s' if empty != 1 else ''}, so every sum including them would be published "
+                "too low; fill them in the extract (0 where the agency means none), or add required: true to "
+                f"'{measure.column}' so validation names each such row"
+            )
+
+
+def refuse_sums_over_total_rows(
+    con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str], aggregate: AggregateConfig
+) -> None:
+    """A summed column over a column that holds its own total (DPH's "BOTH SEXES" beside MALE and FEMALE)
+    adds each total to its parts: a helper's suggested sum of deaths by group published every figure
+    twice. A column is summed over when it is not a dimension, or when it is one that gets totals."""
+    sums = [m for m in aggregate.measures if m.agg.lower() == "sum" and m.column]
+    if not sums:
+        return
+    margins = set(aggregate.margin_dimensions())
+    dims = {d.name for d in aggregate.dimension_specs}
+    columns = [
+        c
+        for c, t in types.items()
+        if _is_text(t) and (c not in dims or c in margins) and not c.startswith("_")
+    ]
+    if not columns:
+        return
+    found = con.execute(
+        "SELECT "
+        + ", ".join(
+            f"list(DISTINCT {q(c)}) FILTER (WHERE regexp_matches({q(c)}, {quote_literal(TOTAL_LABEL_RE2)}))"
+            for c in columns
+        )
+        + f" FROM {q(view)}"
+    ).fetchone()
+    for column, values in zip(columns, found or (), strict=True):
+        totals = sorted(v for v in values or [] if is_total_label(v))
+        if not totals:
+            continue
+        listed = ", ".join(f"'{v}'" for v in totals[:3])
+        role = "gets totals" if column in margins else "is not a dimension"
+        raise PublishConfigError(
+            f"protect.aggregate: '{column}' holds {listed}, which read{'s' if len(totals) == 1 else ''} as a "
+            f"total of its other values, and {column} {role}, so the sum of '{sums[0].column}' would add each "
+            f"total to its own parts; leave those rows out at ingest (ingest.leave_out: [{{name: {column} "
+            f"total, column: {column}, equals: '{totals[0]}'}}]), or make '{column}' a dimension without "
+            f"totals ('- {{name: {column}, totals: false}}')"
+        )
+
+
 def measure_sql(measure: Measure) -> str:
     agg = measure.agg.lower()
     if agg == "count" and measure.column is None:
@@ -194,7 +253,9 @@ def build_aggregate(
     types = column_types(con, view)
     check_aggregate_columns(types, aggregate, pii_fields, label)
     refuse_measures_over_source_suppression(con, view, types, aggregate.measures)
+    refuse_sums_over_empty_cells(con, view, aggregate.measures)
     refuse_sums_over_dates(con, view, types, aggregate)
+    refuse_sums_over_total_rows(con, view, types, aggregate)
     dims = [d.name for d in aggregate.dimension_specs]
     margin_dims = [
         d for d in aggregate.margin_dimensions() if not _is_time(types[d]) or _declared(aggregate, d)

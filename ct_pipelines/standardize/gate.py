@@ -9,10 +9,10 @@ a column marked PII are never shown; the message says how to see them where that
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 
 from ct_pipelines.catalog.blocks.standardize import RelColumn, RelField
+from ct_pipelines.catalog.naming import is_total_label
 from ct_pipelines.standardize.groups import SPD15_NAMES
 from ct_pipelines.standardize.iso639_tables import from_part3
 from ct_pipelines.standardize.reference import Status
@@ -91,14 +91,10 @@ def problem_summary(
     )
 
 
-#: Labels of a row that totals the others (DPH's "ALL RACES/ETHNICITIES", a "Total" line).
-TOTAL_LABEL = re.compile(r"^\W*(all|total|totals|grand total|overall|statewide)\b", re.IGNORECASE)
-
-
 def _totals_advice(column: RelColumn, labels: list[ProblemLabel]) -> str:
     """A total row is not an answer any standard label stands for: mapped to a group it would count the
     state twice. It is left out at ingest (an aggregate publishes the total as its margin)."""
-    totals = [t.raw for t in labels if t.raw is not None and TOTAL_LABEL.match(t.raw)]
+    totals = [t.raw for t in labels if t.raw is not None and is_total_label(t.raw)]
     if not totals:
         return ""
     rules = "".join(

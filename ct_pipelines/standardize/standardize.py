@@ -31,13 +31,12 @@ from ct_pipelines.catalog.blocks.standardize import (
     StandardizeConfig,
     standardized_columns,
 )
-from ct_pipelines.catalog.naming import closest
+from ct_pipelines.catalog.naming import closest, is_total_label
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import STALE_LABELS, quote_ident, quote_literal
 from ct_pipelines.core.warehouse import drop_relation
 from ct_pipelines.standardize.gate import (
     TOP_LABELS,
-    TOTAL_LABEL,
     ProblemLabel,
     code_map_snippet,
     problem_summary,
@@ -145,7 +144,7 @@ def code_map_problems(config: StandardizeConfig) -> list[str]:
                 problems.append(
                     f"{where}; replace TODO with the standard label it stands for, or remove the line"
                 )
-            elif TOTAL_LABEL.match(str(raw)) or TOTAL_LABEL.match(str(target)):
+            elif is_total_label(str(raw)) or is_total_label(str(target)):
                 problems.append(
                     f"{where}, which no standard label stands for; a row that totals the others is left out at "
                     f"ingest instead (ingest.leave_out: [{{name: total, column: {_column_of(config, field_name)}, equals: {json.dumps(str(raw))}}}])"

@@ -335,18 +335,21 @@ def test_published_aggregate_columns_get_descriptions_from_yaml() -> None:
 
 def test_a_combination_with_no_rows_sums_to_zero_and_has_no_mean_or_maximum():
     """Suppression publishes every race x sex; OCME's zero cells once showed 0 deaths beside an empty
-    age_sum. A cell whose rows all lack the value keeps an empty sum: it is unknown, not zero."""
+    age_sum. A cell with no rows sums to 0 and has no maximum; a cell whose rows all lack the value has
+    none either. A sum over empty cells is refused (below): it would be published too low."""
     con = duckdb.connect()
-    con.execute("CREATE TABLE v (race VARCHAR, sex VARCHAR, age BIGINT)")
-    rows = [("White", "Male", 40)] * 30 + [("White", "Female", 50)] * 20 + [("Black", "Male", 30)] * 12
-    rows += [("Black", "Female", None)] * 9 + [("Asian", "Male", 44)] * 8  # no Asian woman
-    con.executemany("INSERT INTO v VALUES (?, ?, ?)", rows)
+    con.execute("CREATE TABLE v (race VARCHAR, sex VARCHAR, age BIGINT, years BIGINT)")
+    rows = (
+        [("White", "Male", 40, 2)] * 30 + [("White", "Female", 50, 3)] * 20 + [("Black", "Male", 30, 1)] * 12
+    )
+    rows += [("Black", "Female", None, 4)] * 9 + [("Asian", "Male", 44, 5)] * 8  # no Asian woman
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", rows)
     aggregate = AggregateConfig.model_validate(
         {
             "dimensions": ["race", "sex"],
             "measures": [
                 {"name": "deaths"},
-                {"name": "age_sum", "agg": "sum", "column": "age"},
+                {"name": "years_sum", "agg": "sum", "column": "years"},
                 {"name": "age_max", "agg": "max", "column": "age"},
             ],
         }
@@ -355,8 +358,50 @@ def test_a_combination_with_no_rows_sums_to_zero_and_has_no_mean_or_maximum():
     build_aggregate(con, "v", "out", aggregate, suppression, [])
     cells = {(r, s): rest for r, s, *rest in con.execute("SELECT * FROM out").fetchall()}
     assert cells[("Asian", "Female")] == [0, False, 0, None]
-    assert cells[("Black", "Female")] == [9, False, None, None]
-    assert cells[("Total", "Total")] == [79, False, 40 * 30 + 50 * 20 + 30 * 12 + 44 * 8, 50]
+    assert cells[("Black", "Female")] == [9, False, 36, None]
+    assert cells[("Total", "Total")] == [79, False, 2 * 30 + 3 * 20 + 12 + 4 * 9 + 5 * 8, 50]
+
+
+def test_a_sum_over_empty_cells_is_refused_with_where_they_are():
+    """A helper blanked four of DCF's TOTAL_CIP cells: eight of 75 published counts fell short while the
+    run said every row was counted."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (race VARCHAR, children BIGINT)")
+    con.executemany("INSERT INTO v VALUES (?, ?)", [("White", 40)] * 30 + [("Black", None)] * 4)
+    aggregate = AggregateConfig.model_validate(
+        {"dimensions": ["race"], "measures": [{"name": "children", "agg": "sum", "column": "children"}]}
+    )
+    with pytest.raises(
+        PublishConfigError, match="is the sum of 'children', which is empty on 4 rows, so every sum"
+    ):
+        build_aggregate(con, "v", "out", aggregate, None, [])
+
+
+def test_a_sum_over_a_column_holding_its_own_total_is_refused():
+    """DPH's mortality rows by sex include BOTH SEXES: the suggested sum of deaths by group added each
+    BOTH SEXES row to its MALE and FEMALE rows and published every figure twice."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (year BIGINT, sex VARCHAR, race VARCHAR, deaths BIGINT)")
+    rows = [
+        (2022, sex, race, n)
+        for race, m, f in [("White", 60, 50), ("Black", 9, 8)]
+        for sex, n in [("MALE", m), ("FEMALE", f), ("BOTH SEXES", m + f)]
+    ]
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", rows)
+    summed = {"name": "deaths", "agg": "sum", "column": "deaths"}
+    for dimensions in (["race"], ["race", "sex"]):
+        aggregate = AggregateConfig.model_validate({"dimensions": dimensions, "measures": [summed]})
+        with pytest.raises(PublishConfigError, match="'sex' holds 'BOTH SEXES', which reads as a total"):
+            build_aggregate(con, "v", "out", aggregate, None, [])
+    kept = AggregateConfig.model_validate(
+        {"dimensions": ["race", {"name": "sex", "totals": False}], "measures": [summed]}
+    )
+    build_aggregate(con, "v", "out", kept, None, [])
+    published = dict(
+        ((r, s), n)
+        for r, s, n in con.execute("SELECT race, sex, deaths FROM out WHERE race = 'Total'").fetchall()
+    )
+    assert published == {("Total", "MALE"): 69, ("Total", "FEMALE"): 58, ("Total", "BOTH SEXES"): 127}
 
 
 def test_a_category_with_no_row_in_a_period_is_left_out_for_that_period_not_published_as_zero():
