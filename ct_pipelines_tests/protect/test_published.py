@@ -202,3 +202,37 @@ def test_check_specs_come_from_config_alone() -> None:
         "aggregate_counts_every_row",
     ]
     assert all(s.blocking for s in privacy_check_specs(aggregate))
+
+
+def test_a_column_left_out_for_its_name_says_how_to_keep_it(tmp_path, monkeypatch):
+    """OCME's DateType says which date Date is; with Date marked pii, a helper saw date_type left out
+    as personal with no reason. It still is (ssn_last4 must be), and the run says how to keep it."""
+    import json
+
+    from ct_pipelines.core import warehouse
+    from ct_pipelines.core.settings import load_settings
+    from ct_pipelines_tests.support.catalog_run import run_and_read_portal
+
+    lines = "".join(f"18-{i:04d},2018-01-0{1 + i % 9},DateofDeath,Hartford\n" for i in range(12))
+    head = (
+        "id: deaths\ntitle: Accidental drug deaths\ndescription: One row per death, from the medical examiner.\n"
+        "agency: Office of the Chief Medical Examiner\ncategory: Health and Human Services\n"
+        "update_frequency: Monthly\ncontact: ocme@ct.gov\ningest: {path: deaths.csv}\nrow_identifier: id\n"
+    )
+    columns = "columns: [{source: ID}, {source: Date, type: date, pii: true}, {source: DateType%s}, {source: Town}]\n"
+    published = {}
+    for named in ("", ", field_name: recorded_as"):
+        root = tmp_path / (named and "renamed" or "as_is")
+        for folder in ("landing", "catalog"):
+            (root / folder).mkdir(parents=True)
+        (root / "landing" / "deaths.csv").write_text("ID,Date,DateType,Town\n" + lines, encoding="utf-8")
+        (root / "catalog" / "deaths.yaml").write_text(head + columns % named, encoding="utf-8")
+        summary, ((_, rows),) = run_and_read_portal(root, root / "catalog", monkeypatch)
+        assert summary.ok and len(rows) == 12
+        published[named] = sorted(rows[0])
+        with warehouse.open_recorded(load_settings(), "deaths") as con:
+            (facts,) = con.execute(
+                f"SELECT facts FROM {warehouse.STAGE_RESULTS} WHERE stage = 'protect' ORDER BY recorded_at DESC"
+            ).fetchone()
+        assert json.loads(facts)["left_out_as_derived"] == ([] if named else ["date_type"])
+    assert published == {"": ["id", "town"], ", field_name: recorded_as": ["id", "recorded_as", "town"]}
