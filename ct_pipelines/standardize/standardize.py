@@ -440,9 +440,10 @@ def _rel_check(
     else:
         summary = problem_summary(c, labels, bad_rows, total, distinct, pii=pii) + (
             f"\nThat is above the allowed share ({config.max_unmapped_share:.0%}), so publishing is stopped "
-            "until they are mapped."
+            "until they are mapped (or, for totals, left out)."
             if too_many
-            else "\nThey stay in the data as raw values with no standardized category until they are mapped."
+            else "\nThey stay in the data as raw values with the reporting group 'Not standardized' until they "
+            "are mapped."
         )
     metadata = _check_metadata(c, config, labels, (total, bad_rows, distinct), pii=pii)
     contradiction = _origin_in_race_column(con, labels_table, position, c, config, total, pii=pii)
