@@ -324,7 +324,13 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
                 if s.rows_kept_as_published
                 else ""
             )
-            out.append(f"\n{s.dataset_id}: {portal_changes(s.publish_mode, s.portal_changes)}{kept}")
+            deleted = s.portal_changes.get("deleted", 0)
+            which = (
+                f" (deleted: {', '.join(s.deleted_keys)}{' and more' if deleted > len(s.deleted_keys) else ''})"
+                if s.deleted_keys
+                else ""
+            )
+            out.append(f"\n{s.dataset_id}: {portal_changes(s.publish_mode, s.portal_changes)}{which}{kept}")
         if s.rows_left_out:
             rules = ", ".join(f"{name} {count:,}" for name, count in s.rows_left_out.items())
             out.append(f"\n{s.dataset_id}: rows left out by the YAML's leave_out rules: {rules}")

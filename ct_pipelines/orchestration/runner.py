@@ -49,6 +49,7 @@ class DatasetSummary:
     portal_changes: dict[str, int] | None = None  # rows the publish created, updated and deleted
     publish_mode: str | None = None  # incremental, replace, upsert or resync
     rows_kept_as_published: int = 0  # rows set aside this run whose published version the portal keeps
+    deleted_keys: list[str] = field(default_factory=list)  # the first row identifiers the publish deleted
     duration_s: float = 0.0
 
     @property
@@ -199,6 +200,7 @@ def summarize(
                     (facts_value.get("plan") or {}).get("rows_kept_as_published") or 0
                 )
                 s.publish_mode = facts_value.get("mode")
+                s.deleted_keys = list((facts_value.get("plan") or {}).get("deleted_keys") or [])
     for event in result.all_events:  # a step that failed before any stage recorded a result
         if event.is_step_failure and event.step_key and event.step_key not in by_id:
             data = event.step_failure_data

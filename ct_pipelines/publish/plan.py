@@ -64,6 +64,18 @@ class Plan:
     def deletes(self) -> int:
         return self.counts.get("delete", 0)
 
+    def deleted_keys(self, con: duckdb.DuckDBPyConnection, limit: int = 5) -> list[str]:
+        """The first row identifiers this plan deletes, so a person sees which rows leave the portal (a
+        helper's set-aside row whose ID was blanked was deleted under '1 deleted' alone)."""
+        if not self.counts.get("delete"):
+            return []
+        rows = con.execute(
+            f"SELECT CAST(key_value AS VARCHAR) FROM {quote_ident(self.pending)} WHERE op = 'delete' "
+            "AND key_value IS NOT NULL ORDER BY seq LIMIT ?",
+            [limit],
+        ).fetchall()
+        return [r[0] for r in rows]
+
     def drop(self, con: duckdb.DuckDBPyConnection, previous: str | None) -> None:
         """Drop the change set (and a temporary comparison table) of a plan that will not be sent."""
         for name in (self.pending, *([previous] if previous else [])):

@@ -381,7 +381,8 @@ def _plan(
     if mode == "replace" and has_snapshot and not (force_full_replace or dataset.publish.full_replace):
         # a replace removes the cells the table no longer has: counted, so the delete guard judges them
         plan.counts["delete"] = cells_removed(con, dataset.id, job.table, job.dimensions)
-    job.result.mode, job.result.plan = mode, {**job.result.plan, **plan.summary()}
+    deleted = plan.deleted_keys(con) if mode == "incremental" else []
+    job.result.mode, job.result.plan = mode, {**job.result.plan, **plan.summary(), "deleted_keys": deleted}
     return plan, previous
 
 

@@ -44,3 +44,28 @@ def test_a_row_set_aside_keeps_its_published_values_and_a_removed_row_is_deleted
     third = run_stages(tmp_path, portal, dataset, deliveries(dates))
     rows = {int(r["id"]): r["date"][:10] for r in portal_rows(portal, third.four_by_four)}
     assert sorted(rows) == [i for i in range(1, 21) if i != 7]
+    assert third.results["publish"].facts["plan"]["deleted_keys"] == ["7"]
+
+
+def test_the_run_names_the_rows_a_publish_deleted(tmp_path, portal):
+    """A helper blanked one OCME ID in a later delivery: the row was set aside and, its ID unknown, the
+    published record 17-0888 was deleted under "rows 5 updated, 1 deleted" alone. The run names it."""
+    from ct_pipelines.cli import format_summary
+    from ct_pipelines.orchestration.runner import DatasetSummary
+    from ct_pipelines.publish.changes import recorded_changes
+
+    dataset = make_dataset("deaths", [{"source": "date", "type": "date"}, {"source": "town"}])
+    dates = {i: f"01/{1 + i % 28:02d}/2024" for i in range(1, 61)}
+    run_stages(tmp_path, portal, dataset, deliveries(dates))
+    del dates[33]
+    second = run_stages(tmp_path, portal, dataset, deliveries(dates))
+    facts = second.results["publish"].facts
+    assert facts["plan"]["deleted_keys"] == ["33"] and facts["rows_deleted"] == 1
+    assert len(portal_rows(portal, second.four_by_four)) == 59
+    summary = DatasetSummary(
+        "deaths",
+        portal_changes=recorded_changes(facts),
+        publish_mode=facts["mode"],
+        deleted_keys=facts["plan"]["deleted_keys"],
+    )
+    assert "deaths: on the portal, rows 1 deleted (deleted: 33)" in format_summary([summary])
