@@ -26,6 +26,19 @@ _BIRTH_NAME = re.compile(r"(^|_)(dob|birth|birthdate|birthday|born)(_|$)|date_of
 _RECORD_NAME = re.compile(
     r"(^|_)(ssn|social_security|mrn|medical_record|patient_id|client_id|member_id|medicaid_id|inmate_number)(_|$)"
 )
+#: A column named for a person's name: no value pattern tells "Maria Lopez" from a town, so the name
+#: of the column is what is tested (a facility or town name is not matched).
+_PERSON_NAME = re.compile(
+    r"(^|_)(first|last|middle|full|given|family|maiden|legal|patient|client|person|decedent|child|student|"
+    r"inmate|offender|employee|member|victim|parent|guardian|mother|father|applicant)_?names?(_|$)"
+    r"|^(names?|surname|lastname|firstname|fname|lname)$"
+)
+
+
+def named_as_personal(field_name: str) -> bool:
+    """Whether a column's name says it holds a person's name, birth date or record number."""
+    lowered = field_name.lower()
+    return any(p.search(lowered) for p in (_PERSON_NAME, _BIRTH_NAME, _RECORD_NAME))
 
 
 @dataclass(frozen=True)
@@ -100,7 +113,9 @@ PATTERNS: tuple[PiiPattern, ...] = (
         _mask_record,
     ),
 )
-PATTERN_BY_NAME = {p.name: p for p in PATTERNS}
+#: Tested on columns named for a person's name only (see _PERSON_NAME), so not among PATTERNS.
+PERSON_NAME = PiiPattern("person_name", "person's name", r".+", lambda text: "*****")
+PATTERN_BY_NAME = {p.name: p for p in (*PATTERNS, PERSON_NAME)}
 #: Every pattern in one regular expression (each in its own group, so an inline (?i) stays inside it):
 #: a value matches it exactly when it matches some pattern, in one pass instead of one per pattern.
 ANY_PATTERN = "|".join(f"(?:{pattern.regex})" for pattern in PATTERNS)
@@ -149,7 +164,8 @@ class _Probe(NamedTuple):
 
 
 def _scan_plan(columns: list[tuple[str, str]]) -> list[_Probe]:
-    """Each pattern on each text column's content, plus the name-based birth-date and record-id rules."""
+    """Each pattern on each text column's content, plus the name-based birth-date, record-id and
+    person's-name rules."""
     plan = []
     for name, column_type in columns:
         quoted = quote_ident(name)
@@ -162,6 +178,8 @@ def _scan_plan(columns: list[tuple[str, str]]) -> list[_Probe]:
             plan.append(_Probe(name, PATTERN_BY_NAME["date_of_birth"], date_test))
         if _RECORD_NAME.search(lowered):
             plan.append(_Probe(name, PATTERN_BY_NAME["record_id"], f"{quoted} IS NOT NULL"))
+        if is_text and _PERSON_NAME.search(lowered):
+            plan.append(_Probe(name, PERSON_NAME, f"trim({quoted}) <> ''"))
     return plan
 
 

@@ -30,6 +30,7 @@ from ct_pipelines.ingest.readers import (
     read_json_into,
     read_parquet_into,
 )
+from ct_pipelines.protect.pii import named_as_personal
 from ct_pipelines.validate.rules import cast_sql
 
 # The catalog's type for codes whose leading zeros matter (ZIP, FIPS, district codes). Until the catalog
@@ -404,6 +405,8 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
             entry["suppressed_values"] = column.suppressed_values
         if column.null_values:
             entry["null_values"] = column.null_values
+        if named_as_personal(column.field_name):
+            entry["pii"] = True
         columns.append(entry)
     body = yaml.safe_dump(_header(profile, dataset_id), sort_keys=False, allow_unicode=True, width=1000)
     body += yaml.safe_dump({"ingest": _source(profile)}, sort_keys=False, allow_unicode=True, width=1000)
@@ -415,12 +418,24 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
         "# To publish changes incrementally, set row_identifier to the field name of a unique column that is",
         "# published (not pii); an aggregate is replaced whole instead.",
     ]
+    personal = [c.field_name for c in profile.columns if named_as_personal(c.field_name)]
+    if personal:  # a new user published a clinic's patient names: no value pattern finds a name
+        notes += textwrap.wrap(
+            f"Marked pii for their names (a person's name, birth date or record number): {', '.join(personal)}. "
+            "Remove the mark where a column holds no personal data.",
+            100,
+            initial_indent="# ",
+            subsequent_indent="# ",
+        )
     # OCME's ID: a new user did not know which column the note above meant
     kept = profile.read.rows - sum(rule.get("max_rows", 0) for rule in profile.leave_out)
     unique = [
         c.field_name
         for c in profile.columns
-        if c.nulls == 0 and c.distinct == kept > 1 and c.type in ("text", "code", "integer")
+        if c.nulls == 0
+        and c.distinct == kept > 1
+        and c.type in ("text", "code", "integer")
+        and not named_as_personal(c.field_name)
     ]
     if unique and len(_race_group_columns(profile)) < 2:  # (an unpivot repeats each row per group)
         notes.append(f"# A different value on every row, so a possible row_identifier: {', '.join(unique)}.")

@@ -174,3 +174,31 @@ def test_the_scan_counts_what_each_pattern_matches_cell_by_cell():
     assert found == expected
     assert found[("c100", "ssn")] == found[("c100", "phone")] == found[("c101", "street_address")] == 10
     assert all("123-45" not in f["example"] and "jane" not in f["example"] for f in scan_for_pii(con, "wide"))
+
+
+def test_a_column_named_for_a_persons_name_is_found_by_its_name_and_never_shown() -> None:
+    """No value pattern tells a person's name from a town's: a clinic extract's Patient Name, left
+    unmarked, would have been published. Columns named for a person's name are found; a facility's or a
+    town's name is not."""
+    con = duckdb.connect()
+    table_with(
+        con,
+        "published",
+        patient_name=["María Núñez", "Li Wei", "  "],
+        lastname=["Núñez", "Li", "Smith"],
+        facility_name=["YORK CI", "GARNER CI", "YORK CI"],
+        town_name=["Hartford", "Mystic", "Union"],
+    )
+    outcome = pii_scan_outcome(con, "published")
+    assert not outcome.passed and outcome.blocks
+    hits = hits_by(outcome.metadata["hits"])
+    assert set(hits) == {("patient_name", "person_name"), ("lastname", "person_name")}
+    assert hits[("patient_name", "person_name")]["rows"] == 2  # a blank cell names no one
+    assert all(h["example"] == "*****" for h in hits.values())
+    assert "Núñez" not in str(outcome.metadata) + outcome.summary
+    exempted = pii_scan_outcome(
+        con,
+        "published",
+        [PiiExemption(column="lastname", patterns=["person_name"], reason="a fictional roster")],
+    )
+    assert set(hits_by(exempted.metadata["hits"])) == {("patient_name", "person_name")}

@@ -890,3 +890,24 @@ def test_a_column_unique_on_every_row_is_named_as_a_possible_row_identifier(tmp_
     extract, catalog = landed(tmp_path, "deaths.csv", "\r\n".join(lines) + "\r\n")
     text = new_starter(extract, catalog / "deaths.yaml")
     assert "# A different value on every row, so a possible row_identifier: id.\n" in text
+
+
+def test_columns_named_for_a_persons_name_birth_date_or_record_are_marked_pii(tmp_path: Path, monkeypatch):
+    """A new user had to find and mark a clinic extract's MRN, name and birth date columns; a name is
+    found by no value pattern, so an unmarked one would have been published. The starter marks them and
+    says so; a facility's name stays."""
+    rows = [f"{100200 + i},Pat {i},0{1 + i % 9}/1{i % 9}/19{50 + i},Hartford,St. Francis" for i in range(30)]
+    extract, catalog = landed(
+        tmp_path, "visits.csv", "MRN,Patient Name,DOB,Town,Facility Name\r\n" + "\r\n".join(rows) + "\r\n"
+    )
+    text = new_starter(extract, catalog / "visits.yaml")
+    columns = starter_columns(text)
+    assert {name for name, c in columns.items() if c.get("pii")} == {"MRN", "Patient Name", "DOB"}
+    assert (
+        "Marked pii for their names (a person's name, birth date or record number): mrn, patient_name, dob."
+        in (comments(text))
+    )
+    assert "possible row_identifier" not in text  # the MRN differs on every row, and is personal
+    fill_todos(catalog / "visits.yaml")
+    _, _, published = run_filled_starter(tmp_path, catalog, monkeypatch)
+    assert len(published) == 30 and set(published[0]) == {"town", "facility_name"}
