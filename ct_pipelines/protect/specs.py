@@ -47,8 +47,9 @@ def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
         specs.append(
             CheckSpec(
                 AGGREGATE_ROWS_CHECK,
-                "Every row of the extract is counted: a row validation set aside would leave every count and "
-                "sum it belongs to too low, so an aggregate is not published while any row is set aside.",
+                "Every row of the extract is counted: a row set aside because a summed column's value broke "
+                "a rule would leave its sums too low, so the aggregate is not published; rows set aside by "
+                "rules on other columns are left out, and counted in a warning.",
                 blocking=True,
             )
         )

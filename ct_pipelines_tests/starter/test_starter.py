@@ -752,10 +752,11 @@ def test_socrata_json_dates_with_times_are_time_dimensions_of_the_suggested_sum(
     }
 
 
-def test_an_aggregate_is_not_published_while_a_row_it_would_count_is_set_aside(tmp_path: Path, monkeypatch):
-    """A helper's DCF delivery had a few empty cells in a column the aggregate does not use; validation set
-    those rows aside, and the portal got 6,569 children for a July 1 the file counts as 6,595, with status
-    ok. Every count of an aggregate holds every row, or the aggregate is not published."""
+def test_an_aggregate_is_not_published_while_a_summed_value_is_set_aside(tmp_path: Path, monkeypatch):
+    """A typo in a count set its row aside, and the aggregate published the July 1 short by that row, with
+    status ok (a helper's DCF delivery: 6,569 children where the file counts 6,595). A summed value that
+    broke a rule stops the run; a row set aside by a rule on another column is left out, and the warning
+    says how many."""
     lines = ["Data_as_of,Demographic,Month_in_Care,TOTAL_CIP,FOSTER_CARE"]
     labels = ["Hispanic", "Non-Hispanic Black", "Non-Hispanic White"]
     for k, counted_on in enumerate(["07/01/2016", "07/01/2017"]):
@@ -775,25 +776,42 @@ def test_an_aggregate_is_not_published_while_a_row_it_would_count_is_set_aside(t
     doc["standardize"] = {"columns": [{"column": "demographic", "field": "race_ethnicity"}]}
     doc.update(yaml.safe_load("\n".join(block)))
     (catalog / "placements.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
-    late = list(lines)
-    late[5] = late[5].rsplit(",", 1)[0] + ",5O"  # a letter O typed for a zero
-    extract.write_text("\r\n".join(late) + "\r\n", encoding="utf-8")
+    fields = lines[5].split(",")
+    fields[3] = fields[3][:-1] + "O"  # a letter O typed for the count's last digit
+    extract.write_text("\r\n".join([*lines[:5], ",".join(fields), *lines[6:]]) + "\r\n", encoding="utf-8")
 
     summary, published = run_and_read_portal(tmp_path, catalog, monkeypatch)
     assert not summary.ok and published == []
     assert summary.blocked_stage == "protect" and summary.rows_set_aside == 1
     (failure,) = [f for f in summary.failed_checks if "aggregate_counts_every_row" in f]
-    assert "1 of 48 rows were set aside by validation (type on foster_care: 1)" in failure
+    assert (
+        "1 of 48 rows were set aside because their total_cip broke a rule (type on total_cip: 1)" in failure
+    )
     assert "ct-pipelines validate quarantine placements" in failure
 
-    extract.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    fields = lines[5].split(",")
+    fields[4] = "5O"  # the same typo in a column the aggregate does not sum
+    extract.write_text("\r\n".join([*lines[:5], ",".join(fields), *lines[6:]]) + "\r\n", encoding="utf-8")
     summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    (warning,) = [f for f in summary.failed_checks if "aggregate_counts_every_row" in f]
+    assert (
+        "(WARN): 1 of 48 rows were set aside by validation (type on foster_care: 1) and are not counted"
+        in warning
+    )
     totals = {
         r["month_in_care"][:10]: int(r["total_cip"]) for r in rows if r["rel_reporting_group"] == "Total"
     }
     expected = {
         f"{year}-07-01": sum(int(line.split(",")[3]) for line in lines[1:] if f"07/01/{year}" in line)
         for year in (2016, 2017)
+    }
+    assert totals == {**expected, "2016-07-01": expected["2016-07-01"] - int(lines[5].split(",")[3])}
+
+    extract.write_text("\r\n".join(lines) + "\r\n", encoding="utf-8")
+    summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    assert not [f for f in summary.failed_checks if "aggregate_counts_every_row" in f]
+    totals = {
+        r["month_in_care"][:10]: int(r["total_cip"]) for r in rows if r["rel_reporting_group"] == "Total"
     }
     assert totals == expected
 
