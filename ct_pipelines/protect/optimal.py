@@ -100,9 +100,8 @@ def optimal_pattern(
         if not new_cuts:
             break
         cuts.extend(new_cuts)
-    return (
-        best  # out of nodes or rounds after a first solve: the caller's audit repairs what cuts did not reach
-    )
+    # out of nodes or rounds after a first solve: the caller's audit repairs what cuts did not reach
+    return best
 
 
 def _line_rules(
