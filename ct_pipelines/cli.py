@@ -551,7 +551,9 @@ def profile(
         layout.append(f"delimiter {data['delimiter']!r}")
     if data["sheet"]:
         layout.append(f"sheet {data['sheet']!r}")
-    click.echo(f"{file}: {', '.join(layout)}, header on line {data['header_row']}, {data['rows']:,} rows")
+    if data["header_row"] is not None:  # JSON and Parquet have names, not a header line
+        layout.append(f"header on line {data['header_row']}")
+    click.echo(f"{file}: {', '.join(layout)}, {data['rows']:,} rows")
     for column in data["columns"]:
         markers = "".join(
             f"; {what} written as {', '.join(repr(v) for v in column[key])}"

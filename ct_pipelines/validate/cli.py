@@ -93,6 +93,7 @@ def show_quarantine(dataset_id: str, warehouse: Path | None, run_id: str | None,
             f"SELECT source_line, _row, column_name, rule, value FROM {table} WHERE run_id = ? ORDER BY _row LIMIT ?",
             [run, limit],
         ).fetchall()
+        identifiers = _row_identifiers(con, settings, dataset_id, sorted({r[1] for r in rows}))
     except (duckdb.CatalogException, TypeError):
         raise click.ClickException(f"no quarantine recorded for '{dataset_id}' in {path}") from None
     finally:
@@ -101,4 +102,32 @@ def show_quarantine(dataset_id: str, warehouse: Path | None, run_id: str | None,
     for reason, count in summary:
         click.echo(f"  {count:>8,} rows {reason}")
     for line, row, column, rule, value in rows:
-        click.echo(f"  line {line if line is not None else '-'} (row {row}): {column} {rule}: {value!r}")
+        where = (
+            f"line {line} (row {row})" if line is not None else f"row {row}"
+        )  # JSON and Parquet have no lines
+        named = f", {identifiers[0]} {identifiers[1][row]!r}" if identifiers and row in identifiers[1] else ""
+        click.echo(f"  {where}{named}: {column} {rule}: {value!r}")
+
+
+def _row_identifiers(
+    con: duckdb.DuckDBPyConnection, settings, dataset_id: str, rows: list[int]
+) -> tuple[str, dict[int, str]] | None:
+    """The published row_identifier of each listed row, so a person can find the record (a helper saw
+    "line 5108 (row 5105)" and had to look up which case it was); none when the identifier is personal."""
+    from ct_pipelines.catalog.loader import load_catalog
+
+    dataset = next((d for d in load_catalog(settings.catalog_dir).datasets if d.id == dataset_id), None)
+    key = dataset.row_identifier if dataset else None
+    if not key or not rows or key in dataset.pii_fields:
+        return None
+    ingested = f"ingest__{dataset_id}"
+    try:
+        found = con.execute(
+            f"SELECT _row, CAST({quote_ident(key)} AS VARCHAR) FROM {quote_ident(ingested)} WHERE list_contains(?, _row)",
+            [rows],
+        ).fetchall()
+    except (
+        duckdb.Error
+    ):  # an ingest table of another shape (renamed column, older run): lines still say where
+        return None
+    return key, {int(r): v for r, v in found if v is not None}

@@ -728,6 +728,8 @@ def test_socrata_json_dates_with_times_are_time_dimensions_of_the_suggested_sum(
         for i, label in enumerate(["Hispanic", "Non-Hispanic Black", "Non-Hispanic White"])
     ]
     extract, catalog = landed(tmp_path, "placements.json", json.dumps(records))
+    profiled = CliRunner().invoke(main, ["profile", str(extract)])
+    assert f"placements.json: json, encoding utf-8, {len(records)} rows" in profiled.output  # no header line
     text = new_starter(extract, catalog / "placements.yaml")
     block = [
         line[2:]

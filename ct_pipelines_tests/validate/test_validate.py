@@ -470,3 +470,31 @@ def test_an_extract_scanned_in_slices_gives_what_one_scan_gives(tmp_path, monkey
             results.append(_everything(connection, run(connection, dataset, tmp_path)))
     assert results[0] == results[1]
     assert results[0][1] and results[0][5]["age"] == 1 and results[0][6]["amount"] == 1
+
+
+def test_the_quarantine_listing_names_each_rows_identifier(tmp_path, monkeypatch):
+    """A helper saw "line 5108 (row 5105): cod required" and had to find which case that was; the
+    listing now names the row's published identifier (never a pii one)."""
+    from click.testing import CliRunner
+
+    from ct_pipelines.cli import main
+    from ct_pipelines_tests.support.catalog_run import run_and_read_portal
+
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir()
+    lines = [f"18-{i:04d},{'' if i == 7 else 'Acute fentanyl intoxication'},Hartford" for i in range(40)]
+    (tmp_path / "landing" / "deaths.csv").write_text(
+        "ID,COD,Town\n" + "\n".join(lines) + "\n", encoding="utf-8"
+    )
+    (tmp_path / "catalog" / "deaths.yaml").write_text(
+        "id: deaths\ntitle: Accidental drug deaths\ndescription: One row per death, from the medical examiner.\n"
+        "agency: Office of the Chief Medical Examiner\ncategory: Health and Human Services\n"
+        "update_frequency: Monthly\ncontact: ocme@ct.gov\ningest: {path: deaths.csv}\nrow_identifier: id\n"
+        "columns: [{source: ID}, {source: COD, required: true}, {source: Town}]\n",
+        encoding="utf-8",
+    )
+    summary, _ = run_and_read_portal(tmp_path, tmp_path / "catalog", monkeypatch)
+    assert summary.rows_set_aside == 1
+    shown = CliRunner().invoke(main, ["validate", "quarantine", "deaths"])
+    assert shown.exit_code == 0, shown.output
+    assert "line 9 (row 8), id '18-0007': cod required: None" in shown.output
