@@ -54,12 +54,26 @@ def _norm(name: str) -> str:
 
 
 def _field_of(path: Path, read: ReadResult, name: str, what: str) -> str:
-    """The loaded column for a source name as in the file (or an API field name)."""
-    by_source = {_norm(s): f for s, f in zip(read.source_columns, read.field_names, strict=True)}
-    if _norm(name) in by_source:
-        return by_source[_norm(name)]
+    """The loaded column for a source name as in the file (or an API field name).
+
+    An API field name is taken as it is. A source name that several columns share (a report's
+    Male, Female, Male, Female under two years) is refused: the last one of them had been taken,
+    so an unpivot published one year twice and dropped the other."""
     if name in read.field_names:
         return name
+    sharing = [
+        f for s, f in zip(read.source_columns, read.field_names, strict=True) if _norm(s) == _norm(name)
+    ]
+    if len(sharing) > 1:
+        raise IngestError(
+            path,
+            f"{what} names column '{name}', which {len(sharing)} columns of the file are called "
+            f"(their field names: {', '.join(sharing)})",
+            f"name each one by its field name in the dataset YAML's {what}",
+            column=name,
+        )
+    if sharing:
+        return sharing[0]
     raise IngestError(
         path,
         f"{what} names column '{name}', which is not in the file "
@@ -133,6 +147,17 @@ def _unpivot_sql(path: Path, read: ReadResult, source: Source, kept: str) -> tup
     spec = source.unpivot
     wide = [_field_of(path, read, c, "ingest.unpivot.columns") for c in spec.columns]
     labels = {f: s for s, f in zip(read.source_columns, read.field_names, strict=True)}
+    named = [labels[f] for f in wide]
+    repeated = sorted({label for label in named if named.count(label) > 1})
+    if repeated:  # a report's two header rows (2019 over Male, Female): the lower row alone repeats
+        raise IngestError(
+            path,
+            f"ingest.unpivot.columns has several columns called {', '.join(repr(r) for r in repeated)} in the "
+            f"file, so their rows in '{spec.name}' could not be told apart (a second header row above them, "
+            "such as a year, is not read)",
+            "export the sheet with one header row whose names say everything (e.g. 'Male 2019'), or publish "
+            "it through a protect SQL file that names each column",
+        )
     clash = {spec.name, spec.value} & (set(read.field_names) - set(wide))
     if clash or spec.name == spec.value:
         raise IngestError(

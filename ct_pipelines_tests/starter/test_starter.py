@@ -344,6 +344,38 @@ def test_wide_race_columns_become_rows_so_rel_and_suppression_can_apply(tmp_path
     ]
 
 
+def test_columns_that_share_a_name_are_never_unpivoted_into_rows_that_cannot_be_told_apart(
+    tmp_path: Path, make_dataset
+):
+    """A report's two header rows (1974 over Male, Female, ..., 2023 over Male, Female), read from the
+    lower one: 'male' resolved to the last Male column, so 2023 was published twice and 1974 dropped."""
+    header = ["Age Group"] + [f"{sex}" for _ in range(3) for sex in ("Male", "Female")]
+    body = [f"0-17,{','.join(str(10 * y + k) for y in range(3) for k in (1, 2))}", "18-24,1,2,3,4,5,6"]
+    (tmp_path / "d.csv").write_text("\n".join([",".join(header), *body]) + "\n", encoding="utf-8")
+    columns = [{"source": "Age Group"}, {"source": "sex"}, {"source": "count", "type": "integer"}]
+
+    def unpivot(names: list[str]):
+        source = {"header_row": 1, "unpivot": {"columns": names, "name": "sex", "value": "count"}}
+        return ingest_dataset(
+            duckdb.connect(),
+            make_dataset("d.csv", source=source, columns=columns),
+            tmp_path,
+            run_id="t",
+            workdir=tmp_path / "w",
+        )
+
+    with pytest.raises(
+        IngestError,
+        match=r"names column 'Male', which 3 columns of the file are called \(their field names: male, male_2, male_3\)",
+    ):
+        unpivot(["Male", "Female"])
+    with pytest.raises(
+        IngestError,
+        match=r"several columns called 'Female', 'Male' in the file, so their rows in 'sex' could not be told apart",
+    ):
+        unpivot(["male", "female", "male_2", "female_2", "male_3", "female_3"])
+
+
 def test_unpivot_and_leave_out_mistakes_are_caught_in_the_yaml(make_dataset):
     from pydantic import ValidationError
 
