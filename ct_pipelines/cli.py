@@ -146,6 +146,19 @@ def run(
     _check_warehouse(settings)
     _check_dagster_home()
     catalog = load_catalog(settings.catalog_dir)
+    unknown = [d for d in dataset_ids if d not in {dataset.id for dataset in catalog.datasets}]
+    if unknown:  # a command pasted without its --catalog ran the bundled samples and ended in a traceback
+        from ct_pipelines.catalog.naming import closest
+
+        for error in catalog.errors:  # its own file may be the one that did not load
+            click.echo(f"skipped dataset file: {error}", err=True)
+        known = sorted(d.id for d in catalog.datasets)
+        hint = closest(unknown[0], known)
+        raise click.ClickException(
+            f"dataset '{unknown[0]}' is not in the catalog {settings.catalog_dir}"
+            + (f" (did you mean '{hint}'?)" if hint else f" (it holds: {', '.join(known) or 'no dataset'})")
+            + "; pass --catalog with the folder that holds its YAML file"
+        )
     _start_gx_worker(catalog, dataset_ids, until)  # before Dagster's import: it has seconds to do
     from ct_pipelines.orchestration.runner import run_catalog
 

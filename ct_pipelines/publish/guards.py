@@ -77,7 +77,7 @@ def table_problems(
         problems.append(
             "the table is empty; publishing it would wipe the portal dataset "
             "(set publish.allow_empty: true in the dataset YAML, or run "
-            f"{_rerun(dataset, '--allow-shrink')} if that is intended)"
+            f"{rerun_command(dataset, '--allow-shrink')} if that is intended)"
         )
     shrink = facts.shrink
     if (
@@ -89,7 +89,7 @@ def table_problems(
         problems.append(
             f"it has {facts.row_count:,} rows, {_percent(shrink)} fewer than the {facts.previous_count:,} last "
             f"published (limit {_percent(config.max_shrink_share)}); check the extract, or raise "
-            f"publish.max_shrink_share in the dataset YAML, or run {_rerun(dataset, '--allow-shrink')} if the "
+            f"publish.max_shrink_share in the dataset YAML, or run {rerun_command(dataset, '--allow-shrink')} if the "
             "drop is real"
         )
     key = dataset.row_identifier
@@ -107,7 +107,7 @@ def table_problems(
     return problems
 
 
-def _rerun(dataset: Dataset, flag: str) -> str:
+def rerun_command(dataset: Dataset, flag: str) -> str:
     """The command that publishes this dataset alone past one guard. Pasted as it was once printed
     (`ct-pipelines run --allow-deletes`), it ran the bundled sample catalog instead."""
     catalog = os.environ.get("CT_PIPELINES_CATALOG")
@@ -141,7 +141,7 @@ def delete_problems(dataset: Dataset, mode: str, facts: GuardFacts) -> list[str]
     return [
         f"it would delete {facts.rows_to_delete:,} of the {previous:,} rows on the portal "
         f"({_percent(facts.rows_to_delete / previous)}{beyond}; limit {_percent(limit)}); {what}, or raise "
-        f"publish.max_delete_share in the dataset YAML, or run {_rerun(dataset, '--allow-deletes')} if those "
+        f"publish.max_delete_share in the dataset YAML, or run {rerun_command(dataset, '--allow-deletes')} if those "
         "rows really went away"
     ]
 

@@ -137,7 +137,7 @@ def drift_outcome(
     four_by_four: str,
     columns: list[TableColumn],
     view: dict[str, Any] | None = None,
-    dataset_id: str | None = None,
+    new_dataset_command: str | None = None,
 ) -> CheckOutcome:
     """ERROR when the portal's columns differ from the table's (names or types): upserting into a
     different schema either fails per row or silently drops values. ``view`` saves a request when
@@ -180,9 +180,9 @@ def drift_outcome(
             "columns. Change the portal dataset's columns to the table's (on Socrata, in the dataset's "
             "schema editor), or change the dataset YAML back to what the portal has"
             + (
-                f", or publish to a new portal dataset: `ct-pipelines run --dataset {dataset_id} "
-                "--new-portal-dataset` (the old one keeps its columns and rows)."
-                if dataset_id
+                f", or publish to a new portal dataset: {new_dataset_command} (the old one keeps its columns "
+                "and rows)."
+                if new_dataset_command
                 else "."
             )
         )

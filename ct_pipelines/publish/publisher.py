@@ -38,6 +38,7 @@ from ct_pipelines.publish.guards import (
     GuardFacts,
     delete_problems,
     guard_outcome,
+    rerun_command,
     table_problems,
     table_size,
 )
@@ -407,13 +408,15 @@ def _prepare_target(job: _Job, sync_metadata_fields: bool) -> CheckOutcome | Non
             raise PublishError(
                 f"the portal at {portal.domain} has no dataset {job.four_by_four} any more (deleted there?), so "
                 f"nothing was published; to publish '{dataset.id}' as a new portal dataset, run "
-                f"`ct-pipelines run --dataset {dataset.id} --new-portal-dataset`"
+                + rerun_command(dataset, "--new-portal-dataset")
                 + (", after removing publish.id from the dataset YAML" if dataset.publish.id else "")
                 + ", or take it out of the catalog if it was retired"
             ) from None
         if not job.dry_run:
             ensure_published(portal, dataset, view, job.record_target)
-        drift = drift_outcome(portal, job.four_by_four, job.columns, view, dataset.id)
+        drift = drift_outcome(
+            portal, job.four_by_four, job.columns, view, rerun_command(dataset, "--new-portal-dataset")
+        )
         if drift.blocks:
             return drift
         job.result.outcomes.append(drift)

@@ -290,7 +290,9 @@ def test_a_portal_dataset_deleted_or_of_other_columns_is_replaced_only_when_aske
         drift.exit_code == 1
         and "of another type: fee (number in the table, text on the portal)" in drift.output
     )
-    assert "`ct-pipelines run --dataset licenses --new-portal-dataset` (the old one keeps" in drift.output
+    # the command names the catalog it ran: pasted without it, it ran the bundled samples and failed
+    again = f"`ct-pipelines run --catalog {tmp_path / 'catalog'} --dataset licenses --new-portal-dataset`"
+    assert f"{again} (the old one keeps" in drift.output.replace("\n", " ")
 
     store = PortalStore(tmp_path / "home" / "portal")
     store.delete_view(first["id"])
@@ -298,7 +300,7 @@ def test_a_portal_dataset_deleted_or_of_other_columns_is_replaced_only_when_aske
     gone = run("--full-replace")
     assert gone.exit_code == 1
     assert f"has no dataset {first['id']} any more (deleted there?), so nothing was published" in gone.output
-    assert "run `ct-pipelines run --dataset licenses --new-portal-dataset`" in gone.output
+    assert f"run {again}" in gone.output.replace("\n", " ")
 
     assert run("--new-portal-dataset").exit_code == 0
     (second,) = views()
@@ -331,3 +333,19 @@ def test_the_same_bytes_as_an_earlier_version_sent_again_under_one_name_are_refu
     assert deliver(january).exit_code == 1  # again: the pipeline still holds February
     assert deliver(january, "--reingest", "--allow-shrink", "--allow-deletes").exit_code == 0
     assert _portal_values(tmp_path, "license_id") == ["L0001", "L0002"]
+
+
+def test_a_dataset_not_in_the_catalog_is_named_with_the_catalog_to_pass(tmp_path: Path, monkeypatch):
+    """A refusal's command, pasted without its --catalog, ran the bundled samples and ended in a
+    49-line Dagster traceback (AssetKey(s) ... were selected, but no AssetsDefinition objects supply
+    these keys). It now says which catalog was read and what to pass."""
+    _licenses_project(tmp_path, monkeypatch)
+    catalog = str(tmp_path / "catalog")
+    missing = CliRunner().invoke(main, ["run", "--catalog", catalog, "--dataset", "dph_covid_town_race"])
+    assert missing.exit_code == 1 and "Traceback" not in missing.output
+    assert (
+        f"dataset 'dph_covid_town_race' is not in the catalog {catalog} (it holds: licenses); pass --catalog "
+        "with the folder that holds its YAML file" in " ".join(missing.output.split())
+    )
+    typo = CliRunner().invoke(main, ["run", "--catalog", catalog, "--dataset", "license"])
+    assert typo.exit_code == 1 and "(did you mean 'licenses'?)" in typo.output
