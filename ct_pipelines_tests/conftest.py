@@ -13,6 +13,13 @@ from ct_pipelines.catalog.models import Dataset
 SHARED_CT = Path(__file__).resolve().parents[2] / "shared" / "data" / "ct"
 
 
+@pytest.fixture(autouse=True)
+def _catalog_of_this_test_only(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`ct-pipelines run --catalog` sets CT_PIPELINES_CATALOG for the process, as a run should; between
+    tests it would name another test's catalog in the commands messages print."""
+    monkeypatch.delenv("CT_PIPELINES_CATALOG", raising=False)
+
+
 @pytest.fixture
 def shared_ct() -> Path:
     if not SHARED_CT.is_dir():
