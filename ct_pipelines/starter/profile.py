@@ -580,16 +580,23 @@ def _aggregate_hint(profile: Profile) -> list[str]:
 
 
 def _race_group_columns(profile: Profile) -> list[ColumnProfile]:
-    """Number columns whose header is a race/ethnicity group the REL reference recognizes."""
+    """Number columns whose header is a race/ethnicity group the REL reference recognizes, with the
+    Unknown or Declined columns beside them: a helper's unpivot of DPH's case counts left Unknown out, and
+    the published total fell 5,001 short of the file's own."""
     from ct_pipelines.catalog.blocks.standardize import RelField
     from ct_pipelines.standardize.normalize import classify_race
     from ct_pipelines.standardize.reference import Status
 
-    return [
-        c
+    read = {
+        c.name: classify_race(c.name, RelField.RACE_ETHNICITY).status
         for c in profile.columns
-        if c.type in NUMBER_TYPES and classify_race(c.name, RelField.RACE_ETHNICITY).status == Status.REPORTED
-    ]
+        if c.type in NUMBER_TYPES
+    }
+    groups = [c for c in profile.columns if read.get(c.name) == Status.REPORTED]
+    if not groups:
+        return []
+    kept = (Status.REPORTED, Status.UNKNOWN, Status.DECLINED)
+    return [c for c in profile.columns if read.get(c.name) in kept]
 
 
 def _flow(name: str) -> str:

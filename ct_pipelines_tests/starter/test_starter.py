@@ -627,6 +627,17 @@ def test_count_columns_with_source_markers_are_typed_and_published_as_flags(tmp_
     )
 
 
+def test_the_unpivot_hint_keeps_the_unknown_column_beside_the_groups(tmp_path: Path):
+    """A helper applied the hint to DPH-style case counts (Hispanic, NH White, ..., Unknown, Total cases):
+    it listed the groups but not Unknown, so the published total fell 5,001 short of the file's own."""
+    lines = ["Town,Hispanic,NH White,NH Black,Unknown,Total cases"]
+    lines += [f"Town {i},{10 + i},{20 + i},{5 + i},{i % 4},{35 + 3 * i + i % 4}" for i in range(12)]
+    extract, catalog = landed(tmp_path, "cases.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "cases.yaml")
+    hint = next(line for line in text.splitlines() if line.startswith("#   unpivot:"))
+    assert "columns: [Hispanic, NH White, NH Black, Unknown]" in hint
+
+
 def test_count_columns_named_after_race_groups_get_an_unpivot_hint_that_publishes_as_is(
     tmp_path: Path, monkeypatch
 ):
@@ -948,16 +959,26 @@ def test_columns_named_for_a_persons_name_birth_date_or_record_are_marked_pii(tm
     """A new user had to find and mark a clinic extract's MRN, name and birth date columns; a name is
     found by no value pattern, so an unmarked one would have been published. The starter marks them and
     says so; a facility's name stays."""
-    rows = [f"{100200 + i},Pat {i},0{1 + i % 9}/1{i % 9}/19{50 + i},Hartford,St. Francis" for i in range(30)]
+    rows = [
+        f"{100200 + i},Pat {i},0{1 + i % 9}/1{i % 9}/19{50 + i},Hartford,St. Francis,E{900 + i}"
+        for i in range(30)
+    ]
     extract, catalog = landed(
-        tmp_path, "visits.csv", "MRN,Patient Name,DOB,Town,Facility Name\r\n" + "\r\n".join(rows) + "\r\n"
+        tmp_path,
+        "visits.csv",
+        "MRN,Patient Name,DOB,Town,Facility Name,Employee ID\r\n" + "\r\n".join(rows) + "\r\n",
     )
     text = new_starter(extract, catalog / "visits.yaml")
     columns = starter_columns(text)
-    assert {name for name, c in columns.items() if c.get("pii")} == {"MRN", "Patient Name", "DOB"}
+    assert {name for name, c in columns.items() if c.get("pii")} == {
+        "MRN",
+        "Patient Name",
+        "DOB",
+        "Employee ID",
+    }
     assert (
-        "Marked pii for their names (a person's name, birth date or record number): mrn, patient_name, dob."
-        in (comments(text))
+        "Marked pii for their names (a person's name, birth date or record number): mrn, patient_name, dob, "
+        "employee_id." in comments(text)
     )
     assert "possible row_identifier" not in text  # the MRN differs on every row, and is personal
     fill_todos(catalog / "visits.yaml")
