@@ -122,7 +122,9 @@ def _write_batches(
     con.execute(
         f"CREATE OR REPLACE TABLE {table} ("
         + ", ".join(
-            f"{quote_ident(f.name)} {'BIGINT' if f.name.startswith('_') else 'VARCHAR'}" for f in schema
+            # positions are integers, cells text: a header "1974" is the field _1974, which is a cell
+            f"{quote_ident(f.name)} {'BIGINT' if pa.types.is_integer(f.type) else 'VARCHAR'}"
+            for f in schema
         )
         + ")"
     )

@@ -287,6 +287,25 @@ def test_excel_codes_keep_padding_and_integers_lose_dot_zero(tmp_path, make_data
     ]
 
 
+def test_excel_year_headers_are_cells_not_positions(tmp_path, make_dataset):
+    """A report's columns headed 1974, 1975 are the fields _1974, _1975; a leading underscore made them
+    integer positions, and profile and ingest stopped on "Could not convert string 'Male' to INT64"."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    sheet = workbook.active
+    sheet.append(["Age Group", 1974, 1975])
+    sheet.append(["0-17", "Male", "Female"])
+    sheet.append(["18-24", 120, 98])
+    workbook.save(tmp_path / "discharges.xlsx")
+    con, result = ingest(tmp_path, make_dataset, "discharges.xlsx", source={"header_row": 1})
+    assert result.rows == 2
+    assert con.execute('SELECT age_group, "_1974", "_1975" FROM ingest__sample ORDER BY _row').fetchall() == [
+        ("0-17", "Male", "Female"),
+        ("18-24", "120", "98"),
+    ]
+
+
 def test_excel_header_only_sheet_and_empty_sheet(tmp_path, make_dataset):
     from openpyxl import Workbook
 
