@@ -299,11 +299,14 @@ def pii_scan_outcome(
             f"{first['rows']} row{'s' if first['rows'] != 1 else ''} of column '{first['column']}' look like a {first['what']} "
             f"(e.g. {first['example']}); publishing is stopped"
             + (
-                f", and {len(blocking) - 1} other column/pattern pair(s) also matched"
+                "; also "
+                + ", ".join(f"'{f['column']}' ({f['pattern']}, {f['rows']:,} rows)" for f in blocking[1:6])
+                + (f" and {len(blocking) - 6} more" if len(blocking) > 6 else "")
                 if len(blocking) > 1
                 else ""
             )
-            + ". Remove the values, mark the column pii, or add a protect.pii_exemptions entry with a reason."
+            + ". Remove the values, mark the column pii, or add a protect.pii_exemptions entry with a reason"
+            f" (e.g. {{column: {first['column']}, patterns: [{first['pattern']}], reason: ...}})."
         )
     else:
         summary = "No values that look like personal information were found in the table to publish" + (
@@ -318,7 +321,7 @@ def pii_scan_outcome(
             "table": table,
             "hits": blocking,
             "exempted": exempted,
-            "patterns": [p.name for p in PATTERNS],
+            "patterns": list(PATTERN_BY_NAME),
             "report": _markdown(blocking + exempted),
         },
     )

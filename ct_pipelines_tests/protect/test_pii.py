@@ -196,6 +196,12 @@ def test_a_column_named_for_a_persons_name_is_found_by_its_name_and_never_shown(
     assert hits[("patient_name", "person_name")]["rows"] == 2  # a blank cell names no one
     assert all(h["example"] == "*****" for h in hits.values())
     assert "Núñez" not in str(outcome.metadata) + outcome.summary
+    # every column is named, with the exemption to write (a helper saw "1 other column/pattern pair")
+    assert (
+        "; also 'lastname' (person_name, 3 rows)" in outcome.summary
+        or "; also 'patient_name'" in outcome.summary
+    )
+    assert "patterns: [person_name], reason: ...}" in outcome.summary
     exempted = pii_scan_outcome(
         con,
         "published",
