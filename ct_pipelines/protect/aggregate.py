@@ -115,6 +115,9 @@ def refuse_sums_over_dates(
     sums = [m for m in aggregate.measures if m.agg.lower() == "sum" and m.column]
     wanted = list(dict.fromkeys(c for m in sums for c in dates if c not in m.sum_over))
     if not wanted:
+        for measure in sums:
+            for date in (c for c in dates if c in measure.sum_over):
+                _refuse_running_totals(con, view, dims, date, measure)
         return
     group = f" GROUP BY {', '.join(q(d) for d in dims)}" if dims else ""
     per_cell = ", ".join(f"count(DISTINCT {q(c)}) AS {q(c)}" for c in wanted)
@@ -125,6 +128,9 @@ def refuse_sums_over_dates(
         or ()
     )
     several = {c: n for c, n in zip(wanted, most, strict=True) if n and n > 1}
+    for measure in sums:
+        for date in (c for c in dates if c in measure.sum_over):
+            _refuse_running_totals(con, view, dims, date, measure)
     for measure in sums:
         summed = {c: n for c, n in several.items() if c not in measure.sum_over}
         if not summed:
@@ -156,6 +162,49 @@ def refuse_sums_over_empty_cells(con: duckdb.DuckDBPyConnection, view: str, meas
                 "too low; fill them in the extract (0 where the agency means none), or add required: true to "
                 f"'{measure.column}' so validation names each such row"
             )
+
+
+#: A series is read as running totals when it has this many dates or more and never goes down...
+RUNNING_TOTAL_DATES = 4
+#: ... and this share of such series do, ending higher than they began.
+RUNNING_TOTAL_SHARE = 0.9
+
+
+def _refuse_running_totals(
+    con: duckdb.DuckDBPyConnection, view: str, dims: list[str], date: str, measure: Measure
+) -> None:
+    """``sum_over`` says each row counts separate events, but cumulative counts (DPH's COVID cases by town,
+    each week holding every week before it) only ever grow: a helper's sum over 40 weeks published
+    Bridgeport's Hispanic cases as 7,295 where the latest week says 349."""
+    keys = ", ".join(q(d) for d in dims)
+    by = f"PARTITION BY {keys} " if dims else ""
+    series = con.execute(
+        f"""
+        WITH per AS (
+            SELECT {keys + ", " if dims else ""}{q(date)} AS d, sum({q(measure.column)}) AS v
+            FROM {q(view)} GROUP BY ALL
+        ),
+        steps AS (
+            SELECT *, v - lag(v) OVER ({by}ORDER BY d) AS step,
+                first_value(v) OVER ({by}ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS v0,
+                last_value(v) OVER ({by}ORDER BY d ROWS BETWEEN UNBOUNDED PRECEDING AND UNBOUNDED FOLLOWING) AS v1
+            FROM per
+        ),
+        judged AS (
+            SELECT count(*) AS dates, bool_and(coalesce(step, 0) >= 0) AND max(v1) > max(v0) AS growing
+            FROM steps {"GROUP BY " + keys if dims else ""}
+        )
+        SELECT count(*), count_if(growing) FROM judged WHERE dates >= {RUNNING_TOTAL_DATES}
+        """
+    ).fetchone()
+    judged, growing = series if series else (0, 0)
+    if judged and growing >= RUNNING_TOTAL_SHARE * judged:
+        raise PublishConfigError(
+            f"protect.aggregate: measure '{measure.name}' sums '{measure.column}' over '{date}' (sum_over), but "
+            f"{growing:,} of {judged:,} series never go down from one {date} to the next: these look like running "
+            "totals, which a sum would count again at every date; publish each date (make it a time dimension, "
+            f"'- {{name: {date}, time: true}}'), or keep only the latest rows in the extract"
+        )
 
 
 def refuse_sums_over_total_rows(

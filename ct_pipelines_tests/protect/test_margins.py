@@ -516,3 +516,35 @@ def test_a_misspelled_dimension_is_named_with_the_one_meant():
     with pytest.raises(PublishConfigError) as refused:
         build_aggregate(con, "v", "out", _by_race([{"name": "countedon", "time": True}, "race"]), None, [])
     assert "dimension column 'countedon' does not exist (did you mean 'counted_on'?)" in str(refused.value)
+
+
+def test_running_totals_are_not_summed_even_under_sum_over():
+    """DPH-style COVID counts by town are cumulative: each week holds every week before it. Declared
+    sum_over the report date, a helper's sum published Bridgeport's Hispanic cases as 7,295 where the
+    latest week says 349. Counts of separate events, which go up and down, are still summed."""
+    rng = np.random.default_rng(5)
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (town VARCHAR, race VARCHAR, week DATE, cases BIGINT)")
+    rows, events = [], []
+    for t in range(6):
+        for race in ("Hispanic", "NH White"):
+            total = 0
+            for w in range(8):
+                total += int(rng.integers(0, 20))
+                day = dt.date(2021, 8, 1) + dt.timedelta(weeks=w)
+                rows.append((f"Town {t}", race, day, total))
+                events.append((f"Town {t}", race, day, int(rng.integers(0, 20))))
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", rows)
+    aggregate = AggregateConfig.model_validate(
+        {
+            "dimensions": ["town", "race"],
+            "measures": [{"name": "cases", "agg": "sum", "column": "cases", "sum_over": ["week"]}],
+        }
+    )
+    with pytest.raises(PublishConfigError, match=r"12 of 12 series never go down from one week to the next"):
+        build_aggregate(con, "v", "out", aggregate, None, [])
+    con.execute("DELETE FROM v")
+    con.executemany("INSERT INTO v VALUES (?, ?, ?, ?)", events)
+    build_aggregate(con, "v", "out", aggregate, None, [])
+    published = con.execute("SELECT cases FROM out WHERE town = 'Total' AND race = 'Total'").fetchone()[0]
+    assert published == sum(e[3] for e in events)

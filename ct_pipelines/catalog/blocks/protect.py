@@ -65,7 +65,8 @@ class Measure(BaseModel):
         default_factory=list,
         description="Date columns left out of the dimensions whose values this sum adds together: say so "
         "only when each row counts separate events (deaths in a month); counts taken on a date (children "
-        "in care on June 1) add up the same people again, so a sum over several dates is refused",
+        "in care on June 1) add up the same people again, so without this a sum over several dates is "
+        "refused, and with it a sum of counts that only ever grow (running totals) is refused too",
     )
     description: str = Field("", description="Portal description of this column")
 
