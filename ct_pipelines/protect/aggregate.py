@@ -114,10 +114,10 @@ def refuse_sums_over_dates(
     ]
     sums = [m for m in aggregate.measures if m.agg.lower() == "sum" and m.column]
     wanted = list(dict.fromkeys(c for m in sums for c in dates if c not in m.sum_over))
+    for measure in sums:
+        for date in (c for c in dates if c in measure.sum_over):
+            _refuse_running_totals(con, view, dims, date, measure)
     if not wanted:
-        for measure in sums:
-            for date in (c for c in dates if c in measure.sum_over):
-                _refuse_running_totals(con, view, dims, date, measure)
         return
     group = f" GROUP BY {', '.join(q(d) for d in dims)}" if dims else ""
     per_cell = ", ".join(f"count(DISTINCT {q(c)}) AS {q(c)}" for c in wanted)
@@ -128,9 +128,6 @@ def refuse_sums_over_dates(
         or ()
     )
     several = {c: n for c, n in zip(wanted, most, strict=True) if n and n > 1}
-    for measure in sums:
-        for date in (c for c in dates if c in measure.sum_over):
-            _refuse_running_totals(con, view, dims, date, measure)
     for measure in sums:
         summed = {c: n for c, n in several.items() if c not in measure.sum_over}
         if not summed:
