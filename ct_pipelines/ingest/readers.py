@@ -155,12 +155,13 @@ def read_json_into(
     if not con.execute("SELECT count(*) FROM _ingest_json").fetchone()[0]:
         con.execute("DROP TABLE _ingest_json")
         raise _no_records(path, "json")  # before the columns are matched: `[]` has none
-    source = [r[0] for r in con.execute("DESCRIBE _ingest_json").fetchall()]
+    described = con.execute("DESCRIBE _ingest_json").fetchall()
+    source = [r[0] for r in described]
     names = names_for(source)
     line = "row_number() OVER ()" if lines_format else "NULL::BIGINT"
     selected = ", ".join(
-        f"{unwrap_formula_sql(f'CAST({quote_ident(s)} AS VARCHAR)')} AS {quote_ident(n)}"
-        for s, n in zip(source, names, strict=True)
+        f"{unwrap_formula_sql(_json_value_as_text(quote_ident(s), str(kind)))} AS {quote_ident(n)}"
+        for (s, kind, *_), n in zip(described, names, strict=True)
     )
     con.execute(
         f"CREATE OR REPLACE TABLE {table} AS SELECT row_number() OVER () AS _row, {line} AS _line, "
@@ -169,6 +170,18 @@ def read_json_into(
     con.execute("DROP TABLE _ingest_json")
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return ReadResult(rows=rows, source_columns=source, field_names=names, format="json", encoding="utf-8")
+
+
+def _json_value_as_text(column: str, kind: str) -> str:
+    """One JSON column's values as the text the agency wrote. A column mixing strings and numbers
+    (``"Black"`` on most records, ``9`` on two) is read as JSON values, whose cast keeps the quotes:
+    ``"Black"`` reached the portal with its quote marks, and ``"59"`` failed the integer rule. Nested
+    values (objects, lists) stay JSON text."""
+    if kind == "JSON":
+        return f"({column} ->> '$')"
+    if kind.startswith(("STRUCT", "MAP")) or kind.endswith("]"):
+        return f"CAST(to_json({column}) AS VARCHAR)"
+    return f"CAST({column} AS VARCHAR)"
 
 
 def read_parquet_into(

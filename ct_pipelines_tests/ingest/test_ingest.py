@@ -182,6 +182,24 @@ def test_json_array_and_json_lines(tmp_path, make_dataset):
     assert [r[1] for r in lines] == [1, 2]
 
 
+def test_json_values_of_mixed_types_keep_their_text(tmp_path, make_dataset):
+    """An export whose race column holds strings and two legacy numeric codes, and whose counts are
+    sometimes quoted: each cell is the text written, with no JSON quote marks."""
+    records = [
+        {"Race": "Black or African American", "Admissions": "59", "Detail": {"site": "Hartford"}},
+        {"Race": 9, "Admissions": 12, "Detail": None},
+        {"Race": None, "Admissions": True, "Detail": {"site": "Union"}},
+    ]
+    (tmp_path / "mixed.json").write_text(json.dumps(records), encoding="utf-8")
+    _, result, rows = ingest(tmp_path, make_dataset, "mixed.json")
+    assert result.rows == 3
+    assert [r[2:] for r in rows] == [
+        ("Black or African American", "59", '{"site":"Hartford"}'),
+        ("9", "12", None),
+        (None, "true", '{"site":"Union"}'),
+    ]
+
+
 def test_parquet(tmp_path, make_dataset):
     pq.write_table(pa.table({"Town": ["Hartford", "Union"], "Count": [1, 2]}), tmp_path / "x.parquet")
     _, result, rows = ingest(tmp_path, make_dataset, "x.parquet")
