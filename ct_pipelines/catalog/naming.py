@@ -21,6 +21,17 @@ def is_total_label(value: str) -> bool:
     )
 
 
+#: A field named for a ZIP code (zip, zipcode, client_zip, mailing_zip_code, postal_code). Excel and
+#: number-typed exports store 06810 as 6810, and the portal got 6810 for every Connecticut ZIP.
+ZIP_WIDTH = 5
+_ZIP_NAME = re.compile(r"(^|_)(zip|zipcode|zip_code|zip5|postal_code|postcode)$")
+
+
+def is_zip_name(field: str) -> bool:
+    """Whether a field name says the column holds ZIP codes (five digits, leading zeros kept)."""
+    return bool(_ZIP_NAME.search(field))
+
+
 def field_name(source_name: str) -> str:
     """Turn a source column name into an API field name (``"Date of Death"`` -> ``date_of_death``)."""
     text = unicodedata.normalize("NFKD", str(source_name)).encode("ascii", "ignore").decode("ascii")

@@ -18,7 +18,7 @@ import yaml
 from ct_pipelines.catalog.handbook import Category, UpdateFrequency
 from ct_pipelines.catalog.loader import PLACEHOLDER_END, PLACEHOLDER_START
 from ct_pipelines.catalog.models import Column, ColumnType, SourceFormat
-from ct_pipelines.catalog.naming import field_names_for
+from ct_pipelines.catalog.naming import ZIP_WIDTH, field_names_for, is_zip_name
 from ct_pipelines.core.sql import quote_literal
 from ct_pipelines.ingest.ingest import source_format
 from ct_pipelines.ingest.readers import (
@@ -55,6 +55,7 @@ class ColumnProfile:
     not_numbers: dict[str, int] = field(default_factory=dict)  # a number column's few bad cells, counted
     two_digit_years: bool = False  # dates such as 6/26/14: the century is the person's to say (pivot_year)
     two_digit_year_span: tuple[int, int] | None = None  # the lowest and highest two-digit year seen
+    width: int | None = None  # a code's digits, zero-padded: ZIP codes stored as numbers (6810)
 
 
 @dataclass
@@ -88,6 +89,7 @@ class Profile:
                     "not_numbers": c.not_numbers,
                     "two_digit_years": c.two_digit_years,
                     "two_digit_year_span": list(c.two_digit_year_span) if c.two_digit_year_span else None,
+                    "width": c.width,
                 }
                 for c in self.columns
             ],
@@ -139,6 +141,18 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
     if short_years == filled:
         return SHORT_YEAR_DATE, empty, distinct, False
     return "text", empty, distinct, False
+
+
+def _zip_width(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int | None:
+    """ZIP_WIDTH for a column named for ZIP codes whose cells are all plain digits of at most that many
+    (an Excel ZIP column holds 6810 for 06810); None otherwise, ZIP+4 included (its text is kept)."""
+    if not is_zip_name(column):
+        return None
+    text = f"NULLIF(trim({quote_ident(column)}), '')"
+    other, longest = con.execute(
+        f"SELECT count_if(NOT regexp_full_match({text}, '[0-9]+')), max(length({text})) FROM {table}"
+    ).fetchone()
+    return ZIP_WIDTH if not other and longest and longest <= ZIP_WIDTH else None
 
 
 def _two_digit_year_span(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tuple[int, int]:
@@ -305,6 +319,8 @@ def profile_file(
     columns = []
     for source, name in zip(read.source_columns, read.field_names, strict=True):
         kind, empty, distinct, zeros = _infer_type(con, table, name)
+        width = _zip_width(con, table, name) if kind in ("integer", CODE_TYPE) else None
+        kind = CODE_TYPE if width else kind
         short_years = kind == SHORT_YEAR_DATE
         kind = "date" if short_years else kind
         markers = _markers(con, table, name, read.rows - len(footer) - empty) if kind == "text" else None
@@ -325,6 +341,7 @@ def profile_file(
                     null_values=nulls,
                     two_digit_years=short_years,
                     two_digit_year_span=span,
+                    width=width,
                 )
             )
     names = ", ".join(quote_ident(n) for n in read.field_names)
@@ -395,6 +412,8 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
         if column.field_name != _default_name(column.name):
             entry["field_name"] = column.field_name
         entry["type"] = column.type
+        if column.width:
+            entry["width"] = column.width
         entry["description"] = ""
         if column.two_digit_years:
             entry["format"] = {
@@ -449,6 +468,11 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
             100,
             initial_indent="# ",
             subsequent_indent="# ",
+        )
+    zips = [c.field_name for c in profile.columns if c.width]
+    if zips:
+        notes.append(
+            f"# ZIP codes written as numbers here (6810): `width: {ZIP_WIDTH}` publishes them as 06810: {', '.join(zips)}."
         )
     codes = [c.field_name for c in profile.columns if c.leading_zeros]
     if codes and CODE_TYPE == "text":

@@ -20,6 +20,7 @@ from datetime import date, datetime, time
 from typing import TYPE_CHECKING
 
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
+from ct_pipelines.catalog.naming import ZIP_WIDTH, is_zip_name
 from ct_pipelines.core.outcomes import Severity
 from ct_pipelines.core.sql import quote_ident, quote_literal
 from ct_pipelines.validate.custom_checks import get_check
@@ -136,6 +137,7 @@ def _column_rules(
         rules.append(
             rule("not_in_future", "not_in_future", f"have {a_name} in the future", f"{typed} > {limit}")
         )
+    rules.extend(_zip_rules(column, name, value, rule))
     for check_name in column.checks:
         try:
             check = get_check(check_name)
@@ -145,6 +147,25 @@ def _column_rules(
         broken = f"CASE WHEN {value} IS NOT NULL THEN NOT ({check.passes(value)}) END"
         rules.append(rule("custom_checks", check.name, phrase, broken))
     return rules
+
+
+def _zip_rules(column: Column, name: str, value: str, rule: Callable[..., Rule]) -> list[Rule]:
+    """A ZIP column must keep its leading zero: Connecticut's are all 06xxx, and an Excel cell or a
+    number-typed export holds 6810. Typed as a number, every ZIP would reach the portal short, so the YAML
+    is refused; typed as a code without ``width``, a ZIP of 3 or 4 digits sets its row aside."""
+    if not is_zip_name(name):
+        return []
+    fix = f"set type: code and width: {ZIP_WIDTH} on column '{name}' so 6810 is published as 06810"
+    if column.type in (ColumnType.INTEGER, ColumnType.NUMBER):
+        raise DatasetRuleError(
+            f"column '{name}' holds ZIP codes but is typed {column.type.value}, which drops their leading "
+            f"zero (06810 would be published as 6810); {fix}"
+        )
+    if column.type not in (ColumnType.CODE, ColumnType.TEXT) or column.width is not None:
+        return []
+    short = f"CASE WHEN {value} IS NOT NULL THEN regexp_full_match({value}, '[0-9]{{3,4}}([.]0+)?') END"
+    phrase = f"have a ZIP code of 3 or 4 digits in {name}, which lost its leading zero; {fix}"
+    return [rule("patterns", "zip_leading_zero", phrase, short)]
 
 
 def _format_hints(column: Column, a_name: str) -> list[tuple[str, str, str]]:

@@ -279,6 +279,7 @@ def test_profile_json(tmp_path: Path):
         "not_numbers": {},
         "two_digit_years": False,
         "two_digit_year_span": None,
+        "width": None,
     }
     assert data["sample"][1] == {"a": "2", "b": "y"}
 

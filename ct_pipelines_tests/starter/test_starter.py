@@ -984,3 +984,32 @@ def test_columns_named_for_a_persons_name_birth_date_or_record_are_marked_pii(tm
     fill_todos(catalog / "visits.yaml")
     _, _, published = run_filled_starter(tmp_path, catalog, monkeypatch)
     assert len(published) == 30 and set(published[0]) == {"town", "facility_name"}
+
+
+def test_zip_codes_stored_as_numbers_in_a_workbook_reach_the_portal_with_their_leading_zero(
+    tmp_path: Path, monkeypatch
+):
+    """An agency's workbook holds ZIP codes as numbers (Excel shows 06810 as 6810): the starter types the
+    column as a five-digit code, and the portal gets 06810, not 6810, on every row."""
+    from openpyxl import Workbook
+
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir()
+    book = Workbook()
+    rows = [("Danbury", 6810, 14), ("Hartford", 6106, 9), ("Union", 6076, 2), ("Old Saybrook", 6475, 5)]
+    for row in (("Town", "Client ZIP", "Requests"), *rows):
+        book.active.append(row)
+    book.save(tmp_path / "landing" / "requests.xlsx")
+    text = new_starter(tmp_path / "landing" / "requests.xlsx", tmp_path / "catalog" / "requests.yaml")
+    assert starter_columns(text)["Client ZIP"] | {"description": ""} == {
+        "source": "Client ZIP",
+        "type": "code",
+        "width": 5,
+        "description": "",
+    }
+    assert "`width: 5` publishes them as 06810: client_zip" in comments(text)
+    fill_todos(tmp_path / "catalog" / "requests.yaml")
+    summary, _, records = run_filled_starter(tmp_path, tmp_path / "catalog", monkeypatch)
+    assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (4, None, 4)
+    published = sorted((r["town"], r["client_zip"], r["requests"]) for r in records)
+    assert published == sorted((town, f"0{zip_code}", str(n)) for town, zip_code, n in rows)

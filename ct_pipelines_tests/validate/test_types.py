@@ -4,6 +4,7 @@ the published value and the portal's column type, plus the good-rows, block and 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -154,3 +155,39 @@ def test_a_date_format_written_as_text_is_read_as_that_format(tmp_path: Path, po
     ]
     with pytest.raises(ValueError, match="'MM/DD/YYYY' is not a date format \\(no % directive\\)"):
         make_dataset("bad_format", [{"source": "date", "type": "date", "format": "MM/DD/YYYY"}])
+
+
+def test_a_zip_column_typed_as_a_number_is_refused_before_any_row_is_read():
+    """Typed integer, Connecticut's 06810 would reach the portal as 6810 on every row."""
+    from ct_pipelines.validate.rules import DatasetRuleError, build_rules
+
+    dataset = make_dataset("zip_integer", [{"source": "Mailing ZIP Code", "type": "integer"}])
+    with pytest.raises(DatasetRuleError) as caught:
+        build_rules(dataset, datetime(2026, 1, 1))
+    assert str(caught.value) == (
+        "column 'mailing_zip_code' holds ZIP codes but is typed integer, which drops their leading zero "
+        "(06810 would be published as 6810); set type: code and width: 5 on column 'mailing_zip_code' "
+        "so 6810 is published as 06810"
+    )
+
+
+def test_zip_codes_that_lost_their_leading_zero_are_set_aside_until_the_width_is_declared(
+    tmp_path: Path, portal: LocalPortal
+):
+    """A CSV opened and saved in Excel: three ZIPs lost their zero, one kept it, one is ZIP+4. Without
+    `width` the short ones are set aside with what to write; with it every ZIP is published in full
+    (a ZIP+4 is longer than the width, so that delivery has none)."""
+    cells = ["6810", "06106", "6076", "06475-1234", "6001"]
+    csv = "id,zip\n" + "".join(f"{i},{cell}\n" for i, cell in enumerate(cells, start=1))
+    dataset = make_dataset("zip_no_width", [{"source": "zip", "type": "code"}])
+    run = run_stages(tmp_path, portal, dataset, csv)
+    assert [(row[0], row[3]) for row in run.quarantine()] == [(2, "6810"), (4, "6076"), (6, "6001")]
+    assert "set type: code and width: 5 on column 'zip'" in run.quarantine()[0][4]
+    assert run.blocked  # 3 of 5 rows is more than the share allowed: nothing reaches the portal
+    fixed = make_dataset("zip_width", [{"source": "zip", "type": "code", "width": 5}])
+    (tmp_path / "fixed").mkdir()
+    csv = "id,zip\n" + "".join(f"{i},{cell}\n" for i, cell in enumerate(cells[:3] + cells[4:], start=1))
+    run = run_stages(tmp_path / "fixed", portal, fixed, csv)
+    assert run.results["validate"].rows_set_aside == 0
+    published = [r["zip"] for r in portal_rows(portal, run.four_by_four)]
+    assert sorted(published) == ["06001", "06076", "06106", "06810"]
