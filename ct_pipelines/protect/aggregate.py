@@ -9,6 +9,7 @@ becomes text, because it holds the total label.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 
 import duckdb
@@ -42,6 +43,45 @@ def _is_text(column_type: str) -> bool:
 
 def _is_time(column_type: str) -> bool:
     return column_type.upper().startswith(("DATE", "TIMESTAMP", "TIME"))
+
+
+#: Text that names a period rather than a category (RE2, whole value, any case): 2025-01, 01/2025,
+#: FY2024, SFY 2023-24, 2016-17, 2024 Q1, Q1 2024, Jan-25, January 2025, a year alone.
+_MONTH = "(jan(uary)?|feb(ruary)?|mar(ch)?|apr(il)?|may|june?|july?|aug(ust)?|sep(t(ember)?)?|oct(ober)?|nov(ember)?|dec(ember)?)"
+PERIOD_TEXT_RE2 = (
+    r"(?i)^\s*("
+    r"(19|20)[0-9]{2}([-/](0?[1-9]|1[0-2]))?"
+    r"|(0?[1-9]|1[0-2])[-/](19|20)[0-9]{2}"
+    r"|(s?fy|fiscal year|school year|sy)\s*'?[0-9]{2}([0-9]{2})?(\s*[-/]\s*[0-9]{2}([0-9]{2})?)?"
+    r"|(19|20)[0-9]{2}\s*[-/]\s*[0-9]{2}([0-9]{2})?"
+    r"|(19|20)[0-9]{2}\s*-?\s*q[1-4]|q[1-4]\s*-?\s*(19|20)[0-9]{2}"
+    rf"|{_MONTH}[ ,.-]*('?[0-9]{{2}}|(19|20)[0-9]{{2}})"
+    r")\s*$"
+)
+#: A whole-number column named for a year (year, fiscal_year, fy, calendar_year, report_year).
+_YEAR_NAME = r"(^|_)(year|yr|fy|sfy|fiscal_year|calendar_year|school_year|report_year|reporting_year)$"
+
+
+def time_columns(con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str]) -> set[str]:
+    """Columns whose values are dates or periods: a date type, text such as "2025-01" or "FY2024" on every
+    filled row, or whole numbers 1900-2100 in a column named for a year. A total over them adds counts
+    taken at different times: a helper's enrollment by month, kept as text, published a "Total" month
+    of 57,559 members where each month had about 19,000."""
+    found = {c for c, t in types.items() if _is_time(t) and not c.startswith("_")}
+    text = [c for c, t in types.items() if _is_text(t) and not c.startswith("_")]
+    years = [
+        c
+        for c, t in types.items()
+        if t.upper() in ("BIGINT", "INTEGER", "HUGEINT", "SMALLINT") and re.search(_YEAR_NAME, c.lower())
+    ]
+    tests = [
+        f"count({q(c)}) > 0 AND bool_and(regexp_full_match({q(c)}, {quote_literal(PERIOD_TEXT_RE2)}))"
+        for c in text
+    ] + [f"count({q(c)}) > 0 AND bool_and({q(c)} BETWEEN 1900 AND 2100)" for c in years]
+    if tests:
+        row = con.execute(f"SELECT {', '.join(tests)} FROM {q(view)}").fetchone() or ()
+        found |= {c for c, hit in zip([*text, *years], row, strict=True) if hit}
+    return found
 
 
 def _declared(aggregate: AggregateConfig, dim: str) -> bool:
@@ -99,7 +139,7 @@ def refuse_measures_over_source_suppression(
 
 
 def refuse_sums_over_dates(
-    con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str], aggregate: AggregateConfig
+    con: duckdb.DuckDBPyConnection, view: str, times: set[str], aggregate: AggregateConfig
 ) -> None:
     """A published cell that sums rows from several dates of a date column that is not a dimension adds
     those dates together. For counts taken on a date (DCF's children in placement on each July 1) that
@@ -107,11 +147,7 @@ def refuse_sums_over_dates(
     into each cell. Only the YAML can say the rows are separate events, so the run stops and says how.
     A date that has one value within every cell (the extract date of each July 1) adds nothing up."""
     dims = [d.name for d in aggregate.dimension_specs]
-    dates = [
-        c
-        for c, t in types.items()
-        if t.upper().startswith(("DATE", "TIMESTAMP")) and c not in dims and not c.startswith("_")
-    ]
+    dates = sorted(c for c in times if c not in dims)
     sums = [m for m in aggregate.measures if m.agg.lower() == "sum" and m.column]
     wanted = list(dict.fromkeys(c for m in sums for c in dates if c not in m.sum_over))
     for measure in sums:
@@ -300,12 +336,11 @@ def build_aggregate(
     check_aggregate_columns(types, aggregate, pii_fields, label)
     refuse_measures_over_source_suppression(con, view, types, aggregate.measures)
     refuse_sums_over_empty_cells(con, view, aggregate.measures)
-    refuse_sums_over_dates(con, view, types, aggregate)
+    times = time_columns(con, view, types)
+    refuse_sums_over_dates(con, view, times, aggregate)
     refuse_sums_over_total_rows(con, view, types, aggregate)
     dims = [d.name for d in aggregate.dimension_specs]
-    margin_dims = [
-        d for d in aggregate.margin_dimensions() if not _is_time(types[d]) or _declared(aggregate, d)
-    ]
+    margin_dims = [d for d in aggregate.margin_dimensions() if d not in times or _declared(aggregate, d)]
     try:
         if suppression is None:
             query = grouped_query(view, dims, margin_dims, aggregate.measures, types, aggregate.total_label)
@@ -329,7 +364,16 @@ def build_aggregate(
     try:
         sums = [m.name for m in aggregate.measures if m.agg.lower() == "sum"]
         return suppress_table(
-            con, staging, target, dims, margin_dims, suppression, aggregate.total_label, margin_frame, sums
+            con,
+            staging,
+            target,
+            dims,
+            margin_dims,
+            suppression,
+            aggregate.total_label,
+            margin_frame,
+            sums,
+            periods=times,
         )
     finally:
         con.execute(f"DROP TABLE IF EXISTS {q(staging)}")
@@ -345,6 +389,7 @@ def suppress_table(
     total_label: str,
     margin_frame: pd.DataFrame | None = None,
     sums: Sequence[str] = (),
+    periods: set[str] | frozenset[str] = frozenset(),
 ) -> list[SuppressionResult]:
     """Suppress every count column of ``staging`` (interior cells) into ``target``, with margins and types.
 
@@ -384,13 +429,19 @@ def suppress_table(
         _fill_margins(published, margin_frame, dims, extra)
     for column in extra:
         published[column] = published[column].astype(object).where(~hidden, None)
-    published = published[~(_absent_in_period(published, frame, dims, types, total_label) & ~hidden)]
+    absent = _absent_in_period(published, frame, dims, types, total_label, periods)
+    published = published[~(absent & ~hidden)]
     _write_typed(con, published.drop(columns=["is_margin"]), target, types, dims, margin_dims, counts)
     return results
 
 
 def _absent_in_period(
-    published: pd.DataFrame, frame: pd.DataFrame, dims: list[str], types: dict[str, str], total_label: str
+    published: pd.DataFrame,
+    frame: pd.DataFrame,
+    dims: list[str],
+    types: dict[str, str],
+    total_label: str,
+    periods: set[str] | frozenset[str] = frozenset(),
 ) -> np.ndarray:
     """Rows for a period with no row at all, or for a category with no row in that period (a region that
     did not report in 2014, or did not exist yet): the grid would publish them as 0, which says no one,
@@ -398,7 +449,7 @@ def _absent_in_period(
     date and the July 1 it counts occur only in pairs, and the other pairs are not periods. Within a
     period, a missing combination of categories that do occur stays 0. Suppression and its audit treat
     these cells as known zeros, so leaving them out only hides more."""
-    times = [d for d in dims if _is_time(types[d])]
+    times = [d for d in dims if _is_time(types[d]) or d in periods]
     absent = np.zeros(len(published), bool)
     if not times:
         return absent

@@ -548,3 +548,58 @@ def test_running_totals_are_not_summed_even_under_sum_over():
     build_aggregate(con, "v", "out", aggregate, None, [])
     published = con.execute("SELECT cases FROM out WHERE town = 'Total' AND race = 'Total'").fetchone()[0]
     assert published == sum(e[3] for e in events)
+
+
+def _monthly_enrollment() -> tuple[duckdb.DuckDBPyConnection, dict[tuple[str, str, str], int]]:
+    """DSS's members enrolled in each month, the month kept as text ("2025-01") as the starter types it,
+    and the same people counted again every month: a sum over months counts them three times."""
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE v (town VARCHAR, month VARCHAR, fiscal_year BIGINT, race VARCHAR, enrollees BIGINT)"
+    )
+    counts = {}
+    for m, month in enumerate(["2025-01", "2025-02", "2025-03"]):
+        for t, town in enumerate(["Hartford", "Union"]):
+            for r, race in enumerate(["White", "Black"]):
+                counts[(town, month, race)] = 40 + 100 * t + 10 * r + m
+    con.executemany(
+        "INSERT INTO v VALUES (?, ?, 2025, ?, ?)",
+        [(town, month, race, n) for (town, month, race), n in counts.items()],
+    )
+    return con, counts
+
+
+def test_months_written_as_text_are_periods_never_summed_into_a_total_or_over():
+    """A helper's enrollment by town, month and race published a "Total" month of 57,559 members, each
+    month holding about 19,000: the month was text, so it got a total like a category."""
+    con, counts = _monthly_enrollment()
+    measure = {"name": "members", "agg": "sum", "column": "enrollees"}
+    by_month = AggregateConfig.model_validate(
+        {"dimensions": ["town", "month", "race"], "measures": [measure]}
+    )
+    suppression = SuppressionConfig.model_validate({"count_column": "members", "threshold": 5})
+    build_aggregate(con, "v", "out", by_month, suppression, [])
+    cells = {
+        (t, m, r): n for t, m, r, n in con.execute("SELECT town, month, race, members FROM out").fetchall()
+    }
+    assert not [key for key in cells if key[1] == "Total"]  # no month holds the three months added
+    assert {key: n for key, n in cells.items() if "Total" not in key} == counts
+    assert (
+        cells[("Hartford", "2025-02", "Total")]
+        == counts[("Hartford", "2025-02", "White")] + counts[("Hartford", "2025-02", "Black")]
+    )
+    assert len(cells) == 3 * 3 * 3  # (2 towns + total) x 3 months, no total month x (2 races + total)
+
+    by_town = AggregateConfig.model_validate({"dimensions": ["town", "race"], "measures": [measure]})
+    with pytest.raises(PublishConfigError) as refused:
+        build_aggregate(con, "v", "out2", by_town, suppression, [])
+    assert "'members' would add up 'enrollees' over up to 3 different values of 'month'" in str(refused.value)
+    assert "'- {name: month, time: true}'" in str(refused.value)
+
+    # A year stored as a whole number is a period too; with one year per cell nothing is added up.
+    by_year = AggregateConfig.model_validate(
+        {"dimensions": ["fiscal_year", "month", "race"], "measures": [measure]}
+    )
+    build_aggregate(con, "v", "out3", by_year, suppression, [])
+    years = {row[0] for row in con.execute("SELECT DISTINCT fiscal_year FROM out3").fetchall()}
+    assert years == {2025}
