@@ -10,7 +10,9 @@ Rules (documented decisions):
   "Unknown", "Unable to obtain", "Not reported" are ``unknown`` (the source says it is unknown);
   "Declined", "Refused", "Prefer not to answer" are ``declined``.
 - "Other"/"Some other race" is a ``reported`` answer with no race (``other_race`` flag, CDCREC
-  2131-1); "Asian, Other" is Asian only. A pooled "Other/Unknown" or "Other/Multiracial" is
+  2131-1); "Asian, Other" is Asian only (other Asian). Ticked as a separate box in a multi-select
+  export ("Black;Other", "White;Some other race") it is a second race: two_or_more, as the Census
+  counts Black and Some Other Race, never "Black alone". A pooled "Other/Unknown" or "Other/Multiracial" is
   ``ambiguous``: the group holds people of either answer. "Multiracial"/"Two or more races" sets two_or_more with
   no races.
 - two_or_more means two or more OMB 1997 races (or a multiracial label); Hispanic plus one race
@@ -26,7 +28,7 @@ Rules (documented decisions):
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from ct_pipelines.catalog.blocks.standardize import RACE_FIELDS, RelField
 from ct_pipelines.standardize.language import read_language
@@ -89,6 +91,7 @@ NOT_COLLECTED = RelResult(Status.NOT_COLLECTED)
 class _Parsed:
     parts: list[Part] = field(default_factory=list)
     ok: bool = True
+    selections: bool = False  # parts separated by "; ": boxes ticked apart, as multi-select exports write
 
 
 def _apply_code_map(raw: str, code_map: dict[str, str] | None) -> str | None:
@@ -151,7 +154,7 @@ def _parse_key(key: str, field: RelField) -> _Parsed:
         return _Parsed(whole)
     tokens = SEPARATOR_PATTERN.split(key)  # atoms at even positions, separators at odd
     atoms = len(tokens) // 2 + 1
-    parsed = _Parsed()
+    parsed = _Parsed(selections="; " in tokens[1::2])
     start = 0
     while start < atoms:
         for end in range(atoms, start, -1):
@@ -249,6 +252,8 @@ def classify_race(raw: str | None, field: RelField, code_map: dict[str, str] | N
         parsed = _parse_key(key, field)
         if parsed.ok:
             result = _combine(parsed.parts, field)
+            if parsed.selections and result.other_race and result.omb1997 and not result.two_or_more:
+                result = replace(result, two_or_more=True)  # see the module docstring: "Black; Other"
             return _with_mapping(result, mapped)
     return _with_mapping(UNMAPPED, mapped)
 

@@ -310,3 +310,39 @@ def test_a_race_column_whose_labels_answer_hispanic_origin_is_not_published_as_r
         "id",
         "residence_city_geo",
     ]  # once [], though left out
+
+
+MULTI_SELECT = """respondent,race_eth
+01,Black;Other
+02,White;Some other race
+03,Middle Eastern or North African;Other
+04,"Asian, Other"
+05,Other
+06,Black;White
+"""
+
+
+@pytest.mark.parametrize(
+    ("rule", "expected"),
+    [
+        (
+            "ct_dph",
+            ["Non-Hispanic Two or More Races"] * 3
+            + ["Non-Hispanic Asian", "Non-Hispanic Other Race", "Non-Hispanic Two or More Races"],
+        ),
+        (
+            "spd15_alone",
+            ["Multiracial and/or Multiethnic"] * 3
+            + ["Asian alone", "Another race or ethnicity"]
+            + ["Multiracial and/or Multiethnic"],
+        ),
+        ("omb1997", ["Two or More Races"] * 3 + ["Asian alone", "Some Other Race", "Two or More Races"]),
+    ],
+)
+def test_other_ticked_beside_a_race_in_a_multi_select_export_is_a_second_race(con, tmp_path, rule, expected):
+    """A helper's 2024-style export wrote "Black;Other": the person ticked two boxes, and was published as
+    "Black alone". "Asian, Other" (other Asian) stays Asian."""
+    _load_csv(con, tmp_path / "multi.csv", MULTI_SELECT)
+    config = {"columns": [{"column": "race_eth", "field": "race_ethnicity"}], "reporting_rule": rule}
+    groups, _ = _groups(con, config)
+    assert list(groups.values()) == expected
