@@ -418,13 +418,16 @@ def _rel_check(
     status_col = quote_ident(f"{c.column}_status")
     cand_col = f"{c.column}_candidates"
     candidates = quote_ident(cand_col) if cand_col in output_columns(c) else "NULL"
+    # A 1977-style "Asian/Pacific Islander" answer is published in a group of its own, "Asian or Pacific
+    # Islander (not separable)": counted here, it blocked a DMHAS extract and asked for a map to Asian
+    # or to NHPI, either of which claims what the source did not collect.
+    unread = f"{status_col} IN ({problem}) AND coalesce({candidates}, '') <> 'ASIAN;NHPI'"
     found = con.execute(
         f"SELECT {raw}, {status_col}, {candidates}, sum({ROWS_COLUMN})::BIGINT AS n FROM {table} "
-        f"WHERE {status_col} IN ({problem}) GROUP BY ALL ORDER BY n DESC, 1 LIMIT {MAX_LISTED_VALUES + 1}"
+        f"WHERE {unread} GROUP BY ALL ORDER BY n DESC, 1 LIMIT {MAX_LISTED_VALUES + 1}"
     ).fetchall()
     bad_rows, distinct = con.execute(
-        f"SELECT coalesce(sum({ROWS_COLUMN}), 0)::BIGINT, count(DISTINCT {raw}) FROM {table} "
-        f"WHERE {status_col} IN ({problem})"
+        f"SELECT coalesce(sum({ROWS_COLUMN}), 0)::BIGINT, count(DISTINCT {raw}) FROM {table} WHERE {unread}"
     ).fetchone()
     share = bad_rows / total if total else 0.0
     labels = [

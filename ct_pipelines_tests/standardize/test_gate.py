@@ -11,7 +11,7 @@ from ct_pipelines.catalog.blocks.standardize import StandardizeConfig
 from ct_pipelines.core.outcomes import Severity
 from ct_pipelines.standardize.standardize import rel_checks, standardize_table
 
-PROBLEMS = [("Wht", 90), ("Blk", 50), ("Asian/Pacific Islander", 30), ("HISP", 20), ("Wh", 10), ("Oth Race", 5),
+PROBLEMS = [("Wht", 90), ("Blk", 50), ("Other/Unknown", 30), ("HISP", 20), ("Wh", 10), ("Oth Race", 5),
             ("AMIND", 4)]  # fmt: skip
 
 
@@ -41,23 +41,21 @@ def test_message_names_top_five_labels_with_counts_and_the_yaml_to_map_them(con)
     top = [
         '"Wht" (90 rows',
         '"Blk" (50 rows',
-        '"Asian/Pacific Islander" (30 rows',
+        '"Other/Unknown" (30 rows',
         '"HISP" (20 rows',
         '"Wh" (10 rows',
     ]
     positions = [text.index(t) for t in top]
     assert positions == sorted(positions)
     assert "and 2 more" in text and "Oth Race" not in text and "AMIND" not in text
-    assert 'ambiguous: one of "Asian", "Native Hawaiian or Pacific Islander"' in text
+    assert 'ambiguous: one of "Other", "Unknown"' in text
     assert "publishing is stopped" in text
     snippet = text[text.index("standardize:\n") :].split("\nThat is above")[0]
     assert snippet == outcome.metadata["code_map_yaml"]
     assert yaml.safe_load(snippet) == {
         "standardize": {
             "code_map": {
-                "race_ethnicity": dict.fromkeys(
-                    ["Wht", "Blk", "Asian/Pacific Islander", "HISP", "Wh"], "TODO"
-                )
+                "race_ethnicity": dict.fromkeys(["Wht", "Blk", "Other/Unknown", "HISP", "Wh"], "TODO")
             }
         }
     }
@@ -67,22 +65,17 @@ def test_filled_in_snippet_maps_the_labels_and_a_left_todo_stays_unmapped(con):
     outcome = _check(con, {"columns": [{"column": "race", "field": "race_ethnicity"}]})
     code_map = yaml.safe_load(outcome.metadata["code_map_yaml"])["standardize"]["code_map"]
     targets = {"Wht": "White", "Blk": "Black or African American", "HISP": "Hispanic", "Wh": "White"}
-    code_map["race_ethnicity"].update(targets)  # the API/PI label is left TODO: nothing is guessed
+    code_map["race_ethnicity"].update(targets)  # the Other/Unknown label is left TODO: nothing is guessed
     fixed = _check(con, {"columns": [{"column": "race", "field": "race_ethnicity"}], "code_map": code_map})
     assert fixed.metadata["problem_rows"] == 30 + 5 + 4
     assert fixed.severity == Severity.WARN
-    assert (
-        '"Asian/Pacific Islander" (30 rows' in fixed.summary
-        and "stay in the data as raw values" in fixed.summary
-    )
+    assert '"Other/Unknown" (30 rows' in fixed.summary and "stay in the data as raw values" in fixed.summary
     groups = dict(
         con.execute("SELECT race, any_value(rel_reporting_group) FROM t_std GROUP BY race").fetchall()
     )
     assert groups["Wht"] == groups["Wh"] == "Non-Hispanic White" and groups["HISP"] == "Hispanic"
     assert groups["Oth Race"] == "Not standardized"  # not "Unknown": the source did say something
-    status = con.execute(
-        "SELECT DISTINCT race_status FROM t_std WHERE race = 'Asian/Pacific Islander'"
-    ).fetchall()
+    status = con.execute("SELECT DISTINCT race_status FROM t_std WHERE race = 'Other/Unknown'").fetchall()
     assert status == [("ambiguous",)]  # a TODO left in place changes nothing
 
 

@@ -164,7 +164,7 @@ def test_reporting_rules(con, rule, expected):
 
 
 def test_check_lists_unmapped_and_ambiguous_values_and_escalates_by_share(con):
-    rows = [("White",)] * 90 + [("Martian",)] * 6 + [("Asian/Pacific Islander",)] * 4
+    rows = [("White",)] * 90 + [("Martian",)] * 6 + [("Other/Unknown",)] * 4
     _table(con, "t", ["race"], rows)
     for share, severity in ((0.2, Severity.WARN), (0.05, Severity.ERROR)):
         config = _config(columns=[{"column": "race", "field": "race_ethnicity"}], max_unmapped_share=share)
@@ -173,10 +173,28 @@ def test_check_lists_unmapped_and_ambiguous_values_and_escalates_by_share(con):
         assert not outcome.passed and outcome.severity == severity
         assert outcome.metadata["problem_rows"] == 10
         values = {v["raw"]: (v["status"], v["count"]) for v in outcome.metadata["values"]}
-        assert values == {"Martian": ("unmapped", 6), "Asian/Pacific Islander": ("ambiguous", 4)}
+        assert values == {"Martian": ("unmapped", 6), "Other/Unknown": ("ambiguous", 4)}
         assert "10 of 100 rows" in outcome.summary
         json.dumps(outcome.metadata)
     assert outcome.name == rel_check_specs(config)[0].name
+
+
+def test_a_1977_asian_or_pacific_islander_answer_has_its_own_group_and_blocks_nothing(con):
+    """DMHAS's "Asian/Pacific Islander" was counted as unread and blocked the run, whose message offered
+    a map to Asian or to NHPI: either claims what the source did not collect. It has a group of its own."""
+    rows = [("White",)] * 80 + [("Asian/Pacific Islander",)] * 16 + [("Martian",)] * 4
+    _table(con, "t", ["race"], rows)
+    config = _config(columns=[{"column": "race", "field": "race_ethnicity"}])
+    standardize_table(con, "t", "t_std", config)
+    (outcome,) = rel_checks(con, "t_std", config)
+    assert outcome.severity == Severity.WARN and outcome.metadata["problem_rows"] == 4
+    assert "Asian/Pacific Islander" not in outcome.summary and "4 of 100 rows" in outcome.summary
+    groups = con.execute("SELECT rel_reporting_group, count(*) FROM t_std GROUP BY 1 ORDER BY 1").fetchall()
+    assert groups == [
+        ("Non-Hispanic Asian or Pacific Islander (not separable)", 16),
+        ("Non-Hispanic White", 80),
+        ("Not standardized", 4),
+    ]
 
 
 def test_a_pooled_other_unknown_group_is_asked_about_then_mapped_as_the_agency_says(con):
