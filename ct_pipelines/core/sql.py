@@ -33,6 +33,12 @@ def quarantine_table(dataset_id: str) -> str:
     return f"quarantine__{dataset_id}"
 
 
+def short_rows_table(dataset_id: str) -> str:
+    """Ingested rows that had fewer fields than the header (``_row``, ``fields``), which validation sets
+    aside: ``ingest_short__<dataset id>``, present only when some row was short."""
+    return f"ingest_short__{dataset_id}"
+
+
 def ordered_rows_view(dataset_id: str) -> str:
     """The ingested rows with ``_row`` but without ``_line``, in ``_row`` order: ``ingest_ordered__<id>``.
 

@@ -158,7 +158,9 @@ def _read_delimited(
     decoded = decoder is not None or not enc.is_utf8
     try:
         source = _Source(copy, scan, decoded, normalise, "latin-1" if in_place else "utf-8")
-        rows, shifts = _load_delimited(request, source, names, layout)
+        rows, shifts, short = _load_delimited(request, source, names, layout)
+        if short is not None and len(short):
+            _refuse_cut_off(path, short, rows, len(names), scan)
     finally:
         if copy != path:
             copy.unlink(missing_ok=True)
@@ -169,7 +171,30 @@ def _read_delimited(
             "check that the export finished and re-send it with its rows",
             line=layout.header_line,
         )
-    return _result(rows, header, names, layout, enc, decoder, shifts)
+    result = _result(rows, header, names, layout, enc, decoder, shifts)
+    result.short_rows = short if short is not None and len(short) else None
+    return result
+
+
+def _refuse_cut_off(path: Path, short: pa.Table, rows: int, width: int, scan: Scan) -> None:
+    """A last row with fewer fields than the header, in a file that does not end with a line break, is an
+    export that stopped mid-row: the rows after it are missing too, so the whole file is refused."""
+    if short["at_rowid"][-1].as_py() != rows - 1:
+        return
+    with path.open("rb") as handle:
+        handle.seek(max(path.stat().st_size - 1, 0))
+        ends_a_line = handle.read(1) in (b"\n", b"\r")
+    if ends_a_line:
+        return
+    fields = short["fields"][-1].as_py()
+    raise IngestError(
+        path,
+        f"the last line holds {fields} of the header's {width} fields and the file ends in the middle of it, "
+        "so the export looks cut off and later rows may be missing",
+        "ask the agency for the whole file (or, if the row is complete, end it with its missing delimiters "
+        "and a line break)",
+        line=scan().lines,
+    )
 
 
 def _result(
@@ -270,11 +295,12 @@ def _utf8_blocks(path: Path, encoding: Encoding) -> Iterator[bytes]:
 
 def _load_delimited(
     request: _Request, source: _Source, names: list[str], layout: Layout
-) -> tuple[int, pa.Table | None]:
+) -> tuple[int, pa.Table | None, pa.Table | None]:
     """Load the records as text columns (no row numbers: see ``readers.create_rows_view``); returns the
-    row count and, when records span lines, where the source lines of later rows shift."""
+    row count, where the source lines of later rows shift when records span lines, and the rows with
+    fewer fields than the header (see ``_load_text_columns``)."""
     con, table = request.con, request.table
-    _load_text_columns(request, source, names, layout)
+    short = _load_text_columns(request, source, names, layout)
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchall()[0][0]
     counts = source.scan()
     if counts.mixed_line_ends and not source.normalised:  # DuckDB refuses these: never keep a CR in a value
@@ -285,12 +311,23 @@ def _load_delimited(
             con.execute(
                 f"UPDATE {table} SET {column} = {unwrap_formula_sql(column)} WHERE starts_with({column}, '=\"')"
             )
-    return rows, _line_shifts(con, table, source.path, names, layout, rows, counts)
+    return rows, _line_shifts(con, table, source.path, names, layout, rows, counts), short
 
 
-def _load_text_columns(request: _Request, source: _Source, names: list[str], layout: Layout) -> None:
+#: What DuckDB's padded read calls NULL: no cell holds it, so an empty field stays '' and only the
+#: fields a short row lacks are NULL.
+PADDED = "<<ct-pipelines: no such field>>"
+
+
+def _load_text_columns(
+    request: _Request, source: _Source, names: list[str], layout: Layout
+) -> pa.Table | None:
     """CREATE the table from DuckDB's strict reader; short rows are padded in a second, single-threaded
-    try (DuckDB pads only then). Errors become _NotUtf8, _MixedLineEnds or an IngestError."""
+    try (DuckDB pads only then). Errors become _NotUtf8, _MixedLineEnds or an IngestError.
+
+    A padded row's missing fields would be published empty over the portal's values (a helper's export
+    cut off mid-row changed a permit's status to nothing), so the padded try reads empty fields as ''
+    and padding as NULL, and returns the rows that were short: (at_rowid, fields), 0-based rowid."""
     cols = [f"c{i}" for i in range(len(names))]
     columns_arg = "{" + ", ".join(f"'{c}': 'VARCHAR'" for c in cols) + "}"
     # Excel-formula values ("=""0012345""") are unwrapped after the load, and only when the file's bytes
@@ -298,30 +335,44 @@ def _load_text_columns(request: _Request, source: _Source, names: list[str], lay
     selected = ", ".join(f"NULLIF({c}, '') AS {quote_ident(n)}" for c, n in zip(cols, names, strict=True))
     not_blank = f"coalesce({', '.join(cols)}) IS NOT NULL" if len(cols) > 1 else f"{cols[0]} IS NOT NULL"
 
-    def load(padding: bool) -> None:
-        options = ", null_padding=true, parallel=false" if padding else ""
+    def reader(padding: bool) -> str:
+        options = f", null_padding=true, parallel=false, nullstr={quote_literal(PADDED)}" if padding else ""
         if source.encoding != "utf-8":
             options += f", encoding={quote_literal(source.encoding)}"
-        reader = (
+        return (
             f"read_csv({quote_literal(str(source.path))}, delim={quote_literal(layout.delimiter)}, "
             f"quote='\"', escape='\"', "
             f"header=false, skip={layout.header_line}, columns={columns_arg}, auto_detect=false, "
             f"strict_mode=true, max_line_size={MAX_LINE_BYTES}, buffer_size={CSV_BUFFER_BYTES}{options})"
         )
-        request.con.execute(
-            f"CREATE OR REPLACE TABLE {request.table} AS SELECT {selected} FROM {reader} WHERE {not_blank}"
-        )
 
+    con = request.con
     try:
-        load(padding=False)
+        con.execute(
+            f"CREATE OR REPLACE TABLE {request.table} AS SELECT {selected} FROM {reader(False)} WHERE {not_blank}"
+        )
+        return None
     except duckdb.Error as exc:
         found = COLUMN_COUNT.search(str(exc))
         if not (found and int(found[2]) < int(found[1])):
             raise _refusal(request.path, source, exc, len(names)) from exc
-        try:
-            load(padding=True)
-        except duckdb.Error as exc2:
-            raise _refusal(request.path, source, exc2, len(names)) from exc2
+    try:  # empty fields read as '', padding as NULL: the first NULL is where a short row ended
+        padded_blank = "coalesce(" + ", ".join(f"NULLIF({c}, '')" for c in cols) + ") IS NOT NULL"
+        con.execute(
+            f"CREATE OR REPLACE TEMP TABLE _ingest_padded AS SELECT * FROM {reader(True)} "
+            f"WHERE {padded_blank}"
+        )
+    except duckdb.Error as exc2:
+        raise _refusal(request.path, source, exc2, len(names)) from exc2
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {request.table} AS SELECT {selected} FROM _ingest_padded")
+        fields = " + ".join(f"({c} IS NOT NULL)::BIGINT" for c in cols)
+        return con.sql(
+            f"SELECT rowid AS at_rowid, {fields} AS fields FROM _ingest_padded WHERE {cols[-1]} IS NULL "
+            "ORDER BY rowid"
+        ).to_arrow_table()
+    finally:
+        con.execute("DROP TABLE IF EXISTS _ingest_padded")
 
 
 def _refusal(original: Path, source: _Source, exc: duckdb.Error, width: int) -> Exception:

@@ -18,7 +18,7 @@ import duckdb
 from ct_pipelines.catalog.models import Dataset, Source, SourceFormat
 from ct_pipelines.catalog.naming import field_names_for, match_declared, source_labels
 from ct_pipelines.core.settings import Settings
-from ct_pipelines.core.sql import ordered_rows_view, source_lines_macro, stage_table
+from ct_pipelines.core.sql import ordered_rows_view, short_rows_table, source_lines_macro, stage_table
 from ct_pipelines.core.warehouse import STAGE_RESULTS, drop_relation, relation_exists
 from ct_pipelines.ingest.detect import describe_header, refuse_binary_as_text
 from ct_pipelines.ingest.errors import IngestError
@@ -488,6 +488,19 @@ def _skipped(
     )
 
 
+def _keep_short_rows(con: duckdb.DuckDBPyConnection, dataset_id: str, read: ReadResult) -> None:
+    """Rows with fewer fields than the header, for validation to set aside (see ``short_rows_table``)."""
+    table = short_rows_table(dataset_id)
+    con.execute(f'DROP TABLE IF EXISTS "{table}"')
+    if read.short_rows is None:
+        return
+    con.register("_ingest_short", read.short_rows)
+    try:
+        con.execute(f'CREATE TABLE "{table}" AS SELECT at_rowid + 1 AS _row, fields FROM _ingest_short')
+    finally:
+        con.unregister("_ingest_short")
+
+
 def _swap_in(
     con: duckdb.DuckDBPyConnection,
     dataset: Dataset,
@@ -507,6 +520,7 @@ def _swap_in(
         con.execute(f'DROP TABLE IF EXISTS "{data_table}"')
         con.execute(f'ALTER TABLE "{staging}" RENAME TO "{data_table}"')
         create_rows_view(con, table, data_table, read, f"raw_lines__{dataset.id}")
+        _keep_short_rows(con, dataset.id, read)
         quirks = apply_quirks(con, dataset, path, table, read)
         shaped = has_quirks(dataset.ingest)
         create_ordered_view(con, ordered_rows_view(dataset.id), table, data_table, read, shaped=shaped)

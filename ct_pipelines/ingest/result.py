@@ -30,6 +30,8 @@ class ReadResult:
     line_shifts: pa.Table | None = None
     fallback_lines: int = 0  # lines of a mostly-UTF-8 file read with the single-byte fallback
     first_fallback_line: int | None = None
+    # Delimited rows with fewer fields than the header (at_rowid 0-based, fields): validation sets them aside
+    short_rows: pa.Table | None = None
 
 
 def unwrap_formula_sql(expr: str) -> str:

@@ -26,8 +26,8 @@ import duckdb
 import pandera.errors
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.core.outcomes import CheckOutcome
-from ct_pipelines.core.sql import quote_ident, quote_literal, source_lines_macro
+from ct_pipelines.core.outcomes import CheckOutcome, Severity
+from ct_pipelines.core.sql import quote_ident, quote_literal, short_rows_table, source_lines_macro
 from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.validate.gx_suite import gx_check_names, run_gx_suite
 from ct_pipelines.validate.gx_worker import GxWorkerError, running_gx_worker
@@ -139,6 +139,22 @@ def _check_structure(
             "finished and ask for the file again"
         )
     return raw_columns
+
+
+def _short_row_rules(con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_columns: list[str]) -> list[Rule]:
+    """Rows ingest found with fewer fields than the header are set aside: their missing fields would be
+    published empty over the portal's values. The rule names the last field, which every such row lacks."""
+    short = short_rows_table(dataset.id)
+    data = [c for c in raw_columns if c not in ROW_COLUMNS]
+    if not data or not relation_exists(con, "main", short):
+        return []
+    phrase = (
+        f"have fewer fields than the header's {len(data)} (the line was cut short, so its last fields would be "
+        "published empty); ask the agency to fix the line"
+    )
+    broken = f"_row IN (SELECT _row FROM {quote_ident(short)})"
+    severity = dataset.validate.severities.get("types", Severity.ERROR)
+    return [Rule("types", "short_row", data[-1], severity, phrase, broken)]
 
 
 def _scan(
@@ -457,6 +473,7 @@ def _validate(
     in_order = bool(ordered_rows) and relation_exists(con, "main", ordered_rows)
     scan_ref = f"(SELECT *, NULL::BIGINT AS _line FROM {quote_ident(ordered_rows)})" if in_order else raw_ref
     raw_columns = _check_structure(con, dataset, raw_table, raw_ref, scan_ref)
+    rules += _short_row_rules(con, dataset, raw_columns)
     valid_schema, valid_name = split_table_name(valid_table)
     _ensure_schema(con, valid_schema)
     valid_ref = _qualified(valid_schema, valid_name)

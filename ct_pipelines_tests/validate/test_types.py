@@ -191,3 +191,45 @@ def test_zip_codes_that_lost_their_leading_zero_are_set_aside_until_the_width_is
     assert run.results["validate"].rows_set_aside == 0
     published = [r["zip"] for r in portal_rows(portal, run.four_by_four)]
     assert sorted(published) == ["06001", "06076", "06106", "06810"]
+
+
+def test_a_row_cut_short_is_set_aside_and_the_portal_keeps_its_published_values(
+    tmp_path: Path, portal: LocalPortal
+):
+    """A helper's next delivery had a line with two of the header's four fields: padded with empty cells,
+    it was published over the portal's fee and status, with status ok. Now the row is set aside with its
+    reason, and the portal keeps the row it had."""
+    dataset = make_dataset(
+        "permits_short", [{"source": "town"}, {"source": "fee", "type": "number"}, {"source": "status"}]
+    )
+    rows = [f"{i},Hartford,{100 + i}.50,Issued\n" for i in range(1, 41)]
+    run = run_stages(tmp_path, portal, dataset, "id,town,fee,status\n" + "".join(rows))
+    assert len(portal_rows(portal, run.four_by_four)) == 40
+    rows[6] = "7,Bridgeport\n"  # cut short
+    rows[7] = "8,,,\n"  # empty fields written with their delimiters: a whole row
+    rows[8] = "9,Union,9.00,Void\n"
+    run = run_stages(tmp_path, portal, dataset, "id,town,fee,status\n" + "".join(rows))
+    assert run.quarantine() == [
+        (8, "short_row", "status", None, "have fewer fields than the header's 4 (the line was cut short, so "
+         "its last fields would be published empty); ask the agency to fix the line"),
+    ]  # fmt: skip
+    assert (run.results["validate"].rows_in, run.results["validate"].rows_set_aside) == (40, 1)
+    published = {
+        r["id"]: (r.get("town"), r.get("fee"), r.get("status")) for r in portal_rows(portal, run.four_by_four)
+    }
+    assert len(published) == 40
+    assert published["7"] == ("Hartford", "107.5", "Issued")  # kept as published, not emptied
+    assert published["8"] == (None, None, None)
+    assert published["9"] == ("Union", "9", "Void")
+
+
+def test_an_export_cut_off_in_its_last_row_is_refused_whole(tmp_path: Path, portal: LocalPortal):
+    """The file ends in the middle of a row: the rows after it are missing too, so nothing is published."""
+    dataset = make_dataset("permits_cut", [{"source": "town"}, {"source": "fee", "type": "number"}])
+    with pytest.raises(StageError) as refused:
+        run_stages(tmp_path, portal, dataset, "id,town,fee\n1,Hartford,250.00\n2,Bridg")
+    assert (
+        "permits_cut.csv, line 3: the last line holds 2 of the header's 3 fields and the file ends in the "
+        "middle of it, so the export looks cut off" in str(refused.value)
+    )
+    assert "ask the agency for the whole file" in str(refused.value)
