@@ -31,8 +31,9 @@ _RECORD_NAME = re.compile(
 #: of the column is what is tested (a facility or town name is not matched).
 _PERSON_NAME = re.compile(
     r"(^|_)(first|last|middle|full|given|family|maiden|legal|patient|client|person|decedent|child|student|"
-    r"inmate|offender|employee|member|victim|parent|guardian|mother|father|applicant)_?names?(_|$)"
-    r"|^(names?|surname|lastname|firstname|fname|lname)$"
+    r"inmate|offender|employee|member|victim|parent|guardian|mother|father|applicant|contact|owner|"
+    r"licensee|permittee|inspector|caseworker|worker|officer|recipient|resident|tenant|spouse)_?names?(_|$)"
+    r"|^(names?|surname|lastname|firstname|fname|lname)$|(^|_)contact_person(_|$)"
 )
 
 

@@ -208,3 +208,23 @@ def test_a_column_named_for_a_persons_name_is_found_by_its_name_and_never_shown(
         [PiiExemption(column="lastname", patterns=["person_name"], reason="a fictional roster")],
     )
     assert set(hits_by(exempted.metadata["hits"])) == {("patient_name", "person_name")}
+
+
+def test_columns_named_for_a_contact_owner_or_inspector_are_read_as_names() -> None:
+    """A later permits delivery added "Contact Person" and "Owner Name": people's names the scan did not
+    know by their column names. A license type or a facility contact number is not a name."""
+    con = duckdb.connect()
+    table_with(
+        con,
+        "published",
+        contact_person=["Maria Lopez", "Li Wei", "Ann Roe"],
+        owner_name=["J. Smith", "K. Jones", "L. Brown"],
+        inspector_name=["R. Diaz", "R. Diaz", "P. Wu"],
+        license_type=["Liquor", "Pharmacy", "Liquor"],
+    )
+    hits = hits_by(pii_scan_outcome(con, "published").metadata["hits"])
+    assert set(hits) == {
+        ("contact_person", "person_name"),
+        ("owner_name", "person_name"),
+        ("inspector_name", "person_name"),
+    }
