@@ -6,12 +6,33 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.catalog.blocks.protect import ProtectMode
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.catalog.naming import field_name
 from ct_pipelines.core.results import Progress, RunOptions, StageError, StageResult, quiet
 from ct_pipelines.core.settings import Settings
 from ct_pipelines.core.sql import STALE_LABELS, quote_ident, stage_table
+from ct_pipelines.core.warehouse import relation_exists
 
 INTERNAL_COLUMNS = {"_row", "_line"}  # source positions, for quarantine and lineage; never published
+
+
+def _undeclared_columns(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> list[str]:
+    """Extract columns the dataset file does not declare, when it declares its columns and publishes
+    rows: a later delivery's new "Contact Person" column reached a new portal dataset with people's names,
+    and on an existing one blocked every run as schema drift. Such a column waits until it is declared."""
+    raw = stage_table("ingest", dataset.id)
+    if (
+        dataset.protect.mode != ProtectMode.ROWS
+        or not dataset.columns
+        or not relation_exists(con, "main", raw)
+    ):
+        return []
+    shaped = dataset.ingest.unpivot
+    declared = {name for c in dataset.columns for name in (c.field_name, c.source, field_name(c.source))}
+    declared |= {shaped.name, shaped.value} if shaped else set()
+    columns = [r[0] for r in con.execute(f"DESCRIBE {quote_ident(raw)}").fetchall()]
+    return [c for c in columns if c not in declared and not c.startswith("_")]
 
 
 def run(
@@ -30,10 +51,11 @@ def run(
 
     source, target = stage_table("standardize", dataset.id), stage_table("protect", dataset.id)
     public = f"{source}__without_internal"
+    undeclared = _undeclared_columns(con, dataset)
     kept = [
         r[0]
         for r in con.execute(f"DESCRIBE {quote_ident(source)}").fetchall()
-        if r[0] not in INTERNAL_COLUMNS
+        if r[0] not in INTERNAL_COLUMNS and r[0] not in undeclared
     ]
     con.execute(
         f"CREATE OR REPLACE TEMP VIEW {quote_ident(public)} AS SELECT "
@@ -77,12 +99,18 @@ def run(
     declared = {c.field_name for c in dataset.columns if c.field_name and not c.pii}
     by_name = sorted(c for c in result.excluded_pii_columns if c in declared)
     facts["left_out_as_derived"] = by_name
+    facts["left_out_undeclared"] = undeclared
     derived = (
         f"; left out because its name extends a personal column's: {', '.join(by_name)} (if it holds no "
         "personal data, give it another field_name)"
         if by_name
         else ""
     )
+    if undeclared:
+        derived += (
+            f"; not in the dataset file, so not published: {', '.join(undeclared)} (declare each under columns "
+            "to publish it, with pii: true if it identifies a person)"
+        )
     personal = [c for c in left_out if c not in by_name]
     progress(
         f"{dataset.id}: published table has {result.row_count:,} rows ({result.mode})"

@@ -233,3 +233,15 @@ def test_an_export_cut_off_in_its_last_row_is_refused_whole(tmp_path: Path, port
         "middle of it, so the export looks cut off" in str(refused.value)
     )
     assert "ask the agency for the whole file" in str(refused.value)
+
+
+def test_a_column_the_dataset_file_does_not_declare_is_not_published(tmp_path: Path, portal: LocalPortal):
+    """A later delivery added "Contact Person" with people's names: it reached a new portal dataset, and
+    on an existing one every run was refused as schema drift. It now waits, named, until it is declared."""
+    dataset = make_dataset("permits_new_column", [{"source": "town"}])
+    csv = "id,town,Contact Person\n" + "".join(f"{i},Hartford,Maria Lopez {i}\n" for i in range(1, 11))
+    run = run_stages(tmp_path, portal, dataset, csv)
+    assert run.results["protect"].facts["left_out_undeclared"] == ["contact_person"]
+    rows = portal_rows(portal, run.four_by_four)
+    assert len(rows) == 10 and all(set(r) == {"id", "town"} for r in rows)
+    assert set(portal_types(portal, run.four_by_four)) == {"id", "town"}
