@@ -37,6 +37,18 @@ class GuardFacts:
     allow_shrink: bool = False
     allow_deletes: bool = False
     rows_to_delete: int = 0
+    # An aggregate's source rows, now and for the table last published: its cells do not shrink when a
+    # delivery does (every combination is published, 0 where no row is), so they are judged too.
+    source_rows: int | None = None
+    previous_source_rows: int | None = None
+
+    @property
+    def source_shrink(self) -> float | None:
+        """Share of the source rows of the last published aggregate this one lacks, or None."""
+        now, before = self.source_rows, self.previous_source_rows
+        if now is None or not before or now >= before:
+            return None
+        return (before - now) / before
 
     @property
     def shrink(self) -> float | None:
@@ -91,6 +103,15 @@ def table_problems(
             f"published (limit {_percent(config.max_shrink_share)}); check the extract, or raise "
             f"publish.max_shrink_share in the dataset YAML, or run {rerun_command(dataset, '--allow-shrink')} if the "
             "drop is real"
+        )
+    source_shrink = facts.source_shrink
+    if source_shrink is not None and source_shrink > config.max_shrink_share and not facts.allow_shrink:
+        problems.append(
+            f"it was built from {facts.source_rows:,} rows, {_percent(source_shrink)} fewer than the "
+            f"{facts.previous_source_rows:,} rows of the table last published (limit "
+            f"{_percent(config.max_shrink_share)}), so its figures would fall although it has as many cells; "
+            "check that the extract is complete, or raise publish.max_shrink_share in the dataset YAML, or run "
+            f"{rerun_command(dataset, '--allow-shrink')} if the drop is real"
         )
     key = dataset.row_identifier
     if key and key in names and facts.row_count:

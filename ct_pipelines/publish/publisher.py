@@ -28,6 +28,7 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.catalog.blocks.protect import ProtectMode
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome
 from ct_pipelines.core.sql import quote_ident
@@ -337,6 +338,10 @@ def _guard_table(
     if incremental and has_snapshot and job.key is not None:
         row_count += held_count(con, dataset, job.table, job.key, job.set_aside_keys)
     facts = GuardFacts(row_count, previous_count, allow_shrink, allow_deletes)
+    if dataset.protect.mode != ProtectMode.ROWS and four_by_four:
+        facts.source_rows, facts.previous_source_rows = state.aggregate_source_rows(
+            con, dataset.id, four_by_four
+        )
     return facts, byte_count, has_snapshot
 
 
