@@ -267,6 +267,7 @@ def test_a_portal_dataset_deleted_or_of_other_columns_is_replaced_only_when_aske
     extract = _licenses_project(tmp_path, monkeypatch)
     extract.write_text("License ID,Town,Fee\r\nL0001,Hartford,10\r\nL0002,Mystic,12\r\n", encoding="utf-8")
     yaml_path = tmp_path / "catalog" / "licenses.yaml"
+    yaml_path.write_text(CATALOG + "- {source: Fee}\n", encoding="utf-8")  # published as text first
 
     def run(*options: str):
         return CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog"), *options])
