@@ -107,7 +107,9 @@ def _column_rules(
     if column.required:  # a value suppressed at the source is not missing
         empty = f"{text} IS NULL AND NOT {quote_ident(flag)}" if flag else f"{text} IS NULL"
         rules.append(rule("required", "required", f"have an empty {name}", empty))
-    if column.unique:  # keep the first occurrence: later rows repeating a value are the ones set aside
+    if column.unique and name == dataset.row_identifier:
+        rules.append(_unique_key_rule(name, typed, text, a_name, rule))
+    elif column.unique:  # keep the first occurrence: later rows repeating a value are the ones set aside
         repeat = f"{text} IS NOT NULL AND row_number() OVER (PARTITION BY {typed} ORDER BY _row) > 1"
         rules.append(
             rule("unique", "unique", f"repeat {a_name} already used on an earlier row", repeat, True)
@@ -147,6 +149,29 @@ def _column_rules(
         broken = f"CASE WHEN {value} IS NOT NULL THEN NOT ({check.passes(value)}) END"
         rules.append(rule("custom_checks", check.name, phrase, broken))
     return rules
+
+
+#: The row identifier's own uniqueness rule: its SQL compares the rows' other columns, written in as a hash
+#: of the columns of the table it runs on where ROW_CONTENT stands (see scan.failure_inserts).
+UNIQUE_KEY = "unique_key"
+ROW_CONTENT = "__row_content__"
+
+
+def _unique_key_rule(name: str, typed: str, text: str, a_name: str, rule: RuleMaker) -> Rule:
+    """Rows sharing a row identifier: an exact repeat keeps its first row, but rows whose other values differ
+    are all set aside, since the file does not say which is right. Keeping the first published a helper's
+    permit fee of 1.00 over the real 11,101.86, because the wrong row came first; set aside, the key keeps
+    what the portal had."""
+    by_key = f"OVER (PARTITION BY {typed})"
+    repeat = (
+        f"{text} IS NOT NULL AND (count(DISTINCT {ROW_CONTENT}) {by_key} > 1 "
+        f"OR row_number() OVER (PARTITION BY {typed} ORDER BY _row) > 1)"
+    )
+    phrase = (
+        f"repeat {a_name} used on another row (rows with the same {name} and other values differ are all set "
+        "aside, since the file does not say which is right; an exact repeat keeps its first row)"
+    )
+    return rule("unique", UNIQUE_KEY, phrase, repeat, True)
 
 
 def _zip_rules(column: Column, name: str, value: str, rule: Callable[..., Rule]) -> list[Rule]:

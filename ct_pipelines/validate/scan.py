@@ -23,7 +23,7 @@ from ct_pipelines.catalog.models import ColumnType, Dataset
 from ct_pipelines.core.sql import quote_ident
 from ct_pipelines.validate.gx_suite import MASK
 from ct_pipelines.validate.parsing import cast_sql, column_quirks, sql_in
-from ct_pipelines.validate.rules import TEXT_SUFFIX, Rule
+from ct_pipelines.validate.rules import ROW_CONTENT, TEXT_SUFFIX, UNIQUE_KEY, Rule
 
 ROW_COLUMNS = ("_row", "_line")
 WORD = 64  # bits in one UBIGINT helper column
@@ -254,15 +254,18 @@ def failure_inserts(plan: ScanPlan, table: str, failures: str, catalog: str) -> 
     for rule in plan.window_rules:
         text = quote_ident(rule.column + TEXT_SUFFIX)
         value = f"'{MASK}'" if rule.column in plan.pii else text
-        source = (  # a text column was written once, as itself
-            f"(SELECT _row, _line, {quote_ident(rule.column)}, {quote_ident(rule.column)} AS {text} FROM {table})"
-            if rule.column in plan.same_text
-            else table
-        )
+        if rule.column not in plan.same_text:
+            source = table
+        elif rule.rule == UNIQUE_KEY:  # compares the rows' other columns too
+            source = f"(SELECT *, {quote_ident(rule.column)} AS {text} FROM {table})"
+        else:  # a text column was written once, as itself
+            source = f"(SELECT _row, _line, {quote_ident(rule.column)}, {quote_ident(rule.column)} AS {text} FROM {table})"
+        others = [quote_ident(c) for c in plan.data_columns if c != rule.column]  # this scan's columns
+        broken = rule.sql.replace(ROW_CONTENT, f"hash({', '.join(others)})" if others else "0")
         statements.append(
             (
                 f"INSERT INTO {failures} SELECT _row, _line, ?, ?, ?, v, ?, ? FROM (SELECT _row, _line, "
-                f"CAST({value} AS VARCHAR) AS v, {rule.sql} AS broken FROM {source}) WHERE broken",
+                f"CAST({value} AS VARCHAR) AS v, {broken} AS broken FROM {source}) WHERE broken",
                 [rule.group, rule.rule, rule.column, rule.phrase, rule.severity.value],
             )
         )

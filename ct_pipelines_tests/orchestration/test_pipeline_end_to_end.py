@@ -60,7 +60,7 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
     # 120, 2 vaccines outside the list, 1 date in the future.
     assert failing == {
         "required": 2,
-        "unique": 1,
+        "unique": 2,  # the repeated id and its first row: their other values differ
         "types": 1,
         "ranges": 3,
         "allowed_values": 2,
@@ -73,7 +73,7 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
     assert checks["conservation"].passed
     assert {"ingest", "validate"} <= _materialized(result)
     assert not {"standardize", "protect", "publish"} & _materialized(result)
-    assert summaries[0].rows_set_aside == 10 and not summaries[0].ok
+    assert summaries[0].rows_set_aside == 11 and not summaries[0].ok
     assert _portal_views(home) == []
     con = duckdb.connect(str(home / "home" / "warehouse" / "dph_clinic_visits.duckdb"), read_only=True)
     quarantined = con.execute(
@@ -83,6 +83,7 @@ def test_planted_defects_fail_their_checks_exactly_and_nothing_is_published(home
     assert quarantined == [
         (6, "required", "visit_id"),
         (10, "required", "visit_id"),
+        (12, "unique", "visit_id"),
         (13, "unique", "visit_id"),
         (21, "ranges", "age"),
         (22, "ranges", "age"),

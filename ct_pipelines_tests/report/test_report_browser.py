@@ -84,7 +84,7 @@ def test_directory_and_dataset_page_render_styled_offline(browser, site_url: str
     assert any(
         "3 rows have an age outside 0 to 120; they were set aside" in t for t in failures.all_inner_texts()
     )
-    assert page.locator("strong.count").inner_text() == "10 rows set aside"
+    assert page.locator("strong.count").inner_text() == "11 rows set aside"
     assert page.locator("strong.count").evaluate("e => getComputedStyle(e).color") == "rgb(139, 26, 26)"
     assert page.locator("svg.trend polyline").count() == 3
     page.screenshot(path=str(tmp_path / "dataset.png"), full_page=True)
@@ -99,7 +99,7 @@ def test_set_aside_csv_downloads_with_one_row_per_row_set_aside(browser, site_ur
     saved = tmp_path / info.value.suggested_filename
     info.value.save_as(saved)
     rows = list(csv.DictReader(saved.open(encoding="utf-8")))
-    assert saved.name == "dph_clinic_visits_set_aside.csv" and len(rows) == 10
+    assert saved.name == "dph_clinic_visits_set_aside.csv" and len(rows) == 11
     assert rows[0]["rules_broken"] == "required (visit_id): have an empty visit_id"
 
 

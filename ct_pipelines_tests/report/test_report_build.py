@@ -72,7 +72,7 @@ def test_directory_lists_the_dataset_with_its_status_and_sort_and_filter_pages(d
 
 def test_dataset_page_says_what_failed_in_words_and_how_many_rows_were_set_aside(defects_site: Site):
     text = _text(defects_site.report.dataset_pages["dph_clinic_visits"])
-    assert "10 rows set aside in the last validation" in text
+    assert "11 rows set aside in the last validation" in text
     assert "3 rows have an age outside 0 to 120; they were set aside and the other rows go on" in text
     assert "2 rows have a vaccine outside the allowed values (Influenza, COVID-19, Tdap)" in text
     assert "1 row has a visit_date in the future; it was set aside and the other rows go on" in text
@@ -95,7 +95,7 @@ def test_dataset_page_says_what_failed_in_words_and_how_many_rows_were_set_aside
     )
     assert runs[-2:] == [
         ("200", "0", "200", "the portal's rows were replaced by the 200 sent", "0", "0"),
-        ("200", "10", "not published", "none", "1", "6"),
+        ("200", "11", "not published", "none", "1", "6"),
     ]
     assert "<svg" in defects_site.report.dataset_pages["dph_clinic_visits"].read_text()
 
@@ -103,9 +103,9 @@ def test_dataset_page_says_what_failed_in_words_and_how_many_rows_were_set_aside
 def test_set_aside_csv_has_one_line_per_row_set_aside_with_the_rules_it_broke(defects_site: Site):
     path = defects_site.report.dataset_pages["dph_clinic_visits"].parent / "dph_clinic_visits_set_aside.csv"
     rows = list(csv.DictReader(path.open(encoding="utf-8")))
-    assert [int(r["source_line"]) for r in rows] == [6, 10, 13, 21, 22, 23, 31, 32, 41, 42]
+    assert [int(r["source_line"]) for r in rows] == [6, 10, 12, 13, 21, 22, 23, 31, 32, 41, 42]
     assert (
-        rows[3]["rules_broken"] == "ranges (age): have an age outside 0 to 120" and int(rows[3]["age"]) > 120
+        rows[4]["rules_broken"] == "ranges (age): have an age outside 0 to 120" and int(rows[4]["age"]) > 120
     )
 
 
@@ -119,9 +119,9 @@ def test_set_aside_csv_stops_at_its_row_limit_and_the_page_says_where_the_rest_a
     report = write_reports(settings, load_catalog(DEFECTS / "catalog"))
     page = report.dataset_pages["dph_clinic_visits"]
     rows = list(csv.DictReader((page.parent / "dph_clinic_visits_set_aside.csv").open(encoding="utf-8")))
-    assert [int(r["source_line"]) for r in rows] == [6, 10, 13, 21]  # the first four in file order
+    assert [int(r["source_line"]) for r in rows] == [6, 10, 12, 13]  # the first four in file order
     assert (
-        "the first 4 in file order. All 10 are in the quarantine table "
+        "the first 4 in file order. All 11 are in the quarantine table "
         "(ct-pipelines validate quarantine dph_clinic_visits)" in _text(page)
     )
     assert "in file order. All" not in _text(defects_site.report.dataset_pages["dph_clinic_visits"])
@@ -174,7 +174,7 @@ def test_set_aside_rows_never_show_personal_values(tmp_path: Path, monkeypatch: 
     path = report.dataset_pages["dph_clinic_visits"].parent / "dph_clinic_visits_set_aside.csv"
     text = path.read_text()
     rows = list(csv.DictReader(text.splitlines()))
-    assert len(rows) == 10 and {r["patient_name"] for r in rows} == {"***"}
+    assert len(rows) == 11 and {r["patient_name"] for r in rows} == {"***"}
     assert (
         rows[0]["source_line"] == "6"
         and rows[0]["note"].startswith("called back, SSN***")

@@ -245,3 +245,24 @@ def test_a_column_the_dataset_file_does_not_declare_is_not_published(tmp_path: P
     rows = portal_rows(portal, run.four_by_four)
     assert len(rows) == 10 and all(set(r) == {"id", "town"} for r in rows)
     assert set(portal_types(portal, run.four_by_four)) == {"id", "town"}
+
+
+def test_rows_sharing_a_row_identifier_with_other_values_are_all_set_aside_and_the_portal_keeps_its_row(
+    tmp_path: Path, portal: LocalPortal
+):
+    """A delivery held permit 8 twice, a fee of 1.00 before the real 11101.86: keeping the first published
+    the wrong fee. Both are set aside (the file does not say which is right) and the portal keeps its row;
+    an exact repeat (permit 9) keeps its first row, as before."""
+    dataset = make_dataset("permits_dupes", [{"source": "town"}, {"source": "fee", "type": "number"}])
+    rows = [f"{i},Hartford,{100 + i}.50\n" for i in range(1, 101)]
+    run = run_stages(tmp_path, portal, dataset, "id,town,fee\n" + "".join(rows))
+    rows[7] = "8,Hartford,1.00\n8,Hartford,11101.86\n"
+    rows[8] = "9,Hartford,109.50\n9,Hartford,109.50\n"
+    run = run_stages(tmp_path, portal, dataset, "id,town,fee\n" + "".join(rows))
+    assert [(line, rule, value) for line, rule, _, value, _ in run.quarantine()] == [
+        (9, "unique_key", "8"),
+        (10, "unique_key", "8"),
+        (12, "unique_key", "9"),
+    ]
+    published = {r["id"]: r["fee"] for r in portal_rows(portal, run.four_by_four)}
+    assert len(published) == 100 and published["8"] == "108.5" and published["9"] == "109.5"

@@ -77,8 +77,11 @@ def plant_defects(rows: list[dict[str, str | None]]) -> dict[str, set[int]]:
 
     for row in (3, 4, 5):
         put("required", row, "client_id", "" if row != 5 else None)
-    for row, original in ((10, 2), (11, 6)):  # later rows repeat an id already used
+    for row, original in ((10, 2), (11, 6)):  # later rows repeat an id already used, with other values:
         put("unique", row, "client_id", rows[original - 1]["client_id"])
+        planted["unique"].add(
+            original
+        )  # the key's rows are all set aside (the file does not say which is right)
     for row in (20, 21, 22, 23):
         put("range", row, "age", str(121 + row))
     put("type", 30, "visit_date", "13/45/2020")
@@ -139,7 +142,7 @@ def test_planted_defects_are_counted_quarantined_and_conserved(con, tmp_path):
     outcomes = by_name(result)
 
     assert failing_rows(outcomes["required"], "client_id") == 3
-    assert failing_rows(outcomes["unique"], "client_id") == 2
+    assert failing_rows(outcomes["unique"], "client_id") == 4
     assert failing_rows(outcomes["ranges"], "age") == 4
     assert failing_rows(outcomes["types"], "visit_date") == 1
     assert failing_rows(outcomes["not_in_future"], "visit_date") == 1
@@ -178,8 +181,8 @@ def test_planted_defects_are_counted_quarantined_and_conserved(con, tmp_path):
     assert types["visit_date"] == "DATE" and types["amount"] == "DOUBLE"
     assert types["extra_note"] == "VARCHAR" and types["_row"] == "BIGINT"
     assert "_line" not in types  # source lines stay with the rows set aside (quarantine's source_line)
-    visit, amount = con.execute('SELECT visit_date, amount FROM valid."clients" WHERE _row = 2').fetchone()
-    assert visit == date(2022, 3, 15) and amount == pytest.approx(2001.0)
+    visit, amount = con.execute('SELECT visit_date, amount FROM valid."clients" WHERE _row = 8').fetchone()
+    assert visit == date(2022, 9, 15) and amount == pytest.approx(8004.0)  # a US date and 8,004.00
 
     assert outcomes["conservation"].metadata == {
         "rows_ingested": len(rows),
