@@ -346,3 +346,18 @@ def test_other_ticked_beside_a_race_in_a_multi_select_export_is_a_second_race(co
     config = {"columns": [{"column": "race_eth", "field": "race_ethnicity"}], "reporting_rule": rule}
     groups, _ = _groups(con, config)
     assert list(groups.values()) == expected
+
+
+def test_spd15_alone_is_refused_for_race_and_ethnicity_asked_apart():
+    """A helper's DMHAS admissions (race and Hispanic origin in two columns, as OMB 1997 asks them) under
+    spd15_alone published 9,749 of 20,266 admissions as 'Multiracial and/or Multiethnic'."""
+    columns = [{"column": "race", "field": "race"}, {"column": "hispanic", "field": "ethnicity"}]
+    with pytest.raises(ValueError) as refused:
+        StandardizeConfig.model_validate({"columns": columns, "reporting_rule": "spd15_alone"})
+    assert "this source asked race and ethnicity apart" in str(refused.value)
+    assert "use reporting_rule: ct_dph (Hispanic of any race) or omb1997" in str(refused.value)
+    for rule in ("ct_dph", "omb1997"):
+        assert (
+            StandardizeConfig.model_validate({"columns": columns, "reporting_rule": rule}).reporting_rule
+            == rule
+        )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 
 class RelField(StrEnum):
@@ -88,6 +88,22 @@ class StandardizeConfig(BaseModel):
     max_unmapped_share: float = Field(
         0.05, ge=0, le=1, description="ERROR when more than this share of values is unmapped or ambiguous"
     )
+
+    @model_validator(mode="after")
+    def _spd15_needs_one_question(self) -> StandardizeConfig:
+        """SPD 15 (2024) tabulates a combined race/ethnicity question, where a Hispanic person may tick
+        Hispanic alone. With separate race and ethnicity questions (OMB 1997), every Hispanic person also
+        answered a race, so ``spd15_alone`` made a helper's DMHAS admissions 'Multiracial and/or
+        Multiethnic' for 9,749 of 20,266 people who had ticked one box in each question."""
+        fields = {c.field for c in self.columns}
+        if self.reporting_rule == ReportingRule.SPD15_ALONE and {RelField.RACE, RelField.ETHNICITY} <= fields:
+            raise ValueError(
+                "reporting_rule spd15_alone tabulates one combined race/ethnicity question, but this source "
+                "asked race and ethnicity apart (a 'race' and an 'ethnicity' column), where every Hispanic "
+                "person also gave a race: most would be published as 'Multiracial and/or Multiethnic'; use "
+                "reporting_rule: ct_dph (Hispanic of any race) or omb1997 (races, with origin apart)"
+            )
+        return self
 
     def not_collected(self) -> list[str]:
         """REL attributes no configured column asks about: race (a race or race_ethnicity column),
