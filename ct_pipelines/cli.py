@@ -7,6 +7,7 @@ import copy
 import importlib
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -66,6 +67,17 @@ class _Exit:
 
 
 _EXIT = _Exit()
+
+
+def _declares(path: Path, dataset_id: str) -> bool:
+    """Whether a dataset file that did not load is the one for ``dataset_id`` (by its id line, or its name)."""
+    if path.stem == dataset_id:
+        return True
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    return re.search(rf"^id:\s*['\"]?{re.escape(dataset_id)}['\"]?\s*(#.*)?$", text, re.MULTILINE) is not None
 
 
 def _exit_without_teardown(code: int | str | None) -> NoReturn:
@@ -150,8 +162,15 @@ def run(
     if unknown:  # a command pasted without its --catalog ran the bundled samples and ended in a traceback
         from ct_pipelines.catalog.naming import closest
 
-        for error in catalog.errors:  # its own file may be the one that did not load
-            click.echo(f"skipped dataset file: {error}", err=True)
+        own = [error for error in catalog.errors if _declares(error.path, unknown[0])]
+        if own:  # its file is there but did not load: a helper read "not in the catalog" and looked elsewhere
+            for error in own:
+                click.echo(f"{error}", err=True)
+            raise click.ClickException(
+                f"dataset '{unknown[0]}' was not run: its file {own[0].path} has {len(own)} problem(s), "
+                f"listed above; fix them (`ct-pipelines catalog validate {settings.catalog_dir}` checks the "
+                "folder) and run again"
+            )
         known = sorted(d.id for d in catalog.datasets)
         hint = closest(unknown[0], known)
         raise click.ClickException(

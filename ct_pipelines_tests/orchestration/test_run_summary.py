@@ -350,3 +350,27 @@ def test_a_dataset_not_in_the_catalog_is_named_with_the_catalog_to_pass(tmp_path
     )
     typo = CliRunner().invoke(main, ["run", "--catalog", catalog, "--dataset", "license"])
     assert typo.exit_code == 1 and "(did you mean 'licenses'?)" in typo.output
+
+
+def test_a_dataset_whose_file_did_not_load_is_named_with_its_problems_not_as_missing(
+    tmp_path: Path, monkeypatch
+):
+    """A helper's YAML had a description under 10 characters; `run --dataset` said it was not in the catalog
+    and suggested another folder, while the reason sat among other files' skipped lines."""
+    _licenses_project(tmp_path, monkeypatch)
+    catalog = tmp_path / "catalog"
+    (catalog / "enrollment_draft.yaml").write_text(
+        CATALOG.replace("id: licenses", "id: dss_enroll").replace(
+            "description: One row per license sold, for tests.", "description: Short."
+        ),
+        encoding="utf-8",
+    )
+    (catalog / "other.yaml").write_text("id: other\ntitle: <<TODO: a title>>\n", encoding="utf-8")
+    refused = CliRunner().invoke(main, ["run", "--catalog", str(catalog), "--dataset", "dss_enroll"])
+    text = " ".join(refused.output.split())
+    assert refused.exit_code == 1 and "not in the catalog" not in text
+    assert (
+        f"dataset 'dss_enroll' was not run: its file {catalog / 'enrollment_draft.yaml'} has 1 problem(s)"
+        in text
+    )
+    assert "enrollment_draft.yaml:3: description" in text and "other.yaml" not in text
