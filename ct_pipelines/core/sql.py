@@ -33,6 +33,17 @@ def quarantine_table(dataset_id: str) -> str:
     return f"quarantine__{dataset_id}"
 
 
+def release_table(protected_table: str) -> str:
+    """Protect's suppressed cells (dims as text, true value, hidden, count column), written each run."""
+    return f"{protected_table}__release"
+
+
+def released_table(protected_table: str) -> str:
+    """The cells the portal got last (``release_table`` copied when a publish succeeds): the next run keeps
+    what that release hid hidden and what it showed shown, cell by unchanged cell."""
+    return f"{protected_table}__released"
+
+
 def short_rows_table(dataset_id: str) -> str:
     """Ingested rows that had fewer fields than the header (``_row``, ``fields``), which validation sets
     aside: ``ingest_short__<dataset id>``, present only when some row was short."""

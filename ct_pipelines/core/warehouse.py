@@ -32,12 +32,12 @@ def relation_exists(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> b
     """Whether a table or a view (not temporary) of that name exists: a reader of a file written before the
     relation existed (a dataset that never ran that far, an older version) says "nothing recorded" instead
     of failing."""
-    row = con.execute(
+    rows = con.execute(  # fetched to the end: a pending result stops a later register() on the connection
         "SELECT (SELECT count(*) FROM duckdb_tables() WHERE schema_name = $1 AND table_name = $2 AND NOT temporary)"
         " + (SELECT count(*) FROM duckdb_views() WHERE schema_name = $1 AND view_name = $2 AND NOT temporary)",
         [schema, name],
-    ).fetchone()
-    return bool(row and row[0])
+    ).fetchall()
+    return bool(rows and rows[0][0])
 
 
 def drop_relation(con: duckdb.DuckDBPyConnection, schema: str, name: str) -> None:

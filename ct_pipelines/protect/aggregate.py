@@ -19,7 +19,8 @@ import pandas as pd
 from ct_pipelines.catalog.blocks.protect import AggregateConfig, Measure, SuppressionConfig
 from ct_pipelines.catalog.naming import TOTAL_LABEL_RE2, closest, is_total_label
 from ct_pipelines.core.sql import quote_ident as q
-from ct_pipelines.core.sql import quote_literal
+from ct_pipelines.core.sql import quote_literal, release_table, released_table
+from ct_pipelines.core.warehouse import relation_exists
 from ct_pipelines.protect.errors import PublishConfigError
 from ct_pipelines.protect.sandbox import explain_sql_error
 from ct_pipelines.protect.suppression import (
@@ -410,10 +411,15 @@ def suppress_table(
     frame = con.execute(f"SELECT {', '.join([*keys, *(q(c) for c in rest)])} FROM {q(staging)}").df()
     if config.collapse:  # other measures of merged categories cannot be rebuilt from the cells
         frame = collapse_categories(frame, dims, counts, config.collapse, config.collapse_label)
+    before = last_release(con, target)
     try:
-        results = [_suppress_count(frame, dims, count, margin_dims, config, total_label) for count in counts]
+        results = [
+            _suppress_count(frame, dims, count, margin_dims, config, total_label, before.get(count))
+            for count in counts
+        ]
     except SuppressionInputError as exc:
         raise PublishConfigError(f"suppression: {exc}") from exc
+    _write_release(con, target, results)
     published = results[0].table[[*dims, "is_margin"]].copy()
     hidden = np.zeros(len(published), bool)
     for result in results:
@@ -478,6 +484,7 @@ def _suppress_count(
     margin_dims: list[str],
     config: SuppressionConfig,
     total_label: str,
+    before: pd.DataFrame | None = None,
 ) -> SuppressionResult:
     return suppress(
         frame[[*dims, count]],
@@ -491,7 +498,26 @@ def _suppress_count(
         method=config.method,
         time_limit=config.time_limit,
         node_limit=config.node_limit,
+        last_release=before,
     )
+
+
+def last_release(con: duckdb.DuckDBPyConnection, target: str) -> dict[str, pd.DataFrame]:
+    """The last published release's cells, per count column (empty when there is none)."""
+    table = released_table(target)
+    if not relation_exists(con, "main", table):
+        return {}
+    frame = con.execute(f"SELECT * FROM {q(table)}").df()
+    return {str(count): part.drop(columns="__count") for count, part in frame.groupby("__count")}
+
+
+def _write_release(con: duckdb.DuckDBPyConnection, target: str, results: list[SuppressionResult]) -> None:
+    release = pd.concat([r.release().assign(__count=r.count) for r in results], ignore_index=True)
+    con.register("_protect_release", release)
+    try:
+        con.execute(f"CREATE OR REPLACE TABLE {q(release_table(target))} AS SELECT * FROM _protect_release")
+    finally:
+        con.unregister("_protect_release")
 
 
 def _fill_margins(

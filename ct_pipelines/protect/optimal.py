@@ -60,6 +60,8 @@ def optimal_pattern(
     margin_level: np.ndarray,
     node_limit: int,
     deadline: float,
+    shown: np.ndarray | None = None,
+    sensitive: np.ndarray | None = None,
 ) -> np.ndarray | None:
     """The cheapest pattern meeting the line rules and the attacker cuts; None when HiGHS proved none
     within ``node_limit`` branch-and-bound nodes.
@@ -75,12 +77,17 @@ def optimal_pattern(
     n = len(values)
     if not constraints or not primary.any():
         return primary.copy()
+    # ``primary`` is every cell that must be hidden (small counts, and what the last release hid); the
+    # attacker cuts protect the small ones (``sensitive``); ``shown`` cells stay published
+    sensitive = primary if sensitive is None else sensitive
     margin_penalty = float(values[margin_level == 0].sum() + n + 1)
     cost = values.astype(float) + 1.0 + margin_level * margin_penalty
     lower = primary.astype(float)
     upper = np.ones(n)
     if not protect_zeros:
         upper[(values == 0) & ~primary] = 0.0
+    if shown is not None:
+        upper[shown & ~primary] = 0.0
     base = _line_rules(values, constraints, threshold, n)
     cuts: list[tuple[np.ndarray, float]] = []
     best: np.ndarray | None = None
@@ -94,7 +101,7 @@ def optimal_pattern(
         if pattern is None:
             break
         best = pattern
-        failures, _ = _audit(values, constraints, pattern, np.flatnonzero(primary), threshold)
+        failures, _ = _audit(values, constraints, pattern, np.flatnonzero(sensitive), threshold)
         exposed = [f.cell for f in failures if f.attacker_max <= threshold + 1e-6]
         new_cuts = attacker_cuts(values, constraints, pattern, exposed, threshold)
         if not new_cuts:

@@ -44,6 +44,12 @@ class SuppressionResult:
     loss: Loss | None = None
     largest_hidden_margin_cell: dict | None = None  # the dimension labels of that margin
     method: str = "heuristic"
+    values: np.ndarray | None = None  # every cell's true count, hidden or not, in ``table``'s order
+
+    def release(self) -> pd.DataFrame:
+        """What this table releases, for the next release to keep: dims as text, true value, hidden."""
+        frame = self.table[self.dims].astype(str)
+        return frame.assign(__value=self.values, __hidden=self.table[self.flag].to_numpy(bool))
 
     def loss_metadata(self) -> dict[str, object]:
         """Figures for reports: cells hidden, share of the total count hidden, the largest hidden margin."""
@@ -169,6 +175,24 @@ def validate_cells(
         raise SuppressionInputError(f"row {row + 1}: the cell ({key}) appears more than once")
 
 
+def released_as_before(
+    table: pd.DataFrame, dims: list[str], values: np.ndarray, last_release: pd.DataFrame | None
+) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(hidden last release, shown last release) for each cell of ``table`` whose value is the one that
+    release had; cells it did not have, or whose value changed, are in neither."""
+    if last_release is None or last_release.empty or not set(dims) <= set(last_release.columns):
+        return None, None  # none yet, or released by other dimensions: nothing to keep
+    keys = table[dims].astype(str).agg("\x1f".join, axis=1) if dims else pd.Series([""] * len(table))
+    before = last_release.assign(_key=last_release[dims].astype(str).agg("\x1f".join, axis=1))
+    found = keys.map(before.set_index("_key")["__value"]).to_numpy()
+    hidden = keys.map(before.set_index("_key")["__hidden"]).to_numpy()
+    same = np.array(
+        [v is not None and not pd.isna(v) and int(v) == int(x) for v, x in zip(found, values, strict=True)]
+    )
+    hidden_flag = np.array([bool(h) if not pd.isna(h) else False for h in hidden])
+    return same & hidden_flag, same & ~hidden_flag
+
+
 def suppress(
     cells: pd.DataFrame,
     dims: list[str],
@@ -181,10 +205,13 @@ def suppress(
     method: str = "auto",
     time_limit: float = 60.0,
     node_limit: int = NODE_LIMIT,
+    last_release: pd.DataFrame | None = None,
 ) -> SuppressionResult:
     """Protect a count table given as interior cells; the result holds the margins that get published.
 
     ``margins``: True for totals over every dimension, or the dimensions that get totals.
+    ``last_release``: the cells the last publish released (``dims`` as text, ``value``, ``hidden``); a cell
+    whose value is unchanged keeps what that release did with it (see ``protect_cells``).
     """
     validate_cells(cells, dims, count, total_label, _margin_dims(dims, margins))
     as_ints = cells.assign(**{count: pd.to_numeric(cells[count]).astype("int64")})
@@ -193,6 +220,7 @@ def suppress(
     is_margin = table["is_margin"].to_numpy()
     totals_per_row = (table[dims] == total_label).sum(axis=1).to_numpy(np.int64)
     margin_level = np.where(is_margin, totals_per_row, 0)  # the grand total of a two-way table: 2
+    keep_hidden, keep_shown = released_as_before(table, dims, values, last_release)
     outcome = protect_cells(
         values,
         constraints,
@@ -202,6 +230,8 @@ def suppress(
         method=method,
         time_limit=time_limit,
         node_limit=node_limit,
+        keep_hidden=keep_hidden,
+        keep_shown=keep_shown,
     )
     published = table[[*dims]].copy()
     published[count] = pd.array(np.where(outcome.suppressed, 0, values), dtype="Int64")
@@ -237,4 +267,5 @@ def suppress(
         loss=loss,
         largest_hidden_margin_cell=largest,
         method=outcome.method,
+        values=values,
     )

@@ -101,8 +101,16 @@ def protect_cells(
     method: str = "heuristic",
     time_limit: float = 60.0,
     node_limit: int = NODE_LIMIT,
+    keep_hidden: np.ndarray | None = None,
+    keep_shown: np.ndarray | None = None,
 ) -> CellSuppression:
     """Suppress sensitive cells and enough complements that the attacker LP cannot disclose them.
+
+    ``keep_hidden`` and ``keep_shown`` carry the last release: cells it hid, and cells it published,
+    whose values have not changed. The first stay hidden; the second stay published and never serve as
+    complements, since anyone holding the last release knows them. Without this, a corrected month hid
+    a cell the last release showed as the complement of a new small count, and the two releases together
+    gave the count (a helper's 30 - 7 - 11 - 7 = 5 real-estate licenses).
 
     ``method``: heuristic (greedy complements, line by line); optimal (the exact minimum of the line
     rules from a HiGHS MILP when it is proven within ``node_limit`` nodes, else the heuristic); auto
@@ -126,6 +134,10 @@ def protect_cells(
     if method not in METHODS:
         raise SuppressionInputError(f"method must be one of {', '.join(METHODS)} (got '{method}')")
     levels = np.zeros(len(values), np.int64) if margin_level is None else np.asarray(margin_level, np.int64)
+    none = np.zeros(len(values), bool)
+    hidden_before = none if keep_hidden is None else np.asarray(keep_hidden, bool)
+    shown_before = none if keep_shown is None else np.asarray(keep_shown, bool)
+    shown_before = shown_before & ~is_sensitive(values, threshold, protect_zeros)
     deadline = time.perf_counter() + time_limit
     components = _components(len(values), constraints)
     try:
@@ -140,6 +152,7 @@ def protect_cells(
                 method,
                 node_limit,
                 deadline,
+                (hidden_before[cells], shown_before[cells]),
             )
             for cells, local in components
         ]
@@ -219,9 +232,11 @@ def _protect_component(
     method: str,
     node_limit: int,
     deadline: float,
+    before: tuple[np.ndarray, np.ndarray],
 ) -> CellSuppression:
-    """``protect_cells`` for one group of linked cells."""
+    """``protect_cells`` for one group of linked cells; ``before`` is (keep_hidden, keep_shown)."""
     primary = is_sensitive(values, threshold, protect_zeros)
+    hidden_before, shown = before
     lines_of = _lines_through_cells(len(values), constraints)
     exact, seconds = None, 0.0
     if method != "heuristic":
@@ -229,23 +244,24 @@ def _protect_component(
 
         started = time.perf_counter()
         exact = optimal_pattern(
-            values, constraints, primary, threshold, protect_zeros, levels, node_limit, deadline
-        )
+            values, constraints, primary | hidden_before, threshold, protect_zeros, levels, node_limit, deadline,
+            shown, primary,
+        )  # fmt: skip
         seconds = time.perf_counter() - started
     candidates = []
     if exact is not None:
         state = CellSuppression(suppressed=exact.copy(), primary=primary, method="optimal")
         candidates.append(
             _audit_and_repair(
-                state, values, constraints, levels, threshold, protect_zeros, lines_of, max_rounds
+                state, values, constraints, levels, threshold, protect_zeros, lines_of, max_rounds, shown
             )
         )
     if exact is None or method == "auto":
-        state = CellSuppression(suppressed=primary.copy(), primary=primary)
-        _close_lines(values, constraints, state.suppressed, levels, threshold, protect_zeros)
+        state = CellSuppression(suppressed=primary | hidden_before, primary=primary)
+        _close_lines(values, constraints, state.suppressed, levels, threshold, protect_zeros, shown)
         candidates.append(
             _audit_and_repair(
-                state, values, constraints, levels, threshold, protect_zeros, lines_of, max_rounds
+                state, values, constraints, levels, threshold, protect_zeros, lines_of, max_rounds, shown
             )
         )
     best = min(candidates, key=lambda c: _cost(c, values, levels))
@@ -276,8 +292,10 @@ def _audit_and_repair(
     protect_zeros: bool,
     lines_of: list[list[int]],
     max_rounds: int,
+    shown: np.ndarray,
 ) -> CellSuppression:
-    """Run the attacker LP audit and add complements near every disclosed cell until none is left."""
+    """Run the attacker LP audit and add complements near every disclosed cell until none is left; cells
+    ``shown`` (published last release, unchanged) are never added."""
     suppressed = state.suppressed
     pending = np.flatnonzero(state.primary)
     for _ in range(max_rounds):
@@ -291,11 +309,13 @@ def _audit_and_repair(
         if state.method == "optimal":
             state.method = "optimal+repair"
         for failure in failures:
-            added |= _add_complement_near(failure.cell, values, constraints, lines_of, suppressed, levels)
+            added |= _add_complement_near(
+                failure.cell, values, constraints, lines_of, suppressed, levels, shown
+            )
         state.failures = failures
         if not added:
             return state  # nothing left to suppress; report the failures
-        _close_lines(values, constraints, suppressed, levels, threshold, protect_zeros)
+        _close_lines(values, constraints, suppressed, levels, threshold, protect_zeros, shown)
         # Suppressing more only widens the attacker's intervals, so cells proven safe stay safe.
         pending = np.array([f.cell for f in failures])
     return state
@@ -311,13 +331,18 @@ def _lines_through_cells(n_cells: int, constraints: Sequence[Constraint]) -> lis
 
 
 def _pick_complement(
-    cells: Sequence[int], values: np.ndarray, suppressed: np.ndarray, levels: np.ndarray, allow_zero: bool
+    cells: Sequence[int],
+    values: np.ndarray,
+    suppressed: np.ndarray,
+    levels: np.ndarray,
+    allow_zero: bool,
+    shown: np.ndarray,
 ) -> int | None:
     """The smallest non-zero unsuppressed cell, interior cells before margins (SDE practice), row and
-    column totals before the grand total."""
+    column totals before the grand total; never one the last release published (``shown``)."""
     best: tuple[int, int, int] | None = None
     for cell in cells:
-        if suppressed[cell] or (values[cell] == 0 and not allow_zero):
+        if suppressed[cell] or shown[cell] or (values[cell] == 0 and not allow_zero):
             continue
         key = (int(levels[cell]), int(values[cell]), int(cell))
         if best is None or key < best:
@@ -332,6 +357,7 @@ def _close_lines(
     levels: np.ndarray,
     threshold: int,
     protect_zeros: bool,
+    shown: np.ndarray,
 ) -> None:
     """Heuristic complements until no line has a lone suppressed cell or a too-narrow suppressed sum.
 
@@ -354,9 +380,9 @@ def _close_lines(
             )
             if n_suppressed != 1 and not narrow:
                 continue
-            choice = _pick_complement(cells, values, suppressed, levels, allow_zero=protect_zeros)
+            choice = _pick_complement(cells, values, suppressed, levels, protect_zeros, shown)
             if choice is None:
-                choice = _pick_complement(cells, values, suppressed, levels, allow_zero=True)
+                choice = _pick_complement(cells, values, suppressed, levels, True, shown)
             if choice is not None:
                 suppressed[choice] = True
                 changed = True
@@ -369,6 +395,7 @@ def _add_complement_near(
     lines_of: list[list[int]],
     suppressed: np.ndarray,
     levels: np.ndarray,
+    shown: np.ndarray,
 ) -> bool:
     """Suppress one more cell on a line through ``cell``, widening the search if those lines are used up."""
     seen_lines: set[int] = set()
@@ -383,7 +410,7 @@ def _add_complement_near(
                         continue
                     seen_lines.add(line)
                     neighbours.extend((constraints[line].total, *constraints[line].members))
-            choice = _pick_complement(neighbours, values, suppressed, levels, allow_zero)
+            choice = _pick_complement(neighbours, values, suppressed, levels, allow_zero, shown)
             if choice is not None:
                 suppressed[choice] = True
                 return True

@@ -12,7 +12,7 @@ from __future__ import annotations
 import duckdb
 
 from ct_pipelines.catalog.models import Dataset
-from ct_pipelines.core.sql import quote_ident
+from ct_pipelines.core.sql import quote_ident, release_table, released_table
 from ct_pipelines.core.warehouse import relation_exists
 
 
@@ -45,7 +45,13 @@ def cells_removed(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str, d
 
 
 def keep_cells(con: duckdb.DuckDBPyConnection, dataset_id: str, table: str, dims: list[str]) -> None:
-    """After a publish: the cells the portal now holds."""
+    """After a publish: the cells the portal now holds, and the suppression pattern they were released
+    with, which the next run keeps for every unchanged cell (see core.sql.released_table)."""
+    if relation_exists(con, "main", release_table(table)):
+        con.execute(
+            f"CREATE OR REPLACE TABLE {quote_ident(released_table(table))} AS "
+            f"SELECT * FROM {quote_ident(release_table(table))}"
+        )
     if dims:
         con.execute(
             f"CREATE OR REPLACE TABLE {quote_ident(cells_table(dataset_id))} AS {_distinct_cells(table, dims)}"

@@ -497,3 +497,68 @@ def test_a_search_that_outruns_its_safety_limit_stops_the_run_instead_of_hiding_
         match=r"took more than the 0\.01 s allowed; set protect\.suppression\.method: heuristic",
     ):
         suppress(cells, ["town", "race"], "n", threshold=5, method="optimal", time_limit=0.01)
+
+
+def _release(cells: dict[tuple, int], last_release: pd.DataFrame | None = None):
+    frame = pd.DataFrame([(*k, v) for k, v in cells.items()], columns=["town", "type", "n"])
+    return suppress(frame, ["town", "type"], "n", 5, last_release=last_release)
+
+
+def _known_to_holders_of_both(
+    release, other, truth: dict[tuple, int], other_truth: dict[tuple, int]
+) -> list[dict]:
+    """``release``'s rows as someone holding ``other`` too sees them: a cell ``other`` published with the
+    same value is known."""
+    shown_there = {
+        (r.town, r.type): int(r.n)
+        for r in other.table.itertuples()
+        if not r.suppressed and other_truth[(r.town, r.type)] == truth[(r.town, r.type)]
+    }
+    rows = []
+    for r in release.table.itertuples():
+        key = (r.town, r.type)
+        known = not r.suppressed or key in shown_there
+        rows.append(
+            {
+                "town": r.town,
+                "type": r.type,
+                "n": str(truth[key]) if known else "",
+                "suppressed": str(not known).lower(),
+            }
+        )
+    return rows
+
+
+def test_a_corrected_release_keeps_the_last_releases_pattern_so_the_two_together_disclose_nothing():
+    """A helper's corrected January made Hartford's real-estate count 5: the new pattern hid Hartford's
+    liquor count, which the last release showed (17), so 60 - 17 - 21 - 17 = 5; and it showed Avon's
+    counts the last release hid, which gave Union's 2 back. Unchanged cells now keep the last release's
+    pattern, and neither small count can be worked out from both releases."""
+    first = {("Hartford", "RE"): 8, ("Hartford", "HI"): 17, ("Hartford", "PH"): 21, ("Hartford", "LQ"): 17,
+             ("Union", "RE"): 2, ("Union", "HI"): 19, ("Union", "PH"): 14, ("Union", "LQ"): 12,
+             ("Bristol", "RE"): 20, ("Bristol", "HI"): 15, ("Bristol", "PH"): 16, ("Bristol", "LQ"): 18,
+             ("Avon", "RE"): 9, ("Avon", "HI"): 7, ("Avon", "PH"): 16, ("Avon", "LQ"): 10}  # fmt: skip
+    corrected = {**first, ("Hartford", "RE"): 5}
+    truth1, truth2 = true_table(first, ["town", "type"]), true_table(corrected, ["town", "type"])
+    before = _release(first)
+    naive = _release(corrected)
+    with pytest.raises(AssertionError, match="can be confined|is pinned"):
+        attack(_known_to_holders_of_both(naive, before, truth2, truth1), ["town", "type"], truth2, 5)
+
+    after = _release(corrected, last_release=before.release())
+    assert after.audit_passed
+    hidden1 = {(r.town, r.type) for r in before.table.itertuples() if r.suppressed}
+    hidden2 = {(r.town, r.type) for r in after.table.itertuples() if r.suppressed}
+    unchanged = {k for k in truth1 if truth1[k] == truth2[k]}
+    assert hidden1 & unchanged == hidden2 & unchanged  # every unchanged cell as the last release had it
+    attack(_known_to_holders_of_both(after, before, truth2, truth1), ["town", "type"], truth2, 5)
+    attack(_known_to_holders_of_both(before, after, truth1, truth2), ["town", "type"], truth1, 5)
+
+
+def test_a_last_release_by_other_dimensions_is_not_read_as_this_ones():
+    """The YAML's dimensions changed between releases: the old cells name no cell of the new table."""
+    cells = {("Hartford", "RE"): 3, ("Hartford", "HI"): 17, ("Union", "RE"): 9, ("Union", "HI"): 12}
+    by_region = pd.DataFrame({"region": ["North"], "__value": [41], "__hidden": [False]})
+    kept = _release(cells, last_release=by_region)
+    assert kept.audit_passed
+    assert kept.table["suppressed"].tolist() == _release(cells).table["suppressed"].tolist()
