@@ -252,7 +252,12 @@ def ingest_dataset(
             unread_arrivals=passed_over,
         )
     resend_of = _resend_of(con, dataset.id, digest, current)
-    if resend_of and published and published[0] != digest:
+    if (
+        resend_of
+        and published
+        and published[0] != digest
+        and _read_before(con, dataset.id, digest, published[0])
+    ):
         con.execute(f'DROP TABLE IF EXISTS "{staging}"')
         raise _earlier_version(location, resend_of, published[1])
     reason = _reason(force, current, digest, resend_of)
@@ -366,6 +371,19 @@ def _resend_of(
     return earlier[0] if earlier and (current is None or current["sha256"] != digest) else None
 
 
+def _read_before(con: duckdb.DuckDBPyConnection, dataset_id: str, digest: str, published: str) -> bool:
+    """Whether these bytes were last read before the version the portal holds: a rollback. Read after it
+    (a newer delivery whose publish was killed, then sent again), they are the retry that finishes it: a
+    helper's re-sent file was refused as "before the version the portal holds now", which it never held."""
+    row = con.execute(
+        f"SELECT max(ingested_at) FILTER (WHERE sha256 = ?), max(ingested_at) FILTER (WHERE sha256 = ?) "
+        f"FROM {LEDGER} WHERE dataset_id = ? AND status IS DISTINCT FROM 'unchanged'",
+        [digest, published, dataset_id],
+    ).fetchall()
+    this, held = row[0] if row else (None, None)
+    return this is None or held is None or this < held
+
+
 def _previous_file_mtime(con: duckdb.DuckDBPyConnection, dataset_id: str, location: str) -> int | None:
     """The modification time of the last file read before the one found now (None before any), so a
     run that stopped over a passed-over delivery stops again until that file is dealt with."""
@@ -430,10 +448,11 @@ def _earlier_version(location: Path | str, resend_of: str, published: str) -> In
     publishing it would take the portal back. A new user's older monthly file, touched, became the newest
     match of the path pattern and was published over the month after it with nothing said. (An earlier
     version sent again after one that was never published, say refused by a guard, is the fix, and goes.)"""
+    held = "a later delivery under the same name" if str(published) == str(location) else published
     return IngestError(
         location,
         f"it holds the same bytes as the version read in run {resend_of}, before the version the portal "
-        f"holds now ({published}), so publishing it would take the portal back to the earlier "
+        f"holds now ({held}), so publishing it would take the portal back to the earlier "
         "version, and nothing was read",
         "move the older file out of the landing folder, or, if the portal should go back to it, run again "
         "with --reingest",

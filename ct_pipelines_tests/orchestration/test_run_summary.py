@@ -329,11 +329,36 @@ def test_the_same_bytes_as_an_earlier_version_sent_again_under_one_name_are_refu
     refused = deliver(january)
     assert refused.exit_code == 1
     assert "licenses.csv: it holds the same bytes as the version read in run" in refused.output
-    assert "before the version the portal holds now" in refused.output
+    assert "before the version the portal holds now (a later delivery under the same name)" in " ".join(
+        refused.output.split()
+    )
     assert _portal_values(tmp_path, "license_id") == ["L0001", "L0002", "L0003"]
     assert deliver(january).exit_code == 1  # again: the pipeline still holds February
     assert deliver(january, "--reingest", "--allow-shrink", "--allow-deletes").exit_code == 0
     assert _portal_values(tmp_path, "license_id") == ["L0001", "L0002"]
+
+
+def test_a_newer_delivery_sent_again_after_its_publish_stopped_is_read_not_refused_as_going_back(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A helper's big delivery was read, its publish killed, the next file refused by a guard, and the big
+    file sent again: it was refused as "before the version the portal holds now", a version the portal
+    never held. Bytes first read after the published version are a retry, not a step back."""
+    extract = _licenses_project(tmp_path, monkeypatch)
+    rows = [f"L{i:04d},Hartford\r\n" for i in range(1, 101)]
+
+    def deliver(lines: list[str], *options: str):
+        extract.write_text("License ID,Town\r\n" + "".join(lines), encoding="utf-8")
+        return CliRunner().invoke(main, ["run", "--catalog", str(tmp_path / "catalog"), *options])
+
+    assert deliver(rows).exit_code == 0  # published: 100 licenses
+    newer = rows[:50] + [f"L{i:04d},Mystic\r\n" for i in range(101, 121)]  # read, then refused by a guard
+    assert deliver(newer).exit_code == 1
+    assert deliver(rows[:10]).exit_code == 1  # a cut file, refused too
+    retried = deliver(newer, "--allow-shrink", "--allow-deletes")
+    assert retried.exit_code == 0, retried.output
+    assert "before the version the portal holds now" not in retried.output
+    assert len(_portal_values(tmp_path, "license_id")) == 70
 
 
 def test_a_dataset_not_in_the_catalog_is_named_with_the_catalog_to_pass(tmp_path: Path, monkeypatch):
