@@ -363,6 +363,8 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
                 else ""
             )
             out.append(f"\n{s.dataset_id}: {portal_changes(s.publish_mode, s.portal_changes)}{which}{kept}")
+        if s.unfinished_publish:
+            out.append(f"\n{s.dataset_id}: note: {s.unfinished_publish}")
         if s.rows_left_out:
             rules = ", ".join(f"{name} {count:,}" for name, count in s.rows_left_out.items())
             out.append(f"\n{s.dataset_id}: rows left out by the YAML's leave_out rules: {rules}")

@@ -50,6 +50,7 @@ class DatasetSummary:
     publish_mode: str | None = None  # incremental, replace, upsert or resync
     rows_kept_as_published: int = 0  # rows set aside this run whose published version the portal keeps
     deleted_keys: list[str] = field(default_factory=list)  # the first row identifiers the publish deleted
+    unfinished_publish: str | None = None  # a publish stopped part-way that this run did not finish
     duration_s: float = 0.0
 
     @property
@@ -140,6 +141,28 @@ def run_catalog(
     return summarize(settings, result, ids), result
 
 
+def _unfinished_publish(settings: Settings, dataset_id: str) -> str | None:
+    """A publish of this dataset that stopped part-way (killed, or the portal went away) and is still
+    unfinished: the portal holds part of it. A helper's next run was blocked by a guard and said nothing,
+    while 47,000 portal cells stayed half-updated."""
+    with warehouse.open_recorded(settings, dataset_id) as con:
+        if not warehouse.relation_exists(con, "main", "publish_runs"):
+            return None
+        rows = con.execute(
+            "SELECT r.four_by_four, r.run_id, r.chunks, (SELECT count(*) FROM publish_ledger l WHERE "
+            "l.publish_id = r.publish_id AND l.status = 'applied') FROM publish_runs r WHERE r.dataset_id = ? "
+            "AND r.status = 'sending' ORDER BY r.started_at LIMIT 1",
+            [dataset_id],
+        ).fetchall()
+    if not rows:
+        return None
+    four_by_four, run_id, chunks, applied = rows[0]
+    return (
+        f"a publish to {four_by_four} stopped part-way in run {run_id} ({applied:,} of {chunks:,} chunks sent), so "
+        "the portal holds part of it; the next run that reaches publish finishes it"
+    )
+
+
 def _stage_rows(settings: Settings, dataset_id: str, run_id: str) -> list[tuple]:
     """The run's stage results from the dataset's own file, opened read-only and closed at once."""
     with warehouse.open_recorded(settings, dataset_id) as con:
@@ -201,6 +224,9 @@ def summarize(
                 )
                 s.publish_mode = facts_value.get("mode")
                 s.deleted_keys = list((facts_value.get("plan") or {}).get("deleted_keys") or [])
+    for s in by_id.values():
+        if s.portal_changes is None and s.dry_run_plan is None:
+            s.unfinished_publish = _unfinished_publish(settings, s.dataset_id)
     for event in result.all_events:  # a step that failed before any stage recorded a result
         if event.is_step_failure and event.step_key and event.step_key not in by_id:
             data = event.step_failure_data

@@ -399,3 +399,36 @@ def test_a_dataset_whose_file_did_not_load_is_named_with_its_problems_not_as_mis
         in text
     )
     assert "enrollment_draft.yaml:3: description" in text and "other.yaml" not in text
+
+
+def test_a_run_blocked_before_publish_says_the_portal_holds_part_of_a_stopped_publish(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A helper's publish was killed at chunk 3 of 11; the next delivery was blocked by validation, and
+    nothing said that the portal still held half of the killed one."""
+    import ct_pipelines.publish.send as send
+
+    extract = _licenses_project(tmp_path, monkeypatch)
+    yaml_path = tmp_path / "catalog" / "licenses.yaml"
+    yaml_path.write_text(CATALOG + "publish: {chunk_rows: 10}\n", encoding="utf-8")
+    extract.write_text(
+        "License ID,Town\r\n" + "".join(f"L{i:04d},Hartford\r\n" for i in range(1, 51)), encoding="utf-8"
+    )
+    record = send._record_chunk
+
+    def crash_after_the_first(*args, **kwargs):
+        record(*args, **kwargs)
+        raise RuntimeError("killed")  # the process dies once the first chunk is on the portal
+
+    monkeypatch.setattr(send, "_record_chunk", crash_after_the_first)
+    run = ["run", "--catalog", str(tmp_path / "catalog")]
+    assert CliRunner().invoke(main, run).exit_code == 1
+    monkeypatch.setattr(send, "_record_chunk", record)
+    extract.write_text("License ID,Town\r\n" + "".join(",Hartford\r\n" for _ in range(50)), encoding="utf-8")
+    blocked = CliRunner().invoke(main, run)
+    text = " ".join(blocked.output.split())
+    assert blocked.exit_code == 1 and "not published; these ERROR checks failed" in text
+    assert "licenses: note: a publish to " in text
+    assert (
+        "stopped part-way in run" in text and "(1 of 5 chunks sent), so the portal holds part of it" in text
+    )
