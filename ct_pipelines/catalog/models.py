@@ -19,6 +19,7 @@ from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode
 from ct_pipelines.catalog.blocks.publish import PublishConfig
 from ct_pipelines.catalog.blocks.standardize import (
     REPORTING_GROUP_COLUMN,
+    ReportingRule,
     StandardizeConfig,
     standardized_columns,
 )
@@ -477,6 +478,18 @@ def published_column_description(dataset: Dataset, field_name: str) -> str:
     return ""
 
 
+#: What each reporting rule publishes, for the reporting group's portal description: a helper's portal
+#: readers could not tell that Middle Eastern or North African answers were counted within White.
+_RULE_WORDS = {
+    ReportingRule.CT_DPH: "Hispanic of any race, then non-Hispanic races as OMB 1997 defines them (Middle "
+    "Eastern or North African answers within White) and Two or More Races",
+    ReportingRule.OMB1997: "races as OMB 1997 defines them (Middle Eastern or North African answers within "
+    "White), Hispanic origin tabulated apart",
+    ReportingRule.SPD15_ALONE: "each SPD 15 (2024) category alone, including Middle Eastern or North African, "
+    "or Multiracial and/or Multiethnic",
+}
+
+
 def _made_column_description(dataset: Dataset, field_name: str) -> str:
     """Columns the pipeline adds get a description of their own when the YAML gives none: a new-user pass
     found the suppression flags, the standardized columns and the reporting group published undescribed."""
@@ -488,7 +501,7 @@ def _made_column_description(dataset: Dataset, field_name: str) -> str:
         if field_name == REPORTING_GROUP_COLUMN:
             return (
                 f"The row's race and ethnicity reporting group ({rel.reporting_rule.value} rule), built only "
-                "from what the source collected"
+                f"from what the source collected; {_RULE_WORDS[rel.reporting_rule]}"
             )
         for rel_column in rel.columns:
             made = standardized_columns(rel_column).get(field_name)

@@ -6,6 +6,12 @@ from typing import Any
 
 import duckdb
 
+from ct_pipelines.catalog.blocks.standardize import (
+    RACE_FIELDS,
+    REPORTING_GROUP_COLUMN,
+    ReportingRule,
+    StandardizeConfig,
+)
 from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.results import Progress, RunOptions, StageError, StageResult, quiet
 from ct_pipelines.core.settings import Settings
@@ -57,9 +63,18 @@ def run(
             c.column in pii for c in config.columns if outcome.name.endswith(f"_{c.column}_labels_recognized")
         ):
             outcome.metadata = {k: v for k, v in outcome.metadata.items() if isinstance(v, int | float)}
+    groups = ", ".join(f"{group} {n:,}" for group, n in result.reporting_groups.items())
+    mena = _mena_within_white(con, target, config)
     progress(
-        f"{dataset.id}: standardized {result.row_count:,} rows; reporting groups: "
-        + ", ".join(f"{group} {n:,}" for group, n in result.reporting_groups.items())
+        f"{dataset.id}: standardized {result.row_count:,} rows"
+        + (f"; reporting groups: {groups}" if groups else "")
+        + (
+            f"; {mena:,} rows answered Middle Eastern or North African, which the {config.reporting_rule.value} "
+            "rule counts within White, as OMB 1997 did (reporting_rule: spd15_alone keeps them apart, for a "
+            "source that asked the 2024 combined question)"
+            if mena
+            else ""
+        )
     )
     status_md = "| column | status | rows |\n|---|---|---|\n" + "\n".join(
         f"| {c.column} | {status} | {count:,} |"
@@ -76,6 +91,23 @@ def run(
             "added_columns": result.added_columns,
             "reporting_groups": result.reporting_groups,
             "not_collected": result.not_collected,
+            "mena_within_white": mena,
         },
         markdown={"status_counts": status_md},
     )
+
+
+def _mena_within_white(con: duckdb.DuckDBPyConnection, table: str, config: StandardizeConfig) -> int:
+    """Rows with a Middle Eastern or North African answer that the rule reports as White (CT DPH and OMB
+    1997 have no such group): a helper's 2024-question extract published them as Non-Hispanic White with
+    nothing said."""
+    if config.reporting_rule == ReportingRule.SPD15_ALONE:
+        return 0
+    columns = [f"{c.column}_spd15" for c in config.columns if c.field in RACE_FIELDS]
+    if not columns:
+        return 0
+    found = " OR ".join(f"list_contains(string_split({quote_ident(c)}, ';'), 'MENA')" for c in columns)
+    return con.execute(
+        f"SELECT count(*) FROM {quote_ident(table)} WHERE {REPORTING_GROUP_COLUMN} NOT IN ('Not standardized') "
+        f"AND ({found})"
+    ).fetchall()[0][0]

@@ -296,7 +296,8 @@ def test_a_race_column_whose_labels_answer_hispanic_origin_is_not_published_as_r
     described = {c["fieldName"]: c.get("description") for c in view["columns"]}
     assert described == {  # columns the pipeline made, described although the YAML says nothing of them
         "rel_reporting_group": "The row's race and ethnicity reporting group (ct_dph rule), built only from "
-        "what the source collected",
+        "what the source collected; Hispanic of any race, then non-Hispanic races as OMB 1997 defines them "
+        "(Middle Eastern or North African answers within White) and Two or More Races",
         "deaths": "Number of rows in this group",
     }
     deaths = {r["rel_reporting_group"]: int(r["deaths"]) for r in records}
@@ -361,3 +362,41 @@ def test_spd15_alone_is_refused_for_race_and_ethnicity_asked_apart():
             StandardizeConfig.model_validate({"columns": columns, "reporting_rule": rule}).reporting_rule
             == rule
         )
+
+
+def test_middle_eastern_or_north_african_answers_counted_within_white_are_said_so(con, tmp_path):
+    """A helper's 2024-question extract published its MENA answers as Non-Hispanic White under ct_dph,
+    with nothing in the run's output or the portal's description to say so."""
+    from ct_pipelines.catalog.models import Dataset, published_column_description
+    from ct_pipelines.standardize.run import run
+
+    text = "race_eth\nMiddle Eastern or North African\nWhite;Middle Eastern or North African\nWhite\nBlack\n"
+    _load_csv(con, tmp_path / "mena.csv", text)
+    con.execute("CREATE TABLE validate__mena AS SELECT * FROM src")
+    said: list[str] = []
+    for rule, counted in (("ct_dph", 2), ("spd15_alone", 0)):
+        dataset = Dataset.model_validate(
+            {
+                "id": "mena",
+                "title": "Enrollment by race and ethnicity",
+                "description": "Rows for a test of the MENA note.",
+                "agency": "Department of Social Services",
+                "category": "Health and Human Services",
+                "update_frequency": "Monthly",
+                "contact": "dss.data@ct.gov",
+                "ingest": {"path": "mena.csv"},
+                "standardize": {
+                    "columns": [{"column": "race_eth", "field": "race_ethnicity"}],
+                    "reporting_rule": rule,
+                },
+            }
+        )
+        result = run(con, dataset, None, run_id="r", progress=said.append)
+        assert result.facts["mena_within_white"] == counted
+        described = published_column_description(dataset, "rel_reporting_group")
+        assert ("Middle Eastern or North African answers within White" in described) == (rule == "ct_dph")
+    assert (
+        "2 rows answered Middle Eastern or North African, which the ct_dph rule counts within White"
+        in said[0]
+    )
+    assert "counts within White" not in said[1]
