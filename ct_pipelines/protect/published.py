@@ -338,6 +338,18 @@ COUNT_WORDS = frozenset(
         "patients",
         "residents",
         "population",
+        "enrollees",
+        "members",
+        "admissions",
+        "discharges",
+        "participants",
+        "recipients",
+        "beneficiaries",
+        "households",
+        "placements",
+        "referrals",
+        "arrests",
+        "incidents",
     ]
 )
 _INTEGER_TYPES = (

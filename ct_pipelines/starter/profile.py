@@ -56,6 +56,7 @@ class ColumnProfile:
     two_digit_years: bool = False  # dates such as 6/26/14: the century is the person's to say (pivot_year)
     two_digit_year_span: tuple[int, int] | None = None  # the lowest and highest two-digit year seen
     width: int | None = None  # a code's digits, zero-padded: ZIP codes stored as numbers (6810)
+    period: bool = False  # text naming a period on every row (2025-01, FY2024): a time dimension
 
 
 @dataclass
@@ -141,6 +142,18 @@ def _infer_type(con: duckdb.DuckDBPyConnection, table: str, column: str) -> tupl
     if short_years == filled:
         return SHORT_YEAR_DATE, empty, distinct, False
     return "text", empty, distinct, False
+
+
+def _names_periods(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Whether every filled cell names a period (2025-01, FY2024, 2024 Q1): counts by such a column are
+    taken in that period, and the suggested sum keeps each period apart."""
+    from ct_pipelines.protect.aggregate import PERIOD_TEXT_RE2
+
+    text = f"NULLIF(trim({quote_ident(column)}), '')"
+    filled, periods = con.execute(
+        f"SELECT count({text}), count_if(regexp_full_match({text}, {quote_literal(PERIOD_TEXT_RE2)})) FROM {table}"
+    ).fetchall()[0]
+    return bool(filled) and filled == periods
 
 
 def _zip_width(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int | None:
@@ -344,6 +357,9 @@ def profile_file(
                     width=width,
                 )
             )
+    for column in columns:
+        if column.type == "text":
+            column.period = _names_periods(con, table, column.field_name)
     names = ", ".join(quote_ident(n) for n in read.field_names)
     sample_rows = con.execute(f"SELECT {names} FROM {table} ORDER BY _row LIMIT 5").fetchall()
     sample = [dict(zip(read.field_names, row, strict=True)) for row in sample_rows]
@@ -590,7 +606,7 @@ def _aggregate_hint(profile: Profile) -> list[str]:
             "#   suppression: {count_column: count, threshold: 5}",
         ]
     measure = counts[0].field_name
-    dates = [c.field_name for c in profile.columns if c.type in ("date", "datetime")]
+    dates = [c.field_name for c in profile.columns if c.type in ("date", "datetime") or c.period]
     dimensions = [f"{{name: {d}, time: true}}" for d in dates] + ["rel_reporting_group"]
     return [
         f"# Each row already holds counts ({', '.join(c.field_name for c in counts)}): to publish their sums by",

@@ -1013,3 +1013,38 @@ def test_zip_codes_stored_as_numbers_in_a_workbook_reach_the_portal_with_their_l
     assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (4, None, 4)
     published = sorted((r["town"], r["client_zip"], r["requests"]) for r in records)
     assert published == sorted((town, f"0{zip_code}", str(n)) for town, zip_code, n in rows)
+
+
+def test_monthly_enrollees_by_month_written_as_text_get_a_sum_that_keeps_each_month_apart(
+    tmp_path: Path, monkeypatch
+):
+    """A DSS-style extract: members enrolled in each month ("2025-01", as text) by town and race. The
+    starter suggested counting rows (1 to 3 per cell) instead of summing Enrollees; the months, being
+    text, were not time dimensions, and a sum over them counted each member three times."""
+    months, towns, races = ["2025-01", "2025-02", "2025-03"], ["Hartford", "Union"], ["White", "Black"]
+    lines = ["Town,Month,Race,Enrollees"]
+    truth = {}
+    for m, month in enumerate(months):
+        for t, town in enumerate(towns):
+            for r, race in enumerate(races):
+                truth[(town, month, race)] = 60 + 40 * t + 9 * r + m
+                lines.append(f"{town},{month},{race},{truth[(town, month, race)]}")
+    extract, catalog = landed(tmp_path, "enrollment.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "enrollment.yaml")
+    block = [
+        line[2:]
+        for line in text.splitlines()
+        if line.startswith(("# protect:", "#   mode:", "#   aggregate:", "#   suppression:"))
+    ]
+    assert (
+        "{name: month, time: true}" in block[2]
+        and "{name: enrollees, agg: sum, column: enrollees}" in block[2]
+    )
+    fill_todos(catalog / "enrollment.yaml")
+    doc = yaml.safe_load((catalog / "enrollment.yaml").read_text(encoding="utf-8"))
+    doc["standardize"] = {"columns": [{"column": "race", "field": "race_ethnicity"}]}
+    doc.update(yaml.safe_load("\n".join(block)))
+    (catalog / "enrollment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
+    published = {r["month"]: int(r["enrollees"]) for r in rows if r["rel_reporting_group"] == "Total"}
+    assert published == {m: sum(n for k, n in truth.items() if k[1] == m) for m in months}  # no month summed
