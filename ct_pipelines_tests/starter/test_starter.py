@@ -531,6 +531,21 @@ def landed(tmp_path: Path, name: str, text: str) -> tuple[Path, Path]:
     return extract, tmp_path / "catalog"
 
 
+def suggested_protect(text: str) -> list[str]:
+    """The starter's commented protect block, uncommented."""
+    starts = ("# protect:", "#   mode:", "#   aggregate:", "#   suppression:")
+    return [line[2:] for line in text.splitlines() if line.startswith(starts)]
+
+
+def apply_suggested_protect(path: Path, block: list[str], race_column: str) -> None:
+    """What a person does with the starter: fill its TODOs, declare the race column, uncomment the block."""
+    fill_todos(path)
+    doc = yaml.safe_load(path.read_text(encoding="utf-8"))
+    doc["standardize"] = {"columns": [{"column": race_column, "field": "race_ethnicity"}]}
+    doc.update(yaml.safe_load("\n".join(block)))  # the protect block as written
+    path.write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+
+
 def run_filled_starter(tmp_path: Path, catalog: Path, monkeypatch) -> tuple[Any, dict, list[dict]]:
     """Run a catalog whose starter TODOs were filled; the one dataset's summary, portal view and rows."""
     summary, published = run_and_read_portal(tmp_path, catalog, monkeypatch)
@@ -730,17 +745,9 @@ def test_rows_that_hold_counts_get_a_sum_by_every_date_and_publish_the_files_tot
     extract, catalog = landed(tmp_path, "placements.csv", "\r\n".join(lines) + "\r\n")
     text = new_starter(extract, catalog / "placements.yaml")
     assert "{name: count}" not in text  # counting these rows counts groups, not children
-    block = [
-        line[2:]
-        for line in text.splitlines()
-        if line.startswith(("# protect:", "#   mode:", "#   aggregate:", "#   suppression:"))
-    ]
+    block = suggested_protect(text)
     assert "{name: data_as_of, time: true}, {name: month_in_care, time: true}" in block[2]
-    fill_todos(catalog / "placements.yaml")
-    doc = yaml.safe_load((catalog / "placements.yaml").read_text(encoding="utf-8"))
-    doc["standardize"] = {"columns": [{"column": "demographic", "field": "race_ethnicity"}]}
-    doc.update(yaml.safe_load("\n".join(block)))  # the protect block as written
-    (catalog / "placements.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    apply_suggested_protect(catalog / "placements.yaml", block, race_column="demographic")
     summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
     assert summary.rows_in == len(lines) - 1
     published = {(r["data_as_of"][:10], r["month_in_care"][:10]) for r in rows}
@@ -774,19 +781,11 @@ def test_socrata_json_dates_with_times_are_time_dimensions_of_the_suggested_sum(
     profiled = CliRunner().invoke(main, ["profile", str(extract)])
     assert f"placements.json: json, encoding utf-8, {len(records)} rows" in profiled.output  # no header line
     text = new_starter(extract, catalog / "placements.yaml")
-    block = [
-        line[2:]
-        for line in text.splitlines()
-        if line.startswith(("# protect:", "#   mode:", "#   aggregate:", "#   suppression:"))
-    ]
+    block = suggested_protect(text)
     assert (
         "{name: data_as_of, time: true}, {name: month_in_care, time: true}, rel_reporting_group" in block[2]
     )
-    fill_todos(catalog / "placements.yaml")
-    doc = yaml.safe_load((catalog / "placements.yaml").read_text(encoding="utf-8"))
-    doc["standardize"] = {"columns": [{"column": "demographic", "field": "race_ethnicity"}]}
-    doc.update(yaml.safe_load("\n".join(block)))
-    (catalog / "placements.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    apply_suggested_protect(catalog / "placements.yaml", block, race_column="demographic")
     summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
     totals = {
         r["month_in_care"][:4]: int(r["total_cip"]) for r in rows if r["rel_reporting_group"] == "Total"
@@ -811,16 +810,8 @@ def test_an_aggregate_is_not_published_while_a_summed_value_is_set_aside(tmp_pat
                 lines.append(f"07/18/2017,{label},{counted_on},{n},{n - 9}")
     extract, catalog = landed(tmp_path, "placements.csv", "\r\n".join(lines) + "\r\n")
     text = new_starter(extract, catalog / "placements.yaml")
-    block = [
-        line[2:]
-        for line in text.splitlines()
-        if line.startswith(("# protect:", "#   mode:", "#   aggregate:", "#   suppression:"))
-    ]
-    fill_todos(catalog / "placements.yaml")
-    doc = yaml.safe_load((catalog / "placements.yaml").read_text(encoding="utf-8"))
-    doc["standardize"] = {"columns": [{"column": "demographic", "field": "race_ethnicity"}]}
-    doc.update(yaml.safe_load("\n".join(block)))
-    (catalog / "placements.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    block = suggested_protect(text)
+    apply_suggested_protect(catalog / "placements.yaml", block, race_column="demographic")
     fields = lines[5].split(",")
     fields[3] = fields[3][:-1] + "O"  # a letter O typed for the count's last digit
     extract.write_text("\r\n".join([*lines[:5], ",".join(fields), *lines[6:]]) + "\r\n", encoding="utf-8")
@@ -1031,20 +1022,12 @@ def test_monthly_enrollees_by_month_written_as_text_get_a_sum_that_keeps_each_mo
                 lines.append(f"{town},{month},{race},{truth[(town, month, race)]}")
     extract, catalog = landed(tmp_path, "enrollment.csv", "\r\n".join(lines) + "\r\n")
     text = new_starter(extract, catalog / "enrollment.yaml")
-    block = [
-        line[2:]
-        for line in text.splitlines()
-        if line.startswith(("# protect:", "#   mode:", "#   aggregate:", "#   suppression:"))
-    ]
+    block = suggested_protect(text)
     assert (
         "{name: month, time: true}" in block[2]
         and "{name: enrollees, agg: sum, column: enrollees}" in block[2]
     )
-    fill_todos(catalog / "enrollment.yaml")
-    doc = yaml.safe_load((catalog / "enrollment.yaml").read_text(encoding="utf-8"))
-    doc["standardize"] = {"columns": [{"column": "race", "field": "race_ethnicity"}]}
-    doc.update(yaml.safe_load("\n".join(block)))
-    (catalog / "enrollment.yaml").write_text(yaml.safe_dump(doc, sort_keys=False), encoding="utf-8")
+    apply_suggested_protect(catalog / "enrollment.yaml", block, race_column="race")
     summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
     published = {r["month"]: int(r["enrollees"]) for r in rows if r["rel_reporting_group"] == "Total"}
     assert published == {m: sum(n for k, n in truth.items() if k[1] == m) for m in months}  # no month summed
