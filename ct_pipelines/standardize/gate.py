@@ -46,6 +46,8 @@ def _why(label: ProblemLabel, field: RelField) -> str:
     if label.status == Status.MULTIPLE.value:
         return f"more than one language: {names}" if names else "more than one language"
     if label.status == Status.AMBIGUOUS.value:
+        if len(label.candidates) == 1:  # "Sign Language": likely ASL, but the label does not say which
+            return f"ambiguous: perhaps {names}, which the label does not say"
         return f"ambiguous: one of {names}" if names else "ambiguous"
     return "unrecognized"
 

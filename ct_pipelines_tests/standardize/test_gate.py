@@ -108,3 +108,16 @@ def test_all_recognized_passes_with_a_plain_sentence(con):
     con.execute("UPDATE t SET race = 'White'")
     outcome = _check(con, {"columns": [{"column": "race", "field": "race"}]})
     assert outcome.passed and outcome.summary == "All 1,500 rows have a recognized race label in 'race'."
+
+
+def test_a_label_with_one_likely_reading_is_not_called_one_of_a_list():
+    """A helper read 'ambiguous: one of "ase"' for "Sign Language": one candidate, which the label does
+    not name for sure (it could be any sign language)."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE t (lang VARCHAR)")
+    con.executemany("INSERT INTO t VALUES (?)", [("Sign Language",)] * 2 + [("Spanish",)] * 98)
+    outcome = _check(con, {"columns": [{"column": "lang", "field": "language"}]})
+    assert (
+        '"Sign Language" (2 rows, ambiguous: perhaps "ase" (American Sign Language), which the label does not say)'
+        in outcome.summary
+    )
