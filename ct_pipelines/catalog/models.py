@@ -300,7 +300,9 @@ class Dataset(BaseModel):
     tags: list[str] = Field(default_factory=list)
     update_frequency: UpdateFrequency
     license: str = Field("Public Domain", description="Public license type")
-    contact: str = Field(description="Contact e-mail for the dataset owner (not shown publicly)")
+    contact: str = Field(
+        description="Contact e-mail for the dataset owner, shown publicly (portal metadata, data.json contactPoint): use a team mailbox, not a person"
+    )
     attribution: str | None = Field(None, description="Data provided by; defaults to the agency")
     source_link: str | None = None
     row_label: str | None = Field(None, description="What each row represents")
