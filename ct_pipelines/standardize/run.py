@@ -100,14 +100,18 @@ def run(
 def _mena_within_white(con: duckdb.DuckDBPyConnection, table: str, config: StandardizeConfig) -> int:
     """Rows with a Middle Eastern or North African answer that the rule reports as White (CT DPH and OMB
     1997 have no such group): a helper's 2024-question extract published them as Non-Hispanic White with
-    nothing said."""
+    nothing said. Counted from the label table (one row per distinct answer), not the rows."""
+    from ct_pipelines.standardize.standardize import ROWS_COLUMN, _label_groups, label_table
+
     if config.reporting_rule == ReportingRule.SPD15_ALONE:
         return 0
-    columns = [f"{c.column}_spd15" for c in config.columns if c.field in RACE_FIELDS]
-    if not columns:
-        return 0
-    found = " OR ".join(f"list_contains(string_split({quote_ident(c)}, ';'), 'MENA')" for c in columns)
-    return con.execute(
-        f"SELECT count(*) FROM {quote_ident(table)} WHERE {REPORTING_GROUP_COLUMN} NOT IN ('Not standardized') "
-        f"AND ({found})"
-    ).fetchall()[0][0]
+    for number, (columns, grouped) in enumerate(_label_groups(config)):
+        spd15 = [f"{c.column}_spd15" for c in columns if c.field in RACE_FIELDS]
+        if not grouped or not spd15:
+            continue
+        found = " OR ".join(f"contains({quote_ident(c)}, 'MENA')" for c in spd15)
+        return con.execute(
+            f"SELECT coalesce(sum({ROWS_COLUMN}), 0) FROM {quote_ident(label_table(table, number))} "
+            f"WHERE {REPORTING_GROUP_COLUMN} <> 'Not standardized' AND ({found})"
+        ).fetchall()[0][0]
+    return 0
