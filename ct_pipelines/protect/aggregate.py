@@ -59,6 +59,7 @@ PERIOD_TEXT_RE2 = (
     rf"|{_MONTH}[ ,.-]*('?[0-9]{{2}}|(19|20)[0-9]{{2}})"
     r")\s*$"
 )
+PERIOD_SAMPLE_ROWS = 2048
 #: A whole-number column named for a year (year, fiscal_year, fy, calendar_year, report_year).
 _YEAR_NAME = r"(^|_)(year|yr|fy|sfy|fiscal_year|calendar_year|school_year|report_year|reporting_year)$"
 
@@ -75,14 +76,25 @@ def time_columns(con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str
         for c, t in types.items()
         if t.upper() in ("BIGINT", "INTEGER", "HUGEINT", "SMALLINT") and re.search(_YEAR_NAME, c.lower())
     ]
-    tests = [
-        f"count({q(c)}) > 0 AND bool_and(regexp_full_match({q(c)}, {quote_literal(PERIOD_TEXT_RE2)}))"
-        for c in text
-    ] + [f"count({q(c)}) > 0 AND bool_and({q(c)} BETWEEN 1900 AND 2100)" for c in years]
-    if tests:
-        row = con.execute(f"SELECT {', '.join(tests)} FROM {q(view)}").fetchone() or ()
-        found |= {c for c, hit in zip([*text, *years], row, strict=True) if hit}
-    return found
+
+    def holding_periods(columns: list[str], source: str) -> list[str]:
+        """Columns with no value that is not a period in ``source`` (and, read in full, some value)."""
+        tests = [
+            f"coalesce(bool_and(regexp_full_match({q(c)}, {quote_literal(PERIOD_TEXT_RE2)})), true)"
+            if c in text
+            else f"coalesce(bool_and({q(c)} BETWEEN 1900 AND 2100), true)"
+            for c in columns
+        ]
+        if source == q(view):
+            tests = [f"count({q(c)}) > 0 AND {test}" for c, test in zip(columns, tests, strict=True)]
+        if not tests:
+            return []
+        row = con.execute(f"SELECT {', '.join(tests)} FROM {source}").fetchall()[0]
+        return [c for c, hit in zip(columns, row, strict=True) if hit]
+
+    # the first rows rule out most columns (a town, a race); only the rest are read in full
+    likely = holding_periods([*text, *years], f"(SELECT * FROM {q(view)} LIMIT {PERIOD_SAMPLE_ROWS})")
+    return found | set(holding_periods(likely, q(view)))
 
 
 def _declared(aggregate: AggregateConfig, dim: str) -> bool:
@@ -320,6 +332,8 @@ def grouped_query(
             continue
         summed = {d for i, d in enumerate(margin_dims) if mask >> i & 1}
         sets.append("(" + ", ".join(q(d) for d in dims if d not in summed) + ")")
+    if set(sets) == {"()"}:  # a grand total alone: DuckDB's GROUPING() needs a grouped set beside it
+        sets.insert(0, "(" + ", ".join(q(d) for d in dims) + ")")
     return f"SELECT {', '.join(select)} FROM {q(view)} GROUP BY GROUPING SETS ({', '.join(sets)})"
 
 

@@ -603,3 +603,24 @@ def test_months_written_as_text_are_periods_never_summed_into_a_total_or_over():
     build_aggregate(con, "v", "out3", by_year, suppression, [])
     years = {row[0] for row in con.execute("SELECT DISTINCT fiscal_year FROM out3").fetchall()}
     assert years == {2025}
+
+
+def test_a_mean_by_one_dimension_gets_its_grand_total(requests: duckdb.DuckDBPyConnection, tmp_path: Path):
+    """A helper's OCME aggregate, a count and a mean age by reporting group alone, stopped with DuckDB's
+    "GROUPING statement cannot be used without groups"."""
+    publish = {
+        "mode": "aggregate",
+        "aggregate": {
+            "dimensions": ["race"],
+            "measures": [{"name": "cases"}, {"name": "death_rate", "agg": "avg", "column": "died"}],
+        },
+        "suppression": {"count_column": "cases", "rate_columns": ["death_rate"]},
+    }
+    build_published_table(requests, dataset(publish), "std", "published", tmp_path)
+    table = requests.execute("SELECT * FROM published").df()
+    total = table[table["race"] == "Total"].iloc[0]
+    assert total["cases"] == requests.execute("SELECT count(*) FROM std").fetchone()[0]
+    assert total["death_rate"] == pytest.approx(requests.execute("SELECT avg(died) FROM std").fetchone()[0])
+    by_race = dict(requests.execute("SELECT race, avg(died) FROM std GROUP BY race").fetchall())
+    for row in table[(table["race"] != "Total") & ~table["suppressed"]].itertuples():
+        assert row.death_rate == pytest.approx(by_race[row.race])
