@@ -53,15 +53,25 @@ PERIOD_TEXT_RE2 = (
     r"(?i)^\s*("
     r"(19|20)[0-9]{2}([-/](0?[1-9]|1[0-2]))?"
     r"|(0?[1-9]|1[0-2])[-/](19|20)[0-9]{2}"
-    r"|(s?fy|fiscal year|school year|sy)\s*'?[0-9]{2}([0-9]{2})?(\s*[-/]\s*[0-9]{2}([0-9]{2})?)?"
+    r"|(s?fy|cy|ay|fiscal year|calendar year|academic year|school year|sy)\s*'?[0-9]{2}([0-9]{2})?(\s*[-/]\s*[0-9]{2}([0-9]{2})?)?"
+    r"|(fall|spring|summer|winter|autumn)( term| semester| quarter)?\s*,?\s*'?[0-9]{2}([0-9]{2})?"
+    r"|(0?[1-9]|1[0-2])[-/](0?[1-9]|[12][0-9]|3[01])[-/]([0-9]{2}|(19|20)[0-9]{2})"
+    r"|(19|20)[0-9]{2}-(0?[1-9]|1[0-2])-(0?[1-9]|[12][0-9]|3[01])"
+    r"|(0?[1-9]|[12][0-9]|3[01])\s+" + _MONTH + r"\.?,?\s+(19|20)[0-9]{2}"
     r"|(19|20)[0-9]{2}\s*[-/]\s*[0-9]{2}([0-9]{2})?"
     r"|(19|20)[0-9]{2}\s*-?\s*q[1-4]|q[1-4]\s*-?\s*(19|20)[0-9]{2}"
-    rf"|{_MONTH}[ ,.-]*('?[0-9]{{2}}|(19|20)[0-9]{{2}})"
+    rf"|{_MONTH}\.?[ ,.-]*((0?[1-9]|[12][0-9]|3[01]),?\s+)?('?[0-9]{{2}}|(19|20)[0-9]{{2}})"
     r")\s*$"
 )
 PERIOD_SAMPLE_ROWS = 2048
-#: A whole-number column named for a year (year, fiscal_year, fy, calendar_year, report_year).
-_YEAR_NAME = r"(^|_)(year|yr|fy|sfy|fiscal_year|calendar_year|school_year|report_year|reporting_year)$"
+#: A whole-number column named for a year (year, fiscal_year, fy, calendar_year, report_year) or a
+#: month or period written as 202501 (month, period, yyyymm, year_month).
+_YEAR_NAME = (
+    r"(^|_)(year|yr|fy|sfy|cy|fiscal_year|calendar_year|school_year|report_year|reporting_year|month|period"
+    r"|yyyymm|year_month|yearmonth|report_month|reporting_period)$"
+)
+#: Whole numbers that name a year (1900-2100) or a month (190001-210012, month 01-12).
+_YEAR_OR_MONTH = "BETWEEN 1900 AND 2100 OR ({c} BETWEEN 190001 AND 210012 AND {c} % 100 BETWEEN 1 AND 12)"
 
 
 def time_columns(con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str]) -> set[str]:
@@ -82,7 +92,7 @@ def time_columns(con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str
         tests = [
             f"coalesce(bool_and(regexp_full_match({q(c)}, {quote_literal(PERIOD_TEXT_RE2)})), true)"
             if c in text
-            else f"coalesce(bool_and({q(c)} BETWEEN 1900 AND 2100), true)"
+            else f"coalesce(bool_and({q(c)} {_YEAR_OR_MONTH.format(c=q(c))}), true)"
             for c in columns
         ]
         if source == q(view):

@@ -624,3 +624,20 @@ def test_a_mean_by_one_dimension_gets_its_grand_total(requests: duckdb.DuckDBPyC
     by_race = dict(requests.execute("SELECT race, avg(died) FROM std GROUP BY race").fetchall())
     for row in table[(table["race"] != "Total") & ~table["suppressed"]].itertuples():
         assert row.death_rate == pytest.approx(by_race[row.race])
+
+
+def test_terms_calendar_years_text_dates_and_yyyymm_numbers_are_periods():
+    """A helper's enrollment by term ("Fall 2024", "Spring 2025") was summed across terms: Hartford's total
+    came out three terms' enrollment. Each column here names a period on every row; towns, races and
+    counts do not."""
+    from ct_pipelines.protect.aggregate import time_columns
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE v AS SELECT * FROM (VALUES "
+        "('Fall 2024', 'CY2024', 'AY 2024-25', 'Oct 1, 2024', '10/01/2024', 202410, 'Hartford', 'Black', 12), "
+        "('Spring 2025', 'CY2025', 'AY 2025-26', 'April 1, 2025', '04/01/2025', 202504, 'Union', 'White', 9)) "
+        "t(term, cal, academic, as_of, counted, period, town, race, students)"
+    )
+    types = {r[0]: str(r[1]) for r in con.execute("DESCRIBE v").fetchall()}
+    assert time_columns(con, "v", types) == {"term", "cal", "academic", "as_of", "counted", "period"}
