@@ -25,7 +25,8 @@ _DATE = r"(\d{1,2}[/-]\d{1,2}[/-](\d{4}|\d{2})|\d{4}-\d{2}-\d{2})"
 _BIRTH_NAME = re.compile(r"(^|_)(dob|birth|birthdate|birthday|born)(_|$)|date_of_birth|birth_?date")
 _RECORD_NAME = re.compile(
     r"(^|_)(ssn|social_security|mrn|medical_record|patient_id|client_id|member_id|medicaid_id|inmate_number"
-    r"|inmate_id|offender_id|employee_id|employee_number|student_id|sasid|person_id)(_|$)"
+    r"|inmate_id|offender_id|employee_id|employee_number|student_id|sasid|person_id|case_number|case_no"
+    r"|case_id)(_|$)"
 )
 #: A column named for a person's name: no value pattern tells "Maria Lopez" from a town, so the name
 #: of the column is what is tested (a facility or town name is not matched).

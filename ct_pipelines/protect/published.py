@@ -365,10 +365,18 @@ _INTEGER_TYPES = (
 )
 
 
+#: The last word of an identifier's name ("Case Number", "License No", "Permit #" read as permit).
+_NUMBER_WORDS = frozenset(["number", "num", "no", "nbr", "n", "id"])
+
+
 def named_like_count(column: str) -> bool:
-    """Whether a column's name says it counts people or events (``TOTAL_CIP``, ``Students``)."""
-    words = re.sub(r"([a-z])([A-Z])", r"\1 \2", column).lower()
-    return bool(COUNT_WORDS & set(re.split(r"[^a-z0-9]+", words)))
+    """Whether a column's name says it counts people or events (``TOTAL_CIP``, ``Students``, "Number of
+    Deaths"). "Case Number" names a case: a helper's suggested sum published 5,050, the sum of 1 to 100."""
+    spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", column).lower()
+    words = [w for w in re.split(r"[^a-z0-9]+", spaced) if w]
+    if len(words) > 1 and words[-1] in _NUMBER_WORDS and not (set(words[:-1]) & (COUNT_WORDS - _NUMBER_WORDS)):
+        return False
+    return bool(COUNT_WORDS & set(words))
 
 
 def small_counts_outcome(con: duckdb.DuckDBPyConnection, dataset: Dataset, table: str) -> CheckOutcome:

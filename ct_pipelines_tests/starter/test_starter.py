@@ -1031,3 +1031,16 @@ def test_monthly_enrollees_by_month_written_as_text_get_a_sum_that_keeps_each_mo
     summary, _, rows = run_filled_starter(tmp_path, catalog, monkeypatch)
     published = {r["month"]: int(r["enrollees"]) for r in rows if r["rel_reporting_group"] == "Total"}
     assert published == {m: sum(n for k, n in truth.items() if k[1] == m) for m in months}  # no month summed
+
+
+def test_a_case_number_is_a_record_number_never_a_count_to_sum(tmp_path: Path):
+    """A helper's "Case Number" (1 to 100) was offered as the sum to publish by group, and published as
+    5,050; it was not marked as a record number either."""
+    lines = ["Case Number,Town,Race,Cases"] + [
+        f"{i},Hartford,{'White' if i % 2 else 'Black'},1" for i in range(1, 101)
+    ]
+    extract, catalog = landed(tmp_path, "cases.csv", "\r\n".join(lines) + "\r\n")
+    text = new_starter(extract, catalog / "cases.yaml")
+    assert starter_columns(text)["Case Number"].get("pii") is True
+    block = suggested_protect(text)
+    assert "column: cases}" in block[2] and "case_number" not in block[2]
