@@ -121,9 +121,17 @@ def table_problems(
             f"FROM {quote_ident(table)}"
         ).fetchone()
         if nulls or dupes:
+            declared = next((c for c in dataset.columns if (c.field_name or c.source) == key), None)
+            ruled = declared is not None and declared.required and declared.unique
             problems.append(
                 f"the row identifier '{key}' must be filled and unique, but {nulls:,} rows have none "
                 f"and {dupes:,} repeat another row's value"
+                + (
+                    ""
+                    if ruled
+                    else f" (add required: true and unique: true to column '{key}' in the dataset YAML, so "
+                    "validation sets such rows aside and the rest are published)"
+                )
             )
     return problems
 

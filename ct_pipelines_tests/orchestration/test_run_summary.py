@@ -432,3 +432,29 @@ def test_a_run_blocked_before_publish_says_the_portal_holds_part_of_a_stopped_pu
     assert (
         "stopped part-way in run" in text and "(1 of 5 chunks sent), so the portal holds part of it" in text
     )
+
+
+def test_a_repeated_row_identifier_without_its_rules_names_the_rules_that_set_such_rows_aside(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    """A helper's delivery with one repeated key was refused whole, with no way to publish the rest."""
+    extract = _licenses_project(tmp_path, monkeypatch)
+    yaml_path = tmp_path / "catalog" / "licenses.yaml"
+    yaml_path.write_text(
+        CATALOG.replace(
+            "- {source: License ID, type: code, required: true, unique: true}",
+            "- {source: License ID, type: code}",
+        ),
+        encoding="utf-8",
+    )
+    rows = "".join(f"L{i:04d},Hartford\r\n" for i in range(1, 60))
+    extract.write_text("License ID,Town\r\n" + rows + "L0002,Groton\r\n", encoding="utf-8")
+    run = ["run", "--catalog", str(tmp_path / "catalog")]
+    refused = CliRunner().invoke(main, run)
+    text = " ".join(refused.output.split())
+    assert refused.exit_code == 1 and "0 rows have none and 1 repeat another row's value" in text
+    assert "(add required: true and unique: true to column 'license_id' in the dataset YAML" in text
+    yaml_path.write_text(CATALOG, encoding="utf-8")  # as the message says
+    assert CliRunner().invoke(main, run).exit_code == 0
+    published = _portal_values(tmp_path, "license_id")
+    assert len(published) == 58 and "L0002" not in published  # both L0002 rows set aside: they differ
