@@ -374,7 +374,11 @@ def named_like_count(column: str) -> bool:
     Deaths"). "Case Number" names a case: a helper's suggested sum published 5,050, the sum of 1 to 100."""
     spaced = re.sub(r"([a-z])([A-Z])", r"\1 \2", column).lower()
     words = [w for w in re.split(r"[^a-z0-9]+", spaced) if w]
-    if len(words) > 1 and words[-1] in _NUMBER_WORDS and not (set(words[:-1]) & (COUNT_WORDS - _NUMBER_WORDS)):
+    if (
+        len(words) > 1
+        and words[-1] in _NUMBER_WORDS
+        and not (set(words[:-1]) & (COUNT_WORDS - _NUMBER_WORDS))
+    ):
         return False
     return bool(COUNT_WORDS & set(words))
 
