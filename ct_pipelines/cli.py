@@ -362,7 +362,10 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
                 if s.deleted_keys
                 else ""
             )
-            out.append(f"\n{s.dataset_id}: {portal_changes(s.publish_mode, s.portal_changes)}{which}{kept}")
+            where = f" (in the new portal dataset {s.created_dataset})" if s.created_dataset else ""
+            out.append(
+                f"\n{s.dataset_id}: {portal_changes(s.publish_mode, s.portal_changes)}{where}{which}{kept}"
+            )
         if s.unfinished_publish:
             out.append(f"\n{s.dataset_id}: note: {s.unfinished_publish}")
         if s.rows_left_out:

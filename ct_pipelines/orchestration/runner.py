@@ -51,6 +51,7 @@ class DatasetSummary:
     rows_kept_as_published: int = 0  # rows set aside this run whose published version the portal keeps
     deleted_keys: list[str] = field(default_factory=list)  # the first row identifiers the publish deleted
     unfinished_publish: str | None = None  # a publish stopped part-way that this run did not finish
+    created_dataset: str | None = None  # the portal dataset this run's publish created
     duration_s: float = 0.0
 
     @property
@@ -224,6 +225,7 @@ def summarize(
                 )
                 s.publish_mode = facts_value.get("mode")
                 s.deleted_keys = list((facts_value.get("plan") or {}).get("deleted_keys") or [])
+                s.created_dataset = (facts_value.get("plan") or {}).get("created_dataset")
     for s in by_id.values():
         if s.portal_changes is None and s.dry_run_plan is None:
             s.unfinished_publish = _unfinished_publish(settings, s.dataset_id)

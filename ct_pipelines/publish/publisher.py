@@ -405,6 +405,7 @@ def _prepare_target(job: _Job, sync_metadata_fields: bool) -> CheckOutcome | Non
             job.result.plan["would_create_dataset"] = True
             return None
         four_by_four = create_dataset(portal, dataset, job.columns, job.record_target)
+        job.result.plan["created_dataset"] = four_by_four  # the run's summary names it
         job.say(f"created dataset {four_by_four} on {portal.domain}")
     else:
         try:

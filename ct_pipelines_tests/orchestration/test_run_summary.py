@@ -303,8 +303,13 @@ def test_a_portal_dataset_deleted_or_of_other_columns_is_replaced_only_when_aske
     assert f"has no dataset {first['id']} any more (deleted there?), so nothing was published" in gone.output
     assert f"run {again}" in gone.output.replace("\n", " ")
 
-    assert run("--new-portal-dataset").exit_code == 0
+    moved = run("--new-portal-dataset")
+    assert moved.exit_code == 0
     (second,) = views()
+    assert (
+        f"licenses: the portal's rows were replaced by the 2 sent (in the new portal dataset {second['id']})"
+        in (" ".join(moved.output.split()))
+    )
     assert second["id"] != first["id"]
     assert {c["fieldName"]: c["dataTypeName"] for c in second["columns"]}["fee"] == "number"
     assert sorted((r["license_id"], r["fee"]) for r in second["rows"]) == [("L0001", "10"), ("L0002", "12")]
