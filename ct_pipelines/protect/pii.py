@@ -276,6 +276,11 @@ def _python_regex(regex: str) -> str:
     return "(?i)" + regex.replace("(?i)", "") if "(?i)" in regex else regex
 
 
+def _article(noun: str) -> str:
+    """'an' before a vowel (an e-mail address), else 'a' (a phone number)."""
+    return "an" if noun[:1].lower() in "aeio" else "a"
+
+
 def pii_scan_outcome(
     con: duckdb.DuckDBPyConnection, table: str, exemptions: Sequence[PiiExemption] = ()
 ) -> CheckOutcome:
@@ -298,7 +303,8 @@ def pii_scan_outcome(
     if blocking:
         first = blocking[0]
         summary = (
-            f"{first['rows']} row{'s' if first['rows'] != 1 else ''} of column '{first['column']}' look like a {first['what']} "
+            f"{first['rows']} row{'s' if first['rows'] != 1 else ''} of column '{first['column']}' "
+            f"look{'' if first['rows'] != 1 else 's'} like {_article(first['what'])} {first['what']} "
             f"(e.g. {first['example']}); publishing is stopped"
             + (
                 "; also "

@@ -41,6 +41,14 @@ def test_planted_ssn_in_free_text_is_reported_masked() -> None:
     assert hit["rows"] == 1 and hit["example"] == "###-##-####"
 
 
+def test_the_refusal_reads_as_english_for_one_row_and_for_several() -> None:
+    con = duckdb.connect()
+    table_with(con, "emails", email=["ana.lopez@gmail.com", "bsmith@yahoo.com", "cjones@aol.com"])
+    table_with(con, "phones", phone=["none", "none", "860-555-0101"])
+    assert "3 rows of column 'email' look like an e-mail address" in pii_scan_outcome(con, "emails").summary
+    assert "1 row of column 'phone' looks like a phone number" in pii_scan_outcome(con, "phones").summary
+
+
 @pytest.mark.parametrize(
     ("value", "pattern", "masked"),
     [
