@@ -338,7 +338,7 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
     out += ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in rows]
     for s in summaries:
         if s.dry_run_plan is not None:
-            out.append(f"\n{s.dataset_id}: dry run, nothing sent; the plan: {s.dry_run_plan}")
+            out.append(f"\n{s.dataset_id}: dry run, nothing sent; {_plan_in_words(s.dry_run_plan)}")
         if s.error:
             out.append(f"\n{s.dataset_id}: {s.failed_stage or 'the run'} failed: {s.error}")
         errors = [c for c in s.failed_checks if "(ERROR)" in c]
@@ -378,6 +378,34 @@ def format_summary(summaries: list[DatasetSummary]) -> str:
                 f"`ct-pipelines validate quarantine {s.dataset_id}` (table {s.quarantine_table})"
             )
     return "\n".join(out)
+
+
+def _plan_in_words(plan: dict[str, Any]) -> str:
+    """What a publish would have done, as a sentence (the summary printed the plan's Python dict)."""
+    how = {
+        "replace": "would replace the portal's rows",
+        "incremental": "would change the portal's rows one by one",
+        "resync": "would compare every row on the portal and send what differs",
+    }.get(str(plan.get("mode")), f"would publish ({plan.get('mode')})")
+    if plan.get("would_create_dataset"):
+        how = "would create a portal dataset and send its rows"
+
+    def rows(key: str) -> str:
+        count = int(plan.get(key) or 0)
+        return f"{count:,} row{'s' if count != 1 else ''}"
+
+    chunks = int(plan.get("chunks") or 0)
+    words = (
+        f"it {how}: {rows('rows_to_create')} to create, {rows('rows_to_update')} to update, "
+        f"{rows('rows_to_delete')} to delete, in {chunks:,} chunk{'s' if chunks != 1 else ''} "
+        f"({int(plan.get('bytes') or 0):,} bytes); the portal would then hold {rows('expected_row_count')}"
+    )
+    if plan.get("deleted_keys"):
+        more = ", ..." if int(plan.get("rows_to_delete") or 0) > len(plan["deleted_keys"]) else ""
+        words += f" (deleted: {', '.join(map(str, plan['deleted_keys']))}{more})"
+    if plan.get("rows_kept_as_published"):
+        words += f"; {rows('rows_kept_as_published')} set aside would keep their published values"
+    return words
 
 
 def _n(value: int | None) -> str:

@@ -71,6 +71,13 @@ def test_the_run_says_whether_the_portal_changed(tmp_path: Path, monkeypatch: py
     assert "licenses: on the portal, rows 1 created, 1 updated" in deliver(changed)
     dry = deliver(changed[:4] + ["Essex"], "--dry-run")
     assert "licenses: dry run, nothing sent" in dry and "Published to" not in dry
+    assert (
+        "it would change the portal's rows one by one: 0 rows to create, 1 row to update, 0 rows to delete, "
+        "in 1 chunk ("
+        in dry
+        and "the portal would then hold 5 rows" in dry
+        and "{" not in dry
+    )
     # The staff report's last runs say the same, one run per row, oldest first.
     page = (tmp_path / "home" / "reports" / "site" / "datasets" / "licenses.html").read_text(encoding="utf-8")
     history = page[page.index('id="history"') : page.index('id="dict"')]
