@@ -204,9 +204,11 @@ def read_parquet_into(
     selected = ", ".join(
         f"CAST({quote_ident(s)} AS VARCHAR) AS {quote_ident(n)}" for s, n in zip(source, names, strict=True)
     )
+    # No ORDER BY: each row carries its number, and DuckDB keeps the file's order when it writes a scan
+    # (insertion order is preserved). Sorting 5M rows took 3-4 s of a 7 s read, spilling to disk.
     con.execute(
         f"CREATE OR REPLACE TABLE {table} AS SELECT file_row_number + 1 AS _row, NULL::BIGINT AS _line, "
-        f"{selected} FROM read_parquet({quote_literal(str(path))}, file_row_number=true) ORDER BY _row"
+        f"{selected} FROM read_parquet({quote_literal(str(path))}, file_row_number=true)"
     )
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return ReadResult(rows=rows, source_columns=source, field_names=names, format="parquet")

@@ -368,6 +368,29 @@ def test_a_zero_byte_file_of_any_format_is_called_empty(tmp_path, make_dataset, 
         ingest(tmp_path, make_dataset, name)
 
 
+def test_a_parquet_file_of_many_row_groups_keeps_every_rows_number_and_value(tmp_path, make_dataset):
+    """Rows are numbered from the file (file_row_number), not by a sort: row 61,234 is the file's row 61,234."""
+    duckdb.execute(
+        "COPY (SELECT 'P' || lpad(i::VARCHAR, 6, '0') AS \"Permit ID\", i * 0.5 AS Fee, DATE '2020-01-01' + "
+        f"(i % 900)::INTEGER AS Issued FROM range(1, 120001) t(i)) TO '{tmp_path / 'permits.parquet'}' "
+        "(FORMAT parquet, ROW_GROUP_SIZE 7000)"
+    )
+    con, result = ingest(tmp_path, make_dataset, "permits.parquet")
+    assert result.rows == 120_000
+    wrong = con.execute(
+        "SELECT count(*) FROM ingest__sample WHERE permit_id <> 'P' || lpad(_row::VARCHAR, 6, '0') "
+        "OR fee <> (_row * 0.5)::VARCHAR OR issued <> (DATE '2020-01-01' + (_row % 900)::INTEGER)::VARCHAR"
+    ).fetchone()[0]
+    assert wrong == 0
+    assert con.execute(
+        "SELECT min(_row), max(_row), count(DISTINCT _row) FROM ingest__sample"
+    ).fetchone() == (
+        1,
+        120_000,
+        120_000,
+    )
+
+
 def test_json_without_records_is_refused(tmp_path, make_dataset):
     (tmp_path / "x.json").write_text("[]", encoding="utf-8")
     with pytest.raises(IngestError, match="x.json: the json file holds no records"):
