@@ -27,7 +27,7 @@ from ct_pipelines.protect.pii import (
     derived_from_pii,
     pii_scan_outcome,
 )
-from ct_pipelines.protect.sandbox import check_sql, run_confined
+from ct_pipelines.protect.sandbox import SqlShape, check_sql, run_confined
 from ct_pipelines.protect.specs import (  # noqa: F401 - privacy_check_specs re-exported
     AGGREGATE_ROWS_CHECK,
     SMALL_COUNTS_CHECK,
@@ -54,6 +54,8 @@ class PublishedTableResult:
     suppression: SuppressionResult | None = None  # the first count column's
     suppressions: list[SuppressionResult] = field(default_factory=list)  # one per count column
     notes: list[str] = field(default_factory=list)  # deprecations to show the dataset owner
+    # An aggregate's summed or counted columns (None: the table holds rows, not sums of them)
+    summed_columns: list[str] | None = None
 
 
 def build_published_table(
@@ -83,6 +85,7 @@ def build_published_table(
     )
     target = quote_ident(target_table)
     results: list[SuppressionResult] = []
+    summed: list[str] | None = None
     try:
         if config.mode == ProtectMode.ROWS:
             con.execute(f"CREATE OR REPLACE TABLE {target} AS SELECT * FROM {quote_ident(public_view)}")
@@ -90,9 +93,14 @@ def build_published_table(
             names = {n: public_view if t == source_table else t for n, t in (tables or {}).items()}
             names.update({name: name for name in config.reference_tables})
             names["source"] = public_view
-            results = _build_from_sql(con, config, names, target_table, sql_dir, pii_fields)
+            results, shape = _build_from_sql(con, config, names, target_table, sql_dir, pii_fields)
+            if shape.aggregates:
+                summed = sorted(c for c in source_columns if c.lower() in shape.aggregated)
         else:
             assert config.aggregate is not None  # the config model refuses aggregate mode without it
+            summed = sorted(
+                {m.column for m in config.aggregate.measures if m.agg.lower() == "sum" and m.column}
+            )
             results = build_aggregate(
                 con, public_view, target_table, config.aggregate, config.suppression, pii_fields
             )
@@ -113,6 +121,7 @@ def build_published_table(
         results[0] if results else None,
         results,
         config.deprecations(),
+        summed,
     )
 
 
@@ -123,14 +132,15 @@ def _build_from_sql(
     target_table: str,
     sql_dir: Path,
     pii_fields: list[str],
-) -> list[SuppressionResult]:
-    """Check the SQL file, run it confined, then suppress its counts when the YAML asks."""
+) -> tuple[list[SuppressionResult], SqlShape]:
+    """Check the SQL file, run it confined, then suppress its counts when the YAML asks; returns the
+    suppression figures and what the query reads and sums."""
     label = f"sql/{config.sql_file}"
     query = render_sql_file(sql_dir, config.sql_file, names)
     shape = check_sql(query, set(names.values()), label)
     if config.suppression is None:
         run_confined(con, query, shape, target_table, label, pii_fields)
-        return []
+        return [], shape
     staging = f"{target_table}__sql_result"
     run_confined(con, query, shape, staging, label, pii_fields)
     try:
@@ -139,7 +149,9 @@ def _build_from_sql(
         margin_dims = config.margin_dimensions()
         if config.legacy_sql_totals:
             _refuse_legacy_date_totals(con, staging, margin_dims)
-        return suppress_table(con, staging, target_table, dims, margin_dims, config.suppression, "Total")
+        return suppress_table(
+            con, staging, target_table, dims, margin_dims, config.suppression, "Total"
+        ), shape
     finally:
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
 
@@ -248,16 +260,27 @@ def privacy_outcomes(
         outcomes.append(suppression_audit_outcome(result.suppressions, result.notes))
     else:
         outcomes.append(small_counts_outcome(con, dataset, result.target_table))
-    if dataset.protect.mode == ProtectMode.AGGREGATE:
-        outcomes.append(aggregate_rows_outcome(con, dataset))
+    if dataset.protect.mode != ProtectMode.ROWS:
+        outcomes.append(aggregate_rows_outcome(con, dataset, result.summed_columns))
     return outcomes
 
 
-def aggregate_rows_outcome(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> CheckOutcome:
+def aggregate_rows_outcome(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, summed: list[str] | None
+) -> CheckOutcome:
     """Rows set aside by validation are missing from every cell of an aggregate. When a summed column's
     own value broke a rule (a typo in a count), the sum is published too low as if complete, so the run
     stops (a helper's DCF delivery published 6,569 children for a July 1 the file counts as 6,595). Rows
-    set aside by rules on other columns are left out by the dataset's own rules: the run says how many."""
+    set aside by rules on other columns are left out by the dataset's own rules: the run says how many.
+    ``summed``: the columns the aggregate sums or counts (for a SQL file, those inside its sum(), avg() or
+    count()); None when the SQL file publishes rows rather than sums of them."""
+    if summed is None:
+        return CheckOutcome(
+            AGGREGATE_ROWS_CHECK,
+            True,
+            Severity.ERROR,
+            "The SQL file publishes rows, not sums or counts of them.",
+        )
     ingested, valid = stage_table("ingest", dataset.id), stage_table("validate", dataset.id)
     if not (relation_exists(con, "main", ingested) and relation_exists(con, "main", valid)):
         return CheckOutcome(AGGREGATE_ROWS_CHECK, True, Severity.ERROR, "No validated rows to compare.")
@@ -268,12 +291,6 @@ def aggregate_rows_outcome(con: duckdb.DuckDBPyConnection, dataset: Dataset) -> 
         return CheckOutcome(
             AGGREGATE_ROWS_CHECK, True, Severity.ERROR, f"All {total:,} rows are counted in the aggregate."
         )
-    aggregate = dataset.protect.aggregate
-    summed = (
-        sorted({m.column for m in aggregate.measures if m.agg.lower() == "sum" and m.column})
-        if aggregate
-        else []
-    )
     reasons, in_sums = _set_aside_reasons(con, dataset.id, summed)
     listing = f"`ct-pipelines validate quarantine {dataset.id}` lists each row and its reason"
     metadata = {

@@ -28,6 +28,10 @@ from ct_pipelines.core.sql import quote_qualified
 from ct_pipelines.protect.errors import PublishConfigError
 
 ALLOWED_TABLE_FUNCTIONS = frozenset({"range", "generate_series", "unnest"})
+#: Functions whose result leaves out the rows validation set aside: a sum, mean or count of them is too low.
+AGGREGATES = frozenset(
+    {"sum", "fsum", "sumkahan", "kahan_sum", "sum_no_overflow", "avg", "mean", "favg", "count", "count_star"}
+)
 _BATCH_ROWS = 100_000
 _QUOTED = re.compile(r'"([^"]+)"')
 
@@ -40,6 +44,8 @@ class SqlShape:
     names: set[str] = field(default_factory=set)  # every part of every column reference, lowercase
     relations: set[str] = field(default_factory=set)  # table names and aliases, lowercase
     whole_rows: bool = False  # a *, NATURAL join or positional reference: every column is needed
+    aggregates: bool = False  # the query sums or counts rows (an aggregate function outside a window)
+    aggregated: set[str] = field(default_factory=set)  # columns inside those functions, lowercase
 
     def columns_needed(self, columns: Sequence[str]) -> list[str]:
         """The columns of a table the query can use; all of them when that cannot be told from names."""
@@ -121,6 +127,9 @@ def _walk(
         shape.relations.add(str(node["alias"]).lower())
     if cls == "COLUMN_REF":
         shape.names.update(str(part).lower() for part in node.get("column_names", []))
+    elif cls == "FUNCTION" and str(node.get("function_name")).lower() in AGGREGATES:  # a window is WINDOW
+        shape.aggregates = True
+        shape.aggregated.update(_column_names(node))
     elif cls in ("STAR", "POSITIONAL_REFERENCE") or (kind == "JOIN" and node.get("ref_type") == "NATURAL"):
         shape.whole_rows = True
     if kind == "JOIN" and cls is None:
@@ -128,6 +137,19 @@ def _walk(
     for value in node.values():
         if isinstance(value, dict | list):
             _walk(value, ctes, shape, allowed, refused)
+
+
+def _column_names(node: Any) -> set[str]:
+    """The last part of every column reference under ``node`` (``t.fee`` is fee), lowercase."""
+    if isinstance(node, list):
+        return set().union(*(_column_names(item) for item in node)) if node else set()
+    if not isinstance(node, dict):
+        return set()
+    found = {str(node["column_names"][-1]).lower()} if node.get("class") == "COLUMN_REF" else set()
+    for value in node.values():
+        if isinstance(value, dict | list):
+            found |= _column_names(value)
+    return found
 
 
 def _base_table(

@@ -43,13 +43,14 @@ def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
                 blocking=False,
             )
         )
-    if dataset.protect.mode == ProtectMode.AGGREGATE:
+    if dataset.protect.mode != ProtectMode.ROWS:  # a declarative aggregate or a SQL file's
         specs.append(
             CheckSpec(
                 AGGREGATE_ROWS_CHECK,
                 "Every row of the extract is counted: a row set aside because a summed column's value broke "
                 "a rule would leave its sums too low, so the aggregate is not published; rows set aside by "
-                "rules on other columns are left out, and counted in a warning.",
+                "rules on other columns are left out, and counted in a warning (a SQL file that publishes "
+                "rows, not sums, passes).",
                 blocking=True,
             )
         )

@@ -202,6 +202,12 @@ def test_check_specs_come_from_config_alone() -> None:
         "aggregate_counts_every_row",
     ]
     assert all(s.blocking for s in privacy_check_specs(aggregate))
+    sql = make_dataset({"mode": "sql", "sql_file": "by_town.sql"})
+    assert [s.name for s in privacy_check_specs(sql)] == [
+        "pii_scan",
+        "small_counts_unsuppressed",
+        "aggregate_counts_every_row",
+    ]
 
 
 def test_a_column_left_out_for_its_name_says_how_to_keep_it(tmp_path, monkeypatch):
@@ -236,3 +242,52 @@ def test_a_column_left_out_for_its_name_says_how_to_keep_it(tmp_path, monkeypatc
             ).fetchone()
         assert json.loads(facts)["left_out_as_derived"] == ([] if named else ["date_type"])
     assert published == {"": ["id", "town"], ", field_name: recorded_as": ["id", "recorded_as", "town"]}
+
+
+def test_a_sql_file_that_sums_is_not_published_while_a_summed_value_is_set_aside(tmp_path, monkeypatch):
+    """The declarative aggregate stopped on a typo in a summed count, but a SQL file's sum() published the
+    town short by that row with status ok. The SQL's sum(), avg() and count() arguments are its summed
+    columns now; a SQL file that publishes rows, not sums, passes the check."""
+    from ct_pipelines_tests.support.catalog_run import run_and_read_portal
+
+    header = "Town,Race,Children,Beds\n"
+    rows = [f"{town},{race},{20 + 3 * i + 7 * j},{30 + i + j}" for i, town in enumerate(TOWNS) for j, race in
+            enumerate(RACES)]  # fmt: skip
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir()
+    (tmp_path / "catalog" / "placements.yaml").write_text(
+        "id: placements\ntitle: Children in placement by town\ndescription: Children in placement, by town.\n"
+        "agency: Department of Children and Families\ncategory: Health and Human Services\n"
+        "update_frequency: Monthly\ncontact: dcf@ct.gov\ningest: {path: placements.csv}\n"
+        "columns: [{source: Town, required: true}, {source: Race}, {source: Children, type: integer}, "
+        "{source: Beds, type: integer}]\nprotect: {mode: sql, sql_file: by_town.sql}\n",
+        encoding="utf-8",
+    )
+    sql = tmp_path / "catalog" / "by_town.sql"
+    sql.write_text(
+        "SELECT town, sum(p.children) AS children FROM {{ source }} AS p GROUP BY ALL", encoding="utf-8"
+    )
+    extract = tmp_path / "landing" / "placements.csv"
+
+    def deliver(typo_in: int, at: int = 4) -> tuple:
+        fields = rows[at].split(",")
+        fields[typo_in] = fields[typo_in][:-1] + "O"  # a letter O typed for a count's last digit
+        lines = [*rows[:at], ",".join(fields), *rows[at + 1 :]]
+        extract.write_text(header + "\n".join(lines) + "\n", encoding="utf-8")
+        return run_and_read_portal(tmp_path, tmp_path / "catalog", monkeypatch)
+
+    summary, published = deliver(typo_in=2)
+    assert not summary.ok and summary.blocked_stage == "protect" and published == []
+    (failure,) = [f for f in summary.failed_checks if "aggregate_counts_every_row" in f]
+    assert "1 of 30 rows were set aside because their children broke a rule (type on children: 1)" in failure
+
+    summary, ((_, portal),) = deliver(typo_in=3)  # the typo in a column the SQL does not sum
+    (warning,) = [f for f in summary.failed_checks if "aggregate_counts_every_row" in f]
+    assert "(WARN): 1 of 30 rows were set aside by validation (type on beds: 1)" in warning
+    expected = {t: sum(int(r.split(",")[2]) for r in rows if r.startswith(t + ",")) for t in TOWNS}
+    expected[rows[4].split(",")[0]] -= int(rows[4].split(",")[2])
+    assert {r["town"]: int(r["children"]) for r in portal} == expected
+
+    sql.write_text("SELECT town, children FROM {{ source }}", encoding="utf-8")  # rows, the same columns
+    summary, _ = deliver(typo_in=2, at=7)
+    assert summary.ok and not [f for f in summary.failed_checks if "aggregate_counts_every_row" in f]
