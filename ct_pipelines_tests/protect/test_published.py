@@ -291,3 +291,37 @@ def test_a_sql_file_that_sums_is_not_published_while_a_summed_value_is_set_aside
     sql.write_text("SELECT town, children FROM {{ source }}", encoding="utf-8")  # rows, the same columns
     summary, _ = deliver(typo_in=2, at=7)
     assert summary.ok and not [f for f in summary.failed_checks if "aggregate_counts_every_row" in f]
+
+
+def test_a_sql_file_that_sums_a_column_the_source_suppressed_is_refused(tmp_path, monkeypatch):
+    """SDE writes '*' for a count under 6. A SQL file's sum() of that column left the hidden counts out and
+    published the statewide figure as if complete; the declarative aggregate already refused it."""
+    from ct_pipelines_tests.support.catalog_run import run_and_read_portal
+
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir()
+    lines = ["District,Race,Students"] + [
+        f"{town} School District,{race},{'*' if (i + j) % 4 == 0 else 12 + i + j}"
+        for i, town in enumerate(TOWNS)
+        for j, race in enumerate(RACES)
+    ]
+    (tmp_path / "landing" / "enrollment.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "catalog" / "enrollment.yaml").write_text(
+        "id: enrollment\ntitle: Enrollment by district and race\ndescription: Students enrolled, by district.\n"
+        "agency: Department of Education\ncategory: Education\nupdate_frequency: Annually\n"
+        "contact: sde@ct.gov\ningest: {path: enrollment.csv}\ncolumns: [{source: District}, {source: Race}, "
+        "{source: Students, type: integer, suppressed_values: ['*']}]\n"
+        "protect: {mode: sql, sql_file: by_race.sql}\n",
+        encoding="utf-8",
+    )
+    (tmp_path / "catalog" / "by_race.sql").write_text(
+        "SELECT race, sum(students) AS students FROM {{ source }} GROUP BY ALL", encoding="utf-8"
+    )
+    summary, published = run_and_read_portal(tmp_path, tmp_path / "catalog", monkeypatch)
+    hidden = sum(line.endswith(",*") for line in lines)
+    assert not summary.ok and published == [] and hidden == 8
+    assert (
+        f"sql/by_race.sql sums or counts 'students', and the source suppressed {hidden} of its values"
+        in summary.error
+    )
+    assert "protect.mode: rows" in summary.error
