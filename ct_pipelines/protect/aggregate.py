@@ -140,24 +140,22 @@ def check_aggregate_columns(
             )
 
 
-def refuse_measures_over_source_suppression(
-    con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str], measures: list[Measure]
+def refuse_figures_over_source_suppression(
+    con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str], uses: list[tuple[str, str]], fix: str
 ) -> None:
     """A sum (or count, mean, min, max) of a column whose cells the source suppressed would leave those
     cells out and be published as a true figure, too low: SDE's statewide enrollment by race came out
-    37% short for one group. Nothing can rebuild the hidden values, so the run stops and says what to do."""
-    for measure in measures:
-        flag = f"{measure.column}_suppressed"
-        if measure.column is None or flag not in types:
+    37% short for one group. Nothing can rebuild the hidden values, so the run stops and says what to do.
+    ``uses``: (column, what uses it, as the message's opening words)."""
+    for column, what in uses:
+        flag = f"{column}_suppressed"
+        if flag not in types:
             continue
         hidden = con.execute(f"SELECT count_if({q(flag)}) FROM {q(view)}").fetchone()[0]
         if hidden:
             raise PublishConfigError(
-                f"protect.aggregate: measure '{measure.name}' is the {measure.agg} of '{measure.column}', "
-                f"and the source suppressed {hidden:,} of its values (empty, with {flag} true), so every "
-                "figure including them would be published wrong; publish the rows as they are (remove "
-                "protect.aggregate: each suppressed value stays empty with its flag), or aggregate a "
-                "column the source did not suppress"
+                f"{what}, and the source suppressed {hidden:,} of its values (empty, with {flag} true), so "
+                f"every figure including them would be published wrong; {fix}"
             )
 
 
@@ -359,7 +357,18 @@ def build_aggregate(
     label = "protect.aggregate"
     types = column_types(con, view)
     check_aggregate_columns(types, aggregate, pii_fields, label)
-    refuse_measures_over_source_suppression(con, view, types, aggregate.measures)
+    refuse_figures_over_source_suppression(
+        con,
+        view,
+        types,
+        [
+            (m.column, f"protect.aggregate: measure '{m.name}' is the {m.agg} of '{m.column}'")
+            for m in aggregate.measures
+            if m.column
+        ],
+        "publish the rows as they are (remove protect.aggregate: each suppressed value stays empty with its "
+        "flag), or aggregate a column the source did not suppress",
+    )
     refuse_sums_over_empty_cells(con, view, aggregate.measures)
     times = time_columns(con, view, types)
     refuse_sums_over_dates(con, view, times, aggregate)

@@ -20,7 +20,13 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import quarantine_table, quote_ident, quote_qualified, stage_table
 from ct_pipelines.core.warehouse import relation_exists
-from ct_pipelines.protect.aggregate import NOT_REPORTED, build_aggregate, column_types, suppress_table
+from ct_pipelines.protect.aggregate import (
+    NOT_REPORTED,
+    build_aggregate,
+    column_types,
+    refuse_figures_over_source_suppression,
+    suppress_table,
+)
 from ct_pipelines.protect.errors import PublishConfigError
 from ct_pipelines.protect.pii import (
     assert_no_pii_columns,
@@ -138,8 +144,16 @@ def _build_from_sql(
     label = f"sql/{config.sql_file}"
     query = render_sql_file(sql_dir, config.sql_file, names)
     shape = check_sql(query, set(names.values()), label)
-    if shape.aggregates:
-        _refuse_sql_sums_over_source_suppression(con, names["source"], shape, label)
+    if shape.aggregates:  # as for a declarative measure: the hidden values would be left out of the sums
+        types = column_types(con, names["source"])
+        refuse_figures_over_source_suppression(
+            con,
+            names["source"],
+            types,
+            [(c, f"{label} sums or counts '{c}'") for c in sorted(types) if c.lower() in shape.aggregated],
+            "publish the rows as they are (protect.mode: rows, where each suppressed value stays empty with "
+            "its flag), or aggregate a column the source did not suppress",
+        )
     if config.suppression is None:
         run_confined(con, query, shape, target_table, label, pii_fields)
         return [], shape
@@ -156,27 +170,6 @@ def _build_from_sql(
         ), shape
     finally:
         con.execute(f"DROP TABLE IF EXISTS {quote_ident(staging)}")
-
-
-def _refuse_sql_sums_over_source_suppression(
-    con: duckdb.DuckDBPyConnection, source: str, shape: SqlShape, label: str
-) -> None:
-    """As for a declarative measure (``refuse_measures_over_source_suppression``): a sum(), avg() or
-    count() of a column whose cells the source suppressed leaves them out and is published as a true
-    figure, too low. Nothing can rebuild the hidden values, so the run stops and says what to do."""
-    types = column_types(con, source)
-    for column in sorted(c for c in types if c.lower() in shape.aggregated):
-        flag = f"{column}_suppressed"
-        if flag not in types:
-            continue
-        hidden = con.execute(f"SELECT count_if({quote_ident(flag)}) FROM {quote_ident(source)}").fetchone()[0]
-        if hidden:
-            raise PublishConfigError(
-                f"{label} sums or counts '{column}', and the source suppressed {hidden:,} of its values (empty, "
-                f"with {flag} true), so every figure including them would be published wrong; publish the "
-                "rows as they are (protect.mode: rows, where each suppressed value stays empty with its flag), "
-                "or aggregate a column the source did not suppress"
-            )
 
 
 def _refuse_legacy_date_totals(con: duckdb.DuckDBPyConnection, staging: str, margin_dims: list[str]) -> None:
