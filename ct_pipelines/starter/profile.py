@@ -57,6 +57,7 @@ class ColumnProfile:
     two_digit_year_span: tuple[int, int] | None = None  # the lowest and highest two-digit year seen
     width: int | None = None  # a code's digits, zero-padded: ZIP codes stored as numbers (6810)
     period: bool = False  # text naming a period on every row (2025-01, FY2024): a time dimension
+    identifier: str | None = None  # why numbers are typed code (an identifier's name, or too many digits)
 
 
 @dataclass
@@ -154,6 +155,36 @@ def _names_periods(con: duckdb.DuckDBPyConnection, table: str, column: str) -> b
         f"SELECT count({text}), count_if(regexp_full_match({text}, {quote_literal(PERIOD_TEXT_RE2)})) FROM {table}"
     ).fetchall()[0]
     return bool(filled) and filled == periods
+
+
+#: The last word of a field named for an identifier (town_code, npi, account_number), not a quantity.
+_IDENTIFIER_WORDS = frozenset(["id", "code", "key", "npi", "fips", "uid", "guid", "identifier"])
+_NUMBER_WORDS = frozenset(["number", "num", "nbr"])
+#: Digits beyond which a number is not kept exactly (a 64-bit float holds 15 significant digits).
+EXACT_DIGITS = 15
+
+
+def _identifier(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str | None:
+    """Why a column of numbers should be typed `code`, or None: a new user's license numbers were typed
+    integer from a first file without leading zeros, and a later delivery's 0012345 was published as
+    12345; 20-digit trace numbers typed number were all published as 1.2345678901234567e+19; Excel's
+    3E04 product code became 30000. Identifiers are kept as written."""
+    from ct_pipelines.protect.published import named_like_count
+
+    words = column.lower().split("_")
+    named = words[-1] in _IDENTIFIER_WORDS or (
+        len(words) > 1 and words[-1] in _NUMBER_WORDS and not named_like_count(column)
+    )
+    text = f"NULLIF(trim({quote_ident(column)}), '')"
+    digits_only, exponent, longest = con.execute(
+        f"SELECT bool_and(regexp_full_match({text}, '[0-9]+')), bool_or(regexp_matches({text}, '[0-9][eE]')), "
+        f"max(length(ltrim({text}, '0'))) FROM {table}"
+    ).fetchone()
+    if digits_only and (longest or 0) > EXACT_DIGITS:
+        return f"digits beyond the {EXACT_DIGITS} a number keeps exactly"
+    if named and (digits_only or exponent):
+        return "named for an identifier"
+    return None
 
 
 def _zip_width(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int | None:
@@ -334,6 +365,8 @@ def profile_file(
         kind, empty, distinct, zeros = _infer_type(con, table, name)
         width = _zip_width(con, table, name) if kind in ("integer", CODE_TYPE) else None
         kind = CODE_TYPE if width else kind
+        identifier = _identifier(con, table, name) if kind in ("integer", "number") else None
+        kind = CODE_TYPE if identifier else kind
         short_years = kind == SHORT_YEAR_DATE
         kind = "date" if short_years else kind
         markers = _markers(con, table, name, read.rows - len(footer) - empty) if kind == "text" else None
@@ -355,6 +388,7 @@ def profile_file(
                     two_digit_years=short_years,
                     two_digit_year_span=span,
                     width=width,
+                    identifier=identifier,
                 )
             )
     for column in columns:
@@ -489,6 +523,15 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
     if zips:
         notes.append(
             f"# ZIP codes written as numbers here (6810): `width: {ZIP_WIDTH}` publishes them as 06810: {', '.join(zips)}."
+        )
+    identifiers = [f"{c.field_name} ({c.identifier})" for c in profile.columns if c.identifier]
+    if identifiers:
+        notes += textwrap.wrap(
+            "Numbers typed `code`, kept exactly as written (a later file's leading zeros too) and never "
+            f"summed: {', '.join(identifiers)}. Make one `integer` only if it is a quantity.",
+            100,
+            initial_indent="# ",
+            subsequent_indent="# ",
         )
     codes = [c.field_name for c in profile.columns if c.leading_zeros]
     if codes and CODE_TYPE == "text":

@@ -1044,3 +1044,44 @@ def test_a_case_number_is_a_record_number_never_a_count_to_sum(tmp_path: Path):
     assert starter_columns(text)["Case Number"].get("pii") is True
     block = suggested_protect(text)
     assert "column: cases}" in block[2] and "case_number" not in block[2]
+
+
+def test_numbers_that_name_an_identifier_are_typed_code_and_a_later_deliverys_zeros_survive(
+    tmp_path: Path, monkeypatch
+):
+    """A new user's first file held license numbers without leading zeros, so the starter typed them
+    integer, and the next delivery's 0012345 reached the portal as 12345; 20-digit trace numbers typed
+    number were all published as 1.2345678901234567e+19, and product code 3E04 as 30000. Such columns
+    are codes now, kept as written; counts stay integers."""
+    header = "License Number,Town Code,Trace Number,Product Code,Visits,Total Number\n"
+
+    def rows(first: str) -> str:
+        lines = [
+            f"{12345 + i},{100 + i},{12345678901234567800 + i},{'3E04' if i % 2 else '1E5'},{i % 7},{i * 3}"
+            for i in range(1, 31)
+        ]
+        return header + "\n".join([first, *lines[1:]]) + "\n"
+
+    extract, catalog = landed(tmp_path, "licenses.csv", rows("12346,101,12345678901234567801,3E04,1,3"))
+    text = new_starter(extract, catalog / "licenses.yaml")
+    types = {name: column["type"] for name, column in starter_columns(text).items()}
+    assert types == {
+        "License Number": "code",
+        "Town Code": "code",
+        "Trace Number": "code",
+        "Product Code": "code",
+        "Visits": "integer",
+        "Total Number": "integer",
+    }
+    assert "trace_number (digits beyond the 15 a number keeps exactly)" in comments(text)
+    fill_todos(catalog / "licenses.yaml")
+    path = catalog / "licenses.yaml"
+    path.write_text(path.read_text(encoding="utf-8") + "row_identifier: trace_number\n", encoding="utf-8")
+    run_filled_starter(tmp_path, catalog, monkeypatch)
+    extract.write_text(rows("0012346,007,12345678901234567801,3E04,1,3"), encoding="utf-8")
+    summary, _, records = run_filled_starter(tmp_path, catalog, monkeypatch)
+    assert summary.rows_published == 30 and len(records) == 30
+    first = next(r for r in records if r["trace_number"] == "12345678901234567801")
+    assert (first["license_number"], first["town_code"], first["product_code"]) == ("0012346", "007", "3E04")
+    assert len({r["trace_number"] for r in records}) == 30
+    assert sorted(int(r["visits"]) for r in records) == sorted(i % 7 for i in range(1, 31))
