@@ -10,15 +10,27 @@ from collections.abc import Iterable
 MAX_FIELD_NAME = 63
 
 #: Labels of a row that totals the others (DPH's "ALL RACES/ETHNICITIES" and "BOTH SEXES", a "Total"
-#: line, "Statewide"), in RE2 syntax so DuckDB can search with it; "All other ..." is a category.
-TOTAL_LABEL_RE2 = r"(?i)^\W*(all|total|totals|grand total|overall|statewide|both sexes|both genders)\b"
+#: line, "Statewide", "State Total", "Hartford County Subtotal"), in RE2 syntax so DuckDB can search with
+#: it; "All other ..." is a category.
+TOTAL_LABEL_RE2 = (
+    r"(?i)^\W*(all|total|totals|grand total|overall|statewide|state total|both sexes|both genders|sub-?totals?)\b"
+    r"|\b(sub-?)?totals?\W*$"
+)
+#: The state's own name, which totals the towns or counties beside it in the same column ("Connecticut"
+#: below 169 towns): read as a total only where the column holds other values too.
+STATE_LABEL_RE2 = r"(?i)^\W*(state of connecticut|connecticut|ct|ct statewide)\W*$"
 
 
 def is_total_label(value: str) -> bool:
     """Whether a value reads as a total of the other values of its column."""
-    return bool(re.match(TOTAL_LABEL_RE2[4:], value, re.IGNORECASE)) and not re.match(
+    return bool(re.search(TOTAL_LABEL_RE2[4:], value, re.IGNORECASE)) and not re.match(
         r"\W*all\s+other\b", value, re.IGNORECASE
     )
+
+
+def is_state_label(value: str) -> bool:
+    """Whether a value names the state itself (a total where the column also names its towns)."""
+    return bool(re.match(STATE_LABEL_RE2[4:], value, re.IGNORECASE))
 
 
 #: A field named for a ZIP code (zip, zipcode, client_zip, mailing_zip_code, postal_code). Excel and

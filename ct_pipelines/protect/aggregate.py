@@ -17,7 +17,13 @@ import numpy as np
 import pandas as pd
 
 from ct_pipelines.catalog.blocks.protect import AggregateConfig, Measure, SuppressionConfig
-from ct_pipelines.catalog.naming import TOTAL_LABEL_RE2, closest, is_total_label
+from ct_pipelines.catalog.naming import (
+    STATE_LABEL_RE2,
+    TOTAL_LABEL_RE2,
+    closest,
+    is_state_label,
+    is_total_label,
+)
 from ct_pipelines.core.sql import quote_ident as q
 from ct_pipelines.core.sql import quote_literal, release_table, released_table
 from ct_pipelines.core.warehouse import relation_exists
@@ -279,25 +285,40 @@ def refuse_sums_over_total_rows(
     ]
     if not columns:
         return
-    found = con.execute(
-        "SELECT "
-        + ", ".join(
-            f"list(DISTINCT {q(c)}) FILTER (WHERE regexp_matches({q(c)}, {quote_literal(TOTAL_LABEL_RE2)}))"
-            for c in columns
-        )
-        + f" FROM {q(view)}"
-    ).fetchone()
-    for column, values in zip(columns, found or (), strict=True):
-        totals = sorted(v for v in values or [] if is_total_label(v))
+    pattern = quote_literal(f"{TOTAL_LABEL_RE2}|{STATE_LABEL_RE2[4:]}")
+    found = (
+        con.execute(
+            "SELECT "
+            + ", ".join(
+                f"list(DISTINCT {q(c)}) FILTER (WHERE regexp_matches({q(c)}, {pattern})), count(DISTINCT {q(c)})"
+                for c in columns
+            )
+            + f" FROM {q(view)}"
+        ).fetchone()
+        or ()
+    )
+    for k, column in enumerate(columns):
+        values, distinct = found[2 * k] or [], found[2 * k + 1]
+        # "Connecticut" in a column of town names totals them; in a column holding only it, it is the state
+        totals = sorted(v for v in values if is_total_label(v) or (is_state_label(v) and distinct > 1))
         if not totals:
             continue
-        listed = ", ".join(f"'{v}'" for v in totals[:3])
+        listed = ", ".join(f"'{v}'" for v in totals[:3]) + (
+            f" and {len(totals) - 3} more" if len(totals) > 3 else ""
+        )
         role = "gets totals" if column in margins else "is not a dimension"
+        which = (
+            f"equals: '{totals[0]}'"
+            if len(totals) == 1
+            else "matches: '^("
+            + "|".join(re.sub(r"([.^$*+?()\[\]{}|\\])", r"\\\1", v) for v in totals).replace("'", "''")
+            + ")$'"
+        )
         raise PublishConfigError(
             f"protect.aggregate: '{column}' holds {listed}, which read{'s' if len(totals) == 1 else ''} as a "
             f"total of its other values, and {column} {role}, so the sum of '{sums[0].column}' would add each "
             f"total to its own parts; leave those rows out at ingest (ingest.leave_out: [{{name: {column} "
-            f"total, column: {column}, equals: '{totals[0]}'}}]), or make '{column}' a dimension without "
+            f"total, column: {column}, {which}}}]), or make '{column}' a dimension without "
             f"totals ('- {{name: {column}, totals: false}}')"
         )
 

@@ -404,6 +404,46 @@ def test_a_sum_over_a_column_holding_its_own_total_is_refused():
     assert published == {("Total", "MALE"): 69, ("Total", "FEMALE"): 58, ("Total", "BOTH SEXES"): 127}
 
 
+@pytest.mark.parametrize(
+    ("labels", "expected"),
+    [
+        (["Connecticut"], "'town' holds 'Connecticut', which reads as a total"),
+        (["State Total"], "'town' holds 'State Total', which reads as a total"),
+        (
+            ["Hartford County Subtotal", "Tolland County Subtotal"],
+            "matches: '^(Hartford County Subtotal|Tolland County Subtotal)$'",
+        ),
+    ],
+)
+def test_a_state_or_subtotal_row_among_the_towns_is_refused(labels: list[str], expected: str):
+    """A helper's ED visits by town carried the state's own row, labelled "Connecticut" or "State Total",
+    and every published figure was twice the file's; county subtotal rows doubled the county totals."""
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (town VARCHAR, race VARCHAR, visits BIGINT)")
+    towns = [("Hartford", "White", 40), ("Hartford", "Black", 30), ("Andover", "White", 12)]
+    totals = [(label, race, n) for label in labels for race, n in [("White", 52), ("Black", 30)]]
+    con.executemany("INSERT INTO v VALUES (?, ?, ?)", towns + totals)
+    summed = {"name": "visits", "agg": "sum", "column": "visits"}
+    for dimensions in (["race"], ["town", "race"]):
+        aggregate = AggregateConfig.model_validate({"dimensions": dimensions, "measures": [summed]})
+        with pytest.raises(PublishConfigError) as refused:
+            build_aggregate(con, "v", "out", aggregate, None, [])
+        assert expected in str(refused.value)
+
+
+def test_a_column_holding_only_the_states_name_is_not_a_total():
+    con = duckdb.connect()
+    con.execute("CREATE TABLE v (state VARCHAR, race VARCHAR, visits BIGINT)")
+    con.executemany(
+        "INSERT INTO v VALUES (?, ?, ?)", [("Connecticut", "White", 40), ("Connecticut", "Black", 30)]
+    )
+    aggregate = AggregateConfig.model_validate(
+        {"dimensions": ["race"], "measures": [{"name": "visits", "agg": "sum", "column": "visits"}]}
+    )
+    build_aggregate(con, "v", "out", aggregate, None, [])
+    assert con.execute("SELECT visits FROM out WHERE race = 'Total'").fetchone() == (70,)
+
+
 def test_a_category_with_no_row_in_a_period_is_left_out_for_that_period_not_published_as_zero():
     """DCF's placement counts: the region 'Other' first appears in 2018. The grid published it as 0
     children for 2017, which says no one where the source said nothing. Within a period, a missing
