@@ -91,7 +91,7 @@ def _rule_sql(path: Path, read: ReadResult, rule: LeaveOutRule) -> tuple[str, st
         cells = [f"NULLIF(trim({quote_ident(n)}), '')" for n in read.field_names]
         value = f"coalesce({', '.join(cells)})" if len(cells) > 1 else cells[0]
     if rule.equals is not None:
-        return value, f"{value} = {quote_literal(rule.equals.strip())}"
+        return value, f"coalesce({value} = {quote_literal(rule.equals.strip())}, false)"
     return value, f"coalesce(regexp_matches({value}, {quote_literal(rule.matches or '')}), false)"
 
 
@@ -114,6 +114,8 @@ def apply_quirks(
         value, test = _rule_sql(path, read, rule)
         column = _field_of(path, read, rule.column, "ingest.leave_out") if rule.column else None
         shown = "'***'" if column in pii else f"left({value}, 200)"
+        # every test is true or false, never NULL: an empty cell in an earlier rule's column made NOT (NULL)
+        # drop the row from this rule too, and a helper's notes rows were published as data
         earlier = f" AND NOT ({' OR '.join(taken)})" if taken else ""
         con.execute(
             f'INSERT INTO "{left}" SELECT _row, _line, ?, ?, {shown} FROM "{raw_view}" WHERE {test}{earlier}',

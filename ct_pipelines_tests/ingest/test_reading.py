@@ -391,6 +391,25 @@ def test_a_parquet_file_of_many_row_groups_keeps_every_rows_number_and_value(tmp
     )
 
 
+def test_a_notes_rule_after_a_total_rule_still_leaves_out_notes_whose_town_is_empty(tmp_path, make_dataset):
+    """The README's order (a footer total by Town, then notes by their first cell): the notes have no
+    Town, the total rule's test was NULL on them, NOT (NULL) dropped them from the notes rule too, and a
+    helper's "Source: DSS ImpaCT" line was published as a row with the run saying "notes 0"."""
+    lines = ["County,Town,Households", "Hartford County,Hartford,10724", "Tolland County,Andover,312"]
+    lines += [",Total,11036", "Source: DSS ImpaCT,,", "Data as of 6/30/2024,,"]
+    (tmp_path / "snap.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    rules = [
+        {"name": "footer total", "column": "Town", "equals": "Total"},
+        {"name": "notes", "matches": "^(Data|Source:)"},
+    ]
+    con, result = ingest(tmp_path, make_dataset, "snap.csv", source={"leave_out": rules})
+    assert con.execute("SELECT county FROM ingest__sample ORDER BY _row").fetchall() == [
+        ("Hartford County",),
+        ("Tolland County",),
+    ]
+    assert result.rows_left_out == {"footer total": 1, "notes": 2}
+
+
 def test_json_without_records_is_refused(tmp_path, make_dataset):
     (tmp_path / "x.json").write_text("[]", encoding="utf-8")
     with pytest.raises(IngestError, match="x.json: the json file holds no records"):
