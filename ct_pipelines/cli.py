@@ -619,6 +619,8 @@ def profile(
     if data["header_row"] is not None:  # JSON and Parquet have names, not a header line
         layout.append(f"header on line {data['header_row']}")
     click.echo(f"{file}: {', '.join(layout)}, {data['rows']:,} rows")
+    for note in data["notes"]:
+        click.echo(f"  {note}")
     for column in data["columns"]:
         markers = "".join(
             f"; {what} written as {', '.join(repr(v) for v in column[key])}"

@@ -45,7 +45,9 @@ def read_excel_into(
             "save the file as Excel Workbook (.xlsx), or set ingest.format to match the file",
         ) from exc
     try:
-        worksheet, rows_iter = _sheet_rows(path, workbook, formulas, sheet)
+        filled = [0]  # cells given their merged range's value
+        worksheet, rows_iter = _sheet_rows(path, workbook, formulas, sheet, filled)
+        others = [name for name in workbook.sheetnames if name != worksheet.title]
         head = list(itertools.islice(enumerate(rows_iter, start=1), 30))  # where the header is looked for
         header_line, header = _excel_header(path, head, header_row, worksheet.title)
         width = len(header)
@@ -71,6 +73,18 @@ def read_excel_into(
             sheet=worksheet.title,
             row=header_line,
         )
+    notes = []
+    if filled[0]:
+        notes.append(
+            f"filled {filled[0]:,} cells of sheet '{worksheet.title}' from merged ranges (Excel shows one "
+            "value over several rows; the file holds it in the first)"
+        )
+    if others:
+        notes.append(
+            f"read sheet '{worksheet.title}' only; the workbook also has {', '.join(repr(o) for o in others)}, "
+            "not read (set ingest.sheet to read another; a sheet per year is one dataset per sheet, or one "
+            "file the agency exports with every year)"
+        )
     return ReadResult(
         rows=count,
         source_columns=[h.strip() or h for h in header],
@@ -78,11 +92,12 @@ def read_excel_into(
         format="excel",
         header_line=header_line,
         sheet=worksheet.title,
+        notes=notes,
     )
 
 
 def _sheet_rows(
-    path: Path, workbook: Any, formulas: Any, sheet: str | int | None
+    path: Path, workbook: Any, formulas: Any, sheet: str | int | None, filled: list[int]
 ) -> tuple[Any, Iterator[list]]:
     """The chosen sheet and its rows as text; a formula without a cached value gives its ``="..."`` text."""
     if sheet is None:
@@ -98,7 +113,7 @@ def _sheet_rows(
             "set ingest.sheet to one of the sheet names or a 0-based index",
         )
     # Cells (not bare values) carry the number format that pads ZIP and town codes (00000).
-    rows = (
+    cell_rows = (
         [
             _cell_text(c.value, c.number_format)
             if c.value is not None
@@ -109,7 +124,65 @@ def _sheet_rows(
             worksheet.iter_rows(), formula_sheet.iter_rows(values_only=True), strict=False
         )
     )
-    return worksheet, rows
+    return worksheet, _fill_merged(cell_rows, _merged_ranges(worksheet), filled)
+
+
+_MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]{1,3})([0-9]+):([A-Z]{1,3})([0-9]+)"')
+
+
+def _column_number(letters: bytes) -> int:
+    number = 0
+    for letter in letters:
+        number = number * 26 + letter - 64
+    return number
+
+
+def _merged_ranges(worksheet: Any) -> list[tuple[int, int, int, int]]:
+    """The sheet's merged ranges spanning several rows, as (first row, last row, first column, last
+    column), 1-based; read from the sheet's XML, since openpyxl's read-only mode does not keep them."""
+    path, archive = getattr(worksheet, "_worksheet_path", None), getattr(worksheet.parent, "_archive", None)
+    if path is None or archive is None:
+        return []
+    found, tail = [], b""
+    with archive.open(path) as source:
+        while chunk := source.read(1 << 20):
+            data = tail + chunk
+            if b"mergeCell" in data:
+                found += [m.groups() for m in _MERGE_CELL.finditer(data)]
+            tail = data[-256:] if b"<" not in data[-256:] else data[data.rfind(b"<") :]
+    ranges = {
+        (int(r1), int(r2), _column_number(c1), _column_number(c2))
+        for c1, r1, c2, r2 in found
+        if int(r2) > int(r1)
+    }
+    return sorted(ranges)
+
+
+def _fill_merged(
+    rows: Iterator[list], ranges: list[tuple[int, int, int, int]], filled: list[int]
+) -> Iterator[list]:
+    """Rows with each merged range's value in every cell it covers: Excel shows a town merged down over
+    its four race rows, and the file holds it in the first row only, so a helper's aggregate put three
+    quarters of the deaths under 'Not reported'. Ranges within one row (a title across columns) are
+    left alone. ``filled[0]`` counts the cells filled."""
+    starts: dict[int, list[tuple[int, int, int, int]]] = {}
+    for merged in ranges:
+        starts.setdefault(merged[0], []).append(merged)
+    active: list[tuple[int, int, int, object]] = []  # (last row, first column, last column, value)
+    for number, row in enumerate(rows, start=1):
+        active = [a for a in active if a[0] >= number]
+        for _first, last, low, high in starts.get(number, []):
+            value = row[low - 1] if low - 1 < len(row) else None
+            if value is not None:
+                active.append((last, low, high, value))
+        for _last, low, high, value in active:
+            if len(row) < high:
+                row = row + [None] * (high - len(row))
+            for column in range(low - 1, high):
+                if row[column] is None:
+                    row[column] = value
+                    filled[0] += 1
+        yield row
 
 
 def _write_batches(

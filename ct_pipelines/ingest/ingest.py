@@ -103,6 +103,7 @@ class IngestResult:
     unpivoted_columns: int = 0
     # matching files that arrived after the file read last time and were not read (only the newest is)
     unread_arrivals: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # what the reader did that a person should know
 
     def lineage(self) -> dict[str, object]:
         """Flat lineage for asset metadata and the ingest log."""
@@ -356,6 +357,7 @@ def _ingested(
         read.bom, read.delimiter, read.header_line, read.sheet, duration, dict(mapping),
         [n for n in names if declared and n not in declared], stat.st_mtime_ns, config, reason, resend_of,
         read.fallback_lines, read.first_fallback_line, read.rows, quirks.left_out, quirks.unpivoted_columns,
+        notes=list(read.notes),
     )  # fmt: skip
 
 

@@ -45,6 +45,8 @@ def run(
             f"{dataset.id}: ingested {result.rows:,} rows x {result.columns} columns from {result.path} "
             f"({result.encoding or result.format}) in {result.duration_s:.2f}s; {result.reason}"
         )
+    for note in result.notes:
+        progress(f"{dataset.id}: {note}")
     left_out = sum(result.rows_left_out.values()) if result.rows_left_out else 0
     if left_out:
         progress(

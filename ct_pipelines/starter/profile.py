@@ -79,6 +79,7 @@ class Profile:
             "header_row": self.read.header_line,
             "sheet": self.read.sheet,
             "rows": self.read.rows,
+            "notes": list(self.read.notes),
             "columns": [
                 {
                     "name": c.name,
@@ -523,6 +524,10 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
     if zips:
         notes.append(
             f"# ZIP codes written as numbers here (6810): `width: {ZIP_WIDTH}` publishes them as 06810: {', '.join(zips)}."
+        )
+    for note in profile.read.notes:  # what the reader did: merged cells filled, other sheets not read
+        notes += textwrap.wrap(
+            note[0].upper() + note[1:] + ".", 100, initial_indent="# ", subsequent_indent="# "
         )
     identifiers = [f"{c.field_name} ({c.identifier})" for c in profile.columns if c.identifier]
     if identifiers:

@@ -410,6 +410,38 @@ def test_a_notes_rule_after_a_total_rule_still_leaves_out_notes_whose_town_is_em
     assert result.rows_left_out == {"footer total": 1, "notes": 2}
 
 
+def test_a_town_merged_down_over_its_rows_is_read_on_every_row_and_other_sheets_are_named(
+    tmp_path, make_dataset
+):
+    """Excel shows Bridgeport merged down over its four race rows; the file holds it in the first row
+    only, and a helper's aggregate put three quarters of the deaths under 'Not reported'. A title merged
+    across columns stays a title. The sheets not read are named, since a sheet per year went unnoticed."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    sheet = book.active
+    sheet.title = "By Town"
+    sheet.append(["Overdose deaths by town and race", None, None])
+    sheet.merge_cells("A1:C1")
+    sheet.append(["Town", "Race/Ethnicity", "Deaths"])
+    races = ["Hispanic", "NH White", "NH Black", "NH Other"]
+    for town, deaths in [("Bridgeport", [79, 10, 60, 67]), ("Hartford", [79, 7, 32, 65])]:
+        first = sheet.max_row + 1
+        for k, (race, n) in enumerate(zip(races, deaths, strict=True)):
+            sheet.append([town if k == 0 else None, race, n])
+        sheet.merge_cells(f"A{first}:A{first + 3}")
+    book.create_sheet("2023").append(["Town", "Race/Ethnicity", "Deaths"])
+    book.create_sheet("2022").append(["Town", "Race/Ethnicity", "Deaths"])
+    book.save(tmp_path / "deaths.xlsx")
+    con, result = ingest(tmp_path, make_dataset, "deaths.xlsx")
+    towns = con.execute(
+        "SELECT town, count(*), sum(deaths::INTEGER) FROM ingest__sample GROUP BY 1 ORDER BY 1"
+    )
+    assert towns.fetchall() == [("Bridgeport", 4, 216), ("Hartford", 4, 183)]
+    assert result.notes[0].startswith("filled 6 cells of sheet 'By Town' from merged ranges")
+    assert "read sheet 'By Town' only; the workbook also has '2023', '2022', not read" in result.notes[1]
+
+
 def test_json_without_records_is_refused(tmp_path, make_dataset):
     (tmp_path / "x.json").write_text("[]", encoding="utf-8")
     with pytest.raises(IngestError, match="x.json: the json file holds no records"):

@@ -1085,3 +1085,24 @@ def test_numbers_that_name_an_identifier_are_typed_code_and_a_later_deliverys_ze
     assert (first["license_number"], first["town_code"], first["product_code"]) == ("0012346", "007", "3E04")
     assert len({r["trace_number"] for r in records}) == 30
     assert sorted(int(r["visits"]) for r in records) == sorted(i % 7 for i in range(1, 31))
+
+
+def test_profile_and_starter_name_the_sheets_a_workbook_has_besides_the_one_read(tmp_path: Path):
+    """A helper's workbook held one sheet per year; profile and the starter read the first and said
+    nothing of the others, and 6 of 18 rows were published."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    for k, year in enumerate(["2022", "2023", "2024"]):
+        sheet = book.active if k == 0 else book.create_sheet()
+        sheet.title = year
+        sheet.append(["Town", "Slots"])
+        sheet.append(["Hartford", 100 + k])
+    extract, catalog = tmp_path / "slots.xlsx", tmp_path / "catalog"
+    catalog.mkdir()
+    book.save(extract)
+    said = "read sheet '2022' only; the workbook also has '2023', '2024', not read"
+    assert said in CliRunner().invoke(main, ["profile", str(extract)]).output
+    assert "Read sheet '2022' only; the workbook also has '2023', '2024'" in comments(
+        new_starter(extract, catalog / "slots.yaml")
+    )
