@@ -383,6 +383,27 @@ COUNT_WORDS = frozenset(
         "referrals",
         "arrests",
         "incidents",
+        # events counted per person or case: a helper's ED "Visits" table got a suggested count of rows
+        "visits",
+        "encounters",
+        "requests",
+        "applications",
+        "claims",
+        "calls",
+        "complaints",
+        "inspections",
+        "violations",
+        "hospitalizations",
+        "overdoses",
+        "injuries",
+        "victims",
+        "crashes",
+        "vaccinations",
+        "doses",
+        "graduates",
+        "employees",
+        "veterans",
+        "youth",
     ]
 )
 _INTEGER_TYPES = (

@@ -646,8 +646,29 @@ def _aggregate_hint(profile: Profile) -> list[str]:
 
     counts = [c for c in profile.columns if c.type == "integer" and named_like_count(c.name)]
     if not counts:
+        whole = [
+            c.field_name
+            for c in profile.columns
+            if c.type == "integer"
+            and not re.search(r"(^|_)(year|yr|month|day|quarter|fy|age)(_|$)", c.field_name)
+        ]
+        # A count of rows is a count of records; a table whose rows already hold counts under a name the
+        # starter does not know would publish its number of rows (a helper's 39 for every group).
+        maybe = (
+            textwrap.wrap(
+                "This counts rows (records). If each row already holds a count of people or events (perhaps "
+                f"{' or '.join(whole[:3])}), sum it instead: measures: [{{name: {whole[0]}, agg: sum, column: "
+                f"{whole[0]}}}] and count_column: {whole[0]}.",
+                100,
+                initial_indent="# ",
+                subsequent_indent="# ",
+            )
+            if whole
+            else []
+        )
         return [
             "# To publish counts by group instead of rows, with cells of 1 to 5 hidden:",
+            *maybe,
             "# protect:",
             "#   mode: aggregate",
             "#   aggregate: {dimensions: [rel_reporting_group], measures: [{name: count}]}",

@@ -1106,3 +1106,25 @@ def test_profile_and_starter_name_the_sheets_a_workbook_has_besides_the_one_read
     assert "Read sheet '2022' only; the workbook also has '2023', '2024'" in comments(
         new_starter(extract, catalog / "slots.yaml")
     )
+
+
+def test_a_table_of_visits_gets_a_suggested_sum_and_an_unknown_count_name_a_hint(tmp_path: Path):
+    """A helper took the starter's protect block for ED visits by town and race: it counted rows, and the
+    portal got 39 for every group where the file holds 634,197 visits."""
+    lines = ["Town,Year,Race,Visits"] + [
+        f"{t},{y},{r},{1000 + 17 * k}"
+        for k, (t, y, r) in enumerate(
+            (t, y, r) for t in ("Hartford", "Union") for y in (2021, 2022) for r in ("White", "Black")
+        )
+    ]
+    extract, catalog = landed(tmp_path, "visits.csv", "\n".join(lines) + "\n")
+    block = suggested_protect(new_starter(extract, catalog / "visits.yaml"))
+    assert "measures: [{name: visits, agg: sum, column: visits}]" in block[2]
+    tally = tmp_path / "landing" / "tally.csv"
+    tally.write_text("\n".join(line.replace("Visits", "Tally") for line in lines) + "\n", encoding="utf-8")
+    said = comments(new_starter(tally, catalog / "tally.yaml"))
+    assert (
+        "This counts rows (records). If each row already holds a count of people or events (perhaps tally)"
+        in said
+    )
+    assert "measures: [{name: tally, agg: sum, column: tally}]" in said and "perhaps year" not in said
