@@ -398,8 +398,6 @@ COUNT_WORDS = frozenset(
         "injuries",
         "victims",
         "crashes",
-        "vaccinations",
-        "doses",
         "graduates",
         "employees",
         "veterans",

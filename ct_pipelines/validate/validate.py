@@ -29,11 +29,12 @@ from ct_pipelines.catalog.models import Dataset
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import quote_ident, quote_literal, short_rows_table, source_lines_macro
 from ct_pipelines.core.warehouse import relation_exists
+from ct_pipelines.validate import scan as scan_module
 from ct_pipelines.validate.gx_suite import gx_check_names, run_gx_suite
 from ct_pipelines.validate.gx_worker import GxWorkerError, running_gx_worker
 from ct_pipelines.validate.history import HISTORY_TABLE, _history_outcomes, null_shares  # noqa: F401
 from ct_pipelines.validate.parsing import column_quirks
-from ct_pipelines.validate.rules import DatasetRuleError, Rule, build_rules, pandera_schema
+from ct_pipelines.validate.rules import TEXT_SUFFIX, DatasetRuleError, Rule, build_rules, pandera_schema
 from ct_pipelines.validate.scan import (
     CATALOG_SQL,
     ROW_COLUMNS,
@@ -155,6 +156,45 @@ def _short_row_rules(con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_colum
     broken = f"_row IN (SELECT _row FROM {quote_ident(short)})"
     severity = dataset.validate.severities.get("types", Severity.ERROR)
     return [Rule("types", "short_row", data[-1], severity, phrase, broken)]
+
+
+#: The first cell of a footnote: "Note: figures are preliminary", "Source: ...", "* Counts under 5 ...",
+#: "Prepared by the Office of Research", "Data as of 6/30/2024", or any text of five words or more.
+NOTE_TEXT_RE2 = (
+    r"(?i)^(\*|†|notes?\b|sources?\b|prepared\b|data (as|are|is)\b|as of\b|updated\b|footnotes?\b"
+    r"|disclaimer\b|suppressed\b|counts? (of|under|less)\b)|^\S+(\s+\S+){4,}$"
+)
+NOTE_ROWS_AT_END = 10  # a note is looked for among the file's last rows only
+
+
+def _note_row_rules(
+    con: duckdb.DuckDBPyConnection, dataset: Dataset, raw_columns: list[str], scan_ref: str
+) -> list[Rule]:
+    """Rows near the end of the file whose first cell reads as a footnote and whose other cells are all
+    empty are set aside: a helper's later delivery added "Note: FY 2023-24 figures are preliminary" and
+    "Prepared by the Office of Research", which the first file's leave_out rules did not name, and both
+    reached the portal as rows with only the town filled."""
+    declared = {c.field_name for c in dataset.columns}
+    raw_data = [c for c in raw_columns if c not in ROW_COLUMNS]
+    data = [c for c in raw_data if c in declared]
+    if len(data) < 3:
+        return []
+    per_scan = scan_module.COLUMNS_PER_SCAN  # a rule reads the columns of its own scan (wide extracts)
+    start = raw_data.index(data[0]) // per_scan * per_scan
+    same_scan = set(raw_data[start : start + per_scan])
+    last = con.execute(f"SELECT max(_row) FROM {scan_ref}").fetchone()[0] or 0
+    others = " AND ".join(f"{quote_ident(c + TEXT_SUFFIX)} IS NULL" for c in data[1:] if c in same_scan)
+    if not others:
+        return []
+    first = quote_ident(data[0] + TEXT_SUFFIX)
+    broken = f"_row > {int(last) - NOTE_ROWS_AT_END} AND {others} AND regexp_matches({first}, {quote_literal(NOTE_TEXT_RE2)})"
+    phrase = (
+        f"look like a note, not data (near the end of the file, only '{data[0]}' filled, with text such as "
+        "'Note: ...'); leave such rows out with ingest.leave_out, e.g. {name: notes, column: "
+        f"{data[0]}, matches: '^(Note|Source|Prepared)'}}"
+    )
+    severity = dataset.validate.severities.get("types", Severity.ERROR)
+    return [Rule("types", "note_row", data[0], severity, phrase, broken)]
 
 
 def _scan(
@@ -474,6 +514,7 @@ def _validate(
     scan_ref = f"(SELECT *, NULL::BIGINT AS _line FROM {quote_ident(ordered_rows)})" if in_order else raw_ref
     raw_columns = _check_structure(con, dataset, raw_table, raw_ref, scan_ref)
     rules += _short_row_rules(con, dataset, raw_columns)
+    rules += _note_row_rules(con, dataset, raw_columns, scan_ref)
     valid_schema, valid_name = split_table_name(valid_table)
     _ensure_schema(con, valid_schema)
     valid_ref = _qualified(valid_schema, valid_name)

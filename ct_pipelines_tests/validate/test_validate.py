@@ -501,3 +501,31 @@ def test_the_quarantine_listing_names_each_rows_identifier(tmp_path, monkeypatch
     shown = CliRunner().invoke(main, ["validate", "quarantine", "deaths"])
     assert shown.exit_code == 0, shown.output
     assert "line 9 (row 8), id '18-0007': cod required: None" in shown.output
+
+
+def test_footnotes_a_later_delivery_adds_at_the_end_are_set_aside_not_published(tmp_path, monkeypatch):
+    """A helper's second file added "Note: FY 2023-24 figures are preliminary" and "Prepared by the Office
+    of Research" below the data; the first file's leave_out rules did not name them, and both reached the
+    portal as rows with only the town filled. A short first cell with the rest empty (a town with no
+    figures yet) is data, and is published."""
+    from ct_pipelines_tests.support.catalog_run import run_and_read_portal
+
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir()
+    towns = [f"Town {k:02d}" for k in range(45)]
+    lines = ["Town,Clients,Visits"] + [f"{t},{10 + k},{30 + 2 * k}" for k, t in enumerate(towns)]
+    lines += ["Union,,", "Note: FY 2023-24 figures are preliminary and may change.,,"]
+    lines += ["Prepared by the Office of Research and Evaluation,,"]
+    (tmp_path / "landing" / "programs.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (tmp_path / "catalog" / "programs.yaml").write_text(
+        "id: programs\ntitle: Program clients by town\ndescription: Clients and visits, by town.\n"
+        "agency: Department of Social Services\ncategory: Health and Human Services\n"
+        "update_frequency: Annually\ncontact: dss@ct.gov\ningest: {path: programs.csv}\n"
+        "columns: [{source: Town}, {source: Clients, type: integer}, {source: Visits, type: integer}]\n",
+        encoding="utf-8",
+    )
+    summary, ((_, rows),) = run_and_read_portal(tmp_path, tmp_path / "catalog", monkeypatch)
+    assert (summary.rows_in, summary.rows_set_aside, summary.rows_published) == (48, 2, 46)
+    assert sorted(r["town"] for r in rows) == sorted([*towns, "Union"])
+    (warning,) = [f for f in summary.failed_checks if "look like a note" in f]
+    assert "2 rows look like a note, not data (near the end of the file, only 'town' filled" in warning
