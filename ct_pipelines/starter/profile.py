@@ -31,7 +31,7 @@ from ct_pipelines.ingest.readers import (
     read_parquet_into,
 )
 from ct_pipelines.protect.pii import named_as_personal
-from ct_pipelines.validate.rules import cast_sql
+from ct_pipelines.validate.rules import EXACT_DIGITS, cast_sql
 
 # The catalog's type for codes whose leading zeros matter (ZIP, FIPS, district codes). Until the catalog
 # has a `code` type such columns are written as `text`, which also keeps the zeros.
@@ -161,8 +161,6 @@ def _names_periods(con: duckdb.DuckDBPyConnection, table: str, column: str) -> b
 #: The last word of a field named for an identifier (town_code, npi, account_number), not a quantity.
 _IDENTIFIER_WORDS = frozenset(["id", "code", "key", "npi", "fips", "uid", "guid", "identifier"])
 _NUMBER_WORDS = frozenset(["number", "num", "nbr"])
-#: Digits beyond which a number is not kept exactly (a 64-bit float holds 15 significant digits).
-EXACT_DIGITS = 15
 
 
 def _identifier(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str | None:

@@ -39,6 +39,8 @@ if TYPE_CHECKING:
     import pandera.pandas as pa
 
 TEXT_SUFFIX = "__text"
+EXACT_INTEGER = 2**53 - 1  # the largest whole number a 64-bit float (JSON in a browser) holds exactly
+EXACT_DIGITS = 15  # the significant digits a 64-bit float keeps
 SAMPLE_SIZE = 20
 
 # The Arrow type DuckDB gives each declared type's column (pyarrow's aliases).
@@ -276,6 +278,30 @@ def _type_rules(dataset: Dataset, column: Column, a_name: str, rule: RuleMaker) 
     for rule_name, anchored, phrase in hints:
         hinted = f"CASE WHEN {unparsed} THEN regexp_matches({text}, {anchored}) END"
         rules.append(rule("types", rule_name, phrase, hinted))
+    if column.type == ColumnType.INTEGER:  # an identifier typed integer: portals and browsers round it
+        rules.append(
+            rule(
+                "types",
+                "beyond_exact",
+                f"have {a_name} above {EXACT_INTEGER:,}, which portals and browsers round ({EXACT_INTEGER + 2:,} "
+                "reaches them as ...992); a number this long is an identifier: type the column `code` to "
+                "publish it as written",
+                f"abs({typed}) > {EXACT_INTEGER}",
+            )
+        )
+    if column.type == ColumnType.NUMBER:  # a 64-bit float keeps 15 significant digits
+        digits = f"regexp_replace(CASE WHEN contains({text}, '.') THEN rtrim({text}, '0') ELSE {text} END, '[^0-9]', '', 'g')"
+        rules.append(
+            rule(
+                "types",
+                "beyond_exact",
+                f"have {a_name} with more than {EXACT_DIGITS} significant digits, which a number column "
+                "rounds (12345678.123456789 is kept as 12345678.12345679); type the column `code` or `text` "
+                "to publish it as written",
+                f"CASE WHEN {typed} IS NOT NULL AND length({text}) > {EXACT_DIGITS} "
+                f"AND NOT regexp_matches({text}, '[eE]') THEN length(ltrim({digits}, '0')) > {EXACT_DIGITS} END",
+            )
+        )
     if column.type in (ColumnType.DATE, ColumnType.DATETIME):
         floor = date_floor(dataset, column)
         low = _sql_literal(floor if column.type == ColumnType.DATE else datetime.combine(floor, time()))

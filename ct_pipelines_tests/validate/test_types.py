@@ -266,3 +266,33 @@ def test_rows_sharing_a_row_identifier_with_other_values_are_all_set_aside_and_t
     ]
     published = {r["id"]: r["fee"] for r in portal_rows(portal, run.four_by_four)}
     assert len(published) == 100 and published["8"] == "108.5" and published["9"] == "109.5"
+
+
+def test_numbers_a_portal_would_round_are_set_aside_and_the_exact_ones_published(
+    tmp_path: Path, portal: LocalPortal
+):
+    """A helper's 19-digit account numbers typed integer reached the portal rounded (…993 as …992.0) and,
+    as the row identifier, 20 rows became 11; 12345678.123456789 typed number became 12345678.12345679.
+    Such values are set aside with what to change; values a portal keeps exactly are published."""
+    dataset = make_dataset(
+        "exact_numbers",
+        [{"source": "account", "type": "integer"}, {"source": "amount", "type": "number"}],
+    )
+    cells = [
+        ("9007199254740991", "12.5"),  # the largest exact integer; an ordinary amount
+        ("9007199254740993", "3"),
+        ("42", "12345678.123456789"),
+        ("43", "0.100000000000000000"),  # trailing zeros are not digits that matter
+        ("44", "-123456789012.345"),
+    ]
+    csv = "id,account,amount\n" + "".join(f"{i},{a},{m}\n" for i, (a, m) in enumerate(cells, start=1))
+    run = run_stages(tmp_path, portal, dataset, csv, publish=False)
+    quarantined = run.con.execute(
+        "SELECT _row, rule, reason FROM quarantine__exact_numbers ORDER BY _row"
+    ).fetchall()
+    assert [(row, rule) for row, rule, _ in quarantined] == [(2, "beyond_exact"), (3, "beyond_exact")]
+    assert "above 9,007,199,254,740,991, which portals and browsers round" in quarantined[0][2]
+    assert "type the column `code`" in quarantined[0][2]
+    assert "more than 15 significant digits" in quarantined[1][2]
+    kept = run.con.execute("SELECT account, amount FROM validate__exact_numbers ORDER BY _row").fetchall()
+    assert kept == [(9007199254740991, 12.5), (43, 0.1), (44, -123456789012.345)]
