@@ -19,6 +19,10 @@ SAMPLE_LANDING_DIR = SAMPLES_DIR / "landing"
 #: blocks, so the cap sets the peak: at 512 MB the 5M- and 20M-row benches ran as fast as at 768 MB and
 #: peaked at 850 and 961 MB (768 MB: 923 and 1,204 MB).
 DEFAULT_DUCKDB_MEMORY = "512MB"
+#: An instant (a time with an offset, a Parquet timestamp with a zone) is published as the wall time in
+#: this zone, since the portal keeps floating times. Named, not the machine's zone, so a server in UTC
+#: publishes what a desktop in Hartford does (a helper's re-run in another zone rewrote every row).
+PUBLISHED_TIME_ZONE = "America/New_York"
 #: A wide extract needs more: DuckDB's reader keeps each column's vectors for every thread, and a
 #: 3,000-column file needs 640 MB to load. Datasets declaring this many columns get WIDE_DUCKDB_MEMORY,
 #: unless their YAML (validate.budget.memory) or CT_PIPELINES_DUCKDB_MEMORY sets the cap.

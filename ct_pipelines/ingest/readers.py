@@ -16,6 +16,7 @@ from pathlib import Path
 
 import duckdb
 
+from ct_pipelines.core.settings import PUBLISHED_TIME_ZONE
 from ct_pipelines.core.sql import quote_ident, quote_literal
 from ct_pipelines.ingest.delimited import read_csv_into
 from ct_pipelines.ingest.errors import IngestError
@@ -188,12 +189,8 @@ def read_parquet_into(
     con: duckdb.DuckDBPyConnection, path: Path, table: str, names_for: NameMapper
 ) -> ReadResult:
     try:
-        source = [
-            r[0]
-            for r in con.execute(
-                f"DESCRIBE SELECT * FROM read_parquet({quote_literal(str(path))})"
-            ).fetchall()
-        ]
+        described = con.execute(f"DESCRIBE SELECT * FROM read_parquet({quote_literal(str(path))})").fetchall()
+        source = [r[0] for r in described]
     except duckdb.Error as exc:
         raise IngestError(
             path,
@@ -202,7 +199,8 @@ def read_parquet_into(
         ) from exc
     names = names_for(source)
     selected = ", ".join(
-        f"CAST({quote_ident(s)} AS VARCHAR) AS {quote_ident(n)}" for s, n in zip(source, names, strict=True)
+        f"{_parquet_value_as_text(quote_ident(s), str(kind))} AS {quote_ident(n)}"
+        for (s, kind, *_), n in zip(described, names, strict=True)
     )
     # No ORDER BY: each row carries its number, and DuckDB keeps the file's order when it writes a scan
     # (insertion order is preserved). Sorting 5M rows took 3-4 s of a 7 s read, spilling to disk.
@@ -212,6 +210,18 @@ def read_parquet_into(
     )
     rows = con.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
     return ReadResult(rows=rows, source_columns=source, field_names=names, format="parquet")
+
+
+def _parquet_value_as_text(column: str, kind: str) -> str:
+    """A Parquet value as text. An instant (timestamp with a zone) is the wall time in the published
+    zone: cast as it was, its text followed the machine's zone, and the same file re-read on a server in
+    New York rewrote all 30 rows of a helper's dataset. Nanoseconds are cut to microseconds, which the
+    datetime type reads (pandas writes nanoseconds, and every row was set aside)."""
+    if kind.upper() == "TIMESTAMP WITH TIME ZONE":
+        return f"CAST(timezone({quote_literal(PUBLISHED_TIME_ZONE)}, {column}) AS VARCHAR)"
+    if kind.upper() == "TIMESTAMP_NS":  # cut, not rounded: .123456789 is .123456
+        return f"regexp_replace(CAST({column} AS VARCHAR), '(\\.[0-9]{{6}})[0-9]+', '\\1')"
+    return f"CAST({column} AS VARCHAR)"
 
 
 def _no_records(path: Path, kind: str) -> IngestError:

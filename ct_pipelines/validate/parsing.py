@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from ct_pipelines.catalog.blocks.validate import DEFAULT_DATE_FLOOR, ValueFormat
 from ct_pipelines.catalog.models import Column, ColumnType, Dataset
+from ct_pipelines.core.settings import PUBLISHED_TIME_ZONE
 from ct_pipelines.core.sql import quote_literal
 
 # Without a declared format only these forms are read: a four-digit year is required, and month
@@ -139,6 +140,10 @@ def _declared_formats_sql(text: str, formats: list[str], pivot: int | None) -> s
     parts = []
     for fmt in formats:
         parsed = f"try_strptime({text}, {quote_literal(fmt)})"
+        if (
+            "%z" in fmt or "%Z" in fmt
+        ):  # an instant: its wall time where it is published (a type error before)
+            parsed = f"timezone({quote_literal(PUBLISHED_TIME_ZONE)}, {parsed})"
         if "%y" in fmt and pivot is not None:
             parsed = _with_pivot(parsed, pivot)
         if "%Y" in fmt:  # DuckDB's %Y takes '24' as the year 24: insist on four digits

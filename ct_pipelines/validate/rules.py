@@ -249,7 +249,8 @@ def _format_hints(column: Column, a_name: str) -> list[tuple[str, str, str]]:
             (
                 "time_zone",
                 ZONED_DATETIME,
-                f"have {a_name} with a time zone offset, which the portal cannot keep; "
+                f"have {a_name} with a time zone offset, which the portal cannot keep; declare the column's "
+                "format with %z (e.g. format: '%Y-%m-%dT%H:%M:%S%z') to publish them as Connecticut time, or "
                 "send local times without an offset",
             )
         )

@@ -442,6 +442,41 @@ def test_a_town_merged_down_over_its_rows_is_read_on_every_row_and_other_sheets_
     assert "read sheet 'By Town' only; the workbook also has '2023', '2022', not read" in result.notes[1]
 
 
+def test_parquet_instants_read_as_connecticut_wall_time_whatever_the_machines_zone(tmp_path, make_dataset):
+    """A helper's Parquet timestamps with a zone were read as text in the machine's zone: re-run on a
+    server in New York, all 30 rows were rewritten on the portal. pandas' nanosecond timestamps were set
+    aside by the datetime type. Both now read the same everywhere."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    stamps = [1710053999123456, 1735707599000000]  # 2024-03-10 06:59:59.123456Z, 2025-01-01 04:59:59Z
+    pq.write_table(
+        pa.table(
+            {
+                "Event ID": ["E1", "E2"],
+                "Reported At": pa.array(stamps, type=pa.timestamp("us", tz="UTC")),
+                "Logged At": pa.array([s * 1000 + 789 for s in stamps], type=pa.timestamp("ns")),
+            }
+        ),
+        tmp_path / "events.parquet",
+    )
+    read = {}
+    for zone in ("UTC", "Asia/Tokyo", "America/New_York"):
+        con = duckdb.connect()
+        con.execute(f"SET TimeZone = '{zone}'")
+        ingest_dataset(con, make_dataset("events.parquet"), tmp_path, run_id=zone, workdir=tmp_path / zone)
+        read[zone] = con.execute("SELECT reported_at, logged_at FROM ingest__sample ORDER BY _row").fetchall()
+    assert (
+        read["UTC"]
+        == read["Asia/Tokyo"]
+        == read["America/New_York"]
+        == [
+            ("2024-03-10 01:59:59.123456", "2024-03-10 06:59:59.123456"),
+            ("2024-12-31 23:59:59", "2025-01-01 04:59:59.000000"),
+        ]
+    )
+
+
 def test_json_without_records_is_refused(tmp_path, make_dataset):
     (tmp_path / "x.json").write_text("[]", encoding="utf-8")
     with pytest.raises(IngestError, match="x.json: the json file holds no records"):

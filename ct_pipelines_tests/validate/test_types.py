@@ -296,3 +296,22 @@ def test_numbers_a_portal_would_round_are_set_aside_and_the_exact_ones_published
     assert "more than 15 significant digits" in quarantined[1][2]
     kept = run.con.execute("SELECT account, amount FROM validate__exact_numbers ORDER BY _row").fetchall()
     assert kept == [(9007199254740991, 12.5), (43, 0.1), (44, -123456789012.345)]
+
+
+def test_times_with_an_offset_and_a_z_format_are_published_as_connecticut_wall_time(
+    tmp_path: Path, portal: LocalPortal
+):
+    """A helper declared `format: '%Y-%m-%dT%H:%M:%S%z'` for times sent with offsets, as the set-aside
+    reason asked; validation then stopped on "the typed table does not have the declared types"."""
+    dataset = make_dataset(
+        "zoned_times", [{"source": "at", "type": "datetime", "format": "%Y-%m-%dT%H:%M:%S%z"}]
+    )
+    cells = ["2024-03-10T01:30:00-05:00", "2024-03-10T07:30:00+00:00", "2024-07-04T12:00:00-04:00"]
+    csv = "id,at\n" + "".join(f"{i},{cell}\n" for i, cell in enumerate(cells, start=1))
+    run = run_stages(tmp_path, portal, dataset, csv)
+    assert not run.blocked and run.results["validate"].rows_set_aside == 0
+    assert [r["at"] for r in portal_rows(portal, run.four_by_four)] == [
+        "2024-03-10T01:30:00.000",
+        "2024-03-10T03:30:00.000",  # 07:30 UTC, after the change to daylight time
+        "2024-07-04T12:00:00.000",
+    ]
