@@ -273,6 +273,11 @@ def _cell_text(value: object, number_format: str | None = None) -> str | None:
         return None
     if isinstance(value, bool):
         return str(value)
+    if isinstance(value, int | float) and number_format and "%" in _LITERAL.sub("", number_format):
+        # Excel shows 0.793 formatted 0.0% as 79.3%; a typed "73.0%" beside it in the same column was
+        # published as 73 and the cell as 0.793, two scales in one column. Both are percent points now.
+        points = float(f"{value * 100:.12g}")
+        return f"{int(points) if points.is_integer() else points}%"
     if isinstance(value, float):
         value = float(f"{value:.15g}")
         if value.is_integer():

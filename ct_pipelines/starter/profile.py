@@ -58,6 +58,7 @@ class ColumnProfile:
     width: int | None = None  # a code's digits, zero-padded: ZIP codes stored as numbers (6810)
     period: bool = False  # text naming a period on every row (2025-01, FY2024): a time dimension
     identifier: str | None = None  # why numbers are typed code (an identifier's name, or too many digits)
+    percent: bool = False  # every value is a number with a % sign (73.0%): a number, format percent
 
 
 @dataclass
@@ -184,6 +185,17 @@ def _identifier(con: duckdb.DuckDBPyConnection, table: str, column: str) -> str 
     if named and (digits_only or exponent):
         return "named for an identifier"
     return None
+
+
+def _all_percent(con: duckdb.DuckDBPyConnection, table: str, column: str) -> bool:
+    """Whether every filled cell is a number followed by % (73.0%, 1,204.5 %): a number column read with
+    ``format: {percent: true}``, published in percent points."""
+    text = f"NULLIF(trim({quote_ident(column)}), '')"
+    filled, percents = con.execute(
+        f"SELECT count({text}), count_if(regexp_full_match({text}, '[+-]?[0-9][0-9,]*(\\.[0-9]+)?\\s*%')) "
+        f"FROM {table}"
+    ).fetchone()
+    return bool(filled) and filled == percents
 
 
 def _zip_width(con: duckdb.DuckDBPyConnection, table: str, column: str) -> int | None:
@@ -366,6 +378,8 @@ def profile_file(
         kind = CODE_TYPE if width else kind
         identifier = _identifier(con, table, name) if kind in ("integer", "number") else None
         kind = CODE_TYPE if identifier else kind
+        percent = kind == "text" and _all_percent(con, table, name)
+        kind = "number" if percent else kind
         short_years = kind == SHORT_YEAR_DATE
         kind = "date" if short_years else kind
         markers = _markers(con, table, name, read.rows - len(footer) - empty) if kind == "text" else None
@@ -388,6 +402,7 @@ def profile_file(
                     two_digit_year_span=span,
                     width=width,
                     identifier=identifier,
+                    percent=percent,
                 )
             )
     for column in columns:
@@ -464,6 +479,8 @@ def starter_yaml(profile: Profile, dataset_id: str | None = None) -> str:
         if column.width:
             entry["width"] = column.width
         entry["description"] = ""
+        if column.percent:
+            entry["format"] = {"percent": True}
         if column.two_digit_years:
             entry["format"] = {
                 "date": "%m/%d/%y",

@@ -1128,3 +1128,33 @@ def test_a_table_of_visits_gets_a_suggested_sum_and_an_unknown_count_name_a_hint
         in said
     )
     assert "measures: [{name: tally, agg: sum, column: tally}]" in said and "perhaps year" not in said
+
+
+def test_a_rate_column_mixing_excel_percent_cells_and_typed_percents_is_published_on_one_scale(
+    tmp_path: Path, monkeypatch
+):
+    """A helper's Rate column held Excel percent cells (0.793 shown as 79.3%) and typed text ("73.0%"):
+    the portal got 0.793 beside 73 in one column, and its average was 30.3 where the rates average 78."""
+    from openpyxl import Workbook
+
+    for folder in ("landing", "catalog"):
+        (tmp_path / folder).mkdir()
+    book = Workbook()
+    book.active.append(["Town", "Rate"])
+    rates = {"Hartford": 0.793, "Union": "73.0%", "Salem": 0.8455, "Lyme": "84.4 %", "Kent": 1}
+    for town, rate in rates.items():
+        book.active.append([town, rate])
+        if not isinstance(rate, str):
+            book.active.cell(book.active.max_row, 2).number_format = "0.0%"
+    book.save(tmp_path / "landing" / "rates.xlsx")
+    text = new_starter(tmp_path / "landing" / "rates.xlsx", tmp_path / "catalog" / "rates.yaml")
+    assert starter_columns(text)["Rate"] | {"description": ""} == {
+        "source": "Rate",
+        "type": "number",
+        "format": {"percent": True},
+        "description": "",
+    }
+    fill_todos(tmp_path / "catalog" / "rates.yaml")
+    _, _, records = run_filled_starter(tmp_path, tmp_path / "catalog", monkeypatch)
+    published = {r["town"]: float(r["rate"]) for r in records}
+    assert published == {"Hartford": 79.3, "Union": 73.0, "Salem": 84.55, "Lyme": 84.4, "Kent": 100.0}
