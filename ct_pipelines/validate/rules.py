@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     import pandera.pandas as pa
 
 TEXT_SUFFIX = "__text"
+EXCEL_DAY_NUMBER = r"[1-5][0-9]{4}(\.[0-9]+)?"  # Excel's day numbers for 1927 to 2173
 EXACT_INTEGER = 2**53 - 1  # the largest whole number a 64-bit float (JSON in a browser) holds exactly
 EXACT_DIGITS = 15  # the significant digits a 64-bit float keeps
 SAMPLE_SIZE = 20
@@ -244,6 +245,14 @@ def _format_hints(column: Column, a_name: str) -> list[tuple[str, str, str]]:
             "format, e.g. {date: '%m/%d/%y', pivot_year: 50}",
         )
     ]
+    hints.append(  # a General-format cell in a workbook's date column: a helper was told only "not a date"
+        (
+            "excel_day_number",
+            EXCEL_DAY_NUMBER,
+            f"have {a_name} written as an Excel day number (such as 45473 for 2024-06-30), from a cell "
+            "formatted General; ask the agency to format the column as a date in the workbook and send it again",
+        )
+    )
     if column.type == ColumnType.DATETIME:
         hints.append(
             (

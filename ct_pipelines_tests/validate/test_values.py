@@ -55,6 +55,24 @@ CASES: dict[str, tuple[dict[str, Any], list[str], list[Any], dict[int, str]]] = 
         [1234],
         {3: "fraction", 4: "decimal_comma", 5: "decimal_comma", 6: "type"},
     ),
+    "accounting_negatives": (  # a helper's net changes, "(1,368)", were set aside as not numbers
+        {"type": "integer"},
+        ["(1,368)", "-3069", "( 42 )", "(5", "(-3)", "()"],
+        [-1368, -3069, -42],
+        {5: "type", 6: "type", 7: "type"},
+    ),
+    "accounting_negative_money": (
+        {"type": "number"},
+        ["($1,234.50)", "$12.5", "(0.25)"],
+        [-1234.5, 12.5, -0.25],
+        {},
+    ),
+    "date_excel_day_number": (  # a General-format cell in a workbook: it says what to ask the agency
+        {"type": "date"},
+        ["45473", "2024-06-30"],
+        [date(2024, 6, 30)],
+        {2: "excel_day_number"},
+    ),
     "date_default": (
         {"type": "date"},
         [
