@@ -17,6 +17,7 @@ import duckdb
 
 from ct_pipelines.catalog.blocks.protect import ProtectConfig, ProtectMode, SuppressionConfig
 from ct_pipelines.catalog.models import Dataset
+from ct_pipelines.catalog.naming import is_state_label, is_total_label
 from ct_pipelines.core.outcomes import CheckOutcome, Severity
 from ct_pipelines.core.sql import quarantine_table, quote_ident, quote_qualified, stage_table
 from ct_pipelines.core.warehouse import relation_exists
@@ -37,7 +38,9 @@ from ct_pipelines.protect.sandbox import SqlShape, check_sql, run_confined
 from ct_pipelines.protect.specs import (  # noqa: F401 - privacy_check_specs re-exported
     AGGREGATE_ROWS_CHECK,
     SMALL_COUNTS_CHECK,
+    SOURCE_SUPPRESSION_CHECK,
     SUPPRESSION_AUDIT_CHECK,
+    has_source_suppression,
     privacy_check_specs,
     suppression_applies,
 )
@@ -276,9 +279,103 @@ def privacy_outcomes(
         outcomes.append(suppression_audit_outcome(result.suppressions, result.notes))
     else:
         outcomes.append(small_counts_outcome(con, dataset, result.target_table))
+    if dataset.protect.mode == ProtectMode.ROWS and has_source_suppression(dataset):
+        outcomes.append(source_suppression_outcome(con, result.target_table))
     if dataset.protect.mode != ProtectMode.ROWS:
         outcomes.append(aggregate_rows_outcome(con, dataset, result.summed_columns))
     return outcomes
+
+
+def source_suppression_outcome(con: duckdb.DuckDBPyConnection, table: str) -> CheckOutcome:
+    """The source hid small counts ('*'), but the table it published would give some back: a helper's
+    births by town and race carried a Total column, and Canaan's 2,368 less its three shown groups gave
+    3 Black mothers; a Statewide row less the towns gave another. A count is recoverable when it is the
+    only hidden one in a row beside a column that totals the row's counts (on every row with none
+    hidden), or the only hidden one in its column below a row labelled as a total."""
+    types = column_types(con, table)
+    counts = [c for c in types if f"{c}_suppressed" in types and not _is_text_type(types[c])]
+    found: list[str] = []
+    if counts:
+        hidden_in_row = " + ".join(
+            f"coalesce({quote_ident(c + '_suppressed')}, false)::INTEGER" for c in counts
+        )
+        shown_sum = " + ".join(f"coalesce({quote_ident(c)}, 0)" for c in counts)
+        for total in (c for c, t in types.items() if c not in counts and _is_number_type(t)):
+            t = quote_ident(total)
+            checked, agreeing, recoverable = con.execute(
+                f"SELECT count_if({hidden_in_row} = 0 AND {t} IS NOT NULL), "
+                f"count_if({hidden_in_row} = 0 AND {t} = {shown_sum}), "
+                f"count_if({hidden_in_row} = 1 AND {t} IS NOT NULL) FROM {quote_ident(table)}"
+            ).fetchone()
+            # a total by its values (on rows with nothing hidden), or by its name where every row hides some
+            named = re.search(r"(^|_)(total|totals|all|overall)(_|$)", total) is not None
+            if agreeing == checked and (checked >= 2 or named) and recoverable:
+                found.append(f"{recoverable:,} from column '{total}', which totals {', '.join(counts)}")
+        labels = [c for c, t in types.items() if _is_text_type(t)]
+        # the rows a total row adds up: those sharing its other categories (year, race in a long table)
+        periods = [
+            c
+            for c, t in types.items()
+            if c not in counts and re.search(r"(^|_)(year|month|fy|period)(_|$)", c)
+        ]
+        periods += [c for c, t in types.items() if t.upper().startswith(("DATE", "TIMESTAMP"))]
+        for label in labels:
+            values = con.execute(
+                f"SELECT DISTINCT {quote_ident(label)} FROM {quote_ident(table)} WHERE {quote_ident(label)} IS NOT NULL"
+            ).fetchall()
+            totals = [
+                v for (v,) in values if is_total_label(str(v)) or (is_state_label(str(v)) and len(values) > 1)
+            ]
+            if len(totals) != 1:
+                continue
+            groups = [quote_ident(c) for c in [*labels, *periods] if c != label]
+            by = f" GROUP BY {', '.join(groups)}" if groups else ""
+            lab = quote_ident(label)
+            for count in counts:
+                flag, value = quote_ident(count + "_suppressed"), quote_ident(count)
+                recoverable = con.execute(
+                    f"SELECT count(*) FROM (SELECT count_if(coalesce({flag}, false) AND {lab} IS DISTINCT FROM ?) AS hidden, "
+                    f"count_if({lab} = ? AND {value} IS NOT NULL) AS shown FROM {quote_ident(table)}{by}) "
+                    "WHERE hidden = 1 AND shown = 1",
+                    [totals[0], totals[0]],
+                ).fetchone()[0]
+                if recoverable:
+                    found.append(
+                        f"{recoverable:,} in column '{count}', from the '{totals[0]}' rows of {label}"
+                    )
+    if not found:
+        return CheckOutcome(
+            SOURCE_SUPPRESSION_CHECK,
+            True,
+            Severity.ERROR,
+            "No count the source suppressed can be worked out from a published total.",
+        )
+    summary = (
+        f"counts the source suppressed could be worked out from the published totals ({'; '.join(found)}), "
+        "so nothing was published; leave the total column out of the dataset's columns (or leave the total "
+        "row out with ingest.leave_out), or ask the agency to suppress a second cell in each such row or "
+        "column"
+    )
+    return CheckOutcome(SOURCE_SUPPRESSION_CHECK, False, Severity.ERROR, summary, {"recoverable": found})
+
+
+def _is_text_type(kind: str) -> bool:
+    return kind.upper().startswith("VARCHAR")
+
+
+def _is_number_type(kind: str) -> bool:
+    base = kind.upper().split("(")[0]
+    return base in {
+        "TINYINT",
+        "SMALLINT",
+        "INTEGER",
+        "BIGINT",
+        "HUGEINT",
+        "DOUBLE",
+        "FLOAT",
+        "DECIMAL",
+        "REAL",
+    }
 
 
 def aggregate_rows_outcome(

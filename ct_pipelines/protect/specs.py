@@ -13,6 +13,14 @@ PII_SCAN_CHECK = "pii_scan"
 SUPPRESSION_AUDIT_CHECK = "suppression_audit"
 SMALL_COUNTS_CHECK = "small_counts_unsuppressed"
 AGGREGATE_ROWS_CHECK = "aggregate_counts_every_row"
+SOURCE_SUPPRESSION_CHECK = "source_suppression_holds"
+
+
+def has_source_suppression(dataset: Dataset) -> bool:
+    """Whether any column may hold cells the source suppressed ('*'), from the YAML alone."""
+    if dataset.validate.suppressed_values:
+        return any(c.type.value in ("integer", "number") for c in dataset.columns)
+    return any(c.suppressed_values for c in dataset.columns)
 
 
 def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
@@ -41,6 +49,15 @@ def privacy_check_specs(dataset: Dataset) -> list[CheckSpec]:
                 "students, ...) is published with counts from 1 to the suppression threshold: a table of "
                 "counts is published as an aggregate with suppression (a warning, since a name can mislead).",
                 blocking=False,
+            )
+        )
+    if dataset.protect.mode == ProtectMode.ROWS and has_source_suppression(dataset):
+        specs.append(
+            CheckSpec(
+                SOURCE_SUPPRESSION_CHECK,
+                "No count the source suppressed ('*') can be worked out from a published total: a Total "
+                "column beside one hidden count in a row, or a total row above one hidden count in a column.",
+                blocking=True,
             )
         )
     if dataset.protect.mode != ProtectMode.ROWS:  # a declarative aggregate or a SQL file's

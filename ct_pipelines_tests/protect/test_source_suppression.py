@@ -101,3 +101,53 @@ def test_the_same_export_without_suppressed_cells_publishes_sums_equal_to_the_fi
     expected = {race: sum(int(r[2][i]) for r in rows) for i, race in enumerate(RACES)}
     expected["Total"] = sum(expected.values())
     assert {r["race"]: int(r["students"]) for r in records} == expected  # 3 + 9 >= 5: nothing hidden
+
+
+def _births(con, rows: list[tuple]) -> str:
+    con.execute(
+        "CREATE OR REPLACE TABLE births (town VARCHAR, hispanic BIGINT, white BIGINT, black BIGINT, total BIGINT, "
+        "hispanic_suppressed BOOLEAN, white_suppressed BOOLEAN, black_suppressed BOOLEAN)"
+    )
+    for town, *counts, total in rows:
+        flags = [c is None for c in counts]
+        con.execute("INSERT INTO births VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [town, *counts, total, *flags])
+    return "births"
+
+
+def test_a_total_column_beside_one_hidden_count_in_a_row_stops_the_publish():
+    """A helper's births by town carried the file's Total column: Canaan's 2,368 less its shown groups gave
+    3 Black mothers the source had hidden as '*'; 5 of 13 hidden cells came back."""
+    import duckdb
+
+    from ct_pipelines.protect.published import source_suppression_outcome
+
+    con = duckdb.connect()
+    rows = [("Canaan", 768, 818, None, 1589), ("Bethel", 36, None, None, 939), ("Ansonia", None, 12, 40, 55)]
+    outcome = source_suppression_outcome(con, _births(con, rows))
+    assert not outcome.passed and outcome.blocks
+    assert "(2 from column 'total', which totals hispanic, white, black)" in outcome.summary
+    assert "leave the total column out of the dataset's columns" in outcome.summary
+    two_hidden = [("Canaan", 768, None, None, 1589), ("Bethel", None, 36, None, 939)]
+    assert source_suppression_outcome(con, _births(con, two_hidden)).passed
+
+
+def test_a_statewide_row_above_one_hidden_count_in_a_group_stops_the_publish():
+    """A helper's ED visits by town, year and race: the Statewide row less the shown towns gave back Union's
+    4 Black visits in 2021. In 2022 two towns hide a count, and neither can be worked out."""
+    import duckdb
+
+    from ct_pipelines.protect.published import source_suppression_outcome
+
+    con = duckdb.connect()
+    con.execute(
+        "CREATE TABLE visits (town VARCHAR, year BIGINT, race VARCHAR, visits BIGINT, visits_suppressed BOOLEAN)"
+    )
+    data = [
+        ("Hartford", 2021, "Black", 40), ("Union", 2021, "Black", None), ("Statewide", 2021, "Black", 44),
+        ("Hartford", 2022, "Black", None), ("Union", 2022, "Black", None), ("Statewide", 2022, "Black", 50),
+        ("Hartford", 2021, "White", 70), ("Union", 2021, "White", 9), ("Statewide", 2021, "White", 79),
+    ]  # fmt: skip
+    con.executemany("INSERT INTO visits VALUES (?, ?, ?, ?, ?)", [(*r, r[3] is None) for r in data])
+    outcome = source_suppression_outcome(con, "visits")
+    assert not outcome.passed
+    assert "(1 in column 'visits', from the 'Statewide' rows of town)" in outcome.summary
