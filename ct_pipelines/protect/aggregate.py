@@ -44,7 +44,7 @@ def column_types(con: duckdb.DuckDBPyConnection, table: str) -> dict[str, str]:
     return {row[0]: str(row[1]) for row in con.execute(f"DESCRIBE {q(table)}").fetchall()}
 
 
-def _is_text(column_type: str) -> bool:
+def is_text_column(column_type: str) -> bool:
     return column_type.upper().startswith("VARCHAR")
 
 
@@ -86,7 +86,7 @@ def time_columns(con: duckdb.DuckDBPyConnection, view: str, types: dict[str, str
     taken at different times: a helper's enrollment by month, kept as text, published a "Total" month
     of 57,559 members where each month had about 19,000."""
     found = {c for c, t in types.items() if _is_time(t) and not c.startswith("_")}
-    text = [c for c, t in types.items() if _is_text(t) and not c.startswith("_")]
+    text = [c for c, t in types.items() if is_text_column(t) and not c.startswith("_")]
     years = [
         c
         for c, t in types.items()
@@ -120,7 +120,7 @@ def _declared(aggregate: AggregateConfig, dim: str) -> bool:
 
 def key_sql(name: str, column_type: str, margin_dims: Sequence[str]) -> str:
     """A dimension as a text key for pandas; typed values keep a marker for missing so they round-trip."""
-    missing = NOT_REPORTED if name in margin_dims or _is_text(column_type) else _NULL_KEY
+    missing = NOT_REPORTED if name in margin_dims or is_text_column(column_type) else _NULL_KEY
     return f"COALESCE(CAST({q(name)} AS VARCHAR), '{missing}') AS {q(name)}"
 
 
@@ -281,7 +281,7 @@ def refuse_sums_over_total_rows(
     columns = [
         c
         for c, t in types.items()
-        if _is_text(t) and (c not in dims or c in margins) and not c.startswith("_")
+        if is_text_column(t) and (c not in dims or c in margins) and not c.startswith("_")
     ]
     if not columns:
         return
@@ -337,7 +337,7 @@ def _dimension_sql(name: str, column_type: str, totalled: bool, label: str | Non
         if label is not None:
             text = f"CASE WHEN grouping({q(name)}) = 1 THEN '{label}' ELSE {text} END"
         return f"{text} AS {q(name)}"
-    if _is_text(column_type):
+    if is_text_column(column_type):
         return f"COALESCE({q(name)}, '{NOT_REPORTED}') AS {q(name)}"
     return q(name)
 
@@ -602,7 +602,7 @@ def _write_typed(
     for column in frame.columns:
         if column in counts:
             select.append(f"CAST({q(column)} AS BIGINT) AS {q(column)}")
-        elif column in margin_dims or column not in types or _is_text(types[column]):
+        elif column in margin_dims or column not in types or is_text_column(types[column]):
             select.append(q(column))
         elif column in dims:
             value = f"NULLIF(CAST({q(column)} AS VARCHAR), '{_NULL_KEY}')"

@@ -25,6 +25,7 @@ from ct_pipelines.protect.aggregate import (
     NOT_REPORTED,
     build_aggregate,
     column_types,
+    is_text_column,
     refuse_figures_over_source_suppression,
     suppress_table,
 )
@@ -293,7 +294,7 @@ def source_suppression_outcome(con: duckdb.DuckDBPyConnection, table: str) -> Ch
     only hidden one in a row beside a column that totals the row's counts (on every row with none
     hidden), or the only hidden one in its column below a row labelled as a total."""
     types = column_types(con, table)
-    counts = [c for c in types if f"{c}_suppressed" in types and not _is_text_type(types[c])]
+    counts = [c for c in types if f"{c}_suppressed" in types and not is_text_column(types[c])]
     found: list[str] = []
     if counts:
         hidden_in_row = " + ".join(
@@ -311,7 +312,7 @@ def source_suppression_outcome(con: duckdb.DuckDBPyConnection, table: str) -> Ch
             named = re.search(r"(^|_)(total|totals|all|overall)(_|$)", total) is not None
             if agreeing == checked and (checked >= 2 or named) and recoverable:
                 found.append(f"{recoverable:,} from column '{total}', which totals {', '.join(counts)}")
-        labels = [c for c, t in types.items() if _is_text_type(t)]
+        labels = [c for c, t in types.items() if is_text_column(t)]
         # the rows a total row adds up: those sharing its other categories (year, race in a long table)
         periods = [
             c
@@ -359,23 +360,9 @@ def source_suppression_outcome(con: duckdb.DuckDBPyConnection, table: str) -> Ch
     return CheckOutcome(SOURCE_SUPPRESSION_CHECK, False, Severity.ERROR, summary, {"recoverable": found})
 
 
-def _is_text_type(kind: str) -> bool:
-    return kind.upper().startswith("VARCHAR")
-
-
 def _is_number_type(kind: str) -> bool:
     base = kind.upper().split("(")[0]
-    return base in {
-        "TINYINT",
-        "SMALLINT",
-        "INTEGER",
-        "BIGINT",
-        "HUGEINT",
-        "DOUBLE",
-        "FLOAT",
-        "DECIMAL",
-        "REAL",
-    }
+    return base in _INTEGER_TYPES or base in ("DOUBLE", "FLOAT", "REAL", "DECIMAL")
 
 
 def aggregate_rows_outcome(
