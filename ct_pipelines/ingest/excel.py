@@ -130,13 +130,6 @@ def _sheet_rows(
 _MERGE_CELL = re.compile(rb'<(?:\w+:)?mergeCell\b[^>]*?\bref="([A-Z]{1,3})([0-9]+):([A-Z]{1,3})([0-9]+)"')
 
 
-def _column_number(letters: bytes) -> int:
-    number = 0
-    for letter in letters:
-        number = number * 26 + letter - 64
-    return number
-
-
 def _merged_ranges(worksheet: Any) -> list[tuple[int, int, int, int]]:
     """The sheet's merged ranges spanning several rows, as (first row, last row, first column, last
     column), 1-based; read from the sheet's XML, since openpyxl's read-only mode does not keep them."""
@@ -150,8 +143,10 @@ def _merged_ranges(worksheet: Any) -> list[tuple[int, int, int, int]]:
             if b"mergeCell" in data:
                 found += [m.groups() for m in _MERGE_CELL.finditer(data)]
             tail = data[-256:] if b"<" not in data[-256:] else data[data.rfind(b"<") :]
+    from openpyxl.utils import column_index_from_string
+
     ranges = {
-        (int(r1), int(r2), _column_number(c1), _column_number(c2))
+        (int(r1), int(r2), column_index_from_string(c1.decode()), column_index_from_string(c2.decode()))
         for c1, r1, c2, r2 in found
         if int(r2) > int(r1)
     }

@@ -42,6 +42,7 @@ DEFAULT_FORMAT = ValueFormat()
 DECIMAL_COMMA = r"[+-]?[0-9]{1,3}(\.[0-9]{3})*,[0-9]+"
 FRACTION = r"[+-]?\$?[0-9][0-9,]*\.[0-9]+"  # digits after the point: a number, but not a whole one
 AMBIGUOUS_DATE = r"[0-9]{1,2}[/.-][0-9]{1,2}[/.-][0-9]{2}( .*)?"
+EXCEL_DAY_NUMBER = r"[1-5][0-9]{4}(\.[0-9]+)?"  # Excel's day numbers for 1927 to 2173
 ZONED_DATETIME = ISO_DATETIME + r" ?(Z|[+-][0-9]{2}:?[0-9]{2})"
 
 

@@ -27,6 +27,7 @@ from ct_pipelines.validate.custom_checks import get_check
 from ct_pipelines.validate.parsing import (
     AMBIGUOUS_DATE,
     DECIMAL_COMMA,
+    EXCEL_DAY_NUMBER,
     FRACTION,
     ZONED_DATETIME,
     cast_sql,  # noqa: F401 - re-exported for the starter's profiler
@@ -39,7 +40,6 @@ if TYPE_CHECKING:
     import pandera.pandas as pa
 
 TEXT_SUFFIX = "__text"
-EXCEL_DAY_NUMBER = r"[1-5][0-9]{4}(\.[0-9]+)?"  # Excel's day numbers for 1927 to 2173
 EXACT_INTEGER = 2**53 - 1  # the largest whole number a 64-bit float (JSON in a browser) holds exactly
 EXACT_DIGITS = 15  # the significant digits a 64-bit float keeps
 SAMPLE_SIZE = 20
